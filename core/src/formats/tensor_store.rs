@@ -1,0 +1,212 @@
+//! `TensorStore`: the common view of every weight file (`.ckpt`, `.pt`, `.safetensors`):
+//! a name → tensor-location map over a `ByteSource`. Nothing is read until asked for, so a
+//! 4 GB checkpoint costs only its index in memory.
+
+use crate::error::{Error, Result};
+use crate::io::ByteSource;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F64,
+    F32,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+    /// Name as safetensors writes it.
+    pub fn safetensors_name(self) -> &'static str {
+        match self {
+            DType::F64 => "F64",
+            DType::F32 => "F32",
+            DType::F16 => "F16",
+            DType::BF16 => "BF16",
+            DType::I64 => "I64",
+            DType::I32 => "I32",
+            DType::I16 => "I16",
+            DType::I8 => "I8",
+            DType::U8 => "U8",
+            DType::Bool => "BOOL",
+        }
+    }
+    /// Decode one little-endian element to f32 (integers convert by value).
+    pub fn to_f32(self, b: &[u8]) -> f32 {
+        match self {
+            DType::F64 => f64::from_le_bytes(b[..8].try_into().unwrap()) as f32,
+            DType::F32 => f32::from_le_bytes(b[..4].try_into().unwrap()),
+            DType::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+            DType::BF16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+            DType::I64 => i64::from_le_bytes(b[..8].try_into().unwrap()) as f32,
+            DType::I32 => i32::from_le_bytes(b[..4].try_into().unwrap()) as f32,
+            DType::I16 => i16::from_le_bytes([b[0], b[1]]) as f32,
+            DType::I8 => b[0] as i8 as f32,
+            DType::U8 | DType::Bool => b[0] as f32,
+        }
+    }
+}
+
+/// Where one tensor lives inside its file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    /// Strides in elements (torch semantics); contiguous row-major for safetensors.
+    pub strides: Vec<usize>,
+    /// Absolute byte offset in the file of the tensor's element [0, 0, ...].
+    pub offset: u64,
+    /// Byte range of the whole backing storage, to bound strided reads.
+    pub storage_start: u64,
+    pub storage_len: u64,
+}
+
+impl TensorInfo {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_contiguous(&self) -> bool {
+        let mut expect = 1usize;
+        for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
+            if d != 1 && s != expect {
+                return false;
+            }
+            expect *= d;
+        }
+        true
+    }
+    /// Contiguous row-major strides for `shape`.
+    pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+        let mut strides = vec![1usize; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * shape[i + 1];
+        }
+        strides
+    }
+}
+
+/// Every tensor of one file, by dotted name, plus string metadata (safetensors
+/// `__metadata__`, or non-tensor scalars/strings of a pickle flattened to text).
+pub struct TensorStore {
+    source: Arc<dyn ByteSource>,
+    tensors: BTreeMap<String, TensorInfo>,
+    metadata: BTreeMap<String, String>,
+}
+
+impl TensorStore {
+    pub fn new(
+        source: Arc<dyn ByteSource>,
+        tensors: BTreeMap<String, TensorInfo>,
+        metadata: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            source,
+            tensors,
+            metadata,
+        }
+    }
+
+    /// File name for messages.
+    pub fn name(&self) -> &str {
+        self.source.name()
+    }
+    pub fn source(&self) -> &Arc<dyn ByteSource> {
+        &self.source
+    }
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(|s| s.as_str())
+    }
+    pub fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
+        &self.tensors
+    }
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+    pub fn get(&self, key: &str) -> Option<&TensorInfo> {
+        self.tensors.get(key)
+    }
+    pub fn contains(&self, key: &str) -> bool {
+        self.tensors.contains_key(key)
+    }
+    pub fn info(&self, key: &str) -> Result<&TensorInfo> {
+        self.tensors.get(key).ok_or_else(|| Error::MissingKey {
+            file: self.name().to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// The tensor's elements in row-major order, converted to f32 (strided views resolved).
+    pub fn read_f32(&self, key: &str) -> Result<Vec<f32>> {
+        let info = self.info(key)?;
+        let (dtype, bytes) = self.read_contiguous_bytes(key, info)?;
+        let es = dtype.size();
+        Ok(bytes.chunks_exact(es).map(|c| dtype.to_f32(c)).collect())
+    }
+
+    /// The tensor's raw little-endian bytes in row-major order, in its stored dtype.
+    pub fn read_raw(&self, key: &str) -> Result<(DType, Vec<u8>)> {
+        let info = self.info(key)?;
+        self.read_contiguous_bytes(key, info)
+    }
+
+    fn read_contiguous_bytes(&self, key: &str, info: &TensorInfo) -> Result<(DType, Vec<u8>)> {
+        let es = info.dtype.size();
+        let n = info.numel();
+        if n == 0 {
+            return Ok((info.dtype, Vec::new()));
+        }
+        // Highest element touched, to bound the read inside the storage.
+        let max_elem: usize = info
+            .shape
+            .iter()
+            .zip(&info.strides)
+            .map(|(&d, &s)| (d - 1) * s)
+            .sum();
+        let span = (max_elem + 1) * es;
+        let storage_end = info.storage_start + info.storage_len;
+        if info.offset < info.storage_start || info.offset + span as u64 > storage_end {
+            return Err(Error::format(
+                self.name(),
+                format!("tensor `{key}` reaches outside its storage"),
+            ));
+        }
+        if info.is_contiguous() {
+            return Ok((info.dtype, self.source.read_vec(info.offset, n * es)?));
+        }
+        let raw = self.source.read_vec(info.offset, span)?;
+        let mut out = Vec::with_capacity(n * es);
+        let mut idx = vec![0usize; info.shape.len()];
+        for _ in 0..n {
+            let e: usize = idx.iter().zip(&info.strides).map(|(i, s)| i * s).sum();
+            out.extend_from_slice(&raw[e * es..(e + 1) * es]);
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < info.shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok((info.dtype, out))
+    }
+}

@@ -1,0 +1,1 @@
+//! A1111 infotext ("parameters") and PNG text chunks.

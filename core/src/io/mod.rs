@@ -1,0 +1,3 @@
+//! Random-access reading of model files.
+pub mod byte_source;
+pub use byte_source::{ByteSource, MemorySource, MmapSource};

@@ -1,0 +1,16 @@
+//! easel-core: everything about Stable Diffusion 1.x that is not swappable — the file
+//! formats (`.ckpt`, `.safetensors`, LDM yaml, PNG infotext), the prompt language and CLIP
+//! tokenizer, torch-compatible noise, the three networks (generic over [`Backend`]), the
+//! plugin traits (sampler, attention hook, VAE) and the txt2img pipeline.
+
+pub mod backend;
+pub mod error;
+pub mod formats;
+pub mod infotext;
+pub mod io;
+pub mod nn;
+pub mod noise;
+pub mod text;
+
+pub use backend::Backend;
+pub use error::{Error, Result};

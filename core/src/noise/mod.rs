@@ -1,0 +1,1 @@
+//! Torch-compatible noise generators.

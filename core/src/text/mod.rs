@@ -1,0 +1,1 @@
+//! Prompt language and CLIP tokenization.
