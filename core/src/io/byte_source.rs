@@ -28,7 +28,10 @@ fn check_range(name: &str, total: u64, offset: u64, len: usize) -> Result<()> {
         Some(end) if end <= total => Ok(()),
         _ => Err(Error::format(
             name,
-            format!("file is truncated: wanted bytes {offset}..{} but it has {total}", offset.saturating_add(len as u64)),
+            format!(
+                "file is truncated: wanted bytes {offset}..{} but it has {total}",
+                offset.saturating_add(len as u64)
+            ),
         )),
     }
 }
