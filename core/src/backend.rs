@@ -45,7 +45,13 @@ pub trait Backend {
     /// Concatenate along `dim`.
     fn concat(&self, xs: &[&Self::Tensor], dim: usize) -> Result<Self::Tensor>;
     /// `len` entries of `dim` starting at `start`.
-    fn narrow(&self, x: &Self::Tensor, dim: usize, start: usize, len: usize) -> Result<Self::Tensor>;
+    fn narrow(
+        &self,
+        x: &Self::Tensor,
+        dim: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<Self::Tensor>;
 
     // ---- elementwise ---------------------------------------------------------------
     /// `a + b`, same shapes.
@@ -66,7 +72,12 @@ pub trait Backend {
 
     // ---- layers --------------------------------------------------------------------
     /// `x[..., in] · wᵀ + b` with `w: [out, in]`.
-    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>) -> Result<Self::Tensor>;
+    fn linear(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor>;
     /// 2-D convolution, square kernel from `w: [out, in, k, k]`, symmetric zero padding.
     fn conv2d(
         &self,
@@ -87,7 +98,13 @@ pub trait Backend {
         silu: bool,
     ) -> Result<Self::Tensor>;
     /// Layer norm over the last dim.
-    fn layer_norm(&self, x: &Self::Tensor, gamma: &Self::Tensor, beta: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
+    fn layer_norm(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f32,
+    ) -> Result<Self::Tensor>;
     /// Multi-head scaled dot-product attention: `q: [N, Lq, H·D]`, `k, v: [N, Lk, H·D]`,
     /// result `[N, Lq, H·D]`; scale `1/√D`; `causal` masks keys after the query position.
     fn attention(

@@ -71,7 +71,9 @@ impl<'a> Weights<'a> {
     }
     /// Stored shape of `name`, if present.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.store.get(&self.stored_key(name)).map(|i| i.shape.clone())
+        self.store
+            .get(&self.stored_key(name))
+            .map(|i| i.shape.clone())
     }
     /// Stored shape of `name`, or a missing-key error.
     pub fn require_shape(&self, name: &str) -> Result<Vec<usize>> {

@@ -1,8 +1,22 @@
 //! The SD1.x networks, written once over `Backend`.
+pub mod clip;
 pub mod config;
 pub mod hook;
+pub mod infer;
+pub mod layers;
 pub mod loader;
+pub mod resnet;
+pub mod synthetic;
+pub mod timestep;
+pub mod transformer;
+pub mod unet;
+pub mod vae;
 
+pub use clip::ClipTextEncoder;
 pub use config::{ClipConfig, ModelConfig, UNetConfig, VaeConfig};
 pub use hook::AttentionHook;
+pub use infer::{infer_clip_config, infer_unet_config, infer_vae_config};
 pub use loader::Weights;
+pub use synthetic::random_weights;
+pub use unet::UNet;
+pub use vae::AutoencoderKl;

@@ -1,1 +1,244 @@
-//! Candle backend.
+//! Easel's [`Backend`] on candle-core: f32 compute on the CPU (CUDA with the `cuda`
+//! feature). Convolutions and matrix products are candle's own (im2col + gemm); the
+//! operations candle-core lacks or runs single-threaded (softmax, group/layer norm, GEGLU)
+//! have CPU kernels of their own in [`ops`], with a composition of candle ops as the path
+//! for other devices.
+
+pub mod ops;
+
+use candle_core::{DType, Device, Tensor};
+use easel_core::backend::Backend;
+use easel_core::{Error, Result};
+
+/// Converts a candle error into Easel's backend error, keeping candle's message.
+pub(crate) fn backend_err(e: candle_core::Error) -> Error {
+    Error::Backend(e.to_string())
+}
+
+/// Extension to turn `candle_core::Result<T>` into `easel_core::Result<T>` with `?`.
+pub(crate) trait CandleResultExt<T> {
+    fn be(self) -> Result<T>;
+}
+
+impl<T> CandleResultExt<T> for candle_core::Result<T> {
+    fn be(self) -> Result<T> {
+        self.map_err(backend_err)
+    }
+}
+
+/// A candle device with Easel's operations on it.
+#[derive(Clone, Debug)]
+pub struct CandleBackend {
+    device: Device,
+    /// Upper bound, in bytes, of one attention score block (queries are processed in chunks
+    /// so that `batch · heads · chunk · Lk · 4` stays below it).
+    attention_block_bytes: usize,
+}
+
+/// 256 MiB: at 512×512 the first UNet attention has 4096×4096 scores per head, which would
+/// be 1 GiB per image for 8 heads; this keeps the working set bounded.
+pub const DEFAULT_ATTENTION_BLOCK_BYTES: usize = 256 << 20;
+
+impl CandleBackend {
+    /// The CPU (all cores, through candle's rayon pool).
+    pub fn cpu() -> Self {
+        Self::on(Device::Cpu)
+    }
+
+    /// CUDA device `ordinal`.
+    #[cfg(feature = "cuda")]
+    pub fn cuda(ordinal: usize) -> Result<Self> {
+        Ok(Self::on(Device::new_cuda(ordinal).be()?))
+    }
+
+    /// Any candle device.
+    pub fn on(device: Device) -> Self {
+        Self {
+            device,
+            attention_block_bytes: DEFAULT_ATTENTION_BLOCK_BYTES,
+        }
+    }
+
+    /// Change the attention score-block budget (tests use a tiny one to exercise chunking).
+    pub fn with_attention_block_bytes(mut self, bytes: usize) -> Self {
+        self.attention_block_bytes = bytes.max(1);
+        self
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+fn check_same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.dims() != b.dims() {
+        return Err(Error::Backend(format!(
+            "{op}: shapes differ: {:?} vs {:?}",
+            a.dims(),
+            b.dims()
+        )));
+    }
+    Ok(())
+}
+
+impl Backend for CandleBackend {
+    type Tensor = Tensor;
+
+    fn name(&self) -> String {
+        match &self.device {
+            Device::Cpu => format!("candle cpu ({} threads)", candle_core::utils::get_num_threads()),
+            Device::Cuda(_) => "candle cuda".to_string(),
+            Device::Metal(_) => "candle metal".to_string(),
+        }
+    }
+
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::Backend(format!(
+                "upload: {} values for shape {shape:?}",
+                data.len()
+            )));
+        }
+        Tensor::from_slice(data, shape, &self.device).be()
+    }
+
+    fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
+        t.flatten_all()
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .be()
+    }
+
+    fn shape(&self, t: &Tensor) -> Vec<usize> {
+        t.dims().to_vec()
+    }
+
+    fn reshape(&self, t: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        t.reshape(shape).be()
+    }
+
+    fn nchw_to_nlc(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4().be()?;
+        x.reshape((n, c, h * w))
+            .and_then(|t| t.transpose(1, 2))
+            .and_then(|t| t.contiguous())
+            .be()
+    }
+
+    fn nlc_to_nchw(&self, x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+        let (n, l, c) = x.dims3().be()?;
+        if l != h * w {
+            return Err(Error::Backend(format!(
+                "nlc_to_nchw: sequence length {l} is not {h}×{w}"
+            )));
+        }
+        x.transpose(1, 2)
+            .and_then(|t| t.contiguous())
+            .and_then(|t| t.reshape((n, c, h, w)))
+            .be()
+    }
+
+    fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+        Tensor::cat(xs, dim).be()
+    }
+
+    fn narrow(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        x.narrow(dim, start, len).be()
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        check_same_shape("add", a, b)?;
+        a.add(b).be()
+    }
+
+    fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        check_same_shape("mul", a, b)?;
+        a.mul(b).be()
+    }
+
+    fn scale(&self, a: &Tensor, s: f32) -> Result<Tensor> {
+        a.affine(s as f64, 0.0).be()
+    }
+
+    fn add_channel_vector(&self, x: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let (n, c) = v.dims2().be()?;
+        let mut shape = vec![n, c];
+        shape.resize(x.rank(), 1);
+        x.broadcast_add(&v.reshape(shape).be()?).be()
+    }
+
+    fn silu(&self, x: &Tensor) -> Result<Tensor> {
+        ops::activation::silu(x).be()
+    }
+
+    fn gelu(&self, x: &Tensor) -> Result<Tensor> {
+        x.gelu_erf().be()
+    }
+
+    fn quick_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        ops::activation::quick_gelu(x).be()
+    }
+
+    fn geglu(&self, x: &Tensor) -> Result<Tensor> {
+        ops::activation::geglu(x).be()
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        ops::linear::linear(x, w, b).be()
+    }
+
+    fn conv2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        ops::conv::conv2d(x, w, b, stride, padding).be()
+    }
+
+    fn group_norm(
+        &self,
+        x: &Tensor,
+        groups: usize,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+        silu: bool,
+    ) -> Result<Tensor> {
+        ops::norm::group_norm(x, groups, gamma, beta, eps, silu).be()
+    }
+
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        ops::norm::layer_norm(x, gamma, beta, eps).be()
+    }
+
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        causal: bool,
+    ) -> Result<Tensor> {
+        ops::attention::attention(q, k, v, heads, causal, self.attention_block_bytes).be()
+    }
+
+    fn upsample_nearest2x(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4().be()?;
+        x.upsample_nearest2d(2 * h, 2 * w).be()
+    }
+
+    fn embedding(&self, table: &Tensor, ids: &[u32]) -> Result<Tensor> {
+        let (vocab, _) = table.dims2().be()?;
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+            return Err(Error::Backend(format!(
+                "embedding: id {bad} is outside the table of {vocab} rows"
+            )));
+        }
+        let ids = Tensor::from_slice(ids, ids.len(), &self.device).be()?;
+        table.index_select(&ids, 0).be()
+    }
+}

@@ -1,0 +1,125 @@
+//! Activations: SiLU, CLIP's quick-GELU and the UNet's GEGLU. On the CPU they run as
+//! parallel kernels over contiguous data (candle's own unary maps are single-threaded);
+//! elsewhere they are compositions of candle ops.
+
+use super::cpu_kernel::{f32_slice, ELEMENTWISE_CHUNK};
+use super::fast_math;
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+/// An elementwise f32 function applied by a parallel CPU kernel.
+struct Elementwise {
+    name: &'static str,
+    f: fn(f32) -> f32,
+}
+
+impl CustomOp1 for Elementwise {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = f32_slice(storage, layout, self.name)?;
+        let mut dst = vec![0f32; src.len()];
+        let f = self.f;
+        dst.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(src.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(d, s)| {
+                for (d, &s) in d.iter_mut().zip(s) {
+                    *d = f(s);
+                }
+            });
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+fn silu_f32(x: f32) -> f32 {
+    x * fast_math::sigmoid(x)
+}
+
+fn quick_gelu_f32(x: f32) -> f32 {
+    x * fast_math::sigmoid(1.702 * x)
+}
+
+fn cpu_f32(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+}
+
+/// `x · sigmoid(x)`.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    if cpu_f32(x) {
+        x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+            name: "silu",
+            f: silu_f32,
+        })
+    } else {
+        x.silu()
+    }
+}
+
+/// CLIP's `x · sigmoid(1.702 x)`.
+pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
+    if cpu_f32(x) {
+        x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+            name: "quick_gelu",
+            f: quick_gelu_f32,
+        })
+    } else {
+        let gate = (x.affine(-1.702, 0.0)?.exp()? + 1.0)?.recip()?;
+        x.mul(&gate)
+    }
+}
+
+/// Halves `[a, g]` of the last dim → `a · gelu(g)` (erf GELU), as diffusers/LDM `GEGLU`.
+struct Geglu;
+
+impl CustomOp1 for Geglu {
+    fn name(&self) -> &'static str {
+        "geglu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = f32_slice(storage, layout, "geglu")?;
+        let dims = layout.dims();
+        let width = *dims.last().unwrap_or(&0);
+        if width % 2 != 0 {
+            bail!("geglu: last dim {width} is odd");
+        }
+        let half = width / 2;
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = half;
+        }
+        let mut dst = vec![0f32; src.len() / 2];
+        if half > 0 {
+            let rows_per_task = (ELEMENTWISE_CHUNK / half).max(1);
+            dst.par_chunks_mut(rows_per_task * half)
+                .zip(src.par_chunks(rows_per_task * width))
+                .for_each(|(d, s)| {
+                    for (d, s) in d.chunks_exact_mut(half).zip(s.chunks_exact(width)) {
+                        let (a, g) = s.split_at(half);
+                        for ((d, &a), &g) in d.iter_mut().zip(a).zip(g) {
+                            *d = a * fast_math::gelu(g);
+                        }
+                    }
+                });
+        }
+        Ok((CpuStorage::F32(dst), Shape::from(out_dims)))
+    }
+}
+
+/// GEGLU over the last dim.
+pub fn geglu(x: &Tensor) -> Result<Tensor> {
+    if cpu_f32(x) {
+        x.contiguous()?.apply_op1_no_bwd(&Geglu)
+    } else {
+        let width = x.dim(D::Minus1)?;
+        if width % 2 != 0 {
+            bail!("geglu: last dim {width} is odd");
+        }
+        let half = width / 2;
+        let a = x.narrow(D::Minus1, 0, half)?;
+        let g = x.narrow(D::Minus1, half, half)?;
+        a.mul(&g.gelu_erf()?)
+    }
+}

@@ -1,0 +1,12 @@
+//! The operations of [`crate::CandleBackend`], one file per kind. Each public function
+//! takes and returns candle tensors; CPU kernels live beside the composition used on other
+//! devices.
+
+pub mod activation;
+pub mod attention;
+pub mod conv;
+pub mod cpu_kernel;
+pub mod fast_math;
+pub mod linear;
+pub mod norm;
+pub mod softmax;

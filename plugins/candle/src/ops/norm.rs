@@ -1,0 +1,214 @@
+//! Group norm (with an optional fused SiLU) and layer norm. The CPU kernels make one
+//! parallel task per (sample, group) or per row over contiguous data, with statistics
+//! accumulated in f64 so long groups (a 64×64×10-channel group is 40 960 values) do not
+//! lose precision; other devices use a composition of candle ops.
+
+use super::cpu_kernel::f32_slice;
+use super::fast_math;
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+/// Sum of a slice in eight f32 lanes (vectorisable), totalled in f64.
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f(v);
+        }
+    }
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + tail.iter().map(|&v| f(v) as f64).sum::<f64>()
+}
+
+/// Mean and reciprocal standard deviation (biased variance, two passes).
+fn moments(xs: &[f32], eps: f32) -> (f32, f32) {
+    let n = xs.len().max(1) as f64;
+    // Partial sums per 4096 values keep the f32 lanes short.
+    let mean = xs.chunks(4096).map(|c| lane_sum(c, |v| v)).sum::<f64>() / n;
+    let m = mean as f32;
+    let var = xs
+        .chunks(4096)
+        .map(|c| lane_sum(c, |v| (v - m) * (v - m)))
+        .sum::<f64>()
+        / n;
+    (m, (1.0 / (var + eps as f64).sqrt()) as f32)
+}
+
+struct GroupNormCpu {
+    groups: usize,
+    eps: f32,
+    silu: bool,
+}
+
+impl CustomOp3 for GroupNormCpu {
+    fn name(&self) -> &'static str {
+        "group_norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "group_norm")?;
+        let gamma = f32_slice(gs, gl, "group_norm")?;
+        let beta = f32_slice(bs, bl, "group_norm")?;
+        let dims = xl.dims();
+        let channels = dims[1];
+        let spatial: usize = dims[2..].iter().product();
+        let per_group = channels / self.groups;
+        let block = per_group * spatial;
+        let mut out = vec![0f32; x.len()];
+        if block == 0 {
+            return Ok((CpuStorage::F32(out), xl.shape().clone()));
+        }
+        out.par_chunks_mut(block)
+            .zip(x.par_chunks(block))
+            .enumerate()
+            .for_each(|(i, (o, xg))| {
+                let g = i % self.groups;
+                let (mean, rstd) = moments(xg, self.eps);
+                for (ci, (oc, xc)) in o
+                    .chunks_exact_mut(spatial)
+                    .zip(xg.chunks_exact(spatial))
+                    .enumerate()
+                {
+                    let c = g * per_group + ci;
+                    let a = rstd * gamma[c];
+                    let b = beta[c] - mean * a;
+                    if self.silu {
+                        for (o, &v) in oc.iter_mut().zip(xc) {
+                            let y = v * a + b;
+                            *o = y * fast_math::sigmoid(y);
+                        }
+                    } else {
+                        for (o, &v) in oc.iter_mut().zip(xc) {
+                            *o = v * a + b;
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+}
+
+fn check_affine(op: &str, channels: usize, gamma: &Tensor, beta: &Tensor) -> Result<()> {
+    if gamma.elem_count() != channels || beta.elem_count() != channels {
+        bail!(
+            "{op}: {channels} channels but affine parameters {:?} / {:?}",
+            gamma.dims(),
+            beta.dims()
+        );
+    }
+    Ok(())
+}
+
+/// Group norm of `[N, C, ...]` with per-channel affine, then SiLU if `silu`.
+pub fn group_norm(
+    x: &Tensor,
+    groups: usize,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    silu: bool,
+) -> Result<Tensor> {
+    let dims = x.dims();
+    if dims.len() < 2 {
+        bail!("group_norm: input {dims:?} has no channel dim");
+    }
+    let channels = dims[1];
+    if groups == 0 || channels % groups != 0 {
+        bail!("group_norm: {channels} channels do not split into {groups} groups");
+    }
+    check_affine("group_norm", channels, gamma, beta)?;
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return x.contiguous()?.apply_op3_no_bwd(
+            &gamma.contiguous()?,
+            &beta.contiguous()?,
+            &GroupNormCpu { groups, eps, silu },
+        );
+    }
+    let n = dims[0];
+    let grouped = x.reshape((n, groups, ()))?;
+    let mean = grouped.mean_keepdim(2)?;
+    let centered = grouped.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(2)?;
+    let normed = centered.broadcast_div(&(var + eps as f64)?.sqrt()?)?;
+    let mut affine_shape = vec![1, channels];
+    affine_shape.resize(dims.len(), 1);
+    let y = normed
+        .reshape(dims)?
+        .broadcast_mul(&gamma.reshape(affine_shape.clone())?)?
+        .broadcast_add(&beta.reshape(affine_shape)?)?;
+    if silu {
+        y.silu()
+    } else {
+        Ok(y)
+    }
+}
+
+struct LayerNormCpu {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormCpu {
+    fn name(&self) -> &'static str {
+        "layer_norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "layer_norm")?;
+        let gamma = f32_slice(gs, gl, "layer_norm")?;
+        let beta = f32_slice(bs, bl, "layer_norm")?;
+        let width = gamma.len();
+        let mut out = vec![0f32; x.len()];
+        if width == 0 {
+            return Ok((CpuStorage::F32(out), xl.shape().clone()));
+        }
+        let rows_per_task = (16384 / width).max(1);
+        out.par_chunks_mut(rows_per_task * width)
+            .zip(x.par_chunks(rows_per_task * width))
+            .for_each(|(o, xr)| {
+                for (o, xr) in o.chunks_exact_mut(width).zip(xr.chunks_exact(width)) {
+                    let (mean, rstd) = moments(xr, self.eps);
+                    for (((o, &v), &g), &b) in o.iter_mut().zip(xr).zip(gamma).zip(beta) {
+                        *o = (v - mean) * rstd * g + b;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+}
+
+/// Layer norm over the last dim with affine `gamma`, `beta`.
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    let width = x.dim(D::Minus1)?;
+    check_affine("layer_norm", width, gamma, beta)?;
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return x.contiguous()?.apply_op3_no_bwd(
+            &gamma.contiguous()?,
+            &beta.contiguous()?,
+            &LayerNormCpu { eps },
+        );
+    }
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    centered
+        .broadcast_div(&(var + eps as f64)?.sqrt()?)?
+        .broadcast_mul(&gamma.flatten_all()?)?
+        .broadcast_add(&beta.flatten_all()?)
+}

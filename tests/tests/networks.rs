@@ -1,0 +1,361 @@
+//! The three networks on the candle backend against the golden outputs of the reference
+//! stack (diffusers/transformers, f32, one torch thread) for the tiny model. Weights are
+//! fp16-representable, so both sides use identical f32 weights; what differs is summation
+//! order and the backend's exp/erf approximations. Tolerances are relative to the largest
+//! magnitude of the reference tensor.
+
+use easel_candle::CandleBackend;
+use easel_core::formats::open_tensor_store;
+use easel_core::formats::TensorStore;
+use easel_core::nn::{
+    infer_clip_config, infer_unet_config, infer_vae_config, AutoencoderKl, ClipConfig,
+    ClipTextEncoder, UNet, UNetConfig, VaeConfig, Weights,
+};
+use easel_core::Backend;
+use easel_tests::{golden_path, max_rel_diff, models_dir};
+use std::sync::Arc;
+
+/// Text encoder hidden states (4 layers): observed 5e-7.
+const TEXT_TOL: f32 = 5e-6;
+/// UNet eps (22 res blocks, 7 transformers): observed 1.6e-6.
+const UNET_TOL: f32 = 2e-5;
+/// VAE decode and encode: observed 2.6e-6.
+const VAE_TOL: f32 = 2e-5;
+
+fn model(name: &str) -> TensorStore {
+    open_tensor_store(&models_dir().join("Stable-diffusion").join(name)).unwrap()
+}
+
+fn golden(name: &str) -> TensorStore {
+    open_tensor_store(&golden_path(name)).unwrap()
+}
+
+/// f32 data and shape of a golden tensor.
+fn tensor(store: &TensorStore, key: &str) -> (Vec<f32>, Vec<usize>) {
+    let shape = store.info(key).unwrap().shape.clone();
+    (store.read_f32(key).unwrap(), shape)
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    let rel = max_rel_diff(got, want);
+    println!("{what}: max relative difference {rel:e}");
+    assert!(rel < tol, "{what}: max relative difference {rel} > {tol}");
+}
+
+/// Token ids of a one-chunk prompt as A1111 builds them, from `prompt_chunks.json`.
+fn chunk_tokens(prompt: &str) -> Vec<u32> {
+    let text = std::fs::read_to_string(golden_path("prompt_chunks.json")).unwrap();
+    let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let case = cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["prompt"] == prompt)
+        .unwrap_or_else(|| panic!("prompt {prompt:?} not in prompt_chunks.json"));
+    let chunks = case["chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 1);
+    for m in chunks[0]["multipliers"].as_array().unwrap() {
+        assert_eq!(m.as_f64(), Some(1.0), "raw encoder test needs a prompt without emphasis");
+    }
+    chunks[0]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn clip_config_is_inferred_from_shapes() {
+    let store = model("tiny.ckpt");
+    let w = Weights::new(&store, "cond_stage_model.transformer.text_model");
+    let cfg = infer_clip_config(&w).unwrap();
+    assert_eq!(
+        cfg,
+        ClipConfig {
+            vocab_size: 49408,
+            hidden: 128,
+            layers: 4,
+            heads: 2,
+            intermediate: 512,
+            max_positions: 77,
+        }
+    );
+}
+
+#[test]
+fn clip_text_encoder_matches_golden() {
+    let b = CandleBackend::cpu();
+    let store = model("tiny.ckpt");
+    let w = Weights::new(&store, "cond_stage_model.transformer.text_model");
+    let clip = ClipTextEncoder::load(&b, &w, &infer_clip_config(&w).unwrap()).unwrap();
+    let text = golden("text.safetensors");
+    // Cases without emphasis and with one chunk: the raw encoder's output.
+    for (case, prompt, skip) in [
+        ("plain_skip1", "a photo of a cat", 1),
+        ("plain_skip2", "a photo of a cat", 2),
+        ("plain_skip3", "a photo of a cat", 3),
+        ("empty_skip1", "", 1),
+        ("empty_skip2", "", 2),
+    ] {
+        let tokens = chunk_tokens(prompt);
+        let z = clip.forward(&b, &tokens, skip).unwrap();
+        let (want, shape) = tensor(&text, case);
+        assert_eq!(b.shape(&z), shape, "{case}");
+        assert_close(case, &b.download(&z).unwrap(), &want, TEXT_TOL);
+    }
+    // Bad input is an error.
+    assert!(clip.forward(&b, &[], 1).is_err());
+    assert!(clip.forward(&b, &[49408], 1).is_err());
+    assert!(clip.forward(&b, &[1; 78], 1).is_err());
+    assert!(clip.forward(&b, &[1; 77], 6).is_err());
+}
+
+#[test]
+fn unet_config_is_inferred_from_shapes() {
+    let store = model("tiny-st.safetensors");
+    let cfg = infer_unet_config(&Weights::new(&store, "model.diffusion_model")).unwrap();
+    assert_eq!(
+        cfg,
+        UNetConfig {
+            in_channels: 4,
+            out_channels: 4,
+            model_channels: 32,
+            attention_resolutions: vec![1, 2, 4],
+            num_res_blocks: 2,
+            channel_mult: vec![1, 1, 2, 2],
+            num_heads: 8,
+            num_head_channels: None,
+            transformer_depth: 1,
+            context_dim: 128,
+            use_linear_in_transformer: false,
+        }
+    );
+}
+
+fn tiny_unet_config() -> UNetConfig {
+    UNetConfig {
+        model_channels: 32,
+        attention_resolutions: vec![4, 2, 1],
+        channel_mult: vec![1, 1, 2, 2],
+        context_dim: 128,
+        ..UNetConfig::sd15()
+    }
+}
+
+fn run_unet(store: &TensorStore, w: &Weights, b: &CandleBackend) -> Vec<f32> {
+    let _ = store;
+    let unet = UNet::load(b, w, &tiny_unet_config()).unwrap();
+    let g = golden("unet.safetensors");
+    let (x, xs) = tensor(&g, "x");
+    let (t, _) = tensor(&g, "t");
+    let (ctx, cs) = tensor(&g, "context");
+    let eps = unet
+        .forward(
+            b,
+            &b.upload(&x, &xs).unwrap(),
+            &t,
+            &b.upload(&ctx, &cs).unwrap(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(b.shape(&eps), xs);
+    b.download(&eps).unwrap()
+}
+
+#[test]
+fn unet_matches_golden_eps() {
+    let b = CandleBackend::cpu();
+    let g = golden("unet.safetensors");
+    let store = model("tiny.ckpt");
+    let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &b);
+    assert_close("eps (tiny.ckpt)", &eps, &tensor(&g, "eps").0, UNET_TOL);
+
+    // The same with a small attention block budget, so every attention runs chunked.
+    let chunked = CandleBackend::cpu().with_attention_block_bytes(4096);
+    let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &chunked);
+    assert_close("eps (chunked attention)", &eps, &tensor(&g, "eps").0, UNET_TOL);
+}
+
+#[test]
+fn unet_loads_training_and_ema_weights() {
+    let b = CandleBackend::cpu();
+    let g = golden("unet.safetensors");
+    let store = model("tiny-ema.ckpt");
+    let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &b);
+    assert_close("eps_train", &eps, &tensor(&g, "eps_train").0, UNET_TOL);
+    // EMA names: `model_ema.` + the key without `model.`, dots removed.
+    let ema = Weights::new(&store, "model.diffusion_model").with_key_map(Arc::new(|k: &str| {
+        format!("model_ema.{}", k.trim_start_matches("model.").replace('.', ""))
+    }));
+    let eps = run_unet(&store, &ema, &b);
+    assert_close("eps_ema", &eps, &tensor(&g, "eps_ema").0, UNET_TOL);
+}
+
+#[test]
+fn unet_rejects_bad_inputs() {
+    let b = CandleBackend::cpu();
+    let store = model("tiny.ckpt");
+    let unet = UNet::load(&b, &Weights::new(&store, "model.diffusion_model"), &tiny_unet_config())
+        .unwrap();
+    let x = b.upload(&vec![0.0; 4 * 8 * 8], &[1, 4, 8, 8]).unwrap();
+    let ctx = b.upload(&vec![0.0; 77 * 128], &[1, 77, 128]).unwrap();
+    assert!(unet.forward(&b, &x, &[1.0, 2.0], &ctx, &[]).is_err());
+    let bad_ctx = b.upload(&vec![0.0; 77 * 64], &[1, 77, 64]).unwrap();
+    assert!(unet.forward(&b, &x, &[1.0], &bad_ctx, &[]).is_err());
+    // A config that does not match the file names the offending tensor.
+    let wrong = UNetConfig {
+        model_channels: 64,
+        ..tiny_unet_config()
+    };
+    let err = UNet::load(&b, &Weights::new(&store, "model.diffusion_model"), &wrong)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("model.diffusion_model.input_blocks.0.0.weight"), "{err}");
+}
+
+fn tiny_vae_config() -> VaeConfig {
+    VaeConfig {
+        ch: 32,
+        ch_mult: vec![1, 2, 2, 2],
+        ..VaeConfig::sd15()
+    }
+}
+
+#[test]
+fn vae_config_is_inferred_from_shapes() {
+    let store = model("tiny.ckpt");
+    let cfg = infer_vae_config(&Weights::new(&store, "first_stage_model")).unwrap();
+    assert_eq!(cfg, tiny_vae_config());
+    let store = model("tiny.vae.pt");
+    assert_eq!(infer_vae_config(&Weights::new(&store, "")).unwrap(), tiny_vae_config());
+}
+
+#[test]
+fn vae_matches_golden_decode_and_encode() {
+    let b = CandleBackend::cpu();
+    let g = golden("vae.safetensors");
+    let (z, zs) = tensor(&g, "z");
+    let z = b.upload(&z, &zs).unwrap();
+
+    let store = model("tiny.ckpt");
+    let vae = AutoencoderKl::load(&b, &Weights::new(&store, "first_stage_model"), &tiny_vae_config())
+        .unwrap();
+    let decoded = vae.decode(&b, &z).unwrap();
+    let (want, ws) = tensor(&g, "decoded");
+    assert_eq!(b.shape(&decoded), ws);
+    assert_close("decoded", &b.download(&decoded).unwrap(), &want, VAE_TOL);
+
+    let (img, is) = tensor(&g, "image");
+    let mean = vae.encode(&b, &b.upload(&img, &is).unwrap()).unwrap();
+    let (want, ws) = tensor(&g, "encoded_mean");
+    assert_eq!(b.shape(&mean), ws);
+    assert_close("encoded_mean", &b.download(&mean).unwrap(), &want, VAE_TOL);
+
+    let store = model("tiny.vae.pt");
+    let vae = AutoencoderKl::load(&b, &Weights::new(&store, ""), &tiny_vae_config()).unwrap();
+    let decoded = vae.decode(&b, &z).unwrap();
+    let (want, _) = tensor(&g, "decoded_override");
+    assert_close("decoded_override", &b.download(&decoded).unwrap(), &want, VAE_TOL);
+}
+
+/// The synthetic (benchmark) store lists exactly the tensors, with the same shapes, that
+/// the reference stack wrote for the tiny model, and loads into all three networks.
+#[test]
+fn synthetic_weights_have_the_checkpoint_layout() {
+    let real = model("tiny-st.safetensors");
+    let clip_cfg = infer_clip_config(&Weights::new(&real, "cond_stage_model.transformer.text_model"))
+        .unwrap();
+    let synth = easel_core::nn::random_weights(
+        Some(&tiny_unet_config()),
+        Some(&tiny_vae_config()),
+        Some(&clip_cfg),
+        1,
+    );
+    let network_keys = |s: &TensorStore| -> Vec<(String, Vec<usize>)> {
+        s.tensors()
+            .iter()
+            .filter(|(k, _)| {
+                !k.ends_with("position_ids")
+                    && (k.starts_with("model.diffusion_model.")
+                        || k.starts_with("first_stage_model.")
+                        || k.starts_with("cond_stage_model."))
+            })
+            .map(|(k, i)| (k.clone(), i.shape.clone()))
+            .collect()
+    };
+    assert_eq!(network_keys(&synth), network_keys(&real));
+
+    let b = CandleBackend::cpu();
+    let unet = UNet::load(&b, &Weights::new(&synth, "model.diffusion_model"), &tiny_unet_config())
+        .unwrap();
+    let x = b.upload(&vec![0.5; 4 * 8 * 8], &[1, 4, 8, 8]).unwrap();
+    let ctx = b.upload(&vec![0.1; 77 * 128], &[1, 77, 128]).unwrap();
+    let eps = b.download(&unet.forward(&b, &x, &[500.0], &ctx, &[]).unwrap()).unwrap();
+    assert!(eps.iter().all(|v| v.is_finite()));
+    AutoencoderKl::load(&b, &Weights::new(&synth, "first_stage_model"), &tiny_vae_config()).unwrap();
+}
+
+/// Test hook: key path `ctx · k_scale + k_shift`, value path `ctx · v_scale + v_shift`,
+/// on every layer (or only layers of `width`).
+struct AffineHook {
+    k: (f32, f32),
+    v: (f32, f32),
+    width: Option<usize>,
+}
+
+impl easel_core::nn::AttentionHook<CandleBackend> for AffineHook {
+    fn transform(
+        &self,
+        b: &CandleBackend,
+        ctx: &<CandleBackend as Backend>::Tensor,
+        width: usize,
+    ) -> easel_core::Result<Option<(<CandleBackend as Backend>::Tensor, <CandleBackend as Backend>::Tensor)>>
+    {
+        if self.width.is_some_and(|w| w != width) {
+            return Ok(None);
+        }
+        let shift = |t: &<CandleBackend as Backend>::Tensor, (s, c): (f32, f32)| {
+            let ones = b.upload(&vec![c; b.shape(t).iter().product()], &b.shape(t))?;
+            b.add(&b.scale(t, s)?, &ones)
+        };
+        Ok(Some((shift(ctx, self.k)?, shift(ctx, self.v)?)))
+    }
+}
+
+/// Hooks chain like A1111's hypernetworks: each path's output feeds the same path of the
+/// next hook, so two affine hooks equal their composition per path.
+#[test]
+fn unet_hooks_chain_key_and_value_paths_separately() {
+    let b = CandleBackend::cpu();
+    let store = model("tiny.ckpt");
+    let unet = UNet::load(&b, &Weights::new(&store, "model.diffusion_model"), &tiny_unet_config())
+        .unwrap();
+    let g = golden("unet.safetensors");
+    let (x, xs) = tensor(&g, "x");
+    let (t, _) = tensor(&g, "t");
+    let (ctx, cs) = tensor(&g, "context");
+    let (x, ctx) = (b.upload(&x, &xs).unwrap(), b.upload(&ctx, &cs).unwrap());
+    let run = |hooks: &[&dyn easel_core::nn::AttentionHook<CandleBackend>]| {
+        b.download(&unet.forward(&b, &x, &t, &ctx, hooks).unwrap()).unwrap()
+    };
+    let plain = run(&[]);
+    let identity = AffineHook { k: (1.0, 0.0), v: (1.0, 0.0), width: None };
+    assert_close("identity hook", &run(&[&identity]), &plain, 1e-6);
+
+    let first = AffineHook { k: (2.0, 0.0), v: (0.5, 0.0), width: None };
+    let second = AffineHook { k: (1.0, 0.25), v: (1.0, -0.5), width: None };
+    // Per path: k = 2·ctx + 0.25, v = 0.5·ctx − 0.5.
+    let composed = AffineHook { k: (2.0, 0.25), v: (0.5, -0.5), width: None };
+    let chained = run(&[&first, &second]);
+    assert!(max_rel_diff(&chained, &plain) > 1e-3, "hooks must change the output");
+    assert_close("chained hooks", &chained, &run(&[&composed]), 1e-5);
+
+    // A hook that skips a width leaves those layers alone; one that only touches the
+    // cross-attention width (128 = context) differs from one touching everything.
+    let cross_only = AffineHook { k: (2.0, 0.0), v: (0.5, 0.0), width: Some(128) };
+    let skipped = AffineHook { k: (2.0, 0.0), v: (0.5, 0.0), width: Some(999) };
+    assert_close("skipping hook", &run(&[&skipped]), &plain, 1e-6);
+    assert!(max_rel_diff(&run(&[&cross_only]), &run(&[&first])) > 1e-4);
+}
