@@ -1,1 +1,32 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests in `tests/tests/`: where the committed tiny
+//! model and the golden outputs written by `tests/fixtures/make_fixtures.py` live, and
+//! small comparison utilities with tolerances stated by each test.
+
+use std::path::PathBuf;
+
+/// `tests/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// `tests/fixtures/models` (an A1111-style models folder holding the tiny model).
+pub fn models_dir() -> PathBuf {
+    fixtures_dir().join("models")
+}
+
+/// `tests/fixtures/golden/<name>`.
+pub fn golden_path(name: &str) -> PathBuf {
+    fixtures_dir().join("golden").join(name)
+}
+
+/// Largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Largest absolute difference divided by the largest magnitude in `reference`.
+pub fn max_rel_diff(actual: &[f32], reference: &[f32]) -> f32 {
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    max_abs_diff(actual, reference) / scale
+}

@@ -8,8 +8,14 @@ pub mod error;
 pub mod formats;
 pub mod infotext;
 pub mod io;
+pub mod model;
 pub mod nn;
 pub mod noise;
+pub mod pipeline;
+pub mod registry;
+pub mod sampler;
+pub mod schedule;
+pub mod scheduler;
 pub mod text;
 
 pub use backend::Backend;

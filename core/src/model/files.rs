@@ -1,0 +1,148 @@
+//! Finding a checkpoint and its sidecars in an A1111-style `models/` folder:
+//! `Stable-diffusion/<name>.ckpt|.safetensors` with `<stem>.yaml` (config) and
+//! `<stem>.vae.pt|.vae.ckpt|.vae.safetensors` (VAE override) beside it, extra VAEs in `VAE/`.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+const CHECKPOINT_EXTS: [&str; 2] = ["ckpt", "safetensors"];
+const VAE_SUFFIXES: [&str; 3] = [".vae.pt", ".vae.ckpt", ".vae.safetensors"];
+
+/// A checkpoint and the files A1111 would use with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointFiles {
+    pub checkpoint: PathBuf,
+    /// `<stem>.yaml` beside the checkpoint, if present.
+    pub config: Option<PathBuf>,
+    /// The VAE to use instead of the checkpoint's own, if any.
+    pub vae: Option<PathBuf>,
+}
+
+/// How the user chose the VAE (`--vae`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum VaeChoice {
+    /// A1111 "Automatic": a sidecar `<stem>.vae.*` if present, else the checkpoint's own.
+    Auto,
+    /// The checkpoint's own VAE even when a sidecar exists.
+    Builtin,
+    /// A file path, or a name looked up in `models/VAE/`.
+    Named(String),
+}
+
+impl VaeChoice {
+    pub fn parse(s: &str) -> Self {
+        match s.to_ascii_lowercase().as_str() {
+            "" | "auto" | "automatic" => VaeChoice::Auto,
+            "none" | "builtin" => VaeChoice::Builtin,
+            _ => VaeChoice::Named(s.to_string()),
+        }
+    }
+}
+
+/// `models/Stable-diffusion` checkpoints, recursively, sorted by relative path.
+pub fn list_checkpoints(models: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    collect(&models.join("Stable-diffusion"), &mut out, &|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // `x.vae.ckpt` / `x.vae.safetensors` are VAE sidecars, not checkpoints.
+        has_ext(p, &CHECKPOINT_EXTS) && !VAE_SUFFIXES.iter().any(|s| name.ends_with(s))
+    });
+    out.sort();
+    out
+}
+
+fn has_ext(p: &Path, exts: &[&str]) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>, keep: &dyn Fn(&Path) -> bool) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            collect(&p, out, keep);
+        } else if keep(&p) {
+            out.push(p);
+        }
+    }
+}
+
+/// A checkpoint's stem: `final-pruned` for `final-pruned.ckpt`.
+pub fn stem(path: &Path) -> String {
+    path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string()
+}
+
+/// Resolve `--model`: an existing file path, or a checkpoint in `models/Stable-diffusion`
+/// matched by file name, stem, or path relative to that folder (with or without extension).
+/// An empty name picks the first checkpoint.
+pub fn resolve_checkpoint(models: &Path, name: &str) -> Result<PathBuf> {
+    let as_path = Path::new(name);
+    if !name.is_empty() && as_path.is_file() {
+        return Ok(as_path.to_path_buf());
+    }
+    let root = models.join("Stable-diffusion");
+    let all = list_checkpoints(models);
+    if name.is_empty() {
+        return all.into_iter().next().ok_or_else(|| Error::Invalid(format!("no checkpoints (.ckpt/.safetensors) in {}", root.display())));
+    }
+    let wanted = name.replace('\\', "/");
+    let found = all.iter().find(|p| {
+        let rel = p.strip_prefix(&root).unwrap_or(p).to_string_lossy().replace('\\', "/");
+        let rel_noext = rel.rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or(rel.clone());
+        rel == wanted || rel_noext == wanted || stem(p) == wanted || p.file_name().is_some_and(|f| f.to_string_lossy() == wanted)
+    });
+    match found {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let names: Vec<String> = all.iter().map(|p| stem(p)).collect();
+            Err(Error::Invalid(format!(
+                "no checkpoint named `{name}` in {} (available: {})",
+                root.display(),
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )))
+        }
+    }
+}
+
+/// The sidecar files of `checkpoint` and the VAE chosen by `vae`.
+pub fn checkpoint_files(models: &Path, checkpoint: &Path, vae: &VaeChoice) -> Result<CheckpointFiles> {
+    let dir = checkpoint.parent().unwrap_or(Path::new("."));
+    let stem = stem(checkpoint);
+    let config = Some(dir.join(format!("{stem}.yaml"))).filter(|p| p.is_file());
+    let vae = match vae {
+        VaeChoice::Builtin => None,
+        VaeChoice::Auto => VAE_SUFFIXES.iter().map(|s| dir.join(format!("{stem}{s}"))).find(|p| p.is_file()),
+        VaeChoice::Named(name) => Some(resolve_vae(models, name)?),
+    };
+    Ok(CheckpointFiles {
+        checkpoint: checkpoint.to_path_buf(),
+        config,
+        vae,
+    })
+}
+
+/// A VAE by path, or by file name / stem in `models/VAE/` or `models/Stable-diffusion/`.
+pub fn resolve_vae(models: &Path, name: &str) -> Result<PathBuf> {
+    let p = Path::new(name);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    let mut candidates = Vec::new();
+    for sub in ["VAE", "Stable-diffusion"] {
+        collect(&models.join(sub), &mut candidates, &|p| has_ext(p, &["pt", "ckpt", "safetensors"]));
+    }
+    candidates.sort();
+    let trimmed = |p: &Path| {
+        let f = p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        let no_ext = f.rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or(f.clone());
+        (f, no_ext.trim_end_matches(".vae").to_string(), no_ext)
+    };
+    candidates
+        .iter()
+        .find(|c| {
+            let (f, short, no_ext) = trimmed(c);
+            f == name || short == name || no_ext == name
+        })
+        .cloned()
+        .ok_or_else(|| Error::Invalid(format!("VAE `{name}` is neither a file nor in {}", models.join("VAE").display())))
+}

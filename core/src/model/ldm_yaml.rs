@@ -1,0 +1,143 @@
+//! The LDM `.yaml` config that sits beside a checkpoint (`final-pruned.yaml`). Only the
+//! numbers that shape the networks and the schedule are read; `target:` class names are
+//! informational and never imported or executed.
+
+use crate::error::{Error, Result};
+use crate::nn::{UNetConfig, VaeConfig};
+use serde_yaml::Value;
+use std::path::Path;
+
+/// What a sidecar yaml says. `None` fields were absent and fall back to shape inference
+/// or SD1.x defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LdmYaml {
+    pub unet: Option<UNetConfig>,
+    pub vae: Option<VaeConfig>,
+    pub scale_factor: Option<f32>,
+    pub use_ema: Option<bool>,
+    pub linear_start: Option<f64>,
+    pub linear_end: Option<f64>,
+    pub timesteps: Option<usize>,
+}
+
+impl LdmYaml {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse yaml text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self> {
+        let root: Value = serde_yaml::from_str(text).map_err(|e| Error::format(file, format!("invalid YAML: {e}")))?;
+        let params = root.get("model").and_then(|m| m.get("params")).ok_or_else(|| Error::format(file, "no `model.params` section (not an LDM config?)"))?;
+        let bad = |key: &str, why: &str| Error::format(file, format!("`{key}`: {why}"));
+
+        let unet = match params.get("unet_config").and_then(|u| u.get("params")) {
+            Some(u) => Some(unet_from(u).map_err(|(k, why)| bad(&format!("model.params.unet_config.params.{k}"), &why))?),
+            None => None,
+        };
+        let vae = match params.get("first_stage_config").and_then(|f| f.get("params")) {
+            Some(f) => Some(vae_from(f).map_err(|(k, why)| bad(&format!("model.params.first_stage_config.params.{k}"), &why))?),
+            None => None,
+        };
+        Ok(Self {
+            unet,
+            vae,
+            scale_factor: params.get("scale_factor").and_then(Value::as_f64).map(|v| v as f32),
+            use_ema: params.get("use_ema").and_then(Value::as_bool),
+            linear_start: params.get("linear_start").and_then(Value::as_f64),
+            linear_end: params.get("linear_end").and_then(Value::as_f64),
+            timesteps: params.get("timesteps").and_then(Value::as_u64).map(|v| v as usize),
+        })
+    }
+}
+
+type FieldResult<T> = std::result::Result<T, (String, String)>;
+
+fn usize_of(v: &Value, key: &str) -> FieldResult<Option<usize>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| (key.to_string(), "expected a non-negative integer".into())),
+    }
+}
+
+fn list_of(v: &Value, key: &str) -> FieldResult<Option<Vec<usize>>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|i| i.as_u64().map(|n| n as usize))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| (key.to_string(), "expected a list of integers".into())),
+        Some(_) => Err((key.to_string(), "expected a list".into())),
+    }
+}
+
+fn unet_from(u: &Value) -> FieldResult<UNetConfig> {
+    let d = UNetConfig::sd15();
+    let num_head_channels = match usize_of(u, "num_head_channels")? {
+        Some(n) if n > 0 => Some(n),
+        _ => None,
+    };
+    let num_heads = match u.get("num_heads").and_then(Value::as_i64) {
+        Some(n) if n > 0 => n as usize,
+        _ => d.num_heads,
+    };
+    Ok(UNetConfig {
+        in_channels: usize_of(u, "in_channels")?.unwrap_or(d.in_channels),
+        out_channels: usize_of(u, "out_channels")?.unwrap_or(d.out_channels),
+        model_channels: usize_of(u, "model_channels")?.unwrap_or(d.model_channels),
+        attention_resolutions: list_of(u, "attention_resolutions")?.unwrap_or(d.attention_resolutions),
+        num_res_blocks: usize_of(u, "num_res_blocks")?.unwrap_or(d.num_res_blocks),
+        channel_mult: list_of(u, "channel_mult")?.unwrap_or(d.channel_mult),
+        num_heads,
+        num_head_channels,
+        transformer_depth: usize_of(u, "transformer_depth")?.unwrap_or(d.transformer_depth),
+        context_dim: usize_of(u, "context_dim")?.unwrap_or(d.context_dim),
+        use_linear_in_transformer: u.get("use_linear_in_transformer").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+fn vae_from(f: &Value) -> FieldResult<VaeConfig> {
+    let d = VaeConfig::sd15();
+    let dd = f.get("ddconfig").ok_or_else(|| ("ddconfig".to_string(), "missing".to_string()))?;
+    let sub = |r: FieldResult<Option<usize>>| r.map_err(|(k, w)| (format!("ddconfig.{k}"), w));
+    Ok(VaeConfig {
+        ch: sub(usize_of(dd, "ch"))?.unwrap_or(d.ch),
+        ch_mult: list_of(dd, "ch_mult").map_err(|(k, w)| (format!("ddconfig.{k}"), w))?.unwrap_or(d.ch_mult),
+        num_res_blocks: sub(usize_of(dd, "num_res_blocks"))?.unwrap_or(d.num_res_blocks),
+        in_channels: sub(usize_of(dd, "in_channels"))?.unwrap_or(d.in_channels),
+        out_ch: sub(usize_of(dd, "out_ch"))?.unwrap_or(d.out_ch),
+        z_channels: sub(usize_of(dd, "z_channels"))?.unwrap_or(d.z_channels),
+        embed_dim: usize_of(f, "embed_dim")?.unwrap_or(d.embed_dim),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = "model:\n  base_learning_rate: 1.0e-04\n  target: ldm.models.diffusion.ddpm.LatentDiffusion\n  params:\n    linear_start: 0.00085\n    linear_end: 0.0120\n    timesteps: 1000\n    scale_factor: 0.18215\n    use_ema: False\n    unet_config:\n      target: ldm.modules.diffusionmodules.openaimodel.UNetModel\n      params:\n        image_size: 32\n        in_channels: 4\n        out_channels: 4\n        model_channels: 320\n        attention_resolutions: [ 4, 2, 1 ]\n        num_res_blocks: 2\n        channel_mult: [ 1, 2, 4, 4 ]\n        num_heads: 8\n        use_spatial_transformer: True\n        transformer_depth: 1\n        context_dim: 768\n    first_stage_config:\n      target: ldm.models.autoencoder.AutoencoderKL\n      params:\n        embed_dim: 4\n        ddconfig:\n          double_z: true\n          z_channels: 4\n          in_channels: 3\n          out_ch: 3\n          ch: 128\n          ch_mult: [1, 2, 4, 4]\n          num_res_blocks: 2\n";
+
+    #[test]
+    fn v1_inference_config_is_sd15() {
+        let y = LdmYaml::parse(V1, "v1.yaml").unwrap();
+        assert_eq!(y.unet, Some(UNetConfig::sd15()));
+        assert_eq!(y.vae, Some(VaeConfig::sd15()));
+        assert_eq!(y.use_ema, Some(false));
+        assert_eq!(y.scale_factor, Some(0.18215));
+        assert_eq!(y.timesteps, Some(1000));
+    }
+
+    #[test]
+    fn bad_yaml_names_file_and_key() {
+        let e = LdmYaml::parse("model: [", "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("x.yaml"), "{e}");
+        let bad = V1.replace("num_res_blocks: 2\n        channel_mult", "num_res_blocks: two\n        channel_mult");
+        let e = LdmYaml::parse(&bad, "y.yaml").unwrap_err().to_string();
+        assert!(e.contains("unet_config.params.num_res_blocks"), "{e}");
+        let e = LdmYaml::parse("foo: 1", "z.yaml").unwrap_err().to_string();
+        assert!(e.contains("model.params"), "{e}");
+    }
+}

@@ -1,0 +1,46 @@
+//! The infotext A1111 would write for a txt2img image: same keys, same order, same
+//! omissions, so the PNG reads back in A1111 and other tools.
+
+use super::txt2img::Txt2ImgParams;
+use crate::infotext::Infotext;
+use crate::model::ModelInfo;
+
+/// Samplers whose later noise A1111 reseeds with ENSD (and so records `ENSD:` for).
+fn uses_ensd(sampler_name: &str) -> bool {
+    matches!(sampler_name, "euler_a" | "dpm2_a" | "dpmpp_2s_a" | "dpm_fast" | "dpm_adaptive")
+}
+
+/// Infotext for the image generated from `params` with seed `seed`.
+pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) -> Infotext {
+    let mut t = Infotext::new(params.prompt.clone(), params.negative_prompt.clone());
+    t.push("Steps", params.steps);
+    t.push("Sampler", params.sampler.label());
+    t.push("CFG scale", format_float(params.cfg_scale));
+    t.push("Seed", seed);
+    t.push("Size", format!("{}x{}", params.width, params.height));
+    t.push("Model hash", &model.hash);
+    t.push("Model", &model.name);
+    if let Some(vae) = &model.vae_name {
+        t.push("VAE", vae);
+    }
+    if params.clip_skip > 1 {
+        t.push("Clip skip", params.clip_skip);
+    }
+    if params.ensd != 0 && uses_ensd(params.sampler.name()) {
+        t.push("ENSD", params.ensd);
+    }
+    if let Some(rng) = params.rng.infotext_value() {
+        t.push("RNG", rng);
+    }
+    t
+}
+
+/// Python's `str(float)` for values users type: `7` → `7`, `7.5` → `7.5`. A1111 writes
+/// the CFG scale as the user's number, which is an int when whole.
+fn format_float(v: f32) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}

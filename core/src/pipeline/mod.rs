@@ -1,0 +1,10 @@
+//! The generation pipeline: prompt → conditioning → sampler over the CFG denoiser → VAE.
+pub mod cfg_denoiser;
+pub mod conditioning;
+pub mod txt2img;
+
+pub use cfg_denoiser::CfgDenoiser;
+pub use conditioning::{encode_prompt, Conditioning};
+pub use txt2img::{decode_to_rgb, txt2img, GeneratedImage, Txt2ImgParams};
+pub mod infotext_params;
+pub use infotext_params::txt2img_infotext;

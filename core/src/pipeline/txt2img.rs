@@ -1,0 +1,169 @@
+//! Text to image, A1111 style: conditioning for prompt and negative prompt, per-image
+//! noise from the chosen generator (seed + i for image i), σ-scaled start, the sampler
+//! along A1111's default schedule, VAE decode and the truncating u8 conversion.
+
+use super::cfg_denoiser::CfgDenoiser;
+use super::conditioning::encode_prompt;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::model::StableDiffusion;
+use crate::nn::hook::AttentionHook;
+use crate::noise::{ImageRng, RngKind};
+use crate::sampler::{NoiseSampler, SampleContext, Sampler};
+use std::sync::Arc;
+
+/// Largest side accepted (A1111's UI limit).
+pub const MAX_SIDE: usize = 2048;
+/// Largest step count accepted.
+pub const MAX_STEPS: usize = 1000;
+
+#[derive(Clone)]
+pub struct Txt2ImgParams {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub steps: usize,
+    pub cfg_scale: f32,
+    /// Seed of the first image; image i of the batch uses seed + i.
+    pub seed: u64,
+    pub width: usize,
+    pub height: usize,
+    pub batch_size: usize,
+    pub clip_skip: usize,
+    pub rng: RngKind,
+    /// Eta noise seed delta (0 = off; 31337 for NovelAI parity).
+    pub ensd: u64,
+    pub sampler: Arc<dyn Sampler>,
+}
+
+impl Txt2ImgParams {
+    /// Reject settings the networks cannot run, with a message naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("width", self.width), ("height", self.height)] {
+            if v == 0 || v % 8 != 0 {
+                return Err(Error::Invalid(format!("{name} {v} is not a positive multiple of 8")));
+            }
+            if v > MAX_SIDE {
+                return Err(Error::Invalid(format!("{name} {v} is larger than {MAX_SIDE}")));
+            }
+        }
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(Error::Invalid(format!("steps must be between 1 and {MAX_STEPS}, got {}", self.steps)));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::Invalid("batch size must be at least 1".into()));
+        }
+        if !self.cfg_scale.is_finite() {
+            return Err(Error::Invalid("CFG scale must be a finite number".into()));
+        }
+        if self.clip_skip == 0 {
+            return Err(Error::Invalid("clip skip must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Seeds of the images in this batch.
+    pub fn seeds(&self) -> Vec<u64> {
+        (0..self.batch_size as u64).map(|i| self.seed.wrapping_add(i)).collect()
+    }
+}
+
+/// One generated image.
+#[derive(Clone, Debug)]
+pub struct GeneratedImage {
+    pub seed: u64,
+    pub width: usize,
+    pub height: usize,
+    /// RGB, row-major, 3 bytes per pixel.
+    pub rgb: Vec<u8>,
+    /// Initial noise `[4, h/8, w/8]` (before σ₀ scaling).
+    pub noise: Vec<f32>,
+    /// Final latent `[4, h/8, w/8]` (before VAE decode).
+    pub latent: Vec<f32>,
+}
+
+/// Progress callback: (step from 0, total steps, current latent batch).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &[f32]);
+
+/// A1111's sampler noise: further draws from the per-image generators.
+struct RngNoise<'r> {
+    rng: &'r mut ImageRng,
+    shape: [usize; 3],
+}
+
+impl NoiseSampler for RngNoise<'_> {
+    fn noise(&mut self, _sigma: f32, _sigma_next: f32) -> Vec<f32> {
+        self.rng.next(&self.shape)
+    }
+}
+
+/// Generate one batch (async so the browser can await GPU readbacks).
+pub async fn txt2img<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    params: &Txt2ImgParams,
+    hooks: Vec<&dyn AttentionHook<B>>,
+    progress: Progress<'_>,
+) -> Result<Vec<GeneratedImage>> {
+    params.validate()?;
+    let cond = encode_prompt(b, &model.clip, &params.prompt, params.clip_skip)?;
+    let uncond = encode_prompt(b, &model.clip, &params.negative_prompt, params.clip_skip)?;
+    let latent_channels = model.config.unet.in_channels;
+    let shape = [latent_channels, params.height / 8, params.width / 8];
+    let per_image: usize = shape.iter().product();
+    let seeds = params.seeds();
+    let mut rng = ImageRng::new(params.rng, &seeds, params.ensd);
+    let noise = rng.first(&shape);
+
+    let sigmas = model.schedule.default_sigmas(params.steps);
+    let x: Vec<f32> = noise.iter().map(|v| v * sigmas[0]).collect();
+    let mut denoiser = CfgDenoiser::new(b, &model.unet, &model.schedule, hooks, seeds.len(), shape, &cond, &uncond, params.cfg_scale)?;
+    let mut noise_sampler = RngNoise { rng: &mut rng, shape };
+    let mut on_step = |i: usize, total: usize, x: &[f32], _denoised: &[f32]| progress(i, total, x);
+    let ctx = SampleContext {
+        denoiser: &mut denoiser,
+        noise: &mut noise_sampler,
+        schedule: &model.schedule,
+        on_step: &mut on_step,
+    };
+    let latent = params.sampler.sample(x, &sigmas, ctx).await?;
+
+    let mut images = Vec::with_capacity(seeds.len());
+    for (i, &seed) in seeds.iter().enumerate() {
+        let lat = &latent[i * per_image..(i + 1) * per_image];
+        let rgb = decode_to_rgb(b, model, lat, shape).await?;
+        images.push(GeneratedImage {
+            seed,
+            width: params.width,
+            height: params.height,
+            rgb,
+            noise: noise[i * per_image..(i + 1) * per_image].to_vec(),
+            latent: lat.to_vec(),
+        });
+    }
+    Ok(images)
+}
+
+/// Latent → RGB bytes: multiply by 1/scale, VAE decode, clamp((x+1)/2) and truncate ×255
+/// to u8 exactly as A1111 does.
+pub async fn decode_to_rgb<B: Backend>(b: &B, model: &StableDiffusion<B>, latent: &[f32], shape: [usize; 3]) -> Result<Vec<u8>> {
+    let inv = (1.0 / model.config.scale_factor as f64) as f32;
+    let z: Vec<f32> = latent.iter().map(|v| v * inv).collect();
+    let z = b.upload(&z, &[1, shape[0], shape[1], shape[2]])?;
+    let img = model.vae.decode(b, &z)?;
+    let img = b.download_async(&img).await?;
+    let (h, w) = (shape[1] * 8, shape[2] * 8);
+    Ok(chw_to_rgb8(&img, h, w))
+}
+
+/// `[3, h, w]` floats in [-1, 1] → interleaved RGB bytes, A1111's conversion.
+pub fn chw_to_rgb8(img: &[f32], h: usize, w: usize) -> Vec<u8> {
+    let plane = h * w;
+    let mut out = vec![0u8; plane * 3];
+    for c in 0..3 {
+        for p in 0..plane {
+            let v = ((img[c * plane + p] + 1.0) / 2.0).clamp(0.0, 1.0);
+            out[p * 3 + c] = (255.0f32 * v) as u8;
+        }
+    }
+    out
+}

@@ -1,0 +1,103 @@
+//! The `Sampler` seam. A sampler walks a σ sequence on host f32 latents, calling a
+//! [`Denoiser`] for the denoised prediction and a [`NoiseSampler`] for fresh noise; it never
+//! sees backend tensors, so a third-party sampler is plain Rust in its own crate.
+//!
+//! Denoising is async because in the browser reading the GPU result cannot block; native
+//! front ends drive the future with [`block_on`].
+
+use crate::backend::LocalBoxFuture;
+use crate::error::Result;
+use crate::noise::RngKind;
+use crate::schedule::DiscreteSchedule;
+
+/// The model with classifier-free guidance folded in: x (σ-scaled latent, a batch of
+/// images laid out one after another) → denoised x₀ prediction, same layout.
+pub trait Denoiser {
+    fn denoise<'a>(&'a mut self, x: &'a [f32], sigma: f32) -> LocalBoxFuture<'a, Result<Vec<f32>>>;
+}
+
+/// Fresh standard-normal noise shaped like the latent, for ancestral and SDE samplers.
+/// A1111 draws it from the same per-image generators as the initial noise.
+pub trait NoiseSampler {
+    fn noise(&mut self, sigma: f32, sigma_next: f32) -> Vec<f32>;
+}
+
+/// What a sampler may use to build its own noise source (see
+/// [`Sampler::custom_noise`]), e.g. a Brownian tree for SDE samplers.
+pub struct NoiseRequest<'a> {
+    /// The generator the run uses for its initial noise.
+    pub rng: RngKind,
+    /// One seed per image of the batch (A1111: `seed + i`).
+    pub seeds: &'a [u64],
+    /// Shape of one image's latent, e.g. `[4, h/8, w/8]`.
+    pub shape: &'a [usize],
+    /// The σ sequence the sampler will walk (ending in 0).
+    pub sigmas: &'a [f32],
+}
+
+/// Progress report after each step: (step index from 0, total steps, current x, denoised).
+pub type StepCallback<'a> = &'a mut dyn FnMut(usize, usize, &[f32], &[f32]);
+
+/// What a sampler gets to work with besides the starting latent and σ sequence.
+pub struct SampleContext<'a> {
+    pub denoiser: &'a mut dyn Denoiser,
+    pub noise: &'a mut dyn NoiseSampler,
+    /// The model's discrete schedule (for samplers that step in timestep space).
+    pub schedule: &'a DiscreteSchedule,
+    pub on_step: StepCallback<'a>,
+}
+
+pub trait Sampler: Send + Sync {
+    /// Registry name, e.g. `euler_a`.
+    fn name(&self) -> &str;
+    /// A1111's label, e.g. `Euler a` (written to the infotext).
+    fn label(&self) -> &str;
+    /// A1111 drops the next-to-last σ of the schedule for this sampler (DPM2, DPM2 a,
+    /// DPM++ 3M SDE); see [`crate::scheduler::sampler_sigmas`].
+    fn discard_next_to_last_sigma(&self) -> bool {
+        false
+    }
+    /// Whether the eta noise seed delta changes this sampler's result, i.e. whether
+    /// A1111 writes `ENSD:` into the infotext for it.
+    fn uses_ensd(&self) -> bool {
+        false
+    }
+    /// The schedule `Automatic` stands for with this sampler (a scheduler registry name;
+    /// `automatic` = the model's own evenly spaced timesteps).
+    fn default_scheduler(&self) -> &str {
+        crate::scheduler::AUTOMATIC
+    }
+    /// A noise source of the sampler's own instead of further draws from the per-image
+    /// generators (A1111 gives SDE samplers a Brownian tree). `None` = the generators.
+    fn custom_noise(&self, _request: &NoiseRequest<'_>) -> Option<Box<dyn NoiseSampler>> {
+        None
+    }
+    /// Run from `x` (already multiplied by σ₀) along `sigmas` (ending in 0).
+    fn sample<'a>(
+        &'a self,
+        x: Vec<f32>,
+        sigmas: &'a [f32],
+        ctx: SampleContext<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<f32>>>;
+}
+
+/// Drive a future to completion on the current thread. Native denoisers never actually
+/// suspend, so a no-op waker that just polls again is enough.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+    fn clone(_: *const ()) -> RawWaker {
+        RawWaker::new(std::ptr::null(), &VTABLE)
+    }
+    fn noop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+    // SAFETY: the vtable functions ignore the data pointer entirely.
+    let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,28 @@
+//! `Exponential`: log σ evenly from the model's σ_max to σ_min (k-diffusion
+//! `get_sigmas_exponential`), then 0.
+
+use super::model_range;
+use easel_core::schedule::{linspace_f32, DiscreteSchedule};
+use easel_core::scheduler::{check_steps, Scheduler};
+use easel_core::Result;
+
+pub struct Exponential;
+
+impl Scheduler for Exponential {
+    fn name(&self) -> &str {
+        "exponential"
+    }
+    fn label(&self) -> &str {
+        "Exponential"
+    }
+    fn sigmas(&self, model: &DiscreteSchedule, steps: usize) -> Result<Vec<f32>> {
+        check_steps(steps)?;
+        let (lo, hi) = model_range(model);
+        let mut out: Vec<f32> = linspace_f32(hi.ln() as f32, lo.ln() as f32, steps)
+            .into_iter()
+            .map(f32::exp)
+            .collect();
+        out.push(0.0);
+        Ok(out)
+    }
+}

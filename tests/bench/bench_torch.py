@@ -1,0 +1,50 @@
+"""PyTorch (diffusers) reference timing for `easel bench`: one CFG sampling step = one
+SD1.5 UNet forward with batch 2, fp32, on the CPU.
+
+    .venv/bin/python tests/bench/bench_torch.py --threads 1 --sizes 256,512
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sd15_unet  # noqa: E402
+
+GFLOP = {256: 180.0, 512: 803.0}  # one image, one UNet forward
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--steps", type=int, default=2)
+    args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    unet = sd15_unet.build()
+    ctx = torch.randn(2, 77, 768)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    with torch.inference_mode():
+        for side in [int(s) for s in args.sizes.split(",")]:
+            x = torch.randn(2, 4, side // 8, side // 8)
+            t = torch.tensor([500.0, 500.0])
+            unet(x, t, ctx)  # warm-up
+            times = []
+            for _ in range(max(1, args.steps)):
+                t0 = time.perf_counter()
+                unet(x, t, ctx)
+                times.append(time.perf_counter() - t0)
+            best = min(times)
+            gflop = 2 * GFLOP.get(side, 803.0 * side * side / 512**2)
+            print(f"{side}x{side} CFG step (UNet batch 2): best {best:.2f} s, mean {sum(times)/len(times):.2f} s, {gflop/best:.0f} GFLOP/s")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
