@@ -11,10 +11,14 @@ const TOL: f32 = 1e-5;
 
 /// Deterministic pseudo-random values in [-scale, scale) (64-bit LCG).
 fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
         })
         .collect()
@@ -72,11 +76,17 @@ fn linear_matches_reference() {
         }
     }
     let y = b
-        .linear(&up(&b, &x, &[n, l, i]), &up(&b, &w, &[o, i]), Some(&up(&b, &bias, &[o])))
+        .linear(
+            &up(&b, &x, &[n, l, i]),
+            &up(&b, &w, &[o, i]),
+            Some(&up(&b, &bias, &[o])),
+        )
         .unwrap();
     assert_eq!(b.shape(&y), vec![n, l, o]);
     check("linear", &b.download(&y).unwrap(), &want);
-    let y = b.linear(&up(&b, &x, &[n * l, i]), &up(&b, &w, &[o, i]), None).unwrap();
+    let y = b
+        .linear(&up(&b, &x, &[n * l, i]), &up(&b, &w, &[o, i]), None)
+        .unwrap();
     let no_bias: Vec<f64> = want
         .iter()
         .enumerate()
@@ -156,7 +166,10 @@ fn group_norm_matches_reference() {
     let b = CandleBackend::cpu();
     for (n, c, h, w, groups, eps) in [(2, 64, 5, 3, 32, 1e-5f32), (1, 12, 7, 1, 4, 1e-6)] {
         // Offset mean so a one-pass variance would lose precision.
-        let x: Vec<f32> = random(n * c * h * w, 7, 2.0).iter().map(|v| v + 3.0).collect();
+        let x: Vec<f32> = random(n * c * h * w, 7, 2.0)
+            .iter()
+            .map(|v| v + 3.0)
+            .collect();
         let gamma = random(c, 8, 1.0);
         let beta = random(c, 9, 1.0);
         let s = h * w;
@@ -192,7 +205,10 @@ fn group_norm_matches_reference() {
 fn layer_norm_matches_reference() {
     let b = CandleBackend::cpu();
     let (rows, width) = (7, 33);
-    let x: Vec<f32> = random(rows * width, 10, 1.5).iter().map(|v| v - 2.0).collect();
+    let x: Vec<f32> = random(rows * width, 10, 1.5)
+        .iter()
+        .map(|v| v - 2.0)
+        .collect();
     let gamma = random(width, 11, 1.0);
     let beta = random(width, 12, 1.0);
     let mut want = vec![0f64; x.len()];
@@ -201,8 +217,8 @@ fn layer_norm_matches_reference() {
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / width as f64;
         let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / width as f64;
         for j in 0..width {
-            want[r * width + j] = (row[j] as f64 - mean) / (var + 1e-5).sqrt() * gamma[j] as f64
-                + beta[j] as f64;
+            want[r * width + j] =
+                (row[j] as f64 - mean) / (var + 1e-5).sqrt() * gamma[j] as f64 + beta[j] as f64;
         }
     }
     let y = b
@@ -300,14 +316,21 @@ fn activations_match_reference() {
     let silu: Vec<f64> = xs.iter().map(|&v| v * sigmoid_ref(v)).collect();
     check("silu", &b.download(&b.silu(&xt).unwrap()).unwrap(), &silu);
     let qg: Vec<f64> = xs.iter().map(|&v| v * sigmoid_ref(1.702 * v)).collect();
-    check("quick_gelu", &b.download(&b.quick_gelu(&xt).unwrap()).unwrap(), &qg);
+    check(
+        "quick_gelu",
+        &b.download(&b.quick_gelu(&xt).unwrap()).unwrap(),
+        &qg,
+    );
     let gelu: Vec<f64> = xs.iter().map(|&v| gelu_ref(v)).collect();
     check("gelu", &b.download(&b.gelu(&xt).unwrap()).unwrap(), &gelu);
     let geglu: Vec<f64> = xs
         .chunks(38)
         .flat_map(|row| {
             let (a, g) = row.split_at(19);
-            a.iter().zip(g).map(|(&a, &g)| a * gelu_ref(g)).collect::<Vec<_>>()
+            a.iter()
+                .zip(g)
+                .map(|(&a, &g)| a * gelu_ref(g))
+                .collect::<Vec<_>>()
         })
         .collect();
     let y = b.geglu(&xt).unwrap();
@@ -325,12 +348,28 @@ fn layout_and_elementwise_ops_match_reference() {
     let yt = up(&b, &y, &[n, c, h, w]);
     let at = |i: usize, j: usize, k: usize, l: usize| x[((i * c + j) * h + k) * w + l] as f64;
 
-    let sum: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| a as f64 + b as f64).collect();
+    let sum: Vec<f64> = x
+        .iter()
+        .zip(&y)
+        .map(|(&a, &b)| a as f64 + b as f64)
+        .collect();
     check("add", &b.download(&b.add(&xt, &yt).unwrap()).unwrap(), &sum);
-    let prod: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64).collect();
-    check("mul", &b.download(&b.mul(&xt, &yt).unwrap()).unwrap(), &prod);
+    let prod: Vec<f64> = x
+        .iter()
+        .zip(&y)
+        .map(|(&a, &b)| a as f64 * b as f64)
+        .collect();
+    check(
+        "mul",
+        &b.download(&b.mul(&xt, &yt).unwrap()).unwrap(),
+        &prod,
+    );
     let scaled: Vec<f64> = x.iter().map(|&a| a as f64 * -0.3).collect();
-    check("scale", &b.download(&b.scale(&xt, -0.3).unwrap()).unwrap(), &scaled);
+    check(
+        "scale",
+        &b.download(&b.scale(&xt, -0.3).unwrap()).unwrap(),
+        &scaled,
+    );
 
     let vec = random(n * c, 19, 1.0);
     let mut want = Vec::new();
@@ -400,7 +439,9 @@ fn layout_and_elementwise_ops_match_reference() {
 
     // Embedding rows.
     let table = random(11 * 4, 20, 1.0);
-    let e = b.embedding(&up(&b, &table, &[11, 4]), &[3, 0, 10, 3]).unwrap();
+    let e = b
+        .embedding(&up(&b, &table, &[11, 4]), &[3, 0, 10, 3])
+        .unwrap();
     let want: Vec<f64> = [3usize, 0, 10, 3]
         .iter()
         .flat_map(|&r| table[r * 4..r * 4 + 4].iter().map(|&v| v as f64))
@@ -419,7 +460,10 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(b.add(&a, &c).is_err());
     assert!(b.upload(&[1.0, 2.0], &[3]).is_err());
     let x = up(&b, &random(2 * 4 * 6, 24, 1.0), &[2, 4, 6]);
-    assert!(b.attention(&x, &x, &x, 4, false).is_err(), "6 does not split into 4 heads");
+    assert!(
+        b.attention(&x, &x, &x, 4, false).is_err(),
+        "6 does not split into 4 heads"
+    );
     let g = up(&b, &random(6, 25, 1.0), &[6]);
     let img = up(&b, &random(6 * 4, 26, 1.0), &[1, 6, 2, 2]);
     assert!(b.group_norm(&img, 4, &g, &g, 1e-5, false).is_err());

@@ -55,7 +55,11 @@ fn chunk_tokens(prompt: &str) -> Vec<u32> {
     let chunks = case["chunks"].as_array().unwrap();
     assert_eq!(chunks.len(), 1);
     for m in chunks[0]["multipliers"].as_array().unwrap() {
-        assert_eq!(m.as_f64(), Some(1.0), "raw encoder test needs a prompt without emphasis");
+        assert_eq!(
+            m.as_f64(),
+            Some(1.0),
+            "raw encoder test needs a prompt without emphasis"
+        );
     }
     chunks[0]["tokens"]
         .as_array()
@@ -173,8 +177,17 @@ fn unet_matches_golden_eps() {
 
     // The same with a small attention block budget, so every attention runs chunked.
     let chunked = CandleBackend::cpu().with_attention_block_bytes(4096);
-    let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &chunked);
-    assert_close("eps (chunked attention)", &eps, &tensor(&g, "eps").0, UNET_TOL);
+    let eps = run_unet(
+        &store,
+        &Weights::new(&store, "model.diffusion_model"),
+        &chunked,
+    );
+    assert_close(
+        "eps (chunked attention)",
+        &eps,
+        &tensor(&g, "eps").0,
+        UNET_TOL,
+    );
 }
 
 #[test]
@@ -186,7 +199,10 @@ fn unet_loads_training_and_ema_weights() {
     assert_close("eps_train", &eps, &tensor(&g, "eps_train").0, UNET_TOL);
     // EMA names: `model_ema.` + the key without `model.`, dots removed.
     let ema = Weights::new(&store, "model.diffusion_model").with_key_map(Arc::new(|k: &str| {
-        format!("model_ema.{}", k.trim_start_matches("model.").replace('.', ""))
+        format!(
+            "model_ema.{}",
+            k.trim_start_matches("model.").replace('.', "")
+        )
     }));
     let eps = run_unet(&store, &ema, &b);
     assert_close("eps_ema", &eps, &tensor(&g, "eps_ema").0, UNET_TOL);
@@ -196,8 +212,12 @@ fn unet_loads_training_and_ema_weights() {
 fn unet_rejects_bad_inputs() {
     let b = CandleBackend::cpu();
     let store = model("tiny.ckpt");
-    let unet = UNet::load(&b, &Weights::new(&store, "model.diffusion_model"), &tiny_unet_config())
-        .unwrap();
+    let unet = UNet::load(
+        &b,
+        &Weights::new(&store, "model.diffusion_model"),
+        &tiny_unet_config(),
+    )
+    .unwrap();
     let x = b.upload(&vec![0.0; 4 * 8 * 8], &[1, 4, 8, 8]).unwrap();
     let ctx = b.upload(&vec![0.0; 77 * 128], &[1, 77, 128]).unwrap();
     assert!(unet.forward(&b, &x, &[1.0, 2.0], &ctx, &[]).is_err());
@@ -212,7 +232,10 @@ fn unet_rejects_bad_inputs() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("model.diffusion_model.input_blocks.0.0.weight"), "{err}");
+    assert!(
+        err.contains("model.diffusion_model.input_blocks.0.0.weight"),
+        "{err}"
+    );
 }
 
 fn tiny_vae_config() -> VaeConfig {
@@ -229,7 +252,10 @@ fn vae_config_is_inferred_from_shapes() {
     let cfg = infer_vae_config(&Weights::new(&store, "first_stage_model")).unwrap();
     assert_eq!(cfg, tiny_vae_config());
     let store = model("tiny.vae.pt");
-    assert_eq!(infer_vae_config(&Weights::new(&store, "")).unwrap(), tiny_vae_config());
+    assert_eq!(
+        infer_vae_config(&Weights::new(&store, "")).unwrap(),
+        tiny_vae_config()
+    );
 }
 
 #[test]
@@ -240,8 +266,12 @@ fn vae_matches_golden_decode_and_encode() {
     let z = b.upload(&z, &zs).unwrap();
 
     let store = model("tiny.ckpt");
-    let vae = AutoencoderKl::load(&b, &Weights::new(&store, "first_stage_model"), &tiny_vae_config())
-        .unwrap();
+    let vae = AutoencoderKl::load(
+        &b,
+        &Weights::new(&store, "first_stage_model"),
+        &tiny_vae_config(),
+    )
+    .unwrap();
     let decoded = vae.decode(&b, &z).unwrap();
     let (want, ws) = tensor(&g, "decoded");
     assert_eq!(b.shape(&decoded), ws);
@@ -257,7 +287,12 @@ fn vae_matches_golden_decode_and_encode() {
     let vae = AutoencoderKl::load(&b, &Weights::new(&store, ""), &tiny_vae_config()).unwrap();
     let decoded = vae.decode(&b, &z).unwrap();
     let (want, _) = tensor(&g, "decoded_override");
-    assert_close("decoded_override", &b.download(&decoded).unwrap(), &want, VAE_TOL);
+    assert_close(
+        "decoded_override",
+        &b.download(&decoded).unwrap(),
+        &want,
+        VAE_TOL,
+    );
 }
 
 /// The synthetic (benchmark) store lists exactly the tensors, with the same shapes, that
@@ -265,8 +300,11 @@ fn vae_matches_golden_decode_and_encode() {
 #[test]
 fn synthetic_weights_have_the_checkpoint_layout() {
     let real = model("tiny-st.safetensors");
-    let clip_cfg = infer_clip_config(&Weights::new(&real, "cond_stage_model.transformer.text_model"))
-        .unwrap();
+    let clip_cfg = infer_clip_config(&Weights::new(
+        &real,
+        "cond_stage_model.transformer.text_model",
+    ))
+    .unwrap();
     let synth = easel_core::nn::random_weights(
         Some(&tiny_unet_config()),
         Some(&tiny_vae_config()),
@@ -288,13 +326,24 @@ fn synthetic_weights_have_the_checkpoint_layout() {
     assert_eq!(network_keys(&synth), network_keys(&real));
 
     let b = CandleBackend::cpu();
-    let unet = UNet::load(&b, &Weights::new(&synth, "model.diffusion_model"), &tiny_unet_config())
-        .unwrap();
+    let unet = UNet::load(
+        &b,
+        &Weights::new(&synth, "model.diffusion_model"),
+        &tiny_unet_config(),
+    )
+    .unwrap();
     let x = b.upload(&vec![0.5; 4 * 8 * 8], &[1, 4, 8, 8]).unwrap();
     let ctx = b.upload(&vec![0.1; 77 * 128], &[1, 77, 128]).unwrap();
-    let eps = b.download(&unet.forward(&b, &x, &[500.0], &ctx, &[]).unwrap()).unwrap();
+    let eps = b
+        .download(&unet.forward(&b, &x, &[500.0], &ctx, &[]).unwrap())
+        .unwrap();
     assert!(eps.iter().all(|v| v.is_finite()));
-    AutoencoderKl::load(&b, &Weights::new(&synth, "first_stage_model"), &tiny_vae_config()).unwrap();
+    AutoencoderKl::load(
+        &b,
+        &Weights::new(&synth, "first_stage_model"),
+        &tiny_vae_config(),
+    )
+    .unwrap();
 }
 
 /// Test hook: key path `ctx · k_scale + k_shift`, value path `ctx · v_scale + v_shift`,
@@ -311,8 +360,12 @@ impl easel_core::nn::AttentionHook<CandleBackend> for AffineHook {
         b: &CandleBackend,
         ctx: &<CandleBackend as Backend>::Tensor,
         width: usize,
-    ) -> easel_core::Result<Option<(<CandleBackend as Backend>::Tensor, <CandleBackend as Backend>::Tensor)>>
-    {
+    ) -> easel_core::Result<
+        Option<(
+            <CandleBackend as Backend>::Tensor,
+            <CandleBackend as Backend>::Tensor,
+        )>,
+    > {
         if self.width.is_some_and(|w| w != width) {
             return Ok(None);
         }
@@ -330,32 +383,64 @@ impl easel_core::nn::AttentionHook<CandleBackend> for AffineHook {
 fn unet_hooks_chain_key_and_value_paths_separately() {
     let b = CandleBackend::cpu();
     let store = model("tiny.ckpt");
-    let unet = UNet::load(&b, &Weights::new(&store, "model.diffusion_model"), &tiny_unet_config())
-        .unwrap();
+    let unet = UNet::load(
+        &b,
+        &Weights::new(&store, "model.diffusion_model"),
+        &tiny_unet_config(),
+    )
+    .unwrap();
     let g = golden("unet.safetensors");
     let (x, xs) = tensor(&g, "x");
     let (t, _) = tensor(&g, "t");
     let (ctx, cs) = tensor(&g, "context");
     let (x, ctx) = (b.upload(&x, &xs).unwrap(), b.upload(&ctx, &cs).unwrap());
     let run = |hooks: &[&dyn easel_core::nn::AttentionHook<CandleBackend>]| {
-        b.download(&unet.forward(&b, &x, &t, &ctx, hooks).unwrap()).unwrap()
+        b.download(&unet.forward(&b, &x, &t, &ctx, hooks).unwrap())
+            .unwrap()
     };
     let plain = run(&[]);
-    let identity = AffineHook { k: (1.0, 0.0), v: (1.0, 0.0), width: None };
+    let identity = AffineHook {
+        k: (1.0, 0.0),
+        v: (1.0, 0.0),
+        width: None,
+    };
     assert_close("identity hook", &run(&[&identity]), &plain, 1e-6);
 
-    let first = AffineHook { k: (2.0, 0.0), v: (0.5, 0.0), width: None };
-    let second = AffineHook { k: (1.0, 0.25), v: (1.0, -0.5), width: None };
+    let first = AffineHook {
+        k: (2.0, 0.0),
+        v: (0.5, 0.0),
+        width: None,
+    };
+    let second = AffineHook {
+        k: (1.0, 0.25),
+        v: (1.0, -0.5),
+        width: None,
+    };
     // Per path: k = 2·ctx + 0.25, v = 0.5·ctx − 0.5.
-    let composed = AffineHook { k: (2.0, 0.25), v: (0.5, -0.5), width: None };
+    let composed = AffineHook {
+        k: (2.0, 0.25),
+        v: (0.5, -0.5),
+        width: None,
+    };
     let chained = run(&[&first, &second]);
-    assert!(max_rel_diff(&chained, &plain) > 1e-3, "hooks must change the output");
+    assert!(
+        max_rel_diff(&chained, &plain) > 1e-3,
+        "hooks must change the output"
+    );
     assert_close("chained hooks", &chained, &run(&[&composed]), 1e-5);
 
     // A hook that skips a width leaves those layers alone; one that only touches the
     // cross-attention width (128 = context) differs from one touching everything.
-    let cross_only = AffineHook { k: (2.0, 0.0), v: (0.5, 0.0), width: Some(128) };
-    let skipped = AffineHook { k: (2.0, 0.0), v: (0.5, 0.0), width: Some(999) };
+    let cross_only = AffineHook {
+        k: (2.0, 0.0),
+        v: (0.5, 0.0),
+        width: Some(128),
+    };
+    let skipped = AffineHook {
+        k: (2.0, 0.0),
+        v: (0.5, 0.0),
+        width: Some(999),
+    };
     assert_close("skipping hook", &run(&[&skipped]), &plain, 1e-6);
     assert!(max_rel_diff(&run(&[&cross_only]), &run(&[&first])) > 1e-4);
 }

@@ -87,10 +87,11 @@ fn sampler_latents_match_k_diffusion() {
         let images = generate(&model, &params_of(&case));
         let got: Vec<f32> = images.iter().flat_map(|i| i.latent.iter().copied()).collect();
         let want = store.read_f32(name).unwrap();
-        // Same noise to the bit; f32 UNet differences (~1e-6) grow to ~1e-4 relative over 6 steps
-        // on the random tiny UNet (measured by the fixture script by perturbing its output).
+        // Same noise to the bit; f32 UNet differences (~1e-6) grow over 6 steps (measured:
+        // 4e-6..3e-5 relative to the largest latent value).
         let rel = max_rel_diff(&got, &want);
-        assert!(rel < 1e-3, "{name}: relative difference {rel}");
+        eprintln!("{name}: latent max relative difference {rel:.2e}");
+        assert!(rel < 1e-4, "{name}: relative difference {rel}");
     }
 }
 
@@ -104,11 +105,13 @@ fn txt2img_pixels_match_reference() {
         let got: Vec<u8> = images.iter().flat_map(|i| i.rgb.iter().copied()).collect();
         let (_, want) = store.read_raw(name).unwrap();
         assert_eq!(got.len(), want.len(), "{name}: pixel count");
-        // Truncation to u8 turns tiny float differences into an occasional off-by-one.
+        // Truncation to u8 turns tiny float differences into an occasional off-by-one
+        // (measured: 0.02-0.07% of values).
         let diffs: Vec<i32> = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).collect();
         let max = diffs.iter().copied().max().unwrap_or(0);
         let off = diffs.iter().filter(|&&d| d != 0).count() as f64 / diffs.len() as f64;
-        assert!(max <= 2 && off < 0.02, "{name}: max pixel diff {max}, {:.2}% differ", off * 100.0);
+        eprintln!("{name}: max pixel diff {max}, {:.3}% of values differ", off * 100.0);
+        assert!(max <= 1 && off < 0.005, "{name}: max pixel diff {max}, {:.2}% differ", off * 100.0);
     }
 }
 
@@ -159,4 +162,41 @@ fn invalid_settings_are_refused_with_a_clear_message() {
     assert!(run(&p).contains("batch size"), "{}", run(&p));
     let err = registry().get("euler_b").err().unwrap().to_string();
     assert!(err.contains("unknown sampler `euler_b`") && err.contains("Euler a"), "{err}");
+}
+
+#[test]
+fn prompt_conditioning_matches_a1111() {
+    // Every text case: emphasis with mean restoration, 2-3 chunk prompts, BREAK, empty
+    // prompts and clip skip 1-3, through the loaded model's text encoder.
+    let model = load("tiny.ckpt");
+    let b = CandleBackend::cpu();
+    let store = golden("text.safetensors");
+    for case in cases("text.json") {
+        let name = case["name"].as_str().unwrap();
+        let prompt = case["prompt"].as_str().unwrap();
+        let skip = case["clip_skip"].as_u64().unwrap() as usize;
+        let cond = easel_core::pipeline::encode_prompt(&b, &model.clip, prompt, skip).unwrap();
+        let want = store.read_f32(name).unwrap();
+        assert_eq!(cond.data.len(), want.len(), "{name}: token count");
+        let rel = max_rel_diff(&cond.data, &want);
+        eprintln!("{name}: conditioning max relative difference {rel:.2e}");
+        // f32 CLIP vs torch: a few ulps per layer.
+        assert!(rel < 1e-5, "{name}: relative difference {rel}");
+    }
+}
+
+#[test]
+fn ckpt_and_safetensors_of_the_same_model_give_identical_images() {
+    let b = CandleBackend::cpu();
+    let make = |file: &str| {
+        let path = models_dir().join("Stable-diffusion").join(file);
+        let files = checkpoint_files(&models_dir(), &path, &VaeChoice::Builtin).unwrap();
+        StableDiffusion::load(&b, &files).unwrap()
+    };
+    let mut params = params_of(&cases("txt2img.json")[0]);
+    params.steps = 3;
+    let a = generate(&make("tiny.ckpt"), &params).remove(0);
+    let c = generate(&make("tiny-st.safetensors"), &params).remove(0);
+    assert_eq!(a.latent, c.latent);
+    assert_eq!(a.rgb, c.rgb);
 }

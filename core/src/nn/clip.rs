@@ -62,7 +62,7 @@ impl<B: Backend> ClipTextEncoder<B> {
     /// Build from weights scoped to the text model (`…transformer.text_model`). The stored
     /// `embeddings.position_ids` buffer is ignored: positions are always 0, 1, 2, ….
     pub fn load(b: &B, w: &Weights, cfg: &ClipConfig) -> Result<Self> {
-        if cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+        if cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
             return Err(Error::Invalid(format!(
                 "CLIP config: hidden {} does not split into {} heads",
                 cfg.hidden, cfg.heads
@@ -75,7 +75,11 @@ impl<B: Backend> ClipTextEncoder<B> {
         Ok(Self {
             cfg: cfg.clone(),
             token_embedding: e.load(b, "token_embedding.weight", &[cfg.vocab_size, cfg.hidden])?,
-            position_embedding: e.load(b, "position_embedding.weight", &[cfg.max_positions, cfg.hidden])?,
+            position_embedding: e.load(
+                b,
+                "position_embedding.weight",
+                &[cfg.max_positions, cfg.hidden],
+            )?,
             layers,
             final_layer_norm: LayerNorm::load(b, &w.pp("final_layer_norm"), cfg.hidden)?,
         })

@@ -21,7 +21,9 @@ fn dim(w: &Weights, name: &str, axis: usize) -> Result<usize> {
 
 /// Counts `prefix{0,1,2,…}suffix` keys until the first missing one.
 fn count(w: &Weights, prefix: &str, suffix: &str) -> usize {
-    (0..).take_while(|i| w.contains(&format!("{prefix}{i}{suffix}"))).count()
+    (0..)
+        .take_while(|i| w.contains(&format!("{prefix}{i}{suffix}")))
+        .count()
 }
 
 /// CLIP text sizes (weights scoped to `text_model`).
@@ -62,14 +64,20 @@ pub fn infer_unet_config(w: &Weights) -> Result<UNetConfig> {
     loop {
         let block = w.pp(format!("input_blocks.{i}"));
         if block.contains("0.op.weight") {
-            levels.push(current.take().ok_or_else(|| invalid(format!("input_blocks.{i} downsamples an empty level")))?);
+            levels.push(
+                current.take().ok_or_else(|| {
+                    invalid(format!("input_blocks.{i} downsamples an empty level"))
+                })?,
+            );
         } else if block.contains("0.in_layers.0.weight") {
             let width = dim(&block, "0.out_layers.3.weight", 0)?;
             let attn = block.contains("1.proj_in.weight");
             match &mut current {
                 Some((wd, n, a)) => {
                     if *wd != width || *a != attn {
-                        return Err(invalid(format!("input_blocks.{i} changes width or attention within a level")));
+                        return Err(invalid(format!(
+                            "input_blocks.{i} changes width or attention within a level"
+                        )));
                     }
                     *n += 1;
                 }
@@ -88,13 +96,17 @@ pub fn infer_unet_config(w: &Weights) -> Result<UNetConfig> {
         });
     };
     if levels.iter().any(|l| l.1 != num_res_blocks) {
-        return Err(invalid("levels have different numbers of res blocks".into()));
+        return Err(invalid(
+            "levels have different numbers of res blocks".into(),
+        ));
     }
     let mut channel_mult = Vec::new();
     let mut attention_resolutions = Vec::new();
     for (level, &(width, _, attn)) in levels.iter().enumerate() {
-        if width % model_channels != 0 {
-            return Err(invalid(format!("width {width} is not a multiple of {model_channels}")));
+        if !width.is_multiple_of(model_channels) {
+            return Err(invalid(format!(
+                "width {width} is not a multiple of {model_channels}"
+            )));
         }
         channel_mult.push(width / model_channels);
         if attn {
@@ -103,7 +115,10 @@ pub fn infer_unet_config(w: &Weights) -> Result<UNetConfig> {
     }
     let attention = if let Some(level) = levels.iter().position(|l| l.2) {
         // First attention block: input_blocks index of that level's first res block.
-        w.pp(format!("input_blocks.{}.1", 1 + level * (num_res_blocks + 1)))
+        w.pp(format!(
+            "input_blocks.{}.1",
+            1 + level * (num_res_blocks + 1)
+        ))
     } else {
         w.pp("middle_block.1")
     };

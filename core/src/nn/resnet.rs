@@ -22,7 +22,13 @@ pub struct ResBlock<B: Backend> {
 impl<B: Backend> ResBlock<B> {
     /// LDM `openaimodel.ResBlock` keys: `in_layers.{0,2}`, `emb_layers.1`,
     /// `out_layers.{0,3}`, `skip_connection`; GroupNorm eps 1e-5.
-    pub fn load_unet(b: &B, w: &Weights, in_ch: usize, out_ch: usize, emb_dim: usize) -> Result<Self> {
+    pub fn load_unet(
+        b: &B,
+        w: &Weights,
+        in_ch: usize,
+        out_ch: usize,
+        emb_dim: usize,
+    ) -> Result<Self> {
         let eps = 1e-5;
         Ok(Self {
             norm1: GroupNorm::load(b, &w.pp("in_layers.0"), in_ch, eps)?,

@@ -187,7 +187,11 @@ impl Shapes {
         self.conv(&format!("{p}.encoder.conv_in"), cfg.in_channels, ch, 3);
         for (i, &mult) in cfg.ch_mult.iter().enumerate() {
             for j in 0..cfg.num_res_blocks {
-                self.vae_res(&format!("{p}.encoder.down.{i}.block.{j}"), ch, cfg.ch * mult);
+                self.vae_res(
+                    &format!("{p}.encoder.down.{i}.block.{j}"),
+                    ch,
+                    cfg.ch * mult,
+                );
                 ch = cfg.ch * mult;
             }
             if i + 1 != n {
@@ -197,8 +201,18 @@ impl Shapes {
         self.vae_mid(&format!("{p}.encoder.mid"), ch);
         self.norm(&format!("{p}.encoder.norm_out"), ch);
         self.conv(&format!("{p}.encoder.conv_out"), ch, 2 * cfg.z_channels, 3);
-        self.conv(&format!("{p}.quant_conv"), 2 * cfg.z_channels, 2 * cfg.embed_dim, 1);
-        self.conv(&format!("{p}.post_quant_conv"), cfg.embed_dim, cfg.z_channels, 1);
+        self.conv(
+            &format!("{p}.quant_conv"),
+            2 * cfg.z_channels,
+            2 * cfg.embed_dim,
+            1,
+        );
+        self.conv(
+            &format!("{p}.post_quant_conv"),
+            cfg.embed_dim,
+            cfg.z_channels,
+            1,
+        );
         let mut ch = cfg.ch * cfg.ch_mult.last().copied().unwrap_or(1);
         self.conv(&format!("{p}.decoder.conv_in"), cfg.z_channels, ch, 3);
         self.vae_mid(&format!("{p}.decoder.mid"), ch);
@@ -217,8 +231,14 @@ impl Shapes {
 
     fn clip(&mut self, p: &str, cfg: &ClipConfig) {
         let h = cfg.hidden;
-        self.add(format!("{p}.embeddings.token_embedding.weight"), &[cfg.vocab_size, h]);
-        self.add(format!("{p}.embeddings.position_embedding.weight"), &[cfg.max_positions, h]);
+        self.add(
+            format!("{p}.embeddings.token_embedding.weight"),
+            &[cfg.vocab_size, h],
+        );
+        self.add(
+            format!("{p}.embeddings.position_embedding.weight"),
+            &[cfg.max_positions, h],
+        );
         for i in 0..cfg.layers {
             let l = format!("{p}.encoder.layers.{i}");
             for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {

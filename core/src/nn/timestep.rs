@@ -13,7 +13,7 @@ pub fn timestep_embedding(timesteps: &[f32], dim: usize) -> Vec<f32> {
     for &t in timesteps {
         out.extend(freqs.iter().map(|&f| (t * f).cos()));
         out.extend(freqs.iter().map(|&f| (t * f).sin()));
-        if dim % 2 == 1 {
+        if !dim.is_multiple_of(2) {
             out.push(0.0);
         }
     }

@@ -52,10 +52,10 @@ impl<B: Backend> CrossAttention<B> {
         hooks: &[&dyn AttentionHook<B>],
     ) -> Result<B::Tensor> {
         let ctx = context.unwrap_or(x);
-        let (k_ctx, v_ctx) = apply_hooks(b, ctx, hooks)?;
+        let paths = apply_hooks(b, ctx, hooks)?;
         let q = self.to_q.forward(b, x)?;
-        let k = self.to_k.forward(b, k_ctx.as_ref().unwrap_or(ctx))?;
-        let v = self.to_v.forward(b, v_ctx.as_ref().unwrap_or(ctx))?;
+        let k = self.to_k.forward(b, paths.key().unwrap_or(ctx))?;
+        let v = self.to_v.forward(b, paths.value().unwrap_or(ctx))?;
         let out = b.attention(&q, &k, &v, self.heads, false)?;
         self.to_out.forward(b, &out)
     }
@@ -68,17 +68,16 @@ enum HookPaths<T> {
     Split { key: T, value: T },
 }
 
-/// Threads `ctx` through the hooks and returns the final (key, value) contexts, `None`
-/// where no hook changed anything. While both paths hold the same tensor one call serves
+/// Threads `ctx` through the hooks and returns the final key and value contexts. While both paths hold the same tensor one call serves
 /// both; once they differ each path goes through the next hook on its own and only that
 /// path's output is kept (A1111 `apply_hypernetworks`).
 fn apply_hooks<B: Backend>(
     b: &B,
     ctx: &B::Tensor,
     hooks: &[&dyn AttentionHook<B>],
-) -> Result<(Option<B::Tensor>, Option<B::Tensor>)> {
+) -> Result<HookPaths<B::Tensor>> {
     if hooks.is_empty() {
-        return Ok((None, None));
+        return Ok(HookPaths::Shared(None));
     }
     let width = *b.shape(ctx).last().unwrap_or(&0);
     let mut paths = HookPaths::Shared(None);
@@ -103,10 +102,24 @@ fn apply_hooks<B: Backend>(
             }
         };
     }
-    Ok(match paths {
-        HookPaths::Shared(current) => (current.clone(), current),
-        HookPaths::Split { key, value } => (Some(key), Some(value)),
-    })
+    Ok(paths)
+}
+
+impl<T> HookPaths<T> {
+    /// The key-path context, `None` when no hook changed it.
+    fn key(&self) -> Option<&T> {
+        match self {
+            HookPaths::Shared(t) => t.as_ref(),
+            HookPaths::Split { key, .. } => Some(key),
+        }
+    }
+    /// The value-path context, `None` when no hook changed it.
+    fn value(&self) -> Option<&T> {
+        match self {
+            HookPaths::Shared(t) => t.as_ref(),
+            HookPaths::Split { value, .. } => Some(value),
+        }
+    }
 }
 
 /// `ff.net.0.proj` (to 2 × inner for GEGLU) then `ff.net.2`; inner = 4 × width.
@@ -159,9 +172,13 @@ impl<B: Backend> BasicTransformerBlock<B> {
         context: &B::Tensor,
         hooks: &[&dyn AttentionHook<B>],
     ) -> Result<B::Tensor> {
-        let h = self.attn1.forward(b, &self.norm1.forward(b, x)?, None, hooks)?;
+        let h = self
+            .attn1
+            .forward(b, &self.norm1.forward(b, x)?, None, hooks)?;
         let x = b.add(x, &h)?;
-        let h = self.attn2.forward(b, &self.norm2.forward(b, &x)?, Some(context), hooks)?;
+        let h = self
+            .attn2
+            .forward(b, &self.norm2.forward(b, &x)?, Some(context), hooks)?;
         let x = b.add(&x, &h)?;
         let h = self.ff.forward(b, &self.norm3.forward(b, &x)?)?;
         b.add(&x, &h)

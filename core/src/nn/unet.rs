@@ -98,7 +98,13 @@ impl<B: Backend> UNet<B> {
             for _ in 0..nrb {
                 let bw = w.pp(format!("input_blocks.{}", input_blocks.len()));
                 let out = mult * mc;
-                let mut layers = vec![Layer::Res(ResBlock::load_unet(b, &bw.pp("0"), ch, out, emb_dim)?)];
+                let mut layers = vec![Layer::Res(ResBlock::load_unet(
+                    b,
+                    &bw.pp("0"),
+                    ch,
+                    out,
+                    emb_dim,
+                )?)];
                 ch = out;
                 if attention_at(ds) {
                     layers.push(Layer::Attention(transformer(&bw.pp("1"), ch)?));
@@ -221,7 +227,9 @@ impl<B: Backend> UNet<B> {
             h = block.forward(b, &h, &emb_silu, context, hooks)?;
             skips.push(h.clone());
         }
-        h = self.middle_block.forward(b, &h, &emb_silu, context, hooks)?;
+        h = self
+            .middle_block
+            .forward(b, &h, &emb_silu, context, hooks)?;
         for block in &self.output_blocks {
             let skip = skips.pop().ok_or_else(|| {
                 Error::Invalid("UNet: output blocks outnumber skip connections".into())
@@ -263,11 +271,13 @@ fn validate(cfg: &UNetConfig) -> Result<()> {
     }
     for &m in &cfg.channel_mult {
         let ch = m * cfg.model_channels;
-        if ch % GROUP_NORM_GROUPS != 0 {
-            return bad(format!("width {ch} is not a multiple of 32 (GroupNorm groups)"));
+        if !ch.is_multiple_of(GROUP_NORM_GROUPS) {
+            return bad(format!(
+                "width {ch} is not a multiple of 32 (GroupNorm groups)"
+            ));
         }
         let heads = cfg.heads_for(ch);
-        if heads == 0 || ch % heads != 0 {
+        if heads == 0 || !ch.is_multiple_of(heads) {
             return bad(format!("width {ch} does not split into {heads} heads"));
         }
     }

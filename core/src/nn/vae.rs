@@ -119,11 +119,24 @@ impl<B: Backend> AutoencoderKl<B> {
             let out = cfg.ch * mult;
             let mut blocks = Vec::with_capacity(nrb);
             for j in 0..nrb {
-                blocks.push(ResBlock::load_vae(b, &lw.pp(format!("block.{j}")), ch, out)?);
+                blocks.push(ResBlock::load_vae(
+                    b,
+                    &lw.pp(format!("block.{j}")),
+                    ch,
+                    out,
+                )?);
                 ch = out;
             }
             let resample = if i + 1 != n {
-                Some(Conv2d::load_with(b, &lw.pp("downsample.conv"), ch, ch, 3, 2, 0)?)
+                Some(Conv2d::load_with(
+                    b,
+                    &lw.pp("downsample.conv"),
+                    ch,
+                    ch,
+                    3,
+                    2,
+                    0,
+                )?)
             } else {
                 None
             };
@@ -132,8 +145,20 @@ impl<B: Backend> AutoencoderKl<B> {
         let enc_mid = MidBlock::load(b, &e.pp("mid"), ch)?;
         let enc_norm_out = GroupNorm::load(b, &e.pp("norm_out"), ch, VAE_NORM_EPS)?;
         let enc_conv_out = Conv2d::load(b, &e.pp("conv_out"), ch, 2 * cfg.z_channels, 3)?;
-        let quant_conv = Conv2d::load(b, &w.pp("quant_conv"), 2 * cfg.z_channels, 2 * cfg.embed_dim, 1)?;
-        let post_quant_conv = Conv2d::load(b, &w.pp("post_quant_conv"), cfg.embed_dim, cfg.z_channels, 1)?;
+        let quant_conv = Conv2d::load(
+            b,
+            &w.pp("quant_conv"),
+            2 * cfg.z_channels,
+            2 * cfg.embed_dim,
+            1,
+        )?;
+        let post_quant_conv = Conv2d::load(
+            b,
+            &w.pp("post_quant_conv"),
+            cfg.embed_dim,
+            cfg.z_channels,
+            1,
+        )?;
 
         let d = w.pp("decoder");
         let mut ch = cfg.ch * cfg.ch_mult[n - 1];
@@ -145,7 +170,12 @@ impl<B: Backend> AutoencoderKl<B> {
             let out = cfg.ch * mult;
             let mut blocks = Vec::with_capacity(nrb + 1);
             for j in 0..=nrb {
-                blocks.push(ResBlock::load_vae(b, &lw.pp(format!("block.{j}")), ch, out)?);
+                blocks.push(ResBlock::load_vae(
+                    b,
+                    &lw.pp(format!("block.{j}")),
+                    ch,
+                    out,
+                )?);
                 ch = out;
             }
             let resample = if i != 0 {

@@ -1,0 +1,79 @@
+//! The `easel` binary end to end on the bundled tiny model: what the README promises a
+//! newcomer works, and bad input exits non-zero with a message naming the problem.
+
+use easel_core::formats::open_tensor_store;
+use easel_core::infotext::{read_parameters, Infotext};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn easel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_easel"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("easel-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn generate_writes_png_with_infotext_and_latents() {
+    let dir = temp_dir("gen");
+    let out = dir.join("fox.png");
+    let latents = dir.join("lat.safetensors");
+    let status = easel()
+        .current_dir(&dir) // no ./models here: the bundled tiny model is used
+        .args(["generate", "--prompt", "a red fox, (snow:1.2)", "--negative", "blurry", "--steps", "2", "--seed", "7"])
+        .args(["--size", "64x48", "--sampler", "euler", "--batch-size", "2", "--clip-skip", "2", "--rng", "cpu"])
+        .arg("-o")
+        .arg(&out)
+        .arg("--save-latents")
+        .arg(&latents)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let info = Infotext::parse(&read_parameters(&out).unwrap().unwrap());
+    assert_eq!(info.prompt, "a red fox, (snow:1.2)");
+    assert_eq!(info.negative_prompt, "blurry");
+    assert_eq!(info.seed().unwrap(), Some(7));
+    assert_eq!(info.size().unwrap(), Some((64, 48)));
+    assert_eq!(info.sampler(), Some("Euler"));
+    assert_eq!(info.model(), Some("tiny"));
+    assert_eq!(info.clip_skip().unwrap(), 2);
+    assert_eq!(info.rng(), "CPU");
+    // The second image of the batch has seed + 1.
+    let second = Infotext::parse(&read_parameters(dir.join("fox-2.png")).unwrap().unwrap());
+    assert_eq!(second.seed().unwrap(), Some(8));
+    let store = open_tensor_store(&latents).unwrap();
+    assert_eq!(store.info("noise").unwrap().shape, vec![2, 4, 6, 8]);
+    assert_eq!(store.info("latent").unwrap().shape, vec![2, 4, 6, 8]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_settings_fail_with_a_message() {
+    for (args, msg) in [
+        (vec!["--size", "100x64"], "width 100 is not a positive multiple of 8"),
+        (vec!["--size", "big"], "--size `big`"),
+        (vec!["--sampler", "nope"], "unknown sampler `nope`"),
+        (vec!["--rng", "dice"], "dice"),
+        (vec!["--model", "missing-model"], "no checkpoint named `missing-model`"),
+        (vec!["--steps", "0"], "steps"),
+    ] {
+        let out = easel().args(["generate", "-o", "/nonexistent-dir/x.png"]).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn tokenize_reports_tokens_and_chunks() {
+    let out = easel().args(["tokenize", "--json", "a photo of a cat"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["token_count"], 5);
+    let tokens: Vec<u64> = v["chunks"][0]["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+    // CLIP's ids for "a photo of a cat" (REFERENCE.md), after BOS.
+    assert_eq!(&tokens[..7], &[49406, 320, 1125, 539, 320, 2368, 49407]);
+}
