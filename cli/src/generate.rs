@@ -3,7 +3,7 @@
 use crate::progress::step_bar;
 use clap::Args;
 use easel_candle::CandleBackend;
-use easel_core::infotext::write_png;
+use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::model::{checkpoint_files, resolve_checkpoint, StableDiffusion, VaeChoice};
 use easel_core::noise::RngKind;
 use easel_core::pipeline::{txt2img, txt2img_infotext, Txt2ImgParams};
@@ -14,36 +14,39 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Clone)]
 pub struct GenerateArgs {
+    /// Take every setting from this PNG's A1111 infotext (flags given here override it).
+    #[arg(long)]
+    pub from: Option<PathBuf>,
     /// Prompt (A1111 syntax: (word:1.2), [word], BREAK, ...).
-    #[arg(short, long, default_value = "")]
-    pub prompt: String,
+    #[arg(short, long)]
+    pub prompt: Option<String>,
     /// Negative prompt.
-    #[arg(short = 'n', long = "negative", default_value = "")]
-    pub negative: String,
-    /// Sampling steps.
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Sampler (A1111 label or alias: "Euler a", euler, k_euler_a, ...).
-    #[arg(long, default_value = "Euler a")]
-    pub sampler: String,
-    /// Classifier-free guidance scale.
-    #[arg(long = "cfg", default_value_t = 7.0)]
-    pub cfg: f32,
-    /// Seed; -1 picks a random one (the real seed is recorded in the PNG).
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
-    pub seed: i64,
-    /// Image size WIDTHxHEIGHT, multiples of 8.
-    #[arg(long, default_value = "512x512")]
-    pub size: String,
-    /// CLIP skip (2 = penultimate layer, as NovelAI models expect).
-    #[arg(long = "clip-skip", default_value_t = 1)]
-    pub clip_skip: usize,
+    #[arg(short = 'n', long = "negative")]
+    pub negative: Option<String>,
+    /// Sampling steps [default: 20].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Sampler (A1111 label or alias: "Euler a", euler, k_euler_a, ...) [default: Euler a].
+    #[arg(long)]
+    pub sampler: Option<String>,
+    /// Classifier-free guidance scale [default: 7].
+    #[arg(long = "cfg")]
+    pub cfg: Option<f32>,
+    /// Seed; -1 picks a random one (the real seed is recorded in the PNG) [default: -1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub seed: Option<i64>,
+    /// Image size WIDTHxHEIGHT, multiples of 8 [default: 512x512].
+    #[arg(long)]
+    pub size: Option<String>,
+    /// CLIP skip (2 = penultimate layer, as NovelAI models expect) [default: 1].
+    #[arg(long = "clip-skip")]
+    pub clip_skip: Option<usize>,
     /// Noise generator: gpu (A1111 default, Philox), nv (same stream), cpu (torch CPU).
-    #[arg(long, default_value = "gpu")]
-    pub rng: String,
-    /// Eta noise seed delta (31337 for NovelAI parity); affects ancestral samplers.
-    #[arg(long, default_value_t = 0)]
-    pub ensd: u64,
+    #[arg(long)]
+    pub rng: Option<String>,
+    /// Eta noise seed delta (31337 for NovelAI parity); affects ancestral samplers [default: 0].
+    #[arg(long)]
+    pub ensd: Option<u64>,
     /// Number of batches to run one after another.
     #[arg(long = "batch-count", default_value_t = 1)]
     pub batch_count: usize,
@@ -53,9 +56,10 @@ pub struct GenerateArgs {
     /// An A1111-style models folder (default: ./models, else the bundled tiny model).
     #[arg(long)]
     pub models: Option<PathBuf>,
-    /// Checkpoint: name, stem, or path (default: the first in the folder).
-    #[arg(long, default_value = "")]
-    pub model: String,
+    /// Checkpoint: name, stem, path, legacy hash (`925997e9`) or A1111 title
+    /// (`final-pruned [925997e9]`) [default: the first in the folder].
+    #[arg(long)]
+    pub model: Option<String>,
     /// VAE: auto (sidecar <stem>.vae.pt if present), none (the checkpoint's own), a name in models/VAE, or a path.
     #[arg(long, default_value = "auto")]
     pub vae: String,
@@ -68,6 +72,45 @@ pub struct GenerateArgs {
     /// Also write the initial noise and final latent (keys `noise`, `latent`) here.
     #[arg(long = "save-latents")]
     pub save_latents: Option<PathBuf>,
+}
+
+impl GenerateArgs {
+    /// Fill every setting not given on the command line from an A1111 infotext, as
+    /// A1111's "send to txt2img" does (missing `Clip skip` = 1, missing `RNG` = GPU).
+    fn fill_from_infotext(&mut self, t: &Infotext) -> Result<()> {
+        self.prompt.get_or_insert_with(|| t.prompt.clone());
+        self.negative.get_or_insert_with(|| t.negative_prompt.clone());
+        if self.steps.is_none() {
+            self.steps = t.steps()?.map(|v| v as usize);
+        }
+        if self.sampler.is_none() {
+            self.sampler = t.sampler().map(str::to_string);
+        }
+        if self.cfg.is_none() {
+            self.cfg = t.cfg_scale()?.map(|v| v as f32);
+        }
+        if self.seed.is_none() {
+            self.seed = t.seed()?.map(|v| v as i64);
+        }
+        if self.size.is_none() {
+            self.size = t.size()?.map(|(w, h)| format!("{w}x{h}"));
+        }
+        self.clip_skip.get_or_insert(t.clip_skip()? as usize);
+        self.rng.get_or_insert_with(|| t.rng().to_string());
+        if self.ensd.is_none() {
+            self.ensd = t.ensd()?;
+        }
+        if self.model.is_none() {
+            // The hash identifies the exact file; the name is the fallback.
+            self.model = match (t.model(), t.model_hash()) {
+                (Some(name), Some(hash)) => Some(format!("{name} [{hash}]")),
+                (Some(name), None) => Some(name.to_string()),
+                (None, Some(hash)) => Some(hash.to_string()),
+                (None, None) => None,
+            };
+        }
+        Ok(())
+    }
 }
 
 /// Every sampler this build knows.
@@ -131,32 +174,39 @@ fn random_seed() -> u64 {
     (nanos as u64 ^ (nanos >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
 }
 
-pub fn run(a: GenerateArgs) -> Result<()> {
+pub fn run(mut a: GenerateArgs) -> Result<()> {
     set_threads(a.threads);
-    let (width, height) = parse_size(&a.size)?;
-    let rng: RngKind = a.rng.parse()?;
-    let sampler = sampler_registry().get(&a.sampler)?;
-    let seed = if a.seed < 0 { random_seed() } else { a.seed as u64 };
+    if let Some(png) = a.from.clone() {
+        let text = read_parameters(&png)?.ok_or_else(|| Error::Invalid(format!("{}: the PNG has no A1111 `parameters` text", png.display())))?;
+        a.fill_from_infotext(&Infotext::parse(&text))?;
+    }
+    let (width, height) = parse_size(a.size.as_deref().unwrap_or("512x512"))?;
+    let rng: RngKind = a.rng.as_deref().unwrap_or("gpu").parse()?;
+    let sampler = sampler_registry().get(a.sampler.as_deref().unwrap_or("Euler a"))?;
+    let seed = match a.seed.unwrap_or(-1) {
+        s if s < 0 => random_seed(),
+        s => s as u64,
+    };
     if a.batch_count == 0 {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));
     }
     let mut params = Txt2ImgParams {
-        prompt: a.prompt.clone(),
-        negative_prompt: a.negative.clone(),
-        steps: a.steps,
-        cfg_scale: a.cfg,
+        prompt: a.prompt.clone().unwrap_or_default(),
+        negative_prompt: a.negative.clone().unwrap_or_default(),
+        steps: a.steps.unwrap_or(20),
+        cfg_scale: a.cfg.unwrap_or(7.0),
         seed,
         width,
         height,
         batch_size: a.batch_size,
-        clip_skip: a.clip_skip,
+        clip_skip: a.clip_skip.unwrap_or(1),
         rng,
-        ensd: a.ensd,
+        ensd: a.ensd.unwrap_or(0),
         sampler,
     };
     params.validate()?;
 
-    let (models, model_name) = models_folder(&a.models, &a.model);
+    let (models, model_name) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
     let checkpoint = resolve_checkpoint(&models, &model_name)?;
     let files = checkpoint_files(&models, &checkpoint, &VaeChoice::parse(&a.vae))?;
     let backend = CandleBackend::cpu();

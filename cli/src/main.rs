@@ -3,6 +3,7 @@
 
 mod bench;
 mod generate;
+mod info;
 mod progress;
 mod tokenize;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Generate images from a prompt (txt2img) and write PNGs with A1111 infotext.
     Generate(generate::GenerateArgs),
+    /// Print the A1111 infotext (generation parameters) stored in PNGs.
+    Info(info::InfoArgs),
     /// Show a prompt's CLIP tokens, emphasis weights and chunk count.
     Tokenize(tokenize::TokenizeArgs),
     /// List the registered samplers.
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),
         Command::Tokenize(a) => tokenize::run(a),
+        Command::Info(a) => info::run(a),
         Command::Samplers => {
             for label in generate::sampler_registry().labels() {
                 println!("{label}");

@@ -77,3 +77,48 @@ fn tokenize_reports_tokens_and_chunks() {
     // CLIP's ids for "a photo of a cat" (REFERENCE.md), after BOS.
     assert_eq!(&tokens[..7], &[49406, 320, 1125, 539, 320, 2368, 49407]);
 }
+
+#[test]
+fn from_png_regenerates_the_same_image_and_flags_override() {
+    let dir = temp_dir("from");
+    let first = dir.join("a.png");
+    let again = dir.join("b.png");
+    let other = dir.join("c.png");
+    let gen = |extra: &[&str], out: &PathBuf| {
+        let status = easel().current_dir(&dir).arg("generate").args(extra).arg("-o").arg(out).status().unwrap();
+        assert!(status.success(), "{extra:?}");
+    };
+    gen(&["--prompt", "a cat", "--steps", "3", "--size", "64x64", "--seed", "11", "--sampler", "Euler a", "--ensd", "31337", "--clip-skip", "2"], &first);
+    let from = first.to_str().unwrap();
+    gen(&["--from", from], &again);
+    gen(&["--from", from, "--seed", "12"], &other);
+    let px = |p: &PathBuf| easel_core::infotext::read_png_rgb(p).unwrap().2;
+    assert_eq!(px(&first), px(&again));
+    assert_ne!(px(&first), px(&other));
+    let a = Infotext::parse(&read_parameters(&first).unwrap().unwrap());
+    let b = Infotext::parse(&read_parameters(&again).unwrap().unwrap());
+    assert_eq!(a, b);
+    let c = Infotext::parse(&read_parameters(&other).unwrap().unwrap());
+    assert_eq!(c.seed().unwrap(), Some(12));
+    assert_eq!(c.ensd().unwrap(), Some(31337));
+
+    let out = easel().args(["info", "--json", from]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["prompt"], "a cat");
+    assert_eq!(v["parameters"]["Seed"], "11");
+    assert_eq!(v["parameters"]["Size-1"], "64");
+    assert_eq!(v["parameters"]["Clip skip"], "2");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn info_on_a_png_without_parameters_is_an_error() {
+    let dir = temp_dir("noinfo");
+    let png = dir.join("plain.png");
+    easel_core::infotext::write_png(&png, 2, 2, &[0u8; 12], None).unwrap();
+    let out = easel().args(["info"]).arg(&png).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no A1111 `parameters`"));
+    std::fs::remove_dir_all(&dir).ok();
+}

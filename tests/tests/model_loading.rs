@@ -138,3 +138,14 @@ fn ema_config_without_ema_weights_is_refused() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(err.contains("use_ema") && err.contains("plain.ckpt"), "{err}");
 }
+
+#[test]
+fn checkpoints_resolve_by_hash_and_a1111_title() {
+    let want = sd_dir().join("tiny-st.safetensors");
+    let hash = legacy_model_hash(&want).unwrap();
+    assert_eq!(resolve_checkpoint(&models_dir(), &hash).unwrap(), want);
+    // The title's hash wins over its name; the name is the fallback for an unknown hash.
+    assert_eq!(resolve_checkpoint(&models_dir(), &format!("tiny [{hash}]")).unwrap(), want);
+    assert_eq!(resolve_checkpoint(&models_dir(), "tiny-st [00000000]").unwrap(), want);
+    assert!(resolve_checkpoint(&models_dir(), "00000000").is_err());
+}

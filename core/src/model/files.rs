@@ -72,9 +72,10 @@ pub fn stem(path: &Path) -> String {
     path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string()
 }
 
-/// Resolve `--model`: an existing file path, or a checkpoint in `models/Stable-diffusion`
-/// matched by file name, stem, or path relative to that folder (with or without extension).
-/// An empty name picks the first checkpoint.
+/// Resolve `--model` the ways A1111 names a checkpoint: an existing file path; a name
+/// (file name, stem, or path relative to `Stable-diffusion/`, with or without extension);
+/// a legacy 8-hex hash (`925997e9`); or A1111's title `name [hash]`, where the hash wins
+/// and the name is the fallback. An empty name picks the first checkpoint.
 pub fn resolve_checkpoint(models: &Path, name: &str) -> Result<PathBuf> {
     let as_path = Path::new(name);
     if !name.is_empty() && as_path.is_file() {
@@ -85,23 +86,63 @@ pub fn resolve_checkpoint(models: &Path, name: &str) -> Result<PathBuf> {
     if name.is_empty() {
         return all.into_iter().next().ok_or_else(|| Error::Invalid(format!("no checkpoints (.ckpt/.safetensors) in {}", root.display())));
     }
-    let wanted = name.replace('\\', "/");
-    let found = all.iter().find(|p| {
-        let rel = p.strip_prefix(&root).unwrap_or(p).to_string_lossy().replace('\\', "/");
-        let rel_noext = rel.rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or(rel.clone());
-        rel == wanted || rel_noext == wanted || stem(p) == wanted || p.file_name().is_some_and(|f| f.to_string_lossy() == wanted)
-    });
-    match found {
-        Some(p) => Ok(p.clone()),
-        None => {
-            let names: Vec<String> = all.iter().map(|p| stem(p)).collect();
-            Err(Error::Invalid(format!(
-                "no checkpoint named `{name}` in {} (available: {})",
-                root.display(),
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
-            )))
+    let (wanted, hash) = split_title(name.trim());
+    if let Some(hash) = hash {
+        if let Some(p) = find_by_legacy_hash(&all, hash)? {
+            return Ok(p);
         }
     }
+    if let Some(p) = find_by_name(&all, &root, wanted) {
+        return Ok(p);
+    }
+    if hash.is_none() && is_legacy_hash(wanted) {
+        if let Some(p) = find_by_legacy_hash(&all, wanted)? {
+            return Ok(p);
+        }
+    }
+    let names: Vec<String> = all.iter().map(|p| stem(p)).collect();
+    Err(Error::Invalid(format!(
+        "no checkpoint named `{name}` in {} (available: {})",
+        root.display(),
+        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    )))
+}
+
+/// `final-pruned [925997e9]` → (`final-pruned`, Some(`925997e9`)).
+fn split_title(name: &str) -> (&str, Option<&str>) {
+    if let Some(open) = name.rfind(" [") {
+        if let Some(hash) = name[open + 2..].strip_suffix(']') {
+            if is_legacy_hash(hash) {
+                return (name[..open].trim_end(), Some(hash));
+            }
+        }
+    }
+    (name, None)
+}
+
+fn is_legacy_hash(s: &str) -> bool {
+    s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn find_by_legacy_hash(all: &[PathBuf], hash: &str) -> Result<Option<PathBuf>> {
+    let hash = hash.to_ascii_lowercase();
+    for p in all {
+        if super::hash::legacy_model_hash(p)? == hash {
+            return Ok(Some(p.clone()));
+        }
+    }
+    Ok(None)
+}
+
+fn find_by_name(all: &[PathBuf], root: &Path, wanted: &str) -> Option<PathBuf> {
+    let wanted = wanted.replace('\\', "/");
+    all.iter()
+        .find(|p| {
+            let rel = p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/");
+            let rel_noext = rel.rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or(rel.clone());
+            rel == wanted || rel_noext == wanted || stem(p) == wanted || p.file_name().is_some_and(|f| f.to_string_lossy() == wanted)
+        })
+        .cloned()
 }
 
 /// The sidecar files of `checkpoint` and the VAE chosen by `vae`.
