@@ -122,7 +122,8 @@ pub fn sampler_registry() -> SamplerRegistry {
 
 /// The bundled tiny model folder of a source checkout.
 pub fn bundled_models() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models")
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 /// `--models` if given, else `./models`, else the bundled tiny model (with its name).

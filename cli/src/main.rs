@@ -4,6 +4,7 @@
 mod bench;
 mod generate;
 mod info;
+mod models;
 mod progress;
 mod tokenize;
 
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Generate images from a prompt (txt2img) and write PNGs with A1111 infotext.
     Generate(generate::GenerateArgs),
+    /// List a models folder: checkpoints with hashes, the config and VAE each uses, VAEs, hypernetworks.
+    Models(models::ModelsArgs),
     /// Print the A1111 infotext (generation parameters) stored in PNGs.
     Info(info::InfoArgs),
     /// Show a prompt's CLIP tokens, emphasis weights and chunk count.
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => generate::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Info(a) => info::run(a),
+        Command::Models(a) => models::run(a),
         Command::Samplers => {
             for label in generate::sampler_registry().labels() {
                 println!("{label}");

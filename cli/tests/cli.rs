@@ -122,3 +122,22 @@ fn info_on_a_png_without_parameters_is_an_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no A1111 `parameters`"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn models_lists_checkpoints_with_hashes_sidecars_and_training_weights() {
+    let out = easel().args(["models", "--json"]).current_dir(std::env::temp_dir()).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cks = v["checkpoints"].as_array().unwrap();
+    let find = |name: &str| cks.iter().find(|c| c["name"] == name).unwrap().clone();
+    // Hashes as Python's hashlib computed them (golden/hashes.json).
+    let hashes: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/golden/hashes.json")).unwrap()).unwrap();
+    for (file, name) in [("tiny.ckpt", "tiny"), ("tiny-ema.ckpt", "tiny-ema"), ("tiny-st.safetensors", "tiny-st")] {
+        assert_eq!(find(name)["hash"], hashes[file]["legacy"], "{name}");
+    }
+    assert!(find("tiny")["vae"].as_str().unwrap().ends_with("tiny.vae.pt"));
+    assert!(find("tiny")["config"].as_str().unwrap().ends_with("tiny.yaml"));
+    assert!(find("tiny-st")["config"].is_null());
+    assert_eq!(find("tiny-ema")["unet"], "EmaAndTraining");
+    assert_eq!(find("tiny")["unet"], "Inference");
+}

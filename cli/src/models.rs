@@ -1,0 +1,77 @@
+//! `easel models`: what a models folder holds — checkpoints with hashes and the config and
+//! VAE each will use, extra VAEs, and hypernetworks.
+
+use crate::generate::models_folder;
+use clap::Args;
+use easel_core::model::listing::files_with_ext;
+use easel_core::model::{list_folder, UnetWeights};
+use easel_core::Result;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct ModelsArgs {
+    /// An A1111-style models folder (default: ./models, else the bundled tiny model).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).display().to_string()
+}
+
+pub fn run(a: ModelsArgs) -> Result<()> {
+    let (models, _) = models_folder(&a.models, "");
+    let checkpoints = list_folder(&models);
+    let vaes = files_with_ext(&models.join("VAE"), &["pt", "ckpt", "safetensors"]);
+    let hypernets = files_with_ext(&models.join("hypernetworks"), &["pt"]);
+    if a.json {
+        let cks: Vec<serde_json::Value> = checkpoints
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "name": c.name,
+                    "path": c.path.display().to_string(),
+                    "hash": c.legacy_hash,
+                    "size": c.size,
+                    "config": c.config.as_ref().map(|p| p.display().to_string()),
+                    "vae": c.vae.as_ref().map(|p| p.display().to_string()),
+                    "unet": format!("{:?}", c.unet),
+                    "error": c.error,
+                })
+            })
+            .collect();
+        let names = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+        println!("{}", serde_json::json!({ "folder": models.display().to_string(), "checkpoints": cks, "vae": names(&vaes), "hypernetworks": names(&hypernets) }));
+        return Ok(());
+    }
+    println!("{}", models.display());
+    println!("checkpoints (Stable-diffusion/):");
+    if checkpoints.is_empty() {
+        println!("  none");
+    }
+    let sd = models.join("Stable-diffusion");
+    for c in &checkpoints {
+        println!("  {} [{}]  {:.2} GB  {}", c.name, c.legacy_hash, c.size as f64 / 1e9, rel(&sd, &c.path));
+        if let Some(e) = &c.error {
+            println!("    unreadable: {e}");
+            continue;
+        }
+        println!("    config: {}", c.config.as_ref().map(|p| rel(&sd, p)).unwrap_or_else(|| "inferred from tensor shapes".into()));
+        println!("    VAE:    {}", c.vae.as_ref().map(|p| rel(&sd, p)).unwrap_or_else(|| "the checkpoint's own".into()));
+        match c.unet {
+            UnetWeights::EmaAndTraining => println!("    weights: EMA + training UNet (a full training checkpoint; `easel prune` makes the inference one)"),
+            UnetWeights::EmaOnly => println!("    weights: EMA UNet only"),
+            UnetWeights::None => println!("    weights: no UNet found"),
+            UnetWeights::Inference => {}
+        }
+    }
+    println!("VAEs (VAE/): {}", if vaes.is_empty() { "none".to_string() } else { vaes.iter().map(|p| rel(&models.join("VAE"), p)).collect::<Vec<_>>().join(", ") });
+    println!(
+        "hypernetworks (hypernetworks/): {}",
+        if hypernets.is_empty() { "none".to_string() } else { hypernets.iter().map(|p| rel(&models.join("hypernetworks"), p)).collect::<Vec<_>>().join(", ") }
+    );
+    Ok(())
+}
