@@ -22,11 +22,38 @@ pub fn golden_path(name: &str) -> PathBuf {
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Largest absolute difference divided by the largest magnitude in `reference`.
 pub fn max_rel_diff(actual: &[f32], reference: &[f32]) -> f32 {
-    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let scale = reference
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(1e-12);
     max_abs_diff(actual, reference) / scale
+}
+
+/// A sampler by A1111 name and the schedule it actually uses for `schedule_type`
+/// (`None` = Automatic), from the bundled sampler plugin.
+pub fn sampler_and_schedule(
+    sampler: &str,
+    schedule_type: Option<&str>,
+) -> (
+    std::sync::Arc<dyn easel_core::sampler::Sampler>,
+    std::sync::Arc<dyn easel_core::scheduler::Scheduler>,
+) {
+    use easel_core::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
+    let mut samplers = SamplerRegistry::new();
+    easel_samplers::register_all(&mut samplers);
+    let mut schedulers = SchedulerRegistry::new();
+    easel_samplers::register_schedulers(&mut schedulers);
+    let choice = SamplerChoice::parse(&samplers, &schedulers, sampler, schedule_type).unwrap();
+    let effective = schedulers
+        .effective(choice.sampler.as_ref(), &choice.scheduler)
+        .unwrap();
+    (choice.sampler, effective)
 }

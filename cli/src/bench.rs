@@ -65,10 +65,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let context = b.upload(&vec![0.01f32; 2 * 77 * 768], &[2, 77, 768])?;
     for &side in &a.sizes {
         if side % 8 != 0 {
-            return Err(Error::Invalid(format!("size {side} is not a multiple of 8")));
+            return Err(Error::Invalid(format!(
+                "size {side} is not a multiple of 8"
+            )));
         }
         let l = side / 8;
-        let x: Vec<f32> = (0..2 * 4 * l * l).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let x: Vec<f32> = (0..2 * 4 * l * l)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
         let x = b.upload(&x, &[2, 4, l, l])?;
         let step = || -> Result<f64> {
             let t = Instant::now();
@@ -94,4 +98,3 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     Ok(())
 }
-

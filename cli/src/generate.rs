@@ -1,14 +1,10 @@
 //! `easel generate`: flags named as in A1111 / stable-diffusion.cpp.
 
 use crate::progress::step_bar;
+use crate::session::{Session, Settings};
 use clap::Args;
-use easel_candle::CandleBackend;
 use easel_core::infotext::{read_parameters, write_png, Infotext};
-use easel_core::model::{checkpoint_files, resolve_checkpoint, StableDiffusion, VaeChoice};
-use easel_core::noise::RngKind;
-use easel_core::pipeline::{txt2img, txt2img_infotext, Txt2ImgParams};
-use easel_core::registry::SamplerRegistry;
-use easel_core::sampler::block_on;
+use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
 use easel_core::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -29,6 +25,12 @@ pub struct GenerateArgs {
     /// Sampler (A1111 label or alias: "Euler a", euler, k_euler_a, ...) [default: Euler a].
     #[arg(long)]
     pub sampler: Option<String>,
+    /// Schedule type (A1111 names: Automatic, Karras, Exponential, ...) [default: Automatic].
+    #[arg(long = "schedule-type")]
+    pub schedule_type: Option<String>,
+    /// Hypernetwork NAME[:STRENGTH] from models/hypernetworks (repeatable; also `<hypernet:NAME:STRENGTH>` in the prompt).
+    #[arg(long = "hypernet")]
+    pub hypernets: Vec<String>,
     /// Classifier-free guidance scale [default: 7].
     #[arg(long = "cfg")]
     pub cfg: Option<f32>,
@@ -79,12 +81,35 @@ impl GenerateArgs {
     /// A1111's "send to txt2img" does (missing `Clip skip` = 1, missing `RNG` = GPU).
     fn fill_from_infotext(&mut self, t: &Infotext) -> Result<()> {
         self.prompt.get_or_insert_with(|| t.prompt.clone());
-        self.negative.get_or_insert_with(|| t.negative_prompt.clone());
+        self.negative
+            .get_or_insert_with(|| t.negative_prompt.clone());
         if self.steps.is_none() {
             self.steps = t.steps()?.map(|v| v as usize);
         }
         if self.sampler.is_none() {
             self.sampler = t.sampler().map(str::to_string);
+            if self.schedule_type.is_none() {
+                self.schedule_type = t.schedule_type().map(str::to_string);
+            }
+        }
+        // A1111's paste adds the hypernetwork as a prompt tag unless the prompt has one.
+        let prompt_has_tag = self
+            .prompt
+            .as_deref()
+            .is_some_and(|p| p.contains("<hypernet:"));
+        if let (Some(names), false, true) =
+            (t.hypernet(), prompt_has_tag, self.hypernets.is_empty())
+        {
+            let strengths: Vec<String> = t
+                .get("Hypernet strength")
+                .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+                .unwrap_or_default();
+            for (i, name) in names.split(',').map(str::trim).enumerate() {
+                match strengths.get(i) {
+                    Some(st) => self.hypernets.push(format!("{name}:{st}")),
+                    None => self.hypernets.push(name.to_string()),
+                }
+            }
         }
         if self.cfg.is_none() {
             self.cfg = t.cfg_scale()?.map(|v| v as f32);
@@ -113,10 +138,18 @@ impl GenerateArgs {
     }
 }
 
-/// Every sampler this build knows.
+/// Every sampler this build knows: the k-diffusion family and the example third-party one.
 pub fn sampler_registry() -> SamplerRegistry {
     let mut reg = SamplerRegistry::new();
     easel_samplers::register_all(&mut reg);
+    easel_example_custom_sampler::register(&mut reg);
+    reg
+}
+
+/// Every schedule this build knows.
+pub fn scheduler_registry() -> SchedulerRegistry {
+    let mut reg = SchedulerRegistry::new();
+    easel_samplers::register_schedulers(&mut reg);
     reg
 }
 
@@ -130,15 +163,27 @@ pub fn bundled_models() -> PathBuf {
 pub fn models_folder(arg: &Option<PathBuf>, model: &str) -> (PathBuf, String) {
     match arg {
         Some(p) => (p.clone(), model.to_string()),
-        None if Path::new("models/Stable-diffusion").is_dir() => (PathBuf::from("models"), model.to_string()),
-        None => (bundled_models(), if model.is_empty() { "tiny".to_string() } else { model.to_string() }),
+        None if Path::new("models/Stable-diffusion").is_dir() => {
+            (PathBuf::from("models"), model.to_string())
+        }
+        None => (
+            bundled_models(),
+            if model.is_empty() {
+                "tiny".to_string()
+            } else {
+                model.to_string()
+            },
+        ),
     }
 }
 
 pub fn parse_size(s: &str) -> Result<(usize, usize)> {
     let bad = || Error::Invalid(format!("--size `{s}` is not WIDTHxHEIGHT (e.g. 512x512)"));
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    Ok((w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?))
+    Ok((
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 /// Limit CPU threads. Must run before any parallel work starts: candle's kernels and the
@@ -155,7 +200,11 @@ pub fn cpu_threads() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// `out.png` for image 0, `out-2.png`, `out-3.png`, ... for the rest.
@@ -163,77 +212,97 @@ fn output_path(base: &Path, index: usize) -> PathBuf {
     if index == 0 {
         return base.to_path_buf();
     }
-    let stem = base.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-    let ext = base.extension().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "png".into());
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "out".into());
+    let ext = base
+        .extension()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "png".into());
     base.with_file_name(format!("{stem}-{}.{ext}", index + 1))
 }
 
 fn random_seed() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     // A1111 draws seeds in [0, 2^32).
     (nanos as u64 ^ (nanos >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
 }
 
-pub fn run(mut a: GenerateArgs) -> Result<()> {
-    set_threads(a.threads);
-    if let Some(png) = a.from.clone() {
-        let text = read_parameters(&png)?.ok_or_else(|| Error::Invalid(format!("{}: the PNG has no A1111 `parameters` text", png.display())))?;
-        a.fill_from_infotext(&Infotext::parse(&text))?;
+impl GenerateArgs {
+    /// The settings these flags describe: `--from` merged in, defaults applied, a random
+    /// seed drawn for -1.
+    pub fn settings(&self) -> Result<Settings> {
+        let mut a = self.clone();
+        if let Some(png) = a.from.clone() {
+            let text = read_parameters(&png)?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: the PNG has no A1111 `parameters` text",
+                    png.display()
+                ))
+            })?;
+            a.fill_from_infotext(&Infotext::parse(&text))?;
+        }
+        let (width, height) = parse_size(a.size.as_deref().unwrap_or("512x512"))?;
+        let (models, model) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
+        Ok(Settings {
+            prompt: a.prompt.unwrap_or_default(),
+            negative: a.negative.unwrap_or_default(),
+            steps: a.steps.unwrap_or(20),
+            sampler: a.sampler.unwrap_or_else(|| "Euler a".into()),
+            schedule_type: a.schedule_type,
+            cfg: a.cfg.unwrap_or(7.0),
+            seed: match a.seed.unwrap_or(-1) {
+                s if s < 0 => random_seed(),
+                s => s as u64,
+            },
+            width,
+            height,
+            clip_skip: a.clip_skip.unwrap_or(1),
+            rng: a.rng.as_deref().unwrap_or("gpu").parse()?,
+            ensd: a.ensd.unwrap_or(0),
+            batch_size: a.batch_size,
+            models,
+            model,
+            vae: a.vae,
+            hypernets: a.hypernets,
+        })
     }
-    let (width, height) = parse_size(a.size.as_deref().unwrap_or("512x512"))?;
-    let rng: RngKind = a.rng.as_deref().unwrap_or("gpu").parse()?;
-    let sampler = sampler_registry().get(a.sampler.as_deref().unwrap_or("Euler a"))?;
-    let seed = match a.seed.unwrap_or(-1) {
-        s if s < 0 => random_seed(),
-        s => s as u64,
-    };
+}
+
+pub fn run(a: GenerateArgs) -> Result<()> {
+    set_threads(a.threads);
     if a.batch_count == 0 {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));
     }
-    let mut params = Txt2ImgParams {
-        prompt: a.prompt.clone().unwrap_or_default(),
-        negative_prompt: a.negative.clone().unwrap_or_default(),
-        steps: a.steps.unwrap_or(20),
-        cfg_scale: a.cfg.unwrap_or(7.0),
-        seed,
-        width,
-        height,
-        batch_size: a.batch_size,
-        clip_skip: a.clip_skip.unwrap_or(1),
-        rng,
-        ensd: a.ensd.unwrap_or(0),
-        sampler,
-    };
-    params.validate()?;
-
-    let (models, model_name) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
-    let checkpoint = resolve_checkpoint(&models, &model_name)?;
-    let files = checkpoint_files(&models, &checkpoint, &VaeChoice::parse(&a.vae))?;
-    let backend = CandleBackend::cpu();
-    let t0 = std::time::Instant::now();
-    let model = StableDiffusion::load(&backend, &files)?;
-    eprintln!(
-        "loaded {} [{}]{} in {:.1}s",
-        model.info.name,
-        model.info.hash,
-        model.info.vae_name.as_ref().map(|v| format!(" with VAE {v}")).unwrap_or_default(),
-        t0.elapsed().as_secs_f32()
-    );
-
+    let mut settings = a.settings()?;
+    let mut session = Session::new();
+    let first_seed = settings.seed;
     let mut saved_noise = Vec::new();
     let mut saved_latent = Vec::new();
     let mut index = 0;
     for batch in 0..a.batch_count {
-        params.seed = seed.wrapping_add((batch * a.batch_size) as u64);
-        let bar = step_bar(params.steps as u64, &format!("batch {}/{}", batch + 1, a.batch_count));
+        settings.seed = first_seed.wrapping_add((batch * a.batch_size) as u64);
+        let bar = step_bar(
+            settings.steps as u64,
+            &format!("batch {}/{}", batch + 1, a.batch_count),
+        );
         let mut on_step = |i: usize, _total: usize, _x: &[f32]| bar.set_position(i as u64 + 1);
-        let images = block_on(txt2img(&backend, &model, &params, Vec::new(), &mut on_step))?;
+        let images = session.generate(&settings, &mut on_step)?;
         bar.finish();
-        for img in images {
-            let text = txt2img_infotext(&params, &model.info, img.seed).format();
+        for (img, info) in images {
             let path = output_path(&a.output, index);
-            write_png(&path, img.width as u32, img.height as u32, &img.rgb, Some(&text))?;
+            write_png(
+                &path,
+                img.width as u32,
+                img.height as u32,
+                &img.rgb,
+                Some(&info.format()),
+            )?;
             eprintln!("wrote {} (seed {})", path.display(), img.seed);
             saved_noise.extend_from_slice(&img.noise);
             saved_latent.extend_from_slice(&img.latent);
@@ -241,8 +310,15 @@ pub fn run(mut a: GenerateArgs) -> Result<()> {
         }
     }
     if let Some(path) = &a.save_latents {
-        let shape = vec![index, 4, height / 8, width / 8];
-        easel_core::formats::safetensors::write_f32(path, &[("noise", shape.as_slice(), saved_noise.as_slice()), ("latent", shape.as_slice(), saved_latent.as_slice())], &Default::default())?;
+        let shape = vec![index, 4, settings.height / 8, settings.width / 8];
+        easel_core::formats::safetensors::write_f32(
+            path,
+            &[
+                ("noise", shape.as_slice(), saved_noise.as_slice()),
+                ("latent", shape.as_slice(), saved_latent.as_slice()),
+            ],
+            &Default::default(),
+        )?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

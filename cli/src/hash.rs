@@ -28,9 +28,11 @@ pub struct HashArgs {
 pub(crate) fn byte_bar(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(label.to_string());
     bar
@@ -48,7 +50,9 @@ pub(crate) fn bar_callback(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
 
 pub fn run(a: HashArgs) -> Result<()> {
     if a.files.is_empty() && a.check.is_empty() {
-        return Err(Error::Invalid("nothing to do: give files to hash or --check LIST".into()));
+        return Err(Error::Invalid(
+            "nothing to do: give files to hash or --check LIST".into(),
+        ));
     }
     let mut cache = match (a.no_cache, a.cache.clone().or_else(HashCache::default_path)) {
         (false, Some(p)) => Some(HashCache::load(&p)),
@@ -66,7 +70,10 @@ pub fn run(a: HashArgs) -> Result<()> {
         println!("{}", file.display());
         println!("  legacy  {}", h.legacy);
         println!("  AutoV2  {}", h.autov2());
-        println!("  AutoV3  {}", h.autov3.as_deref().unwrap_or("- (not a safetensors file)"));
+        println!(
+            "  AutoV3  {}",
+            h.autov3.as_deref().unwrap_or("- (not a safetensors file)")
+        );
         println!("  CRC32   {}", h.crc32_hex());
         println!("  sha256  {}", h.sha256);
     }
@@ -99,7 +106,9 @@ pub fn run(a: HashArgs) -> Result<()> {
         }
     }
     if failed > 0 {
-        return Err(Error::Invalid(format!("{failed} of {total} checksum lines did not verify")));
+        return Err(Error::Invalid(format!(
+            "{failed} of {total} checksum lines did not verify"
+        )));
     }
     Ok(())
 }

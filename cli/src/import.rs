@@ -5,7 +5,9 @@
 use crate::hash::byte_bar;
 use clap::Args;
 use easel_core::convert::checksum::CheckStatus;
-use easel_core::convert::import::{import_release, FileStatus, ImportOptions, ItemKind, LinkMode, VaeTargets, Verify};
+use easel_core::convert::import::{
+    import_release, FileStatus, ImportOptions, ItemKind, LinkMode, VaeTargets, Verify,
+};
 use easel_core::{Error, Result};
 use std::path::PathBuf;
 
@@ -62,7 +64,12 @@ pub fn run(a: ImportArgs) -> Result<()> {
     let vae_for = match a.vae_for.trim() {
         "all" | "" => VaeTargets::All,
         "none" => VaeTargets::None,
-        list => VaeTargets::Named(list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        list => VaeTargets::Named(
+            list.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ),
     };
     let options = ImportOptions {
         mode: if a.copy {
@@ -96,7 +103,11 @@ pub fn run(a: ImportArgs) -> Result<()> {
     if let Some(list) = &report.checksum_list {
         println!("checksums: {}", list.display());
     }
-    println!("{}plan for {}:", if a.dry_run { "dry run: " } else { "" }, a.models.display());
+    println!(
+        "{}plan for {}:",
+        if a.dry_run { "dry run: " } else { "" },
+        a.models.display()
+    );
     for f in &report.files {
         let status = match &f.status {
             FileStatus::Planned => "planned".to_string(),
@@ -105,9 +116,18 @@ pub fn run(a: ImportArgs) -> Result<()> {
             FileStatus::Conflict => "EXISTS (use --force)".to_string(),
             FileStatus::Skipped(why) => format!("SKIPPED: {why}"),
         };
-        println!("  {:<12} {} -> {}  [{status}]", kind_label(f.kind), f.source, f.dest);
+        println!(
+            "  {:<12} {} -> {}  [{status}]",
+            kind_label(f.kind),
+            f.source,
+            f.dest
+        );
     }
-    let problems: Vec<_> = report.checks.iter().filter(|c| c.status != CheckStatus::Ok).collect();
+    let problems: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.status != CheckStatus::Ok)
+        .collect();
     for c in &problems {
         let c = *c;
         let what = match &c.status {
@@ -117,7 +137,11 @@ pub fn run(a: ImportArgs) -> Result<()> {
             CheckStatus::Refused(why) => format!("REFUSED ({why})"),
             CheckStatus::Ok => continue,
         };
-        let line = if c.line > 0 { format!("line {}: ", c.line) } else { String::new() };
+        let line = if c.line > 0 {
+            format!("line {}: ", c.line)
+        } else {
+            String::new()
+        };
         println!("  check: {line}{}: {what}", c.path);
     }
     for (path, why) in &report.ignored {

@@ -17,10 +17,19 @@ pub struct InfoArgs {
 
 pub fn run(a: InfoArgs) -> Result<()> {
     for path in &a.images {
-        let text = read_parameters(path)?.ok_or_else(|| Error::Invalid(format!("{}: no A1111 `parameters` text in this PNG", path.display())))?;
+        let text = read_parameters(path)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: no A1111 `parameters` text in this PNG",
+                path.display()
+            ))
+        })?;
         let info = Infotext::parse(&text);
         if a.json {
-            let params: serde_json::Map<String, serde_json::Value> = info.fields().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let params: serde_json::Map<String, serde_json::Value> = info
+                .fields()
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
             let out = serde_json::json!({
                 "file": path.display().to_string(),
                 "prompt": info.prompt,

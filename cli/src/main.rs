@@ -6,13 +6,18 @@ mod generate;
 mod info;
 mod models;
 mod progress;
+mod session;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "easel", version, about = "Stable Diffusion 1.x on your own model files, A1111-compatible")]
+#[command(
+    name = "easel",
+    version,
+    about = "Stable Diffusion 1.x on your own model files, A1111-compatible"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,7 +33,7 @@ enum Command {
     Info(info::InfoArgs),
     /// Show a prompt's CLIP tokens, emphasis weights and chunk count.
     Tokenize(tokenize::TokenizeArgs),
-    /// List the registered samplers.
+    /// List the registered samplers and schedule types.
     Samplers,
     /// Time one UNet step with CFG on full-size SD1.5 weights (random) and print figures.
     Bench(bench::BenchArgs),
@@ -42,8 +47,13 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Models(a) => models::run(a),
         Command::Samplers => {
+            println!("samplers:");
             for label in generate::sampler_registry().labels() {
-                println!("{label}");
+                println!("  {label}");
+            }
+            println!("schedule types (--schedule-type):");
+            for label in generate::scheduler_registry().labels() {
+                println!("  {label}");
             }
             Ok(())
         }

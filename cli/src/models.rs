@@ -43,8 +43,15 @@ pub fn run(a: ModelsArgs) -> Result<()> {
                 })
             })
             .collect();
-        let names = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
-        println!("{}", serde_json::json!({ "folder": models.display().to_string(), "checkpoints": cks, "vae": names(&vaes), "hypernetworks": names(&hypernets) }));
+        let names = |v: &[PathBuf]| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        println!(
+            "{}",
+            serde_json::json!({ "folder": models.display().to_string(), "checkpoints": cks, "vae": names(&vaes), "hypernetworks": names(&hypernets) })
+        );
         return Ok(());
     }
     println!("{}", models.display());
@@ -54,13 +61,31 @@ pub fn run(a: ModelsArgs) -> Result<()> {
     }
     let sd = models.join("Stable-diffusion");
     for c in &checkpoints {
-        println!("  {} [{}]  {:.2} GB  {}", c.name, c.legacy_hash, c.size as f64 / 1e9, rel(&sd, &c.path));
+        println!(
+            "  {} [{}]  {:.2} GB  {}",
+            c.name,
+            c.legacy_hash,
+            c.size as f64 / 1e9,
+            rel(&sd, &c.path)
+        );
         if let Some(e) = &c.error {
             println!("    unreadable: {e}");
             continue;
         }
-        println!("    config: {}", c.config.as_ref().map(|p| rel(&sd, p)).unwrap_or_else(|| "inferred from tensor shapes".into()));
-        println!("    VAE:    {}", c.vae.as_ref().map(|p| rel(&sd, p)).unwrap_or_else(|| "the checkpoint's own".into()));
+        println!(
+            "    config: {}",
+            c.config
+                .as_ref()
+                .map(|p| rel(&sd, p))
+                .unwrap_or_else(|| "inferred from tensor shapes".into())
+        );
+        println!(
+            "    VAE:    {}",
+            c.vae
+                .as_ref()
+                .map(|p| rel(&sd, p))
+                .unwrap_or_else(|| "the checkpoint's own".into())
+        );
         match c.unet {
             UnetWeights::EmaAndTraining => println!("    weights: EMA + training UNet (a full training checkpoint; `easel prune` makes the inference one)"),
             UnetWeights::EmaOnly => println!("    weights: EMA UNet only"),
@@ -68,10 +93,28 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             UnetWeights::Inference => {}
         }
     }
-    println!("VAEs (VAE/): {}", if vaes.is_empty() { "none".to_string() } else { vaes.iter().map(|p| rel(&models.join("VAE"), p)).collect::<Vec<_>>().join(", ") });
+    println!(
+        "VAEs (VAE/): {}",
+        if vaes.is_empty() {
+            "none".to_string()
+        } else {
+            vaes.iter()
+                .map(|p| rel(&models.join("VAE"), p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
     println!(
         "hypernetworks (hypernetworks/): {}",
-        if hypernets.is_empty() { "none".to_string() } else { hypernets.iter().map(|p| rel(&models.join("hypernetworks"), p)).collect::<Vec<_>>().join(", ") }
+        if hypernets.is_empty() {
+            "none".to_string()
+        } else {
+            hypernets
+                .iter()
+                .map(|p| rel(&models.join("hypernetworks"), p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     Ok(())
 }

@@ -4,7 +4,9 @@
 
 use crate::hash::{bar_callback, byte_bar};
 use clap::Args;
-use easel_core::convert::{prune_checkpoint, EmaMode, OutputFormat, Precision, RewriteOptions, RewriteReport};
+use easel_core::convert::{
+    prune_checkpoint, EmaMode, OutputFormat, Precision, RewriteOptions, RewriteReport,
+};
 use easel_core::Result;
 use std::path::PathBuf;
 
@@ -53,7 +55,11 @@ impl PrecisionArgs {
     }
 }
 
-pub(crate) fn rewrite_options(format: Option<&str>, precision: &PrecisionArgs, force: bool) -> Result<RewriteOptions> {
+pub(crate) fn rewrite_options(
+    format: Option<&str>,
+    precision: &PrecisionArgs,
+    force: bool,
+) -> Result<RewriteOptions> {
     Ok(RewriteOptions {
         format: format.map(OutputFormat::parse).transpose()?,
         precision: precision.precision(),
@@ -70,20 +76,35 @@ pub(crate) fn print_summary(output: &std::path::Path, r: &RewriteReport) {
         r.tensors,
         mb(r.output_bytes),
         mb(r.input_bytes),
-        if r.dropped > 0 { format!(", {} dropped", r.dropped) } else { String::new() },
-        if r.converted > 0 { format!(", {} converted", r.converted) } else { String::new() },
+        if r.dropped > 0 {
+            format!(", {} dropped", r.dropped)
+        } else {
+            String::new()
+        },
+        if r.converted > 0 {
+            format!(", {} converted", r.converted)
+        } else {
+            String::new()
+        },
     );
 }
 
 pub fn run(a: PruneArgs) -> Result<()> {
     let options = rewrite_options(a.format.as_deref(), &a.precision, a.force)?;
-    let mode = if a.no_ema { EmaMode::NoEma } else { EmaMode::EmaOnly };
+    let mode = if a.no_ema {
+        EmaMode::NoEma
+    } else {
+        EmaMode::EmaOnly
+    };
     let bar = byte_bar("prune");
     let result = prune_checkpoint(&a.input, &a.output, mode, &options, &mut bar_callback(&bar));
     bar.finish_and_clear();
     let r = result?;
     if mode == EmaMode::EmaOnly && !r.ema_found {
-        eprintln!("note: {} has no EMA weights; its UNet was kept as it is", a.input.display());
+        eprintln!(
+            "note: {} has no EMA weights; its UNet was kept as it is",
+            a.input.display()
+        );
     } else if mode == EmaMode::EmaOnly {
         println!("{} UNet tensors taken from their EMA copies", r.ema_used);
     }

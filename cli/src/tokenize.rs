@@ -30,7 +30,12 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
         println!("{out}");
         return Ok(());
     }
-    println!("{}/{} tokens, {} chunk(s)", t.token_count, t.token_capacity(), t.chunks.len());
+    println!(
+        "{}/{} tokens, {} chunk(s)",
+        t.token_count,
+        t.token_capacity(),
+        t.chunks.len()
+    );
     for (ci, chunk) in t.chunks.iter().enumerate() {
         println!("chunk {}:", ci + 1);
         for (&id, &w) in chunk.tokens.iter().zip(&chunk.multipliers) {

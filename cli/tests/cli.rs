@@ -23,8 +23,29 @@ fn generate_writes_png_with_infotext_and_latents() {
     let latents = dir.join("lat.safetensors");
     let status = easel()
         .current_dir(&dir) // no ./models here: the bundled tiny model is used
-        .args(["generate", "--prompt", "a red fox, (snow:1.2)", "--negative", "blurry", "--steps", "2", "--seed", "7"])
-        .args(["--size", "64x48", "--sampler", "euler", "--batch-size", "2", "--clip-skip", "2", "--rng", "cpu"])
+        .args([
+            "generate",
+            "--prompt",
+            "a red fox, (snow:1.2)",
+            "--negative",
+            "blurry",
+            "--steps",
+            "2",
+            "--seed",
+            "7",
+        ])
+        .args([
+            "--size",
+            "64x48",
+            "--sampler",
+            "euler",
+            "--batch-size",
+            "2",
+            "--clip-skip",
+            "2",
+            "--rng",
+            "cpu",
+        ])
         .arg("-o")
         .arg(&out)
         .arg("--save-latents")
@@ -53,14 +74,24 @@ fn generate_writes_png_with_infotext_and_latents() {
 #[test]
 fn bad_settings_fail_with_a_message() {
     for (args, msg) in [
-        (vec!["--size", "100x64"], "width 100 is not a positive multiple of 8"),
+        (
+            vec!["--size", "100x64"],
+            "width 100 is not a positive multiple of 8",
+        ),
         (vec!["--size", "big"], "--size `big`"),
         (vec!["--sampler", "nope"], "unknown sampler `nope`"),
         (vec!["--rng", "dice"], "dice"),
-        (vec!["--model", "missing-model"], "no checkpoint named `missing-model`"),
+        (
+            vec!["--model", "missing-model"],
+            "no checkpoint named `missing-model`",
+        ),
         (vec!["--steps", "0"], "steps"),
     ] {
-        let out = easel().args(["generate", "-o", "/nonexistent-dir/x.png"]).args(&args).output().unwrap();
+        let out = easel()
+            .args(["generate", "-o", "/nonexistent-dir/x.png"])
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{args:?} succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{args:?}: {err}");
@@ -69,11 +100,19 @@ fn bad_settings_fail_with_a_message() {
 
 #[test]
 fn tokenize_reports_tokens_and_chunks() {
-    let out = easel().args(["tokenize", "--json", "a photo of a cat"]).output().unwrap();
+    let out = easel()
+        .args(["tokenize", "--json", "a photo of a cat"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["token_count"], 5);
-    let tokens: Vec<u64> = v["chunks"][0]["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+    let tokens: Vec<u64> = v["chunks"][0]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
     // CLIP's ids for "a photo of a cat" (REFERENCE.md), after BOS.
     assert_eq!(&tokens[..7], &[49406, 320, 1125, 539, 320, 2368, 49407]);
 }
@@ -85,10 +124,35 @@ fn from_png_regenerates_the_same_image_and_flags_override() {
     let again = dir.join("b.png");
     let other = dir.join("c.png");
     let gen = |extra: &[&str], out: &PathBuf| {
-        let status = easel().current_dir(&dir).arg("generate").args(extra).arg("-o").arg(out).status().unwrap();
+        let status = easel()
+            .current_dir(&dir)
+            .arg("generate")
+            .args(extra)
+            .arg("-o")
+            .arg(out)
+            .status()
+            .unwrap();
         assert!(status.success(), "{extra:?}");
     };
-    gen(&["--prompt", "a cat", "--steps", "3", "--size", "64x64", "--seed", "11", "--sampler", "Euler a", "--ensd", "31337", "--clip-skip", "2"], &first);
+    gen(
+        &[
+            "--prompt",
+            "a cat",
+            "--steps",
+            "3",
+            "--size",
+            "64x64",
+            "--seed",
+            "11",
+            "--sampler",
+            "Euler a",
+            "--ensd",
+            "31337",
+            "--clip-skip",
+            "2",
+        ],
+        &first,
+    );
     let from = first.to_str().unwrap();
     gen(&["--from", from], &again);
     gen(&["--from", from, "--seed", "12"], &other);
@@ -125,18 +189,39 @@ fn info_on_a_png_without_parameters_is_an_error() {
 
 #[test]
 fn models_lists_checkpoints_with_hashes_sidecars_and_training_weights() {
-    let out = easel().args(["models", "--json"]).current_dir(std::env::temp_dir()).output().unwrap();
+    let out = easel()
+        .args(["models", "--json"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cks = v["checkpoints"].as_array().unwrap();
     let find = |name: &str| cks.iter().find(|c| c["name"] == name).unwrap().clone();
     // Hashes as Python's hashlib computed them (golden/hashes.json).
-    let hashes: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/golden/hashes.json")).unwrap()).unwrap();
-    for (file, name) in [("tiny.ckpt", "tiny"), ("tiny-ema.ckpt", "tiny-ema"), ("tiny-st.safetensors", "tiny-st")] {
+    let hashes: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/golden/hashes.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for (file, name) in [
+        ("tiny.ckpt", "tiny"),
+        ("tiny-ema.ckpt", "tiny-ema"),
+        ("tiny-st.safetensors", "tiny-st"),
+    ] {
         assert_eq!(find(name)["hash"], hashes[file]["legacy"], "{name}");
     }
-    assert!(find("tiny")["vae"].as_str().unwrap().ends_with("tiny.vae.pt"));
-    assert!(find("tiny")["config"].as_str().unwrap().ends_with("tiny.yaml"));
+    assert!(find("tiny")["vae"]
+        .as_str()
+        .unwrap()
+        .ends_with("tiny.vae.pt"));
+    assert!(find("tiny")["config"]
+        .as_str()
+        .unwrap()
+        .ends_with("tiny.yaml"));
     assert!(find("tiny-st")["config"].is_null());
     assert_eq!(find("tiny-ema")["unet"], "EmaAndTraining");
     assert_eq!(find("tiny")["unet"], "Inference");

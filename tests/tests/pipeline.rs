@@ -41,6 +41,8 @@ fn params_of(case: &Value) -> Txt2ImgParams {
         "cpu" => RngKind::Cpu,
         other => panic!("rng {other}"),
     };
+    let (sampler, scheduler) =
+        easel_tests::sampler_and_schedule(case["sampler"].as_str().unwrap(), None);
     Txt2ImgParams {
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),
@@ -53,7 +55,8 @@ fn params_of(case: &Value) -> Txt2ImgParams {
         clip_skip: case.get("clip_skip").and_then(Value::as_u64).unwrap_or(1) as usize,
         rng,
         ensd: case["ensd"].as_u64().unwrap(),
-        sampler: registry().get(case["sampler"].as_str().unwrap()).unwrap(),
+        sampler,
+        scheduler,
     }
 }
 
@@ -65,16 +68,36 @@ fn generate(model: &StableDiffusion<CandleBackend>, params: &Txt2ImgParams) -> V
 #[test]
 fn default_schedule_matches_k_diffusion() {
     let store = open_tensor_store(&models_dir().join("Stable-diffusion/tiny.ckpt")).unwrap();
-    let schedule = DiscreteSchedule::from_alphas_cumprod(&store.read_f32("alphas_cumprod").unwrap());
+    let schedule =
+        DiscreteSchedule::from_alphas_cumprod(&store.read_f32("alphas_cumprod").unwrap());
     for case in cases("sigmas.json") {
         let steps = case["steps"].as_u64().unwrap() as usize;
-        let want: Vec<f32> = case["sigmas"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let want: Vec<f32> = case["sigmas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         let got = schedule.default_sigmas(steps);
         // Same f32 arithmetic as torch; only exp/ln rounding may differ.
-        assert!(max_rel_diff(&got, &want) < 1e-6, "steps {steps}: {got:?} vs {want:?}");
-        let want_t: Vec<f32> = case["timesteps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-        let got_t: Vec<f32> = got[..want_t.len()].iter().map(|&s| schedule.sigma_to_t(s)).collect();
-        assert!(max_abs_diff(&got_t, &want_t) < 2e-3, "steps {steps}: t {got_t:?} vs {want_t:?}");
+        assert!(
+            max_rel_diff(&got, &want) < 1e-6,
+            "steps {steps}: {got:?} vs {want:?}"
+        );
+        let want_t: Vec<f32> = case["timesteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let got_t: Vec<f32> = got[..want_t.len()]
+            .iter()
+            .map(|&s| schedule.sigma_to_t(s))
+            .collect();
+        assert!(
+            max_abs_diff(&got_t, &want_t) < 2e-3,
+            "steps {steps}: t {got_t:?} vs {want_t:?}"
+        );
     }
 }
 
@@ -85,7 +108,10 @@ fn sampler_latents_match_k_diffusion() {
     for case in cases("samplers.json") {
         let name = case["name"].as_str().unwrap();
         let images = generate(&model, &params_of(&case));
-        let got: Vec<f32> = images.iter().flat_map(|i| i.latent.iter().copied()).collect();
+        let got: Vec<f32> = images
+            .iter()
+            .flat_map(|i| i.latent.iter().copied())
+            .collect();
         let want = store.read_f32(name).unwrap();
         // Same noise to the bit; f32 UNet differences (~1e-6) grow over 6 steps (measured:
         // 4e-6..3e-5 relative to the largest latent value).
@@ -107,11 +133,22 @@ fn txt2img_pixels_match_reference() {
         assert_eq!(got.len(), want.len(), "{name}: pixel count");
         // Truncation to u8 turns tiny float differences into an occasional off-by-one
         // (measured: 0.02-0.07% of values).
-        let diffs: Vec<i32> = got.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).collect();
+        let diffs: Vec<i32> = got
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (a as i32 - b as i32).abs())
+            .collect();
         let max = diffs.iter().copied().max().unwrap_or(0);
         let off = diffs.iter().filter(|&&d| d != 0).count() as f64 / diffs.len() as f64;
-        eprintln!("{name}: max pixel diff {max}, {:.3}% of values differ", off * 100.0);
-        assert!(max <= 1 && off < 0.005, "{name}: max pixel diff {max}, {:.2}% differ", off * 100.0);
+        eprintln!(
+            "{name}: max pixel diff {max}, {:.3}% of values differ",
+            off * 100.0
+        );
+        assert!(
+            max <= 1 && off < 0.005,
+            "{name}: max pixel diff {max}, {:.2}% differ",
+            off * 100.0
+        );
     }
 }
 
@@ -129,7 +166,14 @@ fn png_infotext_reads_back_to_the_same_parameters() {
     let dir = std::env::temp_dir().join(format!("easel-infotext-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("out.png");
-    write_png(&path, img.width as u32, img.height as u32, &img.rgb, Some(&text)).unwrap();
+    write_png(
+        &path,
+        img.width as u32,
+        img.height as u32,
+        &img.rgb,
+        Some(&text),
+    )
+    .unwrap();
     let back = Infotext::parse(&read_parameters(&path).unwrap().unwrap());
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(back.prompt, params.prompt);
@@ -138,7 +182,10 @@ fn png_infotext_reads_back_to_the_same_parameters() {
     assert_eq!(back.sampler(), Some("Euler"));
     assert_eq!(back.cfg_scale().unwrap(), Some(7.5));
     assert_eq!(back.seed().unwrap(), Some(params.seed));
-    assert_eq!(back.size().unwrap(), Some((params.width as u32, params.height as u32)));
+    assert_eq!(
+        back.size().unwrap(),
+        Some((params.width as u32, params.height as u32))
+    );
     assert_eq!(back.model(), Some("tiny"));
     assert_eq!(back.model_hash(), Some(model.info.hash.as_str()));
     assert_eq!(back.clip_skip().unwrap(), 2);
@@ -150,10 +197,18 @@ fn invalid_settings_are_refused_with_a_clear_message() {
     let model = load("tiny.ckpt");
     let b = CandleBackend::cpu();
     let base = params_of(&cases("txt2img.json")[0]);
-    let run = |p: &Txt2ImgParams| block_on(txt2img(&b, &model, p, Vec::new(), &mut |_, _, _| {})).unwrap_err().to_string();
+    let run = |p: &Txt2ImgParams| {
+        block_on(txt2img(&b, &model, p, Vec::new(), &mut |_, _, _| {}))
+            .unwrap_err()
+            .to_string()
+    };
     let mut p = base.clone();
     p.width = 100;
-    assert!(run(&p).contains("width 100 is not a positive multiple of 8"), "{}", run(&p));
+    assert!(
+        run(&p).contains("width 100 is not a positive multiple of 8"),
+        "{}",
+        run(&p)
+    );
     let mut p = base.clone();
     p.steps = 0;
     assert!(run(&p).contains("steps"), "{}", run(&p));
@@ -161,7 +216,10 @@ fn invalid_settings_are_refused_with_a_clear_message() {
     p.batch_size = 0;
     assert!(run(&p).contains("batch size"), "{}", run(&p));
     let err = registry().get("euler_b").err().unwrap().to_string();
-    assert!(err.contains("unknown sampler `euler_b`") && err.contains("Euler a"), "{err}");
+    assert!(
+        err.contains("unknown sampler `euler_b`") && err.contains("Euler a"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -65,7 +65,9 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
         let b = self.backend;
         let [c, h, w] = self.latent_shape;
         let x = b.upload(x_in, &[n, c, h, w])?;
-        let out = self.unet.forward(b, &x, &vec![t; n], context, &self.hooks)?;
+        let out = self
+            .unet
+            .forward(b, &x, &vec![t; n], context, &self.hooks)?;
         b.download_async(&out).await
     }
 }

@@ -17,7 +17,12 @@ pub struct Conditioning {
 }
 
 /// Encode one chunk and apply its emphasis multipliers with A1111's mean restoration.
-fn encode_chunk<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, chunk: &PromptChunk, clip_skip: usize) -> Result<Vec<f32>> {
+fn encode_chunk<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    chunk: &PromptChunk,
+    clip_skip: usize,
+) -> Result<Vec<f32>> {
     let z = clip.forward(b, &chunk.tokens, clip_skip)?;
     let mut z = b.download(&z)?;
     let hidden = z.len() / chunk.multipliers.len();
@@ -36,7 +41,12 @@ fn encode_chunk<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, chunk: &PromptChun
 }
 
 /// Conditioning for `prompt` (A1111 emphasis syntax, BREAK, long prompts).
-pub fn encode_prompt<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str, clip_skip: usize) -> Result<Conditioning> {
+pub fn encode_prompt<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    prompt: &str,
+    clip_skip: usize,
+) -> Result<Conditioning> {
     let chunks = prompt_chunks(prompt)?;
     let mut data = Vec::new();
     let mut tokens = 0;
@@ -45,5 +55,9 @@ pub fn encode_prompt<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str,
         tokens += chunk.tokens.len();
     }
     let hidden = data.len() / tokens.max(1);
-    Ok(Conditioning { data, tokens, hidden })
+    Ok(Conditioning {
+        data,
+        tokens,
+        hidden,
+    })
 }

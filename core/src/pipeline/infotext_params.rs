@@ -5,16 +5,13 @@ use super::txt2img::Txt2ImgParams;
 use crate::infotext::Infotext;
 use crate::model::ModelInfo;
 
-/// Samplers whose later noise A1111 reseeds with ENSD (and so records `ENSD:` for).
-fn uses_ensd(sampler_name: &str) -> bool {
-    matches!(sampler_name, "euler_a" | "dpm2_a" | "dpmpp_2s_a" | "dpm_fast" | "dpm_adaptive")
-}
-
 /// Infotext for the image generated from `params` with seed `seed`.
 pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) -> Infotext {
     let mut t = Infotext::new(params.prompt.clone(), params.negative_prompt.clone());
     t.push("Steps", params.steps);
     t.push("Sampler", params.sampler.label());
+    // Current A1111 writes the schedule actually used (`Automatic` when the sampler has none).
+    t.push("Schedule type", params.scheduler.label());
     t.push("CFG scale", format_float(params.cfg_scale));
     t.push("Seed", seed);
     t.push("Size", format!("{}x{}", params.width, params.height));
@@ -26,7 +23,7 @@ pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) ->
     if params.clip_skip > 1 {
         t.push("Clip skip", params.clip_skip);
     }
-    if params.ensd != 0 && uses_ensd(params.sampler.name()) {
+    if params.ensd != 0 && params.sampler.uses_ensd() {
         t.push("ENSD", params.ensd);
     }
     if let Some(rng) = params.rng.infotext_value() {

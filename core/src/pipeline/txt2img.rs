@@ -9,13 +9,12 @@ use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
 use crate::noise::{ImageRng, RngKind};
-use crate::sampler::{NoiseSampler, SampleContext, Sampler};
+use crate::sampler::{NoiseRequest, NoiseSampler, SampleContext, Sampler};
+use crate::scheduler::{sampler_sigmas, Scheduler};
 use std::sync::Arc;
 
 /// Largest side accepted (A1111's UI limit).
 pub const MAX_SIDE: usize = 2048;
-/// Largest step count accepted.
-pub const MAX_STEPS: usize = 1000;
 
 #[derive(Clone)]
 pub struct Txt2ImgParams {
@@ -33,6 +32,9 @@ pub struct Txt2ImgParams {
     /// Eta noise seed delta (0 = off; 31337 for NovelAI parity).
     pub ensd: u64,
     pub sampler: Arc<dyn Sampler>,
+    /// The schedule that spaces σ (already resolved from `Automatic` to the sampler's
+    /// default; see `SchedulerRegistry::effective`).
+    pub scheduler: Arc<dyn Scheduler>,
 }
 
 impl Txt2ImgParams {
@@ -40,15 +42,17 @@ impl Txt2ImgParams {
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("width", self.width), ("height", self.height)] {
             if v == 0 || v % 8 != 0 {
-                return Err(Error::Invalid(format!("{name} {v} is not a positive multiple of 8")));
+                return Err(Error::Invalid(format!(
+                    "{name} {v} is not a positive multiple of 8"
+                )));
             }
             if v > MAX_SIDE {
-                return Err(Error::Invalid(format!("{name} {v} is larger than {MAX_SIDE}")));
+                return Err(Error::Invalid(format!(
+                    "{name} {v} is larger than {MAX_SIDE}"
+                )));
             }
         }
-        if self.steps == 0 || self.steps > MAX_STEPS {
-            return Err(Error::Invalid(format!("steps must be between 1 and {MAX_STEPS}, got {}", self.steps)));
-        }
+        crate::scheduler::check_steps(self.steps)?;
         if self.batch_size == 0 {
             return Err(Error::Invalid("batch size must be at least 1".into()));
         }
@@ -63,7 +67,9 @@ impl Txt2ImgParams {
 
     /// Seeds of the images in this batch.
     pub fn seeds(&self) -> Vec<u64> {
-        (0..self.batch_size as u64).map(|i| self.seed.wrapping_add(i)).collect()
+        (0..self.batch_size as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
     }
 }
 
@@ -114,14 +120,43 @@ pub async fn txt2img<B: Backend>(
     let mut rng = ImageRng::new(params.rng, &seeds, params.ensd);
     let noise = rng.first(&shape);
 
-    let sigmas = model.schedule.default_sigmas(params.steps);
+    let sigmas = sampler_sigmas(
+        params.sampler.as_ref(),
+        params.scheduler.as_ref(),
+        &model.schedule,
+        params.steps,
+    )?;
     let x: Vec<f32> = noise.iter().map(|v| v * sigmas[0]).collect();
-    let mut denoiser = CfgDenoiser::new(b, &model.unet, &model.schedule, hooks, seeds.len(), shape, &cond, &uncond, params.cfg_scale)?;
-    let mut noise_sampler = RngNoise { rng: &mut rng, shape };
+    let mut denoiser = CfgDenoiser::new(
+        b,
+        &model.unet,
+        &model.schedule,
+        hooks,
+        seeds.len(),
+        shape,
+        &cond,
+        &uncond,
+        params.cfg_scale,
+    )?;
+    // SDE samplers bring their own (Brownian) noise; the rest draw from A1111's per-image RNG.
+    let request = NoiseRequest {
+        rng: params.rng,
+        seeds: &seeds,
+        shape: &shape,
+        sigmas: &sigmas,
+    };
+    let mut noise_sampler: Box<dyn NoiseSampler + '_> = match params.sampler.custom_noise(&request)
+    {
+        Some(custom) => custom,
+        None => Box::new(RngNoise {
+            rng: &mut rng,
+            shape,
+        }),
+    };
     let mut on_step = |i: usize, total: usize, x: &[f32], _denoised: &[f32]| progress(i, total, x);
     let ctx = SampleContext {
         denoiser: &mut denoiser,
-        noise: &mut noise_sampler,
+        noise: &mut *noise_sampler,
         schedule: &model.schedule,
         on_step: &mut on_step,
     };
@@ -145,7 +180,12 @@ pub async fn txt2img<B: Backend>(
 
 /// Latent → RGB bytes: multiply by 1/scale, VAE decode, clamp((x+1)/2) and truncate ×255
 /// to u8 exactly as A1111 does.
-pub async fn decode_to_rgb<B: Backend>(b: &B, model: &StableDiffusion<B>, latent: &[f32], shape: [usize; 3]) -> Result<Vec<u8>> {
+pub async fn decode_to_rgb<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    latent: &[f32],
+    shape: [usize; 3],
+) -> Result<Vec<u8>> {
     let inv = (1.0 / model.config.scale_factor as f64) as f32;
     let z: Vec<f32> = latent.iter().map(|v| v * inv).collect();
     let z = b.upload(&z, &[1, shape[0], shape[1], shape[2]])?;

@@ -1,0 +1,183 @@
+//! One generation session: models, VAEs and hypernetworks are loaded once and reused for
+//! every image (a batch count, or every cell of a grid), keyed by the files they came from.
+
+use crate::generate::{sampler_registry, scheduler_registry};
+use easel_candle::CandleBackend;
+use easel_core::infotext::Infotext;
+use easel_core::model::{checkpoint_files, resolve_checkpoint, StableDiffusion, VaeChoice};
+use easel_core::nn::AttentionHook;
+use easel_core::noise::RngKind;
+use easel_core::pipeline::{txt2img, txt2img_infotext, GeneratedImage, Txt2ImgParams};
+use easel_core::registry::SamplerChoice;
+use easel_core::sampler::block_on;
+use easel_core::Result;
+use easel_hypernetwork::{
+    extract_hypernet_tags, infotext_fields, list_hypernetworks, resolve, HypernetRequest,
+    Hypernetwork, HypernetworkStack, LoadedHypernetwork,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Everything that decides one batch of images (what `easel generate` flags describe).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// As written, `<hypernet:...>` tags included (they stay in the infotext).
+    pub prompt: String,
+    pub negative: String,
+    pub steps: usize,
+    pub sampler: String,
+    pub schedule_type: Option<String>,
+    pub cfg: f32,
+    pub seed: u64,
+    pub width: usize,
+    pub height: usize,
+    pub clip_skip: usize,
+    pub rng: RngKind,
+    pub ensd: u64,
+    pub batch_size: usize,
+    pub models: PathBuf,
+    /// Checkpoint name, path, hash or A1111 title.
+    pub model: String,
+    /// `--vae` value.
+    pub vae: String,
+    /// `--hypernet NAME[:STRENGTH]` values.
+    pub hypernets: Vec<String>,
+}
+
+type Model = StableDiffusion<CandleBackend>;
+
+pub struct Session {
+    backend: CandleBackend,
+    models: HashMap<(PathBuf, Option<PathBuf>), Rc<Model>>,
+    hypernets: HashMap<PathBuf, (Hypernetwork, Arc<LoadedHypernetwork<CandleBackend>>)>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self {
+            backend: CandleBackend::cpu(),
+            models: HashMap::new(),
+            hypernets: HashMap::new(),
+        }
+    }
+
+    fn model(&mut self, s: &Settings) -> Result<Rc<Model>> {
+        let checkpoint = resolve_checkpoint(&s.models, &s.model)?;
+        let files = checkpoint_files(&s.models, &checkpoint, &VaeChoice::parse(&s.vae))?;
+        let key = (files.checkpoint.clone(), files.vae.clone());
+        if let Some(m) = self.models.get(&key) {
+            return Ok(m.clone());
+        }
+        let t0 = std::time::Instant::now();
+        let model = Rc::new(StableDiffusion::load(&self.backend, &files)?);
+        eprintln!(
+            "loaded {} [{}]{} in {:.1}s",
+            model.info.name,
+            model.info.hash,
+            model
+                .info
+                .vae_name
+                .as_ref()
+                .map(|v| format!(" with VAE {v}"))
+                .unwrap_or_default(),
+            t0.elapsed().as_secs_f32()
+        );
+        self.models.insert(key, model.clone());
+        Ok(model)
+    }
+
+    /// Generate one batch; each image comes with the infotext A1111 would write for it.
+    pub fn generate(
+        &mut self,
+        s: &Settings,
+        progress: &mut dyn FnMut(usize, usize, &[f32]),
+    ) -> Result<Vec<(GeneratedImage, Infotext)>> {
+        let schedulers = scheduler_registry();
+        let choice = SamplerChoice::parse(
+            &sampler_registry(),
+            &schedulers,
+            &s.sampler,
+            s.schedule_type.as_deref(),
+        )?;
+        let scheduler = schedulers.effective(choice.sampler.as_ref(), &choice.scheduler)?;
+        // Hypernetwork tags are taken out of the text the encoder sees.
+        let (clean_prompt, tag_requests) = extract_hypernet_tags(&s.prompt)?;
+        let mut requests = s
+            .hypernets
+            .iter()
+            .map(|h| HypernetRequest::parse_cli(h))
+            .collect::<Result<Vec<_>>>()?;
+        requests.extend(tag_requests);
+        let params = Txt2ImgParams {
+            prompt: clean_prompt,
+            negative_prompt: s.negative.clone(),
+            steps: s.steps,
+            cfg_scale: s.cfg,
+            seed: s.seed,
+            width: s.width,
+            height: s.height,
+            batch_size: s.batch_size,
+            clip_skip: s.clip_skip,
+            rng: s.rng,
+            ensd: s.ensd,
+            sampler: choice.sampler.clone(),
+            scheduler,
+        };
+        params.validate()?;
+        let model = self.model(s)?;
+
+        let entries = if requests.is_empty() {
+            Vec::new()
+        } else {
+            list_hypernetworks(&s.models)
+        };
+        let mut applied = Vec::new();
+        for r in &requests {
+            let entry = resolve(&entries, &r.name)?;
+            if !self.hypernets.contains_key(&entry.path) {
+                let hn = entry.load()?;
+                let device = Arc::new(LoadedHypernetwork::upload(&self.backend, &hn)?);
+                self.hypernets.insert(entry.path.clone(), (hn, device));
+            }
+            applied.push((entry.path.clone(), r.strength));
+        }
+        let stack = HypernetworkStack::new(
+            applied
+                .iter()
+                .map(|(p, st)| (self.hypernets[p].1.clone(), *st))
+                .collect(),
+        );
+        let hn_fields = infotext_fields(
+            &applied
+                .iter()
+                .map(|(p, st)| (&self.hypernets[p].0, *st))
+                .collect::<Vec<_>>(),
+        )?;
+        let hooks: Vec<&dyn AttentionHook<CandleBackend>> = if applied.is_empty() {
+            Vec::new()
+        } else {
+            vec![&stack]
+        };
+
+        let images = block_on(txt2img(&self.backend, &model, &params, hooks, progress))?;
+        Ok(images
+            .into_iter()
+            .map(|img| {
+                let mut info = txt2img_infotext(&params, &model.info, img.seed);
+                info.prompt.clone_from(&s.prompt);
+                for (k, v) in &hn_fields {
+                    info.push(k.clone(), v);
+                }
+                (img, info)
+            })
+            .collect())
+    }
+}
