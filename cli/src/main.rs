@@ -2,10 +2,14 @@
 //! format, network and sampler lives in the library crates.
 
 mod bench;
+mod convert;
 mod generate;
+mod hash;
+mod import;
 mod info;
 mod models;
 mod progress;
+mod prune;
 mod session;
 mod tokenize;
 
@@ -35,6 +39,14 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// List the registered samplers and schedule types.
     Samplers,
+    /// Prune a training checkpoint to its EMA (or training) UNet, optionally fp16/bf16.
+    Prune(prune::PruneArgs),
+    /// Convert between .ckpt and .safetensors, optionally changing precision.
+    Convert(convert::ConvertArgs),
+    /// Print a file's hashes (legacy, AutoV2, AutoV3, CRC32, sha256) or verify a sha256sum list.
+    Hash(hash::HashArgs),
+    /// Lay a release folder out as an A1111 models/ tree, verifying checksums.
+    Import(import::ImportArgs),
     /// Time one UNet step with CFG on full-size SD1.5 weights (random) and print figures.
     Bench(bench::BenchArgs),
 }
@@ -58,6 +70,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Bench(a) => bench::run(a),
+        Command::Prune(a) => prune::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Hash(a) => hash::run(a),
+        Command::Import(a) => import::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

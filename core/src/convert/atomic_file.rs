@@ -125,7 +125,10 @@ mod tests {
         f.write_all(b"whole").unwrap();
         f.commit().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"whole");
-        let err = AtomicFile::create(&target, false).err().unwrap().to_string();
+        let err = AtomicFile::create(&target, false)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("already exists"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -19,7 +19,10 @@ impl FileSource {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
-            return Err(Error::Invalid(format!("{}: is a folder, not a model file", path.display())));
+            return Err(Error::Invalid(format!(
+                "{}: is a folder, not a model file",
+                path.display()
+            )));
         }
         Ok(Self {
             name: path.display().to_string(),

@@ -19,8 +19,13 @@ pub mod safetensors_stream;
 pub mod torch_pickle;
 pub mod torch_writer;
 
-pub use checksum::{parse_checksum_list, verify_checksum_list, CheckResult, CheckStatus, ChecksumEntry};
+pub use checksum::{
+    parse_checksum_list, verify_checksum_list, CheckResult, CheckStatus, ChecksumEntry,
+};
 pub use import::{import_release, ImportOptions, ImportReport, LinkMode};
 pub use precision::Precision;
 pub use prune::{ema_key, prune_plan, EmaMode};
-pub use rewrite::{convert_checkpoint, open_for_streaming, prune_checkpoint, write_store, OutputFormat, RewriteOptions, RewriteReport};
+pub use rewrite::{
+    convert_checkpoint, open_for_streaming, prune_checkpoint, write_store, OutputFormat,
+    RewriteOptions, RewriteReport,
+};

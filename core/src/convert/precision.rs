@@ -71,7 +71,10 @@ mod tests {
         assert_eq!(p.output_dtype("a.weight", DType::BF16), DType::F16);
         assert_eq!(p.output_dtype("x.position_ids", DType::I64), DType::I64);
         assert_eq!(p.output_dtype("x.position_ids", DType::F32), DType::F32);
-        assert_eq!(p.output_dtype("model_ema.num_updates", DType::I32), DType::I32);
+        assert_eq!(
+            p.output_dtype("model_ema.num_updates", DType::I32),
+            DType::I32
+        );
         assert_eq!(Precision::Keep.output_dtype("w", DType::F32), DType::F32);
     }
 
@@ -84,6 +87,9 @@ mod tests {
         assert_eq!(out, half::f16::ONE.to_le_bytes());
         out.clear();
         convert_elements(DType::F32, DType::F16, &1e6f32.to_le_bytes(), &mut out);
-        assert_eq!(half::f16::from_le_bytes([out[0], out[1]]), half::f16::INFINITY);
+        assert_eq!(
+            half::f16::from_le_bytes([out[0], out[1]]),
+            half::f16::INFINITY
+        );
     }
 }

@@ -110,10 +110,18 @@ pub fn prune_plan(store: &TensorStore, mode: EmaMode) -> Result<PrunePlan> {
             source = ema;
             ema_used += 1;
         }
-        tensors.push(PlannedTensor { name: key.to_string(), source });
+        tensors.push(PlannedTensor {
+            name: key.to_string(),
+            source,
+        });
     }
     let dropped = store.len() - tensors.len();
-    Ok(PrunePlan { tensors, ema_found, ema_used, dropped })
+    Ok(PrunePlan {
+        tensors,
+        ema_found,
+        ema_used,
+        dropped,
+    })
 }
 
 #[cfg(test)]
@@ -139,7 +147,11 @@ mod tests {
                 (k.to_string(), info)
             })
             .collect();
-        TensorStore::new(Arc::new(MemorySource::new("t.ckpt", vec![0; 64])), tensors, BTreeMap::new())
+        TensorStore::new(
+            Arc::new(MemorySource::new("t.ckpt", vec![0; 64])),
+            tensors,
+            BTreeMap::new(),
+        )
     }
 
     #[test]
@@ -162,13 +174,23 @@ mod tests {
             ("betas", 4),
         ]);
         let p = prune_plan(&s, EmaMode::EmaOnly).unwrap();
-        let got: Vec<(&str, &str)> = p.tensors.iter().map(|t| (t.name.as_str(), t.source.as_str())).collect();
+        let got: Vec<(&str, &str)> = p
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.source.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
                 ("betas", "betas"),
-                ("first_stage_model.decoder.conv_in.weight", "first_stage_model.decoder.conv_in.weight"),
-                ("model.diffusion_model.out.0.weight", "model_ema.diffusion_modelout0weight"),
+                (
+                    "first_stage_model.decoder.conv_in.weight",
+                    "first_stage_model.decoder.conv_in.weight"
+                ),
+                (
+                    "model.diffusion_model.out.0.weight",
+                    "model_ema.diffusion_modelout0weight"
+                ),
             ]
         );
         assert_eq!((p.ema_found, p.ema_used, p.dropped), (true, 1, 3));
@@ -185,9 +207,18 @@ mod tests {
             ("model_ema.diffusion_modelaweight", 2),
         ]);
         let e = prune_plan(&s, EmaMode::EmaOnly).unwrap_err().to_string();
-        assert!(e.contains("model_ema.diffusion_modelbweight") && e.contains("t.ckpt"), "{e}");
-        let s = store(&[("model.diffusion_model.a.weight", 2), ("model_ema.diffusion_modelaweight", 3)]);
-        assert!(matches!(prune_plan(&s, EmaMode::EmaOnly), Err(Error::Shape { .. })));
+        assert!(
+            e.contains("model_ema.diffusion_modelbweight") && e.contains("t.ckpt"),
+            "{e}"
+        );
+        let s = store(&[
+            ("model.diffusion_model.a.weight", 2),
+            ("model_ema.diffusion_modelaweight", 3),
+        ]);
+        assert!(matches!(
+            prune_plan(&s, EmaMode::EmaOnly),
+            Err(Error::Shape { .. })
+        ));
         let s = store(&[("first_stage_model.x", 2)]);
         let e = prune_plan(&s, EmaMode::EmaOnly).unwrap_err().to_string();
         assert!(e.contains("no `model.diffusion_model"), "{e}");
@@ -195,7 +226,10 @@ mod tests {
 
     #[test]
     fn dreambooth_ema_names_without_diffusion_model() {
-        let s = store(&[("model.diffusion_model.a.weight", 2), ("model_ema.aweight", 2)]);
+        let s = store(&[
+            ("model.diffusion_model.a.weight", 2),
+            ("model_ema.aweight", 2),
+        ]);
         let p = prune_plan(&s, EmaMode::EmaOnly).unwrap();
         assert_eq!(p.tensors[0].source, "model_ema.aweight");
     }

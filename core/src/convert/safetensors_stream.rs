@@ -22,7 +22,10 @@ impl StreamedTensor {
 
 /// The 8-byte length and the JSON header (space-padded so the data starts 8-byte aligned,
 /// as the reference writer does). Names must be unique and not `__metadata__`.
-pub fn header_bytes(tensors: &[StreamedTensor], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>, String> {
+pub fn header_bytes(
+    tensors: &[StreamedTensor],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, String> {
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         let m = metadata
@@ -47,7 +50,8 @@ pub fn header_bytes(tensors: &[StreamedTensor], metadata: &BTreeMap<String, Stri
         );
         offset = end;
     }
-    let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| e.to_string())?;
+    let mut json =
+        serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| e.to_string())?;
     while json.len() % 8 != 0 {
         json.push(b' ');
     }
@@ -57,7 +61,11 @@ pub fn header_bytes(tensors: &[StreamedTensor], metadata: &BTreeMap<String, Stri
 }
 
 /// Writes the header; the caller then writes each tensor's bytes in list order.
-pub fn write_header(out: &mut impl Write, tensors: &[StreamedTensor], metadata: &BTreeMap<String, String>) -> std::io::Result<u64> {
+pub fn write_header(
+    out: &mut impl Write,
+    tensors: &[StreamedTensor],
+    metadata: &BTreeMap<String, String>,
+) -> std::io::Result<u64> {
     let h = header_bytes(tensors, metadata).map_err(std::io::Error::other)?;
     out.write_all(&h)?;
     Ok(h.len() as u64)

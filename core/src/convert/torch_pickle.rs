@@ -25,7 +25,10 @@ impl PickleScalar {
                 return PickleScalar::Int(i);
             }
         }
-        let looks_decimal = text.contains('.') && text.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c));
+        let looks_decimal = text.contains('.')
+            && text
+                .chars()
+                .all(|c| c.is_ascii_digit() || "+-.eE".contains(c));
         if looks_decimal {
             if let Ok(f) = text.parse::<f64>() {
                 return PickleScalar::Float(f);
@@ -126,7 +129,9 @@ impl Pickler {
     }
     /// Pushes a memoized object if `key` was seen, returning whether it was.
     fn get(&mut self, key: &str) -> bool {
-        let Some(&slot) = self.memo.get(key) else { return false };
+        let Some(&slot) = self.memo.get(key) else {
+            return false;
+        };
         if slot < 256 {
             self.out.extend_from_slice(&[b'h', slot as u8]); // BINGET
         } else {
@@ -259,7 +264,9 @@ mod tests {
         assert_eq!(sd.len(), tensors.len());
         for (i, ((k, t), want)) in sd.iter().zip(&tensors).enumerate() {
             assert_eq!(k.as_str(), Some(want.name.as_str()));
-            let Value::Tensor(t) = t else { panic!("not a tensor") };
+            let Value::Tensor(t) = t else {
+                panic!("not a tensor")
+            };
             assert_eq!(t.storage.key, i.to_string());
             assert_eq!(t.dtype(), want.dtype);
             assert_eq!(t.shape, want.shape);
@@ -276,8 +283,17 @@ mod tests {
     fn metadata_text_maps_back_to_numbers_only_when_canonical() {
         assert_eq!(PickleScalar::from_text("4242"), PickleScalar::Int(4242));
         assert_eq!(PickleScalar::from_text("0.5"), PickleScalar::Float(0.5));
-        assert_eq!(PickleScalar::from_text("007"), PickleScalar::Str("007".into()));
-        assert_eq!(PickleScalar::from_text("[1, 2]"), PickleScalar::Str("[1, 2]".into()));
-        assert_eq!(PickleScalar::from_text("pt"), PickleScalar::Str("pt".into()));
+        assert_eq!(
+            PickleScalar::from_text("007"),
+            PickleScalar::Str("007".into())
+        );
+        assert_eq!(
+            PickleScalar::from_text("[1, 2]"),
+            PickleScalar::Str("[1, 2]".into())
+        );
+        assert_eq!(
+            PickleScalar::from_text("pt"),
+            PickleScalar::Str("pt".into())
+        );
     }
 }

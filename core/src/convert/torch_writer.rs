@@ -75,7 +75,13 @@ fn le32(v: u32) -> [u8; 4] {
 pub fn archive_root(file_stem: &str) -> String {
     let s: String = file_stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() || s.chars().all(|c| c == '.') {
         "archive".to_string()
@@ -268,7 +274,11 @@ impl<W: Write + Seek> TorchZipWriter<W> {
                 }
             }
             let zip64 = !extra.is_empty();
-            let size32 = if big_size { U32_MAX as u32 } else { e.size as u32 };
+            let size32 = if big_size {
+                U32_MAX as u32
+            } else {
+                e.size as u32
+            };
             cd.extend_from_slice(&le32(CENTRAL_SIG));
             cd.extend_from_slice(&le16(if zip64 { 45 } else { 20 })); // made by
             cd.extend_from_slice(&le16(if zip64 { 45 } else { 20 })); // needed
@@ -285,7 +295,11 @@ impl<W: Write + Seek> TorchZipWriter<W> {
             cd.extend_from_slice(&le16(0)); // disk
             cd.extend_from_slice(&le16(0)); // internal attributes
             cd.extend_from_slice(&le32(0)); // external attributes
-            cd.extend_from_slice(&le32(if big_offset { U32_MAX as u32 } else { e.offset as u32 }));
+            cd.extend_from_slice(&le32(if big_offset {
+                U32_MAX as u32
+            } else {
+                e.offset as u32
+            }));
             cd.extend_from_slice(e.name.as_bytes());
             cd.extend_from_slice(&extra);
         }
@@ -318,8 +332,16 @@ impl<W: Write + Seek> TorchZipWriter<W> {
         tail.extend_from_slice(&le16(0));
         tail.extend_from_slice(&le16(count16));
         tail.extend_from_slice(&le16(count16));
-        tail.extend_from_slice(&le32(if need64 { U32_MAX as u32 } else { cd_size as u32 }));
-        tail.extend_from_slice(&le32(if need64 { U32_MAX as u32 } else { cd_offset as u32 }));
+        tail.extend_from_slice(&le32(if need64 {
+            U32_MAX as u32
+        } else {
+            cd_size as u32
+        }));
+        tail.extend_from_slice(&le32(if need64 {
+            U32_MAX as u32
+        } else {
+            cd_offset as u32
+        }));
         tail.extend_from_slice(&le16(0));
         self.out.write_all(&tail)?;
         self.pos += tail.len() as u64;
@@ -339,14 +361,32 @@ mod tests {
     #[test]
     fn written_checkpoint_reads_back_aligned() {
         let tensors = vec![
-            PickledTensor { name: "a.weight".into(), dtype: DType::F32, shape: vec![2, 3] },
-            PickledTensor { name: "b".into(), dtype: DType::I64, shape: vec![1, 4] },
-            PickledTensor { name: "empty".into(), dtype: DType::F16, shape: vec![0] },
+            PickledTensor {
+                name: "a.weight".into(),
+                dtype: DType::F32,
+                shape: vec![2, 3],
+            },
+            PickledTensor {
+                name: "b".into(),
+                dtype: DType::I64,
+                shape: vec![1, 4],
+            },
+            PickledTensor {
+                name: "empty".into(),
+                dtype: DType::F16,
+                shape: vec![0],
+            },
         ];
         let extras = vec![("global_step".to_string(), PickleScalar::Int(7))];
-        let mut w = TorchZipWriter::begin(Cursor::new(Vec::new()), "out", tensors, &extras).unwrap();
-        let a: Vec<u8> = (0..6).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect();
-        let b: Vec<u8> = [3i64, -1, 0, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut w =
+            TorchZipWriter::begin(Cursor::new(Vec::new()), "out", tensors, &extras).unwrap();
+        let a: Vec<u8> = (0..6)
+            .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
+            .collect();
+        let b: Vec<u8> = [3i64, -1, 0, 9]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         for data in [&a[..], &b[..], &[][..]] {
             w.start_tensor().unwrap();
             // Split writes exercise the running CRC.
@@ -359,7 +399,10 @@ mod tests {
         let bytes = cur.into_inner();
         assert_eq!(bytes.len() as u64, len);
         let store = ckpt::load(Arc::new(MemorySource::new("out.ckpt", bytes))).unwrap();
-        assert_eq!(store.read_f32("a.weight").unwrap(), [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
+        assert_eq!(
+            store.read_f32("a.weight").unwrap(),
+            [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+        );
         assert_eq!(store.read_raw("b").unwrap(), (DType::I64, b.clone()));
         assert_eq!(store.info("empty").unwrap().shape, vec![0]);
         assert_eq!(store.metadata()["global_step"], "7");
@@ -370,7 +413,11 @@ mod tests {
 
     #[test]
     fn too_few_bytes_is_an_error() {
-        let tensors = vec![PickledTensor { name: "a".into(), dtype: DType::F32, shape: vec![2] }];
+        let tensors = vec![PickledTensor {
+            name: "a".into(),
+            dtype: DType::F32,
+            shape: vec![2],
+        }];
         let mut w = TorchZipWriter::begin(Cursor::new(Vec::new()), "x", tensors, &[]).unwrap();
         w.start_tensor().unwrap();
         w.write(&[0; 4]).unwrap();

@@ -52,11 +52,15 @@ pub fn list_checkpoints(models: &Path) -> Vec<PathBuf> {
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {
-    p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, keep: &dyn Fn(&Path) -> bool) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in rd.flatten() {
         let p = entry.path();
         if p.is_dir() {
@@ -69,7 +73,10 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, keep: &dyn Fn(&Path) -> bool) {
 
 /// A checkpoint's stem: `final-pruned` for `final-pruned.ckpt`.
 pub fn stem(path: &Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string()
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Resolve `--model` the ways A1111 names a checkpoint: an existing file path; a name
@@ -84,7 +91,12 @@ pub fn resolve_checkpoint(models: &Path, name: &str) -> Result<PathBuf> {
     let root = models.join("Stable-diffusion");
     let all = list_checkpoints(models);
     if name.is_empty() {
-        return all.into_iter().next().ok_or_else(|| Error::Invalid(format!("no checkpoints (.ckpt/.safetensors) in {}", root.display())));
+        return all.into_iter().next().ok_or_else(|| {
+            Error::Invalid(format!(
+                "no checkpoints (.ckpt/.safetensors) in {}",
+                root.display()
+            ))
+        });
     }
     let (wanted, hash) = split_title(name.trim());
     if let Some(hash) = hash {
@@ -104,7 +116,11 @@ pub fn resolve_checkpoint(models: &Path, name: &str) -> Result<PathBuf> {
     Err(Error::Invalid(format!(
         "no checkpoint named `{name}` in {} (available: {})",
         root.display(),
-        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
     )))
 }
 
@@ -138,21 +154,38 @@ fn find_by_name(all: &[PathBuf], root: &Path, wanted: &str) -> Option<PathBuf> {
     let wanted = wanted.replace('\\', "/");
     all.iter()
         .find(|p| {
-            let rel = p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/");
-            let rel_noext = rel.rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or(rel.clone());
-            rel == wanted || rel_noext == wanted || stem(p) == wanted || p.file_name().is_some_and(|f| f.to_string_lossy() == wanted)
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let rel_noext = rel
+                .rsplit_once('.')
+                .map(|(a, _)| a.to_string())
+                .unwrap_or(rel.clone());
+            rel == wanted
+                || rel_noext == wanted
+                || stem(p) == wanted
+                || p.file_name().is_some_and(|f| f.to_string_lossy() == wanted)
         })
         .cloned()
 }
 
 /// The sidecar files of `checkpoint` and the VAE chosen by `vae`.
-pub fn checkpoint_files(models: &Path, checkpoint: &Path, vae: &VaeChoice) -> Result<CheckpointFiles> {
+pub fn checkpoint_files(
+    models: &Path,
+    checkpoint: &Path,
+    vae: &VaeChoice,
+) -> Result<CheckpointFiles> {
     let dir = checkpoint.parent().unwrap_or(Path::new("."));
     let stem = stem(checkpoint);
     let config = Some(dir.join(format!("{stem}.yaml"))).filter(|p| p.is_file());
     let vae = match vae {
         VaeChoice::Builtin => None,
-        VaeChoice::Auto => VAE_SUFFIXES.iter().map(|s| dir.join(format!("{stem}{s}"))).find(|p| p.is_file()),
+        VaeChoice::Auto => VAE_SUFFIXES
+            .iter()
+            .map(|s| dir.join(format!("{stem}{s}")))
+            .find(|p| p.is_file()),
         VaeChoice::Named(name) => Some(resolve_vae(models, name)?),
     };
     Ok(CheckpointFiles {
@@ -170,12 +203,20 @@ pub fn resolve_vae(models: &Path, name: &str) -> Result<PathBuf> {
     }
     let mut candidates = Vec::new();
     for sub in ["VAE", "Stable-diffusion"] {
-        collect(&models.join(sub), &mut candidates, &|p| has_ext(p, &["pt", "ckpt", "safetensors"]));
+        collect(&models.join(sub), &mut candidates, &|p| {
+            has_ext(p, &["pt", "ckpt", "safetensors"])
+        });
     }
     candidates.sort();
     let trimmed = |p: &Path| {
-        let f = p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-        let no_ext = f.rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or(f.clone());
+        let f = p
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let no_ext = f
+            .rsplit_once('.')
+            .map(|(a, _)| a.to_string())
+            .unwrap_or(f.clone());
         (f, no_ext.trim_end_matches(".vae").to_string(), no_ext)
     };
     candidates
@@ -185,5 +226,10 @@ pub fn resolve_vae(models: &Path, name: &str) -> Result<PathBuf> {
             f == name || short == name || no_ext == name
         })
         .cloned()
-        .ok_or_else(|| Error::Invalid(format!("VAE `{name}` is neither a file nor in {}", models.join("VAE").display())))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "VAE `{name}` is neither a file nor in {}",
+                models.join("VAE").display()
+            ))
+        })
 }

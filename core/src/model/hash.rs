@@ -13,8 +13,11 @@ pub fn legacy_model_hash(path: &Path) -> Result<String> {
     let mut buf = Vec::with_capacity(0x10000);
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     if len > 0x100000 {
-        f.seek(SeekFrom::Start(0x100000)).map_err(|e| Error::io(path, e))?;
-        f.take(0x10000).read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+        f.seek(SeekFrom::Start(0x100000))
+            .map_err(|e| Error::io(path, e))?;
+        f.take(0x10000)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(path, e))?;
     }
     let digest = Sha256::digest(&buf);
     Ok(hex(&digest[..4]))

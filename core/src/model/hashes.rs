@@ -50,14 +50,21 @@ fn open(path: &Path) -> Result<(std::fs::File, u64)> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = f.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        return Err(Error::Invalid(format!("{}: is a folder, not a file", path.display())));
+        return Err(Error::Invalid(format!(
+            "{}: is a folder, not a file",
+            path.display()
+        )));
     }
     Ok((f, meta.len()))
 }
 
 /// Reads `path` start to end in chunks, calling `each(offset, chunk)` and
 /// `progress(done, total)`.
-fn stream(path: &Path, progress: &mut dyn FnMut(u64, u64), each: &mut dyn FnMut(u64, &[u8])) -> Result<u64> {
+fn stream(
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+    each: &mut dyn FnMut(u64, &[u8]),
+) -> Result<u64> {
     let (mut f, total) = open(path)?;
     let mut buf = vec![0u8; READ_CHUNK];
     let mut done = 0u64;
@@ -159,7 +166,11 @@ impl HashCache {
     /// `$XDG_CACHE_HOME/easel/hashes.json`, else `~/.cache/easel/hashes.json`
     /// (`%LOCALAPPDATA%\easel\hashes.json` on Windows).
     pub fn default_path() -> Option<PathBuf> {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let base = if cfg!(windows) {
             env("LOCALAPPDATA")
         } else {
@@ -175,8 +186,15 @@ impl HashCache {
             .ok()
             .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
             .filter(|c| c.version == CACHE_VERSION)
-            .unwrap_or_else(|| CacheFile { version: CACHE_VERSION, files: BTreeMap::new() });
-        Self { path: path.to_path_buf(), data, dirty: false }
+            .unwrap_or_else(|| CacheFile {
+                version: CACHE_VERSION,
+                files: BTreeMap::new(),
+            });
+        Self {
+            path: path.to_path_buf(),
+            data,
+            dirty: false,
+        }
     }
 
     /// The remembered hashes of `file` if it has not changed since.
@@ -188,7 +206,14 @@ impl HashCache {
 
     pub fn insert(&mut self, file: &Path, hashes: FileHashes) -> Result<()> {
         let (key, size, mtime_ns) = file_key(file)?;
-        self.data.files.insert(key, CacheEntry { size, mtime_ns, hashes });
+        self.data.files.insert(
+            key,
+            CacheEntry {
+                size,
+                mtime_ns,
+                hashes,
+            },
+        );
         self.dirty = true;
         Ok(())
     }
@@ -212,7 +237,11 @@ impl HashCache {
 }
 
 /// [`hash_file`] through `cache`: hashed only when absent or changed.
-pub fn hash_file_cached(path: &Path, cache: &mut HashCache, progress: &mut dyn FnMut(u64, u64)) -> Result<FileHashes> {
+pub fn hash_file_cached(
+    path: &Path,
+    cache: &mut HashCache,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<FileHashes> {
     if let Some(h) = cache.get(path) {
         return Ok(h);
     }
@@ -234,7 +263,10 @@ mod tests {
         std::fs::write(&p, b"123456789").unwrap();
         let h = hash_file(&p, &mut |_, _| {}).unwrap();
         assert_eq!(h.crc32_hex(), "CBF43926");
-        assert_eq!(h.sha256, "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225");
+        assert_eq!(
+            h.sha256,
+            "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
+        );
         // Shorter than 1 MiB: the legacy window is empty, sha256("") starts e3b0c442.
         assert_eq!(h.legacy, "e3b0c442");
         assert_eq!(h.autov3, None);

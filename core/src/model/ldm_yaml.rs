@@ -28,26 +28,44 @@ impl LdmYaml {
 
     /// Parse yaml text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self> {
-        let root: Value = serde_yaml::from_str(text).map_err(|e| Error::format(file, format!("invalid YAML: {e}")))?;
-        let params = root.get("model").and_then(|m| m.get("params")).ok_or_else(|| Error::format(file, "no `model.params` section (not an LDM config?)"))?;
+        let root: Value = serde_yaml::from_str(text)
+            .map_err(|e| Error::format(file, format!("invalid YAML: {e}")))?;
+        let params = root
+            .get("model")
+            .and_then(|m| m.get("params"))
+            .ok_or_else(|| Error::format(file, "no `model.params` section (not an LDM config?)"))?;
         let bad = |key: &str, why: &str| Error::format(file, format!("`{key}`: {why}"));
 
-        let unet = match params.get("unet_config").and_then(|u| u.get("params")) {
-            Some(u) => Some(unet_from(u).map_err(|(k, why)| bad(&format!("model.params.unet_config.params.{k}"), &why))?),
-            None => None,
-        };
-        let vae = match params.get("first_stage_config").and_then(|f| f.get("params")) {
-            Some(f) => Some(vae_from(f).map_err(|(k, why)| bad(&format!("model.params.first_stage_config.params.{k}"), &why))?),
+        let unet =
+            match params.get("unet_config").and_then(|u| u.get("params")) {
+                Some(u) => Some(unet_from(u).map_err(|(k, why)| {
+                    bad(&format!("model.params.unet_config.params.{k}"), &why)
+                })?),
+                None => None,
+            };
+        let vae = match params
+            .get("first_stage_config")
+            .and_then(|f| f.get("params"))
+        {
+            Some(f) => Some(vae_from(f).map_err(|(k, why)| {
+                bad(&format!("model.params.first_stage_config.params.{k}"), &why)
+            })?),
             None => None,
         };
         Ok(Self {
             unet,
             vae,
-            scale_factor: params.get("scale_factor").and_then(Value::as_f64).map(|v| v as f32),
+            scale_factor: params
+                .get("scale_factor")
+                .and_then(Value::as_f64)
+                .map(|v| v as f32),
             use_ema: params.get("use_ema").and_then(Value::as_bool),
             linear_start: params.get("linear_start").and_then(Value::as_f64),
             linear_end: params.get("linear_end").and_then(Value::as_f64),
-            timesteps: params.get("timesteps").and_then(Value::as_u64).map(|v| v as usize),
+            timesteps: params
+                .get("timesteps")
+                .and_then(Value::as_u64)
+                .map(|v| v as usize),
         })
     }
 }
@@ -57,7 +75,10 @@ type FieldResult<T> = std::result::Result<T, (String, String)>;
 fn usize_of(v: &Value, key: &str) -> FieldResult<Option<usize>> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| (key.to_string(), "expected a non-negative integer".into())),
+        Some(x) => x
+            .as_u64()
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| (key.to_string(), "expected a non-negative integer".into())),
     }
 }
 
@@ -88,24 +109,32 @@ fn unet_from(u: &Value) -> FieldResult<UNetConfig> {
         in_channels: usize_of(u, "in_channels")?.unwrap_or(d.in_channels),
         out_channels: usize_of(u, "out_channels")?.unwrap_or(d.out_channels),
         model_channels: usize_of(u, "model_channels")?.unwrap_or(d.model_channels),
-        attention_resolutions: list_of(u, "attention_resolutions")?.unwrap_or(d.attention_resolutions),
+        attention_resolutions: list_of(u, "attention_resolutions")?
+            .unwrap_or(d.attention_resolutions),
         num_res_blocks: usize_of(u, "num_res_blocks")?.unwrap_or(d.num_res_blocks),
         channel_mult: list_of(u, "channel_mult")?.unwrap_or(d.channel_mult),
         num_heads,
         num_head_channels,
         transformer_depth: usize_of(u, "transformer_depth")?.unwrap_or(d.transformer_depth),
         context_dim: usize_of(u, "context_dim")?.unwrap_or(d.context_dim),
-        use_linear_in_transformer: u.get("use_linear_in_transformer").and_then(Value::as_bool).unwrap_or(false),
+        use_linear_in_transformer: u
+            .get("use_linear_in_transformer")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
 fn vae_from(f: &Value) -> FieldResult<VaeConfig> {
     let d = VaeConfig::sd15();
-    let dd = f.get("ddconfig").ok_or_else(|| ("ddconfig".to_string(), "missing".to_string()))?;
+    let dd = f
+        .get("ddconfig")
+        .ok_or_else(|| ("ddconfig".to_string(), "missing".to_string()))?;
     let sub = |r: FieldResult<Option<usize>>| r.map_err(|(k, w)| (format!("ddconfig.{k}"), w));
     Ok(VaeConfig {
         ch: sub(usize_of(dd, "ch"))?.unwrap_or(d.ch),
-        ch_mult: list_of(dd, "ch_mult").map_err(|(k, w)| (format!("ddconfig.{k}"), w))?.unwrap_or(d.ch_mult),
+        ch_mult: list_of(dd, "ch_mult")
+            .map_err(|(k, w)| (format!("ddconfig.{k}"), w))?
+            .unwrap_or(d.ch_mult),
         num_res_blocks: sub(usize_of(dd, "num_res_blocks"))?.unwrap_or(d.num_res_blocks),
         in_channels: sub(usize_of(dd, "in_channels"))?.unwrap_or(d.in_channels),
         out_ch: sub(usize_of(dd, "out_ch"))?.unwrap_or(d.out_ch),
@@ -132,9 +161,14 @@ mod tests {
 
     #[test]
     fn bad_yaml_names_file_and_key() {
-        let e = LdmYaml::parse("model: [", "x.yaml").unwrap_err().to_string();
+        let e = LdmYaml::parse("model: [", "x.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.yaml"), "{e}");
-        let bad = V1.replace("num_res_blocks: 2\n        channel_mult", "num_res_blocks: two\n        channel_mult");
+        let bad = V1.replace(
+            "num_res_blocks: 2\n        channel_mult",
+            "num_res_blocks: two\n        channel_mult",
+        );
         let e = LdmYaml::parse(&bad, "y.yaml").unwrap_err().to_string();
         assert!(e.contains("unet_config.params.num_res_blocks"), "{e}");
         let e = LdmYaml::parse("foo: 1", "z.yaml").unwrap_err().to_string();

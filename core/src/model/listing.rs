@@ -35,7 +35,10 @@ pub struct CheckpointEntry {
 
 /// Inspect every checkpoint under `models/Stable-diffusion` (reads only file indexes).
 pub fn list_folder(models: &Path) -> Vec<CheckpointEntry> {
-    list_checkpoints(models).into_iter().map(|p| inspect(models, &p)).collect()
+    list_checkpoints(models)
+        .into_iter()
+        .map(|p| inspect(models, &p))
+        .collect()
 }
 
 fn inspect(models: &Path, path: &Path) -> CheckpointEntry {
@@ -55,8 +58,12 @@ fn inspect(models: &Path, path: &Path) -> CheckpointEntry {
         entry.config = files.config;
         entry.vae = files.vae;
         let store = open_tensor_store(path)?;
-        let training = store.keys().any(|k| k.starts_with("model.diffusion_model."));
-        let ema = store.keys().any(|k| k.starts_with("model_ema.") && k != "model_ema.decay" && k != "model_ema.num_updates");
+        let training = store
+            .keys()
+            .any(|k| k.starts_with("model.diffusion_model."));
+        let ema = store.keys().any(|k| {
+            k.starts_with("model_ema.") && k != "model_ema.decay" && k != "model_ema.num_updates"
+        });
         entry.unet = match (ema, training) {
             (true, true) => UnetWeights::EmaAndTraining,
             (true, false) => UnetWeights::EmaOnly,
@@ -74,12 +81,18 @@ pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e))) {
+            } else if p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
+            {
                 out.push(p);
             }
         }

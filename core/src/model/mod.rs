@@ -6,7 +6,9 @@ pub mod ldm_yaml;
 pub mod listing;
 pub mod stable_diffusion;
 
-pub use files::{checkpoint_files, list_checkpoints, resolve_checkpoint, resolve_vae, CheckpointFiles, VaeChoice};
+pub use files::{
+    checkpoint_files, list_checkpoints, resolve_checkpoint, resolve_vae, CheckpointFiles, VaeChoice,
+};
 pub use hash::legacy_model_hash;
 pub use hashes::{hash_file, hash_file_cached, sha256_file, FileHashes, HashCache};
 pub use ldm_yaml::LdmYaml;

@@ -43,14 +43,27 @@ pub struct StableDiffusion<B: Backend> {
 /// The UNet key map for EMA weights: `model.diffusion_model.a.b` is stored as
 /// `model_ema.diffusion_modelab` (some Dreambooth files drop `diffusion_model`).
 fn ema_key_map(store: &TensorStore) -> Result<crate::nn::loader::KeyMap> {
-    let with_dm = store.keys().any(|k| k.starts_with("model_ema.diffusion_model"));
-    let any_ema = store.keys().any(|k| k.starts_with("model_ema.") && k != "model_ema.decay" && k != "model_ema.num_updates");
+    let with_dm = store
+        .keys()
+        .any(|k| k.starts_with("model_ema.diffusion_model"));
+    let any_ema = store.keys().any(|k| {
+        k.starts_with("model_ema.") && k != "model_ema.decay" && k != "model_ema.num_updates"
+    });
     if !any_ema {
-        return Err(Error::format(store.name(), "config says use_ema: True but the checkpoint has no `model_ema.*` weights"));
+        return Err(Error::format(
+            store.name(),
+            "config says use_ema: True but the checkpoint has no `model_ema.*` weights",
+        ));
     }
     Ok(Arc::new(move |key: &str| {
         let rest = key.strip_prefix("model.").unwrap_or(key);
-        let rest = if with_dm { rest.to_string() } else { rest.strip_prefix("diffusion_model.").unwrap_or(rest).to_string() };
+        let rest = if with_dm {
+            rest.to_string()
+        } else {
+            rest.strip_prefix("diffusion_model.")
+                .unwrap_or(rest)
+                .to_string()
+        };
         format!("model_ema.{}", rest.replace('.', ""))
     }))
 }
@@ -62,7 +75,9 @@ fn clip_weights(store: &TensorStore) -> Weights<'_> {
     if modern {
         w
     } else {
-        w.with_key_map(Arc::new(|k: &str| k.replacen("transformer.text_model.", "transformer.", 1)))
+        w.with_key_map(Arc::new(|k: &str| {
+            k.replacen("transformer.text_model.", "transformer.", 1)
+        }))
     }
 }
 
@@ -88,7 +103,14 @@ impl<B: Backend> StableDiffusion<B> {
         };
         let vae_w = match &vae_store {
             // A `.vae.pt` holds the first-stage weights without the prefix.
-            Some(vs) => Weights::new(vs, if vs.keys().any(|k| k.starts_with("first_stage_model.")) { VAE_PREFIX } else { "" }),
+            Some(vs) => Weights::new(
+                vs,
+                if vs.keys().any(|k| k.starts_with("first_stage_model.")) {
+                    VAE_PREFIX
+                } else {
+                    ""
+                },
+            ),
             None => Weights::new(&store, VAE_PREFIX),
         };
 
@@ -111,8 +133,14 @@ impl<B: Backend> StableDiffusion<B> {
 
         // The checkpoint's own ᾱ buffer wins (A1111 samples with the loaded buffer).
         let schedule = match store.get("alphas_cumprod") {
-            Some(info) if info.numel() == config.timesteps && config.timesteps > 1 => DiscreteSchedule::from_alphas_cumprod(&store.read_f32("alphas_cumprod")?),
-            _ => DiscreteSchedule::scaled_linear(config.linear_start, config.linear_end, config.timesteps),
+            Some(info) if info.numel() == config.timesteps && config.timesteps > 1 => {
+                DiscreteSchedule::from_alphas_cumprod(&store.read_f32("alphas_cumprod")?)
+            }
+            _ => DiscreteSchedule::scaled_linear(
+                config.linear_start,
+                config.linear_end,
+                config.timesteps,
+            ),
         };
 
         let clip = ClipTextEncoder::load(b, &clip_w, &config.clip)?;
@@ -122,9 +150,20 @@ impl<B: Backend> StableDiffusion<B> {
         let info = ModelInfo {
             name: super::files::stem(&files.checkpoint),
             hash: legacy_model_hash(&files.checkpoint)?,
-            vae_name: files.vae.as_ref().map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()),
+            vae_name: files.vae.as_ref().map(|p| {
+                p.file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            }),
             files: files.clone(),
         };
-        Ok(Self { clip, unet, vae, config, schedule, info })
+        Ok(Self {
+            clip,
+            unet,
+            vae,
+            config,
+            schedule,
+            info,
+        })
     }
 }
