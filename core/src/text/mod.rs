@@ -5,9 +5,12 @@
 pub mod attention;
 pub mod chunks;
 mod clean;
+pub mod emphasis;
 mod html;
 mod html_entities;
+pub mod multicond;
 mod pretokenize;
+pub mod prompt_schedule;
 pub mod tokenizer;
 mod unicode_classes;
 
@@ -15,5 +18,11 @@ pub use attention::{parse_attention, parse_prompt_attention, AttentionSegment, A
 pub use chunks::{
     prompt_chunks, tokenize_prompt, ChunkOptions, PromptChunk, TokenizedPrompt, CHUNK_CONTENT,
     CHUNK_TOKENS,
+};
+pub use emphasis::{apply_emphasis, emphasis_infotext, EmphasisMode};
+pub use multicond::{split_and, strip_comments, SubPrompt};
+pub use prompt_schedule::{
+    check_schedule_syntax, prompt_schedule, prompt_schedule_with, schedule_index, ScheduleOptions,
+    ScheduledPrompt,
 };
 pub use tokenizer::{decode, token_text, tokenize, BOS, COMMA, EOS, VOCAB_SIZE};

@@ -27,7 +27,13 @@ impl Default for Churn {
 impl Churn {
     /// Raise `x` from `sigmas[i]` to σ̂ and return σ̂. k-diffusion draws the noise every
     /// step; with `s_churn` 0 it is never used, so no draw is made then.
-    pub fn apply(&self, x: &mut [f32], sigmas: &[f32], i: usize, noise: &mut dyn NoiseSampler) -> f32 {
+    pub fn apply(
+        &self,
+        x: &mut [f32],
+        sigmas: &[f32],
+        i: usize,
+        noise: &mut dyn NoiseSampler,
+    ) -> f32 {
         if self.s_churn <= 0.0 {
             return sigmas[i];
         }

@@ -19,7 +19,12 @@ impl Sampler for Euler {
     fn label(&self) -> &str {
         "Euler"
     }
-    fn sample<'a>(&'a self, mut x: Vec<f32>, sigmas: &'a [f32], ctx: SampleContext<'a>) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
+    fn sample<'a>(
+        &'a self,
+        mut x: Vec<f32>,
+        sigmas: &'a [f32],
+        ctx: SampleContext<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let total = sigmas.len().saturating_sub(1);
             for i in 0..total {

@@ -14,7 +14,10 @@ pub struct EulerAncestral {
 impl Default for EulerAncestral {
     /// A1111's defaults (eta 1, s_noise 1).
     fn default() -> Self {
-        Self { eta: 1.0, s_noise: 1.0 }
+        Self {
+            eta: 1.0,
+            s_noise: 1.0,
+        }
     }
 }
 
@@ -28,7 +31,12 @@ impl Sampler for EulerAncestral {
     fn uses_ensd(&self) -> bool {
         true
     }
-    fn sample<'a>(&'a self, mut x: Vec<f32>, sigmas: &'a [f32], ctx: SampleContext<'a>) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
+    fn sample<'a>(
+        &'a self,
+        mut x: Vec<f32>,
+        sigmas: &'a [f32],
+        ctx: SampleContext<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let total = sigmas.len().saturating_sub(1);
             for i in 0..total {

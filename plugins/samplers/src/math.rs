@@ -2,7 +2,10 @@
 
 /// `(x - denoised) / σ`: the ODE derivative k-diffusion calls `to_d`.
 pub fn derivative(x: &[f32], denoised: &[f32], sigma: f32) -> Vec<f32> {
-    x.iter().zip(denoised).map(|(a, d)| (a - d) / sigma).collect()
+    x.iter()
+        .zip(denoised)
+        .map(|(a, d)| (a - d) / sigma)
+        .collect()
 }
 
 /// `x += d · dt`.

@@ -20,7 +20,7 @@ pub use automatic::Automatic;
 pub use beta::Beta;
 pub use ddim::DdimSchedule;
 pub use exponential::Exponential;
-pub use karras::Karras;
+pub use karras::{karras_sigmas, Karras};
 pub use kl_optimal::KlOptimal;
 pub use normal::Normal;
 pub use polyexponential::Polyexponential;

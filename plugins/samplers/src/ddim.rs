@@ -1,0 +1,73 @@
+//! DDIM (Song et al. 2021) as A1111's `sd_samplers_timesteps_impl.ddim`: eta 0 by
+//! default (deterministic), A1111's timestep spacing (which runs one step fewer than
+//! asked for when the stride divides 1000). The σ sequence only tells it the step count
+//! and σ₀ (to undo the pipeline's scaling); it returns the VP latent, as A1111 decodes.
+
+use crate::timesteps::{a1111_timesteps, alpha_cumprod, eps_at_sigma};
+use easel_core::backend::LocalBoxFuture;
+use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::Result;
+
+#[derive(Default)]
+pub struct Ddim {
+    /// A1111's "Eta for DDIM" (0 = deterministic).
+    pub eta: f64,
+}
+
+impl Sampler for Ddim {
+    fn name(&self) -> &str {
+        "ddim"
+    }
+    fn label(&self) -> &str {
+        "DDIM"
+    }
+    fn sample<'a>(
+        &'a self,
+        x: Vec<f32>,
+        sigmas: &'a [f32],
+        ctx: SampleContext<'a>,
+    ) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
+        Box::pin(async move {
+            let steps = sigmas.len().saturating_sub(1);
+            if steps == 0 {
+                return Ok(x);
+            }
+            let schedule = ctx.schedule;
+            let ts = a1111_timesteps(schedule.len(), steps);
+            let mut x: Vec<f32> = x.iter().map(|v| v / sigmas[0]).collect();
+            let total = ts.len() - 1;
+            for i in 0..total {
+                let index = ts.len() - 1 - i;
+                let sigma_model = schedule.sigmas()[ts[index]];
+                let e_t = eps_at_sigma(ctx.denoiser, &x, sigma_model).await?;
+                let a_t64 = alpha_cumprod(schedule, ts[index]) as f32 as f64;
+                let a_prev64 = alpha_cumprod(schedule, ts[index - 1]);
+                let sigma_t = (self.eta
+                    * ((1.0 - a_prev64) / (1.0 - a_t64) * (1.0 - a_t64 / a_prev64)).sqrt())
+                    as f32;
+                let (a_t, a_prev) = (a_t64 as f32, a_prev64 as f32);
+                let sqrt_one_minus_at = (1.0 - a_t).sqrt();
+                let dir_scale = (1.0 - a_prev - sigma_t * sigma_t).sqrt();
+                let pred_x0: Vec<f32> = x
+                    .iter()
+                    .zip(&e_t)
+                    .map(|(x, e)| (x - sqrt_one_minus_at * e) / a_t.sqrt())
+                    .collect();
+                let noise = if self.eta != 0.0 {
+                    Some(
+                        ctx.noise
+                            .noise(sigma_model, schedule.sigmas()[ts[index - 1]]),
+                    )
+                } else {
+                    None
+                };
+                for k in 0..x.len() {
+                    let n = noise.as_ref().map_or(0.0, |n| sigma_t * n[k]);
+                    x[k] = a_prev.sqrt() * pred_x0[k] + dir_scale * e_t[k] + n;
+                }
+                (ctx.on_step)(i, total, &x, &pred_x0);
+            }
+            Ok(x)
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! What DDIM, PLMS and UniPC share: A1111 runs them on the variance-preserving latent
+//! x_t = √ᾱ·x₀ + √(1−ᾱ)·ε at training timesteps, asking the model for ε. Through the
+//! σ-space [`Denoiser`] seam that is x_σ = x_t·√(1+σ²) (so the model's input x_σ·c_in is
+//! x_t again) and ε = (x_σ − denoised)/σ.
+
+use easel_core::sampler::Denoiser;
+use easel_core::schedule::DiscreteSchedule;
+use easel_core::Result;
+
+/// A1111's timesteps for `steps` (`get_timesteps`): 1, 1 + ⌊T/steps⌋, … below T, clipped
+/// to the table, ascending. A stride that does not divide T gives one extra timestep.
+pub fn a1111_timesteps(table_len: usize, steps: usize) -> Vec<usize> {
+    let stride = (table_len / steps.max(1)).max(1);
+    (0..table_len)
+        .step_by(stride)
+        .map(|t| (t + 1).min(table_len - 1))
+        .collect()
+}
+
+/// ᾱ_t recovered from the schedule's σ_t (σ² = (1−ᾱ)/ᾱ).
+pub fn alpha_cumprod(schedule: &DiscreteSchedule, t: usize) -> f64 {
+    let s = schedule.sigmas()[t] as f64;
+    1.0 / (1.0 + s * s)
+}
+
+/// The model's ε for the VP latent `x` at noise level σ.
+pub async fn eps_at_sigma(denoiser: &mut dyn Denoiser, x: &[f32], sigma: f32) -> Result<Vec<f32>> {
+    let scale = (1.0 + sigma * sigma).sqrt();
+    let x_sigma: Vec<f32> = x.iter().map(|v| v * scale).collect();
+    let denoised = denoiser.denoise(&x_sigma, sigma).await?;
+    Ok(x_sigma
+        .iter()
+        .zip(&denoised)
+        .map(|(a, d)| (a - d) / sigma)
+        .collect())
+}
+
+/// The model's ε for the VP latent `x` at a (possibly fractional) timestep.
+pub async fn eps_at_timestep(
+    denoiser: &mut dyn Denoiser,
+    schedule: &DiscreteSchedule,
+    x: &[f32],
+    t: f32,
+) -> Result<Vec<f32>> {
+    let t = t.clamp(0.0, (schedule.len() - 1) as f32);
+    eps_at_sigma(denoiser, x, schedule.t_to_sigma(t)).await
+}
