@@ -1,0 +1,309 @@
+//! The activation functions an A1111 hypernetwork may name in `activation_func`.
+//!
+//! A1111 accepts `linear` (or none), its own short list (`relu`, `leakyrelu`, `elu`,
+//! `swish` — which is torch's *Hardswish*, `tanh`, `sigmoid`) and the lower-cased class
+//! name of any torch activation module built with its default arguments. Easel supports
+//! every such module that maps one value to one value; the rest are refused by name
+//! (`glu` halves the width, `softmax`/`softmin`/`logsoftmax`/`softmax2d` normalise over the
+//! batch dimension of a 3-D input, `threshold`/`multiheadattention` need arguments).
+
+use easel_core::{Backend, Error, Result};
+
+/// One element-wise activation, with torch's default constructor arguments.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    /// Negative slope 0.01.
+    LeakyRelu,
+    /// α = 1.
+    Elu,
+    /// α = 1.
+    Celu,
+    Selu,
+    /// `x · relu6(x + 3) / 6` (A1111's "swish").
+    Hardswish,
+    Tanh,
+    Sigmoid,
+    /// Exact (erf) GELU.
+    Gelu,
+    Silu,
+    Mish,
+    Relu6,
+    /// Clamp to [-1, 1].
+    Hardtanh,
+    /// `relu6(x + 3) / 6`.
+    Hardsigmoid,
+    /// β = 1, linear above 20.
+    Softplus,
+    Softsign,
+    Tanhshrink,
+    LogSigmoid,
+    /// λ = 0.5.
+    Hardshrink,
+    /// λ = 0.5.
+    Softshrink,
+    /// Evaluation mode: a fixed negative slope, the mean of the bounds 1/8 and 1/3.
+    Rrelu,
+    /// Learned negative slope (one parameter, `linear.N.weight` of shape `[1]`).
+    Prelu(f32),
+}
+
+/// Names accepted in `activation_func`, as A1111 spells them.
+pub const SUPPORTED_NAMES: &[&str] = &[
+    "linear",
+    "relu",
+    "leakyrelu",
+    "elu",
+    "swish",
+    "hardswish",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "silu",
+    "mish",
+    "celu",
+    "selu",
+    "relu6",
+    "hardtanh",
+    "hardsigmoid",
+    "softplus",
+    "softsign",
+    "tanhshrink",
+    "logsigmoid",
+    "hardshrink",
+    "softshrink",
+    "rrelu",
+    "prelu",
+];
+
+/// What an `activation_func` name asks for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActivationKind {
+    /// No activation module at all (`None` or `"linear"`): it takes no `linear.N` index.
+    None,
+    /// A parameter-free module.
+    Fixed(Activation),
+    /// PReLU: a module whose slope is loaded from the file.
+    Prelu,
+}
+
+impl ActivationKind {
+    /// Parses an `activation_func` value (`None` when the file has none). `file` names the
+    /// file in the error for a name Easel does not support.
+    pub fn parse(name: Option<&str>, file: &str) -> Result<Self> {
+        use Activation::*;
+        let Some(name) = name else {
+            return Ok(ActivationKind::None);
+        };
+        let fixed = match name {
+            "linear" => return Ok(ActivationKind::None),
+            "prelu" => return Ok(ActivationKind::Prelu),
+            "relu" => Relu,
+            "leakyrelu" => LeakyRelu,
+            "elu" => Elu,
+            "celu" => Celu,
+            "selu" => Selu,
+            "swish" | "hardswish" => Hardswish,
+            "tanh" => Tanh,
+            "sigmoid" => Sigmoid,
+            "gelu" => Gelu,
+            "silu" => Silu,
+            "mish" => Mish,
+            "relu6" => Relu6,
+            "hardtanh" => Hardtanh,
+            "hardsigmoid" => Hardsigmoid,
+            "softplus" => Softplus,
+            "softsign" => Softsign,
+            "tanhshrink" => Tanhshrink,
+            "logsigmoid" => LogSigmoid,
+            "hardshrink" => Hardshrink,
+            "softshrink" => Softshrink,
+            "rrelu" => Rrelu,
+            other => {
+                return Err(Error::format(
+                    file,
+                    format!(
+                        "hypernetwork activation_func `{other}` is not supported (supported: {})",
+                        SUPPORTED_NAMES.join(", ")
+                    ),
+                ))
+            }
+        };
+        Ok(ActivationKind::Fixed(fixed))
+    }
+}
+
+const SELU_ALPHA: f32 = 1.673_263_2;
+const SELU_SCALE: f32 = 1.050_701;
+const RRELU_SLOPE: f32 = (1.0 / 8.0 + 1.0 / 3.0) / 2.0;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `ln(1 + eˣ)` without overflow, as torch's Softplus below its threshold.
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+impl Activation {
+    /// The function on one value (f32 throughout, as torch computes in f32).
+    pub fn apply_scalar(self, x: f32) -> f32 {
+        use Activation::*;
+        match self {
+            Identity => x,
+            Relu => x.max(0.0),
+            LeakyRelu => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    0.01 * x
+                }
+            }
+            Elu | Celu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            Selu => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * x.exp_m1() },
+            Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Tanh => x.tanh(),
+            Sigmoid => sigmoid(x),
+            Gelu => 0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2)),
+            Silu => x * sigmoid(x),
+            Mish => x * softplus(x).tanh(),
+            Relu6 => x.clamp(0.0, 6.0),
+            Hardtanh => x.clamp(-1.0, 1.0),
+            Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Softplus => softplus(x),
+            Softsign => x / (1.0 + x.abs()),
+            Tanhshrink => x - x.tanh(),
+            LogSigmoid => -softplus(-x),
+            Hardshrink => {
+                if x.abs() > 0.5 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Softshrink => {
+                if x > 0.5 {
+                    x - 0.5
+                } else if x < -0.5 {
+                    x + 0.5
+                } else {
+                    0.0
+                }
+            }
+            Rrelu => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    RRELU_SLOPE * x
+                }
+            }
+            Prelu(a) => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    a * x
+                }
+            }
+        }
+    }
+
+    /// Applies the activation on the backend. Identity, SiLU and GELU use the backend's own
+    /// kernels; the others, which the SD networks never need and so are not `Backend`
+    /// operations, make one round trip through host memory (hypernetworks of the NovelAI
+    /// kind have no activation and never take this path).
+    pub fn apply<B: Backend>(self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        match self {
+            Activation::Identity => Ok(x.clone()),
+            Activation::Silu => b.silu(x),
+            Activation::Gelu => b.gelu(x),
+            other => {
+                let shape = b.shape(x);
+                let mut data = b.download(x)?;
+                for v in &mut data {
+                    *v = other.apply_scalar(*v);
+                }
+                b.upload(&data, &shape)
+            }
+        }
+    }
+}
+
+/// The error function, for the host-side GELU (tensors use the backend's GELU). Computed
+/// in f64 from the complementary error function's Chebyshev fit published in Numerical
+/// Recipes (fractional error below 1.2e-7 everywhere).
+fn erf(x: f32) -> f32 {
+    let z = x.abs() as f64;
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    let erf = 1.0 - r;
+    (if x >= 0.0 { erf } else { -erf }) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_as_a1111_reads_them() {
+        assert_eq!(
+            ActivationKind::parse(None, "f").unwrap(),
+            ActivationKind::None
+        );
+        assert_eq!(
+            ActivationKind::parse(Some("linear"), "f").unwrap(),
+            ActivationKind::None
+        );
+        assert_eq!(
+            ActivationKind::parse(Some("swish"), "f").unwrap(),
+            ActivationKind::Fixed(Activation::Hardswish)
+        );
+        for name in SUPPORTED_NAMES {
+            assert!(ActivationKind::parse(Some(name), "f").is_ok(), "{name}");
+        }
+        let err = ActivationKind::parse(Some("softmax"), "hn.pt")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hn.pt") && err.contains("`softmax`"), "{err}");
+    }
+
+    #[test]
+    fn scalar_values_match_their_definitions() {
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        assert!(close(
+            Activation::Hardswish.apply_scalar(1.0),
+            1.0 * 4.0 / 6.0
+        ));
+        assert!(close(Activation::Hardswish.apply_scalar(-4.0), 0.0));
+        assert!(close(Activation::Gelu.apply_scalar(1.0), 0.841_344_7));
+        assert!(close(Activation::Gelu.apply_scalar(-0.5), -0.154_268_5));
+        assert!(close(Activation::Selu.apply_scalar(-1.0), -1.111_330_7));
+        assert!(close(Activation::Mish.apply_scalar(1.0), 0.865_098_4));
+        assert!(close(
+            Activation::LogSigmoid.apply_scalar(0.0),
+            -std::f32::consts::LN_2
+        ));
+        assert!(close(Activation::Rrelu.apply_scalar(-1.0), -11.0 / 48.0));
+    }
+}
