@@ -3,7 +3,9 @@
 
 use easel_candle::CandleBackend;
 use easel_core::formats::{open_tensor_store, safetensors, TensorStore};
-use easel_core::model::{checkpoint_files, legacy_model_hash, resolve_checkpoint, StableDiffusion, VaeChoice};
+use easel_core::model::{
+    checkpoint_files, legacy_model_hash, resolve_checkpoint, StableDiffusion, VaeChoice,
+};
 use easel_tests::models_dir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,11 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// Copy of `store` as safetensors, with `edit` applied to each (key, shape, bytes).
-fn rewrite(store: &TensorStore, out: &Path, edit: impl Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)>) {
+fn rewrite(
+    store: &TensorStore,
+    out: &Path,
+    edit: impl Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)>,
+) {
     let mut tensors = Vec::new();
     for key in store.keys() {
         let (dtype, bytes) = store.read_raw(key).unwrap();
@@ -48,7 +54,12 @@ fn sidecars_are_found_by_stem() {
     assert_eq!(files.config, Some(sd_dir().join("tiny.yaml")));
     assert_eq!(files.vae, Some(sd_dir().join("tiny.vae.pt")));
     // "none" keeps the checkpoint's own VAE; tiny-st has no sidecars at all.
-    assert_eq!(checkpoint_files(&models_dir(), &ckpt, &VaeChoice::parse("none")).unwrap().vae, None);
+    assert_eq!(
+        checkpoint_files(&models_dir(), &ckpt, &VaeChoice::parse("none"))
+            .unwrap()
+            .vae,
+        None
+    );
     let st = resolve_checkpoint(&models_dir(), "tiny-st.safetensors").unwrap();
     let st_files = checkpoint_files(&models_dir(), &st, &VaeChoice::Auto).unwrap();
     assert_eq!((st_files.config, st_files.vae), (None, None));
@@ -59,9 +70,16 @@ fn sidecars_are_found_by_stem() {
 
 #[test]
 fn unknown_model_names_list_what_exists() {
-    let err = resolve_checkpoint(&models_dir(), "nonexistent").unwrap_err().to_string();
-    assert!(err.contains("no checkpoint named `nonexistent`") && err.contains("tiny-st"), "{err}");
-    let err = resolve_checkpoint(Path::new("/nonexistent-models"), "").unwrap_err().to_string();
+    let err = resolve_checkpoint(&models_dir(), "nonexistent")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no checkpoint named `nonexistent`") && err.contains("tiny-st"),
+        "{err}"
+    );
+    let err = resolve_checkpoint(Path::new("/nonexistent-models"), "")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no checkpoints"), "{err}");
 }
 
@@ -130,13 +148,17 @@ fn ema_config_without_ema_weights_is_refused() {
     let dir = temp_dir("noema");
     std::fs::copy(sd_dir().join("tiny.ckpt"), dir.join("plain.ckpt")).unwrap();
     std::fs::copy(sd_dir().join("tiny-ema.yaml"), dir.join("plain.yaml")).unwrap();
-    let files = checkpoint_files(&models_dir(), &dir.join("plain.ckpt"), &VaeChoice::Builtin).unwrap();
+    let files =
+        checkpoint_files(&models_dir(), &dir.join("plain.ckpt"), &VaeChoice::Builtin).unwrap();
     let err = match StableDiffusion::load(&CandleBackend::cpu(), &files) {
         Ok(_) => panic!("loaded"),
         Err(e) => e.to_string(),
     };
     std::fs::remove_dir_all(&dir).ok();
-    assert!(err.contains("use_ema") && err.contains("plain.ckpt"), "{err}");
+    assert!(
+        err.contains("use_ema") && err.contains("plain.ckpt"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -145,7 +167,13 @@ fn checkpoints_resolve_by_hash_and_a1111_title() {
     let hash = legacy_model_hash(&want).unwrap();
     assert_eq!(resolve_checkpoint(&models_dir(), &hash).unwrap(), want);
     // The title's hash wins over its name; the name is the fallback for an unknown hash.
-    assert_eq!(resolve_checkpoint(&models_dir(), &format!("tiny [{hash}]")).unwrap(), want);
-    assert_eq!(resolve_checkpoint(&models_dir(), "tiny-st [00000000]").unwrap(), want);
+    assert_eq!(
+        resolve_checkpoint(&models_dir(), &format!("tiny [{hash}]")).unwrap(),
+        want
+    );
+    assert_eq!(
+        resolve_checkpoint(&models_dir(), "tiny-st [00000000]").unwrap(),
+        want
+    );
     assert!(resolve_checkpoint(&models_dir(), "00000000").is_err());
 }

@@ -1,0 +1,247 @@
+//! The WGSL kernels, how their source is assembled, and the cache of compiled pipelines.
+//!
+//! Every kernel has the same binding shape: binding 0 is a 64-byte uniform of parameters
+//! (bound with a dynamic offset into one shared buffer), bindings 1..=n are read-only
+//! storage inputs and binding n+1 is the output. Kernels that read a weight call
+//! `load_w(i)`, which a prelude defines for the weight's storage (f32, `array<f16>` or f16
+//! packed two per u32), so one kernel file serves the browser and native drivers alike.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Bytes of the parameter block every kernel gets (16 words).
+pub(crate) const PARAM_BYTES: u64 = 64;
+
+/// The kernel files, one per kind of operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    Linear,
+    Conv2d,
+    GroupNorm,
+    LayerNorm,
+    Attention,
+    Unary,
+    Binary,
+    Geglu,
+    Upsample,
+    Transpose,
+    Copy,
+    Cast,
+    Embedding,
+}
+
+impl Kernel {
+    fn source(self) -> &'static str {
+        match self {
+            Kernel::Linear => include_str!("shaders/linear.wgsl"),
+            Kernel::Conv2d => include_str!("shaders/conv2d.wgsl"),
+            Kernel::GroupNorm => include_str!("shaders/group_norm.wgsl"),
+            Kernel::LayerNorm => include_str!("shaders/layer_norm.wgsl"),
+            Kernel::Attention => include_str!("shaders/attention.wgsl"),
+            Kernel::Unary => include_str!("shaders/unary.wgsl"),
+            Kernel::Binary => include_str!("shaders/binary.wgsl"),
+            Kernel::Geglu => include_str!("shaders/geglu.wgsl"),
+            Kernel::Upsample => include_str!("shaders/upsample.wgsl"),
+            Kernel::Transpose => include_str!("shaders/transpose.wgsl"),
+            Kernel::Copy => include_str!("shaders/copy.wgsl"),
+            Kernel::Cast => include_str!("shaders/cast.wgsl"),
+            Kernel::Embedding => include_str!("shaders/embedding.wgsl"),
+        }
+    }
+
+    /// Number of storage inputs (the output binding follows them).
+    pub fn inputs(self) -> u32 {
+        match self {
+            Kernel::Linear
+            | Kernel::Conv2d
+            | Kernel::GroupNorm
+            | Kernel::LayerNorm
+            | Kernel::Attention => 3,
+            Kernel::Binary | Kernel::Embedding => 2,
+            _ => 1,
+        }
+    }
+
+    /// The binding `load_w` reads, for kernels that take a weight.
+    fn weight_binding(self) -> Option<u32> {
+        match self {
+            Kernel::Linear | Kernel::Conv2d => Some(2),
+            Kernel::Cast | Kernel::Embedding => Some(1),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Linear => "linear",
+            Kernel::Conv2d => "conv2d",
+            Kernel::GroupNorm => "group_norm",
+            Kernel::LayerNorm => "layer_norm",
+            Kernel::Attention => "attention",
+            Kernel::Unary => "unary",
+            Kernel::Binary => "binary",
+            Kernel::Geglu => "geglu",
+            Kernel::Upsample => "upsample",
+            Kernel::Transpose => "transpose",
+            Kernel::Copy => "copy",
+            Kernel::Cast => "cast",
+            Kernel::Embedding => "embedding",
+        }
+    }
+}
+
+/// How `load_w` reads the weight binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum WeightRead {
+    F32,
+    /// `array<f16>` (needs the `shader-f16` feature).
+    F16,
+    /// `array<u32>` holding two f16 each, low half first.
+    PackedF16,
+}
+
+/// One compiled variant: kernel, weight reading, and constants substituted into the source
+/// (attention's head dim `D` and key block `BK`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Variant {
+    pub kernel: Kernel,
+    pub weight: WeightRead,
+    pub consts: Vec<(&'static str, u32)>,
+}
+
+impl Variant {
+    pub fn plain(kernel: Kernel) -> Self {
+        Self {
+            kernel,
+            weight: WeightRead::F32,
+            consts: Vec::new(),
+        }
+    }
+
+    /// Full WGSL text: `enable f16` if needed, constants, the weight prelude, the kernel.
+    pub fn wgsl(&self) -> String {
+        let mut s = String::new();
+        if let Some(binding) = self.kernel.weight_binding() {
+            let (enable, ty, body) = match self.weight {
+                WeightRead::F32 => ("", "f32", "return w_data[i];"),
+                WeightRead::F16 => ("enable f16;\n", "f16", "return f32(w_data[i]);"),
+                WeightRead::PackedF16 => (
+                    "",
+                    "u32",
+                    "let pair = unpack2x16float(w_data[i >> 1u]);\n    return select(pair.x, pair.y, (i & 1u) == 1u);",
+                ),
+            };
+            s.push_str(enable);
+            s.push_str(&format!(
+                "@group(0) @binding({binding}) var<storage, read> w_data: array<{ty}>;\n\
+                 fn load_w(i: u32) -> f32 {{\n    {body}\n}}\n"
+            ));
+        }
+        for (name, value) in &self.consts {
+            s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+        }
+        s.push_str(self.kernel.source());
+        s
+    }
+}
+
+/// Compiled pipelines and the bind group layouts they share (one per input count).
+pub(crate) struct Pipelines {
+    device: wgpu::Device,
+    layouts: Mutex<HashMap<u32, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    compiled: Mutex<HashMap<Variant, wgpu::ComputePipeline>>,
+}
+
+impl Pipelines {
+    pub fn new(device: wgpu::Device) -> Self {
+        Self {
+            device,
+            layouts: Mutex::new(HashMap::new()),
+            compiled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bind group layout for kernels with `inputs` storage inputs.
+    pub fn bind_group_layout(&self, inputs: u32) -> wgpu::BindGroupLayout {
+        self.layouts_for(inputs).0
+    }
+
+    fn layouts_for(&self, inputs: u32) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        layouts
+            .entry(inputs)
+            .or_insert_with(|| {
+                let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                };
+                let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: wgpu::BufferSize::new(PARAM_BYTES),
+                    },
+                    count: None,
+                }];
+                entries.extend((1..=inputs).map(|b| storage(b, true)));
+                entries.push(storage(inputs + 1, false));
+                let bgl = self
+                    .device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: Some("easel kernel bindings"),
+                        entries: &entries,
+                    });
+                let pl = self
+                    .device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some("easel kernel layout"),
+                        bind_group_layouts: &[Some(&bgl)],
+                        immediate_size: 0,
+                    });
+                (bgl, pl)
+            })
+            .clone()
+    }
+
+    /// The pipeline of `variant`, compiled on first use.
+    pub fn get(&self, variant: &Variant) -> wgpu::ComputePipeline {
+        if let Some(p) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(variant)
+        {
+            return p.clone();
+        }
+        let (_, layout) = self.layouts_for(variant.kernel.inputs());
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(variant.kernel.name()),
+                source: wgpu::ShaderSource::Wgsl(variant.wgsl().into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(variant.kernel.name()),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(variant.clone(), pipeline.clone());
+        pipeline
+    }
+}

@@ -1,0 +1,43 @@
+//! Host side of each kernel: shape checks, parameter blocks and dispatch sizes. Each file
+//! adds the methods of one kind of operation to [`Gpu`].
+
+mod attention;
+mod conv;
+pub(crate) mod elementwise;
+mod embedding;
+mod layout;
+mod linear;
+mod norm;
+
+use crate::gpu::{Bind, Gpu};
+use crate::kernels::{Kernel, Variant};
+use crate::tensor::{DType, WgpuTensor};
+use easel_core::{Error, Result};
+
+pub(crate) fn op_err(op: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Backend(format!("{op}: {msg}"))
+}
+
+impl Gpu {
+    /// `t` as an f32 tensor: itself, or its f16 weight widened into a new tensor (for a
+    /// weight passed where an activation is expected).
+    pub(crate) fn as_f32(&self, t: &WgpuTensor) -> Result<WgpuTensor> {
+        if t.dtype == DType::F32 {
+            return Ok(t.clone());
+        }
+        let out = self.alloc(&t.shape)?;
+        let n = t.numel();
+        let variant = Variant {
+            weight: self.weight_read(t.dtype),
+            ..Variant::plain(Kernel::Cast)
+        };
+        self.dispatch(
+            &variant,
+            &[n as u32],
+            &[Bind::whole(t.buffer())],
+            &Bind::whole(out.buffer()),
+            self.groups_1d(n),
+        )?;
+        Ok(out)
+    }
+}

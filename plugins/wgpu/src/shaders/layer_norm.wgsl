@@ -1,0 +1,57 @@
+// Layer norm over the last dim of x: [rows, C] with affine. One workgroup per row (rows
+// spread over a 2-D grid); mean, then variance around the mean, then the write.
+
+struct Params {
+    rows: u32,
+    c: u32,
+    eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> red: array<f32, 256>;
+
+fn workgroup_sum(li: u32, v: f32) -> f32 {
+    red[li] = v;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half /= 2u) {
+        if (li < half) {
+            red[li] += red[li + half];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let row = wg.y * nwg.x + wg.x;
+    // Uniform per workgroup, so the barriers below stay in uniform control flow.
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.c;
+    var sum = 0.0;
+    for (var i = li; i < p.c; i += WG) {
+        sum += x[base + i];
+    }
+    let mean = workgroup_sum(li, sum) / f32(p.c);
+    var sq = 0.0;
+    for (var i = li; i < p.c; i += WG) {
+        let d = x[base + i] - mean;
+        sq += d * d;
+    }
+    let rstd = inverseSqrt(workgroup_sum(li, sq) / f32(p.c) + p.eps);
+    for (var i = li; i < p.c; i += WG) {
+        y[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
+    }
+}

@@ -1,0 +1,51 @@
+// Elementwise maps of one f32 tensor: scale, SiLU, exact (erf) GELU and CLIP's quick-GELU.
+// Invocations cover the tensor over a 2-D grid (one dimension alone is limited to 65535
+// workgroups).
+
+struct Params {
+    n: u32,
+    op: u32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+const OP_SCALE: u32 = 0u;
+const OP_SILU: u32 = 1u;
+const OP_GELU: u32 = 2u;
+const OP_QUICK_GELU: u32 = 3u;
+
+// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26); WGSL has no erf.
+fn erf_approx(v: f32) -> f32 {
+    let a = abs(v);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let r = 1.0 - poly * exp(-a * a);
+    return select(r, -r, v < 0.0);
+}
+
+fn gelu(v: f32) -> f32 {
+    return 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752));
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    if (i >= p.n) {
+        return;
+    }
+    let v = x[i];
+    var r = v;
+    switch p.op {
+        case OP_SCALE: { r = v * p.alpha; }
+        case OP_SILU: { r = v / (1.0 + exp(-v)); }
+        case OP_GELU: { r = gelu(v); }
+        case OP_QUICK_GELU: { r = v / (1.0 + exp(-1.702 * v)); }
+        default: {}
+    }
+    y[i] = r;
+}
