@@ -2,6 +2,9 @@
 
 use crate::progress::step_bar;
 use crate::session::{Session, Settings};
+use easel_candle::CandleBackend;
+use easel_core::Backend;
+use easel_wgpu::{AdapterChoice, WgpuBackend, WgpuOptions};
 use clap::Args;
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
@@ -65,6 +68,12 @@ pub struct GenerateArgs {
     /// VAE: auto (sidecar <stem>.vae.pt if present), none (the checkpoint's own), a name in models/VAE, or a path.
     #[arg(long, default_value = "auto")]
     pub vae: String,
+    /// Compute backend: cpu (candle) or wgpu (Vulkan/Metal/DX12 GPU through wgpu).
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// wgpu adapter: a name substring, or high-performance, low-power, software.
+    #[arg(long)]
+    pub adapter: Option<String>,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -279,8 +288,29 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     if a.batch_count == 0 {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));
     }
+    match a.backend.to_ascii_lowercase().as_str() {
+        "cpu" | "candle" => run_on(&a, Session::new(CandleBackend::cpu())),
+        "wgpu" | "gpu" => run_on(&a, Session::new(wgpu_backend(a.adapter.as_deref())?)),
+        other => Err(Error::Invalid(format!("unknown backend `{other}` (valid: cpu, wgpu)"))),
+    }
+}
+
+/// A wgpu backend on the chosen adapter (wgpu's default choice when none is named).
+pub fn wgpu_backend(adapter: Option<&str>) -> Result<WgpuBackend> {
+    let adapter = match adapter.map(|s| s.to_ascii_lowercase()) {
+        None => AdapterChoice::Default,
+        Some(s) if s == "high-performance" => AdapterChoice::HighPerformance,
+        Some(s) if s == "low-power" => AdapterChoice::LowPower,
+        Some(s) if s == "software" => AdapterChoice::Software,
+        Some(_) => AdapterChoice::Named(adapter.unwrap_or_default().to_string()),
+    };
+    let b = WgpuBackend::new_blocking(WgpuOptions { adapter, ..Default::default() })?;
+    eprintln!("wgpu adapter: {}", b.name());
+    Ok(b)
+}
+
+fn run_on<B: Backend>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {
     let mut settings = a.settings()?;
-    let mut session = Session::new();
     let first_seed = settings.seed;
     let mut saved_noise = Vec::new();
     let mut saved_latent = Vec::new();

@@ -2,7 +2,6 @@
 //! every image (a batch count, or every cell of a grid), keyed by the files they came from.
 
 use crate::generate::{sampler_registry, scheduler_registry};
-use easel_candle::CandleBackend;
 use easel_core::infotext::Infotext;
 use easel_core::model::{checkpoint_files, resolve_checkpoint, StableDiffusion, VaeChoice};
 use easel_core::nn::AttentionHook;
@@ -10,7 +9,7 @@ use easel_core::noise::RngKind;
 use easel_core::pipeline::{txt2img, txt2img_infotext, GeneratedImage, Txt2ImgParams};
 use easel_core::registry::SamplerChoice;
 use easel_core::sampler::block_on;
-use easel_core::Result;
+use easel_core::{Backend, Result};
 use easel_hypernetwork::{
     extract_hypernet_tags, infotext_fields, list_hypernetworks, resolve, HypernetRequest,
     Hypernetwork, HypernetworkStack, LoadedHypernetwork,
@@ -46,30 +45,23 @@ pub struct Settings {
     pub hypernets: Vec<String>,
 }
 
-type Model = StableDiffusion<CandleBackend>;
-
-pub struct Session {
-    backend: CandleBackend,
-    models: HashMap<(PathBuf, Option<PathBuf>), Rc<Model>>,
-    hypernets: HashMap<PathBuf, (Hypernetwork, Arc<LoadedHypernetwork<CandleBackend>>)>,
+/// Models, VAEs and hypernetworks loaded onto backend `B`, reused across images.
+pub struct Session<B: Backend> {
+    backend: B,
+    models: HashMap<(PathBuf, Option<PathBuf>), Rc<StableDiffusion<B>>>,
+    hypernets: HashMap<PathBuf, (Hypernetwork, Arc<LoadedHypernetwork<B>>)>,
 }
 
-impl Default for Session {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Session {
-    pub fn new() -> Self {
+impl<B: Backend> Session<B> {
+    pub fn new(backend: B) -> Self {
         Self {
-            backend: CandleBackend::cpu(),
+            backend,
             models: HashMap::new(),
             hypernets: HashMap::new(),
         }
     }
 
-    fn model(&mut self, s: &Settings) -> Result<Rc<Model>> {
+    fn model(&mut self, s: &Settings) -> Result<Rc<StableDiffusion<B>>> {
         let checkpoint = resolve_checkpoint(&s.models, &s.model)?;
         let files = checkpoint_files(&s.models, &checkpoint, &VaeChoice::parse(&s.vae))?;
         let key = (files.checkpoint.clone(), files.vae.clone());
@@ -161,7 +153,7 @@ impl Session {
                 .map(|(p, st)| (&self.hypernets[p].0, *st))
                 .collect::<Vec<_>>(),
         )?;
-        let hooks: Vec<&dyn AttentionHook<CandleBackend>> = if applied.is_empty() {
+        let hooks: Vec<&dyn AttentionHook<B>> = if applied.is_empty() {
             Vec::new()
         } else {
             vec![&stack]

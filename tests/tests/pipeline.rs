@@ -233,7 +233,7 @@ fn prompt_conditioning_matches_a1111() {
         let name = case["name"].as_str().unwrap();
         let prompt = case["prompt"].as_str().unwrap();
         let skip = case["clip_skip"].as_u64().unwrap() as usize;
-        let cond = easel_core::pipeline::encode_prompt(&b, &model.clip, prompt, skip).unwrap();
+        let cond = block_on(easel_core::pipeline::encode_prompt(&b, &model.clip, prompt, skip)).unwrap();
         let want = store.read_f32(name).unwrap();
         assert_eq!(cond.data.len(), want.len(), "{name}: token count");
         let rel = max_rel_diff(&cond.data, &want);
@@ -257,4 +257,21 @@ fn ckpt_and_safetensors_of_the_same_model_give_identical_images() {
     let c = generate(&make("tiny-st.safetensors"), &params).remove(0);
     assert_eq!(a.latent, c.latent);
     assert_eq!(a.rgb, c.rgb);
+}
+
+#[test]
+fn prompt_editing_alternation_and_and_match_a1111() {
+    // `[a:b:n]`, `[a|b]`, `AND` weights, scheduled negative prompts and `#` comments through
+    // the whole sampler, against A1111's CFGDenoiser semantics (one schedule tick per model
+    // call; the texts of a schedule encoded as one batch for emphasis).
+    let model = load("tiny.ckpt");
+    let store = golden("prompt_features.safetensors");
+    for case in cases("prompt_features.json") {
+        let name = case["name"].as_str().unwrap();
+        let images = generate(&model, &params_of(&case));
+        let want = store.read_f32(name).unwrap();
+        let rel = max_rel_diff(&images[0].latent, &want);
+        eprintln!("{name}: latent max relative difference {rel:.2e}");
+        assert!(rel < 1e-4, "{name}: relative difference {rel}");
+    }
 }

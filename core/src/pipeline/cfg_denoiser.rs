@@ -1,10 +1,14 @@
 //! Classifier-free guidance over the UNet, as k-diffusion's `CompVisDenoiser` wrapped by
-//! A1111's `CFGDenoiser`: scale the input by c_in, run the UNet at t(σ) for cond and uncond,
-//! turn ε into denoised x₀ = x − σ·ε, and mix uncond + (cond − uncond)·scale.
-//! Cond and uncond share one UNet batch when their token lengths agree; otherwise they run
-//! as separate calls, as A1111 does by default (no padding).
+//! A1111's `CFGDenoiser`: scale the input by c_in, run the UNet at t(σ) for every `AND`
+//! part and for the negative prompt, turn ε into denoised x₀ = x − σ·ε, and mix
+//! `uncond + Σ (cond_j − uncond)·w_j·scale`.
+//!
+//! Conditionings follow their prompt schedules by A1111's counter: one tick per denoiser
+//! call. Cond parts of different lengths are padded by repeating their last vector; cond
+//! and uncond share one UNet batch when their token lengths agree, otherwise they run as
+//! separate calls, as A1111 does by default (no padding).
 
-use super::conditioning::Conditioning;
+use super::conditioning::{Conditioning, PromptConditioning, ScheduledConditioning};
 use crate::backend::{Backend, LocalBoxFuture};
 use crate::error::Result;
 use crate::nn::hook::AttentionHook;
@@ -21,15 +25,14 @@ pub struct CfgDenoiser<'m, B: Backend> {
     pub batch: usize,
     /// Latent shape of one image `[4, h, w]`.
     pub latent_shape: [usize; 3],
-    pub cond: B::Tensor,
-    pub uncond: B::Tensor,
+    pub cond: PromptConditioning,
+    pub uncond: ScheduledConditioning,
     pub cfg_scale: f32,
-    /// Whether cond and uncond have the same token count (one batched UNet call).
-    same_length: bool,
+    /// Denoiser calls so far (A1111's `CFGDenoiser.step`).
+    calls: usize,
 }
 
 impl<'m, B: Backend> CfgDenoiser<'m, B> {
-    /// Upload the conditionings once (repeated per image) for the whole sampling run.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         backend: &'m B,
@@ -38,26 +41,18 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
         hooks: Vec<&'m dyn AttentionHook<B>>,
         batch: usize,
         latent_shape: [usize; 3],
-        cond: &Conditioning,
-        uncond: &Conditioning,
+        cond: PromptConditioning,
+        uncond: ScheduledConditioning,
         cfg_scale: f32,
-    ) -> Result<Self> {
-        let repeat = |c: &Conditioning| -> Result<B::Tensor> {
-            let data: Vec<f32> = (0..batch).flat_map(|_| c.data.iter().copied()).collect();
-            backend.upload(&data, &[batch, c.tokens, c.hidden])
-        };
-        Ok(Self {
-            backend,
-            unet,
-            schedule,
-            hooks,
-            batch,
-            latent_shape,
-            cond: repeat(cond)?,
-            uncond: repeat(uncond)?,
-            cfg_scale,
-            same_length: cond.tokens == uncond.tokens,
-        })
+    ) -> Self {
+        Self { backend, unet, schedule, hooks, batch, latent_shape, cond, uncond, cfg_scale, calls: 0 }
+    }
+
+    /// Context rows for `conds`, each repeated for every image: `[n·batch, tokens, hidden]`.
+    fn context(&self, conds: &[&Conditioning]) -> Result<B::Tensor> {
+        let (tokens, hidden) = (conds[0].tokens, conds[0].hidden);
+        let data: Vec<f32> = conds.iter().flat_map(|c| (0..self.batch).flat_map(move |_| c.data.iter().copied())).collect();
+        self.backend.upload(&data, &[conds.len() * self.batch, tokens, hidden])
     }
 
     /// ε for `x_in` (`n` images) with `context` (`n` rows).
@@ -65,9 +60,7 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
         let b = self.backend;
         let [c, h, w] = self.latent_shape;
         let x = b.upload(x_in, &[n, c, h, w])?;
-        let out = self
-            .unet
-            .forward(b, &x, &vec![t; n], context, &self.hooks)?;
+        let out = self.unet.forward(b, &x, &vec![t; n], context, &self.hooks)?;
         b.download_async(&out).await
     }
 }
@@ -75,30 +68,47 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
 impl<B: Backend> Denoiser for CfgDenoiser<'_, B> {
     fn denoise<'a>(&'a mut self, x: &'a [f32], sigma: f32) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
+            let step = self.calls;
+            self.calls += 1;
             let c_in = 1.0 / (sigma * sigma + 1.0).sqrt();
             let t = self.schedule.sigma_to_t(sigma);
             let scaled: Vec<f32> = x.iter().map(|v| v * c_in).collect();
-            let n = self.batch;
-            let (eps_cond, eps_uncond) = if self.same_length {
-                let both: Vec<f32> = scaled.iter().chain(scaled.iter()).copied().collect();
-                let ctx = self.backend.concat(&[&self.cond, &self.uncond], 0)?;
-                let mut eps = self.eps(&both, 2 * n, t, &ctx).await?;
-                let uncond = eps.split_off(x.len());
-                (eps, uncond)
+            let per_batch = x.len();
+
+            // AND parts at this step, padded to one length.
+            let parts: Vec<&Conditioning> = self.cond.parts.iter().map(|(_, s)| s.at(step)).collect();
+            let longest = parts.iter().map(|c| c.tokens).max().unwrap_or(0);
+            let padded: Vec<Conditioning> = parts.iter().map(|c| c.padded_to(longest)).collect();
+            let uncond = self.uncond.at(step).clone();
+            let n_parts = padded.len();
+
+            let repeat = |k: usize| -> Vec<f32> { (0..k).flat_map(|_| scaled.iter().copied()).collect() };
+            let (eps_cond, eps_uncond) = if longest == uncond.tokens {
+                let mut all: Vec<&Conditioning> = padded.iter().collect();
+                all.push(&uncond);
+                let ctx = self.context(&all)?;
+                let mut eps = self.eps(&repeat(n_parts + 1), (n_parts + 1) * self.batch, t, &ctx).await?;
+                let u = eps.split_off(n_parts * per_batch);
+                (eps, u)
             } else {
-                let cond = self.eps(&scaled, n, t, &self.cond).await?;
-                let uncond = self.eps(&scaled, n, t, &self.uncond).await?;
-                (cond, uncond)
+                let refs: Vec<&Conditioning> = padded.iter().collect();
+                let cond_ctx = self.context(&refs)?;
+                let c = self.eps(&repeat(n_parts), n_parts * self.batch, t, &cond_ctx).await?;
+                let uncond_ctx = self.context(&[&uncond])?;
+                let u = self.eps(&scaled, self.batch, t, &uncond_ctx).await?;
+                (c, u)
             };
-            let scale = self.cfg_scale;
-            Ok(x.iter()
-                .zip(eps_cond.iter().zip(&eps_uncond))
-                .map(|(&xv, (&ec, &eu))| {
-                    let dc = xv + ec * -sigma;
-                    let du = xv + eu * -sigma;
-                    du + (dc - du) * scale
-                })
-                .collect())
+            let mut out: Vec<f32> = x.iter().zip(&eps_uncond).map(|(&xv, &eu)| xv + eu * -sigma).collect();
+            let du = out.clone();
+            for (j, (weight, _)) in self.cond.parts.iter().enumerate() {
+                let w = weight * self.cfg_scale;
+                let ec = &eps_cond[j * per_batch..(j + 1) * per_batch];
+                for ((o, (&xv, &e)), &u) in out.iter_mut().zip(x.iter().zip(ec)).zip(&du) {
+                    let dc = xv + e * -sigma;
+                    *o += (dc - u) * w;
+                }
+            }
+            Ok(out)
         })
     }
 }

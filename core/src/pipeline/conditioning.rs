@@ -1,14 +1,19 @@
-//! Prompt → CLIP conditioning the way A1111 builds it: the prompt is split into 75-token
-//! chunks, each chunk is encoded alone, emphasis multiplies each token's hidden state and
-//! the chunk's mean is then restored, and the chunks are concatenated along the sequence.
+//! Prompt → CLIP conditioning the way A1111 builds it.
+//!
+//! A prompt is split on `AND` into weighted parts (composable diffusion); each part has a
+//! schedule of texts over the sampling steps (`[a:b:n]` editing, `[a|b]` alternation).
+//! All texts of one part are encoded as one batch, as A1111 does: each is split into
+//! 75-token chunks (shorter texts padded with empty chunks), chunk i of every text is
+//! encoded alone, emphasis multiplies each token's hidden state and the mean over the
+//! batch is restored, and the chunks are concatenated along the sequence.
 
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::clip::ClipTextEncoder;
-use crate::text::{prompt_chunks, PromptChunk};
+use crate::text::{apply_emphasis, prompt_chunks, prompt_schedule, schedule_index, split_and, EmphasisMode, PromptChunk, ScheduledPrompt, BOS, CHUNK_TOKENS, EOS};
 
-/// A prompt's conditioning, kept on the host (`[77·chunks, hidden]`, row-major) so cond and
-/// uncond can be batched or run separately as their lengths dictate.
+/// One text's conditioning, kept on the host (`[77·chunks, hidden]`, row-major) so cond
+/// and uncond can be batched or run separately as their lengths dictate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conditioning {
     pub data: Vec<f32>,
@@ -16,48 +21,96 @@ pub struct Conditioning {
     pub hidden: usize,
 }
 
-/// Encode one chunk and apply its emphasis multipliers with A1111's mean restoration.
-fn encode_chunk<B: Backend>(
-    b: &B,
-    clip: &ClipTextEncoder<B>,
-    chunk: &PromptChunk,
-    clip_skip: usize,
-) -> Result<Vec<f32>> {
-    let z = clip.forward(b, &chunk.tokens, clip_skip)?;
-    let mut z = b.download(&z)?;
-    let hidden = z.len() / chunk.multipliers.len();
-    if chunk.multipliers.iter().all(|&m| m == 1.0) {
-        return Ok(z);
+impl Conditioning {
+    /// Pad to `tokens` rows by repeating the last row (A1111's rule for AND parts of
+    /// different lengths).
+    pub fn padded_to(&self, tokens: usize) -> Conditioning {
+        let mut data = self.data.clone();
+        let last = self.data[self.data.len() - self.hidden..].to_vec();
+        for _ in self.tokens..tokens {
+            data.extend_from_slice(&last);
+        }
+        Conditioning { data, tokens: tokens.max(self.tokens), hidden: self.hidden }
     }
-    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
-    let before = mean(&z);
-    for (row, &m) in z.chunks_mut(hidden).zip(&chunk.multipliers) {
-        row.iter_mut().for_each(|x| *x *= m);
-    }
-    let after = mean(&z);
-    let restore = (before / after) as f32;
-    z.iter_mut().for_each(|x| *x *= restore);
-    Ok(z)
 }
 
-/// Conditioning for `prompt` (A1111 emphasis syntax, BREAK, long prompts).
-pub fn encode_prompt<B: Backend>(
-    b: &B,
-    clip: &ClipTextEncoder<B>,
-    prompt: &str,
-    clip_skip: usize,
-) -> Result<Conditioning> {
-    let chunks = prompt_chunks(prompt)?;
-    let mut data = Vec::new();
-    let mut tokens = 0;
-    for chunk in &chunks {
-        data.extend(encode_chunk(b, clip, chunk, clip_skip.max(1))?);
-        tokens += chunk.tokens.len();
+/// A prompt's conditioning over a sampling run: its schedule of encoded texts.
+#[derive(Clone, Debug)]
+pub struct ScheduledConditioning {
+    pub schedule: Vec<ScheduledPrompt>,
+    /// One conditioning per schedule entry.
+    pub conds: Vec<Conditioning>,
+}
+
+impl ScheduledConditioning {
+    /// The conditioning in force at denoiser call `step` (A1111 counts model calls).
+    pub fn at(&self, step: usize) -> &Conditioning {
+        &self.conds[schedule_index(&self.schedule, step)]
     }
-    let hidden = data.len() / tokens.max(1);
-    Ok(Conditioning {
-        data,
-        tokens,
-        hidden,
-    })
+}
+
+/// A full prompt: weighted `AND` parts, each scheduled.
+#[derive(Clone, Debug)]
+pub struct PromptConditioning {
+    pub parts: Vec<(f32, ScheduledConditioning)>,
+}
+
+/// A1111's empty chunk: BOS then EOS padding, weights 1.
+fn empty_chunk() -> PromptChunk {
+    let mut tokens = [EOS; CHUNK_TOKENS];
+    tokens[0] = BOS;
+    PromptChunk { tokens, multipliers: [1.0; CHUNK_TOKENS] }
+}
+
+/// Encode a batch of texts (one schedule) as A1111's `FrozenCLIPEmbedderWithCustomWords`.
+async fn encode_texts<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, texts: &[&str], clip_skip: usize, emphasis: EmphasisMode) -> Result<Vec<Conditioning>> {
+    let mut chunked: Vec<Vec<PromptChunk>> = texts.iter().map(|t| prompt_chunks(t)).collect::<Result<_>>()?;
+    let chunk_count = chunked.iter().map(Vec::len).max().unwrap_or(1);
+    for c in &mut chunked {
+        c.resize(chunk_count, empty_chunk());
+    }
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+    let mut hidden = 0;
+    for i in 0..chunk_count {
+        // Chunk i of every text, stacked: emphasis restores the mean over the whole stack.
+        let mut stacked = Vec::new();
+        let mut multipliers = Vec::new();
+        for c in &chunked {
+            let z = clip.forward(b, &c[i].tokens, clip_skip)?;
+            stacked.extend(b.download_async(&z).await?);
+            multipliers.extend_from_slice(&c[i].multipliers);
+        }
+        hidden = stacked.len() / multipliers.len();
+        apply_emphasis(emphasis, &mut stacked, hidden, &multipliers)?;
+        for (t, rows) in stacked.chunks(CHUNK_TOKENS * hidden).enumerate() {
+            out[t].extend_from_slice(rows);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|data| Conditioning { tokens: chunk_count * CHUNK_TOKENS, hidden, data })
+        .collect())
+}
+
+/// Conditioning of one scheduled text (no `AND` splitting): the negative prompt's form.
+pub async fn encode_scheduled<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str, steps: usize, clip_skip: usize) -> Result<ScheduledConditioning> {
+    let schedule = prompt_schedule(prompt, steps);
+    let texts: Vec<&str> = schedule.iter().map(|s| s.text.as_str()).collect();
+    let conds = encode_texts(b, clip, &texts, clip_skip.max(1), EmphasisMode::Original).await?;
+    Ok(ScheduledConditioning { schedule, conds })
+}
+
+/// Conditioning of a positive prompt: `AND` parts with their weights, each scheduled.
+pub async fn encode_prompt_parts<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str, steps: usize, clip_skip: usize) -> Result<PromptConditioning> {
+    let mut parts = Vec::new();
+    for part in split_and(prompt) {
+        parts.push((part.weight, encode_scheduled(b, clip, &part.text, steps, clip_skip).await?));
+    }
+    Ok(PromptConditioning { parts })
+}
+
+/// Conditioning of one plain text (no scheduling): emphasis, BREAK and long prompts.
+pub async fn encode_prompt<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str, clip_skip: usize) -> Result<Conditioning> {
+    let mut conds = encode_texts(b, clip, &[prompt], clip_skip.max(1), EmphasisMode::Original).await?;
+    Ok(conds.remove(0))
 }

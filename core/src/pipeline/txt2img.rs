@@ -3,7 +3,8 @@
 //! along A1111's default schedule, VAE decode and the truncating u8 conversion.
 
 use super::cfg_denoiser::CfgDenoiser;
-use super::conditioning::encode_prompt;
+use super::conditioning::{encode_prompt_parts, encode_scheduled};
+use crate::text::strip_comments;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
@@ -111,8 +112,11 @@ pub async fn txt2img<B: Backend>(
     progress: Progress<'_>,
 ) -> Result<Vec<GeneratedImage>> {
     params.validate()?;
-    let cond = encode_prompt(b, &model.clip, &params.prompt, params.clip_skip)?;
-    let uncond = encode_prompt(b, &model.clip, &params.negative_prompt, params.clip_skip)?;
+    // A1111 strips `#` comments before anything else sees the prompts.
+    let prompt = strip_comments(&params.prompt);
+    let negative = strip_comments(&params.negative_prompt);
+    let cond = encode_prompt_parts(b, &model.clip, &prompt, params.steps, params.clip_skip).await?;
+    let uncond = encode_scheduled(b, &model.clip, &negative, params.steps, params.clip_skip).await?;
     let latent_channels = model.config.unet.in_channels;
     let shape = [latent_channels, params.height / 8, params.width / 8];
     let per_image: usize = shape.iter().product();
@@ -134,10 +138,10 @@ pub async fn txt2img<B: Backend>(
         hooks,
         seeds.len(),
         shape,
-        &cond,
-        &uncond,
+        cond,
+        uncond,
         params.cfg_scale,
-    )?;
+    );
     // SDE samplers bring their own (Brownian) noise; the rest draw from A1111's per-image RNG.
     let request = NoiseRequest {
         rng: params.rng,
