@@ -2,13 +2,13 @@
 
 use crate::progress::step_bar;
 use crate::session::{Session, Settings};
-use easel_candle::CandleBackend;
-use easel_core::Backend;
-use easel_wgpu::{AdapterChoice, WgpuBackend, WgpuOptions};
 use clap::Args;
+use easel_candle::CandleBackend;
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
+use easel_core::Backend;
 use easel_core::{Error, Result};
+use easel_wgpu::{AdapterChoice, WgpuBackend, WgpuOptions};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Clone)]
@@ -291,7 +291,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     match a.backend.to_ascii_lowercase().as_str() {
         "cpu" | "candle" => run_on(&a, Session::new(CandleBackend::cpu())),
         "wgpu" | "gpu" => run_on(&a, Session::new(wgpu_backend(a.adapter.as_deref())?)),
-        other => Err(Error::Invalid(format!("unknown backend `{other}` (valid: cpu, wgpu)"))),
+        other => Err(Error::Invalid(format!(
+            "unknown backend `{other}` (valid: cpu, wgpu)"
+        ))),
     }
 }
 
@@ -304,7 +306,10 @@ pub fn wgpu_backend(adapter: Option<&str>) -> Result<WgpuBackend> {
         Some(s) if s == "software" => AdapterChoice::Software,
         Some(_) => AdapterChoice::Named(adapter.unwrap_or_default().to_string()),
     };
-    let b = WgpuBackend::new_blocking(WgpuOptions { adapter, ..Default::default() })?;
+    let b = WgpuBackend::new_blocking(WgpuOptions {
+        adapter,
+        ..Default::default()
+    })?;
     eprintln!("wgpu adapter: {}", b.name());
     Ok(b)
 }

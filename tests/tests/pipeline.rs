@@ -233,7 +233,13 @@ fn prompt_conditioning_matches_a1111() {
         let name = case["name"].as_str().unwrap();
         let prompt = case["prompt"].as_str().unwrap();
         let skip = case["clip_skip"].as_u64().unwrap() as usize;
-        let cond = block_on(easel_core::pipeline::encode_prompt(&b, &model.clip, prompt, skip)).unwrap();
+        let cond = block_on(easel_core::pipeline::encode_prompt(
+            &b,
+            &model.clip,
+            prompt,
+            skip,
+        ))
+        .unwrap();
         let want = store.read_f32(name).unwrap();
         assert_eq!(cond.data.len(), want.len(), "{name}: token count");
         let rel = max_rel_diff(&cond.data, &want);

@@ -45,14 +45,29 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
         uncond: ScheduledConditioning,
         cfg_scale: f32,
     ) -> Self {
-        Self { backend, unet, schedule, hooks, batch, latent_shape, cond, uncond, cfg_scale, calls: 0 }
+        Self {
+            backend,
+            unet,
+            schedule,
+            hooks,
+            batch,
+            latent_shape,
+            cond,
+            uncond,
+            cfg_scale,
+            calls: 0,
+        }
     }
 
     /// Context rows for `conds`, each repeated for every image: `[n·batch, tokens, hidden]`.
     fn context(&self, conds: &[&Conditioning]) -> Result<B::Tensor> {
         let (tokens, hidden) = (conds[0].tokens, conds[0].hidden);
-        let data: Vec<f32> = conds.iter().flat_map(|c| (0..self.batch).flat_map(move |_| c.data.iter().copied())).collect();
-        self.backend.upload(&data, &[conds.len() * self.batch, tokens, hidden])
+        let data: Vec<f32> = conds
+            .iter()
+            .flat_map(|c| (0..self.batch).flat_map(move |_| c.data.iter().copied()))
+            .collect();
+        self.backend
+            .upload(&data, &[conds.len() * self.batch, tokens, hidden])
     }
 
     /// ε for `x_in` (`n` images) with `context` (`n` rows).
@@ -60,7 +75,9 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
         let b = self.backend;
         let [c, h, w] = self.latent_shape;
         let x = b.upload(x_in, &[n, c, h, w])?;
-        let out = self.unet.forward(b, &x, &vec![t; n], context, &self.hooks)?;
+        let out = self
+            .unet
+            .forward(b, &x, &vec![t; n], context, &self.hooks)?;
         b.download_async(&out).await
     }
 }
@@ -76,29 +93,39 @@ impl<B: Backend> Denoiser for CfgDenoiser<'_, B> {
             let per_batch = x.len();
 
             // AND parts at this step, padded to one length.
-            let parts: Vec<&Conditioning> = self.cond.parts.iter().map(|(_, s)| s.at(step)).collect();
+            let parts: Vec<&Conditioning> =
+                self.cond.parts.iter().map(|(_, s)| s.at(step)).collect();
             let longest = parts.iter().map(|c| c.tokens).max().unwrap_or(0);
             let padded: Vec<Conditioning> = parts.iter().map(|c| c.padded_to(longest)).collect();
             let uncond = self.uncond.at(step).clone();
             let n_parts = padded.len();
 
-            let repeat = |k: usize| -> Vec<f32> { (0..k).flat_map(|_| scaled.iter().copied()).collect() };
+            let repeat =
+                |k: usize| -> Vec<f32> { (0..k).flat_map(|_| scaled.iter().copied()).collect() };
             let (eps_cond, eps_uncond) = if longest == uncond.tokens {
                 let mut all: Vec<&Conditioning> = padded.iter().collect();
                 all.push(&uncond);
                 let ctx = self.context(&all)?;
-                let mut eps = self.eps(&repeat(n_parts + 1), (n_parts + 1) * self.batch, t, &ctx).await?;
+                let mut eps = self
+                    .eps(&repeat(n_parts + 1), (n_parts + 1) * self.batch, t, &ctx)
+                    .await?;
                 let u = eps.split_off(n_parts * per_batch);
                 (eps, u)
             } else {
                 let refs: Vec<&Conditioning> = padded.iter().collect();
                 let cond_ctx = self.context(&refs)?;
-                let c = self.eps(&repeat(n_parts), n_parts * self.batch, t, &cond_ctx).await?;
+                let c = self
+                    .eps(&repeat(n_parts), n_parts * self.batch, t, &cond_ctx)
+                    .await?;
                 let uncond_ctx = self.context(&[&uncond])?;
                 let u = self.eps(&scaled, self.batch, t, &uncond_ctx).await?;
                 (c, u)
             };
-            let mut out: Vec<f32> = x.iter().zip(&eps_uncond).map(|(&xv, &eu)| xv + eu * -sigma).collect();
+            let mut out: Vec<f32> = x
+                .iter()
+                .zip(&eps_uncond)
+                .map(|(&xv, &eu)| xv + eu * -sigma)
+                .collect();
             let du = out.clone();
             for (j, (weight, _)) in self.cond.parts.iter().enumerate() {
                 let w = weight * self.cfg_scale;

@@ -10,7 +10,10 @@
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::clip::ClipTextEncoder;
-use crate::text::{apply_emphasis, prompt_chunks, prompt_schedule, schedule_index, split_and, EmphasisMode, PromptChunk, ScheduledPrompt, BOS, CHUNK_TOKENS, EOS};
+use crate::text::{
+    apply_emphasis, prompt_chunks, prompt_schedule, schedule_index, split_and, EmphasisMode,
+    PromptChunk, ScheduledPrompt, BOS, CHUNK_TOKENS, EOS,
+};
 
 /// One text's conditioning, kept on the host (`[77·chunks, hidden]`, row-major) so cond
 /// and uncond can be batched or run separately as their lengths dictate.
@@ -30,7 +33,11 @@ impl Conditioning {
         for _ in self.tokens..tokens {
             data.extend_from_slice(&last);
         }
-        Conditioning { data, tokens: tokens.max(self.tokens), hidden: self.hidden }
+        Conditioning {
+            data,
+            tokens: tokens.max(self.tokens),
+            hidden: self.hidden,
+        }
     }
 }
 
@@ -59,12 +66,24 @@ pub struct PromptConditioning {
 fn empty_chunk() -> PromptChunk {
     let mut tokens = [EOS; CHUNK_TOKENS];
     tokens[0] = BOS;
-    PromptChunk { tokens, multipliers: [1.0; CHUNK_TOKENS] }
+    PromptChunk {
+        tokens,
+        multipliers: [1.0; CHUNK_TOKENS],
+    }
 }
 
 /// Encode a batch of texts (one schedule) as A1111's `FrozenCLIPEmbedderWithCustomWords`.
-async fn encode_texts<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, texts: &[&str], clip_skip: usize, emphasis: EmphasisMode) -> Result<Vec<Conditioning>> {
-    let mut chunked: Vec<Vec<PromptChunk>> = texts.iter().map(|t| prompt_chunks(t)).collect::<Result<_>>()?;
+async fn encode_texts<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    texts: &[&str],
+    clip_skip: usize,
+    emphasis: EmphasisMode,
+) -> Result<Vec<Conditioning>> {
+    let mut chunked: Vec<Vec<PromptChunk>> = texts
+        .iter()
+        .map(|t| prompt_chunks(t))
+        .collect::<Result<_>>()?;
     let chunk_count = chunked.iter().map(Vec::len).max().unwrap_or(1);
     for c in &mut chunked {
         c.resize(chunk_count, empty_chunk());
@@ -88,12 +107,22 @@ async fn encode_texts<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, texts: &[&st
     }
     Ok(out
         .into_iter()
-        .map(|data| Conditioning { tokens: chunk_count * CHUNK_TOKENS, hidden, data })
+        .map(|data| Conditioning {
+            tokens: chunk_count * CHUNK_TOKENS,
+            hidden,
+            data,
+        })
         .collect())
 }
 
 /// Conditioning of one scheduled text (no `AND` splitting): the negative prompt's form.
-pub async fn encode_scheduled<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str, steps: usize, clip_skip: usize) -> Result<ScheduledConditioning> {
+pub async fn encode_scheduled<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    prompt: &str,
+    steps: usize,
+    clip_skip: usize,
+) -> Result<ScheduledConditioning> {
     let schedule = prompt_schedule(prompt, steps);
     let texts: Vec<&str> = schedule.iter().map(|s| s.text.as_str()).collect();
     let conds = encode_texts(b, clip, &texts, clip_skip.max(1), EmphasisMode::Original).await?;
@@ -101,16 +130,31 @@ pub async fn encode_scheduled<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prom
 }
 
 /// Conditioning of a positive prompt: `AND` parts with their weights, each scheduled.
-pub async fn encode_prompt_parts<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str, steps: usize, clip_skip: usize) -> Result<PromptConditioning> {
+pub async fn encode_prompt_parts<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    prompt: &str,
+    steps: usize,
+    clip_skip: usize,
+) -> Result<PromptConditioning> {
     let mut parts = Vec::new();
     for part in split_and(prompt) {
-        parts.push((part.weight, encode_scheduled(b, clip, &part.text, steps, clip_skip).await?));
+        parts.push((
+            part.weight,
+            encode_scheduled(b, clip, &part.text, steps, clip_skip).await?,
+        ));
     }
     Ok(PromptConditioning { parts })
 }
 
 /// Conditioning of one plain text (no scheduling): emphasis, BREAK and long prompts.
-pub async fn encode_prompt<B: Backend>(b: &B, clip: &ClipTextEncoder<B>, prompt: &str, clip_skip: usize) -> Result<Conditioning> {
-    let mut conds = encode_texts(b, clip, &[prompt], clip_skip.max(1), EmphasisMode::Original).await?;
+pub async fn encode_prompt<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    prompt: &str,
+    clip_skip: usize,
+) -> Result<Conditioning> {
+    let mut conds =
+        encode_texts(b, clip, &[prompt], clip_skip.max(1), EmphasisMode::Original).await?;
     Ok(conds.remove(0))
 }

@@ -4,7 +4,10 @@ pub mod conditioning;
 pub mod txt2img;
 
 pub use cfg_denoiser::CfgDenoiser;
-pub use conditioning::{encode_prompt, encode_prompt_parts, encode_scheduled, Conditioning, PromptConditioning, ScheduledConditioning};
+pub use conditioning::{
+    encode_prompt, encode_prompt_parts, encode_scheduled, Conditioning, PromptConditioning,
+    ScheduledConditioning,
+};
 pub use txt2img::{decode_to_rgb, txt2img, GeneratedImage, Txt2ImgParams};
 pub mod infotext_params;
 pub use infotext_params::txt2img_infotext;

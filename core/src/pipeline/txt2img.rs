@@ -4,7 +4,6 @@
 
 use super::cfg_denoiser::CfgDenoiser;
 use super::conditioning::{encode_prompt_parts, encode_scheduled};
-use crate::text::strip_comments;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
@@ -12,6 +11,7 @@ use crate::nn::hook::AttentionHook;
 use crate::noise::{ImageRng, RngKind};
 use crate::sampler::{NoiseRequest, NoiseSampler, SampleContext, Sampler};
 use crate::scheduler::{sampler_sigmas, Scheduler};
+use crate::text::strip_comments;
 use std::sync::Arc;
 
 /// Largest side accepted (A1111's UI limit).
@@ -116,7 +116,8 @@ pub async fn txt2img<B: Backend>(
     let prompt = strip_comments(&params.prompt);
     let negative = strip_comments(&params.negative_prompt);
     let cond = encode_prompt_parts(b, &model.clip, &prompt, params.steps, params.clip_skip).await?;
-    let uncond = encode_scheduled(b, &model.clip, &negative, params.steps, params.clip_skip).await?;
+    let uncond =
+        encode_scheduled(b, &model.clip, &negative, params.steps, params.clip_skip).await?;
     let latent_channels = model.config.unet.in_channels;
     let shape = [latent_channels, params.height / 8, params.width / 8];
     let per_image: usize = shape.iter().product();
