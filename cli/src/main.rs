@@ -4,6 +4,7 @@
 mod bench;
 mod convert;
 mod generate;
+mod grid;
 mod hash;
 mod import;
 mod info;
@@ -33,6 +34,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// List a models folder: checkpoints with hashes, the config and VAE each uses, VAEs, hypernetworks.
     Models(models::ModelsArgs),
+    /// X/Y/Z plot: vary up to three settings over A1111-style values into one labelled grid PNG.
+    Grid(grid::GridArgs),
     /// Print the A1111 infotext (generation parameters) stored in PNGs.
     Info(info::InfoArgs),
     /// Show a prompt's CLIP tokens, emphasis weights and chunk count.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),
+        Command::Grid(a) => grid::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Info(a) => info::run(a),
         Command::Models(a) => models::run(a),

@@ -68,6 +68,8 @@ impl<B: Backend> Session<B> {
         if let Some(m) = self.models.get(&key) {
             return Ok(m.clone());
         }
+        // Keep one checkpoint in memory: a grid over 4 GB models visits each once.
+        self.models.clear();
         let t0 = std::time::Instant::now();
         let model = Rc::new(StableDiffusion::load(&self.backend, &files)?);
         eprintln!(

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod convert;
 pub mod error;
 pub mod formats;
+pub mod grid;
 pub mod infotext;
 pub mod io;
 pub mod model;
