@@ -64,7 +64,7 @@ fn gpu() -> &'static WgpuBackend {
 }
 
 /// Weights packed two per u32 (the browser path without `shader-f16`) and a 64 KiB storage
-/// binding cap, so the windowed embedding and the binding-size errors run too.
+/// binding cap, so the windowed embedding and the split paths run too.
 fn packed_gpu() -> &'static WgpuBackend {
     static GPU: OnceLock<WgpuBackend> = OnceLock::new();
     GPU.get_or_init(|| {
@@ -380,13 +380,13 @@ fn elementwise_and_layout_ops_match_candle() {
         p.c.nchw_to_nlc(&big.1).unwrap(),
     );
     p.check("nchw_to_nlc 37x41x19", &t.0, &t.1);
-    for dim in 0..4 {
+    for (dim, &size) in shape.iter().enumerate() {
         p.check(
             &format!("concat dim {dim}"),
             &p.g.concat(&[&a.0, &b.0, &a.0], dim).unwrap(),
             &p.c.concat(&[&a.1, &b.1, &a.1], dim).unwrap(),
         );
-        let len = shape[dim] - 1;
+        let len = size - 1;
         p.check(
             &format!("narrow dim {dim}"),
             &p.g.narrow(&a.0, dim, 1, len).unwrap(),
@@ -432,11 +432,201 @@ fn embedding_matches_candle_including_windowed_tables() {
         let err = p.g.embedding(&table.0, &[500]).unwrap_err().to_string();
         assert!(err.contains("id 500"), "{err}");
     }
-    // Operands larger than a binding are refused with the limit's name.
-    let b = packed_gpu();
-    let big = b.upload(&vec![0.5; 20_000], &[20_000]).unwrap();
-    let err = b.silu(&big).unwrap_err().to_string();
-    assert!(err.contains("max_storage_buffer_binding_size"), "{err}");
+}
+
+/// Native f16 weights (where the adapter has them) and the same 64 KiB binding cap as
+/// [`packed_gpu`]: with tensors of a few hundred KiB every op runs its split paths.
+fn split_gpu() -> &'static WgpuBackend {
+    static GPU: OnceLock<WgpuBackend> = OnceLock::new();
+    GPU.get_or_init(|| {
+        open(WgpuOptions {
+            max_storage_binding: Some(64 << 10),
+            ..Default::default()
+        })
+    })
+}
+
+/// Every op with operands larger than the 64 KiB binding cap (split over images, channels,
+/// rows, groups, segments of a group, query ranges, transpose blocks or elements) against
+/// candle, at the op tolerance.
+fn check_split_ops(g: &WgpuBackend, tag: &str) {
+    let p = Pair::new(g);
+    // conv (n, c, h, w, o, k, stride, pad): channel ranges within an image (x 150 KiB per
+    // image), whole-image pieces, weight row windows (130 x 40 x 9 in f16 is 94 KB).
+    for (i, &(n, c, h, w, o, k, s, pad)) in [
+        (2, 24, 40, 40, 20, 3, 1, 1),
+        (1, 24, 41, 39, 70, 3, 2, 1),
+        (4, 4, 40, 40, 6, 3, 1, 1),
+        (1, 40, 12, 12, 130, 3, 1, 1),
+        (1, 30, 33, 31, 9, 1, 1, 0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 500 + 10 * i as u64;
+        let x = p.act(&random(n * c * h * w, seed, 1.0), &[n, c, h, w]);
+        let wt = p.weight(&random(o * c * k * k, seed + 1, 0.5), &[o, c, k, k]);
+        let b = p.weight(&random(o, seed + 2, 1.0), &[o]);
+        p.check(
+            &format!("{tag} split conv {k}x{k}/{s} {c}->{o} {n}x{h}x{w}"),
+            &p.g.conv2d(&x.0, &wt.0, Some(&b.0), s, pad).unwrap(),
+            &p.c.conv2d(&x.1, &wt.1, Some(&b.1), s, pad).unwrap(),
+        );
+    }
+    let x = p.act(&random(700 * 40, 600, 1.0), &[1, 700, 40]);
+    let w = p.weight(&random(50 * 40, 601, 1.0), &[50, 40]);
+    let b = p.weight(&random(50, 602, 1.0), &[50]);
+    p.check(
+        &format!("{tag} split linear 700x40x50"),
+        &p.g.linear(&x.0, &w.0, Some(&b.0)).unwrap(),
+        &p.c.linear(&x.1, &w.1, Some(&b.1)).unwrap(),
+    );
+    // Group norm: many groups per piece, and groups of 200 KB (statistics over segments).
+    for (n, c, h, w, groups) in [(2, 64, 30, 30, 32), (1, 64, 40, 40, 2)] {
+        let x = p.act(
+            &random(n * c * h * w, 603, 2.0)
+                .iter()
+                .map(|v| v + 0.5)
+                .collect::<Vec<_>>(),
+            &[n, c, h, w],
+        );
+        let gamma = p.weight(&random(c, 604, 1.0), &[c]);
+        let beta = p.weight(&random(c, 605, 1.0), &[c]);
+        for silu in [false, true] {
+            p.check(
+                &format!("{tag} split group_norm {n}x{c}x{h}x{w}/{groups} silu {silu}"),
+                &p.g.group_norm(&x.0, groups, &gamma.0, &beta.0, 1e-6, silu)
+                    .unwrap(),
+                &p.c.group_norm(&x.1, groups, &gamma.1, &beta.1, 1e-6, silu)
+                    .unwrap(),
+            );
+        }
+    }
+    let x = p.act(&random(400 * 100, 606, 3.0), &[1, 400, 100]);
+    let gamma = p.weight(&random(100, 607, 1.0), &[100]);
+    let beta = p.weight(&random(100, 608, 1.0), &[100]);
+    p.check(
+        &format!("{tag} split layer_norm 400x100"),
+        &p.g.layer_norm(&x.0, &gamma.0, &beta.0, 1e-5).unwrap(),
+        &p.c.layer_norm(&x.1, &gamma.1, &beta.1, 1e-5).unwrap(),
+    );
+    // Attention: query ranges of one image (80 KB of queries per image), and whole images
+    // one at a time with a causal mask.
+    for (n, lq, lk, heads, d, causal) in [(2, 500, 77, 2, 20, false), (2, 250, 250, 3, 16, true)] {
+        let q = p.act(&random(n * lq * heads * d, 609, 2.0), &[n, lq, heads * d]);
+        let k = p.act(&random(n * lk * heads * d, 610, 2.0), &[n, lk, heads * d]);
+        let v = p.act(&random(n * lk * heads * d, 611, 1.0), &[n, lk, heads * d]);
+        p.check(
+            &format!("{tag} split attention n{n} q{lq} k{lk} causal {causal}"),
+            &p.g.attention(&q.0, &k.0, &v.0, heads, causal).unwrap(),
+            &p.c.attention(&q.1, &k.1, &v.1, heads, causal).unwrap(),
+        );
+    }
+    // Elementwise and layout ops on 96-320 KiB tensors.
+    let shape = [2, 30, 20, 20];
+    let n: usize = shape.iter().product();
+    let a = p.act(&random(n, 612, 4.0), &shape);
+    let b = p.act(&random(n, 613, 4.0), &shape);
+    p.check(
+        &format!("{tag} split add"),
+        &p.g.add(&a.0, &b.0).unwrap(),
+        &p.c.add(&a.1, &b.1).unwrap(),
+    );
+    p.check(
+        &format!("{tag} split mul"),
+        &p.g.mul(&a.0, &b.0).unwrap(),
+        &p.c.mul(&a.1, &b.1).unwrap(),
+    );
+    p.check(
+        &format!("{tag} split silu"),
+        &p.g.silu(&a.0).unwrap(),
+        &p.c.silu(&a.1).unwrap(),
+    );
+    p.check(
+        &format!("{tag} split gelu"),
+        &p.g.gelu(&a.0).unwrap(),
+        &p.c.gelu(&a.1).unwrap(),
+    );
+    let v = p.act(&random(60, 614, 1.0), &[2, 30]);
+    p.check(
+        &format!("{tag} split add_channel_vector"),
+        &p.g.add_channel_vector(&a.0, &v.0).unwrap(),
+        &p.c.add_channel_vector(&a.1, &v.1).unwrap(),
+    );
+    p.check(
+        &format!("{tag} split upsample"),
+        &p.g.upsample_nearest2x(&a.0).unwrap(),
+        &p.c.upsample_nearest2x(&a.1).unwrap(),
+    );
+    let ff = p.act(&random(300 * 160, 615, 3.0), &[1, 300, 160]);
+    p.check(
+        &format!("{tag} split geglu"),
+        &p.g.geglu(&ff.0).unwrap(),
+        &p.c.geglu(&ff.1).unwrap(),
+    );
+    let big = p.act(&random(40 * 30 * 30, 616, 1.0), &[1, 40, 30, 30]);
+    let nlc = (
+        p.g.nchw_to_nlc(&big.0).unwrap(),
+        p.c.nchw_to_nlc(&big.1).unwrap(),
+    );
+    p.check(&format!("{tag} split nchw_to_nlc"), &nlc.0, &nlc.1);
+    p.check(
+        &format!("{tag} split nlc_to_nchw"),
+        &p.g.nlc_to_nchw(&nlc.0, 30, 30).unwrap(),
+        &p.c.nlc_to_nchw(&nlc.1, 30, 30).unwrap(),
+    );
+    for (dim, &size) in shape.iter().enumerate() {
+        p.check(
+            &format!("{tag} split concat dim {dim}"),
+            &p.g.concat(&[&a.0, &b.0], dim).unwrap(),
+            &p.c.concat(&[&a.1, &b.1], dim).unwrap(),
+        );
+        p.check(
+            &format!("{tag} split narrow dim {dim}"),
+            &p.g.narrow(&a.0, dim, 1, size - 1).unwrap(),
+            &p.c.narrow(&a.1, dim, 1, size - 1).unwrap(),
+        );
+    }
+    let w = p.weight(&random(n, 617, 1.0), &shape);
+    p.check(
+        &format!("{tag} split add of an f16 weight"),
+        &p.g.add(&a.0, &w.0).unwrap(),
+        &p.c.add(&a.1, &w.1).unwrap(),
+    );
+}
+
+#[test]
+fn ops_split_over_binding_windows_match_candle() {
+    if skip() {
+        return;
+    }
+    check_split_ops(split_gpu(), "f16");
+    check_split_ops(packed_gpu(), "packed");
+}
+
+/// A tensor over `max_buffer_size` cannot be split (it lives in one buffer): a clear error
+/// naming the limit, from uploads and from ops whose output is too large alike.
+#[test]
+fn tensors_over_max_buffer_size_are_clear_errors() {
+    if skip() {
+        return;
+    }
+    let b = open(WgpuOptions {
+        max_storage_binding: Some(64 << 10),
+        max_buffer_size: Some(1 << 20),
+        ..Default::default()
+    });
+    let err = b
+        .upload(&vec![0.5; 300_000], &[3, 100_000])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_buffer_size") && err.contains("[3, 100000]"),
+        "{err}"
+    );
+    let x = b.upload(&vec![0.5; 200_000], &[1, 2, 400, 250]).unwrap();
+    let err = b.upsample_nearest2x(&x).unwrap_err().to_string();
+    assert!(err.contains("max_buffer_size"), "{err}");
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub struct WgpuOptions {
     /// Caps the storage binding size below the adapter's, to exercise the paths that split
     /// what does not fit one binding (tests) or to mimic a smaller device.
     pub max_storage_binding: Option<u64>,
+    /// Caps the buffer size below the adapter's (tests of the too-large-tensor error, or
+    /// mimicking WebGPU's default 256 MiB on a native adapter).
+    pub max_buffer_size: Option<u64>,
 }
 
 /// An open device and what was learnt about its adapter.
@@ -69,7 +72,7 @@ const REQUIRED: &[Requirement] = &[
     (
         "max_compute_workgroup_size_y",
         |l| l.max_compute_workgroup_size_y as u64,
-        16,
+        128,
     ),
     (
         "max_compute_workgroup_storage_size",
@@ -184,6 +187,9 @@ pub(crate) async fn open(options: &WgpuOptions) -> Result<OpenDevice> {
     let mut limits = limits;
     if let Some(cap) = options.max_storage_binding {
         limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+    }
+    if let Some(cap) = options.max_buffer_size {
+        limits.max_buffer_size = limits.max_buffer_size.min(cap);
     }
     Ok(OpenDevice {
         device,

@@ -126,7 +126,9 @@ impl Gpu {
     fn check_buffer_size(&self, bytes: u64, shape: &[usize]) -> Result<()> {
         if bytes > self.limits.max_buffer_size {
             return Err(Error::Backend(format!(
-                "tensor {shape:?} needs {bytes} bytes, more than the adapter's max_buffer_size {}",
+                "tensor {shape:?} needs {bytes} bytes, more than the adapter's max_buffer_size {} \
+                 (a tensor lives in one buffer; ops split only what exceeds a storage binding): \
+                 use a smaller image or batch",
                 self.limits.max_buffer_size
             )));
         }

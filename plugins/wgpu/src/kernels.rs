@@ -1,6 +1,6 @@
 //! The WGSL kernels, how their source is assembled, and the cache of compiled pipelines.
 //!
-//! Every kernel has the same binding shape: binding 0 is a 64-byte uniform of parameters
+//! Every kernel has the same binding shape: binding 0 is a 128-byte uniform of parameters
 //! (bound with a dynamic offset into one shared buffer), bindings 1..=n are read-only
 //! storage inputs and binding n+1 is the output. Kernels that read a weight call
 //! `load_w(i)`, which a prelude defines for the weight's storage (f32, `array<f16>` or f16
@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Bytes of the parameter block every kernel gets (16 words).
-pub(crate) const PARAM_BYTES: u64 = 64;
+/// Bytes of the parameter block every kernel gets (32 words: shapes, plus the element
+/// offsets of operands bound as windows when a tensor exceeds one storage binding).
+pub(crate) const PARAM_BYTES: u64 = 128;
 
 /// The kernel files, one per kind of operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +19,8 @@ pub(crate) enum Kernel {
     Linear,
     Conv2d,
     GroupNorm,
+    GroupStats,
+    GroupNormApply,
     LayerNorm,
     Attention,
     Unary,
@@ -36,6 +39,8 @@ impl Kernel {
             Kernel::Linear => include_str!("shaders/linear.wgsl"),
             Kernel::Conv2d => include_str!("shaders/conv2d.wgsl"),
             Kernel::GroupNorm => include_str!("shaders/group_norm.wgsl"),
+            Kernel::GroupStats => include_str!("shaders/group_stats.wgsl"),
+            Kernel::GroupNormApply => include_str!("shaders/group_norm_apply.wgsl"),
             Kernel::LayerNorm => include_str!("shaders/layer_norm.wgsl"),
             Kernel::Attention => include_str!("shaders/attention.wgsl"),
             Kernel::Unary => include_str!("shaders/unary.wgsl"),
@@ -55,6 +60,7 @@ impl Kernel {
             Kernel::Linear
             | Kernel::Conv2d
             | Kernel::GroupNorm
+            | Kernel::GroupNormApply
             | Kernel::LayerNorm
             | Kernel::Attention => 3,
             Kernel::Binary | Kernel::Embedding => 2,
@@ -76,6 +82,8 @@ impl Kernel {
             Kernel::Linear => "linear",
             Kernel::Conv2d => "conv2d",
             Kernel::GroupNorm => "group_norm",
+            Kernel::GroupStats => "group_stats",
+            Kernel::GroupNormApply => "group_norm_apply",
             Kernel::LayerNorm => "layer_norm",
             Kernel::Attention => "attention",
             Kernel::Unary => "unary",
@@ -101,7 +109,7 @@ pub(crate) enum WeightRead {
 }
 
 /// One compiled variant: kernel, weight reading, and constants substituted into the source
-/// (attention's head dim `D` and key block `BK`).
+/// (attention's head dim `D` and key block `BK`; the GEMM tile shape of linear and conv).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Variant {
     pub kernel: Kernel,
@@ -140,7 +148,30 @@ impl Variant {
         for (name, value) in &self.consts {
             s.push_str(&format!("const {name}: u32 = {value}u;\n"));
         }
-        s.push_str(self.kernel.source());
+        let source = self.kernel.source();
+        let konst = |name: &str| {
+            self.consts
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |&(_, v)| v)
+        };
+        match self.kernel {
+            Kernel::Linear => s.push_str(&unroll_register_block(
+                source,
+                konst("RM"),
+                konst("RN"),
+                "xs",
+                "ws",
+            )),
+            Kernel::Conv2d => s.push_str(&unroll_register_block(
+                source,
+                konst("RM"),
+                konst("RN"),
+                "ws",
+                "xs",
+            )),
+            _ => s.push_str(source),
+        }
         s
     }
 }
@@ -244,4 +275,36 @@ impl Pipelines {
             .insert(variant.clone(), pipeline.clone());
         pipeline
     }
+}
+
+/// The GEMM kernels' register block written out: `RM x RN` scalar accumulators, the
+/// multiply-accumulate of one k step and the stores, replacing the `// @accumulators`,
+/// `// @multiply_accumulate` and `// @store` markers. `rows`/`cols` name the workgroup
+/// arrays holding the k-slices of the tile's rows and columns.
+fn unroll_register_block(src: &str, rm: u32, rn: u32, rows: &str, cols: &str) -> String {
+    let mut decl = String::new();
+    let mut mac = String::new();
+    let mut store = String::new();
+    for i in 0..rm {
+        mac.push_str(&format!(
+            "let a{i} = {rows}[kk * TM + lid.y + WY * {i}u];\n"
+        ));
+    }
+    for j in 0..rn {
+        mac.push_str(&format!(
+            "let b{j} = {cols}[kk * TN + lid.x + WX * {j}u];\n"
+        ));
+    }
+    for i in 0..rm {
+        for j in 0..rn {
+            decl.push_str(&format!("var acc{i}_{j} = 0.0;\n"));
+            mac.push_str(&format!("acc{i}_{j} += a{i} * b{j};\n"));
+            store.push_str(&format!(
+                "store(row0 + lid.y + WY * {i}u, col0 + lid.x + WX * {j}u, acc{i}_{j});\n"
+            ));
+        }
+    }
+    src.replace("// @accumulators", &decl)
+        .replace("// @multiply_accumulate", &mac)
+        .replace("// @store", &store)
 }

@@ -15,6 +15,7 @@ mod kernels;
 mod ops;
 mod pool;
 mod readback;
+mod split;
 mod tensor;
 
 pub use device::{check_limits, AdapterChoice, F16Storage, WgpuOptions};

@@ -1,7 +1,7 @@
 //! Fused multi-head attention (`attention.wgsl`), compiled per head dim.
 
 use super::op_err;
-use crate::gpu::{Bind, Gpu};
+use crate::gpu::Gpu;
 use crate::kernels::{Kernel, Variant};
 use crate::tensor::WgpuTensor;
 use easel_core::Result;
@@ -63,23 +63,66 @@ impl Gpu {
             ..Variant::plain(Kernel::Attention)
         };
         let scale = 1.0 / (d as f32).sqrt();
-        self.dispatch(
-            &variant,
-            &[
-                lq as u32,
-                lk as u32,
-                heads as u32,
-                causal as u32,
-                scale.to_bits(),
-            ],
-            &[
-                Bind::whole(q.buffer()),
-                Bind::whole(k.buffer()),
-                Bind::whole(v.buffer()),
-            ],
-            &Bind::whole(out.buffer()),
-            [lq.div_ceil(QUERY_BLOCK) as u32, (n * heads) as u32, 1],
-        )?;
+        // Pieces: whole images where they fit one binding, else query ranges of one image
+        // (keys and values of an image must fit; queries are independent of each other).
+        let (qrow, krow) = (lq * width, lk * width);
+        let kv_fit = |i0: usize, i1: usize| {
+            self.fits(&k, i0 * krow, i1 * krow) && self.fits(&v, i0 * krow, i1 * krow)
+        };
+        let mut pieces = Vec::new();
+        match self.plan("attention", n, 1, |i0, i1| {
+            kv_fit(i0, i1)
+                && self.fits(&q, i0 * qrow, i1 * qrow)
+                && self.fits(&out, i0 * qrow, i1 * qrow)
+        }) {
+            Ok(ranges) => pieces.extend(ranges.into_iter().map(|(i0, i1)| (i0..i1, 0..lq))),
+            Err(_) => {
+                for img in 0..n {
+                    if !kv_fit(img, img + 1) {
+                        return Err(self.binding_error(
+                            "attention",
+                            format!("the keys and values of one image ({lk} x {width})"),
+                        ));
+                    }
+                    let at = |r: usize| (img * lq + r) * width;
+                    let ranges = self.plan("attention", lq, QUERY_BLOCK, |r0, r1| {
+                        self.fits(&q, at(r0), at(r1)) && self.fits(&out, at(r0), at(r1))
+                    })?;
+                    pieces.extend(ranges.into_iter().map(|(r0, r1)| (img..img + 1, r0..r1)));
+                }
+            }
+        }
+        for (imgs, rows) in pieces {
+            let qs = (imgs.start * lq + rows.start) * width;
+            let qe = ((imgs.end - 1) * lq + rows.end) * width;
+            let (ks, ke) = (imgs.start * krow, imgs.end * krow);
+            let (qb, q_base) = self.window(&q, qs, qe);
+            let (kb, k_base) = self.window(&k, ks, ke);
+            let (vb, v_base) = self.window(&v, ks, ke);
+            let (ob, o_base) = self.window(&out, qs, qe);
+            self.dispatch(
+                &variant,
+                &[
+                    rows.len() as u32,
+                    lk as u32,
+                    heads as u32,
+                    causal as u32,
+                    scale.to_bits(),
+                    rows.start as u32,
+                    (qs - q_base) as u32,
+                    (ks - k_base) as u32,
+                    (ks - v_base) as u32,
+                    (qs - o_base) as u32,
+                ],
+                &[qb, kb, vb],
+                &ob,
+                [
+                    rows.len().div_ceil(QUERY_BLOCK) as u32,
+                    (imgs.len() * heads) as u32,
+                    1,
+                ],
+            )?;
+        }
         Ok(out)
     }
 }

@@ -1,7 +1,7 @@
 //! Elementwise kernels: unary maps, binary ops, GEGLU.
 
 use super::op_err;
-use crate::gpu::{Bind, Gpu};
+use crate::gpu::Gpu;
 use crate::kernels::{Kernel, Variant};
 use crate::tensor::WgpuTensor;
 use easel_core::Result;
@@ -27,14 +27,26 @@ impl Gpu {
     pub(crate) fn unary(&self, x: &WgpuTensor, op: UnaryOp, alpha: f32) -> Result<WgpuTensor> {
         let x = self.as_f32(x)?;
         let out = self.alloc(&x.shape)?;
-        let n = x.numel();
-        self.dispatch(
-            &Variant::plain(Kernel::Unary),
-            &[n as u32, op as u32, alpha.to_bits()],
-            &[Bind::whole(x.buffer())],
-            &Bind::whole(out.buffer()),
-            self.groups_1d(n),
-        )?;
+        let ranges = self.plan("unary op", x.numel(), 256, |s, e| {
+            self.fits(&x, s, e) && self.fits(&out, s, e)
+        })?;
+        for (s, e) in ranges {
+            let (xb, x_base) = self.window(&x, s, e);
+            let (yb, y_base) = self.window(&out, s, e);
+            self.dispatch(
+                &Variant::plain(Kernel::Unary),
+                &[
+                    (e - s) as u32,
+                    op as u32,
+                    alpha.to_bits(),
+                    (s - x_base) as u32,
+                    (s - y_base) as u32,
+                ],
+                &[xb],
+                &yb,
+                self.groups_1d(e - s),
+            )?;
+        }
         Ok(out)
     }
 
@@ -47,14 +59,37 @@ impl Gpu {
     ) -> Result<WgpuTensor> {
         let (a, b) = (self.as_f32(a)?, self.as_f32(b)?);
         let out = self.alloc(&a.shape)?;
-        let n = a.numel();
-        self.dispatch(
-            &Variant::plain(Kernel::Binary),
-            &[n as u32, op as u32, inner as u32],
-            &[Bind::whole(a.buffer()), Bind::whole(b.buffer())],
-            &Bind::whole(out.buffer()),
-            self.groups_1d(n),
-        )?;
+        // Elements s..e of a read b's elements b_range(s, e).
+        let b_range = |s: usize, e: usize| match op {
+            BinaryOp::AddChannel => (s / inner, (e - 1) / inner + 1),
+            _ => (s, e),
+        };
+        let ranges = self.plan("binary op", a.numel(), 256, |s, e| {
+            let (bs, be) = b_range(s, e);
+            self.fits(&a, s, e) && self.fits(&b, bs, be) && self.fits(&out, s, e)
+        })?;
+        for (s, e) in ranges {
+            let (bs, be) = b_range(s, e);
+            let (ab, a_base) = self.window(&a, s, e);
+            let (bb, b_base) = self.window(&b, bs, be);
+            let (yb, y_base) = self.window(&out, s, e);
+            self.dispatch(
+                &Variant::plain(Kernel::Binary),
+                &[
+                    e - s,
+                    op as usize,
+                    inner,
+                    s,
+                    s - a_base,
+                    bs - b_base,
+                    s - y_base,
+                ]
+                .map(|v| v as u32),
+                &[ab, bb],
+                &yb,
+                self.groups_1d(e - s),
+            )?;
+        }
         Ok(out)
     }
 
@@ -95,14 +130,23 @@ impl Gpu {
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("rank ≥ 1") = width / 2;
         let out = self.alloc(&shape)?;
-        let n = out.numel();
-        self.dispatch(
-            &Variant::plain(Kernel::Geglu),
-            &[n as u32, (width / 2) as u32],
-            &[Bind::whole(x.buffer())],
-            &Bind::whole(out.buffer()),
-            self.groups_1d(n),
-        )?;
+        let half = width / 2;
+        let rows = out.numel() / half.max(1);
+        let ranges = self.plan("geglu", rows, 1, |r0, r1| {
+            self.fits(&x, r0 * width, r1 * width) && self.fits(&out, r0 * half, r1 * half)
+        })?;
+        for (r0, r1) in ranges {
+            let (xb, x_base) = self.window(&x, r0 * width, r1 * width);
+            let (yb, y_base) = self.window(&out, r0 * half, r1 * half);
+            let n = (r1 - r0) * half;
+            self.dispatch(
+                &Variant::plain(Kernel::Geglu),
+                &[n, half, r0 * width - x_base, r0 * half - y_base].map(|v| v as u32),
+                &[xb],
+                &yb,
+                self.groups_1d(n),
+            )?;
+        }
         Ok(out)
     }
 }

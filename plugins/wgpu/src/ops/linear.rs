@@ -1,13 +1,12 @@
-//! `linear`: x[..., K] · wᵀ + b with `w: [N, K]` in any storage.
+//! `linear`: x[..., K] · wᵀ + b with `w: [N, K]` in any storage. Rows of x beyond one
+//! storage binding are split into row ranges (x and y windows); the weight is bound whole.
 
 use super::op_err;
+use super::tile::Tile;
 use crate::gpu::{Bind, Gpu};
 use crate::kernels::{Kernel, Variant};
 use crate::tensor::WgpuTensor;
 use easel_core::Result;
-
-/// Output tile edge of `linear.wgsl`.
-const TILE: usize = 64;
 
 impl Gpu {
     pub(crate) fn linear(
@@ -46,26 +45,47 @@ impl Gpu {
                 ));
             }
         }
+        if !self.fits(w, 0, w.numel()) {
+            return Err(self.binding_error("linear", format!("the weight {:?}", w.shape)));
+        }
         let m = x.numel() / k.max(1);
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("rank ≥ 1") = n;
         let out = self.alloc(&shape)?;
-        let variant = Variant {
+        let tile = Tile::pick(m, n);
+        let variant = tile.apply(Variant {
             weight: self.weight_read(w.dtype),
             ..Variant::plain(Kernel::Linear)
-        };
+        });
         let bias_buf = bias.as_ref().map_or(&self.dummy, |b| b.buffer());
-        self.dispatch(
-            &variant,
-            &[m as u32, n as u32, k as u32, bias.is_some() as u32],
-            &[
-                Bind::whole(x.buffer()),
-                Bind::whole(w.buffer()),
-                Bind::whole(bias_buf),
-            ],
-            &Bind::whole(out.buffer()),
-            [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, 1],
-        )?;
+        let ranges = self.plan("linear", m, tile.rows(), |s, e| {
+            self.fits(&x, s * k, e * k) && self.fits(&out, s * n, e * n)
+        })?;
+        for (r0, r1) in ranges {
+            let (xb, x_base) = self.window(&x, r0 * k, r1 * k);
+            let (yb, y_base) = self.window(&out, r0 * n, r1 * n);
+            let rows = r1 - r0;
+            self.dispatch(
+                &variant,
+                &[
+                    rows,
+                    n,
+                    k,
+                    bias.is_some() as usize,
+                    r0 * k - x_base,
+                    0,
+                    r0 * n - y_base,
+                ]
+                .map(|v| v as u32),
+                &[xb, Bind::whole(w.buffer()), Bind::whole(bias_buf)],
+                &yb,
+                [
+                    n.div_ceil(tile.cols()) as u32,
+                    rows.div_ceil(tile.rows()) as u32,
+                    1,
+                ],
+            )?;
+        }
         Ok(out)
     }
 }

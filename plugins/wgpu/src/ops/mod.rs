@@ -8,8 +8,9 @@ mod embedding;
 mod layout;
 mod linear;
 mod norm;
+mod tile;
 
-use crate::gpu::{Bind, Gpu};
+use crate::gpu::Gpu;
 use crate::kernels::{Kernel, Variant};
 use crate::tensor::{DType, WgpuTensor};
 use easel_core::{Error, Result};
@@ -26,18 +27,24 @@ impl Gpu {
             return Ok(t.clone());
         }
         let out = self.alloc(&t.shape)?;
-        let n = t.numel();
         let variant = Variant {
             weight: self.weight_read(t.dtype),
             ..Variant::plain(Kernel::Cast)
         };
-        self.dispatch(
-            &variant,
-            &[n as u32],
-            &[Bind::whole(t.buffer())],
-            &Bind::whole(out.buffer()),
-            self.groups_1d(n),
-        )?;
+        let ranges = self.plan("cast", t.numel(), 256, |s, e| {
+            self.fits(t, s, e) && self.fits(&out, s, e)
+        })?;
+        for (s, e) in ranges {
+            let (xb, x_base) = self.window(t, s, e);
+            let (yb, y_base) = self.window(&out, s, e);
+            self.dispatch(
+                &variant,
+                &[(e - s) as u32, (s - x_base) as u32, (s - y_base) as u32],
+                &[xb],
+                &yb,
+                self.groups_1d(e - s),
+            )?;
+        }
         Ok(out)
     }
 }

@@ -1,10 +1,16 @@
 // Elementwise ops of two f32 tensors: a + b, a * b, and a + b broadcast per
 // (image, channel) over the `inner` = H*W values of each plane (the UNet's time embedding).
+// A dispatch covers elements first..first+n; the offsets place them in windowed bindings
+// (for the broadcast, `b_off` is where b's element first / inner sits).
 
 struct Params {
     n: u32,
     op: u32,
     inner: u32,
+    first: u32,
+    a_off: u32,
+    b_off: u32,
+    y_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,9 +31,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         return;
     }
     switch p.op {
-        case OP_ADD: { y[i] = a[i] + b[i]; }
-        case OP_MUL: { y[i] = a[i] * b[i]; }
-        case OP_ADD_CHANNEL: { y[i] = a[i] + b[i / p.inner]; }
+        case OP_ADD: { y[i + p.y_off] = a[i + p.a_off] + b[i + p.b_off]; }
+        case OP_MUL: { y[i + p.y_off] = a[i + p.a_off] * b[i + p.b_off]; }
+        case OP_ADD_CHANNEL: {
+            let bi = (p.first + i) / p.inner - p.first / p.inner;
+            y[i + p.y_off] = a[i + p.a_off] + b[bi + p.b_off];
+        }
         default: {}
     }
 }

@@ -3,6 +3,8 @@
 
 struct Params {
     n: u32,
+    x_off: u32,
+    y_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -16,5 +18,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    y[i] = load_w(i);
+    y[i + p.y_off] = load_w(i + p.x_off);
 }

@@ -1,7 +1,15 @@
 // 2-D convolution as an implicit GEMM: out[o, pixel] = sum_kk w[o, kk] * patch[kk, pixel] with
 // kk = (channel, ky, kx) and the patch gathered from x on the fly (zero outside the image), so
-// no im2col buffer exists. Same 64x64 tiling as linear.wgsl: rows are output channels,
-// columns are output pixels of all images. Weights (binding 2) come from the weight prelude.
+// no im2col buffer exists. Tiled like linear.wgsl: rows are output channels, columns output
+// pixels of all images of the dispatch; the host picks the tile shape (WX, WY, RM, RN, TK)
+// per call, narrow where there are few pixels (the UNet's deepest layers). Weights (binding
+// 2) come from the weight prelude.
+//
+// When x or y exceed one storage binding the host splits the convolution: per image, over
+// ranges of output channels and of input channels. A dispatch then sees `c` input channels
+// (weight columns k_first.. of rows `w_stride` long) and `o` output channels (bias from
+// o_first); with `accumulate` it adds to what earlier input-channel ranges wrote. The
+// offsets place the dispatch's first element in the (windowed) bindings.
 
 struct Params {
     n: u32,
@@ -17,6 +25,13 @@ struct Params {
     has_bias: u32,
     kdim: u32,
     npix: u32,
+    w_stride: u32,
+    k_first: u32,
+    o_first: u32,
+    accumulate: u32,
+    x_off: u32,
+    w_off: u32,
+    y_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -24,40 +39,40 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
+const TM: u32 = WY * RM;
+const TN: u32 = WX * RN;
+const THREADS: u32 = WX * WY;
 
-var<workgroup> ws: array<f32, 1024>; // [TK][TILE] weight rows (output channels)
-var<workgroup> xs: array<f32, 1024>; // [TK][TILE] patch columns (output pixels)
+var<workgroup> ws: array<f32, TK * TM>; // [TK][TM] weight rows (output channels)
+var<workgroup> xs: array<f32, TK * TN>; // [TK][TN] patch columns (output pixels)
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let row0 = wg.y * TILE;
-    let col0 = wg.x * TILE;
+    let row0 = wg.y * TM;
+    let col0 = wg.x * TN;
     let plane = p.oh * p.ow;
     let kk2 = p.ks * p.ks;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    var acc: array<f32, RM * RN>;
     for (var k0 = 0u; k0 < p.kdim; k0 += TK) {
-        for (var i = 0u; i < 4u; i++) {
-            let e = li + i * 256u;
-            // Weights: consecutive invocations read consecutive kk of one output channel.
+        // Weights: consecutive invocations read consecutive kk of one output channel.
+        for (var e = li; e < TK * TM; e += THREADS) {
             let r = e / TK;
             let kk = e % TK;
             let gk = k0 + kk;
-            var wv = 0.0;
             let oc = row0 + r;
+            var wv = 0.0;
             if (oc < p.o && gk < p.kdim) {
-                wv = load_w(oc * p.kdim + gk);
+                wv = load_w(oc * p.w_stride + p.k_first + gk + p.w_off);
             }
-            ws[kk * TILE + r] = wv;
-            // Patch: consecutive invocations read consecutive output pixels.
-            let col = e % TILE;
-            let pk = k0 + e / TILE;
+            ws[kk * TM + r] = wv;
+        }
+        // Patch: consecutive invocations read consecutive output pixels.
+        for (var e = li; e < TK * TN; e += THREADS) {
+            let col = e % TN;
+            let kk = e / TN;
+            let pk = k0 + kk;
             let pix = col0 + col;
             var xv = 0.0;
             if (pix < p.npix && pk < p.kdim) {
@@ -70,40 +85,49 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
                 let iy = i32(oy * p.stride + kr / p.ks) - i32(p.pad);
                 let ix = i32(ox * p.stride + kr % p.ks) - i32(p.pad);
                 if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                    xv = x[((img * p.c + ci) * p.h + u32(iy)) * p.w + u32(ix)];
+                    xv = x[((img * p.c + ci) * p.h + u32(iy)) * p.w + u32(ix) + p.x_off];
                 }
             }
-            xs[(e / TILE) * TILE + col] = xv;
+            xs[kk * TN + col] = xv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let a = vec4<f32>(ws[kk * TILE + lid.y], ws[kk * TILE + lid.y + 16u],
-                              ws[kk * TILE + lid.y + 32u], ws[kk * TILE + lid.y + 48u]);
-            let b = vec4<f32>(xs[kk * TILE + lid.x], xs[kk * TILE + lid.x + 16u],
-                              xs[kk * TILE + lid.x + 32u], xs[kk * TILE + lid.x + 48u]);
-            acc0 += a.x * b;
-            acc1 += a.y * b;
-            acc2 += a.z * b;
-            acc3 += a.w * b;
+            var a: array<f32, RM>;
+            var b: array<f32, RN>;
+            for (var i = 0u; i < RM; i++) {
+                a[i] = ws[kk * TM + lid.y + WY * i];
+            }
+            for (var j = 0u; j < RN; j++) {
+                b[j] = xs[kk * TN + lid.x + WX * j];
+            }
+            for (var i = 0u; i < RM; i++) {
+                for (var j = 0u; j < RN; j++) {
+                    acc[i * RN + j] += a[i] * b[j];
+                }
+            }
         }
         workgroupBarrier();
     }
-    var acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var i = 0u; i < 4u; i++) {
-        let oc = row0 + lid.y + 16u * i;
+    for (var i = 0u; i < RM; i++) {
+        let oc = row0 + lid.y + WY * i;
         if (oc >= p.o) {
             continue;
         }
         var b = 0.0;
         if (p.has_bias != 0u) {
-            b = bias[oc];
+            b = bias[p.o_first + oc];
         }
-        for (var j = 0u; j < 4u; j++) {
-            let pix = col0 + lid.x + 16u * j;
+        for (var j = 0u; j < RN; j++) {
+            let pix = col0 + lid.x + WX * j;
             if (pix < p.npix) {
                 let img = pix / plane;
                 let rem = pix % plane;
-                y[(img * p.o + oc) * plane + rem] = acc[i][j] + b;
+                let yi = (img * p.o + oc) * plane + rem + p.y_off;
+                var v = acc[i * RN + j] + b;
+                if (p.accumulate != 0u) {
+                    v += y[yi];
+                }
+                y[yi] = v;
             }
         }
     }

@@ -1,6 +1,7 @@
 // Strided block copy: dst[o * dst_stride + dst_off + r] = src[o * src_stride + src_off + r]
 // for o < rows, r < row_len. Concat writes each input into its slot of the output; narrow
-// reads a slot out of its input.
+// reads a slot out of its input. A dispatch covers items first..first+n (item = o * row_len
+// + r); `src_base`/`dst_base` are the elements the (possibly windowed) bindings begin at.
 
 struct Params {
     n: u32,
@@ -9,6 +10,9 @@ struct Params {
     src_off: u32,
     dst_stride: u32,
     dst_off: u32,
+    first: u32,
+    src_base: u32,
+    dst_base: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -23,7 +27,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    let o = i / p.row_len;
-    let r = i % p.row_len;
-    dst[o * p.dst_stride + p.dst_off + r] = src[o * p.src_stride + p.src_off + r];
+    let g = p.first + i;
+    let o = g / p.row_len;
+    let r = g % p.row_len;
+    dst[o * p.dst_stride + p.dst_off + r - p.dst_base] =
+        src[o * p.src_stride + p.src_off + r - p.src_base];
 }

@@ -1,8 +1,11 @@
 // GEGLU: x: [rows, 2h] -> y: [rows, h] with y = x[:, :h] * gelu(x[:, h:]) (exact GELU).
+// A dispatch covers whole rows; the offsets place them in windowed bindings.
 
 struct Params {
     n: u32,
     half_width: u32,
+    x_off: u32,
+    y_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -28,7 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     }
     let row = i / p.half_width;
     let col = i % p.half_width;
-    let base = row * 2u * p.half_width;
+    let base = row * 2u * p.half_width + p.x_off;
     let g = x[base + p.half_width + col];
-    y[i] = x[base + col] * 0.5 * g * (1.0 + erf_approx(g * 0.70710678118654752));
+    y[i + p.y_off] = x[base + col] * 0.5 * g * (1.0 + erf_approx(g * 0.70710678118654752));
 }

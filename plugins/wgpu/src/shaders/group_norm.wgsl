@@ -1,7 +1,9 @@
 // Group norm of x: [N, C, S] (S = H*W) with per-channel affine, optionally followed by SiLU.
 // One workgroup per (image, group): a group's channels are one contiguous run of
 // (C / groups) * S values. Mean first, then the variance around it (two passes: more exact
-// than E[x^2] - E[x]^2 in f32), then the normalised write.
+// than E[x^2] - E[x]^2 in f32), then the normalised write. A dispatch covers (image, group)
+// pairs first.. (one per workgroup); `x_base`/`y_base` are the elements the (possibly
+// windowed) bindings begin at.
 
 struct Params {
     c: u32,
@@ -9,6 +11,9 @@ struct Params {
     groups: u32,
     eps: f32,
     silu: u32,
+    first: u32,
+    x_base: u32,
+    y_base: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -36,11 +41,14 @@ fn workgroup_sum(li: u32, v: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let img = wg.x / p.groups;
-    let g = wg.x % p.groups;
+    let pair = p.first + wg.x;
+    let img = pair / p.groups;
+    let g = pair % p.groups;
     let per_group = p.c / p.groups;
     let count = per_group * p.s;
-    let base = (img * p.c + g * per_group) * p.s;
+    let global = (img * p.c + g * per_group) * p.s;
+    let base = global - p.x_base;
+    let out = global - p.y_base;
     var sum = 0.0;
     for (var i = li; i < count; i += WG) {
         sum += x[base + i];
@@ -58,6 +66,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         if (p.silu != 0u) {
             v = v / (1.0 + exp(-v));
         }
-        y[base + i] = v;
+        y[out + i] = v;
     }
 }

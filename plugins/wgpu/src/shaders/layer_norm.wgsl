@@ -1,10 +1,13 @@
 // Layer norm over the last dim of x: [rows, C] with affine. One workgroup per row (rows
-// spread over a 2-D grid); mean, then variance around the mean, then the write.
+// spread over a 2-D grid); mean, then variance around the mean, then the write. `x_off`/
+// `y_off` place this dispatch's rows in windowed bindings.
 
 struct Params {
     rows: u32,
     c: u32,
     eps: f32,
+    x_off: u32,
+    y_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,7 +42,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     if (row >= p.rows) {
         return;
     }
-    let base = row * p.c;
+    let base = row * p.c + p.x_off;
+    let out = row * p.c + p.y_off;
     var sum = 0.0;
     for (var i = li; i < p.c; i += WG) {
         sum += x[base + i];
@@ -52,6 +56,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     }
     let rstd = inverseSqrt(workgroup_sum(li, sq) / f32(p.c) + p.eps);
     for (var i = li; i < p.c; i += WG) {
-        y[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
+        y[out + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
     }
 }

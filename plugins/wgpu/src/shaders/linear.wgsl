@@ -1,13 +1,22 @@
-// y[m, n] = sum_k x[m, k] * w[n, k] + bias[n]: a tiled GEMM. Each 16x16 workgroup computes a
-// 64x64 output tile; every invocation owns a 4x4 block strided by 16 so that neighbouring
-// invocations touch neighbouring workgroup-memory words. `load_w` (binding 2) comes from the
-// weight prelude and reads f32, f16 or f16 packed in u32.
+// y[m, n] = sum_k x[m, k] * w[n, k] + bias[n]: a tiled GEMM. A workgroup of WX x WY
+// invocations computes a TM x TN output tile (TM = WY * RM rows of x, TN = WX * RN weight
+// rows); every invocation owns an RM x RN block strided by WY and WX so that neighbouring
+// invocations touch neighbouring workgroup-memory words. The host picks the tile shape per
+// call (WX, WY, RM, RN and the k-slice TK are substituted): square 64x64 tiles for large
+// products, narrow ones where M or N is tiny (the time embedding's two rows). `load_w`
+// (binding 2) comes from the weight prelude and reads f32, f16 or f16 packed in u32. The
+// offsets place this dispatch's rows in windowed bindings (rows of x and y, all of w).
+// The host writes the RM x RN accumulators out as scalars at the `@` markers: private
+// arrays indexed in loops stay in memory on some drivers (llvmpipe).
 
 struct Params {
     m: u32,
     n: u32,
     k: u32,
     has_bias: u32,
+    x_off: u32,
+    w_off: u32,
+    y_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -15,70 +24,60 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
+const TM: u32 = WY * RM;
+const TN: u32 = WX * RN;
+const THREADS: u32 = WX * WY;
 
-// [TK][TILE] each: the k-slice of the x rows and of the weight rows of this tile.
-var<workgroup> xs: array<f32, 1024>;
-var<workgroup> ws: array<f32, 1024>;
+// [TK][TM] and [TK][TN]: the k-slice of this tile's x rows and weight rows.
+var<workgroup> xs: array<f32, TK * TM>;
+var<workgroup> ws: array<f32, TK * TN>;
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let row0 = wg.y * TILE;
-    let col0 = wg.x * TILE;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    let row0 = wg.y * TM;
+    let col0 = wg.x * TN;
+    // @accumulators
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        for (var i = 0u; i < 4u; i++) {
-            let e = li + i * 256u;
+        // Consecutive invocations read consecutive k of one row.
+        for (var e = li; e < TK * TM; e += THREADS) {
             let r = e / TK;
             let kk = e % TK;
             let gk = k0 + kk;
-            var xv = 0.0;
             let gr = row0 + r;
+            var xv = 0.0;
             if (gr < p.m && gk < p.k) {
-                xv = x[gr * p.k + gk];
+                xv = x[gr * p.k + gk + p.x_off];
             }
-            xs[kk * TILE + r] = xv;
+            xs[kk * TM + r] = xv;
+        }
+        for (var e = li; e < TK * TN; e += THREADS) {
+            let c = e / TK;
+            let kk = e % TK;
+            let gk = k0 + kk;
+            let gc = col0 + c;
             var wv = 0.0;
-            let gc = col0 + r;
             if (gc < p.n && gk < p.k) {
-                wv = load_w(gc * p.k + gk);
+                wv = load_w(gc * p.k + gk + p.w_off);
             }
-            ws[kk * TILE + r] = wv;
+            ws[kk * TN + c] = wv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let a = vec4<f32>(xs[kk * TILE + lid.y], xs[kk * TILE + lid.y + 16u],
-                              xs[kk * TILE + lid.y + 32u], xs[kk * TILE + lid.y + 48u]);
-            let b = vec4<f32>(ws[kk * TILE + lid.x], ws[kk * TILE + lid.x + 16u],
-                              ws[kk * TILE + lid.x + 32u], ws[kk * TILE + lid.x + 48u]);
-            acc0 += a.x * b;
-            acc1 += a.y * b;
-            acc2 += a.z * b;
-            acc3 += a.w * b;
+            // @multiply_accumulate
         }
         workgroupBarrier();
     }
-    var acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var i = 0u; i < 4u; i++) {
-        let r = row0 + lid.y + 16u * i;
-        if (r >= p.m) {
-            continue;
+    // @store
+}
+
+fn store(r: u32, c: u32, acc: f32) {
+    if (r < p.m && c < p.n) {
+        var v = acc;
+        if (p.has_bias != 0u) {
+            v += bias[c];
         }
-        for (var j = 0u; j < 4u; j++) {
-            let c = col0 + lid.x + 16u * j;
-            if (c < p.n) {
-                var v = acc[i][j];
-                if (p.has_bias != 0u) {
-                    v += bias[c];
-                }
-                y[r * p.n + c] = v;
-            }
-        }
+        y[r * p.n + c + p.y_off] = v;
     }
 }

@@ -1,11 +1,13 @@
 // Elementwise maps of one f32 tensor: scale, SiLU, exact (erf) GELU and CLIP's quick-GELU.
 // Invocations cover the tensor over a 2-D grid (one dimension alone is limited to 65535
-// workgroups).
+// workgroups). `x_off`/`y_off` place this dispatch's range in windowed bindings.
 
 struct Params {
     n: u32,
     op: u32,
     alpha: f32,
+    x_off: u32,
+    y_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -38,7 +40,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    let v = x[i];
+    let v = x[i + p.x_off];
     var r = v;
     switch p.op {
         case OP_SCALE: { r = v * p.alpha; }
@@ -47,5 +49,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         case OP_QUICK_GELU: { r = v / (1.0 + exp(-1.702 * v)); }
         default: {}
     }
-    y[i] = r;
+    y[i + p.y_off] = r;
 }

@@ -1,9 +1,14 @@
 // Nearest-neighbour x2 upsampling of [N, C, H, W]: each output pixel reads its source pixel.
+// A dispatch covers output elements first..first+n; `x_base`/`y_base` are the elements the
+// (possibly windowed) bindings begin at.
 
 struct Params {
     n: u32,
     h: u32,
     w: u32,
+    first: u32,
+    x_base: u32,
+    y_base: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -14,15 +19,16 @@ struct Params {
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
-    if (i >= p.n) {
+    let li_global = (wg.y * nwg.x + wg.x) * 256u + li;
+    if (li_global >= p.n) {
         return;
     }
+    let i = p.first + li_global;
     let ow = 2u * p.w;
     let plane = 4u * p.h * p.w;
     let nc = i / plane;
     let rem = i % plane;
     let oy = rem / ow;
     let ox = rem % ow;
-    y[i] = x[(nc * p.h + oy / 2u) * p.w + ox / 2u];
+    y[i - p.y_base] = x[(nc * p.h + oy / 2u) * p.w + ox / 2u - p.x_base];
 }
