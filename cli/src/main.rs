@@ -11,6 +11,7 @@ mod info;
 mod models;
 mod progress;
 mod prune;
+mod serve;
 mod session;
 mod tokenize;
 
@@ -50,6 +51,8 @@ enum Command {
     Hash(hash::HashArgs),
     /// Lay a release folder out as an A1111 models/ tree, verifying checksums.
     Import(import::ImportArgs),
+    /// Serve the web page (web/dist) on 127.0.0.1 to generate in a WebGPU browser.
+    Serve(serve::ServeArgs),
     /// Time one UNet step with CFG on full-size SD1.5 weights (random) and print figures.
     Bench(bench::BenchArgs),
 }
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Hash(a) => hash::run(a),

@@ -635,3 +635,9 @@ fn symlink(source: &Path, link: &Path) -> std::io::Result<()> {
 fn symlink(source: &Path, link: &Path) -> std::io::Result<()> {
     std::os::windows::fs::symlink_file(source, link)
 }
+
+/// No symlinks where there is no filesystem (wasm32); the caller falls back to a copy.
+#[cfg(not(any(unix, windows)))]
+fn symlink(_source: &Path, _link: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}

@@ -1,5 +1,6 @@
 //! A checkpoint with its sidecars, found in a models folder and loaded onto a backend.
 pub mod files;
+pub mod from_sources;
 pub mod hash;
 pub mod hashes;
 pub mod ldm_yaml;
@@ -9,6 +10,7 @@ pub mod stable_diffusion;
 pub use files::{
     checkpoint_files, list_checkpoints, resolve_checkpoint, resolve_vae, CheckpointFiles, VaeChoice,
 };
+pub use from_sources::{legacy_model_hash_of, CheckpointSources};
 pub use hash::legacy_model_hash;
 pub use hashes::{hash_file, hash_file_cached, sha256_file, FileHashes, HashCache};
 pub use ldm_yaml::LdmYaml;

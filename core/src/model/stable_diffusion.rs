@@ -88,20 +88,47 @@ impl<B: Backend> StableDiffusion<B> {
             Some(p) => Some(LdmYaml::read(p)?),
             None => None,
         };
-        let yaml = yaml.unwrap_or_default();
-        let use_ema = yaml.use_ema.unwrap_or(false);
-
-        let mut unet_w = Weights::new(&store, UNET_PREFIX);
-        if use_ema {
-            unet_w = unet_w.with_key_map(ema_key_map(&store)?);
-        }
-        let clip_w = clip_weights(&store);
-
         let vae_store = match &files.vae {
             Some(p) => Some(open_tensor_store(p)?),
             None => None,
         };
-        let vae_w = match &vae_store {
+        let info = ModelInfo {
+            name: super::files::stem(&files.checkpoint),
+            hash: legacy_model_hash(&files.checkpoint)?,
+            vae_name: files.vae.as_ref().map(|p| {
+                p.file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            }),
+            files: files.clone(),
+        };
+        Self::assemble(
+            b,
+            &store,
+            yaml.unwrap_or_default(),
+            vae_store.as_ref(),
+            info,
+        )
+    }
+
+    /// Builds the networks from opened stores; shared by [`StableDiffusion::load`] (files
+    /// on disk) and the byte-source loader the browser uses.
+    pub(crate) fn assemble(
+        b: &B,
+        store: &TensorStore,
+        yaml: LdmYaml,
+        vae_store: Option<&TensorStore>,
+        info: ModelInfo,
+    ) -> Result<Self> {
+        let use_ema = yaml.use_ema.unwrap_or(false);
+
+        let mut unet_w = Weights::new(store, UNET_PREFIX);
+        if use_ema {
+            unet_w = unet_w.with_key_map(ema_key_map(store)?);
+        }
+        let clip_w = clip_weights(store);
+
+        let vae_w = match vae_store {
             // A `.vae.pt` holds the first-stage weights without the prefix.
             Some(vs) => Weights::new(
                 vs,
@@ -111,7 +138,7 @@ impl<B: Backend> StableDiffusion<B> {
                     ""
                 },
             ),
-            None => Weights::new(&store, VAE_PREFIX),
+            None => Weights::new(store, VAE_PREFIX),
         };
 
         let config = ModelConfig {
@@ -147,16 +174,6 @@ impl<B: Backend> StableDiffusion<B> {
         let unet = UNet::load(b, &unet_w, &config.unet)?;
         let vae = AutoencoderKl::load(b, &vae_w, &config.vae)?;
 
-        let info = ModelInfo {
-            name: super::files::stem(&files.checkpoint),
-            hash: legacy_model_hash(&files.checkpoint)?,
-            vae_name: files.vae.as_ref().map(|p| {
-                p.file_name()
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_default()
-            }),
-            files: files.clone(),
-        };
         Ok(Self {
             clip,
             unet,

@@ -1,0 +1,149 @@
+//! Loading a checkpoint from byte sources rather than paths: the browser has `File`s, not a
+//! filesystem. The networks are built by the same code as [`StableDiffusion::load`]; only
+//! where the bytes, the yaml text and the names come from differs.
+
+use super::files::CheckpointFiles;
+use super::hash::hex;
+use super::ldm_yaml::LdmYaml;
+use super::stable_diffusion::{ModelInfo, StableDiffusion};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::formats::{open_tensor_store_from, TensorStore};
+use crate::io::ByteSource;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Offset and length of the slice A1111's legacy model hash covers.
+const LEGACY_HASH_OFFSET: u64 = 0x100000;
+const LEGACY_HASH_LEN: u64 = 0x10000;
+
+/// A1111's legacy 8-hex model hash of a byte source (same bytes as
+/// [`super::legacy_model_hash`] reads from a path: 64 KiB at 1 MiB, nothing if shorter).
+pub fn legacy_model_hash_of(source: &dyn ByteSource) -> Result<String> {
+    let len = source.len();
+    let bytes = if len > LEGACY_HASH_OFFSET {
+        let n = (len - LEGACY_HASH_OFFSET).min(LEGACY_HASH_LEN) as usize;
+        source.read_vec(LEGACY_HASH_OFFSET, n)?
+    } else {
+        Vec::new()
+    };
+    Ok(hex(&Sha256::digest(&bytes)[..4]))
+}
+
+/// File-name extension used to pick the container parser (`model.ckpt` → `ckpt`).
+fn extension(name: &str) -> &str {
+    name.rsplit_once('.').map(|(_, e)| e).unwrap_or("")
+}
+
+/// The part of a file name before its last `.` (A1111's `Model:` field).
+fn stem(name: &str) -> &str {
+    name.rsplit_once('.').map(|(s, _)| s).unwrap_or(name)
+}
+
+/// A checkpoint given as byte sources: the checkpoint itself, its yaml config's text and
+/// a VAE override, each named as the user's file is (the names go into the infotext).
+pub struct CheckpointSources {
+    pub checkpoint: Arc<dyn ByteSource>,
+    /// File name of the checkpoint, e.g. `tiny.ckpt`.
+    pub checkpoint_name: String,
+    /// `(file name, text)` of the LDM yaml, if one was given.
+    pub config: Option<(String, String)>,
+    /// `(file name, source)` of the VAE override, if one was given.
+    pub vae: Option<(String, Arc<dyn ByteSource>)>,
+}
+
+impl<B: Backend> StableDiffusion<B> {
+    /// [`StableDiffusion::load`] for byte sources: opens the containers (by extension),
+    /// parses the yaml, computes the legacy hash and builds the networks.
+    pub fn load_from_sources(b: &B, sources: &CheckpointSources) -> Result<Self> {
+        let store = open_tensor_store_from(
+            sources.checkpoint.clone(),
+            extension(&sources.checkpoint_name),
+        )?;
+        let vae_store = match &sources.vae {
+            Some((name, src)) => Some(open_tensor_store_from(src.clone(), extension(name))?),
+            None => None,
+        };
+        let yaml_text = sources
+            .config
+            .as_ref()
+            .map(|(n, t)| (t.as_str(), n.as_str()));
+        let hash = legacy_model_hash_of(sources.checkpoint.as_ref())?;
+        Self::load_from_stores(
+            b,
+            &store,
+            yaml_text,
+            vae_store.as_ref().map(|s| (sources.vae_name(), s)),
+            &sources.checkpoint_name,
+            hash,
+        )
+    }
+
+    /// Builds the model from already opened stores. `yaml` is `(text, file name)`; `vae` is
+    /// `(file name, store)`; `checkpoint_name` is the checkpoint's file name and `hash` its
+    /// legacy hash (both for the infotext).
+    pub fn load_from_stores(
+        b: &B,
+        store: &TensorStore,
+        yaml: Option<(&str, &str)>,
+        vae: Option<(&str, &TensorStore)>,
+        checkpoint_name: &str,
+        hash: String,
+    ) -> Result<Self> {
+        let parsed = match yaml {
+            Some((text, file)) => LdmYaml::parse(text, file)?,
+            None => LdmYaml::default(),
+        };
+        let info = ModelInfo {
+            files: CheckpointFiles {
+                checkpoint: PathBuf::from(checkpoint_name),
+                config: yaml.map(|(_, f)| PathBuf::from(f)),
+                vae: vae.map(|(n, _)| PathBuf::from(n)),
+            },
+            name: stem(checkpoint_name).to_string(),
+            hash,
+            vae_name: vae.map(|(n, _)| n.to_string()),
+        };
+        Self::assemble(b, store, parsed, vae.map(|(_, s)| s), info)
+    }
+}
+
+impl CheckpointSources {
+    fn vae_name(&self) -> &str {
+        self.vae.as_ref().map(|(n, _)| n.as_str()).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::MemorySource;
+
+    /// The legacy hash covers bytes 0x100000..0x110000: sha256 of 64 KiB of zeros starts
+    /// `de2f256064a0af797747c2b97505dc0b9f3df0de4f489eac731c23ae9ca9cc31` (coreutils
+    /// `head -c 65536 /dev/zero | sha256sum`).
+    #[test]
+    fn legacy_hash_reads_the_window_at_one_mebibyte() {
+        let mut bytes = vec![7u8; 0x100000];
+        bytes.extend(vec![0u8; 0x10000]);
+        bytes.extend(vec![9u8; 100]);
+        let src = MemorySource::new("m.ckpt", bytes);
+        assert_eq!(legacy_model_hash_of(&src).unwrap(), "de2f2560");
+    }
+
+    /// A file shorter than 1 MiB hashes the empty string (sha256("") = e3b0c442…).
+    #[test]
+    fn legacy_hash_of_a_short_file_is_the_empty_digest() {
+        let src = MemorySource::new("m.ckpt", vec![1u8; 1000]);
+        assert_eq!(legacy_model_hash_of(&src).unwrap(), "e3b0c442");
+    }
+
+    #[test]
+    fn names_split_at_the_last_dot() {
+        assert_eq!(stem("tiny.vae.pt"), "tiny.vae");
+        assert_eq!(extension("tiny.vae.pt"), "pt");
+        assert_eq!(stem("model"), "model");
+        assert_eq!(extension("model"), "");
+    }
+}

@@ -1,0 +1,226 @@
+// The page: collects the user's files and the form, talks to the worker (worker.js) that
+// runs the wasm engine on WebGPU, shows progress, previews and results. Nothing leaves the
+// machine: files are passed to the worker as File handles and read there by byte range.
+const $ = (id) => document.getElementById(id);
+const state = (s) => { document.body.dataset.state = s; };
+let worker = null;
+let loaded = null;          // {name, hash, vae} of the model on the GPU
+let lastFiles = null;       // what to reload after a cancel restarts the worker
+let folderModels = [];      // [{checkpoint, yaml, vae}] found in a picked folder
+let pending = null;         // {resolve, reject} of the request in flight
+window.easel = { timings: {}, results: [] };
+
+function status(text, isError = false) {
+  $('status').textContent = text;
+  $('status').className = isError ? 'error' : '';
+}
+
+function request(msg) {
+  return new Promise((resolve, reject) => {
+    pending = { resolve, reject };
+    worker.postMessage(msg);
+  });
+}
+
+function onWorkerMessage(ev) {
+  const m = ev.data;
+  if (m.type === 'step') {
+    $('progress').max = m.total;
+    $('progress').value = m.step;
+    const c = $('preview');
+    c.width = m.width; c.height = m.height;
+    c.getContext('2d').putImageData(new ImageData(m.rgba, m.width, m.height), 0, 0);
+    status(`step ${m.step}/${m.total}`);
+    return;
+  }
+  const p = pending; pending = null;
+  if (!p) return;
+  if (m.type === 'error') p.reject(new Error(m.message)); else p.resolve(m);
+}
+
+async function startWorker() {
+  worker = new Worker('worker.js', { type: 'module' });
+  worker.onmessage = onWorkerMessage;
+  worker.onerror = (e) => { status(`worker failed: ${e.message}`, true); state('error'); };
+  const t0 = performance.now();
+  const r = await request({ type: 'init' });
+  window.easel.timings.initMs = performance.now() - t0;
+  $('gpu').textContent = r.adapter.replace(/ \(BrowserWebGpu, +\)$/, '') === 'wgpu ' ? 'WebGPU' : r.adapter;
+  fillSelect($('sampler'), r.samplers, 'Euler a');
+  fillSelect($('schedule'), r.schedules, 'Automatic');
+}
+
+function fillSelect(sel, values, preferred) {
+  if (sel.options.length) return;
+  for (const v of values) sel.add(new Option(v, v, false, v === preferred));
+}
+
+// A1111's sidecar rules: <stem>.yaml is the config, <stem>.vae.{pt,ckpt,safetensors} the VAE.
+function discover(files) {
+  const byName = new Map(files.map((f) => [f.webkitRelativePath || f.name, f]));
+  const out = [];
+  for (const [path, f] of byName) {
+    if (/\.vae\.(pt|ckpt|safetensors)$/i.test(path)) continue;
+    if (!/\.(ckpt|safetensors)$/i.test(path)) continue;
+    if (path.includes('/') && !/(^|\/)Stable-diffusion\//.test(path) && /(^|\/)(VAE|hypernetworks|Lora)\//.test(path)) continue;
+    const stem = path.replace(/\.(ckpt|safetensors)$/i, '');
+    const yaml = byName.get(stem + '.yaml') || null;
+    const vae = ['.vae.pt', '.vae.ckpt', '.vae.safetensors'].map((s) => byName.get(stem + s)).find(Boolean) || null;
+    out.push({ label: path, checkpoint: f, yaml, vae });
+  }
+  return out;
+}
+
+async function loadModel(files) {
+  state('loading');
+  status(`loading ${files.checkpoint.name}…`);
+  $('generate').disabled = true;
+  const t0 = performance.now();
+  try {
+    const r = await request({ type: 'load', ...files });
+    window.easel.timings.loadMs = performance.now() - t0;
+    loaded = r.info; lastFiles = files;
+    window.easel.memoryBytes = r.memoryBytes;
+    $('model-info').textContent = `${loaded.name} [${loaded.hash}]${loaded.vae ? ' + ' + loaded.vae : ''}`;
+    status(`loaded in ${(window.easel.timings.loadMs / 1000).toFixed(1)} s`);
+    $('generate').disabled = false;
+    state('loaded');
+  } catch (e) {
+    status(e.message, true); state('error');
+  }
+}
+
+function settings() {
+  let seed = Number($('seed').value);
+  if (!Number.isFinite(seed) || seed < 0) seed = Math.floor(Math.random() * 2 ** 32);
+  return {
+    prompt: $('prompt').value, negative_prompt: $('negative').value,
+    sampler: $('sampler').value, schedule_type: $('schedule').value,
+    steps: Number($('steps').value), cfg_scale: Number($('cfg').value), seed,
+    width: Number($('width').value), height: Number($('height').value),
+    batch_size: Number($('batch').value), clip_skip: Number($('clip-skip').value),
+    rng: $('rng').value, ensd: 0,
+    hypernets: [...document.querySelectorAll('#hypernet-list input[type=checkbox]:checked')].map((c) => ({
+      name: c.value, strength: Number(document.getElementById(`hn-strength-${c.dataset.index}`).value),
+    })),
+  };
+}
+
+function showResult(img) {
+  const blob = new Blob([img.png], { type: 'image/png' });
+  const url = URL.createObjectURL(blob);
+  const fig = document.createElement('figure');
+  const el = document.createElement('img');
+  el.src = url; el.alt = `seed ${img.seed}`; el.width = img.width; el.height = img.height;
+  const cap = document.createElement('figcaption');
+  const pre = document.createElement('pre'); pre.textContent = img.infotext;
+  const a = document.createElement('a'); a.href = url; a.download = `easel-${img.seed}.png`; a.textContent = 'Download PNG';
+  cap.append(pre, a); fig.append(el, cap);
+  $('gallery').prepend(fig);
+}
+
+async function generate() {
+  $('generate').disabled = true; $('cancel').disabled = false;
+  $('progress').value = 0;
+  state('generating');
+  const t0 = performance.now();
+  try {
+    const r = await request({ type: 'generate', settings: JSON.stringify(settings()) });
+    window.easel.timings.generateMs = performance.now() - t0;
+    for (const img of r.images) { window.easel.results.push(img); showResult(img); }
+    status(`done in ${(window.easel.timings.generateMs / 1000).toFixed(1)} s`);
+    state('done');
+  } catch (e) {
+    if (e.message === 'cancelled') { status('cancelled'); state('cancelled'); }
+    else { status(e.message, true); state('error'); }
+  } finally {
+    $('generate').disabled = !loaded; $('cancel').disabled = true;
+  }
+}
+
+// Cancel: the worker is busy on the GPU, so stop it and start a fresh one with the model.
+async function cancel() {
+  worker.terminate();
+  if (pending) { pending.reject(new Error('cancelled')); pending = null; }
+  loaded = null;
+  await startWorker();
+  if (lastFiles) await loadModel(lastFiles);
+  if (lastHypernets.length) await loadHypernets(lastHypernets);
+}
+
+// A dropped PNG fills the form from its infotext; dropped model files load.
+async function fillFromPng(file) {
+  const r = await request({ type: 'infotext', png: new Uint8Array(await file.arrayBuffer()) });
+  if (!r.fields) { status(`${file.name} has no generation parameters`, true); return; }
+  const f = r.fields;
+  $('prompt').value = f.prompt ?? ''; $('negative').value = f.negative_prompt ?? '';
+  const set = (id, key) => { if (f[key] !== undefined) $(id).value = f[key]; };
+  set('steps', 'Steps'); set('sampler', 'Sampler'); set('cfg', 'CFG scale'); set('seed', 'Seed');
+  set('clip-skip', 'Clip skip');
+  $('schedule').value = f['Schedule type'] ?? 'Automatic';
+  $('rng').value = (f['RNG'] ?? 'GPU').toLowerCase() === 'cpu' ? 'cpu' : (f['RNG'] === 'NV' ? 'nv' : 'gpu');
+  state('filled');
+  set('width', 'Size-1'); set('height', 'Size-2');
+  status(`settings from ${file.name}`);
+}
+
+let lastHypernets = [];
+async function loadHypernets(files) {
+  if (!files.length) return;
+  status(`loading ${files.length} hypernetwork(s)…`);
+  try {
+    const r = await request({ type: 'hypernets', files });
+    lastHypernets = files;
+    const list = $('hypernet-list'); list.innerHTML = '';
+    r.names.forEach((name, i) => {
+      const label = document.createElement('label');
+      const check = document.createElement('input');
+      check.type = 'checkbox'; check.value = name; check.dataset.index = String(i);
+      const strength = document.createElement('input');
+      strength.type = 'number'; strength.step = '0.05'; strength.min = '0'; strength.max = '2';
+      strength.value = '1'; strength.id = `hn-strength-${i}`; strength.title = 'strength';
+      label.append(check, ` ${name} `, strength);
+      list.append(label);
+    });
+    status(`hypernetworks: ${r.names.join(', ')} (or use <hypernet:NAME:STRENGTH> in the prompt)`);
+  } catch (e) { status(e.message, true); }
+}
+
+function filesFromInputs() {
+  return { checkpoint: $('ckpt').files[0], yaml: $('yaml').files[0] || null, vae: $('vae').files[0] || null };
+}
+
+function wire() {
+  $('ckpt').addEventListener('change', () => { $('load').disabled = !$('ckpt').files.length; });
+  $('load').addEventListener('click', () => loadModel(filesFromInputs()));
+  $('folder').addEventListener('change', () => {
+    const all = [...$('folder').files];
+    folderModels = discover(all.filter((f) => !/(^|\/)hypernetworks\//.test(f.webkitRelativePath)));
+    const hns = all.filter((f) => /(^|\/)hypernetworks\/.*\.(pt|safetensors)$/i.test(f.webkitRelativePath));
+    const sel = $('model'); sel.innerHTML = '';
+    folderModels.forEach((m, i) => sel.add(new Option(m.label, String(i))));
+    if (folderModels.length) loadModel(folderModels[0]).then(() => loadHypernets(hns));
+    else status('no .ckpt or .safetensors in that folder', true);
+  });
+  $('model').addEventListener('change', () => {
+    const m = folderModels[Number($('model').value)];
+    if (m) loadModel(m);
+  });
+  $('hypernets').addEventListener('change', () => loadHypernets([...$('hypernets').files]));
+  $('generate').addEventListener('click', generate);
+  $('cancel').addEventListener('click', cancel);
+  $('random-seed').addEventListener('click', () => { $('seed').value = '-1'; });
+  document.addEventListener('dragover', (e) => e.preventDefault());
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    const files = [...e.dataTransfer.files];
+    const png = files.find((f) => /\.png$/i.test(f.name));
+    if (png) { fillFromPng(png).catch((err) => status(err.message, true)); return; }
+    const found = discover(files);
+    if (found.length) loadModel(found[0]);
+  });
+}
+
+wire();
+startWorker().then(() => { state('ready'); status('ready: pick a model'); })
+  .catch((e) => { status(e.message, true); state('error'); });

@@ -1,0 +1,38 @@
+// The worker: owns the wasm engine and the WebGPU device; reads the user's files by byte
+// range with FileReaderSync (only possible off the main thread).
+import init, { initGpu, loadModel, loadHypernetworks, generate, readInfotext, samplerLabels, scheduleLabels, infotextFields, wasmMemoryBytes } from './pkg/easel_web.js';
+
+const ready = init();
+
+async function handle(m) {
+  await ready;
+  switch (m.type) {
+    case 'init': {
+      if (!('gpu' in navigator)) throw new Error('This browser has no WebGPU (navigator.gpu is missing).');
+      const adapter = await initGpu();
+      return { adapter, samplers: samplerLabels(), schedules: scheduleLabels() };
+    }
+    case 'load':
+      return { info: loadModel(m.checkpoint, m.yaml, m.vae), memoryBytes: wasmMemoryBytes() };
+    case 'hypernets':
+      return { names: loadHypernetworks(m.files) };
+    case 'generate': {
+      const images = await generate(m.settings, (step, total, rgba, width, height) =>
+        postMessage({ type: 'step', step, total, rgba, width, height }));
+      return { images };
+    }
+    case 'infotext': {
+      const text = readInfotext(m.png);
+      return { fields: text ? infotextFields(text) : null };
+    }
+    default:
+      throw new Error(`unknown request ${m.type}`);
+  }
+}
+
+onmessage = (ev) => {
+  handle(ev.data).then(
+    (r) => postMessage({ type: 'ok', ...r }),
+    (e) => postMessage({ type: 'error', message: String(e && e.message ? e.message : e) }),
+  );
+};

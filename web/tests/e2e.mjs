@@ -1,0 +1,233 @@
+// End-to-end test of the web page in headless Chromium on WebGPU (SwiftShader): serve
+// web/dist from 127.0.0.1 with the page's strict CSP, load the tiny fixture model through
+// the file inputs, generate 64x64 with 3 Euler steps (also with a hypernetwork), and compare the PNG with the native
+// CLI's for the same settings (max per-channel difference <= 2; the browser stores weights as
+// f16, the CPU reference computes in f32) and check its infotext.
+// Run from the repository root: `node web/tests/e2e.mjs` (after web/ci.sh built web/dist).
+import { createServer } from 'node:http';
+import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join, extname, resolve, dirname } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { inflateSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const DIST = join(ROOT, 'web/dist');
+const OUT = join(ROOT, 'target/web-e2e');
+const MODELS = join(ROOT, 'tests/fixtures/models');
+const SD = join(MODELS, 'Stable-diffusion');
+const TOLERANCE = 2;
+const BASE = { negative: 'blurry', steps: 3, sampler: 'Euler', cfg: 7, width: 64, height: 64, rng: 'cpu' };
+const CASES = [
+  { ...BASE, label: 'plain', prompt: 'a red cube on a table', seed: 1234 },
+  // A hypernetwork picked through the file input and applied by a prompt tag.
+  { ...BASE, label: 'hypernet', prompt: 'a red cube <hypernet:tiny-nai:0.8>', seed: 99,
+    expect: ['Hypernet: tiny-nai', 'Hypernet hash: $HNHASH', 'Hypernet strength: 0.8'] },
+];
+const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; " +
+  "connect-src 'self'; style-src 'self'; img-src 'self' blob: data:; base-uri 'none'; form-action 'none'";
+const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
+
+const require = createRequire(join(ROOT, 'web/tests/'));
+const { chromium } = require('playwright-core');
+
+function fail(msg) { console.error(`e2e FAILED: ${msg}`); process.exitCode = 1; throw new Error(msg); }
+
+// --- a minimal PNG reader: 8-bit RGB/RGBA, non-interlaced, plus tEXt chunks ---------------
+function readPng(buf) {
+  if (buf.readUInt32BE(0) !== 0x89504e47) fail('not a PNG');
+  let off = 8, width = 0, height = 0, colorType = 0, idat = [], text = {};
+  while (off < buf.length) {
+    const len = buf.readUInt32BE(off), type = buf.toString('latin1', off + 4, off + 8);
+    const data = buf.subarray(off + 8, off + 8 + len);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0); height = data.readUInt32BE(4);
+      if (data[8] !== 8 || data[12] !== 0) fail('unsupported PNG (bit depth / interlace)');
+      colorType = data[9];
+    } else if (type === 'IDAT') idat.push(data);
+    else if (type === 'tEXt') { const z = data.indexOf(0); text[data.toString('latin1', 0, z)] = data.toString('latin1', z + 1); }
+    else if (type === 'iTXt') {
+      const z = data.indexOf(0); const key = data.toString('latin1', 0, z);
+      const compressed = data[z + 1]; let p = z + 3;
+      p = data.indexOf(0, p) + 1; p = data.indexOf(0, p) + 1;
+      const body = data.subarray(p);
+      text[key] = (compressed ? inflateSync(body) : body).toString('utf8');
+    }
+    off += 12 + len;
+  }
+  const bpp = colorType === 2 ? 3 : colorType === 6 ? 4 : fail(`PNG color type ${colorType}`);
+  const raw = inflateSync(Buffer.concat(idat)), stride = width * bpp;
+  const px = Buffer.alloc(height * stride);
+  for (let y = 0; y < height; y++) {
+    const f = raw[y * (stride + 1)], line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= bpp ? px[y * stride + x - bpp] : 0, b = y ? px[(y - 1) * stride + x] : 0;
+      const c = x >= bpp && y ? px[(y - 1) * stride + x - bpp] : 0;
+      let v = line[x];
+      if (f === 1) v += a; else if (f === 2) v += b; else if (f === 3) v += (a + b) >> 1;
+      else if (f === 4) { const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c; }
+      px[y * stride + x] = v & 255;
+    }
+  }
+  const rgb = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i++) for (let c = 0; c < 3; c++) rgb[i * 3 + c] = px[i * bpp + c];
+  return { width, height, rgb, text };
+}
+
+// A1111's legacy model hash, computed here independently: sha256 of 64 KiB at 1 MiB.
+function legacyHash(path) {
+  const b = readFileSync(path);
+  return createHash('sha256').update(b.length > 0x100000 ? b.subarray(0x100000, 0x110000) : Buffer.alloc(0)).digest('hex').slice(0, 8);
+}
+
+function serve() {
+  const requests = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url);
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const file = resolve(DIST, '.' + (path === '/' ? '/index.html' : path));
+    if (!file.startsWith(DIST) || !existsSync(file)) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, {
+      'content-type': MIME[extname(file)] || 'application/octet-stream',
+      'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store',
+    });
+    res.end(readFileSync(file));
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ server, requests, port: server.address().port })));
+}
+
+// The native CLI's image for `c` (CPU backend, f32), decoded.
+function nativeImage(c) {
+  const out = join(OUT, `native-${c.label}.png`);
+  execFileSync(join(ROOT, 'target/debug/easel'), ['generate', '--models', MODELS, '--model', 'tiny',
+    '--prompt', c.prompt, '--negative', c.negative, '--steps', String(c.steps), '--sampler', c.sampler,
+    '--cfg', String(c.cfg), '--seed', String(c.seed), '--size', `${c.width}x${c.height}`,
+    '--rng', c.rng, '--output', out], { stdio: 'inherit' });
+  return readPng(readFileSync(out));
+}
+
+async function main() {
+  mkdirSync(OUT, { recursive: true });
+  const { server, requests, port } = await serve();
+  const origin = `http://127.0.0.1:${port}`;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--disable-quic',
+      '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const timings = {};
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const foreign = [];
+    page.on('request', (r) => { const u = r.url(); if (!u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:')) foreign.push(u); });
+    page.on('console', (m) => console.log(`[page ${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+    const waitState = async (want, timeout) => {
+      await page.waitForFunction((w) => [w, 'error'].includes(document.body.dataset.state), want, { timeout, polling: 250 });
+      const s = await page.evaluate(() => document.body.dataset.state);
+      if (s !== want) fail(`page reported an error: ${await page.textContent('#status')}`);
+    };
+    const t0 = Date.now();
+    await page.goto(origin + '/');
+    await waitState('ready', 120_000);
+    timings.pageReadyMs = Date.now() - t0;
+    timings.initGpuMs = await page.evaluate(() => window.easel.timings.initMs);
+    console.log(`adapter: ${await page.textContent('#gpu')}`);
+
+    // A file that is not a checkpoint gives an error naming it.
+    await page.setInputFiles('#ckpt', join(SD, 'tiny.yaml'));
+    await page.click('#load');
+    await page.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: 60_000 });
+    const badMsg = await page.textContent('#status');
+    if (!badMsg.includes('tiny.yaml')) fail(`error for a non-checkpoint does not name the file: ${badMsg}`);
+    console.log(`non-checkpoint rejected: ${badMsg}`);
+
+    await page.setInputFiles('#ckpt', join(SD, 'tiny.ckpt'));
+    await page.setInputFiles('#yaml', join(SD, 'tiny.yaml'));
+    await page.setInputFiles('#vae', join(SD, 'tiny.vae.pt'));
+    await page.click('#load');
+    await waitState('loaded', 300_000);
+    timings.loadMs = await page.evaluate(() => window.easel.timings.loadMs);
+    timings.wasmHeapAfterLoadBytes = await page.evaluate(() => window.easel.memoryBytes);
+    await page.setInputFiles('#hypernets', join(MODELS, 'hypernetworks/tiny-nai.pt'));
+    await page.waitForSelector('#hypernet-list input[value="tiny-nai"]', { timeout: 60_000 });
+
+    const hnHash = legacyHash(join(MODELS, 'hypernetworks/tiny-nai.pt'));
+    for (const c of CASES) {
+      const native = nativeImage(c);
+      await page.fill('#prompt', c.prompt);
+      await page.fill('#negative', c.negative);
+      await page.selectOption('#sampler', c.sampler);
+      await page.selectOption('#schedule', 'Automatic');
+      await page.fill('#steps', String(c.steps));
+      await page.fill('#cfg', String(c.cfg));
+      await page.fill('#seed', String(c.seed));
+      await page.fill('#width', String(c.width));
+      await page.fill('#height', String(c.height));
+      await page.selectOption('#rng', c.rng);
+      const before = await page.evaluate(() => window.easel.results.length);
+      await page.click('#generate');
+      await waitState('done', 540_000);
+      timings[`generateMs_${c.label}`] = await page.evaluate(() => window.easel.timings.generateMs);
+      await page.screenshot({ path: join(OUT, `page-${c.label}.png`), fullPage: true });
+
+      const pngBytes = Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), before));
+      writeFileSync(join(OUT, `web-${c.label}.png`), pngBytes);
+      const web = readPng(pngBytes);
+      if (web.width !== c.width || web.height !== c.height) fail(`${c.label}: web image is ${web.width}x${web.height}`);
+      let maxDiff = 0;
+      for (let i = 0; i < web.rgb.length; i++) maxDiff = Math.max(maxDiff, Math.abs(web.rgb[i] - native.rgb[i]));
+      timings[`maxPixelDiff_${c.label}`] = maxDiff;
+      console.log(`${c.label}: max pixel difference web vs native: ${maxDiff} (tolerance ${TOLERANCE})`);
+      if (maxDiff > TOLERANCE) fail(`${c.label}: image differs from the native CLI's by ${maxDiff} > ${TOLERANCE}`);
+
+      const info = web.text.parameters;
+      if (!info) fail(`${c.label}: the PNG has no parameters chunk`);
+      const expect = [c.prompt, `Negative prompt: ${c.negative}`, `Steps: ${c.steps}`,
+        `Sampler: ${c.sampler}`, `CFG scale: ${c.cfg}`, `Seed: ${c.seed}`,
+        `Size: ${c.width}x${c.height}`, `Model hash: ${legacyHash(join(SD, 'tiny.ckpt'))}`,
+        'Model: tiny', 'VAE: tiny.vae.pt', 'RNG: CPU', ...(c.expect || []).map((e) => e.replace('$HNHASH', hnHash))];
+      for (const e of expect) if (!info.includes(e)) fail(`${c.label}: infotext lacks \`${e}\`:\n${info}`);
+      if (info !== native.text.parameters) fail(`${c.label}: infotext differs from the native one:\nweb:    ${info}\nnative: ${native.text.parameters}`);
+    }
+    // Dropping a PNG fills the form from its infotext (read by the wasm side).
+    const dropped = readFileSync(join(OUT, 'native-plain.png'));
+    await page.fill('#seed', '-1');
+    await page.evaluate((bytes) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(bytes)], 'native-plain.png', { type: 'image/png' }));
+      document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, Array.from(dropped));
+    await page.waitForFunction(() => document.body.dataset.state === 'filled', null, { timeout: 30_000 });
+    const filled = await page.evaluate(() => ({ seed: document.getElementById('seed').value,
+      prompt: document.getElementById('prompt').value, width: document.getElementById('width').value }));
+    if (filled.seed !== String(CASES[0].seed) || filled.prompt !== CASES[0].prompt || filled.width !== '64')
+      fail(`dropping a PNG filled the form wrongly: ${JSON.stringify(filled)}`);
+    console.log(`dropped PNG filled the form: ${JSON.stringify(filled)}`);
+
+    // Cancel stops a running generation and leaves the model ready again.
+    await page.fill('#steps', '20');
+    await page.click('#generate');
+    await page.waitForFunction(() => Number(document.getElementById('progress').value) >= 1, null, { timeout: 120_000 });
+    await page.click('#cancel');
+    await waitState('loaded', 300_000);
+    if (await page.isDisabled('#generate')) fail('generate stays disabled after a cancel');
+    console.log('cancel stopped the generation; model reloaded');
+    await page.screenshot({ path: join(OUT, 'page.png'), fullPage: true });
+
+    if (foreign.length) fail(`the page requested foreign URLs: ${foreign.join(', ')}`);
+    const assets = requests.filter((u) => !/^\/(|index\.html|main\.js|worker\.js|style\.css|pkg\/easel_web(_bg\.wasm|\.js))$/.test(u));
+    if (assets.length) fail(`unexpected requests to the server: ${assets.join(', ')}`);
+    timings.wasmBytes = readFileSync(join(DIST, 'pkg/easel_web_bg.wasm')).length;
+    writeFileSync(join(OUT, 'timings.json'), JSON.stringify(timings, null, 2));
+    console.log(`e2e passed: ${JSON.stringify(timings)}`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
