@@ -38,13 +38,18 @@ fn main() -> easel_core::Result<()> {
         b.conv2d(&x, &w3, Some(&bias), 1, 1).unwrap()
     });
     let w1 = up(&[320, 320], 4)?;
-    time("linear 320->320 x8192", 5, || b.linear(&b.nchw_to_nlc(&x).unwrap(), &w1, Some(&bias)).unwrap());
+    time("linear 320->320 x8192", 5, || {
+        b.linear(&b.nchw_to_nlc(&x).unwrap(), &w1, Some(&bias))
+            .unwrap()
+    });
     time("group_norm+silu 320@64x64", 10, || {
         b.group_norm(&x, 32, &bias, &bias, 1e-5, true).unwrap()
     });
     time("nchw_to_nlc 320@64x64", 10, || b.nchw_to_nlc(&x).unwrap());
     let t = b.nchw_to_nlc(&x)?;
-    time("layer_norm 8192x320", 10, || b.layer_norm(&t, &bias, &bias, 1e-5).unwrap());
+    time("layer_norm 8192x320", 10, || {
+        b.layer_norm(&t, &bias, &bias, 1e-5).unwrap()
+    });
     let ff = up(&[2, 4096, 2560], 5)?;
     time("geglu 8192x2560", 5, || b.geglu(&ff).unwrap());
     let ctx = up(&[2, 77, 320], 6)?;
@@ -56,7 +61,8 @@ fn main() -> easel_core::Result<()> {
     });
     time("add 320@64x64", 10, || b.add(&x, &x).unwrap());
     time("upsample2x 320@32x32->64", 10, || {
-        b.upsample_nearest2x(&b.narrow(&x, 2, 0, 32).unwrap()).unwrap()
+        b.upsample_nearest2x(&b.narrow(&x, 2, 0, 32).unwrap())
+            .unwrap()
     });
     Ok(())
 }

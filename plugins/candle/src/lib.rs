@@ -1,9 +1,11 @@
 //! Easel's [`Backend`] on candle-core: f32 compute on the CPU (CUDA with the `cuda`
-//! feature). Convolutions and matrix products are candle's own (im2col + gemm); the
-//! operations candle-core lacks or runs single-threaded (softmax, group/layer norm, GEGLU)
-//! have CPU kernels of their own in [`ops`], with a composition of candle ops as the path
-//! for other devices.
+//! feature). On the CPU, convolutions, linear layers and attention run on the blocked
+//! matrix product in [`gemm`] (AVX-512 / AVX2 microkernels, a portable one elsewhere),
+//! and the operations candle-core lacks or runs single-threaded (softmax, group/layer
+//! norm, GEGLU) have kernels of their own in [`ops`]; other devices use compositions of
+//! candle ops.
 
+pub mod gemm;
 pub mod ops;
 
 use candle_core::{DType, Device, Tensor};
@@ -86,7 +88,10 @@ impl Backend for CandleBackend {
 
     fn name(&self) -> String {
         match &self.device {
-            Device::Cpu => format!("candle cpu ({} threads)", candle_core::utils::get_num_threads()),
+            Device::Cpu => format!(
+                "candle cpu ({} threads)",
+                candle_core::utils::get_num_threads()
+            ),
             Device::Cuda(_) => "candle cuda".to_string(),
             Device::Metal(_) => "candle metal".to_string(),
         }
@@ -121,8 +126,7 @@ impl Backend for CandleBackend {
     fn nchw_to_nlc(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4().be()?;
         x.reshape((n, c, h * w))
-            .and_then(|t| t.transpose(1, 2))
-            .and_then(|t| t.contiguous())
+            .and_then(|t| ops::layout::swap_last_two(&t))
             .be()
     }
 
@@ -133,8 +137,7 @@ impl Backend for CandleBackend {
                 "nlc_to_nchw: sequence length {l} is not {h}×{w}"
             )));
         }
-        x.transpose(1, 2)
-            .and_then(|t| t.contiguous())
+        ops::layout::swap_last_two(x)
             .and_then(|t| t.reshape((n, c, h, w)))
             .be()
     }

@@ -2,18 +2,18 @@
 //! parallel kernels over contiguous data (candle's own unary maps are single-threaded);
 //! elsewhere they are compositions of candle ops.
 
-use super::cpu_kernel::{f32_slice, ELEMENTWISE_CHUNK};
+use super::cpu_kernel::{f32_slice, map_into, zip_map_into, ELEMENTWISE_CHUNK};
 use super::fast_math;
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 /// An elementwise f32 function applied by a parallel CPU kernel.
-struct Elementwise {
+struct Elementwise<F> {
     name: &'static str,
-    f: fn(f32) -> f32,
+    f: F,
 }
 
-impl CustomOp1 for Elementwise {
+impl<F: Fn(f32) -> f32 + Copy + Send + Sync> CustomOp1 for Elementwise<F> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -25,18 +25,18 @@ impl CustomOp1 for Elementwise {
         dst.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(src.par_chunks(ELEMENTWISE_CHUNK))
             .for_each(|(d, s)| {
-                for (d, &s) in d.iter_mut().zip(s) {
-                    *d = f(s);
-                }
+                map_into(d, s, f);
             });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
 
+#[inline(always)]
 fn silu_f32(x: f32) -> f32 {
     x * fast_math::sigmoid(x)
 }
 
+#[inline(always)]
 fn quick_gelu_f32(x: f32) -> f32 {
     x * fast_math::sigmoid(1.702 * x)
 }
@@ -82,7 +82,7 @@ impl CustomOp1 for Geglu {
         let src = f32_slice(storage, layout, "geglu")?;
         let dims = layout.dims();
         let width = *dims.last().unwrap_or(&0);
-        if width % 2 != 0 {
+        if !width.is_multiple_of(2) {
             bail!("geglu: last dim {width} is odd");
         }
         let half = width / 2;
@@ -91,16 +91,14 @@ impl CustomOp1 for Geglu {
             *last = half;
         }
         let mut dst = vec![0f32; src.len() / 2];
-        if half > 0 {
-            let rows_per_task = (ELEMENTWISE_CHUNK / half).max(1);
+        if let Some(rows) = ELEMENTWISE_CHUNK.checked_div(half) {
+            let rows_per_task = rows.max(1);
             dst.par_chunks_mut(rows_per_task * half)
                 .zip(src.par_chunks(rows_per_task * width))
                 .for_each(|(d, s)| {
                     for (d, s) in d.chunks_exact_mut(half).zip(s.chunks_exact(width)) {
                         let (a, g) = s.split_at(half);
-                        for ((d, &a), &g) in d.iter_mut().zip(a).zip(g) {
-                            *d = a * fast_math::gelu(g);
-                        }
+                        zip_map_into(d, a, g, |a, g| a * fast_math::gelu(g));
                     }
                 });
         }
@@ -114,7 +112,7 @@ pub fn geglu(x: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op1_no_bwd(&Geglu)
     } else {
         let width = x.dim(D::Minus1)?;
-        if width % 2 != 0 {
+        if !width.is_multiple_of(2) {
             bail!("geglu: last dim {width} is odd");
         }
         let half = width / 2;

@@ -3,8 +3,9 @@
 //! stays under a byte budget: at 512×512 the first UNet attention would otherwise hold
 //! 8 × 4096 × 4096 scores per image.
 
+use super::fused_attention::{FusedAttention, MAX_BLOCK_ROWS};
 use super::softmax::{scaled_softmax, CausalRows};
-use candle_core::{bail, Result, Tensor};
+use candle_core::{bail, DType, Result, Tensor};
 
 /// Query rows per chunk for a score block of at most `block_bytes`.
 pub fn query_chunk_rows(batch_heads: usize, lq: usize, lk: usize, block_bytes: usize) -> usize {
@@ -13,7 +14,9 @@ pub fn query_chunk_rows(batch_heads: usize, lq: usize, lk: usize, block_bytes: u
 }
 
 /// `q: [N, Lq, H·D]`, `k, v: [N, Lk, H·D]` → `[N, Lq, H·D]`, scale `1/√D`; `causal`
-/// hides keys after each query's position.
+/// hides keys after each query's position. On the CPU this runs the fused kernel (query
+/// blocks of at most [`MAX_BLOCK_ROWS`], fewer if `block_bytes` asks for it); elsewhere
+/// batched matmuls over query chunks of at most `block_bytes` of scores.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -21,6 +24,21 @@ pub fn attention(
     heads: usize,
     causal: bool,
     block_bytes: usize,
+) -> Result<Tensor> {
+    let fused = q.device().is_cpu() && q.dtype() == DType::F32;
+    attention_with(q, k, v, heads, causal, block_bytes, fused)
+}
+
+/// [`attention`] with the kernel chosen by the caller (`fused` needs CPU f32 tensors); the
+/// unfused form is what GPUs run, exposed so tests can check it on the CPU.
+pub fn attention_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    causal: bool,
+    block_bytes: usize,
+    fused: bool,
 ) -> Result<Tensor> {
     let (n, lq, width) = q.dims3()?;
     let (nk, lk, wk) = k.dims3()?;
@@ -32,7 +50,7 @@ pub fn attention(
             v.dims()
         );
     }
-    if heads == 0 || width % heads != 0 {
+    if heads == 0 || !width.is_multiple_of(heads) {
         bail!("attention: width {width} does not split into {heads} heads");
     }
     let d = width / heads;
@@ -44,11 +62,28 @@ pub fn attention(
             .contiguous()?
             .reshape((n * heads, l, d))
     };
+    let chunk = query_chunk_rows(n * heads, lq, lk, block_bytes);
+    if fused {
+        let op = FusedAttention {
+            scale,
+            causal,
+            block_rows: chunk.min(MAX_BLOCK_ROWS),
+            heads,
+        };
+        return q
+            .contiguous()?
+            .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op);
+    }
     let q = split_heads(q, lq)?;
+    let merge_heads = |out: Tensor| -> Result<Tensor> {
+        out.reshape((n, heads, lq, d))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((n, lq, width))
+    };
     let kt = split_heads(k, lk)?.t()?;
     let v = split_heads(v, lk)?;
 
-    let chunk = query_chunk_rows(n * heads, lq, lk, block_bytes);
     let mut outputs = Vec::with_capacity(lq.div_ceil(chunk));
     let mut start = 0;
     while start < lq {
@@ -75,8 +110,48 @@ pub fn attention(
     } else {
         Tensor::cat(&outputs, 1)?
     };
-    out.reshape((n, heads, lq, d))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((n, lq, width))
+    merge_heads(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * 3.0
+            })
+            .collect()
+    }
+
+    /// The fused CPU kernel and the batched-matmul form (what GPUs run) agree, with and
+    /// without causal masking and with ragged query blocks.
+    #[test]
+    fn fused_and_unfused_agree() -> Result<()> {
+        for (n, lq, lk, heads, d, causal, budget) in [
+            (2, 37, 29, 3, 8, false, 1 << 20),
+            (1, 77, 77, 2, 64, true, 1 << 20),
+            (2, 70, 70, 1, 5, true, 2 * 70 * 4 * 3),
+        ] {
+            let t = |l: usize, seed| {
+                Tensor::from_vec(
+                    random(n * l * heads * d, seed),
+                    (n, l, heads * d),
+                    &Device::Cpu,
+                )
+            };
+            let (q, k, v) = (t(lq, 1)?, t(lk, 2)?, t(lk, 3)?);
+            let a = attention_with(&q, &k, &v, heads, causal, budget, true)?;
+            let b = attention_with(&q, &k, &v, heads, causal, budget, false)?;
+            let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "lq={lq} causal={causal}: {diff}");
+        }
+        Ok(())
+    }
 }

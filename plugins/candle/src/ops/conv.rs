@@ -1,6 +1,12 @@
-//! 2-D convolution: candle's conv2d (im2col + gemm on the CPU) plus a per-channel bias.
+//! 2-D convolution. On the CPU (f32) it is one blocked matrix product per image,
+//! `out[Cout, Ho·Wo] = W[Cout, C·k·k] · cols[C·k·k, Ho·Wo] + bias`, whose column matrix is
+//! packed straight from the image block by block ([`Im2col`]) and never materialised; a
+//! 1×1 convolution reads the image itself as the right operand. Other devices use candle's
+//! conv2d.
 
-use candle_core::{bail, Result, Tensor};
+use super::cpu_kernel::{all_cpu_f32, with_f32_data};
+use crate::gemm::{matmul_batched, Bias, Dims, Im2col, Output, RowMajor};
+use candle_core::{bail, Device, Result, Tensor};
 
 /// Square-kernel convolution of `[N, C, H, W]` by `w: [out, C, k, k]`.
 pub fn conv2d(
@@ -10,7 +16,7 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    let (_, c, _, _) = x.dims4()?;
+    let (_, c, h, wd) = x.dims4()?;
     let (out, cin, kh, kw) = w.dims4()?;
     if c != cin || kh != kw {
         bail!(
@@ -19,9 +25,86 @@ pub fn conv2d(
             w.dims()
         );
     }
+    if stride == 0 || h + 2 * padding < kh || wd + 2 * padding < kw {
+        bail!(
+            "conv2d: kernel {kh}×{kw} (stride {stride}, padding {padding}) does not fit input {:?}",
+            x.dims()
+        );
+    }
+    if let Some(b) = b {
+        if b.dims() != [out] {
+            bail!("conv2d: bias {:?} is not [{out}]", b.dims());
+        }
+    }
+    let mut all = vec![x, w];
+    all.extend(b);
+    if all_cpu_f32(&all) {
+        return conv2d_cpu(x, w, b, stride, padding);
+    }
     let y = x.conv2d(w, padding, stride, 1, 1)?;
     match b {
         Some(b) => y.broadcast_add(&b.reshape((1, out, 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// The CPU path (shapes already checked by [`conv2d`]).
+fn conv2d_cpu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    let (cout, _, k, _) = w.dims4()?;
+    let ho = (h + 2 * padding - k) / stride + 1;
+    let wo = (wd + 2 * padding - k) / stride + 1;
+    let depth = c * k * k;
+    let mut y = vec![0f32; n * cout * ho * wo];
+    let bias = match b {
+        Some(b) => Some(with_f32_data(b, "conv2d", |v| v.to_vec())?),
+        None => None,
+    };
+    with_f32_data(x, "conv2d", |xs| {
+        with_f32_data(w, "conv2d", |ws| {
+            let dims = Dims {
+                m: cout,
+                n: ho * wo,
+                k: depth,
+            };
+            let weight = RowMajor {
+                data: ws,
+                ld: depth,
+            };
+            let output = Output {
+                data: &mut y,
+                ld: ho * wo,
+                batch_stride: cout * ho * wo,
+            };
+            let bias = bias.as_deref().map_or(Bias::None, Bias::PerRow);
+            let image = |i: usize| &xs[i * c * h * wd..(i + 1) * c * h * wd];
+            if k == 1 && stride == 1 && padding == 0 {
+                let cols = |i| RowMajor {
+                    data: image(i),
+                    ld: h * wd,
+                };
+                matmul_batched(dims, n, &weight, cols, output, bias, true);
+            } else {
+                let cols = |i| Im2col {
+                    image: image(i),
+                    channels: c,
+                    height: h,
+                    width: wd,
+                    kernel: k,
+                    stride,
+                    padding,
+                    out_height: ho,
+                    out_width: wo,
+                };
+                matmul_batched(dims, n, &weight, cols, output, bias, true);
+            }
+        })
+    })??;
+    Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
 }

@@ -1,7 +1,7 @@
 //! Plumbing shared by the custom CPU kernels: reading candle's CPU storage as f32 slices.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, Layout, Result};
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
 
 /// Elements handed to one rayon task by the elementwise kernels: large enough to amortise
 /// scheduling, small enough to spread a 64×64×320 activation over every core.
@@ -11,7 +11,10 @@ pub const ELEMENTWISE_CHUNK: usize = 1 << 14;
 pub fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match storage {
         CpuStorage::F32(v) => v.as_slice(),
-        other => bail!("{op}: only f32 tensors are supported, got {:?}", other.dtype()),
+        other => bail!(
+            "{op}: only f32 tensors are supported, got {:?}",
+            other.dtype()
+        ),
     };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
@@ -27,10 +30,73 @@ pub fn f32_slice_mut<'a>(
 ) -> Result<&'a mut [f32]> {
     let data = match storage {
         CpuStorage::F32(v) => v.as_mut_slice(),
-        other => bail!("{op}: only f32 tensors are supported, got {:?}", other.dtype()),
+        other => bail!(
+            "{op}: only f32 tensors are supported, got {:?}",
+            other.dtype()
+        ),
     };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&mut data[start..end]),
         None => bail!("{op}: the input must be contiguous"),
+    }
+}
+
+/// Runs `f` on the elements of a CPU f32 tensor, made contiguous first if it is not.
+pub fn with_f32_data<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => Ok(f(f32_slice(cpu, layout, op)?)),
+        _ => bail!("{op}: the tensor is not on the CPU"),
+    }
+}
+
+/// Whether every tensor is an f32 tensor on the CPU (the case the custom kernels handle).
+pub fn all_cpu_f32(ts: &[&Tensor]) -> bool {
+    ts.iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// `dst[i] = f(src[i])`, compiled for the widest vector unit this CPU has: the body is
+/// inlined into a wrapper per instruction set, so `f` (built from [`super::fast_math`],
+/// whose functions are always inlined) vectorises at that width.
+#[inline(always)]
+pub fn map_into<F: Fn(f32) -> f32>(dst: &mut [f32], src: &[f32], f: F) {
+    zip_map_into(dst, src, src, |x, _| f(x))
+}
+
+/// `dst[i] = f(a[i], b[i])`, vectorised like [`map_into`].
+#[inline(always)]
+pub fn zip_map_into<F: Fn(f32, f32) -> f32>(dst: &mut [f32], a: &[f32], b: &[f32], f: F) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { zip_map_avx512(dst, a, b, &f) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { zip_map_avx2(dst, a, b, &f) };
+        }
+    }
+    zip_map_body(dst, a, b, &f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn zip_map_avx512<F: Fn(f32, f32) -> f32>(dst: &mut [f32], a: &[f32], b: &[f32], f: &F) {
+    zip_map_body(dst, a, b, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn zip_map_avx2<F: Fn(f32, f32) -> f32>(dst: &mut [f32], a: &[f32], b: &[f32], f: &F) {
+    zip_map_body(dst, a, b, f)
+}
+
+#[inline(always)]
+fn zip_map_body<F: Fn(f32, f32) -> f32>(dst: &mut [f32], a: &[f32], b: &[f32], f: &F) {
+    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+        *d = f(x, y);
     }
 }

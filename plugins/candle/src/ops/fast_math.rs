@@ -27,7 +27,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     // The low mantissa bits of `shifted` hold n (offset by the magic's own bits); move
     // n + 127 into the exponent field to build 2^n.
@@ -117,7 +117,7 @@ mod tests {
         let f = |t: f64| (-t * t).exp();
         let mut s = f(0.0) + f(x);
         for i in 1..n {
-            s += f(i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+            s += f(i as f64 * h) * if i % 2 != 0 { 4.0 } else { 2.0 };
         }
         s * h / 3.0 * 2.0 / std::f64::consts::PI.sqrt()
     }

@@ -1,6 +1,10 @@
-//! Linear layers: one gemm over all leading dims, with the weight read transposed in place.
+//! Linear layers: one matrix product over all leading dims. On the CPU (f32) the blocked
+//! product reads the `[out, in]` weight as `Wᵀ` while packing it and adds the bias in the
+//! kernel's epilogue; other devices use candle's matmul on the transposed view.
 
-use candle_core::{bail, Result, Tensor};
+use super::cpu_kernel::{all_cpu_f32, with_f32_data};
+use crate::gemm::{matmul, Bias, Dims, RowMajor, Transposed};
+use candle_core::{bail, Device, Result, Tensor};
 
 /// `x[..., in] · wᵀ + b` with `w: [out, in]`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -12,13 +16,51 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     if last != in_features {
         bail!("linear: input {dims:?} does not end in {in_features} (weight [{out_features}, {in_features}])");
     }
+    if let Some(b) = b {
+        if b.dims() != [out_features] {
+            bail!("linear: bias {:?} is not [{out_features}]", b.dims());
+        }
+    }
     let rows: usize = lead.iter().product();
+    let mut out_dims = lead.to_vec();
+    out_dims.push(out_features);
+    let mut all = vec![x, w];
+    all.extend(b);
+    if all_cpu_f32(&all) {
+        let mut y = vec![0f32; rows * out_features];
+        let bias = match b {
+            Some(b) => Some(with_f32_data(b, "linear", |v| v.to_vec())?),
+            None => None,
+        };
+        with_f32_data(x, "linear", |xs| {
+            with_f32_data(w, "linear", |ws| {
+                matmul(
+                    Dims {
+                        m: rows,
+                        n: out_features,
+                        k: in_features,
+                    },
+                    &RowMajor {
+                        data: xs,
+                        ld: in_features,
+                    },
+                    &Transposed {
+                        data: ws,
+                        ld: in_features,
+                    },
+                    &mut y,
+                    out_features,
+                    bias.as_deref().map_or(Bias::None, Bias::PerColumn),
+                    true,
+                )
+            })
+        })??;
+        return Tensor::from_vec(y, out_dims, &Device::Cpu);
+    }
     let y = x.reshape((rows, in_features))?.matmul(&w.t()?)?;
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
     };
-    let mut out_dims = lead.to_vec();
-    out_dims.push(out_features);
     y.reshape(out_dims)
 }

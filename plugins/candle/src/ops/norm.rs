@@ -122,7 +122,7 @@ pub fn group_norm(
         bail!("group_norm: input {dims:?} has no channel dim");
     }
     let channels = dims[1];
-    if groups == 0 || channels % groups != 0 {
+    if groups == 0 || !channels.is_multiple_of(groups) {
         bail!("group_norm: {channels} channels do not split into {groups} groups");
     }
     check_affine("group_norm", channels, gamma, beta)?;

@@ -61,6 +61,30 @@ fn softmax_row(row: &mut [f32], scale: f32) {
     }
 }
 
+/// Softmax of `scale · row` for each `width`-long row of `rows`, sequentially. With
+/// `causal_first = Some(q0)`, row `r` is query `q0 + r` and sees keys `0..=q0 + r` only.
+pub fn softmax_rows_in_place(
+    rows: &mut [f32],
+    width: usize,
+    scale: f32,
+    causal_first: Option<usize>,
+) {
+    if width == 0 {
+        return;
+    }
+    for (r, row) in rows.chunks_exact_mut(width).enumerate() {
+        match causal_first {
+            None => softmax_row(row, scale),
+            Some(q0) => {
+                let visible = (q0 + r + 1).min(width);
+                let (keep, masked) = row.split_at_mut(visible);
+                softmax_row(keep, scale);
+                masked.fill(0.0);
+            }
+        }
+    }
+}
+
 impl InplaceOp1 for SoftmaxCpu {
     fn name(&self) -> &'static str {
         "softmax_last_dim"
@@ -101,7 +125,10 @@ pub fn scaled_softmax(scores: Tensor, scale: f32, causal: Option<CausalRows>) ->
     if let Some(c) = causal {
         let dims = scores.dims();
         if dims.len() < 2 || dims[dims.len() - 2] != c.rows {
-            bail!("softmax: causal rows {} do not match scores {dims:?}", c.rows);
+            bail!(
+                "softmax: causal rows {} do not match scores {dims:?}",
+                c.rows
+            );
         }
     }
     if scores.device().is_cpu() && scores.dtype() == DType::F32 {

@@ -1,0 +1,260 @@
+//! The two operands of a product `C = A·B` as the blocked driver sees them: something that
+//! can copy a block of itself into the packed panel layout the microkernels read.
+//!
+//! Packed `A` (rows `i`, depth `k`): panels of `MR` rows, each stored depth-major
+//! (`panel[k·MR + i]`), so a kernel step broadcasts `MR` consecutive floats. Packed `B`
+//! (depth `k`, columns `j`): panels of `NR` columns, each stored depth-major
+//! (`panel[k·NR + j]`), so a kernel step loads `NR` consecutive floats as vectors. Rows or
+//! columns past the end of the matrix are packed as zeros, which lets the kernels always run
+//! full tiles.
+
+use std::ops::Range;
+
+/// The left operand `A[m, k]`.
+pub trait PackA: Sync {
+    /// Packs `A[rows, ks]` into `dst` as `ceil(rows/MR)` panels of `MR × ks.len()`.
+    fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]);
+
+    /// The block `A[rows, ks]` already in packed form, when the operand keeps one (see
+    /// [`super::PackedA`]); the driver then reads it in place instead of packing.
+    fn prepacked<const MR: usize>(&self, _rows: Range<usize>, _ks: Range<usize>) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// The right operand `B[k, n]`.
+pub trait PackB: Sync {
+    /// Packs `B[ks, cols]` into `dst` as `ceil(cols/NR)` panels of `ks.len() × NR`.
+    fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]);
+
+    /// The block `B[ks, cols]` already in packed form, when the operand keeps one (see
+    /// [`super::PackedB`]); the driver then reads it in place instead of packing.
+    fn prepacked<const NR: usize>(&self, _ks: Range<usize>, _cols: Range<usize>) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// A matrix stored row by row: element `(r, c)` at `data[r·ld + c]`.
+#[derive(Clone, Copy, Debug)]
+pub struct RowMajor<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+}
+
+/// A matrix read through its transpose: element `(r, c)` at `data[c·ld + r]` (a linear
+/// layer's `[out, in]` weight used as `Wᵀ`, or the keys of attention used as `Kᵀ`).
+#[derive(Clone, Copy, Debug)]
+pub struct Transposed<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+}
+
+impl PackA for RowMajor<'_> {
+    fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
+        let kc = ks.len();
+        for (p, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
+            let r0 = rows.start + p * MR;
+            if r0 >= rows.end {
+                break;
+            }
+            let live = MR.min(rows.end - r0);
+            let src = |i: usize| &self.data[(r0 + i) * self.ld + ks.start..][..kc];
+            if live == MR {
+                transpose_rows::<MR>(std::array::from_fn(src), panel);
+            } else {
+                for i in 0..MR {
+                    if i < live {
+                        for (k, &v) in src(i).iter().enumerate() {
+                            panel[k * MR + i] = v;
+                        }
+                    } else {
+                        for k in 0..kc {
+                            panel[k * MR + i] = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Interleaves `MR` equally long rows into `dst[k·MR + i] = rows[i][k]`, eight depths at
+/// a time so each row is read with whole-vector loads and the writes stay within a few
+/// cache lines.
+#[inline]
+fn transpose_rows<const MR: usize>(rows: [&[f32]; MR], dst: &mut [f32]) {
+    const STEP: usize = 8;
+    let kc = rows[0].len();
+    let whole = kc - kc % STEP;
+    for (k0, out) in (0..whole)
+        .step_by(STEP)
+        .zip(dst.chunks_exact_mut(STEP * MR))
+    {
+        for (i, row) in rows.iter().enumerate() {
+            let src: &[f32; STEP] = row[k0..k0 + STEP].try_into().expect("eight depths");
+            for (t, &v) in src.iter().enumerate() {
+                out[t * MR + i] = v;
+            }
+        }
+    }
+    for k in whole..kc {
+        for (i, row) in rows.iter().enumerate() {
+            dst[k * MR + i] = row[k];
+        }
+    }
+}
+
+impl PackA for Transposed<'_> {
+    fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
+        let kc = ks.len();
+        for (p, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
+            let r0 = rows.start + p * MR;
+            if r0 >= rows.end {
+                break;
+            }
+            let live = MR.min(rows.end - r0);
+            for (k, col) in panel.chunks_exact_mut(MR).enumerate() {
+                let src = &self.data[(ks.start + k) * self.ld + r0..][..live];
+                col[..live].copy_from_slice(src);
+                col[live..].fill(0.0);
+            }
+        }
+    }
+}
+
+impl PackB for RowMajor<'_> {
+    fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
+        let kc = ks.len();
+        for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
+            let c0 = cols.start + q * NR;
+            if c0 >= cols.end {
+                break;
+            }
+            let live = NR.min(cols.end - c0);
+            for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
+                let src = &self.data[(ks.start + k) * self.ld + c0..][..live];
+                row[..live].copy_from_slice(src);
+                row[live..].fill(0.0);
+            }
+        }
+    }
+}
+
+impl PackB for Transposed<'_> {
+    fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
+        let kc = ks.len();
+        for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
+            let c0 = cols.start + q * NR;
+            if c0 >= cols.end {
+                break;
+            }
+            let live = NR.min(cols.end - c0);
+            for j in 0..NR {
+                if j < live {
+                    let src = &self.data[(c0 + j) * self.ld + ks.start..][..kc];
+                    for (k, &v) in src.iter().enumerate() {
+                        panel[k * NR + j] = v;
+                    }
+                } else {
+                    for k in 0..kc {
+                        panel[k * NR + j] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The column matrix of a 2-D convolution, read straight from one image `[C, H, W]`
+/// without materialising it: row `k = (c·kh + ky)·kw + kx` (the order of a `[out, C, kh,
+/// kw]` weight flattened to `[out, K]`), column `n = oy·Wo + ox`, value
+/// `x[c, oy·s + ky − p, ox·s + kx − p]` or 0 in the padding.
+#[derive(Clone, Copy, Debug)]
+pub struct Im2col<'a> {
+    pub image: &'a [f32],
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+}
+
+impl Im2col<'_> {
+    /// Depth of the column matrix (`C · k · k`).
+    pub fn depth(&self) -> usize {
+        self.channels * self.kernel * self.kernel
+    }
+
+    /// Columns of the column matrix (`Ho · Wo`).
+    pub fn columns(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    /// Writes columns `n0..n0 + out.len()` of depth row `k` into `out`.
+    fn fill_row(&self, k: usize, n0: usize, out: &mut [f32]) {
+        let kk = self.kernel * self.kernel;
+        let c = k / kk;
+        let ky = (k % kk) / self.kernel;
+        let kx = k % self.kernel;
+        let plane = &self.image[c * self.height * self.width..][..self.height * self.width];
+        let (wo, s) = (self.out_width, self.stride);
+        let mut n = n0;
+        let mut j = 0;
+        while j < out.len() {
+            let (oy, ox) = (n / wo, n % wo);
+            let seg = (out.len() - j).min(wo - ox);
+            let dst = &mut out[j..j + seg];
+            let iy = (oy * s + ky) as isize - self.padding as isize;
+            if iy < 0 || iy >= self.height as isize {
+                dst.fill(0.0);
+            } else {
+                let row = &plane[iy as usize * self.width..][..self.width];
+                // Input column of output column `ox + t` is `first + t·s`.
+                let first = (ox * s + kx) as isize - self.padding as isize;
+                if s == 1 {
+                    // Leading padding, the in-bounds run, trailing padding.
+                    let lead = (-first).clamp(0, seg as isize) as usize;
+                    let end =
+                        (self.width as isize - first).clamp(lead as isize, seg as isize) as usize;
+                    dst[..lead].fill(0.0);
+                    if end > lead {
+                        let src0 = (first + lead as isize) as usize;
+                        dst[lead..end].copy_from_slice(&row[src0..src0 + (end - lead)]);
+                    }
+                    dst[end..].fill(0.0);
+                } else {
+                    for (t, d) in dst.iter_mut().enumerate() {
+                        let ix = first + (t * s) as isize;
+                        *d = if ix >= 0 && ix < self.width as isize {
+                            row[ix as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+            n += seg;
+            j += seg;
+        }
+    }
+}
+
+impl PackB for Im2col<'_> {
+    fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
+        let kc = ks.len();
+        for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
+            let c0 = cols.start + q * NR;
+            if c0 >= cols.end {
+                break;
+            }
+            let live = NR.min(cols.end - c0);
+            for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
+                self.fill_row(ks.start + k, c0, &mut row[..live]);
+                row[live..].fill(0.0);
+            }
+        }
+    }
+}

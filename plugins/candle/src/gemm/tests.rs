@@ -1,0 +1,296 @@
+//! The blocked product against a plain triple loop in f64, on every kernel this CPU has,
+//! at sizes that are not multiples of any tile or block (1, primes, deeper than one `KC`
+//! block, wider than one `NC` block) and with every operand form and bias.
+
+use super::*;
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `|got − want| ≤ 1e-5·(1 + Σ|a·b|)` elementwise: f32 rounding over a sum of `k` terms.
+fn assert_close(got: &[f32], want: &[f64], scale: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
+        let tol = 1e-5 * (1.0 + s);
+        assert!(
+            (g as f64 - w).abs() <= tol,
+            "{what}: element {i}: {g} vs {w} (tol {tol})"
+        );
+    }
+}
+
+/// Reference `C = A·B + bias` with `A[i][k] = a(i, k)`, `B[k][j] = b(k, j)`; also returns
+/// `Σ|A·B|` per element for the tolerance.
+fn reference(
+    dims: Dims,
+    a: impl Fn(usize, usize) -> f32,
+    b: impl Fn(usize, usize) -> f32,
+    bias: Bias<'_>,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut c = vec![0f64; dims.m * dims.n];
+    let mut mag = vec![0f64; dims.m * dims.n];
+    for i in 0..dims.m {
+        for j in 0..dims.n {
+            let mut s = match bias {
+                Bias::None => 0.0,
+                Bias::PerRow(v) => v[i] as f64,
+                Bias::PerColumn(v) => v[j] as f64,
+            };
+            let mut m = s.abs();
+            for k in 0..dims.k {
+                let p = a(i, k) as f64 * b(k, j) as f64;
+                s += p;
+                m += p.abs();
+            }
+            c[i * dims.n + j] = s;
+            mag[i * dims.n + j] = m;
+        }
+    }
+    (c, mag)
+}
+
+#[test]
+fn products_match_the_triple_loop_at_ragged_sizes() {
+    let sizes = [
+        (1, 1, 1),
+        (1, 37, 5),
+        (13, 1, 7),
+        (12, 32, 256),
+        (13, 33, 257),
+        (29, 47, 300),
+        (97, 83, 41),
+        (200, 70, 530),
+        (5, 4100, 3),
+    ];
+    for isa in Isa::available() {
+        for (t, &(m, n, k)) in sizes.iter().enumerate() {
+            let dims = Dims { m, n, k };
+            let a = random(m * k, 3 * t as u64 + 1);
+            let b = random(k * n, 3 * t as u64 + 2);
+            let bias = random(m.max(n), 3 * t as u64 + 3);
+            for (form, parallel) in [(0, true), (1, false), (2, true), (3, true)] {
+                let bias = match form {
+                    0 => Bias::None,
+                    1 | 3 => Bias::PerRow(&bias[..m]),
+                    _ => Bias::PerColumn(&bias[..n]),
+                };
+                // B stored row-major for forms 0/1, as the transpose of an [n, k] matrix
+                // for form 2; the output has a row stride wider than n.
+                let ld = n + 3;
+                let mut c = vec![f32::NAN; m * ld];
+                let a_op = RowMajor { data: &a, ld: k };
+                let out = Output {
+                    data: &mut c,
+                    ld,
+                    batch_stride: 0,
+                };
+                let (want, mag) = if form == 3 {
+                    // Both operands pre-packed; A from its transpose (`a` read as [k, m]).
+                    let a_t = Transposed { data: &a, ld: m };
+                    let a_op = PackedA::new(&a_t, m, k);
+                    let b_op = PackedB::new(&RowMajor { data: &b, ld: n }, k, n);
+                    matmul_batched_on(isa, dims, 1, &a_op, |_| &b_op, out, bias, parallel);
+                    let (want, mag) =
+                        reference(dims, |i, p| a[p * m + i], |p, j| b[p * n + j], bias);
+                    // Also A transposed without pre-packing.
+                    let mut c2 = vec![0f32; m * n];
+                    let out2 = Output {
+                        data: &mut c2,
+                        ld: n,
+                        batch_stride: 0,
+                    };
+                    matmul_batched_on(
+                        isa,
+                        dims,
+                        1,
+                        &a_t,
+                        |_| RowMajor { data: &b, ld: n },
+                        out2,
+                        bias,
+                        parallel,
+                    );
+                    assert_close(&c2, &want, &mag, &format!("{isa:?} {m}x{n}x{k} Aᵀ"));
+                    (want, mag)
+                } else if form == 2 {
+                    let b_op = Transposed { data: &b, ld: k };
+                    matmul_batched_on(isa, dims, 1, &a_op, |_| b_op, out, bias, parallel);
+                    reference(dims, |i, p| a[i * k + p], |p, j| b[j * k + p], bias)
+                } else {
+                    let b_op = RowMajor { data: &b, ld: n };
+                    matmul_batched_on(isa, dims, 1, &a_op, |_| b_op, out, bias, parallel);
+                    reference(dims, |i, p| a[i * k + p], |p, j| b[p * n + j], bias)
+                };
+                let got: Vec<f32> = c.chunks(ld).flat_map(|r| r[..n].to_vec()).collect();
+                assert_close(
+                    &got,
+                    &want,
+                    &mag,
+                    &format!("{isa:?} {m}x{n}x{k} form {form}"),
+                );
+                assert!(
+                    c.chunks(ld).all(|r| r[n..].iter().all(|v| v.is_nan())),
+                    "{isa:?} {m}x{n}x{k}: wrote outside the output columns"
+                );
+            }
+        }
+    }
+}
+
+/// Direct convolution in f64 for one image.
+#[allow(clippy::too_many_arguments)]
+fn direct_conv(
+    x: &[f32],
+    w: &[f32],
+    (c, h, wd): (usize, usize, usize),
+    cout: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> (Vec<f64>, Vec<f64>, usize, usize) {
+    let ho = (h + 2 * p - k) / s + 1;
+    let wo = (wd + 2 * p - k) / s + 1;
+    let mut y = vec![0f64; cout * ho * wo];
+    let mut mag = vec![0f64; cout * ho * wo];
+    for o in 0..cout {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (mut acc, mut m) = (0f64, 0f64);
+                for ci in 0..c {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * s + ky) as isize - p as isize;
+                            let ix = (ox * s + kx) as isize - p as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                continue;
+                            }
+                            let v = x[(ci * h + iy as usize) * wd + ix as usize] as f64
+                                * w[((o * c + ci) * k + ky) * k + kx] as f64;
+                            acc += v;
+                            m += v.abs();
+                        }
+                    }
+                }
+                y[(o * ho + oy) * wo + ox] = acc;
+                mag[(o * ho + oy) * wo + ox] = m;
+            }
+        }
+    }
+    (y, mag, ho, wo)
+}
+
+#[test]
+fn implicit_im2col_matches_a_direct_convolution() {
+    // (channels, height, width, out channels, kernel, stride, padding)
+    let cases = [
+        (3, 7, 5, 4, 3, 1, 1),
+        (5, 9, 11, 13, 3, 2, 1),
+        (2, 8, 8, 3, 3, 1, 0),
+        (4, 6, 7, 5, 1, 1, 0),
+        (3, 5, 5, 2, 5, 1, 2),
+        (1, 1, 1, 2, 3, 1, 1),
+        (31, 16, 16, 17, 3, 1, 1),
+        (40, 33, 35, 7, 3, 2, 1),
+    ];
+    for isa in Isa::available() {
+        for (t, &(c, h, wd, cout, k, s, p)) in cases.iter().enumerate() {
+            let batch = 2;
+            let x = random(batch * c * h * wd, 5 * t as u64 + 1);
+            let w = random(cout * c * k * k, 5 * t as u64 + 2);
+            let (ho, wo) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1);
+            let mut y = vec![f32::NAN; batch * cout * ho * wo];
+            let depth = c * k * k;
+            let image = |i: usize| &x[i * c * h * wd..(i + 1) * c * h * wd];
+            matmul_batched_on(
+                isa,
+                Dims {
+                    m: cout,
+                    n: ho * wo,
+                    k: depth,
+                },
+                batch,
+                &RowMajor {
+                    data: &w,
+                    ld: depth,
+                },
+                |i| Im2col {
+                    image: image(i),
+                    channels: c,
+                    height: h,
+                    width: wd,
+                    kernel: k,
+                    stride: s,
+                    padding: p,
+                    out_height: ho,
+                    out_width: wo,
+                },
+                Output {
+                    data: &mut y,
+                    ld: ho * wo,
+                    batch_stride: cout * ho * wo,
+                },
+                Bias::None,
+                true,
+            );
+            for i in 0..batch {
+                let (want, mag, _, _) = direct_conv(image(i), &w, (c, h, wd), cout, k, s, p);
+                let got = &y[i * cout * ho * wo..(i + 1) * cout * ho * wo];
+                assert_close(
+                    got,
+                    &want,
+                    &mag,
+                    &format!("{isa:?} conv case {t} image {i}"),
+                );
+            }
+        }
+    }
+}
+
+/// A batch whose packed right operands are too large to hold together is run item group by
+/// item group (here one item at a time), each item still matching the triple loop.
+#[test]
+fn large_batches_are_run_in_groups() {
+    let (m, n, k, batch) = (5, 4200, 300, 3);
+    let dims = Dims { m, n, k };
+    let a = random(m * k, 71);
+    let bs: Vec<Vec<f32>> = (0..batch).map(|i| random(k * n, 72 + i as u64)).collect();
+    let bias = random(m, 75);
+    for isa in Isa::available() {
+        let mut c = vec![f32::NAN; batch * m * n];
+        matmul_batched_on(
+            isa,
+            dims,
+            batch,
+            &RowMajor { data: &a, ld: k },
+            |i| RowMajor {
+                data: &bs[i],
+                ld: n,
+            },
+            Output {
+                data: &mut c,
+                ld: n,
+                batch_stride: m * n,
+            },
+            Bias::PerRow(&bias),
+            false,
+        );
+        for (i, b) in bs.iter().enumerate() {
+            let (want, mag) = reference(
+                dims,
+                |r, p| a[r * k + p],
+                |p, j| b[p * n + j],
+                Bias::PerRow(&bias),
+            );
+            let got = &c[i * m * n..(i + 1) * m * n];
+            assert_close(got, &want, &mag, &format!("{isa:?} item {i}"));
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Fused attention for the CPU: one rayon task per (sample·head, block of query rows)
+//! computes that block's scores against every key, its softmax and the product with the
+//! values while the block is still in cache. Nothing larger than one block of scores
+//! (`rows × Lk` floats per task) is ever held, and the big score matrix never goes
+//! through main memory, which is what makes the naive batched-matmul form slow at
+//! 4096 × 4096.
+//!
+//! The block is computed transposed, key-major: `Sᵀ = K·Qᵀ`, then `Oᵀ = Vᵀ·P`. The keys
+//! and values of a head are packed for the matrix kernels once and shared by all its
+//! blocks; the queries of a block are a one-panel operand that is cheap to pack; and the
+//! probabilities come out of the softmax already in the row-major layout the second
+//! product packs with plain copies. (Query-major, the scores would have to be transposed
+//! into panels for every block, which costs as much as the products at a head width of 40.)
+
+use super::cpu_kernel::f32_slice;
+use super::key_major_softmax::exp_columns_in_place;
+use crate::gemm::{matmul, Bias, Dims, PackedA, RowMajor, Transposed};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Query rows per task: two panels of the AVX-512 kernel, and a `Lk × rows` score block
+/// (1 MiB at Lk = 4096) that stays in L2.
+pub const MAX_BLOCK_ROWS: usize = 64;
+
+/// `q: [N, Lq, H·D]`, `k, v: [N, Lk, H·D]` (contiguous; each head is read in place with
+/// the full row width as its stride) → `[N, Lq, H·D]`.
+pub struct FusedAttention {
+    pub scale: f32,
+    pub causal: bool,
+    /// Query rows per task (≥ 1).
+    pub block_rows: usize,
+    /// Heads the width splits into (≥ 1, divides the width).
+    pub heads: usize,
+}
+
+/// The output buffer, shared by tasks that write disjoint (query block, head) regions.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: every task writes only the rows of its query block within its head's columns.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// Per-thread buffers of one block: scores, transposed output, column sums.
+#[derive(Default)]
+struct BlockScratch {
+    scores: Vec<f32>,
+    out_t: Vec<f32>,
+    sums: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<BlockScratch> = RefCell::default();
+}
+
+impl FusedAttention {
+    /// One block of `n` queries (`q_block`: row `i` at `i·width`, `d` wide) against a
+    /// head's packed keys (`[lk, d]`) and values (`[d, lk]`); row `i` of the result goes to
+    /// `out + i·width`.
+    ///
+    /// # Safety
+    /// `out` addresses `n` rows of `d` floats at stride `width` that no other task touches.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block(
+        &self,
+        q_block: &[f32],
+        n: usize,
+        width: usize,
+        keys: &PackedA,
+        values: &PackedA,
+        lk: usize,
+        d: usize,
+        first: usize,
+        out: *mut f32,
+    ) {
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let BlockScratch {
+                scores,
+                out_t,
+                sums,
+            } = &mut *scratch;
+            scores.resize(lk * n, 0.0);
+            out_t.resize(d * n, 0.0);
+            sums.resize(n, 0.0);
+            matmul(
+                Dims { m: lk, n, k: d },
+                keys,
+                &Transposed {
+                    data: q_block,
+                    ld: width,
+                },
+                scores,
+                n,
+                Bias::None,
+                false,
+            );
+            exp_columns_in_place(scores, self.scale, self.causal.then_some(first), sums);
+            matmul(
+                Dims { m: d, n, k: lk },
+                values,
+                &RowMajor {
+                    data: scores,
+                    ld: n,
+                },
+                out_t,
+                n,
+                Bias::None,
+                false,
+            );
+            for (i, &sum) in sums.iter().enumerate() {
+                let inv = 1.0 / sum;
+                let row = std::slice::from_raw_parts_mut(out.add(i * width), d);
+                for (c, o) in row.iter_mut().enumerate() {
+                    *o = out_t[c * n + i] * inv;
+                }
+            }
+        });
+    }
+}
+
+impl CustomOp3 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "fused_attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_slice(qs, ql, "fused_attention")?;
+        let k = f32_slice(ks, kl, "fused_attention")?;
+        let v = f32_slice(vs, vl, "fused_attention")?;
+        let (batch, lq, width) = ql.shape().dims3()?;
+        let (bk, lk, wk) = kl.shape().dims3()?;
+        let heads = self.heads.max(1);
+        if bk != batch || wk != width || vl.dims() != kl.dims() || width % heads != 0 {
+            bail!(
+                "fused_attention: q {:?}, k {:?}, v {:?}, {heads} heads",
+                ql.dims(),
+                kl.dims(),
+                vl.dims()
+            );
+        }
+        let d = width / heads;
+        let mut out = vec![0f32; batch * lq * width];
+        if out.is_empty() || lk == 0 {
+            return Ok((CpuStorage::F32(out), ql.shape().clone()));
+        }
+        let rows = self.block_rows.max(1);
+        let blocks = lq.div_ceil(rows);
+        let shared = SharedOut(out.as_mut_ptr());
+        (0..batch * heads).into_par_iter().for_each(|bh| {
+            let (b, h) = (bh / heads, bh % heads);
+            // Head `h` of sample `b`: rows of `d` floats at stride `width`.
+            let start = b * lk * width + h * d;
+            let end = start + (lk - 1) * width + d;
+            let (k_head, v_head) = (&k[start..end], &v[start..end]);
+            // Packed once per head, read by every block of queries.
+            let keys = PackedA::new(
+                &RowMajor {
+                    data: k_head,
+                    ld: width,
+                },
+                lk,
+                d,
+            );
+            let values = PackedA::new(
+                &Transposed {
+                    data: v_head,
+                    ld: width,
+                },
+                d,
+                lk,
+            );
+            (0..blocks).into_par_iter().for_each(|block| {
+                let first = block * rows;
+                let n = rows.min(lq - first);
+                let start = (b * lq + first) * width + h * d;
+                let q_block = &q[start..start + (n - 1) * width + d];
+                let out = shared;
+                // SAFETY: rows `first..first + n` of sample `b`, columns of head `h`: inside
+                // `out` and disjoint from every other (bh, block) task.
+                unsafe {
+                    self.block(
+                        q_block,
+                        n,
+                        width,
+                        &keys,
+                        &values,
+                        lk,
+                        d,
+                        first,
+                        out.0.add(start),
+                    );
+                }
+            });
+        });
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+}
