@@ -10,7 +10,6 @@ use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
 use easel_core::nn::{AttentionHook, UNet, UNetConfig, Weights};
 use easel_core::noise::RngKind;
 use easel_core::pipeline::{txt2img, Txt2ImgParams};
-use easel_core::registry::SamplerRegistry;
 use easel_core::sampler::block_on;
 use easel_core::{Backend, Error};
 use easel_hypernetwork::{
