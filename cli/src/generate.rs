@@ -6,6 +6,7 @@ use clap::Args;
 use easel_candle::CandleBackend;
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
+use easel_core::text::EmphasisMode;
 use easel_core::Backend;
 use easel_core::{Error, Result};
 use easel_wgpu::{AdapterChoice, WgpuBackend, WgpuOptions};
@@ -34,6 +35,12 @@ pub struct GenerateArgs {
     /// Hypernetwork NAME[:STRENGTH] from models/hypernetworks (repeatable; also `<hypernet:NAME:STRENGTH>` in the prompt).
     #[arg(long = "hypernet")]
     pub hypernets: Vec<String>,
+    /// Emphasis mode: Original (default), "No norm", Ignore, None (brackets are plain text).
+    #[arg(long)]
+    pub emphasis: Option<String>,
+    /// Read `{word}` / `[word]` as NovelAI's ×1.05 / ÷1.05 instead of A1111's brackets.
+    #[arg(long = "nai-braces")]
+    pub nai_braces: bool,
     /// Classifier-free guidance scale [default: 7].
     #[arg(long = "cfg")]
     pub cfg: Option<f32>,
@@ -133,6 +140,9 @@ impl GenerateArgs {
         self.rng.get_or_insert_with(|| t.rng().to_string());
         if self.ensd.is_none() {
             self.ensd = t.ensd()?;
+        }
+        if self.emphasis.is_none() {
+            self.emphasis = t.get("Emphasis").map(str::to_string);
         }
         if self.model.is_none() {
             // The hash identifies the exact file; the name is the fallback.
@@ -279,6 +289,11 @@ impl GenerateArgs {
             model,
             vae: a.vae,
             hypernets: a.hypernets,
+            emphasis: match &a.emphasis {
+                Some(e) => EmphasisMode::from_a1111_name(e)?,
+                None => EmphasisMode::Original,
+            },
+            nai_braces: a.nai_braces,
         })
     }
 }

@@ -6,9 +6,12 @@ use easel_core::infotext::Infotext;
 use easel_core::model::{checkpoint_files, resolve_checkpoint, StableDiffusion, VaeChoice};
 use easel_core::nn::AttentionHook;
 use easel_core::noise::RngKind;
-use easel_core::pipeline::{txt2img, txt2img_infotext, GeneratedImage, Txt2ImgParams};
+use easel_core::pipeline::{
+    txt2img_infotext, txt2img_with_options, GeneratedImage, PromptOptions, Txt2ImgParams,
+};
 use easel_core::registry::SamplerChoice;
 use easel_core::sampler::block_on;
+use easel_core::text::{emphasis_infotext, AttentionSyntax, EmphasisMode};
 use easel_core::{Backend, Result};
 use easel_hypernetwork::{
     extract_hypernet_tags, infotext_fields, list_hypernetworks, resolve, HypernetRequest,
@@ -43,6 +46,10 @@ pub struct Settings {
     pub vae: String,
     /// `--hypernet NAME[:STRENGTH]` values.
     pub hypernets: Vec<String>,
+    /// A1111's emphasis mode (Original, No norm, Ignore, None).
+    pub emphasis: EmphasisMode,
+    /// Read `{a}`/`[a]` as NovelAI's ×1.05 / ÷1.05 instead of A1111's brackets.
+    pub nai_braces: bool,
 }
 
 /// Models, VAEs and hypernetworks loaded onto backend `B`, reused across images.
@@ -161,7 +168,24 @@ impl<B: Backend> Session<B> {
             vec![&stack]
         };
 
-        let images = block_on(txt2img(&self.backend, &model, &params, hooks, progress))?;
+        let options = PromptOptions {
+            emphasis: s.emphasis,
+            syntax: if s.nai_braces {
+                AttentionSyntax::NovelAi
+            } else {
+                AttentionSyntax::A1111
+            },
+        };
+        let emphasis_field =
+            emphasis_infotext(s.emphasis, [s.prompt.as_str(), s.negative.as_str()]);
+        let images = block_on(txt2img_with_options(
+            &self.backend,
+            &model,
+            &params,
+            &options,
+            hooks,
+            progress,
+        ))?;
         Ok(images
             .into_iter()
             .map(|img| {
@@ -169,6 +193,9 @@ impl<B: Backend> Session<B> {
                 info.prompt.clone_from(&s.prompt);
                 for (k, v) in &hn_fields {
                     info.push(k.clone(), v);
+                }
+                if let Some(mode) = emphasis_field {
+                    info.push("Emphasis", mode);
                 }
                 (img, info)
             })

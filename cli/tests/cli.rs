@@ -86,6 +86,8 @@ fn bad_settings_fail_with_a_message() {
             "no checkpoint named `missing-model`",
         ),
         (vec!["--steps", "0"], "steps"),
+        (vec!["--emphasis", "bogus"], "bogus"),
+        (vec!["--backend", "tpu"], "unknown backend `tpu`"),
     ] {
         let out = easel()
             .args(["generate", "-o", "/nonexistent-dir/x.png"])
@@ -156,6 +158,29 @@ fn from_png_regenerates_the_same_image_and_flags_override() {
     let from = first.to_str().unwrap();
     gen(&["--from", from], &again);
     gen(&["--from", from, "--seed", "12"], &other);
+    // A non-default emphasis mode is recorded (prompt has brackets) and read back by --from.
+    let nonorm = dir.join("d.png");
+    gen(
+        &[
+            "--prompt",
+            "a (cat:1.2)",
+            "--steps",
+            "2",
+            "--size",
+            "64x64",
+            "--seed",
+            "1",
+            "--emphasis",
+            "No norm",
+        ],
+        &nonorm,
+    );
+    let d = Infotext::parse(&read_parameters(&nonorm).unwrap().unwrap());
+    assert_eq!(d.get("Emphasis"), Some("No norm"));
+    let nonorm_again = dir.join("e.png");
+    gen(&["--from", nonorm.to_str().unwrap()], &nonorm_again);
+    let px0 = |p: &PathBuf| easel_core::infotext::read_png_rgb(p).unwrap().2;
+    assert_eq!(px0(&nonorm), px0(&nonorm_again));
     let px = |p: &PathBuf| easel_core::infotext::read_png_rgb(p).unwrap().2;
     assert_eq!(px(&first), px(&again));
     assert_ne!(px(&first), px(&other));

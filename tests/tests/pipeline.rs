@@ -7,10 +7,13 @@ use easel_core::formats::{open_tensor_store, TensorStore};
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
 use easel_core::noise::RngKind;
-use easel_core::pipeline::{txt2img, txt2img_infotext, GeneratedImage, Txt2ImgParams};
+use easel_core::pipeline::{
+    txt2img, txt2img_infotext, txt2img_with_options, GeneratedImage, PromptOptions, Txt2ImgParams,
+};
 use easel_core::registry::SamplerRegistry;
 use easel_core::sampler::block_on;
 use easel_core::schedule::DiscreteSchedule;
+use easel_core::text::EmphasisMode;
 use easel_tests::{golden_path, max_abs_diff, max_rel_diff, models_dir};
 use serde_json::Value;
 
@@ -267,14 +270,31 @@ fn ckpt_and_safetensors_of_the_same_model_give_identical_images() {
 
 #[test]
 fn prompt_editing_alternation_and_and_match_a1111() {
-    // `[a:b:n]`, `[a|b]`, `AND` weights, scheduled negative prompts and `#` comments through
-    // the whole sampler, against A1111's CFGDenoiser semantics (one schedule tick per model
-    // call; the texts of a schedule encoded as one batch for emphasis).
+    // `[a:b:n]`, `[a|b]`, `AND` weights, scheduled negative prompts, `#` comments and A1111's
+    // emphasis modes through the whole sampler, against A1111's CFGDenoiser semantics (one
+    // schedule tick per model call; the texts of a schedule encoded as one batch).
     let model = load("tiny.ckpt");
     let store = golden("prompt_features.safetensors");
+    let b = CandleBackend::cpu();
     for case in cases("prompt_features.json") {
         let name = case["name"].as_str().unwrap();
-        let images = generate(&model, &params_of(&case));
+        let emphasis = case
+            .get("emphasis")
+            .and_then(Value::as_str)
+            .unwrap_or("Original");
+        let options = PromptOptions {
+            emphasis: EmphasisMode::from_a1111_name(emphasis).unwrap(),
+            ..PromptOptions::default()
+        };
+        let images = block_on(txt2img_with_options(
+            &b,
+            &model,
+            &params_of(&case),
+            &options,
+            Vec::new(),
+            &mut |_, _, _| {},
+        ))
+        .unwrap();
         let want = store.read_f32(name).unwrap();
         let rel = max_rel_diff(&images[0].latent, &want);
         eprintln!("{name}: latent max relative difference {rel:.2e}");

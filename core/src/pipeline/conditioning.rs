@@ -11,8 +11,8 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::clip::ClipTextEncoder;
 use crate::text::{
-    apply_emphasis, prompt_chunks, prompt_schedule, schedule_index, split_and, EmphasisMode,
-    PromptChunk, ScheduledPrompt, BOS, CHUNK_TOKENS, EOS,
+    apply_emphasis, prompt_schedule, schedule_index, split_and, tokenize_prompt, AttentionSyntax,
+    ChunkOptions, EmphasisMode, PromptChunk, ScheduledPrompt, BOS, CHUNK_TOKENS, EOS,
 };
 
 /// One text's conditioning, kept on the host (`[77·chunks, hidden]`, row-major) so cond
@@ -62,6 +62,28 @@ pub struct PromptConditioning {
     pub parts: Vec<(f32, ScheduledConditioning)>,
 }
 
+/// How prompt text is read: A1111's emphasis mode and the bracket syntax.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PromptOptions {
+    pub emphasis: EmphasisMode,
+    /// `A1111` (default) or the opt-in NovelAI braces; `None` emphasis forces plain text.
+    pub syntax: AttentionSyntax,
+}
+
+impl PromptOptions {
+    fn chunk_options(&self) -> ChunkOptions {
+        let syntax = if self.emphasis.parses_brackets() {
+            self.syntax
+        } else {
+            AttentionSyntax::Plain
+        };
+        ChunkOptions {
+            syntax,
+            ..ChunkOptions::default()
+        }
+    }
+}
+
 /// A1111's empty chunk: BOS then EOS padding, weights 1.
 fn empty_chunk() -> PromptChunk {
     let mut tokens = [EOS; CHUNK_TOKENS];
@@ -78,11 +100,11 @@ async fn encode_texts<B: Backend>(
     clip: &ClipTextEncoder<B>,
     texts: &[&str],
     clip_skip: usize,
-    emphasis: EmphasisMode,
+    options: &PromptOptions,
 ) -> Result<Vec<Conditioning>> {
     let mut chunked: Vec<Vec<PromptChunk>> = texts
         .iter()
-        .map(|t| prompt_chunks(t))
+        .map(|t| tokenize_prompt(t, options.chunk_options()).map(|p| p.chunks))
         .collect::<Result<_>>()?;
     let chunk_count = chunked.iter().map(Vec::len).max().unwrap_or(1);
     for c in &mut chunked {
@@ -100,7 +122,7 @@ async fn encode_texts<B: Backend>(
             multipliers.extend_from_slice(&c[i].multipliers);
         }
         hidden = stacked.len() / multipliers.len();
-        apply_emphasis(emphasis, &mut stacked, hidden, &multipliers)?;
+        apply_emphasis(options.emphasis, &mut stacked, hidden, &multipliers)?;
         for (t, rows) in stacked.chunks(CHUNK_TOKENS * hidden).enumerate() {
             out[t].extend_from_slice(rows);
         }
@@ -122,10 +144,11 @@ pub async fn encode_scheduled<B: Backend>(
     prompt: &str,
     steps: usize,
     clip_skip: usize,
+    options: &PromptOptions,
 ) -> Result<ScheduledConditioning> {
     let schedule = prompt_schedule(prompt, steps);
     let texts: Vec<&str> = schedule.iter().map(|s| s.text.as_str()).collect();
-    let conds = encode_texts(b, clip, &texts, clip_skip.max(1), EmphasisMode::Original).await?;
+    let conds = encode_texts(b, clip, &texts, clip_skip.max(1), options).await?;
     Ok(ScheduledConditioning { schedule, conds })
 }
 
@@ -136,12 +159,13 @@ pub async fn encode_prompt_parts<B: Backend>(
     prompt: &str,
     steps: usize,
     clip_skip: usize,
+    options: &PromptOptions,
 ) -> Result<PromptConditioning> {
     let mut parts = Vec::new();
     for part in split_and(prompt) {
         parts.push((
             part.weight,
-            encode_scheduled(b, clip, &part.text, steps, clip_skip).await?,
+            encode_scheduled(b, clip, &part.text, steps, clip_skip, options).await?,
         ));
     }
     Ok(PromptConditioning { parts })
@@ -154,7 +178,7 @@ pub async fn encode_prompt<B: Backend>(
     prompt: &str,
     clip_skip: usize,
 ) -> Result<Conditioning> {
-    let mut conds =
-        encode_texts(b, clip, &[prompt], clip_skip.max(1), EmphasisMode::Original).await?;
+    let options = PromptOptions::default();
+    let mut conds = encode_texts(b, clip, &[prompt], clip_skip.max(1), &options).await?;
     Ok(conds.remove(0))
 }

@@ -6,8 +6,8 @@ pub mod txt2img;
 pub use cfg_denoiser::CfgDenoiser;
 pub use conditioning::{
     encode_prompt, encode_prompt_parts, encode_scheduled, Conditioning, PromptConditioning,
-    ScheduledConditioning,
+    PromptOptions, ScheduledConditioning,
 };
-pub use txt2img::{decode_to_rgb, txt2img, GeneratedImage, Txt2ImgParams};
+pub use txt2img::{decode_to_rgb, txt2img, txt2img_with_options, GeneratedImage, Txt2ImgParams};
 pub mod infotext_params;
 pub use infotext_params::txt2img_infotext;

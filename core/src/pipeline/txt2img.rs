@@ -3,7 +3,7 @@
 //! along A1111's default schedule, VAE decode and the truncating u8 conversion.
 
 use super::cfg_denoiser::CfgDenoiser;
-use super::conditioning::{encode_prompt_parts, encode_scheduled};
+use super::conditioning::{encode_prompt_parts, encode_scheduled, PromptOptions};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
@@ -103,7 +103,8 @@ impl NoiseSampler for RngNoise<'_> {
     }
 }
 
-/// Generate one batch (async so the browser can await GPU readbacks).
+/// Generate one batch (async so the browser can await GPU readbacks), reading prompts
+/// with A1111's default emphasis.
 pub async fn txt2img<B: Backend>(
     b: &B,
     model: &StableDiffusion<B>,
@@ -111,13 +112,40 @@ pub async fn txt2img<B: Backend>(
     hooks: Vec<&dyn AttentionHook<B>>,
     progress: Progress<'_>,
 ) -> Result<Vec<GeneratedImage>> {
+    txt2img_with_options(b, model, params, &PromptOptions::default(), hooks, progress).await
+}
+
+/// [`txt2img`] with an emphasis mode and bracket syntax of the user's choice.
+pub async fn txt2img_with_options<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    params: &Txt2ImgParams,
+    options: &PromptOptions,
+    hooks: Vec<&dyn AttentionHook<B>>,
+    progress: Progress<'_>,
+) -> Result<Vec<GeneratedImage>> {
     params.validate()?;
     // A1111 strips `#` comments before anything else sees the prompts.
     let prompt = strip_comments(&params.prompt);
     let negative = strip_comments(&params.negative_prompt);
-    let cond = encode_prompt_parts(b, &model.clip, &prompt, params.steps, params.clip_skip).await?;
-    let uncond =
-        encode_scheduled(b, &model.clip, &negative, params.steps, params.clip_skip).await?;
+    let cond = encode_prompt_parts(
+        b,
+        &model.clip,
+        &prompt,
+        params.steps,
+        params.clip_skip,
+        options,
+    )
+    .await?;
+    let uncond = encode_scheduled(
+        b,
+        &model.clip,
+        &negative,
+        params.steps,
+        params.clip_skip,
+        options,
+    )
+    .await?;
     let latent_channels = model.config.unet.in_channels;
     let shape = [latent_channels, params.height / 8, params.width / 8];
     let per_image: usize = shape.iter().product();

@@ -25,6 +25,9 @@ pub enum AttentionSyntax {
     A1111,
     /// NovelAI: `{a}` ×1.05, `[a]` ÷1.05; `(a)` and `:` are plain text.
     NovelAi,
+    /// A1111's emphasis mode "None": the whole text is one segment of weight 1, brackets
+    /// and `BREAK` included.
+    Plain,
 }
 
 /// A piece of prompt text and the weight its tokens get.
@@ -94,6 +97,14 @@ impl AttentionSyntax {
                 close_emphasis: '}',
                 emphasis: 1.05,
                 deemphasis: 1.0 / 1.05,
+                explicit_weights: false,
+            },
+            // Handled before lexing; no bracket is special.
+            AttentionSyntax::Plain => Brackets {
+                open_emphasis: '\0',
+                close_emphasis: '\0',
+                emphasis: 1.0,
+                deemphasis: 1.0,
                 explicit_weights: false,
             },
         }
@@ -225,6 +236,9 @@ pub fn parse_prompt_attention(text: &str) -> Result<Vec<AttentionSegment>> {
 
 /// Parses emphasis in the given syntax; see [`parse_prompt_attention`].
 pub fn parse_attention(text: &str, syntax: AttentionSyntax) -> Result<Vec<AttentionSegment>> {
+    if syntax == AttentionSyntax::Plain {
+        return Ok(vec![AttentionSegment::new(text, 1.0)]);
+    }
     let brackets = syntax.brackets();
     let mut segments: Vec<AttentionSegment> = Vec::new();
     let mut open_emphasis: Vec<usize> = Vec::new();
