@@ -6,14 +6,62 @@ use crate::sampler::Sampler;
 use crate::scheduler::{Scheduler, AUTOMATIC};
 use std::sync::Arc;
 
-/// Samplers by registry name, A1111 label and aliases.
-#[derive(Default, Clone)]
-pub struct SamplerRegistry {
-    entries: Vec<(Arc<dyn Sampler>, Vec<String>)>,
+/// What a registry needs of its plugins: a registry name and an A1111 label.
+pub trait Named {
+    fn name(&self) -> &str;
+    fn label(&self) -> &str;
+    /// Plural noun for messages ("sampler", "schedule type").
+    const KIND: &'static str;
 }
 
-/// Case- and punctuation-insensitive form of a sampler name: `Euler a`, `euler_a`,
-/// `k_euler_a` and `EULER-A` all become `euler_a`.
+impl Named for dyn Sampler {
+    fn name(&self) -> &str {
+        Sampler::name(self)
+    }
+    fn label(&self) -> &str {
+        Sampler::label(self)
+    }
+    const KIND: &'static str = "sampler";
+}
+
+impl Named for dyn Scheduler {
+    fn name(&self) -> &str {
+        Scheduler::name(self)
+    }
+    fn label(&self) -> &str {
+        Scheduler::label(self)
+    }
+    const KIND: &'static str = "schedule type";
+}
+
+/// Plugins of one kind by registry name, A1111 label and aliases, in registration order.
+pub struct Registry<T: ?Sized + Named> {
+    entries: Vec<(Arc<T>, Vec<String>)>,
+}
+
+/// Samplers by registry name, A1111 label and aliases.
+pub type SamplerRegistry = Registry<dyn Sampler>;
+/// Schedulers ("Schedule type") by registry name, A1111 label and aliases.
+pub type SchedulerRegistry = Registry<dyn Scheduler>;
+
+impl<T: ?Sized + Named> Default for Registry<T> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T: ?Sized + Named> Clone for Registry<T> {
+    fn clone(&self) -> Self {
+        Self {
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+/// Case- and punctuation-insensitive form of a name: `Euler a`, `euler_a`, `k_euler_a`
+/// and `EULER-A` all become `euler_a`.
 fn normalize(name: &str) -> String {
     let lower = name.trim().to_lowercase();
     let lower = lower.strip_prefix("k_").unwrap_or(&lower).to_string();
@@ -23,36 +71,38 @@ fn normalize(name: &str) -> String {
         .collect()
 }
 
-impl SamplerRegistry {
+impl<T: ?Sized + Named> Registry<T> {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Register a sampler; it is found by its name, its label and every alias.
-    pub fn register(&mut self, sampler: Arc<dyn Sampler>, aliases: &[&str]) {
-        let mut keys = vec![normalize(sampler.name()), normalize(sampler.label())];
+    /// Register a plugin; it is found by its name, its label and every alias. A plugin
+    /// with the same name replaces the earlier one.
+    pub fn register(&mut self, item: Arc<T>, aliases: &[&str]) {
+        let mut keys = vec![normalize(item.name()), normalize(item.label())];
         keys.extend(aliases.iter().map(|a| normalize(a)));
-        self.entries.retain(|(s, _)| s.name() != sampler.name());
-        self.entries.push((sampler, keys));
+        self.entries.retain(|(s, _)| s.name() != item.name());
+        self.entries.push((item, keys));
     }
 
-    pub fn get(&self, name: &str) -> Result<Arc<dyn Sampler>> {
+    pub fn get(&self, name: &str) -> Result<Arc<T>> {
         self.find(&normalize(name)).ok_or_else(|| {
             Error::Invalid(format!(
-                "unknown sampler `{name}`; available: {}",
+                "unknown {} `{name}`; available: {}",
+                T::KIND,
                 self.labels().join(", ")
             ))
         })
     }
 
-    fn find(&self, key: &str) -> Option<Arc<dyn Sampler>> {
+    fn find(&self, key: &str) -> Option<Arc<T>> {
         self.entries
             .iter()
             .find(|(_, keys)| keys.iter().any(|k| k == key))
             .map(|(s, _)| s.clone())
     }
 
-    /// Labels of all registered samplers, in registration order.
+    /// Labels of everything registered, in registration order.
     pub fn labels(&self) -> Vec<String> {
         self.entries
             .iter()
@@ -60,56 +110,20 @@ impl SamplerRegistry {
             .collect()
     }
 
-    pub fn samplers(&self) -> impl Iterator<Item = &Arc<dyn Sampler>> {
+    pub fn items(&self) -> impl Iterator<Item = &Arc<T>> {
         self.entries.iter().map(|(s, _)| s)
     }
 }
 
-/// Schedulers ("Schedule type") by registry name, A1111 label and aliases.
-#[derive(Default, Clone)]
-pub struct SchedulerRegistry {
-    entries: Vec<(Arc<dyn Scheduler>, Vec<String>)>,
+impl SamplerRegistry {
+    pub fn samplers(&self) -> impl Iterator<Item = &Arc<dyn Sampler>> {
+        self.items()
+    }
 }
 
 impl SchedulerRegistry {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Register a scheduler; it is found by its name, its label and every alias.
-    pub fn register(&mut self, scheduler: Arc<dyn Scheduler>, aliases: &[&str]) {
-        let mut keys = vec![normalize(scheduler.name()), normalize(scheduler.label())];
-        keys.extend(aliases.iter().map(|a| normalize(a)));
-        self.entries.retain(|(s, _)| s.name() != scheduler.name());
-        self.entries.push((scheduler, keys));
-    }
-
-    pub fn get(&self, name: &str) -> Result<Arc<dyn Scheduler>> {
-        self.find(&normalize(name)).ok_or_else(|| {
-            Error::Invalid(format!(
-                "unknown schedule type `{name}`; available: {}",
-                self.labels().join(", ")
-            ))
-        })
-    }
-
-    fn find(&self, key: &str) -> Option<Arc<dyn Scheduler>> {
-        self.entries
-            .iter()
-            .find(|(_, keys)| keys.iter().any(|k| k == key))
-            .map(|(s, _)| s.clone())
-    }
-
-    /// Labels of all registered schedulers, in registration order.
-    pub fn labels(&self) -> Vec<String> {
-        self.entries
-            .iter()
-            .map(|(s, _)| s.label().to_string())
-            .collect()
-    }
-
     pub fn schedulers(&self) -> impl Iterator<Item = &Arc<dyn Scheduler>> {
-        self.entries.iter().map(|(s, _)| s)
+        self.items()
     }
 
     /// The scheduler that actually spaces σ for `sampler` when `selected` is chosen:
