@@ -213,19 +213,6 @@ pub fn set_threads(threads: Option<usize>) {
     }
 }
 
-/// Threads the CPU backend will use.
-pub fn cpu_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-}
-
 /// `out.png` for image 0, `out-2.png`, `out-3.png`, ... for the rest.
 fn output_path(base: &Path, index: usize) -> PathBuf {
     if index == 0 {

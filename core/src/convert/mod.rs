@@ -10,7 +10,6 @@
 
 pub mod atomic_file;
 pub mod checksum;
-pub mod file_source;
 pub mod import;
 pub mod precision;
 pub mod prune;

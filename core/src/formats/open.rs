@@ -5,14 +5,16 @@
 use super::tensor_store::TensorStore;
 use super::{ckpt, safetensors};
 use crate::error::{Error, Result};
-use crate::io::{ByteSource, MmapSource};
+use crate::io::{ByteSource, FileSource};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Opens `path` (memory-mapped) as a tensor store. An unreadable path is [`Error::Io`]
+/// Opens `path` as a tensor store, read by positioned reads: unlike a memory map, the
+/// file's pages never count toward the process's memory, so loading a 4 GB checkpoint
+/// peaks at the size of the loaded weights, not weights plus file. An unreadable path is [`Error::Io`]
 /// naming it; a file in no known format is a format error naming it.
 pub fn open_tensor_store(path: &Path) -> Result<TensorStore> {
-    let source = MmapSource::open_arc(path)?;
+    let source = FileSource::open_arc(path)?;
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
