@@ -3,33 +3,15 @@
 //! where the bytes, the yaml text and the names come from differs.
 
 use super::files::CheckpointFiles;
-use super::hash::hex;
+use super::hash::legacy_model_hash_of;
 use super::ldm_yaml::LdmYaml;
 use super::stable_diffusion::{ModelInfo, StableDiffusion};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::formats::{open_tensor_store_from, TensorStore};
 use crate::io::ByteSource;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Offset and length of the slice A1111's legacy model hash covers.
-const LEGACY_HASH_OFFSET: u64 = 0x100000;
-const LEGACY_HASH_LEN: u64 = 0x10000;
-
-/// A1111's legacy 8-hex model hash of a byte source (same bytes as
-/// [`super::legacy_model_hash`] reads from a path: 64 KiB at 1 MiB, nothing if shorter).
-pub fn legacy_model_hash_of(source: &dyn ByteSource) -> Result<String> {
-    let len = source.len();
-    let bytes = if len > LEGACY_HASH_OFFSET {
-        let n = (len - LEGACY_HASH_OFFSET).min(LEGACY_HASH_LEN) as usize;
-        source.read_vec(LEGACY_HASH_OFFSET, n)?
-    } else {
-        Vec::new()
-    };
-    Ok(hex(&Sha256::digest(&bytes)[..4]))
-}
 
 /// File-name extension used to pick the container parser (`model.ckpt` → `ckpt`).
 fn extension(name: &str) -> &str {

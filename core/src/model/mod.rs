@@ -10,8 +10,8 @@ pub mod stable_diffusion;
 pub use files::{
     checkpoint_files, list_checkpoints, resolve_checkpoint, resolve_vae, CheckpointFiles, VaeChoice,
 };
-pub use from_sources::{legacy_model_hash_of, CheckpointSources};
-pub use hash::legacy_model_hash;
+pub use from_sources::CheckpointSources;
+pub use hash::{legacy_model_hash, legacy_model_hash_of};
 pub use hashes::{hash_file, hash_file_cached, sha256_file, FileHashes, HashCache};
 pub use ldm_yaml::LdmYaml;
 pub use listing::{list_folder, CheckpointEntry, UnetWeights};
