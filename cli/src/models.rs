@@ -3,7 +3,7 @@
 
 use crate::generate::models_folder;
 use clap::Args;
-use easel_core::model::listing::files_with_ext;
+use easel_core::model::files::files_with_ext;
 use easel_core::model::{list_folder, UnetWeights};
 use easel_core::Result;
 use std::path::{Path, PathBuf};

@@ -89,21 +89,6 @@ impl DiscreteSchedule {
         out.push(0.0);
         out
     }
-
-    /// Karras et al. spacing (ρ = 7) between this model's σ_min and σ_max, then 0.
-    pub fn karras_sigmas(&self, steps: usize) -> Vec<f32> {
-        let rho = 7.0f32;
-        let (min_r, max_r) = (
-            self.sigma_min().powf(1.0 / rho),
-            self.sigma_max().powf(1.0 / rho),
-        );
-        let mut out: Vec<f32> = linspace_f32(0.0, 1.0, steps)
-            .into_iter()
-            .map(|r| (max_r + r * (min_r - max_r)).powf(rho))
-            .collect();
-        out.push(0.0);
-        out
-    }
 }
 
 /// `torch.linspace` in f32: the first half counts up from `start`, the second half down

@@ -57,6 +57,14 @@ fn has_ext(p: &Path, exts: &[&str]) -> bool {
         .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
+/// Files with one of `exts` (any case) under `dir`, recursively, sorted.
+pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    collect(dir, &mut out, &|p| has_ext(p, exts));
+    out.sort();
+    out
+}
+
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, keep: &dyn Fn(&Path) -> bool) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;

@@ -75,28 +75,3 @@ fn inspect(models: &Path, path: &Path) -> CheckpointEntry {
     entry.error = r.err().map(|e| e.to_string());
     entry
 }
-
-/// Files with one of `exts` under `dir`, recursively, sorted.
-pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
