@@ -55,7 +55,9 @@ pub struct Settings {
 /// Models, VAEs and hypernetworks loaded onto backend `B`, reused across images.
 pub struct Session<B: Backend> {
     backend: B,
-    models: HashMap<(PathBuf, Option<PathBuf>), Rc<StableDiffusion<B>>>,
+    /// The checkpoint (and VAE) in memory: one at a time, since a grid over 4 GB models
+    /// visits each checkpoint once.
+    model: Option<((PathBuf, Option<PathBuf>), Rc<StableDiffusion<B>>)>,
     hypernets: HashMap<PathBuf, (Hypernetwork, Arc<LoadedHypernetwork<B>>)>,
 }
 
@@ -63,7 +65,7 @@ impl<B: Backend> Session<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend,
-            models: HashMap::new(),
+            model: None,
             hypernets: HashMap::new(),
         }
     }
@@ -72,11 +74,13 @@ impl<B: Backend> Session<B> {
         let checkpoint = resolve_checkpoint(&s.models, &s.model)?;
         let files = checkpoint_files(&s.models, &checkpoint, &VaeChoice::parse(&s.vae))?;
         let key = (files.checkpoint.clone(), files.vae.clone());
-        if let Some(m) = self.models.get(&key) {
-            return Ok(m.clone());
+        if let Some((loaded, m)) = &self.model {
+            if *loaded == key {
+                return Ok(m.clone());
+            }
         }
-        // Keep one checkpoint in memory: a grid over 4 GB models visits each once.
-        self.models.clear();
+        // Free the previous checkpoint before loading the next.
+        self.model = None;
         let t0 = std::time::Instant::now();
         let model = Rc::new(StableDiffusion::load(&self.backend, &files)?);
         eprintln!(
@@ -91,7 +95,7 @@ impl<B: Backend> Session<B> {
                 .unwrap_or_default(),
             t0.elapsed().as_secs_f32()
         );
-        self.models.insert(key, model.clone());
+        self.model = Some((key, model.clone()));
         Ok(model)
     }
 
