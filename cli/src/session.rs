@@ -52,12 +52,15 @@ pub struct Settings {
     pub nai_braces: bool,
 }
 
+/// A loaded model is identified by its checkpoint and VAE files.
+type ModelKey = (PathBuf, Option<PathBuf>);
+
 /// Models, VAEs and hypernetworks loaded onto backend `B`, reused across images.
 pub struct Session<B: Backend> {
     backend: B,
     /// The checkpoint (and VAE) in memory: one at a time, since a grid over 4 GB models
     /// visits each checkpoint once.
-    model: Option<((PathBuf, Option<PathBuf>), Rc<StableDiffusion<B>>)>,
+    model: Option<(ModelKey, Rc<StableDiffusion<B>>)>,
     hypernets: HashMap<PathBuf, (Hypernetwork, Arc<LoadedHypernetwork<B>>)>,
 }
 
