@@ -56,6 +56,10 @@ pub struct GenerateArgs {
     /// Noise generator: gpu (A1111 default, Philox), nv (same stream), cpu (torch CPU).
     #[arg(long)]
     pub rng: Option<String>,
+    /// Device of the A1111 run to reproduce: cuda (an NVIDIA GPU) or cpu (a CPU-only
+    /// install). Only the DPM++ SDE samplers' Brownian noise depends on it [default: cuda].
+    #[arg(long = "noise-device")]
+    pub noise_device: Option<String>,
     /// Eta noise seed delta (31337 for NovelAI parity); affects ancestral samplers [default: 0].
     #[arg(long)]
     pub ensd: Option<u64>,
@@ -270,6 +274,7 @@ impl GenerateArgs {
             height,
             clip_skip: a.clip_skip.unwrap_or(1),
             rng: a.rng.as_deref().unwrap_or("gpu").parse()?,
+            noise_device: a.noise_device.as_deref().unwrap_or("cuda").parse()?,
             ensd: a.ensd.unwrap_or(0),
             batch_size: a.batch_size,
             models,

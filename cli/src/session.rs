@@ -5,7 +5,7 @@ use crate::generate::{sampler_registry, scheduler_registry};
 use easel_core::infotext::Infotext;
 use easel_core::model::{checkpoint_files, resolve_checkpoint, StableDiffusion, VaeChoice};
 use easel_core::nn::AttentionHook;
-use easel_core::noise::RngKind;
+use easel_core::noise::{RngKind, TorchDevice};
 use easel_core::pipeline::{
     txt2img_infotext, txt2img_with_options, GeneratedImage, PromptOptions, Txt2ImgParams,
 };
@@ -37,6 +37,8 @@ pub struct Settings {
     pub height: usize,
     pub clip_skip: usize,
     pub rng: RngKind,
+    /// The torch device of the A1111 run to reproduce (SDE samplers' Brownian noise).
+    pub noise_device: TorchDevice,
     pub ensd: u64,
     pub batch_size: usize,
     pub models: PathBuf,
@@ -135,6 +137,7 @@ impl<B: Backend> Session<B> {
             batch_size: s.batch_size,
             clip_skip: s.clip_skip,
             rng: s.rng,
+            noise_device: s.noise_device,
             ensd: s.ensd,
             sampler: choice.sampler.clone(),
             scheduler,

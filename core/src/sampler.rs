@@ -7,7 +7,7 @@
 
 use crate::backend::LocalBoxFuture;
 use crate::error::Result;
-use crate::noise::RngKind;
+use crate::noise::{RngKind, TorchDevice};
 use crate::schedule::DiscreteSchedule;
 
 /// The model with classifier-free guidance folded in: x (σ-scaled latent, a batch of
@@ -27,6 +27,9 @@ pub trait NoiseSampler {
 pub struct NoiseRequest<'a> {
     /// The generator the run uses for its initial noise.
     pub rng: RngKind,
+    /// The device of the A1111 run being reproduced; noise A1111 creates on the latent's
+    /// device (the Brownian tree) comes from its generator.
+    pub device: TorchDevice,
     /// One seed per image of the batch (A1111: `seed + i`).
     pub seeds: &'a [u64],
     /// Shape of one image's latent, e.g. `[4, h/8, w/8]`.

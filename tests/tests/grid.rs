@@ -126,6 +126,7 @@ fn params_for(plan: &GridPlan, c: CellIndex) -> Txt2ImgParams {
         batch_size: 1,
         clip_skip: 1,
         rng: RngKind::Gpu,
+        noise_device: Default::default(),
         ensd: 0,
         sampler,
         scheduler,

@@ -327,6 +327,7 @@ fn txt2img_with_a_hypernetwork_matches_reference() {
         batch_size: 1,
         clip_skip: 1,
         rng: RngKind::Cpu,
+        noise_device: Default::default(),
         ensd: 0,
         sampler,
         scheduler,

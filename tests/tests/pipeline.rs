@@ -57,6 +57,7 @@ fn params_of(case: &Value) -> Txt2ImgParams {
         batch_size: case.get("batch_size").and_then(Value::as_u64).unwrap_or(1) as usize,
         clip_skip: case.get("clip_skip").and_then(Value::as_u64).unwrap_or(1) as usize,
         rng,
+        noise_device: Default::default(),
         ensd: case["ensd"].as_u64().unwrap(),
         sampler,
         scheduler,

@@ -449,6 +449,7 @@ fn brownian_noise_is_seeded_and_consistent() {
     let shape = [4usize, 16, 16];
     let request = |seeds: &'static [u64]| NoiseRequest {
         rng: RngKind::Nv,
+        device: Default::default(),
         seeds,
         shape: &shape,
         sigmas: &sigmas,

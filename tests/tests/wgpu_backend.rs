@@ -810,6 +810,7 @@ fn txt2img_on_wgpu_matches_reference_pixels() {
         batch_size: 1,
         clip_skip: 1,
         rng: RngKind::Cpu,
+        noise_device: Default::default(),
         ensd: case["ensd"].as_u64().unwrap(),
         sampler,
         scheduler,

@@ -29,6 +29,9 @@ pub struct WebSettings {
     /// `gpu`, `cpu` or `nv`, as the CLI's `--rng`.
     #[serde(default = "gpu")]
     pub rng: String,
+    /// `cuda` or `cpu`, as the CLI's `--noise-device`.
+    #[serde(default = "cuda")]
+    pub noise_device: String,
     #[serde(default)]
     pub ensd: u64,
     /// Hypernetworks from the form (`<hypernet:NAME:S>` tags in the prompt add more).
@@ -49,6 +52,9 @@ fn one() -> usize {
 }
 fn gpu() -> String {
     "gpu".into()
+}
+fn cuda() -> String {
+    "cuda".into()
 }
 
 /// Every sampler the page offers (the k-diffusion family).
@@ -93,6 +99,7 @@ impl WebSettings {
             batch_size: self.batch_size,
             clip_skip: self.clip_skip,
             rng: self.rng.parse()?,
+            noise_device: self.noise_device.parse()?,
             ensd: self.ensd,
             sampler: choice.sampler.clone(),
             scheduler,

@@ -6,6 +6,8 @@
 //! - [`TorchCpuGenerator`]: torch's CPU generator (MT19937 + torch's normal sampling),
 //!   A1111's "CPU".
 //! - [`ImageRng`]: one generator per image of a batch, as A1111's `ImageRNG`.
+//! - [`TorchDevice`]: the device whose generator draws on-device noise (the SDE
+//!   samplers' Brownian tree).
 
 mod avx_mathfun;
 mod image_rng;
@@ -13,12 +15,14 @@ mod mt19937;
 mod philox;
 mod rng_kind;
 mod torch_cpu;
+mod torch_device;
 
 pub use image_rng::ImageRng;
 pub use mt19937::Mt19937;
 pub use philox::{philox_4x32_10, PhiloxGenerator};
 pub use rng_kind::RngKind;
 pub use torch_cpu::{NormalFillKernel, TorchCpuGenerator};
+pub use torch_device::TorchDevice;
 
 /// A stateful source of standard normals: each call is the next `torch.randn` of `n`
 /// elements (row-major), continuing the stream of the previous calls.

@@ -8,7 +8,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
-use crate::noise::{ImageRng, RngKind};
+use crate::noise::{ImageRng, RngKind, TorchDevice};
 use crate::sampler::{NoiseRequest, NoiseSampler, SampleContext, Sampler};
 use crate::scheduler::{sampler_sigmas, Scheduler};
 use crate::text::strip_comments;
@@ -30,6 +30,9 @@ pub struct Txt2ImgParams {
     pub batch_size: usize,
     pub clip_skip: usize,
     pub rng: RngKind,
+    /// The device of the A1111 run to reproduce: only the SDE samplers' Brownian noise
+    /// depends on it (default CUDA, as on an NVIDIA GPU).
+    pub noise_device: TorchDevice,
     /// Eta noise seed delta (0 = off; 31337 for NovelAI parity).
     pub ensd: u64,
     pub sampler: Arc<dyn Sampler>,
@@ -174,6 +177,7 @@ pub async fn txt2img_with_options<B: Backend>(
     // SDE samplers bring their own (Brownian) noise; the rest draw from A1111's per-image RNG.
     let request = NoiseRequest {
         rng: params.rng,
+        device: params.noise_device,
         seeds: &seeds,
         shape: &shape,
         sigmas: &sigmas,

@@ -24,6 +24,7 @@ mod math;
 pub mod plms;
 pub mod restart;
 pub mod schedules;
+pub mod seed_sequence;
 mod timesteps;
 pub mod unipc;
 
