@@ -5,6 +5,7 @@ use crate::session::{Session, Settings};
 use clap::Args;
 use easel_candle::CandleBackend;
 use easel_core::infotext::{read_parameters, write_png, Infotext};
+use easel_core::noise::TorchDevice;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
 use easel_core::text::EmphasisMode;
 use easel_core::Backend;
@@ -56,8 +57,9 @@ pub struct GenerateArgs {
     /// Noise generator: gpu (A1111 default, Philox), nv (same stream), cpu (torch CPU).
     #[arg(long)]
     pub rng: Option<String>,
-    /// Device of the A1111 run to reproduce: cuda (an NVIDIA GPU) or cpu (a CPU-only
-    /// install). Only the DPM++ SDE samplers' Brownian noise depends on it [default: cuda].
+    /// Device of the A1111 run to reproduce: cuda (an NVIDIA GPU), cpu (torch on a CPU) or
+    /// auto (cpu with --rng cpu, else cuda). Only the DPM++ SDE samplers' Brownian noise
+    /// depends on it [default: auto].
     #[arg(long = "noise-device")]
     pub noise_device: Option<String>,
     /// Eta noise seed delta (31337 for NovelAI parity); affects ancestral samplers [default: 0].
@@ -274,7 +276,7 @@ impl GenerateArgs {
             height,
             clip_skip: a.clip_skip.unwrap_or(1),
             rng: a.rng.as_deref().unwrap_or("gpu").parse()?,
-            noise_device: a.noise_device.as_deref().unwrap_or("cuda").parse()?,
+            noise_device: TorchDevice::parse_or_auto(a.noise_device.as_deref().unwrap_or("auto"))?,
             ensd: a.ensd.unwrap_or(0),
             batch_size: a.batch_size,
             models,

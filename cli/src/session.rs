@@ -37,8 +37,9 @@ pub struct Settings {
     pub height: usize,
     pub clip_skip: usize,
     pub rng: RngKind,
-    /// The torch device of the A1111 run to reproduce (SDE samplers' Brownian noise).
-    pub noise_device: TorchDevice,
+    /// The torch device of the A1111 run to reproduce (SDE samplers' Brownian noise);
+    /// `None` = the one `rng` implies.
+    pub noise_device: Option<TorchDevice>,
     pub ensd: u64,
     pub batch_size: usize,
     pub models: PathBuf,
@@ -137,7 +138,7 @@ impl<B: Backend> Session<B> {
             batch_size: s.batch_size,
             clip_skip: s.clip_skip,
             rng: s.rng,
-            noise_device: s.noise_device,
+            noise_device: s.noise_device.unwrap_or(TorchDevice::implied_by(s.rng)),
             ensd: s.ensd,
             sampler: choice.sampler.clone(),
             scheduler,

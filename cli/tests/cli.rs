@@ -82,6 +82,10 @@ fn bad_settings_fail_with_a_message() {
         (vec!["--sampler", "nope"], "unknown sampler `nope`"),
         (vec!["--rng", "dice"], "dice"),
         (
+            vec!["--noise-device", "mps"],
+            "unknown torch device `mps` (valid: cuda, cpu)",
+        ),
+        (
             vec!["--model", "missing-model"],
             "no checkpoint named `missing-model`",
         ),

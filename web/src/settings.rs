@@ -1,6 +1,7 @@
 //! The form's settings as the page sends them (JSON), turned into pipeline parameters with
 //! the same sampler/schedule lookup as the CLI.
 
+use easel_core::noise::{RngKind, TorchDevice};
 use easel_core::pipeline::Txt2ImgParams;
 use easel_core::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use easel_core::{Error, Result};
@@ -29,8 +30,8 @@ pub struct WebSettings {
     /// `gpu`, `cpu` or `nv`, as the CLI's `--rng`.
     #[serde(default = "gpu")]
     pub rng: String,
-    /// `cuda` or `cpu`, as the CLI's `--noise-device`.
-    #[serde(default = "cuda")]
+    /// `auto`, `cuda` or `cpu`, as the CLI's `--noise-device`.
+    #[serde(default = "auto")]
     pub noise_device: String,
     #[serde(default)]
     pub ensd: u64,
@@ -53,8 +54,8 @@ fn one() -> usize {
 fn gpu() -> String {
     "gpu".into()
 }
-fn cuda() -> String {
-    "cuda".into()
+fn auto() -> String {
+    "auto".into()
 }
 
 /// Every sampler the page offers (the k-diffusion family).
@@ -88,6 +89,7 @@ impl WebSettings {
             self.schedule_type.as_deref(),
         )?;
         let scheduler = schedulers.effective(choice.sampler.as_ref(), &choice.scheduler)?;
+        let rng: RngKind = self.rng.parse()?;
         let params = Txt2ImgParams {
             prompt: prompt.to_string(),
             negative_prompt: self.negative_prompt.clone(),
@@ -98,8 +100,9 @@ impl WebSettings {
             height: self.height,
             batch_size: self.batch_size,
             clip_skip: self.clip_skip,
-            rng: self.rng.parse()?,
-            noise_device: self.noise_device.parse()?,
+            rng,
+            noise_device: TorchDevice::parse_or_auto(&self.noise_device)?
+                .unwrap_or(TorchDevice::implied_by(rng)),
             ensd: self.ensd,
             sampler: choice.sampler.clone(),
             scheduler,

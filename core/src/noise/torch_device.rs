@@ -32,6 +32,25 @@ impl TorchDevice {
         }
     }
 
+    /// The device a run with A1111 RNG source `rng` most likely used when nothing else is
+    /// known: CPU noise suggests a CPU run (and is what a reference made entirely with
+    /// torch on a CPU has), GPU/NV noise an NVIDIA GPU.
+    pub fn implied_by(rng: RngKind) -> Self {
+        match rng {
+            RngKind::Cpu => TorchDevice::Cpu,
+            RngKind::Gpu | RngKind::Nv => TorchDevice::Cuda,
+        }
+    }
+
+    /// `auto` (→ `None`: decide with [`TorchDevice::implied_by`]), or a device name.
+    pub fn parse_or_auto(text: &str) -> Result<Option<Self>> {
+        if text.trim().eq_ignore_ascii_case("auto") {
+            Ok(None)
+        } else {
+            text.parse().map(Some)
+        }
+    }
+
     /// The generator `torch.Generator(device).manual_seed(seed)` would be.
     pub fn generator(self, seed: u64) -> Box<dyn NoiseSource> {
         match self {
@@ -73,6 +92,19 @@ mod tests {
         assert_eq!(" cpu ".parse::<TorchDevice>().unwrap(), TorchDevice::Cpu);
         let err = "mps".parse::<TorchDevice>().unwrap_err().to_string();
         assert!(err.contains("mps") && err.contains("cuda, cpu"), "{err}");
+    }
+
+    #[test]
+    fn auto_follows_the_rng_source() {
+        assert_eq!(TorchDevice::parse_or_auto("Auto").unwrap(), None);
+        assert_eq!(
+            TorchDevice::parse_or_auto("cpu").unwrap(),
+            Some(TorchDevice::Cpu)
+        );
+        assert!(TorchDevice::parse_or_auto("tpu").is_err());
+        assert_eq!(TorchDevice::implied_by(RngKind::Cpu), TorchDevice::Cpu);
+        assert_eq!(TorchDevice::implied_by(RngKind::Gpu), TorchDevice::Cuda);
+        assert_eq!(TorchDevice::implied_by(RngKind::Nv), TorchDevice::Cuda);
     }
 
     #[test]
