@@ -255,3 +255,95 @@ fn models_lists_checkpoints_with_hashes_sidecars_and_training_weights() {
     assert_eq!(find("tiny-ema")["unet"], "EmaAndTraining");
     assert_eq!(find("tiny")["unet"], "Inference");
 }
+
+/// The promise, through the binary: `easel generate --sampler LABEL` gives the
+/// reference latent for the same seed. Labels in both A1111 forms (`DPM++ 2M Karras` and
+/// `--schedule-type`), against `golden/sampler_matrix.*` (A1111's flow in the reference
+/// stack; the measured agreement is in tests/tests/sampler_matrix.rs). Tolerance 1e-4 of
+/// the largest reference magnitude, as there.
+#[test]
+fn sampler_labels_reproduce_reference_latents() {
+    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/golden");
+    let cases: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(format!("{golden}/sampler_matrix.json")).unwrap(),
+    )
+    .unwrap();
+    let store = open_tensor_store(std::path::Path::new(&format!(
+        "{golden}/sampler_matrix.safetensors"
+    )))
+    .unwrap();
+    let dir = temp_dir("labels");
+    // (label as typed, --schedule-type, golden case)
+    for (label, schedule_type, case_name) in [
+        ("DPM++ 2M Karras", None, "dpmpp_2m_karras"),
+        ("Euler a", None, "euler_a_automatic"),
+        ("k_lms", Some("Karras"), "lms_karras"),
+        ("DPM++ SDE", Some("Automatic"), "dpmpp_sde_automatic_cuda"),
+        ("DPM++ 2M SDE Karras", None, "dpmpp_2m_sde_karras_cuda"),
+        ("DPM++ 3M SDE", None, "dpmpp_3m_sde_automatic_cuda"),
+        (
+            "DPM++ 2M SDE Heun Karras",
+            None,
+            "dpmpp_2m_sde_heun_karras_cpu",
+        ),
+        ("DPM2 a", None, "dpm2_a_automatic"),
+        ("DDIM", None, "ddim_automatic"),
+        ("UniPC", None, "unipc_automatic"),
+    ] {
+        let case = cases
+            .iter()
+            .find(|c| c["name"] == case_name)
+            .unwrap_or_else(|| panic!("golden case {case_name}"));
+        assert_eq!(case["batch_size"], 1);
+        let latents = dir.join(format!("{case_name}.safetensors"));
+        let mut cmd = easel();
+        cmd.current_dir(&dir).args([
+            "generate",
+            "--prompt",
+            case["prompt"].as_str().unwrap(),
+            "--negative",
+            case["negative"].as_str().unwrap(),
+            "--sampler",
+            label,
+            "--steps",
+            &case["steps"].to_string(),
+            "--cfg",
+            &case["cfg"].to_string(),
+            "--seed",
+            &case["seed"].to_string(),
+            "--size",
+            &format!("{}x{}", case["width"], case["height"]),
+            "--rng",
+            case["rng"].as_str().unwrap(),
+            "--noise-device",
+            case["noise_device"].as_str().unwrap(),
+        ]);
+        if let Some(s) = schedule_type {
+            cmd.args(["--schedule-type", s]);
+        }
+        let status = cmd
+            .arg("-o")
+            .arg(dir.join(format!("{case_name}.png")))
+            .arg("--save-latents")
+            .arg(&latents)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{label}");
+        let got = open_tensor_store(&latents)
+            .unwrap()
+            .read_f32("latent")
+            .unwrap();
+        let want = store.read_f32(case_name).unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            diff / scale < 1e-4,
+            "{label}: relative difference {}",
+            diff / scale
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
