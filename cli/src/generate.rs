@@ -7,6 +7,7 @@ use easel_candle::CandleBackend;
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::noise::TorchDevice;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::text::EmphasisMode;
 use easel_core::Backend;
 use easel_core::{Error, Result};
@@ -62,6 +63,25 @@ pub struct GenerateArgs {
     /// depends on it [default: auto].
     #[arg(long = "noise-device")]
     pub noise_device: Option<String>,
+    /// Eta for ancestral and SDE samplers (A1111's "Eta for ancestral samplers", infotext
+    /// `Eta`) [default: 1].
+    #[arg(long)]
+    pub eta: Option<f32>,
+    /// Eta for DDIM (infotext `Eta DDIM`) [default: 0].
+    #[arg(long = "eta-ddim")]
+    pub eta_ddim: Option<f32>,
+    /// Sigma churn for Euler, Heun and DPM2 (infotext `Sigma churn`) [default: 0].
+    #[arg(long = "s-churn")]
+    pub s_churn: Option<f32>,
+    /// Sigma tmin for churn (infotext `Sigma tmin`) [default: 0].
+    #[arg(long = "s-tmin")]
+    pub s_tmin: Option<f32>,
+    /// Sigma tmax for churn; 0 = no limit (infotext `Sigma tmax`) [default: 0].
+    #[arg(long = "s-tmax")]
+    pub s_tmax: Option<f32>,
+    /// Sigma noise for churn (infotext `Sigma noise`) [default: 1].
+    #[arg(long = "s-noise")]
+    pub s_noise: Option<f32>,
     /// Eta noise seed delta (31337 for NovelAI parity); affects ancestral samplers [default: 0].
     #[arg(long)]
     pub ensd: Option<u64>,
@@ -99,6 +119,18 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
+    /// The sampler parameters given as flags.
+    fn sampler_params(&self) -> SamplerParams {
+        SamplerParams {
+            eta: self.eta,
+            eta_ddim: self.eta_ddim,
+            s_churn: self.s_churn,
+            s_tmin: self.s_tmin,
+            s_tmax: self.s_tmax,
+            s_noise: self.s_noise,
+        }
+    }
+
     /// Fill every setting not given on the command line from an A1111 infotext, as
     /// A1111's "send to txt2img" does (missing `Clip skip` = 1, missing `RNG` = GPU).
     fn fill_from_infotext(&mut self, t: &Infotext) -> Result<()> {
@@ -150,6 +182,15 @@ impl GenerateArgs {
         if self.emphasis.is_none() {
             self.emphasis = t.get("Emphasis").map(str::to_string);
         }
+        let p = self.sampler_params().or(SamplerParams::from_infotext(t)?);
+        (
+            self.eta,
+            self.eta_ddim,
+            self.s_churn,
+            self.s_tmin,
+            self.s_tmax,
+            self.s_noise,
+        ) = (p.eta, p.eta_ddim, p.s_churn, p.s_tmin, p.s_tmax, p.s_noise);
         if self.model.is_none() {
             // The hash identifies the exact file; the name is the fallback.
             self.model = match (t.model(), t.model_hash()) {
@@ -261,6 +302,7 @@ impl GenerateArgs {
         }
         let (width, height) = parse_size(a.size.as_deref().unwrap_or("512x512"))?;
         let (models, model) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
+        let sampler_params = a.sampler_params();
         Ok(Settings {
             prompt: a.prompt.unwrap_or_default(),
             negative: a.negative.unwrap_or_default(),
@@ -278,6 +320,7 @@ impl GenerateArgs {
             rng: a.rng.as_deref().unwrap_or("gpu").parse()?,
             noise_device: TorchDevice::parse_or_auto(a.noise_device.as_deref().unwrap_or("auto"))?,
             ensd: a.ensd.unwrap_or(0),
+            sampler_params,
             batch_size: a.batch_size,
             models,
             model,

@@ -11,6 +11,7 @@ use easel_core::pipeline::{
 };
 use easel_core::registry::SamplerChoice;
 use easel_core::sampler::block_on;
+use easel_core::sampler_params::SamplerParams;
 use easel_core::text::{emphasis_infotext, AttentionSyntax, EmphasisMode};
 use easel_core::{Backend, Result};
 use easel_hypernetwork::{
@@ -41,6 +42,8 @@ pub struct Settings {
     /// `None` = the one `rng` implies.
     pub noise_device: Option<TorchDevice>,
     pub ensd: u64,
+    /// Eta, Eta DDIM and the churn set; unset ones keep the sampler's defaults.
+    pub sampler_params: SamplerParams,
     pub batch_size: usize,
     pub models: PathBuf,
     /// Checkpoint name, path, hash or A1111 title.
@@ -119,6 +122,11 @@ impl<B: Backend> Session<B> {
             s.schedule_type.as_deref(),
         )?;
         let scheduler = schedulers.effective(choice.sampler.as_ref(), &choice.scheduler)?;
+        s.sampler_params.validate()?;
+        let sampler = choice
+            .sampler
+            .with_params(&s.sampler_params)
+            .unwrap_or_else(|| choice.sampler.clone());
         // Hypernetwork tags are taken out of the text the encoder sees.
         let (clean_prompt, tag_requests) = extract_hypernet_tags(&s.prompt)?;
         let mut requests = s
@@ -140,7 +148,7 @@ impl<B: Backend> Session<B> {
             rng: s.rng,
             noise_device: s.noise_device.unwrap_or(TorchDevice::implied_by(s.rng)),
             ensd: s.ensd,
-            sampler: choice.sampler.clone(),
+            sampler,
             scheduler,
         };
         params.validate()?;

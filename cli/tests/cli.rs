@@ -347,3 +347,54 @@ fn sampler_labels_reproduce_reference_latents() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A1111's sampler parameters: written to the infotext only when not at the sampler's
+/// default (`Eta` for ancestral samplers, `Sigma churn` for Euler), read back by `--from`,
+/// and they change the image; an eta of 0 drops `ENSD` as A1111 does.
+#[test]
+fn sampler_parameters_round_trip_through_the_png() {
+    let dir = temp_dir("params");
+    let gen = |extra: &[&str], name: &str| {
+        let out = dir.join(name);
+        let status = easel()
+            .current_dir(&dir)
+            .args(["generate", "--prompt", "a cat", "--steps", "3"])
+            .args(["--size", "64x64", "--seed", "5", "--ensd", "31337"])
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{extra:?}");
+        out
+    };
+    let info = |p: &PathBuf| Infotext::parse(&read_parameters(p).unwrap().unwrap());
+    let px = |p: &PathBuf| easel_core::infotext::read_png_rgb(p).unwrap().2;
+
+    let default = gen(&["--sampler", "Euler a"], "default.png");
+    let tuned = gen(&["--sampler", "Euler a", "--eta", "0.5"], "tuned.png");
+    let zero = gen(&["--sampler", "Euler a", "--eta", "0"], "zero.png");
+    let churn = gen(&["--sampler", "Euler", "--s-churn", "2"], "churn.png");
+    let again = gen(&["--from", tuned.to_str().unwrap()], "again.png");
+
+    assert_eq!(info(&default).get("Eta"), None);
+    assert_eq!(info(&default).ensd().unwrap(), Some(31337));
+    assert_eq!(info(&tuned).get("Eta"), Some("0.5"));
+    assert_eq!(info(&zero).get("Eta"), Some("0"));
+    assert_eq!(info(&zero).ensd().unwrap(), None);
+    assert_eq!(info(&churn).get("Sigma churn"), Some("2"));
+    assert_eq!(info(&churn).get("Eta"), None);
+    assert_ne!(px(&default), px(&tuned));
+    assert_eq!(info(&again), info(&tuned));
+    assert_eq!(px(&again), px(&tuned));
+
+    let out = easel()
+        .current_dir(&dir)
+        .args(["generate", "--eta=-1", "-o", "x.png"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--eta"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

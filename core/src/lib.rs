@@ -16,6 +16,7 @@ pub mod noise;
 pub mod pipeline;
 pub mod registry;
 pub mod sampler;
+pub mod sampler_params;
 pub mod schedule;
 pub mod scheduler;
 pub mod text;

@@ -8,7 +8,9 @@
 use crate::backend::LocalBoxFuture;
 use crate::error::Result;
 use crate::noise::{RngKind, TorchDevice};
+use crate::sampler_params::SamplerParams;
 use crate::schedule::DiscreteSchedule;
+use std::sync::Arc;
 
 /// The model with classifier-free guidance folded in: x (σ-scaled latent, a batch of
 /// images laid out one after another) → denoised x₀ prediction, same layout.
@@ -74,6 +76,16 @@ pub trait Sampler: Send + Sync {
     /// generators (A1111 gives SDE samplers a Brownian tree). `None` = the generators.
     fn custom_noise(&self, _request: &NoiseRequest<'_>) -> Option<Box<dyn NoiseSampler>> {
         None
+    }
+    /// This sampler with the user's tunable parameters applied (see [`SamplerParams`] for
+    /// which sampler takes which). `None`: no parameter applies, use `self` as it is.
+    fn with_params(&self, _params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        None
+    }
+    /// The infotext fields A1111 writes for this sampler's parameters that differ from
+    /// its defaults (e.g. `("Eta", 0.67)`).
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        Vec::new()
     }
     /// Run from `x` (already multiplied by σ₀) along `sigmas` (ending in 0).
     fn sample<'a>(

@@ -14,10 +14,10 @@ use easel_core::backend::LocalBoxFuture;
 use easel_core::noise::{ImageRng, RngKind, TorchCpuGenerator};
 use easel_core::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use easel_core::sampler::{block_on, Denoiser, NoiseRequest, NoiseSampler, SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::schedule::DiscreteSchedule;
 use easel_core::scheduler::sampler_sigmas;
 use easel_core::Result;
-use easel_samplers::{Churn, Ddim, Euler, Heun};
 use easel_tests::{fixtures_dir, max_rel_diff};
 use serde_json::Value;
 
@@ -141,23 +141,24 @@ fn every_sampler_matches_the_reference_latent() {
         let name = case["name"].as_str().unwrap();
         let sampler_name = case["sampler"].as_str().unwrap();
         let steps = case["steps"].as_u64().unwrap() as usize;
-        let sampler: std::sync::Arc<dyn Sampler> = match name {
-            "heun_churn" => std::sync::Arc::new(Heun {
-                churn: Churn {
-                    s_churn: 1.0,
-                    s_tmin: 0.05,
-                    s_tmax: 5.0,
-                    s_noise: 1.0,
-                },
-            }),
-            "euler_churn" => std::sync::Arc::new(Euler {
-                churn: Churn {
-                    s_churn: 2.0,
-                    ..Churn::default()
-                },
-            }),
-            "ddim_eta" => std::sync::Arc::new(Ddim { eta: 0.5 }),
-            _ => samplers.get(sampler_name).unwrap(),
+        let registered = samplers.get(sampler_name).unwrap();
+        // Cases with A1111's tunable parameters go through `with_params`, as the CLI does.
+        let sampler = match case.get("params") {
+            Some(p) => {
+                let value = |key: &str| p.get(key).map(|v| v.as_f64().unwrap() as f32);
+                let params = SamplerParams {
+                    eta: value("eta"),
+                    eta_ddim: value("eta_ddim"),
+                    s_churn: value("s_churn"),
+                    s_tmin: value("s_tmin"),
+                    s_tmax: value("s_tmax"),
+                    s_noise: value("s_noise"),
+                };
+                registered
+                    .with_params(&params)
+                    .unwrap_or_else(|| panic!("{name}: {sampler_name} takes {params:?}"))
+            }
+            None => registered,
         };
         let scheduler = schedulers.get(case["schedule"].as_str().unwrap()).unwrap();
         let sigmas =
@@ -493,4 +494,68 @@ fn brownian_noise_is_seeded_and_consistent() {
         .unwrap()
         .custom_noise(&request(&[3]))
         .is_none());
+}
+
+/// Which sampler takes which tunable parameter, as A1111's `initialize` decides: `Eta` for
+/// every k-diffusion function with an `eta` argument, `Eta DDIM` for DDIM, the churn set
+/// for Euler, Heun and DPM2 (`sampler_extra_params`), nothing for the rest. A tuned sampler
+/// reports the non-default values under A1111's infotext keys.
+#[test]
+fn tunable_parameters_follow_a1111s_sampler_table() {
+    let (samplers, _) = registries();
+    let all = SamplerParams {
+        eta: Some(0.5),
+        eta_ddim: Some(0.25),
+        s_churn: Some(1.0),
+        s_tmin: Some(0.1),
+        s_tmax: Some(10.0),
+        s_noise: Some(0.9),
+    };
+    let eta = ["Eta"];
+    let churn = ["Sigma churn", "Sigma tmin", "Sigma tmax", "Sigma noise"];
+    let expected: &[(&str, &[&str])] = &[
+        ("Euler a", &eta),
+        ("DPM2 a", &eta),
+        ("DPM++ 2S a", &eta),
+        ("DPM++ SDE", &eta),
+        ("DPM++ 2M SDE", &eta),
+        ("DPM++ 2M SDE Heun", &eta),
+        ("DPM++ 3M SDE", &eta),
+        ("DPM fast", &eta),
+        ("DPM adaptive", &eta),
+        ("DDIM", &["Eta DDIM"]),
+        ("Euler", &churn),
+        ("Heun", &churn),
+        ("DPM2", &churn),
+        ("LMS", &[]),
+        ("DPM++ 2M", &[]),
+        ("Restart", &[]),
+        ("PLMS", &[]),
+        ("UniPC", &[]),
+    ];
+    for (label, keys) in expected {
+        let sampler = samplers.get(label).unwrap();
+        assert!(sampler.params_infotext().is_empty(), "{label} at defaults");
+        let tuned = sampler.with_params(&all);
+        let written: Vec<&str> = tuned
+            .as_ref()
+            .map(|t| t.params_infotext().into_iter().map(|(k, _)| k).collect())
+            .unwrap_or_default();
+        assert_eq!(&written, keys, "{label}");
+        if let Some(t) = tuned {
+            assert_eq!(t.label(), *label);
+        }
+    }
+    // Values equal to the defaults are not written; s_tmax 0 means "no limit".
+    let defaults = SamplerParams {
+        eta: Some(1.0),
+        s_churn: Some(0.0),
+        s_tmax: Some(0.0),
+        s_noise: Some(1.0),
+        ..Default::default()
+    };
+    for label in ["Euler a", "Euler"] {
+        let tuned = samplers.get(label).unwrap().with_params(&defaults).unwrap();
+        assert!(tuned.params_infotext().is_empty(), "{label}");
+    }
 }

@@ -4,6 +4,7 @@
 use easel_core::noise::{RngKind, TorchDevice};
 use easel_core::pipeline::Txt2ImgParams;
 use easel_core::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::{Error, Result};
 use serde::Deserialize;
 
@@ -35,6 +36,20 @@ pub struct WebSettings {
     pub noise_device: String,
     #[serde(default)]
     pub ensd: u64,
+    /// A1111's sampler parameters (`eta`, `eta_ddim`, `s_churn`, `s_tmin`, `s_tmax`,
+    /// `s_noise`); absent ones keep the sampler's defaults.
+    #[serde(default)]
+    pub eta: Option<f32>,
+    #[serde(default)]
+    pub eta_ddim: Option<f32>,
+    #[serde(default)]
+    pub s_churn: Option<f32>,
+    #[serde(default)]
+    pub s_tmin: Option<f32>,
+    #[serde(default)]
+    pub s_tmax: Option<f32>,
+    #[serde(default)]
+    pub s_noise: Option<f32>,
     /// Hypernetworks from the form (`<hypernet:NAME:S>` tags in the prompt add more).
     #[serde(default)]
     pub hypernets: Vec<HypernetSetting>,
@@ -89,6 +104,19 @@ impl WebSettings {
             self.schedule_type.as_deref(),
         )?;
         let scheduler = schedulers.effective(choice.sampler.as_ref(), &choice.scheduler)?;
+        let sampler_params = SamplerParams {
+            eta: self.eta,
+            eta_ddim: self.eta_ddim,
+            s_churn: self.s_churn,
+            s_tmin: self.s_tmin,
+            s_tmax: self.s_tmax,
+            s_noise: self.s_noise,
+        };
+        sampler_params.validate()?;
+        let sampler = choice
+            .sampler
+            .with_params(&sampler_params)
+            .unwrap_or_else(|| choice.sampler.clone());
         let rng: RngKind = self.rng.parse()?;
         let params = Txt2ImgParams {
             prompt: prompt.to_string(),
@@ -104,7 +132,7 @@ impl WebSettings {
             noise_device: TorchDevice::parse_or_auto(&self.noise_device)?
                 .unwrap_or(TorchDevice::implied_by(rng)),
             ensd: self.ensd,
-            sampler: choice.sampler.clone(),
+            sampler,
             scheduler,
         };
         params.validate()?;

@@ -4,6 +4,7 @@
 use super::txt2img::Txt2ImgParams;
 use crate::infotext::Infotext;
 use crate::model::ModelInfo;
+use crate::sampler_params::format_param;
 
 /// Infotext for the image generated from `params` with seed `seed`.
 pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) -> Infotext {
@@ -12,7 +13,7 @@ pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) ->
     t.push("Sampler", params.sampler.label());
     // Current A1111 writes the schedule actually used (`Automatic` when the sampler has none).
     t.push("Schedule type", params.scheduler.label());
-    t.push("CFG scale", format_float(params.cfg_scale));
+    t.push("CFG scale", format_param(params.cfg_scale));
     t.push("Seed", seed);
     t.push("Size", format!("{}x{}", params.width, params.height));
     t.push("Model hash", &model.hash);
@@ -29,15 +30,8 @@ pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) ->
     if let Some(rng) = params.rng.infotext_value() {
         t.push("RNG", rng);
     }
-    t
-}
-
-/// Python's `str(float)` for values users type: `7` → `7`, `7.5` → `7.5`. A1111 writes
-/// the CFG scale as the user's number, which is an int when whole.
-fn format_float(v: f32) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e9 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
+    for (key, value) in params.sampler.params_infotext() {
+        t.push(key, format_param(value));
     }
+    t
 }

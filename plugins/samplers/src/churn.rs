@@ -3,6 +3,7 @@
 
 use crate::math::{add_scaled, churn};
 use easel_core::sampler::NoiseSampler;
+use easel_core::sampler_params::SamplerParams;
 
 /// `s_churn`, `s_tmin`, `s_tmax`, `s_noise` (A1111 defaults 0, 0, ∞, 1: no churn).
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +26,39 @@ impl Default for Churn {
 }
 
 impl Churn {
+    /// These settings with the user's churn parameters over them; `None` when the user
+    /// set none of the four.
+    pub fn with_params(&self, params: &SamplerParams) -> Option<Churn> {
+        if params.s_churn.is_none()
+            && params.s_tmin.is_none()
+            && params.s_tmax.is_none()
+            && params.s_noise.is_none()
+        {
+            return None;
+        }
+        Some(Churn {
+            s_churn: params.s_churn.unwrap_or(self.s_churn),
+            s_tmin: params.s_tmin.unwrap_or(self.s_tmin),
+            s_tmax: params.s_tmax_or_infinity().unwrap_or(self.s_tmax),
+            s_noise: params.s_noise.unwrap_or(self.s_noise),
+        })
+    }
+
+    /// The `Sigma …` fields A1111 writes: those that differ from its defaults.
+    pub fn infotext(&self) -> Vec<(&'static str, f32)> {
+        let default = Churn::default();
+        [
+            ("Sigma churn", self.s_churn, default.s_churn),
+            ("Sigma tmin", self.s_tmin, default.s_tmin),
+            ("Sigma tmax", self.s_tmax, default.s_tmax),
+            ("Sigma noise", self.s_noise, default.s_noise),
+        ]
+        .into_iter()
+        .filter(|(_, v, d)| v != d)
+        .map(|(key, v, _)| (key, v))
+        .collect()
+    }
+
     /// Raise `x` from `sigmas[i]` to σ̂ and return σ̂. k-diffusion draws the noise every
     /// step; with `s_churn` 0 it is never used, so no draw is made then.
     pub fn apply(

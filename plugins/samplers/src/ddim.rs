@@ -6,7 +6,9 @@
 use crate::timesteps::{a1111_timesteps, alpha_cumprod, eps_at_sigma};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct Ddim {
@@ -20,6 +22,17 @@ impl Sampler for Ddim {
     }
     fn label(&self) -> &str {
         "DDIM"
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        let eta = params.eta_ddim?;
+        Some(Arc::new(Ddim { eta: eta as f64 }))
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        if self.eta == 0.0 {
+            Vec::new()
+        } else {
+            vec![("Eta DDIM", self.eta as f32)]
+        }
     }
     fn sample<'a>(
         &'a self,

@@ -5,7 +5,9 @@ use crate::churn::Churn;
 use crate::math::{derivative, lincomb, log_midpoint, step};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct Dpm2 {
@@ -24,6 +26,13 @@ impl Sampler for Dpm2 {
     }
     fn default_scheduler(&self) -> &str {
         "karras"
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        let churn = self.churn.with_params(params)?;
+        Some(Arc::new(Dpm2 { churn }))
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.churn.infotext()
     }
     fn sample<'a>(
         &'a self,

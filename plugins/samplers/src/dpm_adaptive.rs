@@ -4,10 +4,14 @@
 
 use crate::dpm_solver::{ancestral_target, eps, midpoint, sigma_of, step_2, step_3, t_of};
 use crate::math::add_scaled;
+use crate::params::EtaSampler;
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::{Error, Result};
+use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct DpmAdaptive {
     pub eta: f32,
     pub s_noise: f32,
@@ -67,7 +71,14 @@ impl Sampler for DpmAdaptive {
         "DPM adaptive"
     }
     fn uses_ensd(&self) -> bool {
-        true
+        // A1111 leaves ENSD out when eta is 0: no noise is added then.
+        self.eta != 0.0
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        self.with_eta(params)
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.eta_infotext()
     }
     fn sample<'a>(
         &'a self,
@@ -126,5 +137,14 @@ impl Sampler for DpmAdaptive {
             }
             Ok(x)
         })
+    }
+}
+
+impl EtaSampler for DpmAdaptive {
+    fn eta(&self) -> f32 {
+        self.eta
+    }
+    fn set_eta(&mut self, eta: f32) {
+        self.eta = eta;
     }
 }

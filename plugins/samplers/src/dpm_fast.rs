@@ -4,11 +4,15 @@
 
 use crate::dpm_solver::{ancestral_target, eps, midpoint, sigma_of, step_1, step_2, step_3, t_of};
 use crate::math::add_scaled;
+use crate::params::EtaSampler;
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::schedule::linspace_f32;
 use easel_core::{Error, Result};
+use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct DpmFast {
     pub eta: f32,
     pub s_noise: f32,
@@ -31,7 +35,14 @@ impl Sampler for DpmFast {
         "DPM fast"
     }
     fn uses_ensd(&self) -> bool {
-        true
+        // A1111 leaves ENSD out when eta is 0: no noise is added then.
+        self.eta != 0.0
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        self.with_eta(params)
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.eta_infotext()
     }
     fn sample<'a>(
         &'a self,
@@ -78,5 +89,14 @@ impl Sampler for DpmFast {
             }
             Ok(x)
         })
+    }
+}
+
+impl EtaSampler for DpmFast {
+    fn eta(&self) -> f32 {
+        self.eta
+    }
+    fn set_eta(&mut self, eta: f32) {
+        self.eta = eta;
     }
 }

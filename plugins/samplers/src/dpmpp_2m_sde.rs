@@ -4,9 +4,12 @@
 
 use crate::brownian::brownian_noise_for;
 use crate::math::{add_scaled, lincomb};
+use crate::params::EtaSampler;
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{NoiseRequest, NoiseSampler, SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
 /// How the second-order correction is formed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +18,7 @@ pub enum SolverType {
     Heun,
 }
 
+#[derive(Clone)]
 pub struct DpmPp2mSde {
     pub eta: f32,
     pub s_noise: f32,
@@ -49,6 +53,12 @@ impl Sampler for DpmPp2mSde {
     }
     fn custom_noise(&self, request: &NoiseRequest<'_>) -> Option<Box<dyn NoiseSampler>> {
         Some(brownian_noise_for(request))
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        self.with_eta(params)
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.eta_infotext()
     }
     fn sample<'a>(
         &'a self,
@@ -97,5 +107,14 @@ impl Sampler for DpmPp2mSde {
             }
             Ok(x)
         })
+    }
+}
+
+impl EtaSampler for DpmPp2mSde {
+    fn eta(&self) -> f32 {
+        self.eta
+    }
+    fn set_eta(&mut self, eta: f32) {
+        self.eta = eta;
     }
 }

@@ -2,10 +2,14 @@
 //! DPM-Solver++ step (in t = −ln σ) down to σ_down, then fresh noise of size σ_up.
 
 use crate::math::{add_scaled, ancestral_step, derivative, lincomb, step};
+use crate::params::EtaSampler;
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct DpmPp2sAncestral {
     pub eta: f32,
     pub s_noise: f32,
@@ -28,10 +32,17 @@ impl Sampler for DpmPp2sAncestral {
         "DPM++ 2S a"
     }
     fn uses_ensd(&self) -> bool {
-        true
+        // A1111 leaves ENSD out when eta is 0: no noise is added then.
+        self.eta != 0.0
     }
     fn default_scheduler(&self) -> &str {
         "karras"
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        self.with_eta(params)
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.eta_infotext()
     }
     fn sample<'a>(
         &'a self,
@@ -70,5 +81,14 @@ impl Sampler for DpmPp2sAncestral {
             }
             Ok(x)
         })
+    }
+}
+
+impl EtaSampler for DpmPp2sAncestral {
+    fn eta(&self) -> f32 {
+        self.eta
+    }
+    fn set_eta(&mut self, eta: f32) {
+        self.eta = eta;
     }
 }

@@ -4,10 +4,14 @@
 
 use crate::brownian::brownian_noise_for;
 use crate::math::{add_scaled, lincomb};
+use crate::params::EtaSampler;
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{NoiseRequest, NoiseSampler, SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct DpmPp3mSde {
     pub eta: f32,
     pub s_noise: f32,
@@ -37,6 +41,12 @@ impl Sampler for DpmPp3mSde {
     }
     fn custom_noise(&self, request: &NoiseRequest<'_>) -> Option<Box<dyn NoiseSampler>> {
         Some(brownian_noise_for(request))
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        self.with_eta(params)
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.eta_infotext()
     }
     fn sample<'a>(
         &'a self,
@@ -97,5 +107,14 @@ impl Sampler for DpmPp3mSde {
             }
             Ok(x)
         })
+    }
+}
+
+impl EtaSampler for DpmPp3mSde {
+    fn eta(&self) -> f32 {
+        self.eta
+    }
+    fn set_eta(&mut self, eta: f32) {
+        self.eta = eta;
     }
 }

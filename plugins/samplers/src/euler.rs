@@ -5,7 +5,9 @@ use crate::churn::Churn;
 use crate::math::{derivative, step};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct Euler {
@@ -18,6 +20,13 @@ impl Sampler for Euler {
     }
     fn label(&self) -> &str {
         "Euler"
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        let churn = self.churn.with_params(params)?;
+        Some(Arc::new(Euler { churn }))
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.churn.infotext()
     }
     fn sample<'a>(
         &'a self,

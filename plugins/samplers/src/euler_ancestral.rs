@@ -2,10 +2,14 @@
 //! then fresh noise of size σ_up.
 
 use crate::math::{ancestral_step, derivative, step};
+use crate::params::EtaSampler;
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct EulerAncestral {
     pub eta: f32,
     pub s_noise: f32,
@@ -29,7 +33,14 @@ impl Sampler for EulerAncestral {
         "Euler a"
     }
     fn uses_ensd(&self) -> bool {
-        true
+        // A1111 leaves ENSD out when eta is 0: no noise is added then.
+        self.eta != 0.0
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        self.with_eta(params)
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.eta_infotext()
     }
     fn sample<'a>(
         &'a self,
@@ -52,5 +63,14 @@ impl Sampler for EulerAncestral {
             }
             Ok(x)
         })
+    }
+}
+
+impl EtaSampler for EulerAncestral {
+    fn eta(&self) -> f32 {
+        self.eta
+    }
+    fn set_eta(&mut self, eta: f32) {
+        self.eta = eta;
     }
 }

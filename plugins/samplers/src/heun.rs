@@ -5,7 +5,9 @@ use crate::churn::Churn;
 use crate::math::{derivative, lincomb, step};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
+use easel_core::sampler_params::SamplerParams;
 use easel_core::Result;
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct Heun {
@@ -18,6 +20,13 @@ impl Sampler for Heun {
     }
     fn label(&self) -> &str {
         "Heun"
+    }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
+        let churn = self.churn.with_params(params)?;
+        Some(Arc::new(Heun { churn }))
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        self.churn.infotext()
     }
     fn sample<'a>(
         &'a self,

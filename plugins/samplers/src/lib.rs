@@ -21,6 +21,7 @@ pub mod euler_ancestral;
 pub mod heun;
 pub mod lms;
 mod math;
+mod params;
 pub mod plms;
 pub mod restart;
 pub mod schedules;
