@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(p.s_churn, Some(2.0));
         assert_eq!(p.s_tmax_or_infinity(), Some(f32::INFINITY));
         assert_eq!(p.eta_ddim, None);
-        let bad = Infotext::parse("a cat\nSteps: 20, Eta: lots");
+        let bad = Infotext::parse("a cat\nSteps: 20, Seed: 1, Eta: lots");
         let err = SamplerParams::from_infotext(&bad).unwrap_err().to_string();
         assert!(err.contains("Eta: lots"), "{err}");
         let negative = SamplerParams {
