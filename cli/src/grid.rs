@@ -27,7 +27,8 @@ pub struct GridArgs {
     #[command(flatten)]
     pub base: GenerateArgs,
     /// X axis type: Seed, Steps, "CFG Scale", Sampler, "Schedule type", "Checkpoint name",
-    /// VAE, Hypernetwork, "Hypernet str.", "Clip skip", "Prompt S/R" (case and `_` ignored).
+    /// VAE, Hypernetwork, "Hypernet str.", "Clip skip", "Prompt S/R", Eta, "Sigma Churn",
+    /// "Sigma min", "Sigma max", "Sigma noise" (case and `_` ignored).
     #[arg(long = "x-type")]
     pub x_type: Option<String>,
     /// X values, A1111 syntax: `1,2,3`, `1-5`, `1-5 (+2)`, `1-10 [5]`, `0.5-1.5 (+0.25)`,
@@ -144,6 +145,14 @@ fn apply(s: &mut Settings, o: &mut CellOverrides, axis: &Axis, v: &AxisValue) ->
         (AxisKind::ClipSkip, AxisValue::Int(n)) => s.clip_skip = *n as usize,
         (AxisKind::CfgScale, AxisValue::Float(f)) => s.cfg = *f as f32,
         (AxisKind::HypernetStrength, AxisValue::Float(f)) => o.hypernet_strength = Some(*f as f32),
+        (AxisKind::Eta, AxisValue::Float(f)) => {
+            s.sampler_params.eta = Some(*f as f32);
+            s.sampler_params.eta_ddim = Some(*f as f32);
+        }
+        (AxisKind::SigmaChurn, AxisValue::Float(f)) => s.sampler_params.s_churn = Some(*f as f32),
+        (AxisKind::SigmaMin, AxisValue::Float(f)) => s.sampler_params.s_tmin = Some(*f as f32),
+        (AxisKind::SigmaMax, AxisValue::Float(f)) => s.sampler_params.s_tmax = Some(*f as f32),
+        (AxisKind::SigmaNoise, AxisValue::Float(f)) => s.sampler_params.s_noise = Some(*f as f32),
         (AxisKind::Sampler, _) => s.sampler = text(),
         (AxisKind::ScheduleType, _) => s.schedule_type = Some(text()),
         (AxisKind::Checkpoint, _) => s.model = text(),

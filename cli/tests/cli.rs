@@ -398,3 +398,50 @@ fn sampler_parameters_round_trip_through_the_png() {
     assert!(err.contains("--eta"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A grid over A1111's `Eta` axis: each cell's PNG records the eta it was made with
+/// (DDIM reads the same `p.eta` as `Eta DDIM`), and the cells differ.
+#[test]
+fn grid_varies_eta_per_cell() {
+    let dir = temp_dir("grid-eta");
+    let status = easel()
+        .current_dir(&dir)
+        .args([
+            "grid", "--prompt", "a cat", "--steps", "2", "--size", "64x64",
+        ])
+        .args([
+            "--seed",
+            "3",
+            "--x-type",
+            "Sampler",
+            "--x-values",
+            "Euler a,DDIM",
+        ])
+        .args(["--y-type", "Eta", "--y-values", "0.25,1"])
+        .args(["--save-cells", "cells", "-o", "grid.png"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut etas = Vec::new();
+    let mut pixels = Vec::new();
+    for entry in std::fs::read_dir(dir.join("cells")).unwrap() {
+        let path = entry.unwrap().path();
+        let info = Infotext::parse(&read_parameters(&path).unwrap().unwrap());
+        let key = if info.sampler() == Some("DDIM") {
+            "Eta DDIM"
+        } else {
+            "Eta"
+        };
+        etas.push(format!("{}={}", key, info.get(key).unwrap_or("default")));
+        pixels.push(easel_core::infotext::read_png_rgb(&path).unwrap().2);
+    }
+    etas.sort();
+    assert_eq!(
+        etas,
+        ["Eta DDIM=0.25", "Eta DDIM=1", "Eta=0.25", "Eta=default"]
+    );
+    pixels.sort();
+    pixels.dedup();
+    assert_eq!(pixels.len(), 4);
+    std::fs::remove_dir_all(&dir).ok();
+}

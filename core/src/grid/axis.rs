@@ -22,6 +22,14 @@ pub enum AxisKind {
     HypernetStrength,
     ClipSkip,
     PromptSr,
+    /// A1111's `p.eta`: overrides both "Eta for ancestral samplers" and "Eta for DDIM".
+    Eta,
+    SigmaChurn,
+    /// `s_tmin`.
+    SigmaMin,
+    /// `s_tmax`.
+    SigmaMax,
+    SigmaNoise,
 }
 
 /// How an axis' fields become values.
@@ -44,7 +52,7 @@ pub enum AxisValue {
 
 impl AxisKind {
     /// Every kind a user can choose, in the order `easel grid --help` lists them.
-    pub const ALL: [AxisKind; 12] = [
+    pub const ALL: [AxisKind; 17] = [
         AxisKind::Nothing,
         AxisKind::Seed,
         AxisKind::Steps,
@@ -57,6 +65,11 @@ impl AxisKind {
         AxisKind::HypernetStrength,
         AxisKind::ClipSkip,
         AxisKind::PromptSr,
+        AxisKind::Eta,
+        AxisKind::SigmaChurn,
+        AxisKind::SigmaMin,
+        AxisKind::SigmaMax,
+        AxisKind::SigmaNoise,
     ];
 
     /// A1111's name for the axis (also the `X Type` infotext value).
@@ -74,6 +87,11 @@ impl AxisKind {
             AxisKind::HypernetStrength => "Hypernet str.",
             AxisKind::ClipSkip => "Clip skip",
             AxisKind::PromptSr => "Prompt S/R",
+            AxisKind::Eta => "Eta",
+            AxisKind::SigmaChurn => "Sigma Churn",
+            AxisKind::SigmaMin => "Sigma min",
+            AxisKind::SigmaMax => "Sigma max",
+            AxisKind::SigmaNoise => "Sigma noise",
         }
     }
 
@@ -94,6 +112,11 @@ impl AxisKind {
             }
             AxisKind::ClipSkip => &[],
             AxisKind::PromptSr => &["sr", "promptsearchreplace", "searchreplace"],
+            AxisKind::Eta => &[],
+            AxisKind::SigmaChurn => &["schurn"],
+            AxisKind::SigmaMin => &["stmin", "sigmatmin"],
+            AxisKind::SigmaMax => &["stmax", "sigmatmax"],
+            AxisKind::SigmaNoise => &["snoise"],
         }
     }
 
@@ -116,7 +139,13 @@ impl AxisKind {
     pub fn value_type(self) -> ValueType {
         match self {
             AxisKind::Seed | AxisKind::Steps | AxisKind::ClipSkip => ValueType::Int,
-            AxisKind::CfgScale | AxisKind::HypernetStrength => ValueType::Float,
+            AxisKind::CfgScale
+            | AxisKind::HypernetStrength
+            | AxisKind::Eta
+            | AxisKind::SigmaChurn
+            | AxisKind::SigmaMin
+            | AxisKind::SigmaMax
+            | AxisKind::SigmaNoise => ValueType::Float,
             _ => ValueType::Text,
         }
     }
@@ -320,6 +349,11 @@ mod tests {
             AxisKind::parse("SCHEDULE TYPE").unwrap(),
             AxisKind::ScheduleType
         );
+        assert_eq!(
+            AxisKind::parse("sigma_churn").unwrap(),
+            AxisKind::SigmaChurn
+        );
+        assert_eq!(AxisKind::parse("Sigma max").unwrap(), AxisKind::SigmaMax);
         let e = AxisKind::parse("denoise").unwrap_err().to_string();
         assert!(
             e.contains("`denoise`") && e.contains("Hypernet str."),
@@ -342,6 +376,11 @@ mod tests {
         assert_eq!(
             l(AxisKind::Sampler, AxisValue::Text("Euler".into())),
             "Euler"
+        );
+        assert_eq!(l(AxisKind::Eta, AxisValue::Float(0.5)), "Eta: 0.5");
+        assert_eq!(
+            l(AxisKind::SigmaChurn, AxisValue::Float(1.0)),
+            "Sigma Churn: 1.0"
         );
         assert_eq!(
             l(AxisKind::Hypernetwork, AxisValue::Text("anime".into())),
