@@ -184,7 +184,12 @@ fn every_sampler_matches_the_reference_latent() {
         } else {
             queue.used == reference_used
         };
-        if err > LATENT_TOLERANCE || !draws_ok || latent.iter().any(|v| !v.is_finite()) {
+        // Where the reference's own last-bit rounding (torch's CPU square root, amplified
+        // by σ_down's cancellation in very short ancestral runs) moves it by more than the
+        // tolerance, allow twice that measured spread (the fixture records it per case).
+        let spread = case["rounding_spread"].as_f64().unwrap_or(0.0) as f32;
+        let tolerance = LATENT_TOLERANCE.max(2.0 * spread);
+        if err > tolerance || !draws_ok || latent.iter().any(|v| !v.is_finite()) {
             failures.push(format!(
                 "{name}: rel err {err:e}, noise draws {} (reference {reference_used})",
                 queue.used
