@@ -1,6 +1,7 @@
 //! `easel`: the command-line front end. It only wires core and plugins together; every
 //! format, network and sampler lives in the library crates.
 
+mod allocator;
 mod bench;
 mod convert;
 mod generate;
@@ -58,6 +59,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),
