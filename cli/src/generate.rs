@@ -3,7 +3,7 @@
 use crate::progress::step_bar;
 use crate::session::{Session, Settings};
 use clap::Args;
-use easel_candle::CandleBackend;
+use easel_candle::{CandleBackend, Precision};
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::noise::TorchDevice;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
@@ -110,6 +110,11 @@ pub struct GenerateArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Arithmetic of the CPU backend's matrix products: fp32, or bf16 (inputs rounded to
+    /// bf16, sums in f32; about 1.5× faster on CPUs with AVX512-BF16, slightly different
+    /// images) [default: fp32].
+    #[arg(long)]
+    pub precision: Option<String>,
     /// Output PNG (batch images get -2, -3, ... before the extension).
     #[arg(short, long, default_value = "out.png")]
     pub output: PathBuf,
@@ -341,11 +346,38 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));
     }
     match a.backend.to_ascii_lowercase().as_str() {
-        "cpu" | "candle" => run_on(&a, Session::new(CandleBackend::cpu())),
-        "wgpu" | "gpu" => run_on(&a, Session::new(wgpu_backend(a.adapter.as_deref())?)),
+        "cpu" | "candle" => run_on(&a, Session::new(cpu_backend(a.precision.as_deref())?)),
+        "wgpu" | "gpu" => {
+            no_precision_for_wgpu(a.precision.as_deref())?;
+            run_on(&a, Session::new(wgpu_backend(a.adapter.as_deref())?))
+        }
         other => Err(Error::Invalid(format!(
             "unknown backend `{other}` (valid: cpu, wgpu)"
         ))),
+    }
+}
+
+/// The CPU backend with the `--precision` asked for (`fp32` when none).
+pub fn cpu_backend(precision: Option<&str>) -> Result<CandleBackend> {
+    let precision = match precision.map(|p| p.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("fp32" | "f32" | "full") => Precision::F32,
+        Some("bf16") => Precision::Bf16,
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "unknown --precision `{other}` (valid: fp32, bf16)"
+            )))
+        }
+    };
+    CandleBackend::cpu().with_precision(precision)
+}
+
+/// `--precision` chooses the CPU backend's arithmetic; the wgpu backend has its own.
+pub fn no_precision_for_wgpu(precision: Option<&str>) -> Result<()> {
+    match precision {
+        Some(p) if !p.trim().eq_ignore_ascii_case("fp32") => Err(Error::Invalid(format!(
+            "--precision {p} applies to the CPU backend, not wgpu"
+        ))),
+        _ => Ok(()),
     }
 }
 

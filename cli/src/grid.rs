@@ -4,12 +4,12 @@
 //! for the whole grid (the [`Session`] keeps them).
 
 use crate::generate::{
-    sampler_registry, scheduler_registry, set_threads, wgpu_backend, GenerateArgs,
+    cpu_backend, no_precision_for_wgpu, sampler_registry, scheduler_registry, set_threads,
+    wgpu_backend, GenerateArgs,
 };
 use crate::progress::step_bar;
 use crate::session::{Session, Settings};
 use clap::Args;
-use easel_candle::CandleBackend;
 use easel_core::grid::{
     prompt_search_replace, run_grid, Axis, AxisKind, AxisValue, CellIndex, GridOutput, GridPlan,
     RgbImage,
@@ -303,8 +303,11 @@ fn cell_file_name(plan: &GridPlan, c: CellIndex) -> String {
 pub fn run(a: GridArgs) -> Result<()> {
     set_threads(a.base.threads);
     match a.base.backend.to_ascii_lowercase().as_str() {
-        "cpu" | "candle" => run_on(&a, Session::new(CandleBackend::cpu())),
-        "wgpu" | "gpu" => run_on(&a, Session::new(wgpu_backend(a.base.adapter.as_deref())?)),
+        "cpu" | "candle" => run_on(&a, Session::new(cpu_backend(a.base.precision.as_deref())?)),
+        "wgpu" | "gpu" => {
+            no_precision_for_wgpu(a.base.precision.as_deref())?;
+            run_on(&a, Session::new(wgpu_backend(a.base.adapter.as_deref())?))
+        }
         other => Err(Error::Invalid(format!(
             "unknown backend `{other}` (valid: cpu, wgpu)"
         ))),
@@ -361,6 +364,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    use easel_candle::CandleBackend;
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]

@@ -92,6 +92,14 @@ fn bad_settings_fail_with_a_message() {
         (vec!["--steps", "0"], "steps"),
         (vec!["--emphasis", "bogus"], "bogus"),
         (vec!["--backend", "tpu"], "unknown backend `tpu`"),
+        (
+            vec!["--precision", "fp8"],
+            "unknown --precision `fp8` (valid: fp32, bf16)",
+        ),
+        (
+            vec!["--backend", "wgpu", "--precision", "bf16"],
+            "--precision bf16 applies to the CPU backend",
+        ),
     ] {
         let out = easel()
             .args(["generate", "-o", "/nonexistent-dir/x.png"])

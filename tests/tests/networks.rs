@@ -190,6 +190,30 @@ fn unet_matches_golden_eps() {
     );
 }
 
+/// With `Precision::Bf16` (operands rounded to bf16, f32 sums, activations kept in f32)
+/// the UNet stays at least as close to the f32 reference as PyTorch's own bf16 inference
+/// (CPU autocast, `eps_torch_bf16` in the golden file), and measurably away from f32.
+#[test]
+fn unet_in_bf16_is_no_further_from_f32_than_torch_bf16() {
+    use easel_candle::Precision;
+    if !Precision::Bf16.is_supported() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return;
+    }
+    let b = CandleBackend::cpu()
+        .with_precision(Precision::Bf16)
+        .unwrap();
+    let g = golden("unet.safetensors");
+    let store = model("tiny.ckpt");
+    let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &b);
+    let reference = tensor(&g, "eps").0;
+    let ours = max_rel_diff(&eps, &reference);
+    let torch = max_rel_diff(&tensor(&g, "eps_torch_bf16").0, &reference);
+    eprintln!("UNet bf16 relative deviation: Easel {ours:.2e}, PyTorch autocast {torch:.2e}");
+    assert!(ours <= torch, "Easel {ours} vs PyTorch {torch}");
+    assert!(ours > 1e-4, "{ours}: bf16 products not used?");
+}
+
 #[test]
 fn unet_loads_training_and_ema_weights() {
     let b = CandleBackend::cpu();

@@ -1,7 +1,8 @@
-//! GFLOP/s of the blocked matrix product at UNet shapes:
+//! GFLOP/s of the blocked matrix product at UNet shapes, in f32 and (where the CPU has
+//! AVX512-BF16) bf16:
 //! `RAYON_NUM_THREADS=1 cargo run --release -p easel-candle --example gemm_bench`.
 
-use easel_candle::gemm::{matmul, Bias, Dims, PackA, PackedA, RowMajor, Transposed};
+use easel_candle::gemm::{matmul_in, Bias, Dims, PackA, PackedA, Precision, RowMajor, Transposed};
 use std::time::Instant;
 
 fn main() {
@@ -41,7 +42,16 @@ fn main() {
         "pack A blocks into a warm buffer: {:.3} ns/element",
         t * 1e9 / (m * k) as f64
     );
-    for (m, n, k, t) in shapes {
+    let precisions: Vec<Precision> = [Precision::F32, Precision::Bf16]
+        .into_iter()
+        .filter(|p| p.is_supported())
+        .collect();
+    for (m, n, k, t, p) in shapes
+        .into_iter()
+        .flat_map(|s| precisions.iter().map(move |&p| (s, p)))
+        .map(|((m, n, k, t), p)| (m, n, k, t, p))
+    {
+        let precision = p;
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let mut c = vec![0f32; m * n];
@@ -50,10 +60,10 @@ fn main() {
             let a = RowMajor { data: &a, ld: k };
             if t {
                 let b = Transposed { data: &b, ld: k };
-                matmul(dims, &a, &b, &mut c, n, Bias::None, true);
+                matmul_in(precision, dims, &a, &b, &mut c, n, Bias::None, true);
             } else {
                 let b = RowMajor { data: &b, ld: n };
-                matmul(dims, &a, &b, &mut c, n, Bias::None, true);
+                matmul_in(precision, dims, &a, &b, &mut c, n, Bias::None, true);
             }
         };
         run();
@@ -65,7 +75,7 @@ fn main() {
         }
         let gflop = 2.0 * (m * n * k) as f64 / 1e9;
         println!(
-            "{m:>5}x{n:>5}x{k:>5} {}: {:7.2} ms  {:6.1} GFLOP/s",
+            "{m:>5}x{n:>5}x{k:>5} {} {precision:?}: {:7.2} ms  {:6.1} GFLOP/s",
             if t { "Bt" } else { "B " },
             best * 1e3,
             gflop / best

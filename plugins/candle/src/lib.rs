@@ -11,6 +11,7 @@ pub mod ops;
 use candle_core::{DType, Device, Tensor};
 use easel_core::backend::Backend;
 use easel_core::{Error, Result};
+pub use gemm::Precision;
 
 /// Converts a candle error into Easel's backend error, keeping candle's message.
 pub(crate) fn backend_err(e: candle_core::Error) -> Error {
@@ -35,6 +36,8 @@ pub struct CandleBackend {
     /// Upper bound, in bytes, of one attention score block (queries are processed in chunks
     /// so that `batch · heads · chunk · Lk · 4` stays below it).
     attention_block_bytes: usize,
+    /// Arithmetic of the CPU matrix products (convolutions, linear layers, attention).
+    precision: Precision,
 }
 
 /// 256 MiB: at 512×512 the first UNet attention has 4096×4096 scores per head, which would
@@ -58,7 +61,25 @@ impl CandleBackend {
         Self {
             device,
             attention_block_bytes: DEFAULT_ATTENTION_BLOCK_BYTES,
+            precision: Precision::F32,
         }
+    }
+
+    /// Run the CPU matrix products in `precision`; bf16 needs a CPU with AVX512-BF16 and
+    /// is refused with a clear error elsewhere.
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        if !precision.is_supported() {
+            return Err(Error::Invalid(format!(
+                "{precision:?} products need a CPU with AVX512-BF16 (Zen 4 or later, Intel \
+                 Cooper Lake or Sapphire Rapids); this one has none"
+            )));
+        }
+        self.precision = precision;
+        Ok(self)
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Change the attention score-block budget (tests use a tiny one to exercise chunking).
@@ -188,7 +209,7 @@ impl Backend for CandleBackend {
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-        ops::linear::linear(x, w, b).be()
+        ops::linear::linear(x, w, b, self.precision).be()
     }
 
     fn conv2d(
@@ -199,7 +220,7 @@ impl Backend for CandleBackend {
         stride: usize,
         padding: usize,
     ) -> Result<Tensor> {
-        ops::conv::conv2d(x, w, b, stride, padding).be()
+        ops::conv::conv2d(x, w, b, stride, padding, self.precision).be()
     }
 
     fn group_norm(
@@ -226,7 +247,16 @@ impl Backend for CandleBackend {
         heads: usize,
         causal: bool,
     ) -> Result<Tensor> {
-        ops::attention::attention(q, k, v, heads, causal, self.attention_block_bytes).be()
+        ops::attention::attention(
+            q,
+            k,
+            v,
+            heads,
+            causal,
+            self.attention_block_bytes,
+            self.precision,
+        )
+        .be()
     }
 
     fn upsample_nearest2x(&self, x: &Tensor) -> Result<Tensor> {

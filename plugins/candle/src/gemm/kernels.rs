@@ -108,6 +108,49 @@ pub mod x86 {
             a = a.add(MR);
             b = b.add(32);
         }
+        store_512(&acc, c, ldc, e);
+    }
+
+    /// AVX-512 BF16 12 × 32 kernel: the same tile as [`avx512`], two depths per step.
+    /// `a` and `b` are panels re-laid by [`crate::gemm::bf16::pair_panels`] (`ceil(kc/2)`
+    /// groups of `MR` and `NR` bf16 pairs), passed as `f32` pointers.
+    ///
+    /// # Safety
+    /// See [`super::KernelFn`] with the panel sizes above; the CPU must support AVX-512F
+    /// and AVX512-BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn avx512_bf16(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        e: Epilogue,
+    ) {
+        const MR: usize = MR_512;
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut a = a.cast::<i32>();
+        let mut b = b.cast::<i32>();
+        for _ in 0..kc.div_ceil(2) {
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.cast()));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(16).cast()));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(i)));
+                row[0] = _mm512_dpbf16_ps(row[0], ai, b0);
+                row[1] = _mm512_dpbf16_ps(row[1], ai, b1);
+            }
+            a = a.add(MR);
+            b = b.add(32);
+        }
+        store_512(&acc, c, ldc, e);
+    }
+
+    /// Writes a 12 × 32 tile of accumulators to `C` with the epilogue applied.
+    ///
+    /// # Safety
+    /// As for the kernels above.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_512(acc: &[[__m512; 2]; MR_512], c: *mut f32, ldc: usize, e: Epilogue) {
         let (cb0, cb1) = if e.col_bias.is_null() {
             (_mm512_setzero_ps(), _mm512_setzero_ps())
         } else {

@@ -16,10 +16,12 @@
 //! Single-thread throughput on the 2-core Zen 5 development machine is 210–265 GFLOP/s at
 //! UNet shapes (`examples/gemm_bench.rs`), close to its peak of 64 flops per cycle.
 
+pub mod bf16;
 pub mod kernels;
 pub mod operand;
 mod packed;
 
+pub use bf16::Precision;
 pub use operand::{Im2col, PackA, PackB, RowMajor, Transposed};
 pub use packed::{PackedA, PackedB};
 
@@ -148,12 +150,72 @@ pub fn matmul<A: PackA, B: PackB>(
     bias: Bias<'_>,
     parallel: bool,
 ) {
+    matmul_in(Precision::F32, dims, a, b, out, ld, bias, parallel)
+}
+
+/// [`matmul`] in the given precision.
+///
+/// # Panics
+/// As [`matmul_batched_in`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_in<A: PackA, B: PackB>(
+    precision: Precision,
+    dims: Dims,
+    a: &A,
+    b: &B,
+    out: &mut [f32],
+    ld: usize,
+    bias: Bias<'_>,
+    parallel: bool,
+) {
     let output = Output {
         data: out,
         ld,
         batch_stride: 0,
     };
-    matmul_batched(dims, 1, a, |_| b, output, bias, parallel)
+    matmul_batched_in(precision, dims, 1, a, |_| b, output, bias, parallel)
+}
+
+/// [`matmul_batched`] in the given precision.
+///
+/// # Panics
+/// As [`matmul_batched`], and for [`Precision::Bf16`] on a CPU without AVX512-BF16 (check
+/// [`Precision::is_supported`] first).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_batched_in<A: PackA, B: PackB>(
+    precision: Precision,
+    dims: Dims,
+    batch: usize,
+    a: &A,
+    b: impl Fn(usize) -> B + Sync,
+    out: Output<'_>,
+    bias: Bias<'_>,
+    parallel: bool,
+) {
+    match precision {
+        Precision::F32 => matmul_batched(dims, batch, a, b, out, bias, parallel),
+        Precision::Bf16 => {
+            assert!(
+                bf16::bf16_kernel_available(),
+                "gemm: this CPU has no AVX512-BF16"
+            );
+            #[cfg(target_arch = "x86_64")]
+            {
+                use kernels::x86::{avx512_bf16, MR_512, NR_512};
+                drive::<MR_512, NR_512, _, _>(
+                    avx512_bf16,
+                    true,
+                    dims,
+                    batch,
+                    a,
+                    b,
+                    out,
+                    bias,
+                    parallel,
+                )
+            }
+        }
+    }
 }
 
 impl<T: PackA> PackA for &T {
@@ -214,15 +276,16 @@ pub fn matmul_batched_on<A: PackA, B: PackB>(
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             use kernels::x86::{avx512, MR_512, NR_512};
-            drive::<MR_512, NR_512, _, _>(avx512, dims, batch, a, b, out, bias, parallel)
+            drive::<MR_512, NR_512, _, _>(avx512, false, dims, batch, a, b, out, bias, parallel)
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
             use kernels::x86::{avx2, MR_256, NR_256};
-            drive::<MR_256, NR_256, _, _>(avx2, dims, batch, a, b, out, bias, parallel)
+            drive::<MR_256, NR_256, _, _>(avx2, false, dims, batch, a, b, out, bias, parallel)
         }
         _ => drive::<PORTABLE_MR, PORTABLE_NR, _, _>(
             kernels::generic::<PORTABLE_MR, PORTABLE_NR>,
+            false,
             dims,
             batch,
             a,
@@ -274,6 +337,8 @@ fn task_chunks(dims: Dims, mr: usize, nr: usize, threads: usize) -> (usize, usiz
 /// The operands and output of one batched product, as the tasks see them.
 struct Problem<'p, A, FB> {
     kernel: KernelFn,
+    /// The kernel reads panels re-laid as bf16 pairs ([`bf16::pair_panels`]).
+    bf16_pairs: bool,
     dims: Dims,
     batch: usize,
     a: &'p A,
@@ -287,6 +352,7 @@ struct Problem<'p, A, FB> {
 #[allow(clippy::too_many_arguments)]
 fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     kernel: KernelFn,
+    bf16_pairs: bool,
     dims: Dims,
     batch: usize,
     a: &A,
@@ -323,6 +389,7 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     }
     let problem = Problem {
         kernel,
+        bf16_pairs,
         dims,
         batch,
         a,
@@ -360,6 +427,8 @@ impl Scratch {
 thread_local! {
     /// Packed `A` and `B` blocks of the task running on this thread.
     static PACKED: RefCell<(Scratch, Scratch)> = RefCell::default();
+    /// The same blocks re-laid as bf16 pairs, for the bf16 kernel.
+    static PAIRED: RefCell<(Vec<u32>, Vec<u32>)> = RefCell::default();
 }
 
 /// Computes one task's block of `C`, for every item of the batch, sequentially: each
@@ -425,7 +494,7 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let b_len = kc * nc.next_multiple_of(NR);
-                let b_blocks: Vec<&[f32]> = bs
+                let b_f32: Vec<&[f32]> = bs
                     .iter()
                     .zip(bp.chunks_exact_mut(b_stride))
                     .map(
@@ -438,6 +507,28 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                         },
                     )
                     .collect();
+                // For the bf16 kernel, every item's block of B is re-laid once here and
+                // then serves all row blocks of A.
+                let b_blocks: Vec<&[f32]> = if p.bf16_pairs {
+                    PAIRED.with(|paired| {
+                        let b_pairs = &mut paired.borrow_mut().1;
+                        b_pairs.resize(b_pairs.len().max(b_stride * b_f32.len()), 0);
+                        for (src, dst) in b_f32.iter().zip(b_pairs.chunks_exact_mut(b_stride)) {
+                            bf16::pair_panels(src, NR, kc, &mut dst[..src.len()]);
+                        }
+                        // SAFETY: the pairs are read as raw 32-bit words by the bf16 kernel
+                        // only; the buffer is not touched again until this block is done.
+                        b_pairs
+                            .chunks_exact(b_stride)
+                            .zip(&b_f32)
+                            .map(|(words, src)| {
+                                std::slice::from_raw_parts(words.as_ptr().cast::<f32>(), src.len())
+                            })
+                            .collect()
+                    })
+                } else {
+                    b_f32
+                };
                 for ic in t.rows.clone().step_by(MC) {
                     let mc = MC.min(t.rows.end - ic);
                     let a_len = kc * mc.next_multiple_of(MR);
@@ -448,12 +539,22 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                             &ap[..a_len]
                         }
                     };
+                    let a_ptr = if p.bf16_pairs {
+                        PAIRED.with(|paired| {
+                            let a_pairs = &mut paired.borrow_mut().0;
+                            a_pairs.resize(a_pairs.len().max(a_len), 0);
+                            bf16::pair_panels(a_block, MR, kc, a_pairs);
+                            a_pairs.as_ptr().cast::<f32>()
+                        })
+                    } else {
+                        a_block.as_ptr()
+                    };
                     for (item, b_block) in b_blocks.iter().enumerate() {
                         let c = p.c.0.add((items.start + item) * p.batch_stride);
                         for jr in (0..nc).step_by(NR) {
                             let b_panel = b_block.as_ptr().add(jr * kc);
                             for ir in (0..mc).step_by(MR) {
-                                let a_panel = a_block.as_ptr().add(ir * kc);
+                                let a_panel = a_ptr.add(ir * kc);
                                 tile::<MR, NR>(
                                     p.kernel,
                                     kc,

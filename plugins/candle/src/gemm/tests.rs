@@ -294,3 +294,72 @@ fn large_batches_are_run_in_groups() {
         }
     }
 }
+
+/// The bf16 products against exact arithmetic on the bf16-rounded inputs (so only the f32
+/// sums may differ), at ragged sizes, odd depths, several `KC` blocks, a batch, both bias
+/// forms and a prepacked operand; and within bf16's input rounding of the f32 product.
+#[test]
+fn bf16_products_are_exact_sums_of_rounded_inputs() {
+    if !Precision::Bf16.is_supported() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return;
+    }
+    let round = |x: f32| f32::from_bits(u32::from(bf16::to_bf16_bits(x)) << 16);
+    for (t, &(m, n, k)) in [
+        (1, 1, 1),
+        (13, 33, 257),
+        (29, 47, 301),
+        (97, 83, 41),
+        (24, 64, 600),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dims = Dims { m, n, k };
+        let a = random(m * k, 50 + t as u64);
+        let bs: Vec<Vec<f32>> = (0..2)
+            .map(|i| random(k * n, 60 + 2 * t as u64 + i))
+            .collect();
+        let row_bias = random(m, 70 + t as u64);
+        let col_bias = random(n, 80 + t as u64);
+        for (form, bias) in [
+            (0, Bias::PerRow(&row_bias)),
+            (1, Bias::PerColumn(&col_bias)),
+            (2, Bias::None),
+        ] {
+            let mut c = vec![f32::NAN; 2 * m * n];
+            let out = Output {
+                data: &mut c,
+                ld: n,
+                batch_stride: m * n,
+            };
+            let rows = RowMajor { data: &a, ld: k };
+            let packed = PackedA::new(&rows, m, k);
+            let b_of = |i: usize| RowMajor {
+                data: &bs[i],
+                ld: n,
+            };
+            if form == 2 {
+                matmul_batched_in(Precision::Bf16, dims, 2, &packed, b_of, out, bias, true);
+            } else {
+                matmul_batched_in(Precision::Bf16, dims, 2, &rows, b_of, out, bias, form == 0);
+            }
+            for (i, b) in bs.iter().enumerate() {
+                let got = &c[i * m * n..(i + 1) * m * n];
+                let (want, mag) = reference(
+                    dims,
+                    |r, d| round(a[r * k + d]),
+                    |d, col| round(b[d * n + col]),
+                    bias,
+                );
+                assert_close(got, &want, &mag, &format!("bf16 {m}x{n}x{k} form {form}"));
+                // And the unrounded product within the inputs' rounding (2⁻⁸ relative each).
+                let (exact, _) =
+                    reference(dims, |r, d| a[r * k + d], |d, col| b[d * n + col], bias);
+                for ((&g, &w), &s) in got.iter().zip(&exact).zip(&mag) {
+                    assert!((g as f64 - w).abs() <= 2f64.powi(-7) * s + 1e-5);
+                }
+            }
+        }
+    }
+}

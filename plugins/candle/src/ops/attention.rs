@@ -5,6 +5,7 @@
 
 use super::fused_attention::{FusedAttention, MAX_BLOCK_ROWS};
 use super::softmax::{scaled_softmax, CausalRows};
+use crate::gemm::Precision;
 use candle_core::{bail, DType, Result, Tensor};
 
 /// Query rows per chunk for a score block of at most `block_bytes`.
@@ -15,8 +16,9 @@ pub fn query_chunk_rows(batch_heads: usize, lq: usize, lk: usize, block_bytes: u
 
 /// `q: [N, Lq, H·D]`, `k, v: [N, Lk, H·D]` → `[N, Lq, H·D]`, scale `1/√D`; `causal`
 /// hides keys after each query's position. On the CPU this runs the fused kernel (query
-/// blocks of at most [`MAX_BLOCK_ROWS`], fewer if `block_bytes` asks for it); elsewhere
-/// batched matmuls over query chunks of at most `block_bytes` of scores.
+/// blocks of at most [`MAX_BLOCK_ROWS`], fewer if `block_bytes` asks for it, its products
+/// in `precision`); elsewhere batched matmuls over query chunks of at most `block_bytes` of
+/// scores.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -24,13 +26,15 @@ pub fn attention(
     heads: usize,
     causal: bool,
     block_bytes: usize,
+    precision: Precision,
 ) -> Result<Tensor> {
-    let fused = q.device().is_cpu() && q.dtype() == DType::F32;
+    let fused = (q.device().is_cpu() && q.dtype() == DType::F32).then_some(precision);
     attention_with(q, k, v, heads, causal, block_bytes, fused)
 }
 
-/// [`attention`] with the kernel chosen by the caller (`fused` needs CPU f32 tensors); the
-/// unfused form is what GPUs run, exposed so tests can check it on the CPU.
+/// [`attention`] with the kernel chosen by the caller: `Some(precision)` is the fused CPU
+/// kernel (CPU f32 tensors only), `None` the unfused form GPUs run, exposed so tests can
+/// check it on the CPU.
 pub fn attention_with(
     q: &Tensor,
     k: &Tensor,
@@ -38,7 +42,7 @@ pub fn attention_with(
     heads: usize,
     causal: bool,
     block_bytes: usize,
-    fused: bool,
+    fused: Option<Precision>,
 ) -> Result<Tensor> {
     let (n, lq, width) = q.dims3()?;
     let (nk, lk, wk) = k.dims3()?;
@@ -63,12 +67,13 @@ pub fn attention_with(
             .reshape((n * heads, l, d))
     };
     let chunk = query_chunk_rows(n * heads, lq, lk, block_bytes);
-    if fused {
+    if let Some(precision) = fused {
         let op = FusedAttention {
             scale,
             causal,
             block_rows: chunk.min(MAX_BLOCK_ROWS),
             heads,
+            precision,
         };
         return q
             .contiguous()?
@@ -147,8 +152,8 @@ mod tests {
                 )
             };
             let (q, k, v) = (t(lq, 1)?, t(lk, 2)?, t(lk, 3)?);
-            let a = attention_with(&q, &k, &v, heads, causal, budget, true)?;
-            let b = attention_with(&q, &k, &v, heads, causal, budget, false)?;
+            let a = attention_with(&q, &k, &v, heads, causal, budget, Some(Precision::F32))?;
+            let b = attention_with(&q, &k, &v, heads, causal, budget, None)?;
             let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
             assert!(diff < 1e-5, "lq={lq} causal={causal}: {diff}");
         }

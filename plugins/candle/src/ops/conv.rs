@@ -5,16 +5,18 @@
 //! conv2d.
 
 use super::cpu_kernel::{all_cpu_f32, with_f32_data};
-use crate::gemm::{matmul_batched, Bias, Dims, Im2col, Output, RowMajor};
+use crate::gemm::{matmul_batched_in, Bias, Dims, Im2col, Output, Precision, RowMajor};
 use candle_core::{bail, Device, Result, Tensor};
 
-/// Square-kernel convolution of `[N, C, H, W]` by `w: [out, C, k, k]`.
+/// Square-kernel convolution of `[N, C, H, W]` by `w: [out, C, k, k]`, its products on
+/// the CPU in `precision`.
 pub fn conv2d(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     stride: usize,
     padding: usize,
+    precision: Precision,
 ) -> Result<Tensor> {
     let (_, c, h, wd) = x.dims4()?;
     let (out, cin, kh, kw) = w.dims4()?;
@@ -39,7 +41,7 @@ pub fn conv2d(
     let mut all = vec![x, w];
     all.extend(b);
     if all_cpu_f32(&all) {
-        return conv2d_cpu(x, w, b, stride, padding);
+        return conv2d_cpu(x, w, b, stride, padding, precision);
     }
     let y = x.conv2d(w, padding, stride, 1, 1)?;
     match b {
@@ -55,6 +57,7 @@ fn conv2d_cpu(
     b: Option<&Tensor>,
     stride: usize,
     padding: usize,
+    precision: Precision,
 ) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
     let (cout, _, k, _) = w.dims4()?;
@@ -89,7 +92,7 @@ fn conv2d_cpu(
                     data: image(i),
                     ld: h * wd,
                 };
-                matmul_batched(dims, n, &weight, cols, output, bias, true);
+                matmul_batched_in(precision, dims, n, &weight, cols, output, bias, true);
             } else {
                 let cols = |i| Im2col {
                     image: image(i),
@@ -102,7 +105,7 @@ fn conv2d_cpu(
                     out_height: ho,
                     out_width: wo,
                 };
-                matmul_batched(dims, n, &weight, cols, output, bias, true);
+                matmul_batched_in(precision, dims, n, &weight, cols, output, bias, true);
             }
         })
     })??;

@@ -14,7 +14,7 @@
 
 use super::cpu_kernel::f32_slice;
 use super::key_major_softmax::exp_columns_in_place;
-use crate::gemm::{matmul, Bias, Dims, PackedA, RowMajor, Transposed};
+use crate::gemm::{matmul_in, Bias, Dims, PackedA, Precision, RowMajor, Transposed};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -32,6 +32,8 @@ pub struct FusedAttention {
     pub block_rows: usize,
     /// Heads the width splits into (≥ 1, divides the width).
     pub heads: usize,
+    /// Arithmetic of the score and output products.
+    pub precision: Precision,
 }
 
 /// The output buffer, shared by tasks that write disjoint (query block, head) regions.
@@ -83,7 +85,8 @@ impl FusedAttention {
             scores.resize(lk * n, 0.0);
             out_t.resize(d * n, 0.0);
             sums.resize(n, 0.0);
-            matmul(
+            matmul_in(
+                self.precision,
                 Dims { m: lk, n, k: d },
                 keys,
                 &Transposed {
@@ -96,7 +99,8 @@ impl FusedAttention {
                 false,
             );
             exp_columns_in_place(scores, self.scale, self.causal.then_some(first), sums);
-            matmul(
+            matmul_in(
+                self.precision,
                 Dims { m: d, n, k: lk },
                 values,
                 &RowMajor {

@@ -3,11 +3,11 @@
 //! kernel's epilogue; other devices use candle's matmul on the transposed view.
 
 use super::cpu_kernel::{all_cpu_f32, with_f32_data};
-use crate::gemm::{matmul, Bias, Dims, RowMajor, Transposed};
+use crate::gemm::{matmul_in, Bias, Dims, Precision, RowMajor, Transposed};
 use candle_core::{bail, Device, Result, Tensor};
 
 /// `x[..., in] · wᵀ + b` with `w: [out, in]`.
-pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
     let (out_features, in_features) = w.dims2()?;
     let dims = x.dims();
     let Some((&last, lead)) = dims.split_last() else {
@@ -34,7 +34,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         };
         with_f32_data(x, "linear", |xs| {
             with_f32_data(w, "linear", |ws| {
-                matmul(
+                matmul_in(
+                    precision,
                     Dims {
                         m: rows,
                         n: out_features,
