@@ -25,7 +25,7 @@ const POOL_SIZE: usize = 24;
 /// Times are resolved to this many decimals (`tol = 1e-6`).
 const DECIMALS: usize = 6;
 /// Increments kept for reuse; like torchsde's LRU cache it only saves recomputation.
-const CACHE_LIMIT: usize = 256;
+const CACHE_LIMIT: usize = 64;
 /// Deeper than any tree over a float range at 1e-6 resolution; a guard, never reached.
 const MAX_DEPTH: u32 = 120;
 
