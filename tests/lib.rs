@@ -19,6 +19,17 @@ pub fn golden_path(name: &str) -> PathBuf {
     fixtures_dir().join("golden").join(name)
 }
 
+/// The CPU backend with bf16 products, or `None` (saying so) on a CPU without AVX512-BF16,
+/// where the bf16 tests have nothing to run.
+pub fn bf16_backend() -> Option<easel_candle::CandleBackend> {
+    use easel_candle::{CandleBackend, Precision};
+    if !Precision::Bf16.is_supported() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return None;
+    }
+    CandleBackend::cpu().with_precision(Precision::Bf16).ok()
+}
+
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");

@@ -195,14 +195,9 @@ fn unet_matches_golden_eps() {
 /// (CPU autocast, `eps_torch_bf16` in the golden file), and measurably away from f32.
 #[test]
 fn unet_in_bf16_is_no_further_from_f32_than_torch_bf16() {
-    use easel_candle::Precision;
-    if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this CPU has no AVX512-BF16");
+    let Some(b) = easel_tests::bf16_backend() else {
         return;
-    }
-    let b = CandleBackend::cpu()
-        .with_precision(Precision::Bf16)
-        .unwrap();
+    };
     let g = golden("unet.safetensors");
     let store = model("tiny.ckpt");
     let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &b);

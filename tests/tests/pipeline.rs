@@ -310,14 +310,9 @@ fn prompt_editing_alternation_and_and_match_a1111() {
 /// layout gives differences of order 1. Skipped on CPUs without AVX512-BF16.
 #[test]
 fn bf16_products_stay_close_to_the_f32_reference() {
-    use easel_candle::Precision;
-    if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this CPU has no AVX512-BF16");
+    let Some(b) = easel_tests::bf16_backend() else {
         return;
-    }
-    let b = CandleBackend::cpu()
-        .with_precision(Precision::Bf16)
-        .unwrap();
+    };
     let path = models_dir().join("Stable-diffusion/tiny.ckpt");
     let files = checkpoint_files(&models_dir(), &path, &VaeChoice::Auto).unwrap();
     let model = StableDiffusion::load(&b, &files).unwrap();
