@@ -82,6 +82,23 @@ pub struct GenerateArgs {
     /// Sigma noise for churn (infotext `Sigma noise`) [default: 1].
     #[arg(long = "s-noise")]
     pub s_noise: Option<f32>,
+    /// Lowest σ of the Karras, Exponential, Polyexponential, KL Optimal and Beta schedules
+    /// (infotext `Schedule min sigma`) [default: 0 = the model's].
+    #[arg(long = "sigma-min")]
+    pub sigma_min: Option<f32>,
+    /// Highest σ of those schedules (infotext `Schedule max sigma`) [default: 0 = the model's].
+    #[arg(long = "sigma-max")]
+    pub sigma_max: Option<f32>,
+    /// ρ of the Karras (7) and Polyexponential (1) schedules (infotext `Schedule rho`)
+    /// [default: 0 = the schedule's].
+    #[arg(long)]
+    pub rho: Option<f32>,
+    /// α of the Beta schedule (infotext `Beta schedule alpha`) [default: 0.6].
+    #[arg(long = "beta-alpha")]
+    pub beta_alpha: Option<f32>,
+    /// β of the Beta schedule (infotext `Beta schedule beta`) [default: 0.6].
+    #[arg(long = "beta-beta")]
+    pub beta_beta: Option<f32>,
     /// Eta noise seed delta (31337 for NovelAI parity); affects ancestral samplers [default: 0].
     #[arg(long)]
     pub ensd: Option<u64>,
@@ -133,7 +150,21 @@ impl GenerateArgs {
             s_tmin: self.s_tmin,
             s_tmax: self.s_tmax,
             s_noise: self.s_noise,
+            schedule_sigma_min: self.sigma_min,
+            schedule_sigma_max: self.sigma_max,
+            schedule_rho: self.rho,
+            beta_alpha: self.beta_alpha,
+            beta_beta: self.beta_beta,
         }
+    }
+
+    fn set_sampler_params(&mut self, p: SamplerParams) {
+        (self.eta, self.eta_ddim) = (p.eta, p.eta_ddim);
+        (self.s_churn, self.s_tmin, self.s_tmax, self.s_noise) =
+            (p.s_churn, p.s_tmin, p.s_tmax, p.s_noise);
+        (self.sigma_min, self.sigma_max, self.rho) =
+            (p.schedule_sigma_min, p.schedule_sigma_max, p.schedule_rho);
+        (self.beta_alpha, self.beta_beta) = (p.beta_alpha, p.beta_beta);
     }
 
     /// Fill every setting not given on the command line from an A1111 infotext, as
@@ -187,15 +218,8 @@ impl GenerateArgs {
         if self.emphasis.is_none() {
             self.emphasis = t.get("Emphasis").map(str::to_string);
         }
-        let p = self.sampler_params().or(SamplerParams::from_infotext(t)?);
-        (
-            self.eta,
-            self.eta_ddim,
-            self.s_churn,
-            self.s_tmin,
-            self.s_tmax,
-            self.s_noise,
-        ) = (p.eta, p.eta_ddim, p.s_churn, p.s_tmin, p.s_tmax, p.s_noise);
+        let merged = self.sampler_params().or(SamplerParams::from_infotext(t)?);
+        self.set_sampler_params(merged);
         if self.model.is_none() {
             // The hash identifies the exact file; the name is the fallback.
             self.model = match (t.model(), t.model_hash()) {

@@ -123,6 +123,9 @@ impl<B: Backend> Session<B> {
         )?;
         let scheduler = schedulers.effective(choice.sampler.as_ref(), &choice.scheduler)?;
         s.sampler_params.validate()?;
+        let scheduler = scheduler
+            .with_params(&s.sampler_params)
+            .unwrap_or(scheduler);
         let sampler = choice
             .sampler
             .with_params(&s.sampler_params)

@@ -384,6 +384,17 @@ fn sampler_parameters_round_trip_through_the_png() {
     let zero = gen(&["--sampler", "Euler a", "--eta", "0"], "zero.png");
     let churn = gen(&["--sampler", "Euler", "--s-churn", "2"], "churn.png");
     let again = gen(&["--from", tuned.to_str().unwrap()], "again.png");
+    // Schedule settings: recorded as A1111's get_sigmas does (Beta always records α and β).
+    let beta = gen(
+        &["--sampler", "Euler", "--schedule-type", "Beta"],
+        "beta.png",
+    );
+    let rho = gen(
+        &["--sampler", "DPM++ 2M", "--rho", "5", "--sigma-max", "10"],
+        "rho.png",
+    );
+    let rho_again = gen(&["--from", rho.to_str().unwrap()], "rho-again.png");
+    let plain_rho = gen(&["--sampler", "Euler", "--rho", "5"], "plain-rho.png");
 
     assert_eq!(info(&default).get("Eta"), None);
     assert_eq!(info(&default).ensd().unwrap(), Some(31337));
@@ -395,6 +406,15 @@ fn sampler_parameters_round_trip_through_the_png() {
     assert_ne!(px(&default), px(&tuned));
     assert_eq!(info(&again), info(&tuned));
     assert_eq!(px(&again), px(&tuned));
+    assert_eq!(info(&beta).get("Beta schedule alpha"), Some("0.6"));
+    assert_eq!(info(&beta).get("Beta schedule beta"), Some("0.6"));
+    assert_eq!(info(&rho).get("Schedule type"), Some("Karras"));
+    assert_eq!(info(&rho).get("Schedule rho"), Some("5"));
+    assert_eq!(info(&rho).get("Schedule max sigma"), Some("10"));
+    assert_eq!(info(&rho_again), info(&rho));
+    assert_eq!(px(&rho_again), px(&rho));
+    // Euler's Automatic is the model's own spacing: no schedule takes ρ, none is recorded.
+    assert_eq!(info(&plain_rho).get("Schedule rho"), None);
 
     let out = easel()
         .current_dir(&dir)

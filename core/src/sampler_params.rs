@@ -6,6 +6,12 @@
 //! function has an `eta` argument takes `Eta` (default 1); DDIM takes `Eta DDIM` (default
 //! 0); Euler, Heun and DPM2 take the churn set `Sigma churn`/`tmin`/`tmax`/`noise`
 //! (defaults 0, 0, ∞, 1). A sampler applies them in [`crate::sampler::Sampler::with_params`].
+//!
+//! The same settings page holds the schedule parameters (A1111's `get_sigmas`): `Schedule
+//! min sigma` / `max sigma` replace the model's σ range for the schedules that span one
+//! (0 = the model's), `Schedule rho` replaces the Karras (7) or Polyexponential (1)
+//! exponent, and the Beta schedule's `alpha`/`beta` (0.6 each). A schedule applies them in
+//! [`crate::scheduler::Scheduler::with_params`].
 
 use crate::infotext::Infotext;
 use crate::{Error, Result};
@@ -25,20 +31,35 @@ pub struct SamplerParams {
     pub s_tmax: Option<f32>,
     /// Infotext `Sigma noise`.
     pub s_noise: Option<f32>,
+    /// Infotext `Schedule min sigma`; 0 = the model's.
+    pub schedule_sigma_min: Option<f32>,
+    /// Infotext `Schedule max sigma`; 0 = the model's.
+    pub schedule_sigma_max: Option<f32>,
+    /// Infotext `Schedule rho`; 0 = the schedule's own.
+    pub schedule_rho: Option<f32>,
+    /// Infotext `Beta schedule alpha`.
+    pub beta_alpha: Option<f32>,
+    /// Infotext `Beta schedule beta`.
+    pub beta_beta: Option<f32>,
 }
 
 /// Infotext key and flag name of each parameter, in A1111's order.
-pub const SAMPLER_PARAM_KEYS: [(&str, &str); 6] = [
+pub const SAMPLER_PARAM_KEYS: [(&str, &str); 11] = [
     ("Eta", "--eta"),
     ("Eta DDIM", "--eta-ddim"),
     ("Sigma churn", "--s-churn"),
     ("Sigma tmin", "--s-tmin"),
     ("Sigma tmax", "--s-tmax"),
     ("Sigma noise", "--s-noise"),
+    ("Schedule min sigma", "--sigma-min"),
+    ("Schedule max sigma", "--sigma-max"),
+    ("Schedule rho", "--rho"),
+    ("Beta schedule alpha", "--beta-alpha"),
+    ("Beta schedule beta", "--beta-beta"),
 ];
 
 impl SamplerParams {
-    fn slots(&mut self) -> [&mut Option<f32>; 6] {
+    fn slots(&mut self) -> [&mut Option<f32>; 11] {
         [
             &mut self.eta,
             &mut self.eta_ddim,
@@ -46,6 +67,11 @@ impl SamplerParams {
             &mut self.s_tmin,
             &mut self.s_tmax,
             &mut self.s_noise,
+            &mut self.schedule_sigma_min,
+            &mut self.schedule_sigma_max,
+            &mut self.schedule_rho,
+            &mut self.beta_alpha,
+            &mut self.beta_beta,
         ]
     }
 
@@ -85,7 +111,22 @@ impl SamplerParams {
                 }
             }
         }
+        for (key, flag, value) in [
+            ("Beta schedule alpha", "--beta-alpha", self.beta_alpha),
+            ("Beta schedule beta", "--beta-beta", self.beta_beta),
+        ] {
+            if value == Some(0.0) {
+                return Err(Error::Invalid(format!(
+                    "{key} ({flag}) must be above 0 (a Beta distribution's parameter)"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// A setting where A1111 reads 0 as "the default": `None` then.
+    pub fn nonzero(value: Option<f32>) -> Option<f32> {
+        value.filter(|v| *v != 0.0)
     }
 
     /// `s_tmax` as the sampler uses it: 0 (or unset) is no limit.

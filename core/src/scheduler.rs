@@ -4,7 +4,9 @@
 
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
+use crate::sampler_params::SamplerParams;
 use crate::schedule::DiscreteSchedule;
+use std::sync::Arc;
 
 /// Most sampling steps accepted; beyond the model's 1000 training timesteps several
 /// schedules would repeat σ values and DDIM-style samplers cannot space their timesteps.
@@ -20,6 +22,15 @@ pub trait Scheduler: Send + Sync {
     fn label(&self) -> &str;
     /// `steps` decreasing σ values followed by a final 0 (`steps + 1` values).
     fn sigmas(&self, model: &DiscreteSchedule, steps: usize) -> Result<Vec<f32>>;
+    /// This schedule with the user's schedule parameters applied (σ range, ρ, Beta's α
+    /// and β; see [`SamplerParams`]). `None`: none applies, use `self` as it is.
+    fn with_params(&self, _params: &SamplerParams) -> Option<Arc<dyn Scheduler>> {
+        None
+    }
+    /// The infotext fields A1111 writes for this schedule's parameters.
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        Vec::new()
+    }
 }
 
 /// Reject step counts no schedule can serve, with a message naming the setting.

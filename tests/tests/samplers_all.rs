@@ -153,6 +153,7 @@ fn every_sampler_matches_the_reference_latent() {
                     s_tmin: value("s_tmin"),
                     s_tmax: value("s_tmax"),
                     s_noise: value("s_noise"),
+                    ..Default::default()
                 };
                 registered
                     .with_params(&params)
@@ -215,11 +216,26 @@ fn every_schedule_matches_a1111() {
     for case in fx.json["schedules"].as_array().unwrap() {
         let name = case["schedule"].as_str().unwrap();
         let steps = case["steps"].as_u64().unwrap() as usize;
-        let ours = schedulers
-            .get(name)
-            .unwrap()
-            .sigmas(&fx.model, steps)
-            .unwrap();
+        let registered = schedulers.get(name).unwrap();
+        // Cases with A1111's schedule settings go through `with_params`, as the CLI does.
+        let scheduler = match case.get("params") {
+            Some(p) => {
+                let value = |key: &str| p.get(key).map(|v| v.as_f64().unwrap() as f32);
+                let params = SamplerParams {
+                    schedule_sigma_min: value("sigma_min"),
+                    schedule_sigma_max: value("sigma_max"),
+                    schedule_rho: value("rho"),
+                    beta_alpha: value("beta_alpha"),
+                    beta_beta: value("beta_beta"),
+                    ..Default::default()
+                };
+                registered
+                    .with_params(&params)
+                    .unwrap_or_else(|| panic!("{name} takes {params:?}"))
+            }
+            None => registered,
+        };
+        let ours = scheduler.sigmas(&fx.model, steps).unwrap();
         let reference = floats(&case["sigmas"]);
         if ours.len() != reference.len() {
             failures.push(format!(
@@ -515,6 +531,7 @@ fn tunable_parameters_follow_a1111s_sampler_table() {
         s_tmin: Some(0.1),
         s_tmax: Some(10.0),
         s_noise: Some(0.9),
+        ..Default::default()
     };
     let eta = ["Eta"];
     let churn = ["Sigma churn", "Sigma tmin", "Sigma tmax", "Sigma noise"];

@@ -37,7 +37,8 @@ pub struct WebSettings {
     #[serde(default)]
     pub ensd: u64,
     /// A1111's sampler parameters (`eta`, `eta_ddim`, `s_churn`, `s_tmin`, `s_tmax`,
-    /// `s_noise`); absent ones keep the sampler's defaults.
+    /// `s_noise`, `sigma_min`, `sigma_max`, `rho`, `beta_alpha`, `beta_beta`, as the CLI's
+    /// flags); absent ones keep the defaults.
     #[serde(default)]
     pub eta: Option<f32>,
     #[serde(default)]
@@ -50,6 +51,16 @@ pub struct WebSettings {
     pub s_tmax: Option<f32>,
     #[serde(default)]
     pub s_noise: Option<f32>,
+    #[serde(default)]
+    pub sigma_min: Option<f32>,
+    #[serde(default)]
+    pub sigma_max: Option<f32>,
+    #[serde(default)]
+    pub rho: Option<f32>,
+    #[serde(default)]
+    pub beta_alpha: Option<f32>,
+    #[serde(default)]
+    pub beta_beta: Option<f32>,
     /// Hypernetworks from the form (`<hypernet:NAME:S>` tags in the prompt add more).
     #[serde(default)]
     pub hypernets: Vec<HypernetSetting>,
@@ -111,8 +122,14 @@ impl WebSettings {
             s_tmin: self.s_tmin,
             s_tmax: self.s_tmax,
             s_noise: self.s_noise,
+            schedule_sigma_min: self.sigma_min,
+            schedule_sigma_max: self.sigma_max,
+            schedule_rho: self.rho,
+            beta_alpha: self.beta_alpha,
+            beta_beta: self.beta_beta,
         };
         sampler_params.validate()?;
+        let scheduler = scheduler.with_params(&sampler_params).unwrap_or(scheduler);
         let sampler = choice
             .sampler
             .with_params(&sampler_params)

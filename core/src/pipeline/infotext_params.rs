@@ -30,7 +30,11 @@ pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) ->
     if let Some(rng) = params.rng.infotext_value() {
         t.push("RNG", rng);
     }
-    for (key, value) in params.sampler.params_infotext() {
+    let scheduler_fields = params.scheduler.params_infotext();
+    for (key, value) in scheduler_fields
+        .into_iter()
+        .chain(params.sampler.params_infotext())
+    {
         t.push(key, format_param(value));
     }
     t

@@ -89,10 +89,10 @@ pub fn register_schedulers(reg: &mut SchedulerRegistry) {
     reg.register(Arc::new(Automatic), &[]);
     reg.register(Arc::new(Uniform), &[]);
     reg.register(Arc::new(Karras::default()), &["ka"]);
-    reg.register(Arc::new(Exponential), &["exp"]);
+    reg.register(Arc::new(Exponential::default()), &["exp"]);
     reg.register(Arc::new(Polyexponential::default()), &[]);
     reg.register(Arc::new(SgmUniform), &["SGMUniform"]);
-    reg.register(Arc::new(KlOptimal), &[]);
+    reg.register(Arc::new(KlOptimal::default()), &[]);
     reg.register(Arc::new(AlignYourSteps), &["ays"]);
     reg.register(Arc::new(Simple), &[]);
     reg.register(Arc::new(Normal), &[]);

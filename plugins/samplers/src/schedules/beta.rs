@@ -2,14 +2,18 @@
 //! quantiles of a Beta(α, β) distribution (A1111 defaults α = β = 0.6), mapped linearly
 //! onto [σ_min, σ_max], then 0.
 
-use super::model_range;
+use super::SigmaRange;
+use easel_core::sampler_params::SamplerParams;
 use easel_core::schedule::DiscreteSchedule;
 use easel_core::scheduler::{check_steps, Scheduler};
 use easel_core::Result;
+use std::sync::Arc;
 
+#[derive(Clone, Copy)]
 pub struct Beta {
     pub alpha: f64,
     pub beta: f64,
+    pub range: SigmaRange,
 }
 
 impl Default for Beta {
@@ -17,6 +21,7 @@ impl Default for Beta {
         Beta {
             alpha: 0.6,
             beta: 0.6,
+            range: SigmaRange::default(),
         }
     }
 }
@@ -122,9 +127,28 @@ impl Scheduler for Beta {
     fn label(&self) -> &str {
         "Beta"
     }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Scheduler>> {
+        let touched = params.beta_alpha.is_some()
+            || params.beta_beta.is_some()
+            || SigmaRange::touched(params);
+        touched.then(|| {
+            Arc::new(Beta {
+                alpha: params.beta_alpha.map_or(self.alpha, f64::from),
+                beta: params.beta_beta.map_or(self.beta, f64::from),
+                range: self.range.with_params(params),
+            }) as Arc<dyn Scheduler>
+        })
+    }
+    /// A1111 always records the distribution's parameters with this schedule.
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        let mut out = self.range.infotext();
+        out.push(("Beta schedule alpha", self.alpha as f32));
+        out.push(("Beta schedule beta", self.beta as f32));
+        out
+    }
     fn sigmas(&self, model: &DiscreteSchedule, steps: usize) -> Result<Vec<f32>> {
         check_steps(steps)?;
-        let (lo, hi) = model_range(model);
+        let (lo, hi) = self.range.of(model);
         let mut out: Vec<f32> = (0..steps)
             .map(|i| {
                 let ramp = if steps == 1 {

@@ -1,18 +1,28 @@
 //! `Karras`: Karras et al. (2022) spacing, σ^(1/ρ) evenly between the model's σ_max and
 //! σ_min with ρ = 7 (k-diffusion `get_sigmas_karras`), then 0.
 
-use super::model_range;
+use super::SigmaRange;
+use easel_core::sampler_params::SamplerParams;
 use easel_core::schedule::{linspace_f32, DiscreteSchedule};
 use easel_core::scheduler::{check_steps, Scheduler};
 use easel_core::Result;
+use std::sync::Arc;
 
+#[derive(Clone, Copy)]
 pub struct Karras {
     pub rho: f64,
+    pub range: SigmaRange,
 }
+
+/// k-diffusion's (and A1111's default) ρ.
+const DEFAULT_RHO: f64 = 7.0;
 
 impl Default for Karras {
     fn default() -> Self {
-        Karras { rho: 7.0 }
+        Karras {
+            rho: DEFAULT_RHO,
+            range: SigmaRange::default(),
+        }
     }
 }
 
@@ -36,9 +46,25 @@ impl Scheduler for Karras {
     fn label(&self) -> &str {
         "Karras"
     }
+    fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Scheduler>> {
+        let rho = SamplerParams::nonzero(params.schedule_rho);
+        (rho.is_some() || SigmaRange::touched(params)).then(|| {
+            Arc::new(Karras {
+                rho: rho.map_or(self.rho, f64::from),
+                range: self.range.with_params(params),
+            }) as Arc<dyn Scheduler>
+        })
+    }
+    fn params_infotext(&self) -> Vec<(&'static str, f32)> {
+        let mut out = self.range.infotext();
+        if self.rho != DEFAULT_RHO {
+            out.push(("Schedule rho", self.rho as f32));
+        }
+        out
+    }
     fn sigmas(&self, model: &DiscreteSchedule, steps: usize) -> Result<Vec<f32>> {
         check_steps(steps)?;
-        let (lo, hi) = model_range(model);
+        let (lo, hi) = self.range.of(model);
         Ok(karras_sigmas(steps, lo, hi, self.rho))
     }
 }
