@@ -28,7 +28,8 @@ pub struct GridArgs {
     pub base: GenerateArgs,
     /// X axis type: Seed, Steps, "CFG Scale", Sampler, "Schedule type", "Checkpoint name",
     /// VAE, Hypernetwork, "Hypernet str.", "Clip skip", "Prompt S/R", Eta, "Sigma Churn",
-    /// "Sigma min", "Sigma max", "Sigma noise" (case and `_` ignored).
+    /// "Sigma min", "Sigma max", "Sigma noise", "Schedule min sigma", "Schedule max sigma",
+    /// "Schedule rho" (case and `_` ignored).
     #[arg(long = "x-type")]
     pub x_type: Option<String>,
     /// X values, A1111 syntax: `1,2,3`, `1-5`, `1-5 (+2)`, `1-10 [5]`, `0.5-1.5 (+0.25)`,
@@ -153,6 +154,15 @@ fn apply(s: &mut Settings, o: &mut CellOverrides, axis: &Axis, v: &AxisValue) ->
         (AxisKind::SigmaMin, AxisValue::Float(f)) => s.sampler_params.s_tmin = Some(*f as f32),
         (AxisKind::SigmaMax, AxisValue::Float(f)) => s.sampler_params.s_tmax = Some(*f as f32),
         (AxisKind::SigmaNoise, AxisValue::Float(f)) => s.sampler_params.s_noise = Some(*f as f32),
+        (AxisKind::ScheduleMinSigma, AxisValue::Float(f)) => {
+            s.sampler_params.schedule_sigma_min = Some(*f as f32)
+        }
+        (AxisKind::ScheduleMaxSigma, AxisValue::Float(f)) => {
+            s.sampler_params.schedule_sigma_max = Some(*f as f32)
+        }
+        (AxisKind::ScheduleRho, AxisValue::Float(f)) => {
+            s.sampler_params.schedule_rho = Some(*f as f32)
+        }
         (AxisKind::Sampler, _) => s.sampler = text(),
         (AxisKind::ScheduleType, _) => s.schedule_type = Some(text()),
         (AxisKind::Checkpoint, _) => s.model = text(),

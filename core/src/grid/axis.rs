@@ -30,6 +30,9 @@ pub enum AxisKind {
     /// `s_tmax`.
     SigmaMax,
     SigmaNoise,
+    ScheduleMinSigma,
+    ScheduleMaxSigma,
+    ScheduleRho,
 }
 
 /// How an axis' fields become values.
@@ -52,7 +55,7 @@ pub enum AxisValue {
 
 impl AxisKind {
     /// Every kind a user can choose, in the order `easel grid --help` lists them.
-    pub const ALL: [AxisKind; 17] = [
+    pub const ALL: [AxisKind; 20] = [
         AxisKind::Nothing,
         AxisKind::Seed,
         AxisKind::Steps,
@@ -70,6 +73,9 @@ impl AxisKind {
         AxisKind::SigmaMin,
         AxisKind::SigmaMax,
         AxisKind::SigmaNoise,
+        AxisKind::ScheduleMinSigma,
+        AxisKind::ScheduleMaxSigma,
+        AxisKind::ScheduleRho,
     ];
 
     /// A1111's name for the axis (also the `X Type` infotext value).
@@ -92,6 +98,9 @@ impl AxisKind {
             AxisKind::SigmaMin => "Sigma min",
             AxisKind::SigmaMax => "Sigma max",
             AxisKind::SigmaNoise => "Sigma noise",
+            AxisKind::ScheduleMinSigma => "Schedule min sigma",
+            AxisKind::ScheduleMaxSigma => "Schedule max sigma",
+            AxisKind::ScheduleRho => "Schedule rho",
         }
     }
 
@@ -117,6 +126,9 @@ impl AxisKind {
             AxisKind::SigmaMin => &["stmin", "sigmatmin"],
             AxisKind::SigmaMax => &["stmax", "sigmatmax"],
             AxisKind::SigmaNoise => &["snoise"],
+            AxisKind::ScheduleMinSigma => &[],
+            AxisKind::ScheduleMaxSigma => &[],
+            AxisKind::ScheduleRho => &["rho"],
         }
     }
 
@@ -145,7 +157,10 @@ impl AxisKind {
             | AxisKind::SigmaChurn
             | AxisKind::SigmaMin
             | AxisKind::SigmaMax
-            | AxisKind::SigmaNoise => ValueType::Float,
+            | AxisKind::SigmaNoise
+            | AxisKind::ScheduleMinSigma
+            | AxisKind::ScheduleMaxSigma
+            | AxisKind::ScheduleRho => ValueType::Float,
             _ => ValueType::Text,
         }
     }
@@ -354,6 +369,11 @@ mod tests {
             AxisKind::SigmaChurn
         );
         assert_eq!(AxisKind::parse("Sigma max").unwrap(), AxisKind::SigmaMax);
+        assert_eq!(AxisKind::parse("rho").unwrap(), AxisKind::ScheduleRho);
+        assert_eq!(
+            AxisKind::parse("schedule_min_sigma").unwrap(),
+            AxisKind::ScheduleMinSigma
+        );
         let e = AxisKind::parse("denoise").unwrap_err().to_string();
         assert!(
             e.contains("`denoise`") && e.contains("Hypernet str."),
