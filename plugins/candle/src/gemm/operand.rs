@@ -51,29 +51,68 @@ pub struct Transposed<'a> {
 
 impl PackA for RowMajor<'_> {
     fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
-        let kc = ks.len();
-        for (p, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
-            let r0 = rows.start + p * MR;
-            if r0 >= rows.end {
-                break;
-            }
-            let live = MR.min(rows.end - r0);
-            let src = |i: usize| &self.data[(r0 + i) * self.ld + ks.start..][..kc];
-            if live == MR {
-                transpose_rows::<MR>(std::array::from_fn(src), panel);
-            } else {
-                for i in 0..MR {
-                    if i < live {
-                        for (k, &v) in src(i).iter().enumerate() {
-                            panel[k * MR + i] = v;
-                        }
-                    } else {
-                        for k in 0..kc {
-                            panel[k * MR + i] = 0.0;
-                        }
+        pack_depth_contiguous::<MR>(self.data, self.ld, rows, ks, dst)
+    }
+}
+
+/// Panels of `W` lines where each line's depths lie contiguous (line `l`, depth `k` at
+/// `data[l·ld + k]`: the rows of a row-major `A`, the columns of a transposed `B`).
+/// Lines past `lines.end` are zero.
+#[inline]
+fn pack_depth_contiguous<const W: usize>(
+    data: &[f32],
+    ld: usize,
+    lines: Range<usize>,
+    ks: Range<usize>,
+    dst: &mut [f32],
+) {
+    let kc = ks.len();
+    for (p, panel) in dst.chunks_exact_mut(W * kc).enumerate() {
+        let l0 = lines.start + p * W;
+        if l0 >= lines.end {
+            break;
+        }
+        let live = W.min(lines.end - l0);
+        let src = |i: usize| &data[(l0 + i) * ld + ks.start..][..kc];
+        if live == W {
+            transpose_rows::<W>(std::array::from_fn(src), panel);
+        } else {
+            for i in 0..W {
+                if i < live {
+                    for (k, &v) in src(i).iter().enumerate() {
+                        panel[k * W + i] = v;
+                    }
+                } else {
+                    for k in 0..kc {
+                        panel[k * W + i] = 0.0;
                     }
                 }
             }
+        }
+    }
+}
+
+/// Panels of `W` lines where each depth's lines lie contiguous (line `l`, depth `k` at
+/// `data[k·ld + l]`: the rows of a transposed `A`, the columns of a row-major `B`).
+/// Lines past `lines.end` are zero.
+#[inline]
+fn pack_lines_contiguous<const W: usize>(
+    data: &[f32],
+    ld: usize,
+    lines: Range<usize>,
+    ks: Range<usize>,
+    dst: &mut [f32],
+) {
+    let kc = ks.len();
+    for (p, panel) in dst.chunks_exact_mut(W * kc).enumerate() {
+        let l0 = lines.start + p * W;
+        if l0 >= lines.end {
+            break;
+        }
+        let live = W.min(lines.end - l0);
+        for (k, depth) in panel.chunks_exact_mut(W).enumerate() {
+            depth[..live].copy_from_slice(&data[(ks.start + k) * ld + l0..][..live]);
+            depth[live..].fill(0.0);
         }
     }
 }
@@ -106,62 +145,19 @@ fn transpose_rows<const MR: usize>(rows: [&[f32]; MR], dst: &mut [f32]) {
 
 impl PackA for Transposed<'_> {
     fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
-        let kc = ks.len();
-        for (p, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
-            let r0 = rows.start + p * MR;
-            if r0 >= rows.end {
-                break;
-            }
-            let live = MR.min(rows.end - r0);
-            for (k, col) in panel.chunks_exact_mut(MR).enumerate() {
-                let src = &self.data[(ks.start + k) * self.ld + r0..][..live];
-                col[..live].copy_from_slice(src);
-                col[live..].fill(0.0);
-            }
-        }
+        pack_lines_contiguous::<MR>(self.data, self.ld, rows, ks, dst)
     }
 }
 
 impl PackB for RowMajor<'_> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
-        let kc = ks.len();
-        for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
-            let c0 = cols.start + q * NR;
-            if c0 >= cols.end {
-                break;
-            }
-            let live = NR.min(cols.end - c0);
-            for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
-                let src = &self.data[(ks.start + k) * self.ld + c0..][..live];
-                row[..live].copy_from_slice(src);
-                row[live..].fill(0.0);
-            }
-        }
+        pack_lines_contiguous::<NR>(self.data, self.ld, cols, ks, dst)
     }
 }
 
 impl PackB for Transposed<'_> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
-        let kc = ks.len();
-        for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
-            let c0 = cols.start + q * NR;
-            if c0 >= cols.end {
-                break;
-            }
-            let live = NR.min(cols.end - c0);
-            for j in 0..NR {
-                if j < live {
-                    let src = &self.data[(c0 + j) * self.ld + ks.start..][..kc];
-                    for (k, &v) in src.iter().enumerate() {
-                        panel[k * NR + j] = v;
-                    }
-                } else {
-                    for k in 0..kc {
-                        panel[k * NR + j] = 0.0;
-                    }
-                }
-            }
-        }
+        pack_depth_contiguous::<NR>(self.data, self.ld, cols, ks, dst)
     }
 }
 
