@@ -121,15 +121,7 @@ impl<B: Backend> Session<B> {
             &s.sampler,
             s.schedule_type.as_deref(),
         )?;
-        let scheduler = schedulers.effective(choice.sampler.as_ref(), &choice.scheduler)?;
-        s.sampler_params.validate()?;
-        let scheduler = scheduler
-            .with_params(&s.sampler_params)
-            .unwrap_or(scheduler);
-        let sampler = choice
-            .sampler
-            .with_params(&s.sampler_params)
-            .unwrap_or_else(|| choice.sampler.clone());
+        let (sampler, scheduler) = choice.configured(&schedulers, &s.sampler_params)?;
         // Hypernetwork tags are taken out of the text the encoder sees.
         let (clean_prompt, tag_requests) = extract_hypernet_tags(&s.prompt)?;
         let mut requests = s

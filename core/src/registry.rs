@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
+use crate::sampler_params::SamplerParams;
 use crate::scheduler::{Scheduler, AUTOMATIC};
 use std::sync::Arc;
 
@@ -149,6 +150,24 @@ pub struct SamplerChoice {
 }
 
 impl SamplerChoice {
+    /// The sampler and the schedule that actually run: `Automatic` resolved to the
+    /// sampler's default (see [`SchedulerRegistry::effective`]), then the user's tunable
+    /// parameters applied to both (each takes only those A1111 gives it).
+    pub fn configured(
+        &self,
+        schedulers: &SchedulerRegistry,
+        params: &SamplerParams,
+    ) -> Result<(Arc<dyn Sampler>, Arc<dyn Scheduler>)> {
+        params.validate()?;
+        let scheduler = schedulers.effective(self.sampler.as_ref(), &self.scheduler)?;
+        let scheduler = scheduler.with_params(params).unwrap_or(scheduler);
+        let sampler = self
+            .sampler
+            .with_params(params)
+            .unwrap_or_else(|| self.sampler.clone());
+        Ok((sampler, scheduler))
+    }
+
     /// Parse a sampler name and an optional `Schedule type`, as A1111 reads both old
     /// infotexts (`Sampler: DPM++ 2M Karras`) and new ones (`Sampler: DPM++ 2M,
     /// Schedule type: Karras`). A schedule named at the end of the sampler name wins over

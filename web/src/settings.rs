@@ -114,7 +114,6 @@ impl WebSettings {
             &self.sampler,
             self.schedule_type.as_deref(),
         )?;
-        let scheduler = schedulers.effective(choice.sampler.as_ref(), &choice.scheduler)?;
         let sampler_params = SamplerParams {
             eta: self.eta,
             eta_ddim: self.eta_ddim,
@@ -128,12 +127,7 @@ impl WebSettings {
             beta_alpha: self.beta_alpha,
             beta_beta: self.beta_beta,
         };
-        sampler_params.validate()?;
-        let scheduler = scheduler.with_params(&sampler_params).unwrap_or(scheduler);
-        let sampler = choice
-            .sampler
-            .with_params(&sampler_params)
-            .unwrap_or_else(|| choice.sampler.clone());
+        let (sampler, scheduler) = choice.configured(&schedulers, &sampler_params)?;
         let rng: RngKind = self.rng.parse()?;
         let params = Txt2ImgParams {
             prompt: prompt.to_string(),
