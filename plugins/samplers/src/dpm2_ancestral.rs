@@ -2,7 +2,7 @@
 //! noise of size σ_up.
 
 use crate::math::{add_scaled, ancestral_step, derivative, lincomb, log_midpoint, step};
-use crate::params::EtaSampler;
+use crate::params::{eta_infotext, with_eta};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
 use easel_core::sampler_params::SamplerParams;
@@ -42,10 +42,10 @@ impl Sampler for Dpm2Ancestral {
         "karras"
     }
     fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
-        self.with_eta(params)
+        with_eta(self, params, |s, eta| s.eta = eta)
     }
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
-        self.eta_infotext()
+        eta_infotext(self.eta)
     }
     fn sample<'a>(
         &'a self,
@@ -75,14 +75,5 @@ impl Sampler for Dpm2Ancestral {
             }
             Ok(x)
         })
-    }
-}
-
-impl EtaSampler for Dpm2Ancestral {
-    fn eta(&self) -> f32 {
-        self.eta
-    }
-    fn set_eta(&mut self, eta: f32) {
-        self.eta = eta;
     }
 }

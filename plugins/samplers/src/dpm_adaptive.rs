@@ -4,7 +4,7 @@
 
 use crate::dpm_solver::{ancestral_target, eps, midpoint, sigma_of, step_2, step_3, t_of};
 use crate::math::add_scaled;
-use crate::params::EtaSampler;
+use crate::params::{eta_infotext, with_eta};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
 use easel_core::sampler_params::SamplerParams;
@@ -75,10 +75,10 @@ impl Sampler for DpmAdaptive {
         self.eta != 0.0
     }
     fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
-        self.with_eta(params)
+        with_eta(self, params, |s, eta| s.eta = eta)
     }
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
-        self.eta_infotext()
+        eta_infotext(self.eta)
     }
     fn sample<'a>(
         &'a self,
@@ -137,14 +137,5 @@ impl Sampler for DpmAdaptive {
             }
             Ok(x)
         })
-    }
-}
-
-impl EtaSampler for DpmAdaptive {
-    fn eta(&self) -> f32 {
-        self.eta
-    }
-    fn set_eta(&mut self, eta: f32) {
-        self.eta = eta;
     }
 }

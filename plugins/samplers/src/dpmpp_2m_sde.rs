@@ -4,7 +4,7 @@
 
 use crate::brownian::brownian_noise_for;
 use crate::math::{add_scaled, lincomb};
-use crate::params::EtaSampler;
+use crate::params::{eta_infotext, with_eta};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{NoiseRequest, NoiseSampler, SampleContext, Sampler};
 use easel_core::sampler_params::SamplerParams;
@@ -55,10 +55,10 @@ impl Sampler for DpmPp2mSde {
         Some(brownian_noise_for(request))
     }
     fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
-        self.with_eta(params)
+        with_eta(self, params, |s, eta| s.eta = eta)
     }
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
-        self.eta_infotext()
+        eta_infotext(self.eta)
     }
     fn sample<'a>(
         &'a self,
@@ -107,14 +107,5 @@ impl Sampler for DpmPp2mSde {
             }
             Ok(x)
         })
-    }
-}
-
-impl EtaSampler for DpmPp2mSde {
-    fn eta(&self) -> f32 {
-        self.eta
-    }
-    fn set_eta(&mut self, eta: f32) {
-        self.eta = eta;
     }
 }

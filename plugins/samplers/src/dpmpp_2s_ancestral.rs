@@ -2,7 +2,7 @@
 //! DPM-Solver++ step (in t = −ln σ) down to σ_down, then fresh noise of size σ_up.
 
 use crate::math::{add_scaled, ancestral_step, derivative, lincomb, step};
-use crate::params::EtaSampler;
+use crate::params::{eta_infotext, with_eta};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
 use easel_core::sampler_params::SamplerParams;
@@ -39,10 +39,10 @@ impl Sampler for DpmPp2sAncestral {
         "karras"
     }
     fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
-        self.with_eta(params)
+        with_eta(self, params, |s, eta| s.eta = eta)
     }
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
-        self.eta_infotext()
+        eta_infotext(self.eta)
     }
     fn sample<'a>(
         &'a self,
@@ -81,14 +81,5 @@ impl Sampler for DpmPp2sAncestral {
             }
             Ok(x)
         })
-    }
-}
-
-impl EtaSampler for DpmPp2sAncestral {
-    fn eta(&self) -> f32 {
-        self.eta
-    }
-    fn set_eta(&mut self, eta: f32) {
-        self.eta = eta;
     }
 }

@@ -2,7 +2,7 @@
 //! then fresh noise of size σ_up.
 
 use crate::math::{ancestral_step, derivative, step};
-use crate::params::EtaSampler;
+use crate::params::{eta_infotext, with_eta};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
 use easel_core::sampler_params::SamplerParams;
@@ -37,10 +37,10 @@ impl Sampler for EulerAncestral {
         self.eta != 0.0
     }
     fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
-        self.with_eta(params)
+        with_eta(self, params, |s, eta| s.eta = eta)
     }
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
-        self.eta_infotext()
+        eta_infotext(self.eta)
     }
     fn sample<'a>(
         &'a self,
@@ -63,14 +63,5 @@ impl Sampler for EulerAncestral {
             }
             Ok(x)
         })
-    }
-}
-
-impl EtaSampler for EulerAncestral {
-    fn eta(&self) -> f32 {
-        self.eta
-    }
-    fn set_eta(&mut self, eta: f32) {
-        self.eta = eta;
     }
 }
