@@ -158,15 +158,6 @@ impl GenerateArgs {
         }
     }
 
-    fn set_sampler_params(&mut self, p: SamplerParams) {
-        (self.eta, self.eta_ddim) = (p.eta, p.eta_ddim);
-        (self.s_churn, self.s_tmin, self.s_tmax, self.s_noise) =
-            (p.s_churn, p.s_tmin, p.s_tmax, p.s_noise);
-        (self.sigma_min, self.sigma_max, self.rho) =
-            (p.schedule_sigma_min, p.schedule_sigma_max, p.schedule_rho);
-        (self.beta_alpha, self.beta_beta) = (p.beta_alpha, p.beta_beta);
-    }
-
     /// Fill every setting not given on the command line from an A1111 infotext, as
     /// A1111's "send to txt2img" does (missing `Clip skip` = 1, missing `RNG` = GPU).
     fn fill_from_infotext(&mut self, t: &Infotext) -> Result<()> {
@@ -218,8 +209,6 @@ impl GenerateArgs {
         if self.emphasis.is_none() {
             self.emphasis = t.get("Emphasis").map(str::to_string);
         }
-        let merged = self.sampler_params().or(SamplerParams::from_infotext(t)?);
-        self.set_sampler_params(merged);
         if self.model.is_none() {
             // The hash identifies the exact file; the name is the fallback.
             self.model = match (t.model(), t.model_hash()) {
@@ -320,6 +309,7 @@ impl GenerateArgs {
     /// seed drawn for -1.
     pub fn settings(&self) -> Result<Settings> {
         let mut a = self.clone();
+        let mut sampler_params = a.sampler_params();
         if let Some(png) = a.from.clone() {
             let text = read_parameters(&png)?.ok_or_else(|| {
                 Error::Invalid(format!(
@@ -327,11 +317,13 @@ impl GenerateArgs {
                     png.display()
                 ))
             })?;
-            a.fill_from_infotext(&Infotext::parse(&text))?;
+            let info = Infotext::parse(&text);
+            a.fill_from_infotext(&info)?;
+            // Flags win over the pasted values, as for every other setting.
+            sampler_params = sampler_params.or(SamplerParams::from_infotext(&info)?);
         }
         let (width, height) = parse_size(a.size.as_deref().unwrap_or("512x512"))?;
         let (models, model) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
-        let sampler_params = a.sampler_params();
         Ok(Settings {
             prompt: a.prompt.unwrap_or_default(),
             negative: a.negative.unwrap_or_default(),
