@@ -428,7 +428,8 @@ thread_local! {
     /// Packed `A` and `B` blocks of the task running on this thread.
     static PACKED: RefCell<(Scratch, Scratch)> = RefCell::default();
     /// The same blocks re-laid as bf16 pairs, for the bf16 kernel.
-    static PAIRED: RefCell<(Vec<u32>, Vec<u32>)> = RefCell::default();
+    static PAIRED_A: RefCell<Vec<u32>> = RefCell::default();
+    static PAIRED_B: RefCell<Vec<u32>> = RefCell::default();
 }
 
 /// Computes one task's block of `C`, for every item of the batch, sequentially: each
@@ -507,28 +508,9 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                         },
                     )
                     .collect();
-                // For the bf16 kernel, every item's block of B is re-laid once here and
-                // then serves all row blocks of A.
-                let b_blocks: Vec<&[f32]> = if p.bf16_pairs {
-                    PAIRED.with(|paired| {
-                        let b_pairs = &mut paired.borrow_mut().1;
-                        b_pairs.resize(b_pairs.len().max(b_stride * b_f32.len()), 0);
-                        for (src, dst) in b_f32.iter().zip(b_pairs.chunks_exact_mut(b_stride)) {
-                            bf16::pair_panels(src, NR, kc, &mut dst[..src.len()]);
-                        }
-                        // SAFETY: the pairs are read as raw 32-bit words by the bf16 kernel
-                        // only; the buffer is not touched again until this block is done.
-                        b_pairs
-                            .chunks_exact(b_stride)
-                            .zip(&b_f32)
-                            .map(|(words, src)| {
-                                std::slice::from_raw_parts(words.as_ptr().cast::<f32>(), src.len())
-                            })
-                            .collect()
-                    })
-                } else {
-                    b_f32
-                };
+                // Every item's block of B is re-laid (bf16) once here and then serves all
+                // row blocks of A.
+                let b_blocks = kernel_blocks::<NR>(p.bf16_pairs, &b_f32, b_stride, kc, &PAIRED_B);
                 for ic in t.rows.clone().step_by(MC) {
                     let mc = MC.min(t.rows.end - ic);
                     let a_len = kc * mc.next_multiple_of(MR);
@@ -539,20 +521,12 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                             &ap[..a_len]
                         }
                     };
-                    let a_ptr = if p.bf16_pairs {
-                        PAIRED.with(|paired| {
-                            let a_pairs = &mut paired.borrow_mut().0;
-                            a_pairs.resize(a_pairs.len().max(a_len), 0);
-                            bf16::pair_panels(a_block, MR, kc, a_pairs);
-                            a_pairs.as_ptr().cast::<f32>()
-                        })
-                    } else {
-                        a_block.as_ptr()
-                    };
-                    for (item, b_block) in b_blocks.iter().enumerate() {
+                    let a_ptr =
+                        kernel_blocks::<MR>(p.bf16_pairs, &[a_block], a_len, kc, &PAIRED_A)[0];
+                    for (item, &b_block) in b_blocks.iter().enumerate() {
                         let c = p.c.0.add((items.start + item) * p.batch_stride);
                         for jr in (0..nc).step_by(NR) {
-                            let b_panel = b_block.as_ptr().add(jr * kc);
+                            let b_panel = b_block.add(jr * kc);
                             for ir in (0..mc).step_by(MR) {
                                 let a_panel = a_ptr.add(ir * kc);
                                 tile::<MR, NR>(
@@ -576,6 +550,32 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             }
         }
     });
+}
+
+/// Where the kernel reads each packed block (panels of `W` lines, `stride` floats apart):
+/// the blocks themselves for the f32 kernels, or for the bf16 kernel their bf16-pair
+/// re-layout in this thread's `buffer`, which stays valid until the next call with it.
+fn kernel_blocks<const W: usize>(
+    bf16_pairs: bool,
+    blocks: &[&[f32]],
+    stride: usize,
+    kc: usize,
+    buffer: &'static std::thread::LocalKey<RefCell<Vec<u32>>>,
+) -> Vec<*const f32> {
+    if !bf16_pairs {
+        return blocks.iter().map(|b| b.as_ptr()).collect();
+    }
+    buffer.with(|words| {
+        let mut words = words.borrow_mut();
+        let needed = words.len().max(stride * blocks.len());
+        words.resize(needed, 0);
+        let mut out = Vec::with_capacity(blocks.len());
+        for (src, dst) in blocks.iter().zip(words.chunks_exact_mut(stride)) {
+            bf16::pair_panels(src, W, kc, &mut dst[..src.len()]);
+            out.push(dst.as_ptr().cast::<f32>());
+        }
+        out
+    })
 }
 
 /// Runs the kernel on the tile at (`row`, `col`) of which `rows × cols` lie inside `C`;
