@@ -15,9 +15,12 @@
 
 use crate::infotext::Infotext;
 use crate::{Error, Result};
+use serde::Deserialize;
 
-/// Values the user set; `None` leaves the sampler's own default.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Values the user set; `None` leaves the sampler's own default. As JSON (the web page's
+/// settings) the fields carry the CLI's flag names without dashes (`eta`, `sigma_min`, ...).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SamplerParams {
     /// "Eta for ancestral samplers" (infotext `Eta`).
     pub eta: Option<f32>,
@@ -32,10 +35,13 @@ pub struct SamplerParams {
     /// Infotext `Sigma noise`.
     pub s_noise: Option<f32>,
     /// Infotext `Schedule min sigma`; 0 = the model's.
+    #[serde(rename = "sigma_min")]
     pub schedule_sigma_min: Option<f32>,
     /// Infotext `Schedule max sigma`; 0 = the model's.
+    #[serde(rename = "sigma_max")]
     pub schedule_sigma_max: Option<f32>,
     /// Infotext `Schedule rho`; 0 = the schedule's own.
+    #[serde(rename = "rho")]
     pub schedule_rho: Option<f32>,
     /// Infotext `Beta schedule alpha`.
     pub beta_alpha: Option<f32>,

@@ -36,31 +36,10 @@ pub struct WebSettings {
     pub noise_device: String,
     #[serde(default)]
     pub ensd: u64,
-    /// A1111's sampler parameters (`eta`, `eta_ddim`, `s_churn`, `s_tmin`, `s_tmax`,
-    /// `s_noise`, `sigma_min`, `sigma_max`, `rho`, `beta_alpha`, `beta_beta`, as the CLI's
-    /// flags); absent ones keep the defaults.
+    /// A1111's sampler and schedule parameters as an object (`{"eta": 0.5, "rho": 5}`,
+    /// names as the CLI's flags); absent ones keep the defaults.
     #[serde(default)]
-    pub eta: Option<f32>,
-    #[serde(default)]
-    pub eta_ddim: Option<f32>,
-    #[serde(default)]
-    pub s_churn: Option<f32>,
-    #[serde(default)]
-    pub s_tmin: Option<f32>,
-    #[serde(default)]
-    pub s_tmax: Option<f32>,
-    #[serde(default)]
-    pub s_noise: Option<f32>,
-    #[serde(default)]
-    pub sigma_min: Option<f32>,
-    #[serde(default)]
-    pub sigma_max: Option<f32>,
-    #[serde(default)]
-    pub rho: Option<f32>,
-    #[serde(default)]
-    pub beta_alpha: Option<f32>,
-    #[serde(default)]
-    pub beta_beta: Option<f32>,
+    pub sampler_params: SamplerParams,
     /// Hypernetworks from the form (`<hypernet:NAME:S>` tags in the prompt add more).
     #[serde(default)]
     pub hypernets: Vec<HypernetSetting>,
@@ -114,20 +93,7 @@ impl WebSettings {
             &self.sampler,
             self.schedule_type.as_deref(),
         )?;
-        let sampler_params = SamplerParams {
-            eta: self.eta,
-            eta_ddim: self.eta_ddim,
-            s_churn: self.s_churn,
-            s_tmin: self.s_tmin,
-            s_tmax: self.s_tmax,
-            s_noise: self.s_noise,
-            schedule_sigma_min: self.sigma_min,
-            schedule_sigma_max: self.sigma_max,
-            schedule_rho: self.rho,
-            beta_alpha: self.beta_alpha,
-            beta_beta: self.beta_beta,
-        };
-        let (sampler, scheduler) = choice.configured(&schedulers, &sampler_params)?;
+        let (sampler, scheduler) = choice.configured(&schedulers, &self.sampler_params)?;
         let rng: RngKind = self.rng.parse()?;
         let params = Txt2ImgParams {
             prompt: prompt.to_string(),
@@ -170,6 +136,18 @@ mod tests {
         assert_eq!((p.batch_size, p.clip_skip), (1, 1));
         assert_eq!(p.sampler.label(), "Euler");
         assert_eq!(p.scheduler.label(), "Automatic");
+    }
+
+    #[test]
+    fn sampler_parameters_reach_the_sampler_and_schedule() {
+        let extra =
+            r#","sampler":"Euler a","schedule_type":"Karras","sampler_params":{"eta":0.5,"rho":5}"#;
+        let s = WebSettings::from_json(&json(extra).replace(r#""sampler":"Euler","#, "")).unwrap();
+        let p = s.to_params("a cat").unwrap();
+        assert_eq!(p.sampler.params_infotext(), vec![("Eta", 0.5)]);
+        assert_eq!(p.scheduler.params_infotext(), vec![("Schedule rho", 5.0)]);
+        let err = WebSettings::from_json(&json(r#","sampler_params":{"etta":1}"#)).unwrap_err();
+        assert!(err.to_string().contains("etta"), "{err}");
     }
 
     /// The message `to_params` fails with (its `Ok` type has no `Debug`, so no `unwrap_err`).
