@@ -8,6 +8,7 @@ use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::noise::TorchDevice;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
 use easel_core::sampler_params::SamplerParams;
+use easel_core::service::{GenerationSettings, NetworkSetting, StepProgress};
 use easel_core::text::EmphasisMode;
 use easel_core::Backend;
 use easel_core::{Error, Result};
@@ -157,69 +158,6 @@ impl GenerateArgs {
             beta_beta: self.beta_beta,
         }
     }
-
-    /// Fill every setting not given on the command line from an A1111 infotext, as
-    /// A1111's "send to txt2img" does (missing `Clip skip` = 1, missing `RNG` = GPU).
-    fn fill_from_infotext(&mut self, t: &Infotext) -> Result<()> {
-        self.prompt.get_or_insert_with(|| t.prompt.clone());
-        self.negative
-            .get_or_insert_with(|| t.negative_prompt.clone());
-        if self.steps.is_none() {
-            self.steps = t.steps()?.map(|v| v as usize);
-        }
-        if self.sampler.is_none() {
-            self.sampler = t.sampler().map(str::to_string);
-            if self.schedule_type.is_none() {
-                self.schedule_type = t.schedule_type().map(str::to_string);
-            }
-        }
-        // A1111's paste adds the hypernetwork as a prompt tag unless the prompt has one.
-        let prompt_has_tag = self
-            .prompt
-            .as_deref()
-            .is_some_and(|p| p.contains("<hypernet:"));
-        if let (Some(names), false, true) =
-            (t.hypernet(), prompt_has_tag, self.hypernets.is_empty())
-        {
-            let strengths: Vec<String> = t
-                .get("Hypernet strength")
-                .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
-                .unwrap_or_default();
-            for (i, name) in names.split(',').map(str::trim).enumerate() {
-                match strengths.get(i) {
-                    Some(st) => self.hypernets.push(format!("{name}:{st}")),
-                    None => self.hypernets.push(name.to_string()),
-                }
-            }
-        }
-        if self.cfg.is_none() {
-            self.cfg = t.cfg_scale()?.map(|v| v as f32);
-        }
-        if self.seed.is_none() {
-            self.seed = t.seed()?.map(|v| v as i64);
-        }
-        if self.size.is_none() {
-            self.size = t.size()?.map(|(w, h)| format!("{w}x{h}"));
-        }
-        self.clip_skip.get_or_insert(t.clip_skip()? as usize);
-        self.rng.get_or_insert_with(|| t.rng().to_string());
-        if self.ensd.is_none() {
-            self.ensd = t.ensd()?;
-        }
-        if self.emphasis.is_none() {
-            self.emphasis = t.get("Emphasis").map(str::to_string);
-        }
-        if self.model.is_none() {
-            // The hash identifies the exact file; the name is the fallback.
-            self.model = match (t.model(), t.model_hash()) {
-                (Some(name), Some(hash)) => Some(format!("{name} [{hash}]")),
-                (Some(name), None) => Some(name.to_string()),
-                (None, Some(hash)) => Some(hash.to_string()),
-                (None, None) => None,
-            };
-        }
-        Ok(())
-    }
 }
 
 /// Every sampler this build knows: the k-diffusion family and the example third-party one.
@@ -305,53 +243,89 @@ fn random_seed() -> u64 {
 }
 
 impl GenerateArgs {
-    /// The settings these flags describe: `--from` merged in, defaults applied, a random
-    /// seed drawn for -1.
+    /// The settings these flags describe: `--from` read first (as A1111's "send to
+    /// txt2img"), every flag given here over it, defaults for the rest, a random seed
+    /// drawn for -1.
     pub fn settings(&self) -> Result<Settings> {
-        let mut a = self.clone();
-        let mut sampler_params = a.sampler_params();
-        if let Some(png) = a.from.clone() {
-            let text = read_parameters(&png)?.ok_or_else(|| {
+        let a = self;
+        let mut g = GenerationSettings::default();
+        let mut seed = a.seed;
+        if let Some(png) = &a.from {
+            let text = read_parameters(png)?.ok_or_else(|| {
                 Error::Invalid(format!(
                     "{}: the PNG has no A1111 `parameters` text",
                     png.display()
                 ))
             })?;
             let info = Infotext::parse(&text);
-            a.fill_from_infotext(&info)?;
-            // Flags win over the pasted values, as for every other setting.
-            sampler_params = sampler_params.or(SamplerParams::from_infotext(&info)?);
+            g.apply_infotext(&info)?;
+            if seed.is_none() {
+                seed = info.seed()?.map(|v| v as i64);
+            }
         }
-        let (width, height) = parse_size(a.size.as_deref().unwrap_or("512x512"))?;
-        let (models, model) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
+        if let Some(p) = &a.prompt {
+            // A prompt with its own tag replaces the pasted hypernetwork.
+            if p.contains("<hypernet:") {
+                g.hypernets.clear();
+            }
+            g.prompt.clone_from(p);
+        }
+        if let Some(n) = &a.negative {
+            g.negative_prompt.clone_from(n);
+        }
+        if let Some(v) = a.steps {
+            g.steps = v;
+        }
+        if let Some(sampler) = &a.sampler {
+            g.sampler.clone_from(sampler);
+            g.schedule_type = None;
+        }
+        if let Some(t) = &a.schedule_type {
+            g.schedule_type = Some(t.clone());
+        }
+        if !a.hypernets.is_empty() {
+            g.hypernets = a
+                .hypernets
+                .iter()
+                .map(|h| NetworkSetting::parse(h))
+                .collect::<Result<_>>()?;
+        }
+        if let Some(v) = a.cfg {
+            g.cfg_scale = v;
+        }
+        g.seed = match seed.unwrap_or(-1) {
+            s if s < 0 => random_seed(),
+            s => s as u64,
+        };
+        if let Some(size) = &a.size {
+            (g.width, g.height) = parse_size(size)?;
+        }
+        if let Some(v) = a.clip_skip {
+            g.clip_skip = v;
+        }
+        if let Some(r) = &a.rng {
+            g.rng = r.parse()?;
+        }
+        g.noise_device = TorchDevice::parse_or_auto(a.noise_device.as_deref().unwrap_or("auto"))?;
+        if let Some(v) = a.ensd {
+            g.ensd = v;
+        }
+        // Flags win over the pasted values, as for every other setting.
+        g.sampler_params = a.sampler_params().or(g.sampler_params);
+        g.sampler_params.validate()?;
+        if let Some(e) = &a.emphasis {
+            g.emphasis = EmphasisMode::from_a1111_name(e)?;
+        }
+        g.nai_braces = a.nai_braces;
+        g.batch_size = a.batch_size;
+        g.batch_count = a.batch_count;
+        g.vae.clone_from(&a.vae);
+        let model = a.model.clone().unwrap_or_else(|| g.model.clone());
+        let (models, model) = models_folder(&a.models, &model);
+        g.model = model;
         Ok(Settings {
-            prompt: a.prompt.unwrap_or_default(),
-            negative: a.negative.unwrap_or_default(),
-            steps: a.steps.unwrap_or(20),
-            sampler: a.sampler.unwrap_or_else(|| "Euler a".into()),
-            schedule_type: a.schedule_type,
-            cfg: a.cfg.unwrap_or(7.0),
-            seed: match a.seed.unwrap_or(-1) {
-                s if s < 0 => random_seed(),
-                s => s as u64,
-            },
-            width,
-            height,
-            clip_skip: a.clip_skip.unwrap_or(1),
-            rng: a.rng.as_deref().unwrap_or("gpu").parse()?,
-            noise_device: TorchDevice::parse_or_auto(a.noise_device.as_deref().unwrap_or("auto"))?,
-            ensd: a.ensd.unwrap_or(0),
-            sampler_params,
-            batch_size: a.batch_size,
             models,
-            model,
-            vae: a.vae,
-            hypernets: a.hypernets,
-            emphasis: match &a.emphasis {
-                Some(e) => EmphasisMode::from_a1111_name(e)?,
-                None => EmphasisMode::Original,
-            },
-            nai_braces: a.nai_braces,
+            generation: g,
         })
     }
 }
@@ -414,35 +388,41 @@ pub fn wgpu_backend(adapter: Option<&str>) -> Result<WgpuBackend> {
     Ok(b)
 }
 
-fn run_on<B: Backend>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {
-    let mut settings = a.settings()?;
-    let first_seed = settings.seed;
+fn run_on<B: Backend + 'static>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {
+    let settings = a.settings()?;
+    let mut bar: Option<(usize, indicatif::ProgressBar)> = None;
+    let mut on_step = |p: &StepProgress| {
+        if bar.as_ref().map(|(b, _)| *b) != Some(p.batch) {
+            if let Some((_, old)) = bar.take() {
+                old.finish();
+            }
+            let label = format!("batch {}/{}", p.batch + 1, p.batch_count);
+            bar = Some((p.batch, step_bar(p.steps as u64, &label)));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(p.step as u64 + 1);
+        }
+    };
+    let images = session.generate(&settings, &mut on_step)?;
+    if let Some((_, b)) = bar.take() {
+        b.finish();
+    }
     let mut saved_noise = Vec::new();
     let mut saved_latent = Vec::new();
     let mut index = 0;
-    for batch in 0..a.batch_count {
-        settings.seed = first_seed.wrapping_add((batch * a.batch_size) as u64);
-        let bar = step_bar(
-            settings.steps as u64,
-            &format!("batch {}/{}", batch + 1, a.batch_count),
-        );
-        let mut on_step = |i: usize, _total: usize, _x: &[f32]| bar.set_position(i as u64 + 1);
-        let images = session.generate(&settings, &mut on_step)?;
-        bar.finish();
-        for (img, info) in images {
-            let path = output_path(&a.output, index);
-            write_png(
-                &path,
-                img.width as u32,
-                img.height as u32,
-                &img.rgb,
-                Some(&info.format()),
-            )?;
-            eprintln!("wrote {} (seed {})", path.display(), img.seed);
-            saved_noise.extend_from_slice(&img.noise);
-            saved_latent.extend_from_slice(&img.latent);
-            index += 1;
-        }
+    for (img, info) in images {
+        let path = output_path(&a.output, index);
+        write_png(
+            &path,
+            img.width as u32,
+            img.height as u32,
+            &img.rgb,
+            Some(&info.format()),
+        )?;
+        eprintln!("wrote {} (seed {})", path.display(), img.seed);
+        saved_noise.extend_from_slice(&img.noise);
+        saved_latent.extend_from_slice(&img.latent);
+        index += 1;
     }
     if let Some(path) = &a.save_latents {
         let shape = vec![index, 4, settings.height / 8, settings.width / 8];

@@ -17,8 +17,9 @@ use easel_core::grid::{
 use easel_core::infotext::write_png;
 use easel_core::model::{checkpoint_files, resolve_checkpoint, VaeChoice};
 use easel_core::registry::SamplerChoice;
+use easel_core::service::{NetworkSetting, StepProgress};
 use easel_core::{Backend, Error, Result};
-use easel_hypernetwork::{find_closest, list_hypernetworks, HypernetRequest};
+use easel_hypernetwork::{find_closest, list_hypernetworks};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Clone)]
@@ -108,28 +109,22 @@ struct CellOverrides {
 pub fn cell_settings(plan: &GridPlan, base: &Settings, c: CellIndex) -> Result<Settings> {
     let mut s = base.clone();
     s.batch_size = 1;
+    s.batch_count = 1;
     let mut o = CellOverrides::default();
     for (axis, i) in [(&plan.x, c.x), (&plan.y, c.y), (&plan.z, c.z)] {
         apply(&mut s, &mut o, axis, &axis.values[i])?;
     }
     if let Some(choice) = o.hypernetwork {
-        let strength = base
-            .hypernets
-            .first()
-            .map(|h| HypernetRequest::parse_cli(h))
-            .transpose()?
-            .map_or(1.0, |r| r.strength);
+        let strength = base.hypernets.first().map_or(1.0, |h| h.strength);
         s.hypernets = choice
             .into_iter()
-            .map(|n| format!("{n}:{strength}"))
+            .map(|name| NetworkSetting { name, strength })
             .collect();
     }
     if let Some(strength) = o.hypernet_strength {
-        s.hypernets = s
-            .hypernets
-            .iter()
-            .map(|h| HypernetRequest::parse_cli(h).map(|r| format!("{}:{strength}", r.name)))
-            .collect::<Result<_>>()?;
+        for h in &mut s.hypernets {
+            h.strength = strength;
+        }
     }
     Ok(s)
 }
@@ -144,7 +139,7 @@ fn apply(s: &mut Settings, o: &mut CellOverrides, axis: &Axis, v: &AxisValue) ->
         (AxisKind::Seed, AxisValue::Int(n)) => s.seed = *n as u64,
         (AxisKind::Steps, AxisValue::Int(n)) => s.steps = *n as usize,
         (AxisKind::ClipSkip, AxisValue::Int(n)) => s.clip_skip = *n as usize,
-        (AxisKind::CfgScale, AxisValue::Float(f)) => s.cfg = *f as f32,
+        (AxisKind::CfgScale, AxisValue::Float(f)) => s.cfg_scale = *f as f32,
         (AxisKind::HypernetStrength, AxisValue::Float(f)) => o.hypernet_strength = Some(*f as f32),
         (AxisKind::Eta, AxisValue::Float(f)) => {
             s.sampler_params.eta = Some(*f as f32);
@@ -180,8 +175,8 @@ fn apply(s: &mut Settings, o: &mut CellOverrides, axis: &Axis, v: &AxisValue) ->
                 Some(AxisValue::Text(t)) => t.clone(),
                 _ => String::new(),
             };
-            (s.prompt, s.negative) =
-                prompt_search_replace(&s.prompt, &s.negative, &search, &text())?;
+            (s.prompt, s.negative_prompt) =
+                prompt_search_replace(&s.prompt, &s.negative_prompt, &search, &text())?;
         }
         (kind, other) => {
             return Err(Error::Invalid(format!(
@@ -268,7 +263,7 @@ pub fn validate(plan: &GridPlan, base: &Settings) -> Result<()> {
 }
 
 /// Generates the grid on `session`: every cell's image and infotext, and the labelled grid.
-pub fn generate_grid<B: Backend>(
+pub fn generate_grid<B: Backend + 'static>(
     session: &mut Session<B>,
     plan: &GridPlan,
     base: &Settings,
@@ -281,9 +276,9 @@ pub fn generate_grid<B: Backend>(
         done += 1;
         let s = cell_settings(plan, base, c)?;
         let bar = show_progress.then(|| step_bar(s.steps as u64, &format!("cell {done}/{total}")));
-        let mut on_step = |i: usize, _total: usize, _x: &[f32]| {
+        let mut on_step = |p: &StepProgress| {
             if let Some(b) = &bar {
-                b.set_position(i as u64 + 1);
+                b.set_position(p.step as u64 + 1);
             }
         };
         let mut images = session.generate(&s, &mut on_step)?;
@@ -324,7 +319,7 @@ pub fn run(a: GridArgs) -> Result<()> {
     }
 }
 
-fn run_on<B: Backend>(a: &GridArgs, mut session: Session<B>) -> Result<()> {
+fn run_on<B: Backend + 'static>(a: &GridArgs, mut session: Session<B>) -> Result<()> {
     let plan = plan_from_args(a)?;
     let base = a.base.settings()?;
     eprintln!(
@@ -484,7 +479,7 @@ mod tests {
         for cell in &out.cells {
             let s = cell_settings(&plan, &base, cell.index).unwrap();
             let mut fresh = Session::new(CandleBackend::cpu());
-            let (img, _) = fresh.generate(&s, &mut |_, _, _| {}).unwrap().remove(0);
+            let (img, _) = fresh.generate(&s, &mut |_| {}).unwrap().remove(0);
             assert_eq!(img.rgb, cell.image.data, "cell {:?}", cell.index);
         }
         assert_eq!(out.infotext.get("X Type"), Some("Seed"));

@@ -52,7 +52,7 @@ enum Command {
     Hash(hash::HashArgs),
     /// Lay a release folder out as an A1111 models/ tree, verifying checksums.
     Import(import::ImportArgs),
-    /// Serve the web page (web/dist) on 127.0.0.1 to generate in a WebGPU browser.
+    /// Serve A1111's HTTP API (/sdapi/v1, always on) and the web page (web/dist) on 127.0.0.1.
     Serve(serve::ServeArgs),
     /// Time one UNet step with CFG on full-size SD1.5 weights (random) and print figures.
     Bench(bench::BenchArgs),

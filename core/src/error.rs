@@ -34,6 +34,9 @@ pub enum Error {
     /// A backend failed to run an operation.
     #[error("backend: {0}")]
     Backend(String),
+    /// Sampling was stopped by a [`crate::pipeline::CancelToken`] (Interrupt or Skip).
+    #[error("generation interrupted")]
+    Interrupted,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,6 +19,7 @@ pub mod sampler;
 pub mod sampler_params;
 pub mod schedule;
 pub mod scheduler;
+pub mod service;
 pub mod text;
 
 pub use backend::Backend;

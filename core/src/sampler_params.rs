@@ -15,11 +15,11 @@
 
 use crate::infotext::Infotext;
 use crate::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Values the user set; `None` leaves the sampler's own default. As JSON (the web page's
 /// settings) the fields carry the CLI's flag names without dashes (`eta`, `sigma_min`, ...).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplerParams {
     /// "Eta for ancestral samplers" (infotext `Eta`).

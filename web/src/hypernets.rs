@@ -4,8 +4,10 @@
 use crate::blob_source::BlobSource;
 use easel_core::formats::open_tensor_store_from;
 use easel_core::model::legacy_model_hash_of;
+use easel_core::nn::AttentionHook;
+use easel_core::service::{NetworkProvider, NetworkSetting, PreparedNetworks};
 use easel_core::{Error, Result};
-use easel_hypernetwork::{Hypernetwork, LoadedHypernetwork};
+use easel_hypernetwork::{extract_hypernet_tags, Hypernetwork, HypernetworkStack, LoadedHypernetwork};
 use easel_wgpu::WgpuBackend;
 use std::sync::Arc;
 use web_sys::File;
@@ -78,4 +80,41 @@ pub fn infotext_entries(applied: &[(&PickedHypernet, f32)]) -> Result<Vec<(Strin
         fields.insert(1, ("Hypernet hash".to_string(), hashes.join(", ")));
     }
     Ok(fields)
+}
+
+/// The hypernetworks the user picked, as the generation service's network provider: form
+/// choices and `<hypernet:NAME:S>` tags are looked up among them.
+pub struct PickedHypernets(pub Vec<PickedHypernet>);
+
+impl NetworkProvider<WgpuBackend> for PickedHypernets {
+    fn prepare(
+        &mut self,
+        _backend: &WgpuBackend,
+        prompt: &str,
+        requested: &[NetworkSetting],
+    ) -> Result<PreparedNetworks<WgpuBackend>> {
+        // Hypernetwork tags are taken out of the text the encoder sees, as in the CLI.
+        let (clean_prompt, tags) = extract_hypernet_tags(prompt)?;
+        let mut applied: Vec<(&PickedHypernet, f32)> = Vec::new();
+        for (name, strength) in requested
+            .iter()
+            .map(|r| (r.name.as_str(), r.strength))
+            .chain(tags.iter().map(|t| (t.name.as_str(), t.strength)))
+        {
+            applied.push((find(&self.0, name)?, strength));
+        }
+        let infotext = infotext_entries(&applied)?;
+        let hook: Option<Box<dyn AttentionHook<WgpuBackend>>> = if applied.is_empty() {
+            None
+        } else {
+            Some(Box::new(HypernetworkStack::new(
+                applied.iter().map(|(h, s)| (h.device.clone(), *s)).collect(),
+            )))
+        };
+        Ok(PreparedNetworks {
+            prompt: clean_prompt,
+            hook,
+            infotext,
+        })
+    }
 }

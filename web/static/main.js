@@ -90,6 +90,18 @@ async function loadModel(files) {
   }
 }
 
+// A1111's sampler parameters (names as the CLI's flags); blank inputs are left out.
+const SAMPLER_PARAMS = ['eta', 'eta_ddim', 's_churn', 's_tmin', 's_tmax', 's_noise',
+  'sigma_min', 'sigma_max', 'rho', 'beta_alpha', 'beta_beta'];
+function samplerParams() {
+  const out = {};
+  for (const k of SAMPLER_PARAMS) {
+    const v = $(`sp-${k}`).value;
+    if (v !== '' && Number.isFinite(Number(v))) out[k] = Number(v);
+  }
+  return out;
+}
+
 function settings() {
   let seed = Number($('seed').value);
   if (!Number.isFinite(seed) || seed < 0) seed = Math.floor(Math.random() * 2 ** 32);
@@ -99,7 +111,10 @@ function settings() {
     steps: Number($('steps').value), cfg_scale: Number($('cfg').value), seed,
     width: Number($('width').value), height: Number($('height').value),
     batch_size: Number($('batch').value), clip_skip: Number($('clip-skip').value),
-    rng: $('rng').value, ensd: 0,
+    rng: $('rng').value, noise_device: $('noise-device').value,
+    ensd: Math.max(0, Math.floor(Number($('ensd').value) || 0)),
+    emphasis: $('emphasis').value, nai_braces: $('nai-braces').checked,
+    sampler_params: samplerParams(),
     hypernets: [...document.querySelectorAll('#hypernet-list input[type=checkbox]:checked')].map((c) => ({
       name: c.value, strength: Number(document.getElementById(`hn-strength-${c.dataset.index}`).value),
     })),
@@ -148,19 +163,28 @@ async function cancel() {
   if (lastHypernets.length) await loadHypernets(lastHypernets);
 }
 
-// A dropped PNG fills the form from its infotext; dropped model files load.
+// A dropped PNG fills the form from its infotext, through the generation service's own
+// reading of it (every setting A1111 records: ENSD, emphasis, sampler parameters, ...).
 async function fillFromPng(file) {
-  const r = await request({ type: 'infotext', png: new Uint8Array(await file.arrayBuffer()) });
-  if (!r.fields) { status(`${file.name} has no generation parameters`, true); return; }
-  const f = r.fields;
-  $('prompt').value = f.prompt ?? ''; $('negative').value = f.negative_prompt ?? '';
-  const set = (id, key) => { if (f[key] !== undefined) $(id).value = f[key]; };
-  set('steps', 'Steps'); set('sampler', 'Sampler'); set('cfg', 'CFG scale'); set('seed', 'Seed');
-  set('clip-skip', 'Clip skip');
-  $('schedule').value = f['Schedule type'] ?? 'Automatic';
-  $('rng').value = (f['RNG'] ?? 'GPU').toLowerCase() === 'cpu' ? 'cpu' : (f['RNG'] === 'NV' ? 'nv' : 'gpu');
+  let r;
+  try {
+    r = await request({ type: 'infotext', png: new Uint8Array(await file.arrayBuffer()) });
+  } catch (e) { status(`${file.name}: ${e.message}`, true); return; }
+  if (!r.settings) { status(`${file.name} has no generation parameters`, true); return; }
+  const s = JSON.parse(r.settings);
+  $('prompt').value = s.prompt; $('negative').value = s.negative_prompt;
+  if ([...$('sampler').options].some((o) => o.value === s.sampler)) $('sampler').value = s.sampler;
+  $('schedule').value = s.schedule_type ?? 'Automatic';
+  $('steps').value = s.steps; $('cfg').value = s.cfg_scale; $('seed').value = s.seed;
+  $('width').value = s.width; $('height').value = s.height; $('clip-skip').value = s.clip_skip;
+  $('rng').value = s.rng; $('noise-device').value = s.noise_device; $('ensd').value = s.ensd;
+  $('emphasis').value = s.emphasis; $('nai-braces').checked = s.nai_braces;
+  for (const k of SAMPLER_PARAMS) $(`sp-${k}`).value = s.sampler_params[k] ?? '';
+  for (const h of s.hypernets) {
+    const check = document.querySelector(`#hypernet-list input[value="${CSS.escape(h.name)}"]`);
+    if (check) { check.checked = true; document.getElementById(`hn-strength-${check.dataset.index}`).value = h.strength; }
+  }
   state('filled');
-  set('width', 'Size-1'); set('height', 'Size-2');
   status(`settings from ${file.name}`);
 }
 

@@ -1,6 +1,6 @@
 // The worker: owns the wasm engine and the WebGPU device; reads the user's files by byte
 // range with FileReaderSync (only possible off the main thread).
-import init, { initGpu, loadModel, loadHypernetworks, generate, readInfotext, samplerLabels, scheduleLabels, infotextFields, wasmMemoryBytes } from './pkg/easel_web.js';
+import init, { initGpu, loadModel, loadHypernetworks, generate, readInfotext, samplerLabels, scheduleLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
 
 const ready = init();
 
@@ -23,7 +23,7 @@ async function handle(m) {
     }
     case 'infotext': {
       const text = readInfotext(m.png);
-      return { fields: text ? infotextFields(text) : null };
+      return { settings: text ? settingsFromInfotext(text) : null };
     }
     default:
       throw new Error(`unknown request ${m.type}`);

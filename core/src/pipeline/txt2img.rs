@@ -2,14 +2,15 @@
 //! noise from the chosen generator (seed + i for image i), σ-scaled start, the sampler
 //! along A1111's default schedule, VAE decode and the truncating u8 conversion.
 
+use super::cancel::CancelToken;
 use super::cfg_denoiser::CfgDenoiser;
 use super::conditioning::{encode_prompt_parts, encode_scheduled, PromptOptions};
-use crate::backend::Backend;
+use crate::backend::{Backend, LocalBoxFuture};
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
 use crate::noise::{ImageRng, RngKind, TorchDevice};
-use crate::sampler::{NoiseRequest, NoiseSampler, SampleContext, Sampler};
+use crate::sampler::{Denoiser, NoiseRequest, NoiseSampler, SampleContext, Sampler};
 use crate::scheduler::{sampler_sigmas, Scheduler};
 use crate::text::strip_comments;
 use std::sync::Arc;
@@ -127,6 +128,38 @@ pub async fn txt2img_with_options<B: Backend>(
     hooks: Vec<&dyn AttentionHook<B>>,
     progress: Progress<'_>,
 ) -> Result<Vec<GeneratedImage>> {
+    let never = CancelToken::new();
+    txt2img_cancellable(b, model, params, options, hooks, progress, &never).await
+}
+
+/// Asks the model only while `cancel` lets the batch go on; once stopped, every further
+/// evaluation fails with [`Error::Interrupted`], which ends the sampler's loop.
+struct StoppableDenoiser<'d, D> {
+    inner: D,
+    cancel: &'d CancelToken,
+}
+
+impl<D: Denoiser> Denoiser for StoppableDenoiser<'_, D> {
+    fn denoise<'a>(&'a mut self, x: &'a [f32], sigma: f32) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
+        if self.cancel.stops_batch() {
+            return Box::pin(async { Err(Error::Interrupted) });
+        }
+        self.inner.denoise(x, sigma)
+    }
+}
+
+/// [`txt2img_with_options`] that stops early when `cancel` says so (A1111's Interrupt and
+/// Skip): the images are then decoded from the last denoised prediction (the start latent
+/// when no step finished), as A1111 returns them.
+pub async fn txt2img_cancellable<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    params: &Txt2ImgParams,
+    options: &PromptOptions,
+    hooks: Vec<&dyn AttentionHook<B>>,
+    progress: Progress<'_>,
+    cancel: &CancelToken,
+) -> Result<Vec<GeneratedImage>> {
     params.validate()?;
     // A1111 strips `#` comments before anything else sees the prompts.
     let prompt = strip_comments(&params.prompt);
@@ -163,7 +196,7 @@ pub async fn txt2img_with_options<B: Backend>(
         params.steps,
     )?;
     let x: Vec<f32> = noise.iter().map(|v| v * sigmas[0]).collect();
-    let mut denoiser = CfgDenoiser::new(
+    let denoiser = CfgDenoiser::new(
         b,
         &model.unet,
         &model.schedule,
@@ -174,6 +207,10 @@ pub async fn txt2img_with_options<B: Backend>(
         uncond,
         params.cfg_scale,
     );
+    let mut denoiser = StoppableDenoiser {
+        inner: denoiser,
+        cancel,
+    };
     // SDE samplers bring their own (Brownian) noise; the rest draw from A1111's per-image RNG.
     let request = NoiseRequest {
         rng: params.rng,
@@ -190,14 +227,23 @@ pub async fn txt2img_with_options<B: Backend>(
             shape,
         }),
     };
-    let mut on_step = |i: usize, total: usize, x: &[f32], _denoised: &[f32]| progress(i, total, x);
+    let mut last_denoised: Option<Vec<f32>> = None;
+    let mut on_step = |i: usize, total: usize, x: &[f32], denoised: &[f32]| {
+        progress(i, total, x);
+        last_denoised = Some(denoised.to_vec());
+    };
     let ctx = SampleContext {
         denoiser: &mut denoiser,
         noise: &mut *noise_sampler,
         schedule: &model.schedule,
         on_step: &mut on_step,
     };
-    let latent = params.sampler.sample(x, &sigmas, ctx).await?;
+    let start = x.clone();
+    let latent = match params.sampler.sample(x, &sigmas, ctx).await {
+        Ok(latent) => latent,
+        Err(Error::Interrupted) => last_denoised.unwrap_or(start),
+        Err(e) => return Err(e),
+    };
 
     let mut images = Vec::with_capacity(seeds.len());
     for (i, &seed) in seeds.iter().enumerate() {

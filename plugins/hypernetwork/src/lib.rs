@@ -10,9 +10,11 @@
 //!   prompt tags and `--hypernet name[:s]`;
 //! - [`list_hypernetworks`], [`resolve`], [`find_for_infotext`] and [`hypernet_hash`] find
 //!   files in a models folder by A1111's naming rules;
-//! - [`infotext_fields`] gives the `Hypernet…` infotext entries.
+//! - [`infotext_fields`] gives the `Hypernet…` infotext entries;
+//! - [`FolderHypernetworks`] is the generation service's provider over a models folder.
 
 pub mod activation;
+pub mod folder_provider;
 pub mod hook;
 pub mod hypernetwork;
 pub mod infotext;
@@ -22,6 +24,7 @@ pub mod prompt_tags;
 pub mod structure;
 
 pub use activation::{Activation, ActivationKind, SUPPORTED_NAMES};
+pub use folder_provider::FolderHypernetworks;
 pub use hook::{DeviceModule, HypernetworkStack, LoadedHypernetwork};
 pub use hypernetwork::{Hypernetwork, HypernetworkFormat, ModulePair};
 pub use infotext::infotext_fields;

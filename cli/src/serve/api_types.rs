@@ -1,0 +1,236 @@
+//! Request and response bodies of A1111's `/sdapi/v1` API, with A1111's field names, types
+//! and defaults (its `modules/api/models.py`), so clients written for A1111 send and read
+//! them unchanged. Fields Easel does not act on are still accepted; the txt2img handler
+//! lists them in the response's `info` warnings.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+fn minus_one() -> i64 {
+    -1
+}
+fn one() -> i64 {
+    1
+}
+fn fifty() -> i64 {
+    50
+}
+fn seven() -> f64 {
+    7.0
+}
+fn size_default() -> i64 {
+    512
+}
+fn yes() -> bool {
+    true
+}
+
+/// `POST /sdapi/v1/txt2img` (A1111's `StableDiffusionTxt2ImgProcessingAPI`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Txt2ImgRequest {
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default)]
+    pub negative_prompt: String,
+    #[serde(default)]
+    pub styles: Option<Vec<String>>,
+    #[serde(default = "minus_one")]
+    pub seed: i64,
+    #[serde(default = "minus_one")]
+    pub subseed: i64,
+    #[serde(default)]
+    pub subseed_strength: f64,
+    #[serde(default = "minus_one")]
+    pub seed_resize_from_h: i64,
+    #[serde(default = "minus_one")]
+    pub seed_resize_from_w: i64,
+    #[serde(default)]
+    pub sampler_name: Option<String>,
+    #[serde(default)]
+    pub scheduler: Option<String>,
+    #[serde(default = "one")]
+    pub batch_size: i64,
+    #[serde(default = "one")]
+    pub n_iter: i64,
+    #[serde(default = "fifty")]
+    pub steps: i64,
+    #[serde(default = "seven")]
+    pub cfg_scale: f64,
+    #[serde(default = "size_default")]
+    pub width: i64,
+    #[serde(default = "size_default")]
+    pub height: i64,
+    #[serde(default)]
+    pub restore_faces: Option<bool>,
+    #[serde(default)]
+    pub tiling: Option<bool>,
+    #[serde(default)]
+    pub do_not_save_samples: bool,
+    #[serde(default)]
+    pub do_not_save_grid: bool,
+    #[serde(default)]
+    pub eta: Option<f64>,
+    #[serde(default)]
+    pub denoising_strength: Option<f64>,
+    #[serde(default)]
+    pub s_min_uncond: Option<f64>,
+    #[serde(default)]
+    pub s_churn: Option<f64>,
+    #[serde(default)]
+    pub s_tmax: Option<f64>,
+    #[serde(default)]
+    pub s_tmin: Option<f64>,
+    #[serde(default)]
+    pub s_noise: Option<f64>,
+    #[serde(default)]
+    pub override_settings: Option<Map<String, Value>>,
+    #[serde(default = "yes")]
+    pub override_settings_restore_afterwards: bool,
+    #[serde(default)]
+    pub refiner_checkpoint: Option<String>,
+    #[serde(default)]
+    pub refiner_switch_at: Option<f64>,
+    #[serde(default)]
+    pub disable_extra_networks: bool,
+    #[serde(default)]
+    pub firstpass_image: Option<String>,
+    #[serde(default)]
+    pub comments: Option<Value>,
+    #[serde(default)]
+    pub enable_hr: bool,
+    #[serde(default)]
+    pub firstphase_width: i64,
+    #[serde(default)]
+    pub firstphase_height: i64,
+    #[serde(default)]
+    pub hr_scale: Option<f64>,
+    #[serde(default)]
+    pub hr_upscaler: Option<String>,
+    #[serde(default)]
+    pub hr_second_pass_steps: Option<i64>,
+    #[serde(default)]
+    pub hr_resize_x: Option<i64>,
+    #[serde(default)]
+    pub hr_resize_y: Option<i64>,
+    #[serde(default)]
+    pub hr_checkpoint_name: Option<String>,
+    #[serde(default)]
+    pub hr_sampler_name: Option<String>,
+    #[serde(default)]
+    pub hr_scheduler: Option<String>,
+    #[serde(default)]
+    pub hr_prompt: Option<String>,
+    #[serde(default)]
+    pub hr_negative_prompt: Option<String>,
+    #[serde(default)]
+    pub force_task_id: Option<String>,
+    /// Deprecated alias of `sampler_name` (A1111's default is `Euler`).
+    #[serde(default)]
+    pub sampler_index: Option<String>,
+    #[serde(default)]
+    pub script_name: Option<String>,
+    #[serde(default)]
+    pub script_args: Option<Vec<Value>>,
+    #[serde(default = "yes")]
+    pub send_images: bool,
+    #[serde(default)]
+    pub save_images: bool,
+    #[serde(default)]
+    pub alwayson_scripts: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub infotext: Option<String>,
+    /// Fields A1111 does not define either (it ignores them); reported back as warnings.
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// `txt2img`'s answer: base64 PNGs, the request as understood, and `info` (a JSON string).
+#[derive(Debug, Serialize)]
+pub struct Txt2ImgResponse {
+    pub images: Vec<String>,
+    pub parameters: Value,
+    pub info: String,
+}
+
+/// `POST /sdapi/v1/png-info`.
+#[derive(Debug, Deserialize)]
+pub struct PngInfoRequest {
+    /// Base64 PNG, optionally as a `data:image/png;base64,` URL.
+    pub image: String,
+}
+
+/// `GET /sdapi/v1/progress` query.
+#[derive(Debug, Default, Deserialize)]
+pub struct ProgressQuery {
+    #[serde(default)]
+    pub skip_current_image: bool,
+}
+
+/// `state` of A1111's progress answer.
+#[derive(Debug, Serialize)]
+pub struct ProgressState {
+    pub skipped: bool,
+    pub interrupted: bool,
+    pub stopping_generation: bool,
+    pub job: String,
+    pub job_count: usize,
+    pub job_timestamp: String,
+    pub job_no: usize,
+    pub sampling_step: usize,
+    pub sampling_steps: usize,
+    /// Easel's addition: requests waiting for their turn.
+    pub queued: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgressResponse {
+    pub progress: f64,
+    pub eta_relative: f64,
+    pub state: ProgressState,
+    pub current_image: Option<String>,
+    pub textinfo: Option<String>,
+    pub current_task: Option<String>,
+}
+
+/// One entry of `GET /sdapi/v1/samplers`.
+#[derive(Debug, Serialize)]
+pub struct SamplerItem {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub options: Map<String, Value>,
+}
+
+/// One entry of `GET /sdapi/v1/schedulers`.
+#[derive(Debug, Serialize)]
+pub struct SchedulerItem {
+    pub name: String,
+    pub label: String,
+    pub aliases: Option<Vec<String>>,
+    pub default_rho: f64,
+    pub need_inner_model: bool,
+}
+
+/// One entry of `GET /sdapi/v1/sd-models`.
+#[derive(Debug, Serialize)]
+pub struct SdModelItem {
+    pub title: String,
+    pub model_name: String,
+    pub hash: Option<String>,
+    pub sha256: Option<String>,
+    pub filename: String,
+    pub config: Option<String>,
+}
+
+/// One entry of `GET /sdapi/v1/sd-vae`.
+#[derive(Debug, Serialize)]
+pub struct SdVaeItem {
+    pub model_name: String,
+    pub filename: String,
+}
+
+/// One entry of `GET /sdapi/v1/hypernetworks`.
+#[derive(Debug, Serialize)]
+pub struct HypernetworkItem {
+    pub name: String,
+    pub path: String,
+}

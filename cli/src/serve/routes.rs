@@ -1,0 +1,514 @@
+//! The `/sdapi/v1` routes. Handlers parse, check and queue; the generation thread does the
+//! work. Listings are read from the models folder on each call (so the refresh routes have
+//! nothing to rebuild); lists of things Easel does not have are empty, as A1111's are.
+
+use super::api_types::*;
+use super::auth::{self, Credentials};
+use super::options::{apply_option, settings_from_options, Applied};
+use super::queue::{JobQueue, QueueFull};
+use super::static_files::serve_file;
+use super::txt2img::{response, settings_for};
+use super::worker::{Command, WorkerHandle};
+use super::ApiError;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use easel_core::infotext::{encode_png, parameters_from_png_bytes, Infotext};
+use easel_core::model::files::files_with_ext;
+use easel_core::model::{list_folder, resolve_checkpoint, HashCache};
+use easel_core::pipeline::latent_preview_rgb;
+use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
+use easel_core::Error;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+pub struct AppState {
+    pub worker: WorkerHandle,
+    pub queue: JobQueue,
+    /// A1111's options as clients set them (see `options.rs`).
+    pub options: Mutex<Map<String, Value>>,
+    pub models: PathBuf,
+    pub samplers: SamplerRegistry,
+    pub schedulers: SchedulerRegistry,
+    pub cmd_flags: Value,
+}
+
+type Shared = Arc<AppState>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+pub fn router(
+    state: Shared,
+    credentials: Option<Credentials>,
+    cors_origins: Option<&str>,
+    max_body: usize,
+    page: Option<PathBuf>,
+) -> easel_core::Result<Router> {
+    let api = Router::new()
+        .route("/txt2img", post(txt2img))
+        .route("/img2img", post(img2img))
+        .route("/progress", get(progress))
+        .route("/interrupt", post(interrupt))
+        .route("/skip", post(skip))
+        .route("/options", get(get_options).post(set_options))
+        .route("/cmd-flags", get(cmd_flags))
+        .route("/png-info", post(png_info))
+        .route("/samplers", get(samplers))
+        .route("/schedulers", get(schedulers))
+        .route("/sd-models", get(sd_models))
+        .route("/sd-vae", get(sd_vae))
+        .route("/hypernetworks", get(hypernetworks))
+        .route("/upscalers", get(empty_list))
+        .route("/latent-upscale-modes", get(empty_list))
+        .route("/loras", get(empty_list))
+        .route("/face-restorers", get(empty_list))
+        .route("/prompt-styles", get(empty_list))
+        .route("/script-info", get(empty_list))
+        .route("/extensions", get(empty_list))
+        .route("/embeddings", get(embeddings))
+        .route("/scripts", get(scripts))
+        .route("/memory", get(memory))
+        .route("/refresh-checkpoints", post(nothing))
+        .route("/refresh-vae", post(nothing))
+        .route("/refresh-loras", post(nothing))
+        .route("/refresh-embeddings", post(nothing))
+        .route("/unload-checkpoint", post(unload_checkpoint))
+        .route("/reload-checkpoint", post(reload_checkpoint))
+        .fallback(|| async { ApiError::not_found("Not Found") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state);
+    let api = match credentials {
+        Some(c) => api.layer(axum::middleware::from_fn_with_state(
+            Arc::new(c),
+            auth::require,
+        )),
+        None => api,
+    };
+    let mut app = Router::new()
+        .nest("/sdapi/v1", api)
+        .fallback(move |req: axum::extract::Request| serve_file(page.clone(), req));
+    if let Some(list) = cors_origins {
+        let origins = list
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|_| Error::Invalid(format!("--cors-allow-origins: bad origin `{o}`")))
+            })
+            .collect::<easel_core::Result<Vec<_>>>()?;
+        app = app.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::header::AUTHORIZATION,
+                ]),
+        );
+    }
+    Ok(app)
+}
+
+/// A JSON body as `T`; malformed JSON or a wrong type is a 422 naming the field, as
+/// FastAPI answers A1111's clients.
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let mut loc = vec!["body".to_string()];
+        if path != "." {
+            loc.extend(path.split('.').map(str::to_string));
+        }
+        let kind = if inner.is_syntax() || inner.is_eof() {
+            "value_error.jsondecode"
+        } else {
+            "type_error"
+        };
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({ "detail": [{ "loc": loc, "msg": inner.to_string(), "type": kind }] }),
+        }
+    })
+}
+
+fn worker_gone() -> ApiError {
+    ApiError::internal("the generation thread has stopped")
+}
+
+async fn txt2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgResponse>, ApiError> {
+    let req: Txt2ImgRequest = parse_body(&body)?;
+    let base = settings_from_options(&st.options.lock().unwrap_or_else(|e| e.into_inner()));
+    let (settings, warnings) = settings_for(&req, base, &st.models, &st.samplers, &st.schedulers)?;
+    let (turn, waited) = st.queue.enter().await.map_err(|QueueFull| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue is full: try again later",
+        )
+    })?;
+    let (reply, answer) = oneshot::channel();
+    st.worker
+        .commands
+        .send(Command::Generate {
+            settings: Box::new(settings.clone()),
+            reply,
+            turn,
+        })
+        .map_err(|_| worker_gone())?;
+    let generated = answer
+        .await
+        .map_err(|_| worker_gone())?
+        .map_err(generation_error)?;
+    Ok(Json(response(
+        &req,
+        &settings,
+        &generated,
+        &warnings,
+        waited.as_secs_f64(),
+    )?))
+}
+
+/// A generation failure: the user's input (422, naming it) or the server's (500).
+fn generation_error(e: Error) -> ApiError {
+    match e {
+        Error::Invalid(msg) => ApiError::unprocessable(msg),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+async fn img2img() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "img2img is not implemented in Easel yet; txt2img is",
+    )
+}
+
+async fn progress(State(st): State<Shared>, Query(q): Query<ProgressQuery>) -> Json<Value> {
+    let p = st.worker.progress.lock().unwrap_or_else(|e| e.into_inner());
+    let fraction = p.fraction();
+    let elapsed = p.started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+    let eta = if fraction > 0.0 {
+        elapsed / fraction - elapsed
+    } else {
+        0.0
+    };
+    let current_image = if q.skip_current_image {
+        None
+    } else {
+        p.latent.as_ref().and_then(|(lat, shape)| {
+            let rgb = latent_preview_rgb(lat, shape[1], shape[2]);
+            encode_png(shape[2] as u32, shape[1] as u32, &rgb, None)
+                .ok()
+                .map(|png| base64::engine::general_purpose::STANDARD.encode(png))
+        })
+    };
+    let body = ProgressResponse {
+        progress: fraction,
+        eta_relative: eta,
+        state: ProgressState {
+            skipped: false,
+            interrupted: st.worker.cancel.is_interrupted(),
+            stopping_generation: false,
+            job: p.job.clone(),
+            job_count: usize::from(p.running) + st.queue.waiting(),
+            job_timestamp: p.job_timestamp.clone(),
+            job_no: p.batch,
+            sampling_step: p.step,
+            sampling_steps: p.steps,
+            queued: st.queue.waiting(),
+        },
+        current_image,
+        textinfo: None,
+        current_task: None,
+    };
+    Json(serde_json::to_value(body).unwrap_or(Value::Null))
+}
+
+async fn interrupt(State(st): State<Shared>) -> Json<Value> {
+    if st
+        .worker
+        .progress
+        .lock()
+        .map(|p| p.running)
+        .unwrap_or(false)
+    {
+        st.worker.cancel.interrupt();
+    }
+    Json(json!({}))
+}
+
+async fn skip(State(st): State<Shared>) -> Json<Value> {
+    if st
+        .worker
+        .progress
+        .lock()
+        .map(|p| p.running)
+        .unwrap_or(false)
+    {
+        st.worker.cancel.skip();
+    }
+    Json(json!({}))
+}
+
+async fn get_options(State(st): State<Shared>) -> Json<Value> {
+    Json(Value::Object(
+        st.options.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+    ))
+}
+
+/// Sets options; a checkpoint is checked (404 naming it) and loaded now, as in A1111.
+async fn set_options(State(st): State<Shared>, body: Bytes) -> ApiResult {
+    let req: Map<String, Value> = parse_body(&body)?;
+    let mut scratch = settings_from_options(&st.options.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut unsupported = Vec::new();
+    for (k, v) in &req {
+        match apply_option(&mut scratch, k, v) {
+            Ok(Applied::Used) => {}
+            Ok(Applied::Unsupported) => unsupported.push(k.clone()),
+            Err(e) => return Err(ApiError::field(&e.key, e.message)),
+        }
+    }
+    if req.contains_key("sd_model_checkpoint") || req.contains_key("sd_vae") {
+        resolve_checkpoint(&st.models, &scratch.model).map_err(|e| {
+            ApiError::not_found(format!("Checkpoint not found: {} ({e})", scratch.model))
+        })?;
+        load(&st, scratch.model.clone(), scratch.vae.clone()).await?;
+    }
+    let mut opts = st.options.lock().unwrap_or_else(|e| e.into_inner());
+    for (k, v) in req {
+        opts.insert(k, v);
+    }
+    if !unsupported.is_empty() {
+        eprintln!(
+            "options stored but not used by Easel: {}",
+            unsupported.join(", ")
+        );
+    }
+    Ok(Json(Value::Null))
+}
+
+/// Loads a checkpoint on the generation thread, in turn with generation jobs.
+async fn load(st: &AppState, model: String, vae: String) -> Result<(), ApiError> {
+    let (turn, _) =
+        st.queue.enter().await.map_err(|QueueFull| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the queue is full")
+        })?;
+    let (reply, answer) = oneshot::channel();
+    st.worker
+        .commands
+        .send(Command::Load {
+            model,
+            vae,
+            reply,
+            turn,
+        })
+        .map_err(|_| worker_gone())?;
+    answer
+        .await
+        .map_err(|_| worker_gone())?
+        .map_err(generation_error)
+}
+
+async fn reload_checkpoint(State(st): State<Shared>) -> ApiResult {
+    let s = settings_from_options(&st.options.lock().unwrap_or_else(|e| e.into_inner()));
+    load(&st, s.model, s.vae).await?;
+    Ok(Json(Value::Null))
+}
+
+async fn unload_checkpoint(State(st): State<Shared>) -> ApiResult {
+    let (turn, _) =
+        st.queue.enter().await.map_err(|QueueFull| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the queue is full")
+        })?;
+    let (reply, answer) = oneshot::channel();
+    st.worker
+        .commands
+        .send(Command::Unload { reply, turn })
+        .map_err(|_| worker_gone())?;
+    answer.await.map_err(|_| worker_gone())?;
+    Ok(Json(Value::Null))
+}
+
+async fn cmd_flags(State(st): State<Shared>) -> Json<Value> {
+    Json(st.cmd_flags.clone())
+}
+
+/// A1111's png-info: the `parameters` text, the other text chunks, and the parsed fields.
+async fn png_info(body: Bytes) -> ApiResult {
+    let req: PngInfoRequest = parse_body(&body)?;
+    let b64 = match req.image.split_once(";base64,") {
+        Some((_, data)) => data,
+        None => req.image.as_str(),
+    };
+    if b64.trim().is_empty() {
+        return Err(ApiError::field("image", "Image not found"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| ApiError::field("image", format!("image is not base64: {e}")))?;
+    let text = parameters_from_png_bytes(&bytes, "image")
+        .map_err(|e| ApiError::field("image", e.to_string()))?;
+    let Some(text) = text else {
+        return Ok(Json(json!({ "info": "", "items": {}, "parameters": {} })));
+    };
+    let t = Infotext::parse(&text);
+    let mut parameters = Map::new();
+    parameters.insert("Prompt".into(), Value::from(t.prompt.clone()));
+    parameters.insert(
+        "Negative prompt".into(),
+        Value::from(t.negative_prompt.clone()),
+    );
+    for (k, v) in t.fields() {
+        // A1111 turns numbers into numbers.
+        let value = if let Ok(i) = v.parse::<i64>() {
+            Value::from(i)
+        } else if let Some(f) = v.parse::<f64>().ok().filter(|f| f.is_finite()) {
+            Value::from(f)
+        } else {
+            Value::from(v)
+        };
+        parameters.insert(k, value);
+    }
+    Ok(Json(json!({
+        "info": text,
+        "items": { "parameters": text },
+        "parameters": parameters,
+    })))
+}
+
+async fn samplers(State(st): State<Shared>) -> Json<Value> {
+    let items: Vec<SamplerItem> = st
+        .samplers
+        .samplers()
+        .map(|s| SamplerItem {
+            name: s.label().to_string(),
+            aliases: vec![s.name().to_string()],
+            options: Map::new(),
+        })
+        .collect();
+    Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+async fn schedulers(State(st): State<Shared>) -> Json<Value> {
+    let items: Vec<SchedulerItem> = st
+        .schedulers
+        .schedulers()
+        .map(|s| SchedulerItem {
+            name: s.name().to_string(),
+            label: s.label().to_string(),
+            aliases: None,
+            default_rho: -1.0,
+            need_inner_model: false,
+        })
+        .collect();
+    Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+/// Files small enough to hash on the spot (the tiny test model); bigger ones report the
+/// sha256 only once `easel hash` has cached it, as A1111 reports it only once computed.
+const HASH_NOW_BELOW: u64 = 256 << 20;
+
+async fn sd_models(State(st): State<Shared>) -> Json<Value> {
+    let models = st.models.clone();
+    let items = tokio::task::spawn_blocking(move || {
+        let cache = HashCache::default_path().map(|p| HashCache::load(&p));
+        list_folder(&models)
+            .into_iter()
+            .map(|c| {
+                let sha256 = cache
+                    .as_ref()
+                    .and_then(|cache| cache.get(&c.path))
+                    .map(|h| h.sha256.clone())
+                    .or_else(|| {
+                        (c.size < HASH_NOW_BELOW)
+                            .then(|| easel_core::model::sha256_file(&c.path, &mut |_, _| {}).ok())
+                            .flatten()
+                    });
+                SdModelItem {
+                    title: format!("{} [{}]", c.name, c.legacy_hash),
+                    model_name: c.name.clone(),
+                    hash: Some(c.legacy_hash.clone()),
+                    sha256,
+                    filename: c.path.display().to_string(),
+                    config: c.config.as_ref().map(|p| p.display().to_string()),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+async fn sd_vae(State(st): State<Shared>) -> Json<Value> {
+    let items: Vec<SdVaeItem> =
+        files_with_ext(&st.models.join("VAE"), &["pt", "ckpt", "safetensors"])
+            .into_iter()
+            .map(|p| SdVaeItem {
+                model_name: p
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                filename: p.display().to_string(),
+            })
+            .collect();
+    Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+async fn hypernetworks(State(st): State<Shared>) -> Json<Value> {
+    let items: Vec<HypernetworkItem> = easel_hypernetwork::list_hypernetworks(&st.models)
+        .into_iter()
+        .map(|e| HypernetworkItem {
+            name: e.name,
+            path: e.path.display().to_string(),
+        })
+        .collect();
+    Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+async fn empty_list() -> Json<Value> {
+    Json(json!([]))
+}
+
+async fn nothing() -> Json<Value> {
+    Json(Value::Null)
+}
+
+async fn embeddings() -> Json<Value> {
+    Json(json!({ "loaded": {}, "skipped": {} }))
+}
+
+async fn scripts() -> Json<Value> {
+    Json(json!({ "txt2img": [], "img2img": [] }))
+}
+
+/// `kB` figures of `/proc/meminfo` and this process's resident set, in bytes.
+fn ram() -> Value {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |text: &str, key: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|v| v * 1024)
+    };
+    let total = kb(&meminfo, "MemTotal:");
+    let free = kb(&meminfo, "MemAvailable:");
+    json!({
+        "free": free,
+        "used": total.zip(free).map(|(t, f)| t.saturating_sub(f)),
+        "total": total,
+        "process_rss": kb(&status, "VmRSS:"),
+    })
+}
+
+async fn memory() -> Json<Value> {
+    Json(json!({ "ram": ram(), "cuda": { "error": "Easel does not use CUDA through torch" } }))
+}

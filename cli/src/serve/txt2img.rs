@@ -1,0 +1,278 @@
+//! A1111's txt2img request mapped onto [`GenerationSettings`], and the generated images
+//! mapped back onto A1111's answer (`images`, `parameters`, `info`). Every field Easel does
+//! not act on is named in `info`'s `warnings`, so nothing is silently dropped.
+
+use super::api_types::{Txt2ImgRequest, Txt2ImgResponse};
+use super::options::{apply_option, Applied};
+use super::ApiError;
+use base64::Engine;
+use easel_core::infotext::encode_png;
+use easel_core::model::resolve_checkpoint;
+use easel_core::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
+use easel_core::service::{Generated, GenerationSettings};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+/// Seeds A1111 draws for -1 lie in [0, 2^32).
+pub fn random_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    (nanos ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+}
+
+fn positive(field: &str, v: i64) -> Result<usize, ApiError> {
+    if v < 1 {
+        return Err(ApiError::field(
+            field,
+            format!("{field} must be at least 1, not {v}"),
+        ));
+    }
+    Ok(v as usize)
+}
+
+/// The settings a request asks for, over the server's `options`, with the warnings for
+/// what Easel does not support. An unknown sampler, schedule or checkpoint is a 404
+/// naming it; values out of range are 422s naming the field.
+pub fn settings_for(
+    req: &Txt2ImgRequest,
+    base: GenerationSettings,
+    models: &Path,
+    samplers: &SamplerRegistry,
+    schedulers: &SchedulerRegistry,
+) -> Result<(GenerationSettings, Vec<String>), ApiError> {
+    let mut s = base;
+    let mut warnings = Vec::new();
+    s.prompt.clone_from(&req.prompt);
+    s.negative_prompt.clone_from(&req.negative_prompt);
+    s.seed = if req.seed < 0 {
+        random_seed()
+    } else {
+        req.seed as u64
+    };
+    s.steps = positive("steps", req.steps)?;
+    s.batch_size = positive("batch_size", req.batch_size)?;
+    s.batch_count = positive("n_iter", req.n_iter)?;
+    s.width = positive("width", req.width)?;
+    s.height = positive("height", req.height)?;
+    s.cfg_scale = req.cfg_scale as f32;
+    // A1111: sampler_name wins; the deprecated sampler_index defaults to Euler.
+    s.sampler = req
+        .sampler_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| req.sampler_index.clone().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "Euler".to_string());
+    s.schedule_type = req.scheduler.clone().filter(|n| !n.is_empty());
+    // A request's eta is A1111's p.eta: it replaces both the ancestral and the DDIM eta.
+    if let Some(eta) = req.eta {
+        s.sampler_params.eta = Some(eta as f32);
+        s.sampler_params.eta_ddim = Some(eta as f32);
+    }
+    for (value, slot) in [
+        (req.s_churn, &mut s.sampler_params.s_churn),
+        (req.s_tmin, &mut s.sampler_params.s_tmin),
+        (req.s_tmax, &mut s.sampler_params.s_tmax),
+        (req.s_noise, &mut s.sampler_params.s_noise),
+    ] {
+        if let Some(v) = value {
+            *slot = Some(v as f32);
+        }
+    }
+    if let Some(overrides) = &req.override_settings {
+        for (k, v) in overrides {
+            match apply_option(&mut s, k, v) {
+                Ok(Applied::Used) => {}
+                Ok(Applied::Unsupported) => warnings.push(format!(
+                    "override_settings.{k} is not supported by Easel and was ignored"
+                )),
+                Err(e) => {
+                    return Err(ApiError::field_path(
+                        &["body", "override_settings", e.key.as_str()],
+                        e.message,
+                    ))
+                }
+            }
+        }
+    }
+    s.sampler_params
+        .validate()
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+
+    // Names are checked now, before the request waits in the queue.
+    SamplerChoice::parse(samplers, schedulers, &s.sampler, s.schedule_type.as_deref())
+        .map_err(|e| ApiError::not_found(format!("Sampler not found: {} ({e})", s.sampler)))?;
+    resolve_checkpoint(models, &s.model)
+        .map_err(|e| ApiError::not_found(format!("Checkpoint not found: {} ({e})", s.model)))?;
+
+    let flag = |on: bool, what: &str, warnings: &mut Vec<String>| {
+        if on {
+            warnings.push(format!(
+                "{what} is not supported by Easel yet and was ignored"
+            ));
+        }
+    };
+    flag(
+        req.subseed_strength != 0.0,
+        "subseed_strength (variation seed)",
+        &mut warnings,
+    );
+    flag(
+        req.seed_resize_from_h > 0 || req.seed_resize_from_w > 0,
+        "seed_resize_from_h/w",
+        &mut warnings,
+    );
+    flag(
+        req.restore_faces == Some(true),
+        "restore_faces",
+        &mut warnings,
+    );
+    flag(req.tiling == Some(true), "tiling", &mut warnings);
+    flag(req.enable_hr, "enable_hr (hires fix)", &mut warnings);
+    flag(
+        req.refiner_checkpoint
+            .as_deref()
+            .is_some_and(|r| !r.is_empty() && r != "None"),
+        "refiner_checkpoint",
+        &mut warnings,
+    );
+    flag(
+        req.s_min_uncond.is_some_and(|v| v != 0.0),
+        "s_min_uncond",
+        &mut warnings,
+    );
+    flag(
+        req.styles.as_ref().is_some_and(|v| !v.is_empty()),
+        "styles",
+        &mut warnings,
+    );
+    flag(
+        req.script_name.as_deref().is_some_and(|v| !v.is_empty()),
+        "script_name",
+        &mut warnings,
+    );
+    flag(
+        req.alwayson_scripts.as_ref().is_some_and(|v| !v.is_empty()),
+        "alwayson_scripts",
+        &mut warnings,
+    );
+    flag(
+        req.firstpass_image.is_some(),
+        "firstpass_image",
+        &mut warnings,
+    );
+    flag(
+        req.disable_extra_networks,
+        "disable_extra_networks",
+        &mut warnings,
+    );
+    flag(
+        req.save_images,
+        "save_images (the server does not write files)",
+        &mut warnings,
+    );
+    flag(
+        req.infotext.as_deref().is_some_and(|v| !v.is_empty()),
+        "infotext",
+        &mut warnings,
+    );
+    for k in req.unknown.keys() {
+        warnings.push(format!("unknown field `{k}` was ignored"));
+    }
+    Ok((s, warnings))
+}
+
+/// A1111's answer for the images generated from `s`.
+pub fn response(
+    req: &Txt2ImgRequest,
+    s: &GenerationSettings,
+    generated: &[Generated],
+    warnings: &[String],
+    queue_wait_s: f64,
+) -> Result<Txt2ImgResponse, ApiError> {
+    let mut images = Vec::new();
+    if req.send_images {
+        for g in generated {
+            let png = encode_png(
+                g.image.width as u32,
+                g.image.height as u32,
+                &g.image.rgb,
+                Some(&g.infotext.format()),
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+            images.push(base64::engine::general_purpose::STANDARD.encode(png));
+        }
+    }
+    let infotexts: Vec<String> = generated.iter().map(|g| g.infotext.format()).collect();
+    let seeds: Vec<u64> = generated.iter().map(|g| g.image.seed).collect();
+    let first = generated.first().map(|g| &g.infotext);
+    let field = |k: &str| first.and_then(|t| t.get(k)).map(str::to_string);
+    let extra: Map<String, Value> = first
+        .map(|t| {
+            t.fields()
+                .into_iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "Steps"
+                            | "Sampler"
+                            | "CFG scale"
+                            | "Seed"
+                            | "Size-1"
+                            | "Size-2"
+                            | "Model hash"
+                            | "Model"
+                    )
+                })
+                .map(|(k, v)| (k, Value::from(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let info = json!({
+        "prompt": s.prompt,
+        "all_prompts": vec![s.prompt.clone(); generated.len()],
+        "negative_prompt": s.negative_prompt,
+        "all_negative_prompts": vec![s.negative_prompt.clone(); generated.len()],
+        "seed": seeds.first().copied().unwrap_or(s.seed),
+        "all_seeds": seeds,
+        "subseed": req.subseed,
+        "all_subseeds": vec![req.subseed; generated.len()],
+        "subseed_strength": req.subseed_strength,
+        "width": s.width,
+        "height": s.height,
+        "sampler_name": field("Sampler").unwrap_or_else(|| s.sampler.clone()),
+        "cfg_scale": s.cfg_scale,
+        "steps": s.steps,
+        "batch_size": s.batch_size,
+        "restore_faces": false,
+        "face_restoration_model": Value::Null,
+        "sd_model_name": field("Model"),
+        "sd_model_hash": field("Model hash"),
+        "sd_vae_name": field("VAE"),
+        "sd_vae_hash": Value::Null,
+        "seed_resize_from_w": req.seed_resize_from_w,
+        "seed_resize_from_h": req.seed_resize_from_h,
+        "denoising_strength": req.denoising_strength,
+        "extra_generation_params": extra,
+        "index_of_first_image": 0,
+        "infotexts": infotexts,
+        "styles": req.styles.clone().unwrap_or_default(),
+        "job_timestamp": "",
+        "clip_skip": s.clip_skip,
+        "is_using_inpainting_conditioning": false,
+        "version": concat!("easel ", env!("CARGO_PKG_VERSION")),
+        "warnings": warnings,
+        "queue_wait_seconds": queue_wait_s,
+    });
+    let parameters = serde_json::to_value(req).unwrap_or(Value::Null);
+    Ok(Txt2ImgResponse {
+        images,
+        parameters,
+        info: info.to_string(),
+    })
+}

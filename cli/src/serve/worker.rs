@@ -1,0 +1,190 @@
+//! The generation thread: it owns the one [`GenerationService`] (model, VAE and
+//! hypernetworks stay loaded between requests) and runs jobs one at a time, off the async
+//! runtime. Handlers talk to it through a channel and hear back on a oneshot; progress and
+//! the Interrupt/Skip flags are shared with the `progress`, `interrupt` and `skip` routes.
+
+use crate::session::service;
+use easel_core::pipeline::CancelToken;
+use easel_core::service::{Generated, GenerationService, GenerationSettings, StepProgress};
+use easel_core::{Backend, Error, Result};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{oneshot, OwnedMutexGuard};
+
+/// What a handler asks of the generation thread.
+pub enum Command {
+    /// Run a job. `turn` is the queue slot: it is released when the job is done, so the
+    /// next request starts only then, even if this one's client went away.
+    Generate {
+        settings: Box<GenerationSettings>,
+        reply: oneshot::Sender<Result<Vec<Generated>>>,
+        turn: OwnedMutexGuard<()>,
+    },
+    /// Load `model` (name/title) with `vae` now (A1111's reload-checkpoint, or setting
+    /// `sd_model_checkpoint`).
+    Load {
+        model: String,
+        vae: String,
+        reply: oneshot::Sender<Result<()>>,
+        turn: OwnedMutexGuard<()>,
+    },
+    /// Free the model (A1111's unload-checkpoint).
+    Unload {
+        reply: oneshot::Sender<()>,
+        turn: OwnedMutexGuard<()>,
+    },
+}
+
+/// The live state of the job being run, for `GET progress`.
+#[derive(Default)]
+pub struct LiveProgress {
+    pub job: String,
+    pub job_timestamp: String,
+    pub running: bool,
+    pub started: Option<Instant>,
+    pub batch: usize,
+    pub batch_count: usize,
+    pub step: usize,
+    pub steps: usize,
+    /// The first image's current latent and its `[channels, h/8, w/8]`.
+    pub latent: Option<(Vec<f32>, [usize; 3])>,
+}
+
+impl LiveProgress {
+    /// Fraction of the job done, as A1111 counts it (batches, then steps within one).
+    pub fn fraction(&self) -> f64 {
+        if !self.running || self.batch_count == 0 || self.steps == 0 {
+            return 0.0;
+        }
+        let within = self.step as f64 / self.steps as f64;
+        ((self.batch as f64 + within) / self.batch_count as f64).min(1.0)
+    }
+}
+
+/// Handles the routes share with the generation thread.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub progress: Arc<Mutex<LiveProgress>>,
+    pub cancel: CancelToken,
+}
+
+fn timestamp() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    secs.to_string()
+}
+
+/// Starts the generation thread; `make_backend` runs on it, so the backend never crosses
+/// threads.
+pub fn start<B, F>(make_backend: F, models: PathBuf) -> Result<WorkerHandle>
+where
+    B: Backend + 'static,
+    F: FnOnce() -> Result<B> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Command>();
+    let progress = Arc::new(Mutex::new(LiveProgress::default()));
+    let cancel = CancelToken::new();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+    let shared = progress.clone();
+    let token = cancel.clone();
+    std::thread::Builder::new()
+        .name("easel-generate".into())
+        .spawn(move || {
+            let backend = match make_backend() {
+                Ok(b) => {
+                    let _ = ready_tx.send(Ok(()));
+                    b
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut svc = service(backend, models);
+            for command in rx {
+                run_command(&mut svc, command, &shared, &token);
+            }
+        })
+        .map_err(|e| Error::Invalid(format!("cannot start the generation thread: {e}")))?;
+    ready_rx
+        .recv()
+        .map_err(|_| Error::Invalid("the generation thread stopped while starting".into()))??;
+    Ok(WorkerHandle {
+        commands: tx,
+        progress,
+        cancel,
+    })
+}
+
+fn lock(p: &Mutex<LiveProgress>) -> std::sync::MutexGuard<'_, LiveProgress> {
+    // A panic while holding the lock leaves plain numbers behind: still usable.
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn run_command<B: Backend + 'static>(
+    svc: &mut GenerationService<B>,
+    command: Command,
+    progress: &Mutex<LiveProgress>,
+    cancel: &CancelToken,
+) {
+    match command {
+        Command::Generate {
+            settings,
+            reply,
+            turn,
+        } => {
+            cancel.reset();
+            {
+                let mut p = lock(progress);
+                *p = LiveProgress {
+                    job: "txt2img".into(),
+                    job_timestamp: timestamp(),
+                    running: true,
+                    started: Some(Instant::now()),
+                    batch_count: settings.batch_count,
+                    steps: settings.steps,
+                    ..Default::default()
+                };
+            }
+            let mut on_step = |s: &StepProgress| {
+                let per_image: usize = s.latent_shape.iter().product();
+                let mut p = lock(progress);
+                p.batch = s.batch;
+                p.batch_count = s.batch_count;
+                p.step = s.step + 1;
+                p.steps = s.steps;
+                if s.latent.len() >= per_image {
+                    p.latent = Some((s.latent[..per_image].to_vec(), s.latent_shape));
+                }
+            };
+            // A panic in a job must not take the server down: it becomes that job's error.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                svc.generate_blocking(&settings, &mut on_step, cancel)
+            }))
+            .unwrap_or_else(|_| Err(Error::Invalid("the generation failed unexpectedly".into())));
+            *lock(progress) = LiveProgress::default();
+            let _ = reply.send(result);
+            drop(turn);
+        }
+        Command::Load {
+            model,
+            vae,
+            reply,
+            turn,
+        } => {
+            let _ = reply.send(svc.load_model(&model, &vae).map(|_| ()));
+            drop(turn);
+        }
+        Command::Unload { reply, turn } => {
+            svc.unload_model();
+            let _ = reply.send(());
+            drop(turn);
+        }
+    }
+}

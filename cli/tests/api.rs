@@ -1,0 +1,578 @@
+//! `easel serve`'s A1111 API end to end: the real binary on a free loopback port with the
+//! bundled tiny model, driven over HTTP as A1111's clients drive it. Images are checked
+//! against `easel generate` for the same settings; errors against A1111's status codes and
+//! body shapes; the server must keep answering after every bad request.
+
+use base64::Engine;
+use easel_core::infotext::{decode_png_rgb, parameters_from_png_bytes};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn easel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_easel"))
+}
+
+fn models() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models")
+}
+
+/// A running `easel serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = easel()
+            .args(["serve", "--port", "0", "--dir", "/nonexistent", "--models"])
+            .arg(models())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                let url = rest.split_whitespace().next().unwrap();
+                break url.trim_end_matches('/').to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/sdapi/v1/{path}", self.base)
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// (status, parsed JSON body or the text as a JSON string).
+fn call(method: &str, url: &str, body: Option<&str>, auth: Option<&str>) -> (u16, Value) {
+    let a = agent();
+    let mut resp = match (method, body) {
+        ("GET", _) => {
+            let mut r = a.get(url);
+            if let Some(h) = auth {
+                r = r.header("Authorization", h);
+            }
+            r.call()
+        }
+        (_, b) => {
+            let mut r = a.post(url).header("Content-Type", "application/json");
+            if let Some(h) = auth {
+                r = r.header("Authorization", h);
+            }
+            r.send(b.unwrap_or(""))
+        }
+    }
+    .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn get(s: &Server, path: &str) -> (u16, Value) {
+    call("GET", &s.url(path), None, None)
+}
+
+fn post(s: &Server, path: &str, body: &Value) -> (u16, Value) {
+    call("POST", &s.url(path), Some(&body.to_string()), None)
+}
+
+fn b64_png(v: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().unwrap())
+        .unwrap()
+}
+
+fn info(resp: &Value) -> Value {
+    serde_json::from_str(resp["info"].as_str().unwrap()).unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("easel-api-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn txt2img_images_equal_easel_generate_and_carry_their_infotext() {
+    let s = Server::start(&[]);
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({
+            "prompt": "a red fox, (snow:1.2)", "negative_prompt": "blurry", "seed": 7,
+            "steps": 3, "width": 64, "height": 48, "sampler_name": "Euler a",
+            "batch_size": 2, "n_iter": 2, "cfg_scale": 6.5,
+            "override_settings": {"CLIP_stop_at_last_layers": 2, "randn_source": "CPU",
+                                  "eta_noise_seed_delta": 31337}
+        }),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let images = resp["images"].as_array().unwrap();
+    assert_eq!(images.len(), 4);
+    let info = info(&resp);
+    assert_eq!(info["all_seeds"], json!([7, 8, 9, 10]));
+    assert_eq!(info["seed"], json!(7));
+    assert_eq!(info["all_prompts"][3], json!("a red fox, (snow:1.2)"));
+    assert_eq!(resp["parameters"]["steps"], json!(3));
+
+    // The same settings through the CLI.
+    let dir = temp_dir("same");
+    let out = dir.join("cli.png");
+    let ok = easel()
+        .args(["generate", "--models"])
+        .arg(models())
+        .args([
+            "--prompt",
+            "a red fox, (snow:1.2)",
+            "--negative",
+            "blurry",
+            "--seed",
+            "7",
+        ])
+        .args([
+            "--steps",
+            "3",
+            "--size",
+            "64x48",
+            "--sampler",
+            "Euler a",
+            "--batch-size",
+            "2",
+        ])
+        .args([
+            "--batch-count",
+            "2",
+            "--cfg",
+            "6.5",
+            "--clip-skip",
+            "2",
+            "--rng",
+            "cpu",
+        ])
+        .args(["--ensd", "31337", "-o"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    for (i, img) in images.iter().enumerate() {
+        let png = b64_png(img);
+        let text = parameters_from_png_bytes(&png, "api").unwrap().unwrap();
+        assert_eq!(text, info["infotexts"][i].as_str().unwrap());
+        let cli_path = if i == 0 {
+            out.clone()
+        } else {
+            dir.join(format!("cli-{}.png", i + 1))
+        };
+        let cli_png = std::fs::read(&cli_path).unwrap();
+        let cli_text = parameters_from_png_bytes(&cli_png, "cli").unwrap().unwrap();
+        assert_eq!(text, cli_text, "image {i}: infotext differs from the CLI's");
+        let (w, h, rgb) = decode_png_rgb(&png, "api").unwrap();
+        let (_, _, cli_rgb) = decode_png_rgb(&cli_png, "cli").unwrap();
+        assert_eq!((w, h), (64, 48));
+        assert!(
+            rgb == cli_rgb,
+            "image {i}: pixels differ from easel generate"
+        );
+    }
+    assert!(info["infotexts"][0]
+        .as_str()
+        .unwrap()
+        .contains("Clip skip: 2"));
+}
+
+#[test]
+fn bad_requests_get_a1111_errors_and_the_server_keeps_answering() {
+    let s = Server::start(&[]);
+    // Wrong type: 422 naming the field in FastAPI's shape.
+    let (status, resp) = post(&s, "txt2img", &json!({"prompt": "x", "steps": "many"}));
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(resp["detail"][0]["loc"], json!(["body", "steps"]));
+    // Malformed JSON.
+    let (status, resp) = call("POST", &s.url("txt2img"), Some("{\"prompt\": "), None);
+    assert_eq!(status, 422, "{resp}");
+    assert!(
+        resp["detail"][0]["msg"].as_str().unwrap().contains("EOF"),
+        "{resp}"
+    );
+    // Values the pipeline cannot run name the setting.
+    let (status, resp) = post(&s, "txt2img", &json!({"width": 60, "steps": 2}));
+    assert_eq!(status, 422, "{resp}");
+    assert!(resp.to_string().contains("width"), "{resp}");
+    let (status, resp) = post(&s, "txt2img", &json!({"n_iter": 0}));
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(resp["detail"][0]["loc"], json!(["body", "n_iter"]));
+    // Unknown names are 404s naming them.
+    let (status, resp) = post(&s, "txt2img", &json!({"sampler_name": "Nope Sampler"}));
+    assert_eq!(status, 404, "{resp}");
+    assert!(resp["detail"].as_str().unwrap().contains("Nope Sampler"));
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"override_settings": {"sd_model_checkpoint": "nosuchmodel"}}),
+    );
+    assert_eq!(status, 404, "{resp}");
+    assert!(resp["detail"].as_str().unwrap().contains("nosuchmodel"));
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"override_settings": {"CLIP_stop_at_last_layers": "two"}}),
+    );
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(
+        resp["detail"][0]["loc"],
+        json!(["body", "override_settings", "CLIP_stop_at_last_layers"])
+    );
+    // img2img is not there yet: a clear 501.
+    let (status, resp) = post(&s, "img2img", &json!({"prompt": "x"}));
+    assert_eq!(status, 501);
+    assert!(resp["detail"].as_str().unwrap().contains("img2img"));
+    // Unknown API routes: A1111's 404 shape.
+    let (status, resp) = get(&s, "no-such-route");
+    assert_eq!((status, resp), (404, json!({"detail": "Not Found"})));
+    // Unsupported fields are accepted and reported, never silently applied.
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"steps": 1, "width": 64, "height": 64, "seed": 1, "restore_faces": true,
+                "enable_hr": true, "colour": "blue", "send_images": false,
+                "override_settings": {"show_progressbar": false}}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["images"], json!([]));
+    let warnings = info(&resp)["warnings"].to_string();
+    for w in ["restore_faces", "enable_hr", "colour", "show_progressbar"] {
+        assert!(warnings.contains(w), "{w} not reported: {warnings}");
+    }
+    // Still answering.
+    let (status, _) = get(&s, "progress");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn listings_options_and_png_info() {
+    let s = Server::start(&[]);
+    let (_, samplers) = get(&s, "samplers");
+    let names: Vec<&str> = samplers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Euler a") && names.contains(&"DPM++ 2M"),
+        "{names:?}"
+    );
+    let (_, schedulers) = get(&s, "schedulers");
+    assert!(schedulers.to_string().contains("Karras"));
+
+    let (status, sd_models) = get(&s, "sd-models");
+    assert_eq!(status, 200);
+    let tiny = sd_models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_name"] == "tiny")
+        .unwrap_or_else(|| panic!("no tiny in {sd_models}"));
+    let ckpt = models().join("Stable-diffusion/tiny.ckpt");
+    // sha256 as `sha256sum` computes it.
+    let sum = Command::new("sha256sum").arg(&ckpt).output().unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    assert_eq!(
+        tiny["sha256"],
+        json!(sum.split_whitespace().next().unwrap())
+    );
+    let hash = tiny["hash"].as_str().unwrap();
+    assert_eq!(tiny["title"], json!(format!("tiny [{hash}]")));
+    assert!(tiny["filename"].as_str().unwrap().ends_with("tiny.ckpt"));
+
+    let (_, hn) = get(&s, "hypernetworks");
+    assert!(hn.to_string().contains("tiny-nai"), "{hn}");
+    for empty in [
+        "upscalers",
+        "latent-upscale-modes",
+        "loras",
+        "face-restorers",
+        "prompt-styles",
+        "script-info",
+        "extensions",
+        "sd-vae",
+    ] {
+        let (status, v) = get(&s, empty);
+        assert_eq!((status, v.is_array()), (200, true), "{empty}: {v}");
+    }
+    assert_eq!(get(&s, "scripts").1, json!({"txt2img": [], "img2img": []}));
+    assert!(get(&s, "embeddings").1["loaded"].is_object());
+    assert!(get(&s, "memory").1["ram"]["total"].as_u64().unwrap() > 0);
+    assert_eq!(get(&s, "cmd-flags").1["api"], json!(true));
+    for refresh in [
+        "refresh-checkpoints",
+        "refresh-vae",
+        "refresh-loras",
+        "refresh-embeddings",
+        "unload-checkpoint",
+        "reload-checkpoint",
+    ] {
+        assert_eq!(post(&s, refresh, &json!({})).0, 200, "{refresh}");
+    }
+
+    // Options: what is set reads back and drives generation.
+    let (_, opts) = get(&s, "options");
+    let titles: Vec<&Value> = sd_models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["title"])
+        .collect();
+    assert!(titles.contains(&&opts["sd_model_checkpoint"]), "{opts}");
+    let (status, _) = post(
+        &s,
+        "options",
+        &json!({"CLIP_stop_at_last_layers": 2, "some_ui_option": 3}),
+    );
+    assert_eq!(status, 200);
+    let (_, opts) = get(&s, "options");
+    assert_eq!(
+        (
+            opts["CLIP_stop_at_last_layers"].clone(),
+            opts["some_ui_option"].clone()
+        ),
+        (json!(2), json!(3))
+    );
+    let (status, resp) = post(
+        &s,
+        "options",
+        &json!({"sd_model_checkpoint": "nosuchmodel"}),
+    );
+    assert_eq!(status, 404, "{resp}");
+    let (status, resp) = post(&s, "options", &json!({"sd_model_checkpoint": "tiny-st"}));
+    assert_eq!(status, 200, "{resp}");
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"prompt": "a cat", "steps": 2, "width": 64, "height": 64, "seed": 3}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let text = info(&resp)["infotexts"][0].as_str().unwrap().to_string();
+    assert!(
+        text.contains("Clip skip: 2") && text.contains("Model: tiny-st"),
+        "{text}"
+    );
+
+    // png-info reads the image's infotext back in A1111's shape.
+    let (status, png_info) = post(&s, "png-info", &json!({"image": resp["images"][0]}));
+    assert_eq!(status, 200, "{png_info}");
+    assert_eq!(png_info["info"], json!(text));
+    assert_eq!(png_info["parameters"]["Prompt"], json!("a cat"));
+    assert_eq!(png_info["parameters"]["Steps"], json!(2));
+    assert_eq!(png_info["parameters"]["Seed"], json!(3));
+    let (status, _) = post(&s, "png-info", &json!({"image": "bm90IGEgcG5n"}));
+    assert_eq!(status, 422);
+}
+
+#[test]
+fn basic_auth_guards_every_api_route() {
+    let s = Server::start(&["--api-auth", "alice:s3cret,bob:pw"]);
+    let b64 = |t: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(t)
+        )
+    };
+    let a = agent();
+    let mut resp = a.get(&s.url("sd-models")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(resp
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let _ = resp.body_mut().read_to_string();
+    for (cred, want) in [
+        ("alice:wrong", 401),
+        ("alice:s3cret", 200),
+        ("bob:pw", 200),
+        ("bob:pw2", 401),
+    ] {
+        let (status, _) = call("GET", &s.url("options"), None, Some(&b64(cred)));
+        assert_eq!(status, want, "{cred}");
+    }
+    let (status, _) = call("POST", &s.url("txt2img"), Some("{}"), None);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn listen_without_auth_is_refused() {
+    let out = easel()
+        .args(["serve", "--port", "0", "--listen", "--models"])
+        .arg(models())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--api-auth"), "{err}");
+}
+
+/// Starts a long txt2img on its own thread; returns its join handle.
+fn long_job(s: &Server, seed: i64) -> std::thread::JoinHandle<(u16, Value)> {
+    let url = s.url("txt2img");
+    std::thread::spawn(move || {
+        let body = json!({"prompt": "slow", "steps": 1000, "n_iter": 20, "width": 64,
+                          "height": 64, "seed": seed, "sampler_name": "Euler"});
+        call("POST", &url, Some(&body.to_string()), None)
+    })
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn interrupt_queue_limit_and_progress() {
+    let s = Server::start(&["--queue-limit", "1"]);
+    let first = long_job(&s, 1);
+    wait_until("the first job to step", || {
+        get(&s, "progress").1["state"]["sampling_step"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    let (_, p) = get(&s, "progress");
+    assert_eq!(p["state"]["sampling_steps"], json!(1000));
+    assert_eq!(p["state"]["job"], json!("txt2img"));
+    assert!(p["progress"].as_f64().unwrap() > 0.0);
+    // The live preview is an 8×8 PNG for a 64×64 image.
+    let preview = b64_png(&p["current_image"]);
+    let (w, h, _) = decode_png_rgb(&preview, "preview").unwrap();
+    assert_eq!((w, h), (8, 8));
+    // One may wait; the next is refused at once.
+    let second = long_job(&s, 2);
+    wait_until("the second job to queue", || {
+        get(&s, "progress").1["state"]["queued"] == json!(1)
+    });
+    let t0 = Instant::now();
+    let (status, resp) = post(&s, "txt2img", &json!({"steps": 1}));
+    assert_eq!(status, 503, "{resp}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    // Interrupt ends the running job: it still answers, with the image where it stopped.
+    let (status, _) = post(&s, "interrupt", &json!({}));
+    assert_eq!(status, 200);
+    let (status, resp) = first.join().unwrap();
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        resp["images"].as_array().unwrap().len(),
+        1,
+        "no further batch after interrupt"
+    );
+    // The queued one runs next; interrupt it too.
+    wait_until("the second job to step", || {
+        get(&s, "progress").1["state"]["sampling_step"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    post(&s, "interrupt", &json!({}));
+    let (status, resp) = second.join().unwrap();
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(info(&resp)["seed"], json!(2));
+    // Idle again.
+    let (_, p) = get(&s, "progress");
+    assert_eq!(
+        (p["progress"].clone(), p["state"]["job_count"].clone()),
+        (json!(0.0), json!(0))
+    );
+}
+
+#[test]
+fn skip_ends_only_the_current_batch() {
+    let s = Server::start(&[]);
+    let url = s.url("txt2img");
+    let job = std::thread::spawn(move || {
+        let body = json!({"prompt": "x", "steps": 1000, "n_iter": 2, "width": 64, "height": 64,
+                          "seed": 5, "sampler_name": "Euler"});
+        call("POST", &url, Some(&body.to_string()), None)
+    });
+    wait_until("batch 1 to step", || {
+        get(&s, "progress").1["state"]["sampling_step"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    post(&s, "skip", &json!({}));
+    wait_until("batch 2 to start", || {
+        get(&s, "progress").1["state"]["job_no"] == json!(1)
+    });
+    post(&s, "interrupt", &json!({}));
+    let (status, resp) = job.join().unwrap();
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(info(&resp)["all_seeds"], json!([5, 6]));
+}
+
+#[test]
+fn a_client_that_disconnects_while_waiting_leaves_the_queue() {
+    use std::io::Write;
+    let s = Server::start(&[]);
+    let first = long_job(&s, 1);
+    wait_until("the first job to step", || {
+        get(&s, "progress").1["state"]["sampling_step"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let body = json!({"steps": 1, "width": 64, "height": 64}).to_string();
+    let mut raw = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        raw,
+        "POST /sdapi/v1/txt2img HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_until("the raw request to queue", || {
+        get(&s, "progress").1["state"]["queued"] == json!(1)
+    });
+    drop(raw);
+    wait_until("the dropped request to leave the queue", || {
+        get(&s, "progress").1["state"]["queued"] == json!(0)
+    });
+    post(&s, "interrupt", &json!({}));
+    assert_eq!(first.join().unwrap().0, 200);
+}

@@ -1,0 +1,358 @@
+//! Every parameter of one generation job in one type. The CLI's flags, the page's form, the
+//! HTTP API's JSON and a pasted infotext are all mapped onto [`GenerationSettings`], so a
+//! setting cannot be honoured by one front end and forgotten by another.
+//!
+//! As JSON (the page's request, and the service's own record of a job) the field names are
+//! the ones below; names of things are A1111's (`"Euler a"`, `"Karras"`, `"No norm"`), the
+//! generator is `gpu`/`cpu`/`nv` and the noise device `auto`/`cuda`/`cpu`, as the CLI spells
+//! them.
+
+use crate::infotext::Infotext;
+use crate::noise::{RngKind, TorchDevice};
+use crate::sampler_params::SamplerParams;
+use crate::text::EmphasisMode;
+use crate::{Error, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One hypernetwork (or other attention network) asked for by name, with its strength.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSetting {
+    pub name: String,
+    #[serde(default = "one_f32")]
+    pub strength: f32,
+}
+
+impl NetworkSetting {
+    /// `NAME` or `NAME:STRENGTH` (the CLI's `--hypernet`); the strength is what follows the
+    /// last `:` when that is a number (so `C:\hn\anime.pt` stays a name) and defaults to 1.
+    pub fn parse(text: &str) -> Result<Self> {
+        let (name, strength) = match text.rsplit_once(':') {
+            Some((name, s)) if s.trim().parse::<f32>().is_ok() => {
+                (name, s.trim().parse::<f32>().unwrap_or(1.0))
+            }
+            _ => (text, 1.0),
+        };
+        if !strength.is_finite() {
+            return Err(Error::Invalid(format!(
+                "hypernetwork `{text}`: strength is not a finite number"
+            )));
+        }
+        if name.trim().is_empty() {
+            return Err(Error::Invalid(format!(
+                "hypernetwork `{text}`: no hypernetwork name"
+            )));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            strength,
+        })
+    }
+}
+
+/// Everything that decides the images of one job. Defaults are A1111's txt2img defaults
+/// (Euler a, 20 steps, CFG 7, 512×512, GPU noise).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationSettings {
+    /// As written: `<hypernet:...>` tags included (they stay in the infotext).
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub steps: usize,
+    /// Sampler label or alias (`Euler a`, `euler_a`, `DPM++ 2M Karras`, ...).
+    pub sampler: String,
+    /// Schedule type (`Automatic`, `Karras`, ...); `None` = what the sampler name implies.
+    pub schedule_type: Option<String>,
+    pub cfg_scale: f32,
+    /// Seed of the first image (image i of batch j uses seed + j·batch_size + i). A
+    /// front end draws the random seed A1111 calls -1 before the job reaches the service.
+    pub seed: u64,
+    pub width: usize,
+    pub height: usize,
+    /// Images sampled together.
+    pub batch_size: usize,
+    /// Batches run one after another (A1111's batch count, `n_iter`).
+    pub batch_count: usize,
+    pub clip_skip: usize,
+    #[serde(with = "rng_text")]
+    pub rng: RngKind,
+    /// The torch device of the A1111 run to reproduce (SDE samplers' Brownian noise);
+    /// `None` (`"auto"`) = the one `rng` implies.
+    #[serde(with = "device_text")]
+    pub noise_device: Option<TorchDevice>,
+    /// Eta noise seed delta (31337 for NovelAI parity).
+    pub ensd: u64,
+    /// Eta, Eta DDIM, the churn set and schedule parameters; unset = the defaults.
+    pub sampler_params: SamplerParams,
+    /// Checkpoint: name, stem, path, hash or A1111 title; empty = the loaded (or first) one.
+    pub model: String,
+    /// VAE: `auto` (the checkpoint's sidecar), `none`, a name in models/VAE, or a path.
+    pub vae: String,
+    /// Hypernetworks besides the `<hypernet:NAME:S>` tags in the prompt.
+    pub hypernets: Vec<NetworkSetting>,
+    #[serde(with = "emphasis_text")]
+    pub emphasis: EmphasisMode,
+    /// Read `{a}`/`[a]` as NovelAI's ×1.05 / ÷1.05 instead of A1111's brackets.
+    pub nai_braces: bool,
+}
+
+fn one_f32() -> f32 {
+    1.0
+}
+
+impl Default for GenerationSettings {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            steps: 20,
+            sampler: "Euler a".into(),
+            schedule_type: None,
+            cfg_scale: 7.0,
+            seed: 0,
+            width: 512,
+            height: 512,
+            batch_size: 1,
+            batch_count: 1,
+            clip_skip: 1,
+            rng: RngKind::Gpu,
+            noise_device: None,
+            ensd: 0,
+            sampler_params: SamplerParams::default(),
+            model: String::new(),
+            vae: "auto".into(),
+            hypernets: Vec::new(),
+            emphasis: EmphasisMode::Original,
+            nai_braces: false,
+        }
+    }
+}
+
+impl GenerationSettings {
+    /// Settings from JSON; an unknown field or a wrong type is an error naming it.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::Invalid(format!("settings: {e}")))
+    }
+
+    pub fn to_json(&self) -> String {
+        // Every field serialises (numbers, strings, options); this cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Take every setting an A1111 infotext records, as A1111's "send to txt2img" does
+    /// (a missing `Clip skip` is 1, a missing `RNG` is GPU); settings it does not record
+    /// keep their values. The hypernetwork of `Hypernet:` becomes a setting unless the
+    /// prompt already names one in a tag.
+    pub fn apply_infotext(&mut self, t: &Infotext) -> Result<()> {
+        self.prompt.clone_from(&t.prompt);
+        self.negative_prompt.clone_from(&t.negative_prompt);
+        if let Some(v) = t.steps()? {
+            self.steps = v as usize;
+        }
+        if let Some(sampler) = t.sampler() {
+            self.sampler = sampler.to_string();
+            self.schedule_type = t.schedule_type().map(str::to_string);
+        }
+        if let Some(v) = t.cfg_scale()? {
+            self.cfg_scale = v as f32;
+        }
+        if let Some(v) = t.seed()? {
+            self.seed = v;
+        }
+        if let Some((w, h)) = t.size()? {
+            (self.width, self.height) = (w as usize, h as usize);
+        }
+        self.clip_skip = t.clip_skip()? as usize;
+        self.rng = t.rng().parse()?;
+        if let Some(v) = t.ensd()? {
+            self.ensd = v;
+        }
+        if let Some(mode) = t.get("Emphasis") {
+            self.emphasis = EmphasisMode::from_a1111_name(mode)?;
+        }
+        self.sampler_params = SamplerParams::from_infotext(t)?;
+        // The hash identifies the exact file; the name is the fallback.
+        match (t.model(), t.model_hash()) {
+            (Some(name), Some(hash)) => self.model = format!("{name} [{hash}]"),
+            (Some(name), None) => self.model = name.to_string(),
+            (None, Some(hash)) => self.model = hash.to_string(),
+            (None, None) => {}
+        }
+        self.hypernets.clear();
+        if let (Some(names), false) = (t.hypernet(), self.prompt.contains("<hypernet:")) {
+            let strengths: Vec<&str> = t
+                .get("Hypernet strength")
+                .map(|s| s.split(',').map(str::trim).collect())
+                .unwrap_or_default();
+            for (i, name) in names.split(',').map(str::trim).enumerate() {
+                let strength = match strengths.get(i) {
+                    Some(s) => {
+                        s.parse::<f32>()
+                            .ok()
+                            .filter(|v| v.is_finite())
+                            .ok_or_else(|| {
+                                Error::Invalid(format!(
+                                    "infotext: `Hypernet strength: {s}` is not a number"
+                                ))
+                            })?
+                    }
+                    None => 1.0,
+                };
+                self.hypernets.push(NetworkSetting {
+                    name: name.to_string(),
+                    strength,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings an infotext describes, over the defaults.
+    pub fn from_infotext(t: &Infotext) -> Result<Self> {
+        let mut s = Self::default();
+        s.apply_infotext(t)?;
+        Ok(s)
+    }
+
+    /// The torch device the noise is made for.
+    pub fn effective_noise_device(&self) -> TorchDevice {
+        self.noise_device
+            .unwrap_or(TorchDevice::implied_by(self.rng))
+    }
+
+    /// Seed of the first image of batch `batch`.
+    pub fn batch_seed(&self, batch: usize) -> u64 {
+        self.seed
+            .wrapping_add((batch as u64).wrapping_mul(self.batch_size as u64))
+    }
+}
+
+/// `gpu` / `cpu` / `nv` in JSON (A1111's `GPU`/`CPU`/`NV` are accepted too).
+mod rng_text {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &RngKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.a1111_name().to_ascii_lowercase())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RngKind, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `auto` / `cuda` / `cpu` in JSON.
+mod device_text {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &Option<TorchDevice>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_str(d.name()),
+            None => s.serialize_str("auto"),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TorchDevice>, D::Error> {
+        let text = String::deserialize(d)?;
+        TorchDevice::parse_or_auto(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A1111's emphasis names in JSON (`Original`, `No norm`, `Ignore`, `None`).
+mod emphasis_text {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &EmphasisMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.a1111_name())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EmphasisMode, D::Error> {
+        let text = String::deserialize(d)?;
+        EmphasisMode::from_a1111_name(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_and_names_bad_fields() {
+        let mut s = GenerationSettings {
+            prompt: "a cat".into(),
+            rng: RngKind::Cpu,
+            noise_device: Some(TorchDevice::Cpu),
+            emphasis: EmphasisMode::NoNorm,
+            ensd: 31337,
+            ..Default::default()
+        };
+        s.sampler_params.eta = Some(0.5);
+        s.hypernets
+            .push(NetworkSetting::parse("anime:0.7").unwrap());
+        let back = GenerationSettings::from_json(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+        let text = s.to_json();
+        assert!(text.contains(r#""rng":"cpu""#) && text.contains(r#""emphasis":"No norm""#));
+        let err = GenerationSettings::from_json(r#"{"colour": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+        let err = GenerationSettings::from_json(r#"{"steps": "many"}"#).unwrap_err();
+        assert!(err.to_string().contains("many"), "{err}");
+        let err = GenerationSettings::from_json(r#"{"emphasis": "Loud"}"#).unwrap_err();
+        assert!(err.to_string().contains("Loud"), "{err}");
+    }
+
+    #[test]
+    fn infotext_restores_what_a1111_records() {
+        let t = Infotext::parse(
+            "a {cat}\nNegative prompt: dog\nSteps: 28, Sampler: DPM++ 2M, Schedule type: Karras, \
+             CFG scale: 11.5, Seed: 42, Size: 640x512, Model hash: 925997e9, Model: final-pruned, \
+             Clip skip: 2, ENSD: 31337, RNG: CPU, Emphasis: No norm, Eta: 0.67, \
+             Hypernet: anime, Hypernet strength: 0.5",
+        );
+        let s = GenerationSettings::from_infotext(&t).unwrap();
+        assert_eq!(
+            (s.prompt.as_str(), s.negative_prompt.as_str()),
+            ("a {cat}", "dog")
+        );
+        assert_eq!(
+            (s.steps, s.seed, s.width, s.height, s.clip_skip),
+            (28, 42, 640, 512, 2)
+        );
+        assert_eq!(s.sampler, "DPM++ 2M");
+        assert_eq!(s.schedule_type.as_deref(), Some("Karras"));
+        assert_eq!((s.cfg_scale, s.ensd, s.rng), (11.5, 31337, RngKind::Cpu));
+        assert_eq!(s.emphasis, EmphasisMode::NoNorm);
+        assert_eq!(s.sampler_params.eta, Some(0.67));
+        assert_eq!(s.model, "final-pruned [925997e9]");
+        assert_eq!(
+            s.hypernets,
+            vec![NetworkSetting {
+                name: "anime".into(),
+                strength: 0.5
+            }]
+        );
+        // A tag in the prompt already applies the hypernetwork.
+        let tagged = Infotext::parse("x <hypernet:anime:0.5>\nSteps: 3, Hypernet: anime");
+        assert!(GenerationSettings::from_infotext(&tagged)
+            .unwrap()
+            .hypernets
+            .is_empty());
+    }
+
+    #[test]
+    fn network_settings_parse_like_the_cli_flag() {
+        assert_eq!(NetworkSetting::parse("anime").unwrap().strength, 1.0);
+        assert_eq!(NetworkSetting::parse("a:b:0.25").unwrap().name, "a:b");
+        assert_eq!(
+            NetworkSetting::parse("anime:lots").unwrap().name,
+            "anime:lots"
+        );
+        let err = NetworkSetting::parse("anime:inf").unwrap_err().to_string();
+        assert!(err.contains("anime:inf"), "{err}");
+        assert!(NetworkSetting::parse(":0.5").is_err());
+    }
+
+    #[test]
+    fn batch_seeds_follow_a1111() {
+        let s = GenerationSettings {
+            seed: 10,
+            batch_size: 3,
+            ..Default::default()
+        };
+        assert_eq!((s.batch_seed(0), s.batch_seed(2)), (10, 16));
+    }
+}

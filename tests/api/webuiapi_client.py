@@ -1,0 +1,89 @@
+"""A script written for A1111's API, run unchanged against `easel serve`: the `webuiapi`
+client (PyPI) drives the server; the image it gets must equal `easel generate`'s for the
+same settings, pixel for pixel.
+
+Usage: python webuiapi_client.py EASEL_BINARY MODELS_DIR
+"""
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import webuiapi
+from PIL import Image
+
+EASEL, MODELS = sys.argv[1], sys.argv[2]
+
+
+def start_server(*extra):
+    p = subprocess.Popen([EASEL, "serve", "--port", "0", "--dir", "/nonexistent",
+                          "--models", MODELS, *extra],
+                         stdout=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("listening on "):
+            port = int(line.split()[2].rstrip("/").rsplit(":", 1)[1])
+            threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
+            return p, port
+    raise SystemExit("easel serve exited before listening")
+
+
+def main():
+    server, port = start_server("--api-auth", "alice:s3cret")
+    try:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        api.set_auth("alice", "s3cret")
+
+        names = api.util_get_model_names()
+        tiny = [n for n in names if n.startswith("tiny [")]
+        assert tiny, names
+        api.set_options({"sd_model_checkpoint": tiny[0], "CLIP_stop_at_last_layers": 1})
+        assert api.get_options()["sd_model_checkpoint"] == tiny[0]
+
+        r = api.txt2img(prompt="a red fox, (snow:1.2)", negative_prompt="blurry", seed=7,
+                        steps=3, width=64, height=48, cfg_scale=7, sampler_name="Euler a")
+        assert len(r.images) == 1
+        infotext = r.info["infotexts"][0]
+        assert r.info["all_seeds"] == [7], r.info
+        assert r.image.info["parameters"] == infotext
+
+        with tempfile.TemporaryDirectory() as d:
+            out = f"{d}/cli.png"
+            subprocess.run([EASEL, "generate", "--models", MODELS, "--model", tiny[0],
+                            "--prompt", "a red fox, (snow:1.2)", "--negative", "blurry",
+                            "--seed", "7", "--steps", "3", "--size", "64x48", "--cfg", "7",
+                            "--sampler", "Euler a", "-o", out], check=True)
+            cli = Image.open(out)
+            cli.load()
+            assert cli.info["parameters"] == infotext, (cli.info["parameters"], infotext)
+            assert list(cli.convert("RGB").getdata()) == list(r.image.convert("RGB").getdata()), \
+                "webuiapi's image differs from easel generate's"
+
+        info = api.png_info(r.image)
+        assert info.info == infotext, info.info
+
+        # Progress and interrupt while a long job runs.
+        result = {}
+        job = threading.Thread(target=lambda: result.update(
+            r=api.txt2img(prompt="slow", seed=1, steps=1000, n_iter=5, width=64, height=64,
+                          sampler_name="Euler")))
+        job.start()
+        t0 = time.time()
+        while api.get_progress()["state"]["sampling_step"] == 0:
+            assert time.time() - t0 < 120, "the job never started"
+            time.sleep(0.05)
+        p = api.get_progress()
+        assert 0 < p["progress"] < 1 and p["state"]["sampling_steps"] == 1000, p
+        api.interrupt()
+        job.join(timeout=120)
+        assert not job.is_alive(), "interrupt did not end the job"
+        assert len(result["r"].images) == 1, "batches after the interrupt still ran"
+        print(f"webuiapi client: OK ({tiny[0]}, image equals easel generate, "
+              f"interrupt after step {p['state']['sampling_step']})")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
