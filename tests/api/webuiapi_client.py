@@ -56,7 +56,7 @@ def main():
             cli = Image.open(out)
             cli.load()
             assert cli.info["parameters"] == infotext, (cli.info["parameters"], infotext)
-            assert list(cli.convert("RGB").getdata()) == list(r.image.convert("RGB").getdata()), \
+            assert cli.convert("RGB").tobytes() == r.image.convert("RGB").tobytes(), \
                 "webuiapi's image differs from easel generate's"
 
         info = api.png_info(r.image)
