@@ -212,7 +212,10 @@ fn txt2img_images_equal_easel_generate_and_carry_their_infotext() {
 
 #[test]
 fn bad_requests_get_a1111_errors_and_the_server_keeps_answering() {
-    let s = Server::start(&[]);
+    let s = Server::start(&["--max-body", "4096"]);
+    // Bodies over --max-body are refused before parsing.
+    let big = json!({"prompt": "x".repeat(5000)});
+    assert_eq!(post(&s, "txt2img", &big).0, 413);
     // Wrong type: 422 naming the field in FastAPI's shape.
     let (status, resp) = post(&s, "txt2img", &json!({"prompt": "x", "steps": "many"}));
     assert_eq!(status, 422, "{resp}");
@@ -575,4 +578,30 @@ fn a_client_that_disconnects_while_waiting_leaves_the_queue() {
     });
     post(&s, "interrupt", &json!({}));
     assert_eq!(first.join().unwrap().0, 200);
+}
+
+#[test]
+fn cors_headers_only_for_listed_origins() {
+    let origin_header = |s: &Server, origin: &str| {
+        let mut resp = agent()
+            .get(&s.url("samplers"))
+            .header("Origin", origin)
+            .call()
+            .unwrap();
+        let _ = resp.body_mut().read_to_string();
+        resp.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let plain = Server::start(&[]);
+    assert_eq!(origin_header(&plain, "https://a.example"), None);
+    let cors = Server::start(&[
+        "--cors-allow-origins",
+        "https://a.example,https://b.example",
+    ]);
+    assert_eq!(
+        origin_header(&cors, "https://b.example").as_deref(),
+        Some("https://b.example")
+    );
+    assert_eq!(origin_header(&cors, "https://evil.example"), None);
 }
