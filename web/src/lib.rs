@@ -9,4 +9,4 @@ pub mod hypernets;
 pub mod settings;
 
 pub use blob_source::BlobSource;
-pub use settings::WebSettings;
+pub use easel_core::service::GenerationSettings;
