@@ -65,7 +65,9 @@ fn with_service<T>(
     }
     SERVICE.with(|s| match s.borrow_mut().as_mut() {
         Some(service) => f(service),
-        None => Err(JsError::new("the GPU is not initialised (call initGpu first)")),
+        None => Err(JsError::new(
+            "the GPU is not initialised (call initGpu first)",
+        )),
     })
 }
 

@@ -7,7 +7,9 @@ use easel_core::model::legacy_model_hash_of;
 use easel_core::nn::AttentionHook;
 use easel_core::service::{NetworkProvider, NetworkSetting, PreparedNetworks};
 use easel_core::{Error, Result};
-use easel_hypernetwork::{extract_hypernet_tags, Hypernetwork, HypernetworkStack, LoadedHypernetwork};
+use easel_hypernetwork::{
+    extract_hypernet_tags, Hypernetwork, HypernetworkStack, LoadedHypernetwork,
+};
 use easel_wgpu::WgpuBackend;
 use std::sync::Arc;
 use web_sys::File;
@@ -108,7 +110,10 @@ impl NetworkProvider<WgpuBackend> for PickedHypernets {
             None
         } else {
             Some(Box::new(HypernetworkStack::new(
-                applied.iter().map(|(h, s)| (h.device.clone(), *s)).collect(),
+                applied
+                    .iter()
+                    .map(|(h, s)| (h.device.clone(), *s))
+                    .collect(),
             )))
         };
         Ok(PreparedNetworks {
