@@ -111,13 +111,16 @@ fn import_with_the_release_key_says_it_only_proves_self_consistency() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// (fixture files laid into the release as (from, to), extra flags, words the error must hold)
+type BadCase<'a> = (&'a [(&'a str, &'a str)], Vec<&'a str>, Vec<&'a str>);
+
 #[test]
 fn import_fails_on_every_bad_signature_and_writes_nothing() {
     let (rsa_fpr, rsa_uid) = key("rsa");
     let (other_fpr, _) = key("other");
     let (exp_fpr, exp_uid) = key("expired");
     let rsa_key = sigs("rsa.pub.asc").display().to_string();
-    let cases: [(&[(&str, &str)], Vec<&str>, Vec<&str>); 6] = [
+    let cases: [BadCase; 6] = [
         (
             &[
                 ("sha256sum.tampered", "sha256sum"),

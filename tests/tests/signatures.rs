@@ -180,6 +180,17 @@ fn pinned_fingerprints() {
     assert_eq!(e.failure, Failure::FingerprintMismatch, "{e}");
 }
 
+/// (list, signature, key, expected failure, file named, key reported, words in the message)
+type FailureCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Failure,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+);
+
 #[test]
 fn every_failure_is_named_with_file_and_key() {
     let want = expected();
@@ -191,8 +202,7 @@ fn every_failure_is_named_with_file_and_key() {
             .to_string()
     };
     let uid = |name: &str| want["keys"][name]["uid"].as_str().unwrap().to_string();
-    // (list, signature, key, expected failure, file named, key reported, words in the message)
-    let cases: [(&str, &str, &str, Failure, &str, Option<&str>, &str); 13] = [
+    let cases: [FailureCase; 13] = [
         (
             "sha256sum.tampered",
             "rsa.sig",
