@@ -1,8 +1,9 @@
 //! `easel import SRC --models DIR`: lays a release folder (`<name>/model.ckpt` +
 //! `config.yaml`, a VAE `.pt`, `modules/**/*.pt` hypernetworks, a `sha256sum` list) out as
-//! an A1111 `models/` tree, verifying files against the list first.
+//! an A1111 `models/` tree, verifying the list's OpenPGP signature (`sha256sum.sig`) and
+//! then the files against the list first.
 
-use crate::hash::byte_bar;
+use crate::hash::{byte_bar, print_signature_status, SignatureArgs};
 use clap::Args;
 use easel_core::convert::checksum::CheckStatus;
 use easel_core::convert::import::{
@@ -49,6 +50,8 @@ pub struct ImportArgs {
     /// Replace existing files in the models folder.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub signature: SignatureArgs,
 }
 
 fn kind_label(k: ItemKind) -> &'static str {
@@ -91,7 +94,15 @@ pub fn run(a: ImportArgs) -> Result<()> {
         vae_for,
         vae: a.vae.clone(),
         checksums: a.checksums.clone(),
+        signature: a.signature.policy(),
     };
+    if a.no_verify && (options.signature.wants_signature() || a.signature.allow_unsigned) {
+        return Err(Error::Invalid(
+            "--no-verify skips the checksum list, so its signature cannot be checked: drop \
+             --no-verify or the signature flags"
+                .into(),
+        ));
+    }
     let bar = byte_bar("verify");
     let result = import_release(&a.src, &a.models, &options, &mut |path, done, total| {
         bar.set_message(format!("verify {path}"));
@@ -103,6 +114,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
     if let Some(list) = &report.checksum_list {
         println!("checksums: {}", list.display());
     }
+    print_signature_status(&report.signature);
     println!(
         "{}plan for {}:",
         if a.dry_run { "dry run: " } else { "" },

@@ -2,8 +2,10 @@
 //! in binary mode, or the BSD `SHA256 (<path>) = <hex>` form), and verifying the files
 //! they name. Paths come from a file someone else wrote, so only plain relative paths are
 //! followed: an absolute path, a drive prefix or a `..` component is refused and reported,
-//! never opened.
+//! never opened. Whether the list itself is the publisher's is the job of its OpenPGP
+//! signature ([`super::signature`]).
 
+use super::signature::{check_list_signature, SignaturePolicy, SignatureStatus};
 use crate::error::{Error, Result};
 use crate::model::hashes::sha256_file;
 use std::path::{Component, Path, PathBuf};
@@ -176,13 +178,18 @@ pub fn parse_checksum_list(text: &str, file: &str) -> Result<ChecksumList> {
 /// Reads and parses the list at `path`.
 pub fn read_checksum_list(path: &Path) -> Result<ChecksumList> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| {
+    parse_checksum_bytes(&bytes, path)
+}
+
+/// Parses a list's bytes as read from `path` (named in errors).
+pub fn parse_checksum_bytes(bytes: &[u8], path: &Path) -> Result<ChecksumList> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
         Error::format(
             path.display().to_string(),
             "checksum list is not UTF-8 text",
         )
     })?;
-    parse_checksum_list(&text, &path.display().to_string())
+    parse_checksum_list(text, &path.display().to_string())
 }
 
 /// The outcome for one file.
@@ -237,10 +244,43 @@ pub fn verify_checksum_list(
     progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<Vec<CheckResult>> {
     let list = read_checksum_list(list_path)?;
-    let base = list_path
+    Ok(verify_parsed_list(&list, list_folder(list_path), progress))
+}
+
+/// `easel hash --check LIST --signature SIG --signer-key KEY`: reads the list once, checks
+/// the OpenPGP signature over exactly those bytes (see [`super::signature`]), and only then
+/// verifies the entries of what was read. A signature failure is an error (unless the policy
+/// allows it), and no file is hashed.
+pub fn verify_signed_checksum_list(
+    list_path: &Path,
+    policy: &SignaturePolicy,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<(SignatureStatus, Vec<CheckResult>)> {
+    let bytes = std::fs::read(list_path).map_err(|e| Error::io(list_path, e))?;
+    let status = check_list_signature(list_path, &bytes, policy)
+        .map_err(|e| Error::Invalid(format!("signature check failed: {e}")))?;
+    let list = parse_checksum_bytes(&bytes, list_path)?;
+    Ok((
+        status,
+        verify_parsed_list(&list, list_folder(list_path), progress),
+    ))
+}
+
+/// The folder a list's paths are relative to.
+pub fn list_folder(list_path: &Path) -> &Path {
+    list_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// Verifies every entry of a parsed list (paths relative to `base`), and reports its
+/// rejected lines, in line order.
+pub fn verify_parsed_list(
+    list: &ChecksumList,
+    base: &Path,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Vec<CheckResult> {
     let mut out: Vec<CheckResult> = list
         .rejected
         .iter()
@@ -259,7 +299,7 @@ pub fn verify_checksum_list(
         });
     }
     out.sort_by_key(|r| r.line);
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -10,14 +10,18 @@
 //! * `.pt` files inside a folder named `modules` → `hypernetworks/<file>`;
 //! * everything else is listed as ignored (e.g. NovelAI's `vector_adjust/v2.pt`).
 //!
-//! With a `sha256sum` list in the source folder (or given), every file is verified before it
-//! is placed; a file that mismatches, is unreadable or is not listed is reported and nothing
+//! With a `sha256sum` list in the source folder (or given), the list's detached OpenPGP
+//! signature (`sha256sum.sig` / `.asc`) is checked first, over the exact bytes that are then
+//! parsed ([`super::signature`]): a signature that fails, or is missing when one is asked
+//! for, is an error before anything is written (unless the policy allows unsigned lists).
+//! Then every file is verified before it is placed; a file that mismatches, is unreadable or is not listed is reported and nothing
 //! is placed for it (nor for the rest of its checkpoint). Paths from the list are only
 //! followed when they are plain relative paths. Nothing is written outside the models
 //! folder, and an existing file is replaced only with `force`; conflicts are found before
 //! anything is written.
 
-use super::checksum::{check_entry, read_checksum_list, CheckResult, CheckStatus, ChecksumList};
+use super::checksum::{check_entry, parse_checksum_bytes, CheckResult, CheckStatus, ChecksumList};
+use super::signature::{check_list_signature, SignaturePolicy, SignatureStatus};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -70,6 +74,8 @@ pub struct ImportOptions {
     pub vae: Option<String>,
     /// A checksum list elsewhere than the source folder.
     pub checksums: Option<PathBuf>,
+    /// How the list's OpenPGP signature is checked.
+    pub signature: SignaturePolicy,
 }
 
 /// What a planned file is.
@@ -114,6 +120,8 @@ pub struct ImportReport {
     /// Source files not imported, with the reason.
     pub ignored: Vec<(String, String)>,
     pub checksum_list: Option<PathBuf>,
+    /// The outcome of the list's signature check.
+    pub signature: SignatureStatus,
 }
 
 impl ImportReport {
@@ -209,8 +217,22 @@ pub fn import_release(
         }
         (_, p) => p.is_some(),
     };
+    if !verify && options.signature.wants_signature() {
+        return Err(Error::Invalid(
+            "a signature check was asked for, but checksum verification is off".into(),
+        ));
+    }
+    // The signature is checked over the very bytes that are parsed, before any file is
+    // hashed or placed; a failure ends the import with nothing written.
     let list = match (&list_path, verify) {
-        (Some(p), true) => Some(read_checksum_list(p)?),
+        (Some(p), true) => {
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            report.signature =
+                check_list_signature(p, &bytes, &options.signature).map_err(|e| {
+                    Error::Invalid(format!("signature check failed, nothing was imported: {e}"))
+                })?;
+            Some(parse_checksum_bytes(&bytes, p)?)
+        }
         _ => None,
     };
     report.checksum_list = list_path.clone().filter(|_| verify);
@@ -218,6 +240,15 @@ pub fn import_release(
         .as_ref()
         .and_then(|p| p.strip_prefix(src).ok())
         .map(rel_string);
+    // The signature and key files are part of the release's verification, not model files.
+    let verification_files: BTreeSet<String> = match &report.signature {
+        SignatureStatus::Verified(v) => [&v.signature_file, &v.key_file]
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(src).ok())
+            .map(rel_string)
+            .collect(),
+        _ => BTreeSet::new(),
+    };
 
     // Classify.
     let present: BTreeSet<&str> = files.iter().map(String::as_str).collect();
@@ -293,7 +324,10 @@ pub fn import_release(
         }
     }
     for f in &files {
-        if consumed.contains(f) || list_rel.as_deref() == Some(f.as_str()) {
+        if consumed.contains(f)
+            || list_rel.as_deref() == Some(f.as_str())
+            || verification_files.contains(f)
+        {
             continue;
         }
         let reason = match ext_of(f).as_str() {

@@ -1,5 +1,5 @@
-//! Checkpoint tools: EMA pruning, format and precision conversion, checksum lists and
-//! importing a release folder into an A1111 `models/` tree.
+//! Checkpoint tools: EMA pruning, format and precision conversion, checksum lists (and the
+//! OpenPGP signatures over them) and importing a release folder into an A1111 `models/` tree.
 //!
 //! Every rewrite streams: tensors are read from the source [`TensorStore`] one bounded
 //! chunk at a time (through positioned reads, not a memory map, so the resident set stays
@@ -15,6 +15,7 @@ pub mod precision;
 pub mod prune;
 pub mod rewrite;
 pub mod safetensors_stream;
+pub mod signature;
 pub mod torch_pickle;
 pub mod torch_writer;
 
