@@ -54,7 +54,7 @@ enum Command {
     Import(import::ImportArgs),
     /// Serve the web page (web/dist) on 127.0.0.1 to generate in a WebGPU browser.
     Serve(serve::ServeArgs),
-    /// Time one UNet step with CFG on full-size SD1.5 weights (random) and print figures.
+    /// Time full-size SD1.5 (random weights): one CFG step, or a whole image with --pipeline.
     Bench(bench::BenchArgs),
 }
 
