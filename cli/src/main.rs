@@ -54,7 +54,7 @@ enum Command {
     Import(import::ImportArgs),
     /// Serve A1111's HTTP API (/sdapi/v1, always on) and the web page (web/dist) on 127.0.0.1.
     Serve(serve::ServeArgs),
-    /// Time one UNet step with CFG on full-size SD1.5 weights (random) and print figures.
+    /// Time full-size SD1.5 (random weights): one CFG step, or a whole image with --pipeline.
     Bench(bench::BenchArgs),
 }
 

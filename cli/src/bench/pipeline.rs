@@ -1,0 +1,218 @@
+//! `easel bench --pipeline`: the parts of one txt2img image a user waits for, timed one by
+//! one — model load, text encoding (prompt and negative prompt), the sampling steps (Euler
+//! with CFG: one UNet call of batch 2 per step) and the VAE decode — each through the
+//! same core functions `easel generate` runs, then their total.
+//!
+//! Without `--checkpoint` the weights are generated in memory, so "load" is the time to
+//! generate them and lay them out on the backend, not a disk read.
+
+use super::WEIGHT_SEED;
+use crate::generate::{sampler_registry, scheduler_registry};
+use easel_core::model::{CheckpointFiles, StableDiffusion};
+use easel_core::nn::{random_weights, ClipConfig, UNetConfig, VaeConfig};
+use easel_core::noise::{ImageRng, RngKind};
+use easel_core::pipeline::{
+    decode_to_rgb, encode_prompt_parts, encode_scheduled, CfgDenoiser, PromptOptions,
+};
+use easel_core::registry::SamplerChoice;
+use easel_core::sampler::{block_on, NoiseSampler, SampleContext};
+use easel_core::sampler_params::SamplerParams;
+use easel_core::scheduler::sampler_sigmas;
+use easel_core::{Backend, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const PROMPT: &str = "a watercolor painting of a lighthouse on a cliff at dawn, seagulls";
+const NEGATIVE: &str = "blurry, low quality";
+const CFG_SCALE: f32 = 7.0;
+const SEED: u64 = 1;
+
+pub struct PipelineOptions {
+    /// A checkpoint file to load; `None` = random weights generated in memory.
+    pub checkpoint: Option<PathBuf>,
+    pub sizes: Vec<usize>,
+    /// Sampling steps per image.
+    pub steps: usize,
+    /// Print each image's figures as a JSON line too.
+    pub json: bool,
+}
+
+/// Euler never asks for fresh noise; this answers if a sampler ever does.
+struct NoNoise;
+
+impl NoiseSampler for NoNoise {
+    fn noise(&mut self, _sigma: f32, _sigma_next: f32) -> Vec<f32> {
+        Vec::new()
+    }
+}
+
+/// Wall time of each part of one image.
+struct ImageTimes {
+    text: Duration,
+    /// One entry per sampling step.
+    steps: Vec<Duration>,
+    decode: Duration,
+}
+
+fn load<B: Backend>(b: &B, checkpoint: Option<&PathBuf>) -> Result<(StableDiffusion<B>, String)> {
+    match checkpoint {
+        Some(path) => {
+            let files = CheckpointFiles {
+                checkpoint: path.clone(),
+                config: None,
+                vae: None,
+            };
+            Ok((
+                StableDiffusion::load(b, &files)?,
+                path.display().to_string(),
+            ))
+        }
+        None => {
+            let store = random_weights(
+                Some(&UNetConfig::sd15()),
+                Some(&VaeConfig::sd15()),
+                Some(&ClipConfig::vit_l14()),
+                WEIGHT_SEED,
+            );
+            let model = StableDiffusion::load_from_stores(
+                b,
+                &store,
+                None,
+                None,
+                "random-sd15.safetensors",
+                "00000000".into(),
+            )?;
+            Ok((
+                model,
+                format!("random weights generated in memory (seed {WEIGHT_SEED})"),
+            ))
+        }
+    }
+}
+
+/// One image at `side`², part by part.
+fn image<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    side: usize,
+    steps: usize,
+) -> Result<ImageTimes> {
+    let options = PromptOptions::default();
+    let t = Instant::now();
+    let cond = block_on(encode_prompt_parts(
+        b,
+        &model.clip,
+        PROMPT,
+        steps,
+        1,
+        &options,
+    ))?;
+    let uncond = block_on(encode_scheduled(
+        b,
+        &model.clip,
+        NEGATIVE,
+        steps,
+        1,
+        &options,
+    ))?;
+    let text = t.elapsed();
+
+    let schedulers = scheduler_registry();
+    let choice = SamplerChoice::parse(&sampler_registry(), &schedulers, "Euler", None)?;
+    let (sampler, scheduler) = choice.configured(&schedulers, &SamplerParams::default())?;
+    let sigmas = sampler_sigmas(sampler.as_ref(), scheduler.as_ref(), &model.schedule, steps)?;
+    let shape = [model.config.unet.in_channels, side / 8, side / 8];
+    let noise = ImageRng::new(RngKind::Gpu, &[SEED], 0).first(&shape);
+    let x: Vec<f32> = noise.iter().map(|v| v * sigmas[0]).collect();
+    let mut denoiser = CfgDenoiser::new(
+        b,
+        &model.unet,
+        &model.schedule,
+        Vec::new(),
+        1,
+        shape,
+        cond,
+        uncond,
+        CFG_SCALE,
+    );
+    let mut step_times = Vec::with_capacity(steps);
+    let mut last = Instant::now();
+    let mut on_step = |_: usize, _: usize, _: &[f32], _: &[f32]| {
+        let now = Instant::now();
+        step_times.push(now - last);
+        last = now;
+    };
+    let ctx = SampleContext {
+        denoiser: &mut denoiser,
+        noise: &mut NoNoise,
+        schedule: &model.schedule,
+        on_step: &mut on_step,
+    };
+    let latent = block_on(sampler.sample(x, &sigmas, ctx))?;
+
+    let t = Instant::now();
+    let rgb = block_on(decode_to_rgb(b, model, &latent, shape))?;
+    let decode = t.elapsed();
+    debug_assert_eq!(rgb.len(), side * side * 3);
+    Ok(ImageTimes {
+        text,
+        steps: step_times,
+        decode,
+    })
+}
+
+pub fn run<B: Backend>(b: &B, opts: &PipelineOptions) -> Result<()> {
+    let t = Instant::now();
+    let (model, source) = load(b, opts.checkpoint.as_ref())?;
+    let load_s = t.elapsed().as_secs_f64();
+    println!("SD1.5 from {source}");
+    println!(
+        "prompt {PROMPT:?}, negative {NEGATIVE:?}; Euler, CFG {CFG_SCALE} (one UNet call of batch 2 per step)"
+    );
+    println!("{:<34} {:>9}", "part", "seconds");
+    println!("{:<34} {load_s:>9.2}", "model load");
+    for &side in &opts.sizes {
+        let times = image(b, &model, side, opts.steps)?;
+        let text = times.text.as_secs_f64();
+        let steps: Vec<f64> = times.steps.iter().map(Duration::as_secs_f64).collect();
+        let sampling: f64 = steps.iter().sum();
+        let decode = times.decode.as_secs_f64();
+        println!("{side}x{side}:");
+        println!("{:<34} {text:>9.2}", "  text encoding (cond + uncond)");
+        println!(
+            "{:<34} {sampling:>9.2}",
+            format!("  sampling, {} steps", steps.len())
+        );
+        if let Some(first) = steps.first() {
+            let rest = &steps[1..];
+            if rest.is_empty() {
+                println!("{:<34} {first:>9.2}", "    per step");
+            } else {
+                let best = rest.iter().cloned().fold(f64::INFINITY, f64::min);
+                let mean = rest.iter().sum::<f64>() / rest.len() as f64;
+                println!("    per step: first {first:.2}, then best {best:.2}, mean {mean:.2}");
+            }
+        }
+        println!(
+            "{:<34} {decode:>9.2}",
+            format!("  VAE decode {side}x{side}")
+        );
+        println!(
+            "{:<34} {:>9.2}",
+            "  total (with model load)",
+            load_s + text + sampling + decode
+        );
+        if opts.json {
+            let figures = serde_json::json!({
+                "size": side,
+                "load_s": load_s,
+                "text_s": text,
+                "steps_s": steps,
+                "decode_s": decode,
+                "peak_rss_mib": super::peak_rss_mib(),
+            });
+            println!("{figures}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+"""Full-size SD1.5 networks for the whole-image benchmark, built with diffusers and
+transformers from their configs (random weights, nothing downloaded): the UNet of
+`sd15_unet`, the KL-f8 VAE and the CLIP ViT-L/14 text encoder."""
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+import sd15_unet
+
+# SD1.5's first stage (v1-inference.yaml): ch 128, ch_mult 1,2,4,4, 2 res blocks, z 4.
+SD15_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=512,
+)
+
+# openai/clip-vit-large-patch14's text tower, as SD1.x uses it.
+SD15_CLIP = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+)
+
+# SD1.x latent scale (v1-inference.yaml `scale_factor`).
+SCALE_FACTOR = 0.18215
+
+
+def build_unet(seed: int = 0) -> UNet2DConditionModel:
+    return sd15_unet.build(seed)
+
+
+def build_vae(seed: int = 1) -> AutoencoderKL:
+    torch.manual_seed(seed)
+    return AutoencoderKL(**SD15_VAE).eval()
+
+
+def build_text_encoder(seed: int = 2) -> CLIPTextModel:
+    torch.manual_seed(seed)
+    return CLIPTextModel(CLIPTextConfig(**SD15_CLIP)).eval()
+
+
+def token_ids(words: int) -> torch.Tensor:
+    """`[1, 77]` ids: BOS, `words` ordinary tokens, then EOS padding (as A1111 pads). The
+    values do not change the cost; the benchmark needs no tokenizer files."""
+    bos, eos = 49406, 49407
+    ids = [bos] + [320 + 7 * i for i in range(words)] + [eos]
+    ids += [eos] * (77 - len(ids))
+    return torch.tensor([ids], dtype=torch.long)
