@@ -46,8 +46,97 @@ pub fn amx_available() -> bool {
         let disabled = std::env::var("EASEL_BF16_KERNEL")
             .map(|v| v.eq_ignore_ascii_case("avx512bf16"))
             .unwrap_or(false);
-        !disabled && x86::detect_and_enable()
+        !disabled && x86::detect_and_enable() && passes_self_check()
     })
+}
+
+/// One small product on the tile unit against the same arithmetic in plain Rust
+/// ([`emulate_tile`]), before AMX is trusted with any real work: a CPU, hypervisor or
+/// kernel that reports AMX but computes something else (or a layout slip on a CPU this
+/// code could not be tested on) falls back to AVX512-BF16 with a warning instead of
+/// producing wrong images.
+fn passes_self_check() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // 32 × 32 × 72: three depth tiles, the last one partly padding.
+        let kc = 72;
+        let kp = depth_words(kc);
+        let value = |i: usize| ((i * 37 % 101) as f32 - 50.0) / 16.0;
+        let a: Vec<f32> = (0..kc * MR_AMX).map(value).collect();
+        let b: Vec<f32> = (0..kc * NR_AMX).map(|i| value(i + 7)).collect();
+        let mut a_tiles = vec![0u32; MR_AMX * kp];
+        let mut b_tiles = vec![0u32; NR_AMX * kp];
+        pack_a_rows(&a, MR_AMX, kc, &mut a_tiles);
+        pack_b_pairs(&b, NR_AMX, kc, &mut b_tiles);
+        let bias: Vec<f32> = (0..MR_AMX).map(|i| i as f32).collect();
+        let mut got = vec![1f32; MR_AMX * NR_AMX];
+        let mut want = got.clone();
+        let e = super::kernels::Epilogue {
+            accumulate: true,
+            row_bias: std::ptr::null(),
+            col_bias: std::ptr::null(),
+        };
+        let first = super::kernels::Epilogue {
+            accumulate: false,
+            row_bias: bias.as_ptr(),
+            col_bias: std::ptr::null(),
+        };
+        // SAFETY: the buffers hold the panels and tile the kernel reads and writes; the
+        // tile state was granted.
+        unsafe {
+            let (ap, bp) = (a_tiles.as_ptr().cast(), b_tiles.as_ptr().cast());
+            x86::amx_bf16(kc, ap, bp, got.as_mut_ptr(), NR_AMX, first);
+            x86::amx_bf16(kc, ap, bp, got.as_mut_ptr(), NR_AMX, e);
+        }
+        emulate_tile(
+            kc,
+            &a_tiles,
+            &b_tiles,
+            &mut want,
+            NR_AMX,
+            Some(&bias),
+            false,
+        );
+        emulate_tile(kc, &a_tiles, &b_tiles, &mut want, NR_AMX, None, true);
+        // Small integers times sixteenths: every sum is exact, so any difference is an error.
+        if got != want {
+            eprintln!(
+                "warning: this CPU reports AMX but its tile products disagree with the \
+                 reference; bf16 products fall back to AVX512-BF16"
+            );
+            return false;
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The AMX kernel's arithmetic on one 32 × 32 block in plain Rust: `C = bias + A·B` or
+/// `C += A·B` (`accumulate`), with `A`/`B` in the layouts of [`pack_a_rows`] and
+/// [`pack_b_pairs`].
+fn emulate_tile(
+    kc: usize,
+    a: &[u32],
+    b: &[u32],
+    c: &mut [f32],
+    ldc: usize,
+    row_bias: Option<&[f32]>,
+    accumulate: bool,
+) {
+    let kp = depth_words(kc);
+    let half = |w: u32, high: bool| f32::from_bits(if high { w & 0xFFFF_0000 } else { w << 16 });
+    for i in 0..MR_AMX {
+        for j in 0..NR_AMX {
+            let out = &mut c[i * ldc + j];
+            let mut s = if accumulate { *out } else { 0.0 };
+            for q in 0..kp {
+                let (aw, bw) = (a[i * kp + q], b[q * NR_AMX + j]);
+                s += half(aw, false) * half(bw, false) + half(aw, true) * half(bw, true);
+            }
+            *out = s + row_bias.map_or(0.0, |r| r[i]);
+        }
+    }
 }
 
 /// Re-lays `A` panels (`kc` depths × `width` rows, depth-major f32, `width·kc` floats
@@ -73,6 +162,41 @@ pub fn pack_a_rows(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
             }
             row[q..].fill(0);
         }
+    }
+}
+
+/// Packs `data`'s lines `lines` (line `l`, depth `d` at `data[l·ld + d]`, e.g. the rows
+/// of a row-major `A`) over depths `ks` straight into [`pack_a_rows`]'s layout with
+/// `MR_AMX`-line panels: each line's consecutive depths become its consecutive bf16 pairs.
+/// Lines past `lines.end` are zero.
+pub fn pack_a_rows_from_lines(
+    data: &[f32],
+    ld: usize,
+    lines: std::ops::Range<usize>,
+    ks: std::ops::Range<usize>,
+    dst: &mut [u32],
+) {
+    let kc = ks.len();
+    let kp = depth_words(kc);
+    let panels = lines.len().div_ceil(MR_AMX);
+    for (slot, row) in dst.chunks_exact_mut(kp).take(panels * MR_AMX).enumerate() {
+        let line = lines.start + slot;
+        if line >= lines.end {
+            row.fill(0);
+            continue;
+        }
+        let src = &data[line * ld + ks.start..][..kc];
+        #[cfg(target_arch = "x86_64")]
+        if super::bf16::bf16_kernel_available() {
+            // SAFETY: the CPU has the instructions; `row` holds `kp ≥ ceil(kc/2)` words.
+            unsafe { x86::bf16_pairs_avx512(src, row) };
+            continue;
+        }
+        for (w, pair) in row.iter_mut().zip(src.chunks(2)) {
+            let hi = pair.get(1).map_or(0, |&x| to_bf16_bits(x));
+            *w = u32::from(to_bf16_bits(pair[0])) | (u32::from(hi) << 16);
+        }
+        row[kc.div_ceil(2)..].fill(0);
     }
 }
 
@@ -108,23 +232,16 @@ pub unsafe fn emulated(
     e: Epilogue,
 ) {
     let kp = depth_words(kc);
-    let (a, b) = (a.cast::<u32>(), b.cast::<u32>());
-    let half = |w: u32, high: bool| f32::from_bits(if high { w & 0xFFFF_0000 } else { w << 16 });
-    for i in 0..MR_AMX {
-        for j in 0..NR_AMX {
-            let out = c.add(i * ldc + j);
-            let mut s = if e.accumulate { *out } else { 0.0 };
-            for q in 0..kp {
-                let (aw, bw) = (*a.add(i * kp + q), *b.add(q * NR_AMX + j));
-                s += half(aw, false) * half(bw, false) + half(aw, true) * half(bw, true);
+    let a = std::slice::from_raw_parts(a.cast::<u32>(), MR_AMX * kp);
+    let b = std::slice::from_raw_parts(b.cast::<u32>(), NR_AMX * kp);
+    let c = std::slice::from_raw_parts_mut(c, (MR_AMX - 1) * ldc + NR_AMX);
+    let row_bias = (!e.row_bias.is_null()).then(|| std::slice::from_raw_parts(e.row_bias, MR_AMX));
+    emulate_tile(kc, a, b, c, ldc, row_bias, e.accumulate);
+    if !e.col_bias.is_null() {
+        for i in 0..MR_AMX {
+            for j in 0..NR_AMX {
+                c[i * ldc + j] += *e.col_bias.add(j);
             }
-            if !e.row_bias.is_null() {
-                s += *e.row_bias.add(i);
-            }
-            if !e.col_bias.is_null() {
-                s += *e.col_bias.add(j);
-            }
-            *out = s;
         }
     }
 }
@@ -194,6 +311,36 @@ pub mod x86 {
         reserved: [u8; 14],
         bytes_per_row: [u16; 16],
         rows: [u8; 16],
+    }
+
+    /// `src` rounded to bf16 in order (consecutive values pair up into the words of
+    /// `dst`), zero past its end.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX512-BF16; `dst` holds at least
+    /// `ceil(src.len()/2)` words.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn bf16_pairs_avx512(src: &[f32], dst: &mut [u32]) {
+        use std::arch::x86_64::*;
+        assert!(dst.len() >= src.len().div_ceil(2));
+        let mut d = 0;
+        for chunk in src.chunks(32) {
+            let n = chunk.len();
+            let mask = |from: usize| -> __mmask16 {
+                let live = n.saturating_sub(from).min(16);
+                ((1u32 << live) - 1) as __mmask16
+            };
+            let lo = _mm512_maskz_loadu_ps(mask(0), chunk.as_ptr());
+            let hi = _mm512_maskz_loadu_ps(mask(16), chunk.as_ptr().add(16.min(n)));
+            let words: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            let live = (dst.len() - d).min(16);
+            let store: __mmask16 = ((1u32 << live) - 1) as __mmask16;
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(d).cast(), store, words);
+            d += 16;
+        }
+        if d < dst.len() {
+            dst[d..].fill(0);
+        }
     }
 
     thread_local! {

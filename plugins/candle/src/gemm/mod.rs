@@ -358,6 +358,15 @@ impl<T: PackA> PackA for &T {
     ) -> Option<&[f32]> {
         (**self).prepacked::<MR>(rows, ks)
     }
+
+    fn pack_a_tiles(
+        &self,
+        rows: std::ops::Range<usize>,
+        ks: std::ops::Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        (**self).pack_a_tiles(rows, ks, dst)
+    }
 }
 
 impl<T: PackB> PackB for &T {
@@ -659,16 +668,29 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                 for ic in t.rows.clone().step_by(MC) {
                     let mc = MC.min(t.rows.end - ic);
                     let a_len = kc * mc.next_multiple_of(MR);
-                    let a_block: &[f32] = match p.a.prepacked::<MR>(ic..ic + mc, pc..pc + kc) {
-                        Some(panels) => &panels[..a_len],
+                    let a_ptr = match a_tiles_direct::<MR, A>(p, ic..ic + mc, pc..pc + kc) {
+                        Some(ptr) => ptr,
                         None => {
-                            p.a.pack_a::<MR>(ic..ic + mc, pc..pc + kc, &mut ap[..a_len]);
-                            &ap[..a_len]
+                            let a_block: &[f32] = match p
+                                .a
+                                .prepacked::<MR>(ic..ic + mc, pc..pc + kc)
+                            {
+                                Some(panels) => &panels[..a_len],
+                                None => {
+                                    p.a.pack_a::<MR>(ic..ic + mc, pc..pc + kc, &mut ap[..a_len]);
+                                    &ap[..a_len]
+                                }
+                            };
+                            kernel_blocks::<MR>(
+                                p.layout,
+                                Operand::A,
+                                &[a_block],
+                                a_len,
+                                kc,
+                                &PAIRED_A,
+                            )[0]
                         }
                     };
-                    let a_ptr =
-                        kernel_blocks::<MR>(p.layout, Operand::A, &[a_block], a_len, kc, &PAIRED_A)
-                            [0];
                     for (item, &b_block) in b_blocks.iter().enumerate() {
                         let c = p.c.0.add((items.start + item) * p.batch_stride);
                         for jr in (0..nc).step_by(NR) {
@@ -696,6 +718,28 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             }
         }
     });
+}
+
+/// For the AMX layout, `A[rows, ks]` packed by the operand itself straight into this
+/// thread's re-layout buffer (see [`PackA::pack_a_tiles`]), when it can.
+fn a_tiles_direct<const MR: usize, A: PackA>(
+    p: &Problem<'_, A, impl Sized>,
+    rows: std::ops::Range<usize>,
+    ks: std::ops::Range<usize>,
+) -> Option<*const f32> {
+    if p.layout != PanelLayout::AmxTiles || p.a.prepacked::<MR>(rows.clone(), ks.clone()).is_some()
+    {
+        return None;
+    }
+    PAIRED_A.with(|words| {
+        let mut words = words.borrow_mut();
+        let len = rows.len().next_multiple_of(MR) * amx::depth_words(ks.len());
+        if words.len() < len {
+            words.resize(len, 0);
+        }
+        p.a.pack_a_tiles(rows, ks, &mut words[..len])
+            .then(|| words.as_ptr().cast::<f32>())
+    })
 }
 
 /// Which operand a packed block belongs to (the AMX layouts differ).

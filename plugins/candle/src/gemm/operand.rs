@@ -20,6 +20,13 @@ pub trait PackA: Sync {
     fn prepacked<const MR: usize>(&self, _rows: Range<usize>, _ks: Range<usize>) -> Option<&[f32]> {
         None
     }
+
+    /// Packs `A[rows, ks]` straight into the AMX kernel's layout (that of
+    /// [`super::amx::pack_a_rows`]) when the operand can do so without f32 panels first;
+    /// returns false when it cannot, and the driver packs and re-lays instead.
+    fn pack_a_tiles(&self, _rows: Range<usize>, _ks: Range<usize>, _dst: &mut [u32]) -> bool {
+        false
+    }
 }
 
 /// The right operand `B[k, n]`.
@@ -52,6 +59,13 @@ pub struct Transposed<'a> {
 impl PackA for RowMajor<'_> {
     fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
         pack_depth_contiguous::<MR>(self.data, self.ld, rows, ks, dst)
+    }
+
+    /// A row's depths are contiguous, which is the AMX layout's order: each row converts
+    /// in place, with no transpose.
+    fn pack_a_tiles(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [u32]) -> bool {
+        super::amx::pack_a_rows_from_lines(self.data, self.ld, rows, ks, dst);
+        true
     }
 }
 
