@@ -27,6 +27,7 @@
 use super::bf16::{pair_panels, to_bf16_bits};
 #[cfg(test)]
 use super::kernels::Epilogue;
+use super::operand::Element;
 
 /// Rows of the AMX block of `C` (two 16-row tiles).
 pub const MR_AMX: usize = 32;
@@ -169,8 +170,8 @@ pub fn pack_a_rows(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
 /// of a row-major `A`) over depths `ks` straight into [`pack_a_rows`]'s layout with
 /// `MR_AMX`-line panels: each line's consecutive depths become its consecutive bf16 pairs.
 /// Lines past `lines.end` are zero.
-pub fn pack_a_rows_from_lines(
-    data: &[f32],
+pub fn pack_a_rows_from_lines<T: Element>(
+    data: &[T],
     ld: usize,
     lines: std::ops::Range<usize>,
     ks: std::ops::Range<usize>,
@@ -183,21 +184,26 @@ pub fn pack_a_rows_from_lines(
         let line = lines.start + slot;
         if line >= lines.end {
             row.fill(0);
-            continue;
+        } else {
+            T::bf16_pairs(&data[line * ld + ks.start..][..kc], row);
         }
-        let src = &data[line * ld + ks.start..][..kc];
-        #[cfg(target_arch = "x86_64")]
-        if super::bf16::bf16_kernel_available() {
-            // SAFETY: the CPU has the instructions; `row` holds `kp ≥ ceil(kc/2)` words.
-            unsafe { x86::bf16_pairs_avx512(src, row) };
-            continue;
-        }
-        for (w, pair) in row.iter_mut().zip(src.chunks(2)) {
-            let hi = pair.get(1).map_or(0, |&x| to_bf16_bits(x));
-            *w = u32::from(to_bf16_bits(pair[0])) | (u32::from(hi) << 16);
-        }
-        row[kc.div_ceil(2)..].fill(0);
     }
+}
+
+/// `src` rounded to bf16 in order, consecutive values paired into the words of `dst`
+/// (the first in the low half), zero past its end; `dst` holds at least
+/// `ceil(src.len()/2)` words.
+pub fn f32_to_bf16_pairs(src: &[f32], dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::bf16::bf16_kernel_available() {
+        // SAFETY: the CPU has the instructions; the length is checked inside.
+        return unsafe { x86::bf16_pairs_avx512(src, dst) };
+    }
+    for (w, pair) in dst.iter_mut().zip(src.chunks(2)) {
+        let hi = pair.get(1).map_or(0, |&x| to_bf16_bits(x));
+        *w = u32::from(to_bf16_bits(pair[0])) | (u32::from(hi) << 16);
+    }
+    dst[src.len().div_ceil(2)..].fill(0);
 }
 
 /// Re-lays `B` panels (`kc` depths × `width` columns, depth-major f32) as `kp` groups of

@@ -23,7 +23,7 @@ pub mod operand;
 mod packed;
 
 pub use bf16::Precision;
-pub use operand::{Im2col, PackA, PackB, RowMajor, Transposed};
+pub use operand::{Element, Im2col, PackA, PackB, RowMajor, Transposed};
 pub use packed::{PackedA, PackedB};
 
 use kernels::{Epilogue, KernelFn};
