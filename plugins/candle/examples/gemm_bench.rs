@@ -1,8 +1,11 @@
 //! GFLOP/s of the blocked matrix product at UNet shapes, in f32 and (where the CPU has
-//! AVX512-BF16) bf16:
+//! AVX512-BF16 or AMX) bf16:
 //! `RAYON_NUM_THREADS=1 cargo run --release -p easel-candle --example gemm_bench`.
+//! `EASEL_BF16_KERNEL=avx512bf16` runs bf16 on AVX512-BF16 on an AMX machine.
 
-use easel_candle::gemm::{matmul_in, Bias, Dims, PackA, PackedA, Precision, RowMajor, Transposed};
+use easel_candle::gemm::{
+    kernel_name, matmul_in, Bias, Dims, PackA, PackedA, Precision, RowMajor, Transposed,
+};
 use std::time::Instant;
 
 fn main() {
@@ -46,6 +49,9 @@ fn main() {
         .into_iter()
         .filter(|p| p.is_supported())
         .collect();
+    for p in &precisions {
+        println!("{p:?} products run on {}", kernel_name(*p));
+    }
     for (m, n, k, t, p) in shapes
         .into_iter()
         .flat_map(|s| precisions.iter().map(move |&p| (s, p)))

@@ -129,6 +129,25 @@ impl Backend for CandleBackend {
         Tensor::from_slice(data, shape, &self.device).be()
     }
 
+    /// On the CPU in bf16, matrices (rank ≥ 2: linear, convolution and embedding weights)
+    /// stay resident in bf16, which halves the memory they take; the bf16 products round
+    /// their operands to bf16 anyway, so the results are the same bit for bit. Vectors
+    /// (biases, norm scales) stay f32, as the bf16 path keeps everything outside products.
+    fn upload_weight(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        if self.precision != Precision::Bf16 || !self.device.is_cpu() || shape.len() < 2 {
+            return self.upload(data, shape);
+        }
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::Backend(format!(
+                "upload_weight: {} values for shape {shape:?}",
+                data.len()
+            )));
+        }
+        let bf16: Vec<half::bf16> = data.iter().map(|&x| half::bf16::from_f32(x)).collect();
+        Tensor::from_vec(bf16, shape, &self.device).be()
+    }
+
     fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
         t.flatten_all()
             .and_then(|t| t.to_dtype(DType::F32))
@@ -272,6 +291,10 @@ impl Backend for CandleBackend {
             )));
         }
         let ids = Tensor::from_slice(ids, ids.len(), &self.device).be()?;
-        table.index_select(&ids, 0).be()
+        // A bf16-resident table widens (exactly) to the f32 activations everything else uses.
+        table
+            .index_select(&ids, 0)
+            .and_then(|rows| rows.to_dtype(DType::F32))
+            .be()
     }
 }

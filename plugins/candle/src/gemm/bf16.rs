@@ -54,7 +54,8 @@ pub fn to_bf16_bits(x: f32) -> u16 {
 /// lines (depth-major, as the f32 kernels read them); each panel becomes `ceil(kc/2)` groups
 /// of `width` words, word `j` of group `p` holding line `j` at depths `2p` (low half) and
 /// `2p + 1` (high half; zero past the end). A panel keeps its word offset (`index · kc ·
-/// width`), so the same panel arithmetic finds it.
+/// width`), so the same panel arithmetic finds it; `dst` may end after the last panel's
+/// groups.
 pub fn pair_panels(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if bf16_kernel_available() {
@@ -64,15 +65,19 @@ pub fn pair_panels(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
     pair_panels_scalar(src, width, kc, dst)
 }
 
+/// Whether `src_len` floats are whole panels whose pairs fit in `dst_len` words.
+fn paired_len_fits(src_len: usize, width: usize, kc: usize, dst_len: usize) -> bool {
+    let panel_len = kc * width;
+    panel_len > 0
+        && src_len.is_multiple_of(panel_len)
+        && (src_len == 0 || dst_len >= src_len - panel_len + kc.div_ceil(2) * width)
+}
+
 /// [`pair_panels`] one word at a time.
 fn pair_panels_scalar(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
     let panel_len = kc * width;
-    debug_assert!(src.len().is_multiple_of(panel_len));
-    debug_assert!(dst.len() >= src.len());
-    for (panel, out) in src
-        .chunks_exact(panel_len)
-        .zip(dst.chunks_exact_mut(panel_len))
-    {
+    assert!(paired_len_fits(src.len(), width, kc, dst.len()));
+    for (panel, out) in src.chunks_exact(panel_len).zip(dst.chunks_mut(panel_len)) {
         let mut depths = panel.chunks_exact(width);
         for group in out.chunks_exact_mut(width).take(kc.div_ceil(2)) {
             let low = depths.next().expect("at least one depth per group");
@@ -103,17 +108,14 @@ fn pair_panels_scalar(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
 unsafe fn pair_panels_avx512(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
     use std::arch::x86_64::*;
     let panel_len = kc * width;
-    assert!(src.len().is_multiple_of(panel_len) && dst.len() >= src.len());
+    assert!(paired_len_fits(src.len(), width, kc, dst.len()));
     let bits = |v: __m512| -> __m512i {
         // bf16 values, zero-extended to one per 32-bit lane.
         _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
             _mm512_cvtneps_pbh(v),
         ))
     };
-    for (panel, out) in src
-        .chunks_exact(panel_len)
-        .zip(dst.chunks_exact_mut(panel_len))
-    {
+    for (panel, out) in src.chunks_exact(panel_len).zip(dst.chunks_mut(panel_len)) {
         for p in 0..kc.div_ceil(2) {
             let low = panel.as_ptr().add(2 * p * width);
             let high = (2 * p + 1 < kc).then(|| panel.as_ptr().add((2 * p + 1) * width));

@@ -16,13 +16,14 @@
 //! Single-thread throughput on the 2-core Zen 5 development machine is 210–265 GFLOP/s at
 //! UNet shapes (`examples/gemm_bench.rs`), close to its peak of 64 flops per cycle.
 
+pub mod amx;
 pub mod bf16;
 pub mod kernels;
 pub mod operand;
 mod packed;
 
 pub use bf16::Precision;
-pub use operand::{Im2col, PackA, PackB, RowMajor, Transposed};
+pub use operand::{Element, Im2col, PackA, PackB, RowMajor, Transposed};
 pub use packed::{PackedA, PackedB};
 
 use kernels::{Epilogue, KernelFn};
@@ -195,25 +196,147 @@ pub fn matmul_batched_in<A: PackA, B: PackB>(
     match precision {
         Precision::F32 => matmul_batched(dims, batch, a, b, out, bias, parallel),
         Precision::Bf16 => {
-            assert!(
-                bf16::bf16_kernel_available(),
-                "gemm: this CPU has no AVX512-BF16"
-            );
-            #[cfg(target_arch = "x86_64")]
-            {
-                use kernels::x86::{avx512_bf16, MR_512, NR_512};
-                drive::<MR_512, NR_512, _, _>(
-                    avx512_bf16,
-                    true,
-                    dims,
-                    batch,
-                    a,
-                    b,
-                    out,
-                    bias,
-                    parallel,
-                )
-            }
+            let kernel = Bf16Kernel::detect().expect("gemm: this CPU has no bf16 kernel");
+            matmul_batched_bf16_on(kernel, dims, batch, a, b, out, bias, parallel)
+        }
+    }
+}
+
+/// The kernels the bf16 products can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Kernel {
+    /// AMX tiles (`tdpbf16ps`, Intel Sapphire Rapids and later): see [`amx`].
+    Amx,
+    /// AVX512-BF16 (`vdpbf16ps`, AMD Zen 4 and later, Intel Cooper Lake and later).
+    Avx512Bf16,
+    /// [`amx::emulated`]: the AMX kernel's arithmetic in plain Rust, so that tests check
+    /// the AMX layouts and tiling on every CPU.
+    #[cfg(test)]
+    AmxEmulated,
+}
+
+impl Bf16Kernel {
+    /// The fastest bf16 kernel this CPU has (AMX before AVX512-BF16), if any.
+    pub fn detect() -> Option<Bf16Kernel> {
+        if amx::amx_available() {
+            Some(Bf16Kernel::Amx)
+        } else if bf16::bf16_kernel_available() {
+            Some(Bf16Kernel::Avx512Bf16)
+        } else {
+            None
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Bf16Kernel::Amx => amx::amx_available(),
+            Bf16Kernel::Avx512Bf16 => bf16::bf16_kernel_available(),
+            #[cfg(test)]
+            Bf16Kernel::AmxEmulated => true,
+        }
+    }
+
+    /// The instruction that does the products, for reports (`easel bench`, `-v`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Kernel::Amx => "AMX (tdpbf16ps)",
+            Bf16Kernel::Avx512Bf16 => "AVX512-BF16 (vdpbf16ps)",
+            #[cfg(test)]
+            Bf16Kernel::AmxEmulated => "AMX emulated",
+        }
+    }
+}
+
+/// The kernel a product in `precision` runs on, for reports: e.g. `AVX-512 (f32)` or
+/// `AMX (tdpbf16ps)`.
+pub fn kernel_name(precision: Precision) -> String {
+    match precision {
+        Precision::F32 => format!("{:?} (f32 FMA)", Isa::detect()),
+        Precision::Bf16 => Bf16Kernel::detect().map_or("none".into(), |k| k.name().into()),
+    }
+}
+
+/// [`matmul_batched_in`] in bf16 on a chosen kernel (which must be supported: see
+/// [`Bf16Kernel::is_supported`]).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_batched_bf16_on<A: PackA, B: PackB>(
+    kernel: Bf16Kernel,
+    dims: Dims,
+    batch: usize,
+    a: &A,
+    b: impl Fn(usize) -> B + Sync,
+    out: Output<'_>,
+    bias: Bias<'_>,
+    parallel: bool,
+) {
+    assert!(
+        kernel.is_supported(),
+        "gemm: bf16 kernel {kernel:?} is not supported by this CPU"
+    );
+    use amx::{MR_AMX, NR_AMX};
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Bf16Kernel::Amx => drive::<MR_AMX, NR_AMX, _, _>(
+            amx::x86::amx_bf16,
+            PanelLayout::AmxTiles,
+            dims,
+            batch,
+            a,
+            b,
+            out,
+            bias,
+            parallel,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        Bf16Kernel::Avx512Bf16 => {
+            use kernels::x86::{avx512_bf16, MR_512, NR_512};
+            drive::<MR_512, NR_512, _, _>(
+                avx512_bf16,
+                PanelLayout::Bf16Pairs,
+                dims,
+                batch,
+                a,
+                b,
+                out,
+                bias,
+                parallel,
+            )
+        }
+        #[cfg(test)]
+        Bf16Kernel::AmxEmulated => drive::<MR_AMX, NR_AMX, _, _>(
+            amx::emulated,
+            PanelLayout::AmxTiles,
+            dims,
+            batch,
+            a,
+            b,
+            out,
+            bias,
+            parallel,
+        ),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("checked by is_supported"),
+    }
+}
+
+/// How the driver hands packed panels to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PanelLayout {
+    /// The f32 panels as packed.
+    F32,
+    /// Re-laid as bf16 pairs ([`bf16::pair_panels`]) for the AVX512-BF16 kernel.
+    Bf16Pairs,
+    /// Re-laid for AMX tiles ([`amx::pack_a_rows`], [`amx::pack_b_pairs`]).
+    AmxTiles,
+}
+
+impl PanelLayout {
+    /// Words between the panels of a re-laid block of depth `kc`, per line of a panel.
+    fn panel_depth(self, kc: usize) -> usize {
+        match self {
+            PanelLayout::F32 | PanelLayout::Bf16Pairs => kc,
+            PanelLayout::AmxTiles => amx::depth_words(kc),
         }
     }
 }
@@ -234,6 +357,15 @@ impl<T: PackA> PackA for &T {
         ks: std::ops::Range<usize>,
     ) -> Option<&[f32]> {
         (**self).prepacked::<MR>(rows, ks)
+    }
+
+    fn pack_a_tiles(
+        &self,
+        rows: std::ops::Range<usize>,
+        ks: std::ops::Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        (**self).pack_a_tiles(rows, ks, dst)
     }
 }
 
@@ -276,16 +408,36 @@ pub fn matmul_batched_on<A: PackA, B: PackB>(
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             use kernels::x86::{avx512, MR_512, NR_512};
-            drive::<MR_512, NR_512, _, _>(avx512, false, dims, batch, a, b, out, bias, parallel)
+            drive::<MR_512, NR_512, _, _>(
+                avx512,
+                PanelLayout::F32,
+                dims,
+                batch,
+                a,
+                b,
+                out,
+                bias,
+                parallel,
+            )
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
             use kernels::x86::{avx2, MR_256, NR_256};
-            drive::<MR_256, NR_256, _, _>(avx2, false, dims, batch, a, b, out, bias, parallel)
+            drive::<MR_256, NR_256, _, _>(
+                avx2,
+                PanelLayout::F32,
+                dims,
+                batch,
+                a,
+                b,
+                out,
+                bias,
+                parallel,
+            )
         }
         _ => drive::<PORTABLE_MR, PORTABLE_NR, _, _>(
             kernels::generic::<PORTABLE_MR, PORTABLE_NR>,
-            false,
+            PanelLayout::F32,
             dims,
             batch,
             a,
@@ -337,8 +489,8 @@ fn task_chunks(dims: Dims, mr: usize, nr: usize, threads: usize) -> (usize, usiz
 /// The operands and output of one batched product, as the tasks see them.
 struct Problem<'p, A, FB> {
     kernel: KernelFn,
-    /// The kernel reads panels re-laid as bf16 pairs ([`bf16::pair_panels`]).
-    bf16_pairs: bool,
+    /// How the kernel reads its panels.
+    layout: PanelLayout,
     dims: Dims,
     batch: usize,
     a: &'p A,
@@ -352,7 +504,7 @@ struct Problem<'p, A, FB> {
 #[allow(clippy::too_many_arguments)]
 fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     kernel: KernelFn,
-    bf16_pairs: bool,
+    layout: PanelLayout,
     dims: Dims,
     batch: usize,
     a: &A,
@@ -389,7 +541,7 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     }
     let problem = Problem {
         kernel,
-        bf16_pairs,
+        layout,
         dims,
         batch,
         a,
@@ -510,25 +662,41 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                     .collect();
                 // Every item's block of B is re-laid (bf16) once here and then serves all
                 // row blocks of A.
-                let b_blocks = kernel_blocks::<NR>(p.bf16_pairs, &b_f32, b_stride, kc, &PAIRED_B);
+                let b_blocks =
+                    kernel_blocks::<NR>(p.layout, Operand::B, &b_f32, b_stride, kc, &PAIRED_B);
+                let depth = p.layout.panel_depth(kc);
                 for ic in t.rows.clone().step_by(MC) {
                     let mc = MC.min(t.rows.end - ic);
                     let a_len = kc * mc.next_multiple_of(MR);
-                    let a_block: &[f32] = match p.a.prepacked::<MR>(ic..ic + mc, pc..pc + kc) {
-                        Some(panels) => &panels[..a_len],
+                    let a_ptr = match a_tiles_direct::<MR, A>(p, ic..ic + mc, pc..pc + kc) {
+                        Some(ptr) => ptr,
                         None => {
-                            p.a.pack_a::<MR>(ic..ic + mc, pc..pc + kc, &mut ap[..a_len]);
-                            &ap[..a_len]
+                            let a_block: &[f32] = match p
+                                .a
+                                .prepacked::<MR>(ic..ic + mc, pc..pc + kc)
+                            {
+                                Some(panels) => &panels[..a_len],
+                                None => {
+                                    p.a.pack_a::<MR>(ic..ic + mc, pc..pc + kc, &mut ap[..a_len]);
+                                    &ap[..a_len]
+                                }
+                            };
+                            kernel_blocks::<MR>(
+                                p.layout,
+                                Operand::A,
+                                &[a_block],
+                                a_len,
+                                kc,
+                                &PAIRED_A,
+                            )[0]
                         }
                     };
-                    let a_ptr =
-                        kernel_blocks::<MR>(p.bf16_pairs, &[a_block], a_len, kc, &PAIRED_A)[0];
                     for (item, &b_block) in b_blocks.iter().enumerate() {
                         let c = p.c.0.add((items.start + item) * p.batch_stride);
                         for jr in (0..nc).step_by(NR) {
-                            let b_panel = b_block.add(jr * kc);
+                            let b_panel = b_block.add(jr * depth);
                             for ir in (0..mc).step_by(MR) {
-                                let a_panel = a_ptr.add(ir * kc);
+                                let a_panel = a_ptr.add(ir * depth);
                                 tile::<MR, NR>(
                                     p.kernel,
                                     kc,
@@ -552,26 +720,65 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     });
 }
 
+/// For the AMX layout, `A[rows, ks]` packed by the operand itself straight into this
+/// thread's re-layout buffer (see [`PackA::pack_a_tiles`]), when it can.
+fn a_tiles_direct<const MR: usize, A: PackA>(
+    p: &Problem<'_, A, impl Sized>,
+    rows: std::ops::Range<usize>,
+    ks: std::ops::Range<usize>,
+) -> Option<*const f32> {
+    if p.layout != PanelLayout::AmxTiles || p.a.prepacked::<MR>(rows.clone(), ks.clone()).is_some()
+    {
+        return None;
+    }
+    PAIRED_A.with(|words| {
+        let mut words = words.borrow_mut();
+        let len = rows.len().next_multiple_of(MR) * amx::depth_words(ks.len());
+        if words.len() < len {
+            words.resize(len, 0);
+        }
+        p.a.pack_a_tiles(rows, ks, &mut words[..len])
+            .then(|| words.as_ptr().cast::<f32>())
+    })
+}
+
+/// Which operand a packed block belongs to (the AMX layouts differ).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    A,
+    B,
+}
+
 /// Where the kernel reads each packed block (panels of `W` lines, `stride` floats apart):
-/// the blocks themselves for the f32 kernels, or for the bf16 kernel their bf16-pair
-/// re-layout in this thread's `buffer`, which stays valid until the next call with it.
+/// the blocks themselves for the f32 kernels, or their re-layout for a bf16 kernel in this
+/// thread's `buffer`, which stays valid until the next call with it. A re-laid block's
+/// panels are `W · layout.panel_depth(kc)` words apart.
 fn kernel_blocks<const W: usize>(
-    bf16_pairs: bool,
+    layout: PanelLayout,
+    operand: Operand,
     blocks: &[&[f32]],
     stride: usize,
     kc: usize,
     buffer: &'static std::thread::LocalKey<RefCell<Vec<u32>>>,
 ) -> Vec<*const f32> {
-    if !bf16_pairs {
+    if layout == PanelLayout::F32 {
         return blocks.iter().map(|b| b.as_ptr()).collect();
     }
+    // Words per re-laid block: AMX pads each panel's depth to whole tiles.
+    let relaid = |len: usize| (len / kc) * layout.panel_depth(kc);
+    let block_words = relaid(stride).max(blocks.iter().map(|b| relaid(b.len())).max().unwrap_or(0));
     buffer.with(|words| {
         let mut words = words.borrow_mut();
-        let needed = words.len().max(stride * blocks.len());
+        let needed = words.len().max(block_words * blocks.len());
         words.resize(needed, 0);
         let mut out = Vec::with_capacity(blocks.len());
-        for (src, dst) in blocks.iter().zip(words.chunks_exact_mut(stride)) {
-            bf16::pair_panels(src, W, kc, &mut dst[..src.len()]);
+        for (src, dst) in blocks.iter().zip(words.chunks_exact_mut(block_words)) {
+            let dst = &mut dst[..relaid(src.len())];
+            match (layout, operand) {
+                (PanelLayout::AmxTiles, Operand::A) => amx::pack_a_rows(src, W, kc, dst),
+                (PanelLayout::AmxTiles, Operand::B) => amx::pack_b_pairs(src, W, kc, dst),
+                _ => bf16::pair_panels(src, W, kc, dst),
+            }
             out.push(dst.as_ptr().cast::<f32>());
         }
         out

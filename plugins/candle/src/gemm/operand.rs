@@ -20,6 +20,13 @@ pub trait PackA: Sync {
     fn prepacked<const MR: usize>(&self, _rows: Range<usize>, _ks: Range<usize>) -> Option<&[f32]> {
         None
     }
+
+    /// Packs `A[rows, ks]` straight into the AMX kernel's layout (that of
+    /// [`super::amx::pack_a_rows`]) when the operand can do so without f32 panels first;
+    /// returns false when it cannot, and the driver packs and re-lays instead.
+    fn pack_a_tiles(&self, _rows: Range<usize>, _ks: Range<usize>, _dst: &mut [u32]) -> bool {
+        false
+    }
 }
 
 /// The right operand `B[k, n]`.
@@ -34,24 +41,67 @@ pub trait PackB: Sync {
     }
 }
 
+/// What a matrix operand may hold: f32, or bf16 (weights kept resident in bf16 on the
+/// bf16 path; they widen to f32 exactly while packed).
+pub trait Element: Copy + Send + Sync + 'static {
+    fn widen(self) -> f32;
+    /// `src` in order as bf16 pairs (consecutive values share a word, the first in the low
+    /// half), zero past its end; `dst` holds at least `ceil(src.len()/2)` words.
+    fn bf16_pairs(src: &[Self], dst: &mut [u32]);
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+
+    fn bf16_pairs(src: &[f32], dst: &mut [u32]) {
+        super::amx::f32_to_bf16_pairs(src, dst)
+    }
+}
+
+impl Element for half::bf16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+
+    /// Already bf16: the bits pair up unchanged.
+    fn bf16_pairs(src: &[half::bf16], dst: &mut [u32]) {
+        for (w, pair) in dst.iter_mut().zip(src.chunks(2)) {
+            let hi = pair.get(1).map_or(0, |x| x.to_bits());
+            *w = u32::from(pair[0].to_bits()) | (u32::from(hi) << 16);
+        }
+        dst[src.len().div_ceil(2)..].fill(0);
+    }
+}
+
 /// A matrix stored row by row: element `(r, c)` at `data[r·ld + c]`.
 #[derive(Clone, Copy, Debug)]
-pub struct RowMajor<'a> {
-    pub data: &'a [f32],
+pub struct RowMajor<'a, T: Element = f32> {
+    pub data: &'a [T],
     pub ld: usize,
 }
 
 /// A matrix read through its transpose: element `(r, c)` at `data[c·ld + r]` (a linear
 /// layer's `[out, in]` weight used as `Wᵀ`, or the keys of attention used as `Kᵀ`).
 #[derive(Clone, Copy, Debug)]
-pub struct Transposed<'a> {
-    pub data: &'a [f32],
+pub struct Transposed<'a, T: Element = f32> {
+    pub data: &'a [T],
     pub ld: usize,
 }
 
-impl PackA for RowMajor<'_> {
+impl<T: Element> PackA for RowMajor<'_, T> {
     fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
-        pack_depth_contiguous::<MR>(self.data, self.ld, rows, ks, dst)
+        pack_depth_contiguous::<MR, T>(self.data, self.ld, rows, ks, dst)
+    }
+
+    /// A row's depths are contiguous, which is the AMX layout's order: each row converts
+    /// in place, with no transpose.
+    fn pack_a_tiles(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [u32]) -> bool {
+        super::amx::pack_a_rows_from_lines(self.data, self.ld, rows, ks, dst);
+        true
     }
 }
 
@@ -59,8 +109,8 @@ impl PackA for RowMajor<'_> {
 /// `data[l·ld + k]`: the rows of a row-major `A`, the columns of a transposed `B`).
 /// Lines past `lines.end` are zero.
 #[inline]
-fn pack_depth_contiguous<const W: usize>(
-    data: &[f32],
+fn pack_depth_contiguous<const W: usize, T: Element>(
+    data: &[T],
     ld: usize,
     lines: Range<usize>,
     ks: Range<usize>,
@@ -75,12 +125,12 @@ fn pack_depth_contiguous<const W: usize>(
         let live = W.min(lines.end - l0);
         let src = |i: usize| &data[(l0 + i) * ld + ks.start..][..kc];
         if live == W {
-            transpose_rows::<W>(std::array::from_fn(src), panel);
+            transpose_rows::<W, T>(std::array::from_fn(src), panel);
         } else {
             for i in 0..W {
                 if i < live {
                     for (k, &v) in src(i).iter().enumerate() {
-                        panel[k * W + i] = v;
+                        panel[k * W + i] = v.widen();
                     }
                 } else {
                     for k in 0..kc {
@@ -96,8 +146,8 @@ fn pack_depth_contiguous<const W: usize>(
 /// `data[k·ld + l]`: the rows of a transposed `A`, the columns of a row-major `B`).
 /// Lines past `lines.end` are zero.
 #[inline]
-fn pack_lines_contiguous<const W: usize>(
-    data: &[f32],
+fn pack_lines_contiguous<const W: usize, T: Element>(
+    data: &[T],
     ld: usize,
     lines: Range<usize>,
     ks: Range<usize>,
@@ -111,7 +161,10 @@ fn pack_lines_contiguous<const W: usize>(
         }
         let live = W.min(lines.end - l0);
         for (k, depth) in panel.chunks_exact_mut(W).enumerate() {
-            depth[..live].copy_from_slice(&data[(ks.start + k) * ld + l0..][..live]);
+            let src = &data[(ks.start + k) * ld + l0..][..live];
+            for (d, &v) in depth.iter_mut().zip(src) {
+                *d = v.widen();
+            }
             depth[live..].fill(0.0);
         }
     }
@@ -121,7 +174,7 @@ fn pack_lines_contiguous<const W: usize>(
 /// a time so each row is read with whole-vector loads and the writes stay within a few
 /// cache lines.
 #[inline]
-fn transpose_rows<const MR: usize>(rows: [&[f32]; MR], dst: &mut [f32]) {
+fn transpose_rows<const MR: usize, T: Element>(rows: [&[T]; MR], dst: &mut [f32]) {
     const STEP: usize = 8;
     let kc = rows[0].len();
     let whole = kc - kc % STEP;
@@ -130,34 +183,34 @@ fn transpose_rows<const MR: usize>(rows: [&[f32]; MR], dst: &mut [f32]) {
         .zip(dst.chunks_exact_mut(STEP * MR))
     {
         for (i, row) in rows.iter().enumerate() {
-            let src: &[f32; STEP] = row[k0..k0 + STEP].try_into().expect("eight depths");
+            let src: &[T; STEP] = row[k0..k0 + STEP].try_into().expect("eight depths");
             for (t, &v) in src.iter().enumerate() {
-                out[t * MR + i] = v;
+                out[t * MR + i] = v.widen();
             }
         }
     }
     for k in whole..kc {
         for (i, row) in rows.iter().enumerate() {
-            dst[k * MR + i] = row[k];
+            dst[k * MR + i] = row[k].widen();
         }
     }
 }
 
-impl PackA for Transposed<'_> {
+impl<T: Element> PackA for Transposed<'_, T> {
     fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
-        pack_lines_contiguous::<MR>(self.data, self.ld, rows, ks, dst)
+        pack_lines_contiguous::<MR, T>(self.data, self.ld, rows, ks, dst)
     }
 }
 
-impl PackB for RowMajor<'_> {
+impl<T: Element> PackB for RowMajor<'_, T> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
-        pack_lines_contiguous::<NR>(self.data, self.ld, cols, ks, dst)
+        pack_lines_contiguous::<NR, T>(self.data, self.ld, cols, ks, dst)
     }
 }
 
-impl PackB for Transposed<'_> {
+impl<T: Element> PackB for Transposed<'_, T> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
-        pack_depth_contiguous::<NR>(self.data, self.ld, cols, ks, dst)
+        pack_depth_contiguous::<NR, T>(self.data, self.ld, cols, ks, dst)
     }
 }
 

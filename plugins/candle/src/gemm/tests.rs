@@ -298,10 +298,9 @@ fn large_batches_are_run_in_groups() {
 /// The bf16 products against exact arithmetic on the bf16-rounded inputs (so only the f32
 /// sums may differ), at ragged sizes, odd depths, several `KC` blocks, a batch, both bias
 /// forms and a prepacked operand; and within bf16's input rounding of the f32 product.
-#[test]
-fn bf16_products_are_exact_sums_of_rounded_inputs() {
-    if !Precision::Bf16.is_supported() {
-        eprintln!("skipped: this CPU has no AVX512-BF16");
+fn check_bf16_kernel(kernel: Bf16Kernel) {
+    if !kernel.is_supported() {
+        eprintln!("skipped: this CPU cannot run the {} kernel", kernel.name());
         return;
     }
     let round = |x: f32| f32::from_bits(u32::from(bf16::to_bf16_bits(x)) << 16);
@@ -311,6 +310,9 @@ fn bf16_products_are_exact_sums_of_rounded_inputs() {
         (29, 47, 301),
         (97, 83, 41),
         (24, 64, 600),
+        (64, 96, 512),
+        (33, 65, 31),
+        (70, 40, 8),
     ]
     .iter()
     .enumerate()
@@ -340,9 +342,9 @@ fn bf16_products_are_exact_sums_of_rounded_inputs() {
                 ld: n,
             };
             if form == 2 {
-                matmul_batched_in(Precision::Bf16, dims, 2, &packed, b_of, out, bias, true);
+                matmul_batched_bf16_on(kernel, dims, 2, &packed, b_of, out, bias, true);
             } else {
-                matmul_batched_in(Precision::Bf16, dims, 2, &rows, b_of, out, bias, form == 0);
+                matmul_batched_bf16_on(kernel, dims, 2, &rows, b_of, out, bias, form == 0);
             }
             for (i, b) in bs.iter().enumerate() {
                 let got = &c[i * m * n..(i + 1) * m * n];
@@ -352,7 +354,8 @@ fn bf16_products_are_exact_sums_of_rounded_inputs() {
                     |d, col| round(b[d * n + col]),
                     bias,
                 );
-                assert_close(got, &want, &mag, &format!("bf16 {m}x{n}x{k} form {form}"));
+                let what = format!("{} {m}x{n}x{k} form {form}", kernel.name());
+                assert_close(got, &want, &mag, &what);
                 // And the unrounded product within the inputs' rounding (2⁻⁸ relative each).
                 let (exact, _) =
                     reference(dims, |r, d| a[r * k + d], |d, col| b[d * n + col], bias);
@@ -360,6 +363,90 @@ fn bf16_products_are_exact_sums_of_rounded_inputs() {
                     assert!((g as f64 - w).abs() <= 2f64.powi(-7) * s + 1e-5);
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn avx512_bf16_products_are_exact_sums_of_rounded_inputs() {
+    check_bf16_kernel(Bf16Kernel::Avx512Bf16);
+}
+
+/// Runs only on CPUs with AMX (Intel Sapphire Rapids and later); elsewhere it prints a
+/// notice and [`amx_layouts_and_tiling_are_exact_on_every_cpu`] checks everything but the
+/// instructions.
+#[test]
+fn amx_products_are_exact_sums_of_rounded_inputs() {
+    check_bf16_kernel(Bf16Kernel::Amx);
+}
+
+#[test]
+fn amx_layouts_and_tiling_are_exact_on_every_cpu() {
+    check_bf16_kernel(Bf16Kernel::AmxEmulated);
+}
+
+/// `Precision::Bf16` runs on the fastest kernel present, and forcing each kernel gives the
+/// same products up to f32 summation order.
+#[test]
+fn bf16_dispatch_prefers_amx_and_kernels_agree() {
+    let Some(best) = Bf16Kernel::detect() else {
+        eprintln!("skipped: this CPU has no bf16 kernel");
+        return;
+    };
+    assert_eq!(best == Bf16Kernel::Amx, amx::amx_available());
+    let dims = Dims {
+        m: 45,
+        n: 77,
+        k: 300,
+    };
+    let a = random(dims.m * dims.k, 5);
+    let b = random(dims.k * dims.n, 6);
+    let rows = RowMajor {
+        data: &a,
+        ld: dims.k,
+    };
+    let cols = RowMajor {
+        data: &b,
+        ld: dims.n,
+    };
+    let run = |kernel: Option<Bf16Kernel>| {
+        let mut c = vec![0f32; dims.m * dims.n];
+        let out = Output {
+            data: &mut c,
+            ld: dims.n,
+            batch_stride: 0,
+        };
+        match kernel {
+            Some(k) => matmul_batched_bf16_on(k, dims, 1, &rows, |_| &cols, out, Bias::None, true),
+            None => matmul_batched_in(
+                Precision::Bf16,
+                dims,
+                1,
+                &rows,
+                |_| &cols,
+                out,
+                Bias::None,
+                true,
+            ),
+        }
+        c
+    };
+    let auto = run(None);
+    assert_eq!(auto, run(Some(best)), "Precision::Bf16 runs on {best:?}");
+    for kernel in [
+        Bf16Kernel::Amx,
+        Bf16Kernel::Avx512Bf16,
+        Bf16Kernel::AmxEmulated,
+    ] {
+        if !kernel.is_supported() {
+            eprintln!("skipped: {}", kernel.name());
+            continue;
+        }
+        for (x, y) in run(Some(kernel)).iter().zip(&auto) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{kernel:?}: {x} vs {y}"
+            );
         }
     }
 }

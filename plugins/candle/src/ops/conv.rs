@@ -4,8 +4,8 @@
 //! 1×1 convolution reads the image itself as the right operand. Other devices use candle's
 //! conv2d.
 
-use super::cpu_kernel::{all_cpu_f32, with_f32_data};
-use crate::gemm::{matmul_batched_in, Bias, Dims, Im2col, Output, Precision, RowMajor};
+use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, WeightData};
+use crate::gemm::{matmul_batched_in, Bias, Dims, Element, Im2col, Output, Precision, RowMajor};
 use candle_core::{bail, Device, Result, Tensor};
 
 /// Square-kernel convolution of `[N, C, H, W]` by `w: [out, C, k, k]`, its products on
@@ -38,9 +38,9 @@ pub fn conv2d(
             bail!("conv2d: bias {:?} is not [{out}]", b.dims());
         }
     }
-    let mut all = vec![x, w];
-    all.extend(b);
-    if all_cpu_f32(&all) {
+    let mut others = vec![x];
+    others.extend(b);
+    if cpu_kernel_operands(w, &others) {
         return conv2d_cpu(x, w, b, stride, padding, precision);
     }
     let y = x.conv2d(w, padding, stride, 1, 1)?;
@@ -63,51 +63,90 @@ fn conv2d_cpu(
     let (cout, _, k, _) = w.dims4()?;
     let ho = (h + 2 * padding - k) / stride + 1;
     let wo = (wd + 2 * padding - k) / stride + 1;
-    let depth = c * k * k;
     let mut y = vec![0f32; n * cout * ho * wo];
     let bias = match b {
         Some(b) => Some(with_f32_data(b, "conv2d", |v| v.to_vec())?),
         None => None,
     };
+    let shape = ConvShape {
+        n,
+        c,
+        h,
+        wd,
+        cout,
+        k,
+        stride,
+        padding,
+        ho,
+        wo,
+    };
+    let bias = bias.as_deref().map_or(Bias::None, Bias::PerRow);
     with_f32_data(x, "conv2d", |xs| {
-        with_f32_data(w, "conv2d", |ws| {
-            let dims = Dims {
-                m: cout,
-                n: ho * wo,
-                k: depth,
-            };
-            let weight = RowMajor {
-                data: ws,
-                ld: depth,
-            };
-            let output = Output {
-                data: &mut y,
-                ld: ho * wo,
-                batch_stride: cout * ho * wo,
-            };
-            let bias = bias.as_deref().map_or(Bias::None, Bias::PerRow);
-            let image = |i: usize| &xs[i * c * h * wd..(i + 1) * c * h * wd];
-            if k == 1 && stride == 1 && padding == 0 {
-                let cols = |i| RowMajor {
-                    data: image(i),
-                    ld: h * wd,
-                };
-                matmul_batched_in(precision, dims, n, &weight, cols, output, bias, true);
-            } else {
-                let cols = |i| Im2col {
-                    image: image(i),
-                    channels: c,
-                    height: h,
-                    width: wd,
-                    kernel: k,
-                    stride,
-                    padding,
-                    out_height: ho,
-                    out_width: wo,
-                };
-                matmul_batched_in(precision, dims, n, &weight, cols, output, bias, true);
-            }
+        with_weight_data(w, "conv2d", |wd| match wd {
+            WeightData::F32(ws) => conv_products(&shape, xs, ws, &mut y, bias, precision),
+            WeightData::Bf16(ws) => conv_products(&shape, xs, ws, &mut y, bias, precision),
         })
     })??;
     Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
+}
+
+/// The sizes of one CPU convolution (input, weight, output).
+struct ConvShape {
+    n: usize,
+    c: usize,
+    h: usize,
+    wd: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    ho: usize,
+    wo: usize,
+}
+
+/// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16.
+fn conv_products<T: Element>(
+    s: &ConvShape,
+    xs: &[f32],
+    ws: &[T],
+    y: &mut [f32],
+    bias: Bias<'_>,
+    precision: Precision,
+) {
+    let (c, h, wd) = (s.c, s.h, s.wd);
+    let dims = Dims {
+        m: s.cout,
+        n: s.ho * s.wo,
+        k: c * s.k * s.k,
+    };
+    let weight = RowMajor {
+        data: ws,
+        ld: dims.k,
+    };
+    let output = Output {
+        data: y,
+        ld: dims.n,
+        batch_stride: s.cout * dims.n,
+    };
+    let image = |i: usize| &xs[i * c * h * wd..(i + 1) * c * h * wd];
+    if s.k == 1 && s.stride == 1 && s.padding == 0 {
+        let cols = |i| RowMajor {
+            data: image(i),
+            ld: h * wd,
+        };
+        matmul_batched_in(precision, dims, s.n, &weight, cols, output, bias, true);
+    } else {
+        let cols = |i| Im2col {
+            image: image(i),
+            channels: c,
+            height: h,
+            width: wd,
+            kernel: s.k,
+            stride: s.stride,
+            padding: s.padding,
+            out_height: s.ho,
+            out_width: s.wo,
+        };
+        matmul_batched_in(precision, dims, s.n, &weight, cols, output, bias, true);
+    }
 }

@@ -51,6 +51,36 @@ pub fn with_f32_data<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Re
     }
 }
 
+/// A weight's CPU elements: f32, or bf16 where the backend keeps weights resident in bf16
+/// (see `CandleBackend::upload_weight`).
+pub enum WeightData<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [half::bf16]),
+}
+
+/// Runs `f` on the elements of a CPU weight (f32 or bf16), made contiguous first.
+pub fn with_weight_data<R>(t: &Tensor, op: &str, f: impl FnOnce(WeightData<'_>) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        bail!("{op}: the tensor is not on the CPU")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op}: the weight must be contiguous")
+    };
+    Ok(match cpu {
+        CpuStorage::F32(v) => f(WeightData::F32(&v[start..end])),
+        CpuStorage::BF16(v) => f(WeightData::Bf16(&v[start..end])),
+        other => bail!("{op}: weights must be f32 or bf16, got {:?}", other.dtype()),
+    })
+}
+
+/// Whether `w` is a weight the custom kernels read on the CPU (f32, or resident bf16) and
+/// every other tensor is f32 on the CPU.
+pub fn cpu_kernel_operands(w: &Tensor, others: &[&Tensor]) -> bool {
+    w.device().is_cpu() && matches!(w.dtype(), DType::F32 | DType::BF16) && all_cpu_f32(others)
+}
+
 /// Whether every tensor is an f32 tensor on the CPU (the case the custom kernels handle).
 pub fn all_cpu_f32(ts: &[&Tensor]) -> bool {
     ts.iter()

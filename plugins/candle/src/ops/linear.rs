@@ -2,8 +2,8 @@
 //! product reads the `[out, in]` weight as `Wᵀ` while packing it and adds the bias in the
 //! kernel's epilogue; other devices use candle's matmul on the transposed view.
 
-use super::cpu_kernel::{all_cpu_f32, with_f32_data};
-use crate::gemm::{matmul_in, Bias, Dims, Precision, RowMajor, Transposed};
+use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, WeightData};
+use crate::gemm::{matmul_in, Bias, Dims, Element, Precision, RowMajor, Transposed};
 use candle_core::{bail, Device, Result, Tensor};
 
 /// `x[..., in] · wᵀ + b` with `w: [out, in]`.
@@ -24,36 +24,24 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, precision: Precision) 
     let rows: usize = lead.iter().product();
     let mut out_dims = lead.to_vec();
     out_dims.push(out_features);
-    let mut all = vec![x, w];
-    all.extend(b);
-    if all_cpu_f32(&all) {
+    let mut others = vec![x];
+    others.extend(b);
+    if cpu_kernel_operands(w, &others) {
         let mut y = vec![0f32; rows * out_features];
         let bias = match b {
             Some(b) => Some(with_f32_data(b, "linear", |v| v.to_vec())?),
             None => None,
         };
+        let dims = Dims {
+            m: rows,
+            n: out_features,
+            k: in_features,
+        };
+        let bias = bias.as_deref().map_or(Bias::None, Bias::PerColumn);
         with_f32_data(x, "linear", |xs| {
-            with_f32_data(w, "linear", |ws| {
-                matmul_in(
-                    precision,
-                    Dims {
-                        m: rows,
-                        n: out_features,
-                        k: in_features,
-                    },
-                    &RowMajor {
-                        data: xs,
-                        ld: in_features,
-                    },
-                    &Transposed {
-                        data: ws,
-                        ld: in_features,
-                    },
-                    &mut y,
-                    out_features,
-                    bias.as_deref().map_or(Bias::None, Bias::PerColumn),
-                    true,
-                )
+            with_weight_data(w, "linear", |wd| match wd {
+                WeightData::F32(ws) => products(dims, xs, ws, &mut y, bias, precision),
+                WeightData::Bf16(ws) => products(dims, xs, ws, &mut y, bias, precision),
             })
         })??;
         return Tensor::from_vec(y, out_dims, &Device::Cpu);
@@ -64,4 +52,24 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, precision: Precision) 
         None => y,
     };
     y.reshape(out_dims)
+}
+
+/// `y = x · Wᵀ + bias` with the `[out, in]` weight in f32 or bf16.
+fn products<T: Element>(
+    dims: Dims,
+    xs: &[f32],
+    ws: &[T],
+    y: &mut [f32],
+    bias: Bias<'_>,
+    precision: Precision,
+) {
+    let x = RowMajor {
+        data: xs,
+        ld: dims.k,
+    };
+    let w = Transposed {
+        data: ws,
+        ld: dims.k,
+    };
+    matmul_in(precision, dims, &x, &w, y, dims.n, bias, true)
 }
