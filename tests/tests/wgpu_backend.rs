@@ -282,8 +282,9 @@ fn attention_matches_candle() {
         return;
     }
     let p = Pair::new(gpu());
-    // (n, lq, lk, heads, head dim, causal): tiny-model widths, SD's head dims 40/80/160,
-    // query counts that leave a partial 64-query block, key counts crossing key blocks.
+    // (n, lq, lk, heads, head dim, causal): tiny-model widths, SD's head dims 40/80/160 and
+    // the VAE's 512, a head dim that leaves a partial chunk (20), query counts that leave a
+    // partial 32-query block, key counts crossing 64-key blocks.
     for (i, &(n, lq, lk, heads, d, causal)) in [
         (1, 77, 77, 2, 64, true),
         (2, 70, 77, 8, 4, false),
@@ -291,6 +292,8 @@ fn attention_matches_candle() {
         (1, 65, 9, 2, 80, false),
         (2, 20, 33, 1, 160, false),
         (1, 100, 100, 3, 8, true),
+        (1, 70, 130, 1, 512, false),
+        (2, 45, 45, 2, 20, true),
     ]
     .iter()
     .enumerate()

@@ -6,16 +6,23 @@ use crate::kernels::{Kernel, Variant};
 use crate::tensor::WgpuTensor;
 use easel_core::Result;
 
-/// Queries per workgroup in `attention.wgsl`.
-const QUERY_BLOCK: usize = 64;
-/// Largest key block; smaller where K and V tiles of the head dim would not fit.
-const MAX_KEY_BLOCK: usize = 64;
-/// Workgroup memory the kernel plans for: WebGPU's guaranteed minimum, so the browser runs
-/// the same tiling.
-const WORKGROUP_BYTES: usize = 16384;
+/// Queries per workgroup in `attention.wgsl` (query ranges of a split are multiples of it,
+/// so only the last block of an image is partly filled).
+const QUERY_BLOCK: usize = 32;
 
-/// Largest head dim the kernel keeps in registers.
-const MAX_HEAD_DIM: usize = 256;
+/// Workgroup memory `attention.wgsl` declares: query chunk [32][16 + 1], key/value chunk
+/// [64][16 + 1], probabilities [32][64 + 8], in f32 (15744 bytes).
+pub(crate) const ATTENTION_WORKGROUP_BYTES: u64 = 4 * (32 * 17 + 64 * 17 + 32 * 72);
+
+/// Head-dim columns staged per step: 16 where the head dim is a multiple of 16 (SD's 64,
+/// 80, 160, 320, 512), else 8 (40), so that no chunk is mostly padding.
+fn chunk_width(d: usize) -> usize {
+    if d % 16 == 0 {
+        16
+    } else {
+        8
+    }
+}
 
 impl Gpu {
     pub(crate) fn attention(
@@ -48,18 +55,10 @@ impl Gpu {
             ));
         }
         let d = width / heads;
-        if d > MAX_HEAD_DIM {
-            return Err(op_err(
-                "attention",
-                format!("head dim {d} exceeds {MAX_HEAD_DIM}"),
-            ));
-        }
-        let storage = WORKGROUP_BYTES.min(self.limits.max_compute_workgroup_storage_size as usize);
-        let bk = (storage / (8 * d)).clamp(1, MAX_KEY_BLOCK);
         let (q, k, v) = (self.as_f32(q)?, self.as_f32(k)?, self.as_f32(v)?);
         let out = self.alloc(&q.shape)?;
         let variant = Variant {
-            consts: vec![("D", d as u32), ("BK", bk as u32)],
+            consts: vec![("D", d as u32), ("TD", chunk_width(d) as u32)],
             ..Variant::plain(Kernel::Attention)
         };
         let scale = 1.0 / (d as f32).sqrt();
