@@ -8,7 +8,10 @@
 //! channels and heads (the kernels do not depend on the token count but for the number of
 //! blocks). The largest shapes of a 512x512 step with CFG (batch 2) and of the VAE at
 //! 512x512 run in `largest_shapes_run_within_the_limits`, gated by `EASEL_WGPU_LARGEST=1`
-//! because on lavapipe they take many minutes.
+//! because on lavapipe they take many minutes. The whole full-size txt2img is gated by
+//! `EASEL_WGPU_FULL_SIZE=1`: on this project's 2-core CI machine with lavapipe it took
+//! 7 min 18 s (loading the synthetic weights 53 s + 47 s, wgpu 322 s, CPU 14 s), over
+//! the ~3 minutes a test run on every change may take; run it on changes to plugins/wgpu.
 //!
 //! Tolerances, relative to the reference's largest magnitude: weights of rank ≥ 2 are
 //! stored in f16 and the candle side gets the same f16-rounded values, so what differs is
@@ -114,6 +117,8 @@ impl Pair {
         assert_eq!(self.g.shape(&got), self.c.shape(want), "{what}: shape");
         let want = self.c.download(want).unwrap();
         assert_eq!(got_host.len(), want.len(), "{what}: length");
+        // (The relative difference alone would pass NaN.)
+        assert!(got_host.iter().all(|v| v.is_finite()), "{what}: not finite");
         let rel = max_rel_diff(&got_host, &want);
         println!("{what}: max relative difference {rel:.2e} (wgpu {ms:.0} ms)");
         assert!(
@@ -214,7 +219,8 @@ fn conv(p: &Pair, what: &str, x: [usize; 4], o: usize, k: usize, stride: usize) 
 }
 
 /// The VAE decoder's convolutions (512 channels at the latent, 512->512 and 512->256
-/// after upsampling, 128 channels at the image, 3 out) for a 128x128 image.
+/// after upsampling, 128 channels at the image, 3 out) at the sizes of a 64x64 image (a
+/// 128x128 one for the last), and the encoder's stride-2 downsampling.
 #[test]
 fn vae_convolutions() {
     if skip() {
@@ -222,12 +228,12 @@ fn vae_convolutions() {
     }
     let p = Pair::new();
     conv(&p, "VAE conv_in", [1, 4, 16, 16], 512, 3, 1);
-    conv(&p, "VAE mid", [1, 512, 16, 16], 512, 3, 1);
-    conv(&p, "VAE up.2", [1, 512, 64, 64], 512, 3, 1);
-    conv(&p, "VAE up.1 block", [1, 512, 64, 64], 256, 3, 1);
-    conv(&p, "VAE up.1 shortcut", [1, 512, 64, 64], 256, 1, 1);
+    conv(&p, "VAE mid", [1, 512, 8, 8], 512, 3, 1);
+    conv(&p, "VAE up.2 upsample", [1, 512, 32, 32], 512, 3, 1);
+    conv(&p, "VAE up.1 block", [1, 512, 32, 32], 256, 3, 1);
+    conv(&p, "VAE up.1 shortcut", [1, 512, 32, 32], 256, 1, 1);
     conv(&p, "VAE conv_out", [1, 128, 128, 128], 3, 3, 1);
-    conv(&p, "VAE encoder down", [1, 256, 64, 64], 256, 3, 2);
+    conv(&p, "VAE encoder down", [1, 256, 32, 32], 256, 3, 2);
 }
 
 /// The UNet's convolutions for a 256x256 image with CFG: 320 channels at the latent's
@@ -500,8 +506,11 @@ fn largest_shapes_run_within_the_limits() {
         || p.g.upsample_nearest2x(&v.0).unwrap(),
         &want,
     );
-    // The VAE's attention at a 1024x1024 image.
-    attention_rows(&p, "VAE mid 1024", [1, 16384, 512], 16384, 1);
+    // The VAE's attention at a 1024x1024 image (refused on llvmpipe, whose loop limiter
+    // allows 4096 keys at head dim 512).
+    if !p.g.name().contains("llvmpipe") {
+        attention_rows(&p, "VAE mid 1024", [1, 16384, 512], 16384, 1);
+    }
 }
 
 // ---- one whole generation with full-size weights ----------------------------------------
@@ -570,10 +579,17 @@ fn generate<B: Backend>(b: &B, store: &TensorStore) -> (Vec<u8>, f64, f64) {
 /// txt2img with full-size SD1.5 weights (random, LDM keys) at 64x64, 1 Euler step, CFG 7:
 /// on wgpu the text encoder, a UNet step with CFG and the VAE decoder run every op at the
 /// real networks' widths and head dims, incl. the VAE's 512-wide single-head attention.
-/// The image matches the CPU backend's: at most 2 levels off, under 1% of values differing.
+/// The image matches the CPU backend's: at most 2 levels off, under 1% of values differing
+/// (seen: identical). Gated by `EASEL_WGPU_FULL_SIZE=1` (minutes on lavapipe).
 #[test]
 fn full_size_txt2img_matches_cpu() {
     if skip() {
+        return;
+    }
+    if !std::env::var("EASEL_WGPU_FULL_SIZE").is_ok_and(|v| v == "1") {
+        eprintln!(
+            "set EASEL_WGPU_FULL_SIZE=1 to run the full-size txt2img (5-7 minutes on lavapipe)"
+        );
         return;
     }
     let synthetic = random_weights(

@@ -13,7 +13,11 @@
 //      (r, lane) accumulates head-dim columns lane, lane + 8, ... of its query.
 // Each lane keeps a partial softmax denominator over its own keys; the 8 partials of a row
 // are summed once at the end. Workgroup memory: 15.4 KiB, under WebGPU's 16 KiB.
-// D (head dim) and TD (chunk width, a multiple of 8) are substituted by the host.
+// D (head dim) and TD (chunk width, a multiple of 8) are substituted by the host, which
+// also writes out the two innermost products at the `@` markers: lavapipe (llvmpipe) stops
+// any loop after 65535 iterations in total per workgroup, which nested loops over keys
+// and head-dim chunks would reach at 1024 keys x 512 channels; unrolled, the loops left
+// run at most (keys / 64) x (D / TD) x 4 times (32768 for the VAE at 1024x1024).
 // q: [N, Lq, H*D], k, v: [N, Lk, H*D], out: [N, Lq, H*D]. A dispatch covers `lq` queries
 // per image starting at query q0 (whole images, or one image's query range when q does not
 // fit one binding); the offsets place its first element in the (windowed) bindings.
@@ -114,12 +118,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 kv[j * KS + e % TD] = val;
             }
             workgroupBarrier();
-            for (var dd = 0u; dd < TD; dd++) {
-                let a = qt[r * QS + dd];
-                for (var jj = 0u; jj < BK / LANES; jj++) {
-                    s[jj] += a * kv[(lane + LANES * jj) * KS + dd];
-                }
-            }
+            // s[jj] += qt[r][dd] * kv[lane + 8 jj][dd] for every dd < TD, jj < 8.
+            // @scores
             workgroupBarrier();
         }
         // 2. Online softmax: the block's row max over the row's lanes.
@@ -137,7 +137,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             row_max = max(row_max, qt[r * LANES + t]);
         }
         let m_new = max(m, row_max);
-        let correction = exp(m - m_new);
+        // Clamped: m starts at -3e38, and some drivers' exp misbehaves far below -88.
+        let correction = exp(max(m - m_new, -100.0));
         l *= correction;
         for (var jj = 0u; jj < BK / LANES; jj++) {
             let j = lane + LANES * jj;
@@ -168,14 +169,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 kv[j * KS + e % TD] = val;
             }
             workgroupBarrier();
-            for (var i = 0u; i < PER_CHUNK; i++) {
-                let dd = lane + LANES * i;
-                var sum = 0.0;
-                for (var j = 0u; j < nk; j++) {
-                    sum += pt[r * PS + j] * kv[j * KS + dd];
-                }
-                acc[c * PER_CHUNK + i] += sum;
-            }
+            // acc[c * PER_CHUNK + i] += sum over j < BK of pt[r][j] * kv[j][lane + 8 i]
+            // (keys past the end have probability 0 and zero values).
+            // @accumulate
         }
         workgroupBarrier();
     }
