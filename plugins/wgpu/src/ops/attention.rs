@@ -33,7 +33,7 @@ const LLVMPIPE_MAX_STEPS: usize = 2048;
 /// Head-dim columns staged per step: 16 where the head dim is a multiple of 16 (SD's 64,
 /// 80, 160, 320, 512), else 8 (40), so that no chunk is mostly padding.
 fn chunk_width(d: usize) -> usize {
-    if d % 16 == 0 {
+    if d.is_multiple_of(16) {
         16
     } else {
         8
