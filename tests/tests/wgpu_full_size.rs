@@ -9,9 +9,10 @@
 //! blocks). The largest shapes of a 512x512 step with CFG (batch 2) and of the VAE at
 //! 512x512 run in `largest_shapes_run_within_the_limits`, gated by `EASEL_WGPU_LARGEST=1`
 //! because on lavapipe they take many minutes. The whole full-size txt2img is gated by
-//! `EASEL_WGPU_FULL_SIZE=1`: on this project's 2-core CI machine with lavapipe it took
-//! 7 min 18 s (loading the synthetic weights 53 s + 47 s, wgpu 322 s, CPU 14 s), over
-//! the ~3 minutes a test run on every change may take; run it on changes to plugins/wgpu.
+//! `EASEL_WGPU_FULL_SIZE=1`: on a (busy) 2-core machine like CI's, with lavapipe, it took
+//! 7-8.5 minutes (loading the synthetic weights 53-85 s + 27-47 s, wgpu 322-379 s, CPU
+//! 14-16 s), over the ~3 minutes a test on every change may take; run it on changes to
+//! plugins/wgpu.
 //!
 //! Tolerances, relative to the reference's largest magnitude: weights of rank ≥ 2 are
 //! stored in f16 and the candle side gets the same f16-rounded values, so what differs is
