@@ -282,8 +282,11 @@ fn attention_matches_candle() {
         return;
     }
     let p = Pair::new(gpu());
-    // (n, lq, lk, heads, head dim, causal): tiny-model widths, SD's head dims 40/80/160,
-    // query counts that leave a partial 64-query block, key counts crossing key blocks.
+    // (n, lq, lk, heads, head dim, causal): tiny-model widths, SD's head dims 40/80/160 and
+    // the VAE's 512, a head dim that leaves a partial chunk (20), query counts that leave a
+    // partial 32-query block, key counts crossing 64-key blocks; 1024 and 4096 keys at head
+    // dim 512 (16 and 64 key blocks of 32 chunks: beyond lavapipe's 65535-iteration loop
+    // limit unless the inner loops are unrolled, and its largest allowed shape).
     for (i, &(n, lq, lk, heads, d, causal)) in [
         (1, 77, 77, 2, 64, true),
         (2, 70, 77, 8, 4, false),
@@ -291,6 +294,10 @@ fn attention_matches_candle() {
         (1, 65, 9, 2, 80, false),
         (2, 20, 33, 1, 160, false),
         (1, 100, 100, 3, 8, true),
+        (1, 70, 130, 1, 512, false),
+        (2, 45, 45, 2, 20, true),
+        (1, 64, 1024, 1, 512, false),
+        (1, 32, 4096, 1, 512, false),
     ]
     .iter()
     .enumerate()
@@ -313,6 +320,23 @@ fn attention_matches_candle() {
             &want,
         );
     }
+}
+
+/// On llvmpipe (lavapipe), attention beyond what its loop limiter lets the kernel run is
+/// a clear error, not a wrong result.
+#[test]
+fn attention_beyond_llvmpipe_loop_limit_is_a_clear_error() {
+    if skip() || !gpu().name().contains("llvmpipe") {
+        return;
+    }
+    let b = gpu();
+    let q = b.upload(&vec![0.1; 32 * 512], &[1, 32, 512]).unwrap();
+    let kv = b.upload(&vec![0.1; 8192 * 512], &[1, 8192, 512]).unwrap();
+    let err = b.attention(&q, &kv, &kv, 1, false).unwrap_err().to_string();
+    assert!(
+        err.contains("llvmpipe") && err.contains("65535") && err.contains("8192 keys"),
+        "{err}"
+    );
 }
 
 #[test]

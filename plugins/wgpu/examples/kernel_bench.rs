@@ -178,6 +178,18 @@ fn main() -> easel_core::Result<()> {
         0.0,
     );
 
+    // The VAE's single head over 512 channels at the latent (one image, no CFG).
+    let vae = up(&[1, hw, 512], 13)?;
+    let ms = time(&b, reps, || {
+        b.attention(&vae, &vae, &vae, 1, false).unwrap()
+    });
+    report(
+        &format!("VAE attention {hw}x{hw} h1 d512"),
+        ms,
+        4.0 * (hw * hw) as f64 * 512.0,
+        0.0,
+    );
+
     let bytes = (2 * 320 * hw * 4 * 2) as f64;
     let ms = time(&b, reps, || {
         b.group_norm(&x, 32, &bias, &bias, 1e-5, true).unwrap()

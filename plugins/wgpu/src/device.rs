@@ -54,7 +54,13 @@ pub(crate) struct OpenDevice {
     pub native_f16: bool,
 }
 
-/// The smallest limits the kernels are written for (WebGPU's defaults or below).
+/// The smallest limits the kernels are written for, each at or below WebGPU's default, so
+/// every WebGPU implementation and every native adapter meeting those defaults passes.
+/// Storage bindings smaller than a tensor are handled by splitting ops (`split.rs`); the
+/// rest are fixed by the kernels' workgroup shapes: 256 invocations (128 along y in the
+/// narrow GEMM tiles), 15.4 KiB of workgroup memory (attention's tiles), four storage
+/// bindings, and up to 65535 workgroups along x (a convolution over the 262144 pixels of
+/// a 512x512 VAE layer dispatches 4096).
 /// A limit: its wgpu name, how to read it, the least the kernels need.
 type Requirement = (&'static str, fn(&wgpu::Limits) -> u64, u64);
 
@@ -77,7 +83,7 @@ const REQUIRED: &[Requirement] = &[
     (
         "max_compute_workgroup_storage_size",
         |l| l.max_compute_workgroup_storage_size as u64,
-        8192,
+        crate::ops::ATTENTION_WORKGROUP_BYTES,
     ),
     (
         "max_storage_buffers_per_shader_stage",
@@ -92,7 +98,7 @@ const REQUIRED: &[Requirement] = &[
     (
         "max_compute_workgroups_per_dimension",
         |l| l.max_compute_workgroups_per_dimension as u64,
-        1024,
+        65535,
     ),
 ];
 

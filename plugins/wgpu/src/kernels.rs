@@ -170,10 +170,44 @@ impl Variant {
                 "ws",
                 "xs",
             )),
+            Kernel::Attention => s.push_str(&unroll_attention(source, konst("TD"))),
             _ => s.push_str(source),
         }
         s
     }
+}
+
+/// `attention.wgsl`'s two innermost products written out for chunk width `td` (a
+/// multiple of 8), replacing the `// @scores` and `// @accumulate` markers; the constants
+/// (8 lanes, 64-key blocks, padded strides) are the shader's.
+fn unroll_attention(src: &str, td: u32) -> String {
+    const LANES: u32 = 8;
+    const BK: u32 = 64;
+    let ks = td + 1;
+    let mut scores = String::new();
+    for dd in 0..td {
+        scores.push_str(&format!("{{\n    let a = qt[r * QS + {dd}u];\n"));
+        for jj in 0..BK / LANES {
+            scores.push_str(&format!(
+                "    s[{jj}] += a * kv[lane * KS + {}u];\n",
+                LANES * jj * ks + dd
+            ));
+        }
+        scores.push_str("}\n");
+    }
+    let mut accumulate = String::from("let pr = r * PS;\n");
+    for i in 0..td / LANES {
+        accumulate.push_str(&format!("var sum{i}: f32;\nsum{i} = 0.0;\n"));
+        for j in 0..BK {
+            accumulate.push_str(&format!(
+                "sum{i} += pt[pr + {j}u] * kv[lane + {}u];\n",
+                j * ks + LANES * i
+            ));
+        }
+        accumulate.push_str(&format!("acc[c * PER_CHUNK + {i}u] += sum{i};\n"));
+    }
+    src.replace("// @scores", &scores)
+        .replace("// @accumulate", &accumulate)
 }
 
 /// Compiled pipelines and the bind group layouts they share (one per input count).

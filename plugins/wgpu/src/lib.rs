@@ -8,6 +8,12 @@
 //! the elementwise and layout ops the networks need (see `src/shaders/`). Dispatches are
 //! batched into few submissions; buffers come from a pool, so a sampling loop allocates
 //! nothing after its first step; reading back never blocks in `download_async`.
+//!
+//! Limits: the kernels are written for WebGPU's default limits. What an adapter must offer
+//! is checked once when it is opened (`device.rs`); operands larger than one storage
+//! binding are split per op (`split.rs` and each file of `ops/`); tensors over
+//! `max_buffer_size` and any binding or dispatch over its limit are refused with an error
+//! naming the limit (`gpu.rs`). `README.md` next to this crate's manifest has the table.
 
 mod device;
 mod gpu;

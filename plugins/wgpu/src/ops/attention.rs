@@ -1,4 +1,14 @@
-//! Fused multi-head attention (`attention.wgsl`), compiled per head dim.
+//! Fused multi-head attention (`attention.wgsl`), compiled per head dim. Any head dim
+//! runs: the kernel spreads a query's head dim over 8 invocations and streams it through
+//! workgroup memory in 8- or 16-wide chunks, so neither registers nor workgroup memory grow
+//! with it, and the score matrix is never stored (online softmax over 64-key blocks).
+//!
+//! Limits: images go whole into one dispatch where their operands fit one storage binding;
+//! otherwise one image's queries are split into ranges, and that image's keys and values
+//! must fit one binding (checked here; the error names `max_storage_buffer_binding_size`).
+//! The workgroup counts (queries / 32, images × heads) are checked by `Gpu::dispatch`.
+//! On llvmpipe (lavapipe), whose loop limiter would cut the kernel short, key count × head
+//! dim is bounded here too (`LLVMPIPE_MAX_STEPS`; 4096 keys at head dim 512).
 
 use super::op_err;
 use crate::gpu::Gpu;
@@ -6,16 +16,29 @@ use crate::kernels::{Kernel, Variant};
 use crate::tensor::WgpuTensor;
 use easel_core::Result;
 
-/// Queries per workgroup in `attention.wgsl`.
-const QUERY_BLOCK: usize = 64;
-/// Largest key block; smaller where K and V tiles of the head dim would not fit.
-const MAX_KEY_BLOCK: usize = 64;
-/// Workgroup memory the kernel plans for: WebGPU's guaranteed minimum, so the browser runs
-/// the same tiling.
-const WORKGROUP_BYTES: usize = 16384;
+/// Queries per workgroup in `attention.wgsl` (query ranges of a split are multiples of it,
+/// so only the last block of an image is partly filled).
+const QUERY_BLOCK: usize = 32;
 
-/// Largest head dim the kernel keeps in registers.
-const MAX_HEAD_DIM: usize = 256;
+/// Workgroup memory `attention.wgsl` declares: query chunk [32][16 + 1], key/value chunk
+/// [64][16 + 1], probabilities [32][64 + 8], in f32 (15744 bytes).
+pub(crate) const ATTENTION_WORKGROUP_BYTES: u64 = 4 * (32 * 17 + 64 * 17 + 32 * 72);
+
+/// Key blocks x head-dim chunks one workgroup may step through on llvmpipe (lavapipe),
+/// which stops shader loops after 65535 iterations and would then return a wrong result:
+/// 2048 was seen to work (4096 keys at head dim 512: the VAE at 512x512; 32768 keys at
+/// head dim 64), 4096 not. Real GPUs have no such limit.
+const LLVMPIPE_MAX_STEPS: usize = 2048;
+
+/// Head-dim columns staged per step: 16 where the head dim is a multiple of 16 (SD's 64,
+/// 80, 160, 320, 512), else 8 (40), so that no chunk is mostly padding.
+fn chunk_width(d: usize) -> usize {
+    if d.is_multiple_of(16) {
+        16
+    } else {
+        8
+    }
+}
 
 impl Gpu {
     pub(crate) fn attention(
@@ -48,18 +71,21 @@ impl Gpu {
             ));
         }
         let d = width / heads;
-        if d > MAX_HEAD_DIM {
+        let steps = lk.div_ceil(64) * d.div_ceil(chunk_width(d));
+        if steps > LLVMPIPE_MAX_STEPS && self.info.name.contains("llvmpipe") {
             return Err(op_err(
                 "attention",
-                format!("head dim {d} exceeds {MAX_HEAD_DIM}"),
+                format!(
+                    "{lk} keys at head dim {d} exceed what llvmpipe (lavapipe) runs: its shader \
+                     loops stop after 65535 iterations (here {steps} key blocks x head-dim \
+                     chunks, at most {LLVMPIPE_MAX_STEPS}); use a GPU or a smaller image"
+                ),
             ));
         }
-        let storage = WORKGROUP_BYTES.min(self.limits.max_compute_workgroup_storage_size as usize);
-        let bk = (storage / (8 * d)).clamp(1, MAX_KEY_BLOCK);
         let (q, k, v) = (self.as_f32(q)?, self.as_f32(k)?, self.as_f32(v)?);
         let out = self.alloc(&q.shape)?;
         let variant = Variant {
-            consts: vec![("D", d as u32), ("BK", bk as u32)],
+            consts: vec![("D", d as u32), ("TD", chunk_width(d) as u32)],
             ..Variant::plain(Kernel::Attention)
         };
         let scale = 1.0 / (d as f32).sqrt();

@@ -3,6 +3,7 @@
 
 mod attention;
 mod conv;
+pub(crate) use attention::ATTENTION_WORKGROUP_BYTES;
 pub(crate) mod elementwise;
 mod embedding;
 mod layout;
