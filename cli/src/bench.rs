@@ -12,7 +12,7 @@ mod pipeline;
 
 use crate::generate::{cpu_backend, no_precision_for_wgpu, set_threads, wgpu_backend};
 use clap::Args;
-use easel_candle::gemm::{bf16::bf16_kernel_available, Isa};
+use easel_candle::gemm::kernel_name;
 use easel_candle::Precision;
 use easel_core::formats::{open_tensor_store, TensorStore};
 use easel_core::nn::unet::UNet;
@@ -86,18 +86,15 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// The CPU backend's kernel level and precision, for the header of every report.
 pub fn cpu_dispatch_line(precision: Precision) -> String {
-    let bf16 = if bf16_kernel_available() {
-        "AVX512-BF16 available"
-    } else {
-        "no AVX512-BF16"
-    };
-    let precision = match precision {
+    let name = match precision {
         Precision::F32 => "fp32",
         Precision::Bf16 => "bf16 inputs, f32 sums",
     };
     format!(
-        "CPU kernels: {:?} ({bf16}); precision {precision}",
-        Isa::detect()
+        "CPU kernels: fp32 on {}, bf16 on {}; precision {name} (runs on {})",
+        kernel_name(Precision::F32),
+        kernel_name(Precision::Bf16),
+        kernel_name(precision)
     )
 }
 

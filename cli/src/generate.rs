@@ -128,11 +128,15 @@ pub struct GenerateArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Arithmetic of the CPU backend's matrix products: fp32, or bf16 (inputs rounded to
-    /// bf16, sums in f32; about 1.5× faster on CPUs with AVX512-BF16, slightly different
-    /// images) [default: fp32].
+    /// Arithmetic of the CPU backend's matrix products: fp32, bf16 (inputs rounded to
+    /// bf16, sums in f32, weights kept in bf16; about 1.5× faster on CPUs with AVX512-BF16
+    /// or AMX, half the weight memory, slightly different images), or auto (bf16 where the
+    /// CPU has a bf16 kernel, else fp32) [default: fp32].
     #[arg(long)]
     pub precision: Option<String>,
+    /// Print the backend and the CPU kernels it dispatched to.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Output PNG (batch images get -2, -3, ... before the extension).
     #[arg(short, long, default_value = "out.png")]
     pub output: PathBuf,
@@ -336,7 +340,13 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));
     }
     match a.backend.to_ascii_lowercase().as_str() {
-        "cpu" | "candle" => run_on(&a, Session::new(cpu_backend(a.precision.as_deref())?)),
+        "cpu" | "candle" => {
+            let b = cpu_backend(a.precision.as_deref())?;
+            if a.verbose {
+                eprintln!("backend: {}", b.name());
+            }
+            run_on(&a, Session::new(b))
+        }
         "wgpu" | "gpu" => {
             no_precision_for_wgpu(a.precision.as_deref())?;
             run_on(&a, Session::new(wgpu_backend(a.adapter.as_deref())?))
@@ -352,9 +362,11 @@ pub fn cpu_backend(precision: Option<&str>) -> Result<CandleBackend> {
     let precision = match precision.map(|p| p.trim().to_ascii_lowercase()).as_deref() {
         None | Some("fp32" | "f32" | "full") => Precision::F32,
         Some("bf16") => Precision::Bf16,
+        Some("auto") if Precision::Bf16.is_supported() => Precision::Bf16,
+        Some("auto") => Precision::F32,
         Some(other) => {
             return Err(Error::Invalid(format!(
-                "unknown --precision `{other}` (valid: fp32, bf16)"
+                "unknown --precision `{other}` (valid: fp32, bf16, auto)"
             )))
         }
     };

@@ -94,7 +94,7 @@ fn bad_settings_fail_with_a_message() {
         (vec!["--backend", "tpu"], "unknown backend `tpu`"),
         (
             vec!["--precision", "fp8"],
-            "unknown --precision `fp8` (valid: fp32, bf16)",
+            "unknown --precision `fp8` (valid: fp32, bf16, auto)",
         ),
         (
             vec!["--backend", "wgpu", "--precision", "bf16"],

@@ -65,8 +65,8 @@ impl CandleBackend {
         }
     }
 
-    /// Run the CPU matrix products in `precision`; bf16 needs a CPU with AVX512-BF16 and
-    /// is refused with a clear error elsewhere.
+    /// Run the CPU matrix products in `precision`; bf16 needs a CPU with AVX512-BF16 or AMX
+    /// and is refused with a clear error elsewhere.
     pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
         if !precision.is_supported() {
             return Err(Error::Invalid(format!(
@@ -110,8 +110,13 @@ impl Backend for CandleBackend {
     fn name(&self) -> String {
         match &self.device {
             Device::Cpu => format!(
-                "candle cpu ({} threads)",
-                candle_core::utils::get_num_threads()
+                "candle cpu ({} threads, {} products on {})",
+                candle_core::utils::get_num_threads(),
+                match self.precision {
+                    Precision::F32 => "fp32",
+                    Precision::Bf16 => "bf16",
+                },
+                gemm::kernel_name(self.precision)
             ),
             Device::Cuda(_) => "candle cuda".to_string(),
             Device::Metal(_) => "candle metal".to_string(),
