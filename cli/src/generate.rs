@@ -124,8 +124,8 @@ pub struct GenerateArgs {
     /// wgpu adapter: a name substring, or high-performance, low-power, software.
     #[arg(long)]
     pub adapter: Option<String>,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
+    /// CPU threads (default: all cores; at most 1024).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub threads: Option<usize>,
     /// Arithmetic of the CPU backend's matrix products: fp32, or bf16 (inputs rounded to
     /// bf16, sums in f32; about 1.5× faster on CPUs with AVX512-BF16, slightly different
@@ -310,6 +310,9 @@ impl GenerateArgs {
     pub fn settings(&self) -> Result<Settings> {
         let mut a = self.clone();
         let mut sampler_params = a.sampler_params();
+        // Names pasted from a PNG are outside data: they are resolved below inside the
+        // models folder only, never opened as paths.
+        let (user_model, user_hypernets) = (a.model.is_some(), a.hypernets.len());
         if let Some(png) = a.from.clone() {
             let text = read_parameters(&png)?.ok_or_else(|| {
                 Error::Invalid(format!(
@@ -323,7 +326,19 @@ impl GenerateArgs {
             sampler_params = sampler_params.or(SamplerParams::from_infotext(&info)?);
         }
         let (width, height) = parse_size(a.size.as_deref().unwrap_or("512x512"))?;
-        let (models, model) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
+        let (models, mut model) = models_folder(&a.models, a.model.as_deref().unwrap_or(""));
+        if a.from.is_some() && !user_model && !model.is_empty() {
+            let path = easel_core::model::resolve_checkpoint_name(&models, &model)?;
+            model = path.display().to_string();
+        }
+        if a.hypernets.len() > user_hypernets {
+            let entries = easel_hypernetwork::list_hypernetworks(&models);
+            for pasted in &mut a.hypernets[user_hypernets..] {
+                let request = easel_hypernetwork::HypernetRequest::parse_cli(pasted)?;
+                let entry = easel_hypernetwork::resolve_name(&entries, &request.name)?;
+                *pasted = format!("{}:{}", entry.path.display(), request.strength);
+            }
+        }
         Ok(Settings {
             prompt: a.prompt.unwrap_or_default(),
             negative: a.negative.unwrap_or_default(),

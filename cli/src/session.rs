@@ -15,8 +15,8 @@ use easel_core::sampler_params::SamplerParams;
 use easel_core::text::{emphasis_infotext, AttentionSyntax, EmphasisMode};
 use easel_core::{Backend, Result};
 use easel_hypernetwork::{
-    extract_hypernet_tags, infotext_fields, list_hypernetworks, resolve, HypernetRequest,
-    Hypernetwork, HypernetworkStack, LoadedHypernetwork,
+    extract_hypernet_tags, infotext_fields, list_hypernetworks, HypernetRequest, Hypernetwork,
+    HypernetworkStack, LoadedHypernetwork,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -156,7 +156,7 @@ impl<B: Backend> Session<B> {
         };
         let mut applied = Vec::new();
         for r in &requests {
-            let entry = resolve(&entries, &r.name)?;
+            let entry = r.resolve(&entries)?;
             if !self.hypernets.contains_key(&entry.path) {
                 let hn = entry.load()?;
                 let device = Arc::new(LoadedHypernetwork::upload(&self.backend, &hn)?);
