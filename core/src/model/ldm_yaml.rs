@@ -57,6 +57,14 @@ impl LdmYaml {
                 ),
             ));
         }
+        if let Some(line) = flow_nesting_beyond(text, MAX_FLOW_NESTING) {
+            return Err(Error::format(
+                file,
+                format!(
+                    "line {line}: `[`/`{{` brackets nest deeper than {MAX_FLOW_NESTING} levels"
+                ),
+            ));
+        }
         let root: Value = serde_yaml::from_str(text)
             .map_err(|e| Error::format(file, format!("invalid YAML: {e}")))?;
         let params = root
@@ -132,6 +140,36 @@ impl LdmYaml {
         .map_err(|(k, why)| bad(&format!("model.params.{k}"), &why))?;
         Ok(parsed)
     }
+}
+
+/// Deepest `[`/`{` nesting accepted (an LDM config uses 1); the YAML parser would reject
+/// deeper text too, but only after work that grows with the square of the depth.
+const MAX_FLOW_NESTING: usize = 32;
+
+/// The 1-based line where `[`/`{` brackets (outside quotes and comments) first nest deeper
+/// than `limit`, if they do.
+fn flow_nesting_beyond(text: &str, limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > limit {
+                        return Some(i + 1);
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 type FieldResult<T> = std::result::Result<T, (String, String)>;
@@ -307,6 +345,14 @@ mod tests {
                 "first_stage_config.params.ddconfig.z_channels",
             ),
         ];
+        let nested = format!("model:\n  params: {}{}", "[".repeat(5000), "]".repeat(5000));
+        let e = LdmYaml::parse(&nested, "deep.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("deep.yaml") && e.contains("nest deeper than 32"),
+            "{e}"
+        );
         for (from, to, key) in cases {
             assert!(V1.contains(from), "{from}");
             let text = V1.replace(from, to);
