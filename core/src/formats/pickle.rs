@@ -225,10 +225,8 @@ fn break_cycles(roots: Vec<Item>) {
                     work.append(&mut v);
                 }
             }
-            Item::Tuple(t) => {
-                if seen_tuples.insert(Rc::as_ptr(t)) {
-                    work.extend(t.iter().cloned());
-                }
+            Item::Tuple(t) if seen_tuples.insert(Rc::as_ptr(t)) => {
+                work.extend(t.iter().cloned());
             }
             Item::Dict(d) => {
                 if let Ok(mut d) = d.try_borrow_mut() {

@@ -62,7 +62,7 @@ pub fn read_parameters(path: impl AsRef<Path>) -> Result<Option<String>> {
     let (file, meta) = crate::io::open_regular_file(path)?;
     if meta.len() > MAX_PNG_BYTES {
         return Err(Error::format(
-            &path.display().to_string(),
+            path.display().to_string(),
             format!(
                 "{} bytes is larger than any PNG read here ({MAX_PNG_BYTES} bytes)",
                 meta.len()

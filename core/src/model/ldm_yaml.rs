@@ -29,7 +29,7 @@ impl LdmYaml {
         let (file, meta) = crate::io::open_regular_file(path)?;
         if meta.len() > MAX_YAML_BYTES as u64 {
             return Err(Error::format(
-                &path.display().to_string(),
+                path.display().to_string(),
                 format!(
                     "{} bytes is larger than any LDM config ({MAX_YAML_BYTES} bytes)",
                     meta.len()
