@@ -4,6 +4,7 @@ use crate::progress::step_bar;
 use crate::session::{Session, Settings};
 use clap::Args;
 use easel_candle::{CandleBackend, Precision};
+use easel_core::model::check_plain_name;
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::noise::TorchDevice;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
@@ -125,8 +126,8 @@ pub struct GenerateArgs {
     /// wgpu adapter: a name substring, or high-performance, low-power, software.
     #[arg(long)]
     pub adapter: Option<String>,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
+    /// CPU threads (default: all cores; at most 1024).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub threads: Option<usize>,
     /// Arithmetic of the CPU backend's matrix products: fp32, bf16 (inputs rounded to
     /// bf16, sums in f32, weights kept in bf16; about 1.5× faster on CPUs with AVX512-BF16
@@ -324,6 +325,18 @@ impl GenerateArgs {
         g.batch_size = a.batch_size;
         g.batch_count = a.batch_count;
         g.vae.clone_from(&a.vae);
+        // Names pasted from a PNG are outside data: a checkpoint or hypernetwork named there
+        // resolves only inside the models folder, never as a path.
+        if a.from.is_some() {
+            if a.model.is_none() && !g.model.is_empty() {
+                check_plain_name(&g.model, "checkpoint")?;
+            }
+            if a.hypernets.is_empty() {
+                for h in &g.hypernets {
+                    check_plain_name(&h.name, "hypernetwork")?;
+                }
+            }
+        }
         let model = a.model.clone().unwrap_or_else(|| g.model.clone());
         let (models, model) = models_folder(&a.models, &model);
         g.model = model;

@@ -322,6 +322,7 @@ pub fn run(a: GridArgs) -> Result<()> {
 fn run_on<B: Backend + 'static>(a: &GridArgs, mut session: Session<B>) -> Result<()> {
     let plan = plan_from_args(a)?;
     let base = a.base.settings()?;
+    plan.check_image_size(base.width, base.height)?;
     eprintln!(
         "X/Y/Z plot: {} images on a {}x{} grid{}",
         plan.cell_count(),

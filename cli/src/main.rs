@@ -9,6 +9,7 @@ mod grid;
 mod hash;
 mod import;
 mod info;
+mod interrupt;
 mod models;
 mod progress;
 mod prune;
@@ -60,6 +61,7 @@ enum Command {
 
 fn main() -> ExitCode {
     allocator::keep_freed_memory();
+    interrupt::remove_temp_files_on_signal();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),

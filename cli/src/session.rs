@@ -54,8 +54,11 @@ impl<B: Backend + 'static> Session<B> {
     fn service_for(&mut self, models: &Path) -> &mut GenerationService<B> {
         if self.service.models_folder() != Some(models) {
             self.service.set_models_folder(models);
-            self.service
-                .set_networks(Box::new(FolderHypernetworks::<B>::new(models)));
+            // The CLI's own `--hypernet` may be a path; pasted names are checked in
+            // `GenerateArgs::settings`.
+            self.service.set_networks(Box::new(
+                FolderHypernetworks::<B>::new(models).with_request_paths(),
+            ));
         }
         &mut self.service
     }

@@ -2,12 +2,91 @@
 //! in the target's folder (so the final rename stays on one filesystem and is atomic), and
 //! the temporary file is deleted if the writer is dropped without [`AtomicFile::commit`] —
 //! on an error, a panic or an interrupted run alike.
+//!
+//! A run killed by a signal never drops its writers, so every live temporary file is also
+//! listed in a process-wide registry: a front end's Ctrl-C/SIGTERM handler calls
+//! [`remove_temp_files`] before exiting. What a `kill -9` or a power cut leaves behind
+//! (`.<name>.<pid>-<n>.part`) is swept by the next [`AtomicFile::create`] of the same
+//! target once the process that made it is gone.
 
 use crate::error::{Error, Result};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Temporary files being written by this process.
+static LIVE_TEMP_FILES: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Keeps `path` in the registry of live temporary files until dropped (a writer removes
+/// its own file on drop; the registry is for runs that end by a signal instead).
+pub struct TempFileGuard(PathBuf);
+
+impl TempFileGuard {
+    pub fn track(path: &Path) -> Self {
+        if let Ok(mut live) = LIVE_TEMP_FILES.lock() {
+            live.get_or_insert_with(HashSet::new)
+                .insert(path.to_path_buf());
+        }
+        TempFileGuard(path.to_path_buf())
+    }
+}
+
+impl Drop for TempFileGuard {
+    fn drop(&mut self) {
+        if let Ok(mut live) = LIVE_TEMP_FILES.lock() {
+            if let Some(set) = live.as_mut() {
+                set.remove(&self.0);
+            }
+        }
+    }
+}
+
+/// Deletes every temporary file this process is writing; for a signal handler that is
+/// about to end the process (the writers will never run their own cleanup).
+pub fn remove_temp_files() {
+    // A writer may hold the lock at the moment of the signal; the handler runs on its own
+    // thread, so waiting is safe, and the writer releases it within one insert.
+    if let Ok(mut live) = LIVE_TEMP_FILES.lock() {
+        for path in live.take().unwrap_or_default() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Whether process `pid` is running (Linux: `/proc/<pid>`); `None` where that cannot be
+/// told.
+fn process_alive(pid: u32) -> Option<bool> {
+    let proc_root = Path::new("/proc/self");
+    proc_root
+        .exists()
+        .then(|| Path::new("/proc").join(pid.to_string()).exists())
+}
+
+/// Removes `.<base>.<pid>-<n>.part` files in `dir` left by processes that no longer run.
+fn sweep_stale(dir: &Path, base: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{base}.");
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".part"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && process_alive(pid) == Some(false) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
 
 /// Write buffer size: large enough that tensor data goes out in big writes.
 const BUFFER: usize = 1 << 20;
@@ -16,6 +95,7 @@ pub struct AtomicFile {
     target: PathBuf,
     tmp: PathBuf,
     out: Option<BufWriter<File>>,
+    _registered: TempFileGuard,
 }
 
 impl AtomicFile {
@@ -37,6 +117,7 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| Error::Invalid(format!("{}: not a file path", target.display())))?;
+        sweep_stale(&dir, &base);
         let tmp = dir.join(format!(
             ".{base}.{}-{}.part",
             std::process::id(),
@@ -49,6 +130,7 @@ impl AtomicFile {
             .map_err(|e| Error::io(target, e))?;
         Ok(Self {
             target: target.to_path_buf(),
+            _registered: TempFileGuard::track(&tmp),
             tmp,
             out: Some(BufWriter::with_capacity(BUFFER, file)),
         })
@@ -130,6 +212,43 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("already exists"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn signal_cleanup_and_stale_sweep() {
+        let dir = std::env::temp_dir().join(format!("easel-atomic-sig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("y.bin");
+        // What a killed run leaves: a temp file of a process that no longer exists (pid
+        // 0x7fff_fff0 is above Linux's pid_max) and one of this live process.
+        let stale = dir.join(".y.bin.2147483632-0.part");
+        let live = dir.join(format!(".y.bin.{}-999.part", std::process::id()));
+        std::fs::write(&stale, b"old").unwrap();
+        std::fs::write(&live, b"mine").unwrap();
+        let mut f = AtomicFile::create(&target, false).unwrap();
+        f.write_all(b"data").unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(
+                !stale.exists(),
+                "stale temp file of a dead process was kept"
+            );
+        }
+        assert!(live.exists(), "a live process' temp file was removed");
+        // The file being written is in the registry a signal handler empties (calling
+        // `remove_temp_files` here would also delete other tests' files), until dropped.
+        let tmp = f.tmp.clone();
+        let tracked = |p: &Path| {
+            LIVE_TEMP_FILES
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|s| s.contains(p))
+        };
+        assert!(tmp.exists() && tracked(&tmp));
+        drop(f);
+        assert!(!tmp.exists() && !tracked(&tmp));
+        assert!(!target.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -40,10 +40,32 @@ struct Checkpoint {
 
 fn open_checkpoint(source: Arc<dyn ByteSource>) -> Result<Checkpoint> {
     let zip = ZipArchive::open(source)?;
-    let pkl = zip
+    let pickles: Vec<_> = zip
         .entries()
         .iter()
         .filter(|e| e.name == "data.pkl" || e.name.ends_with("/data.pkl"))
+        .collect();
+    let depth = |e: &&super::zip::ZipEntry| e.name.matches('/').count();
+    let top = pickles.iter().map(depth).min();
+    let at_top: Vec<&str> = pickles
+        .iter()
+        .filter(|e| Some(depth(e)) == top)
+        .map(|e| e.name.as_str())
+        .collect();
+    if at_top.len() > 1 {
+        // torch reads the one under the archive's first folder, other readers the last:
+        // which object tree counts would depend on the reader.
+        return Err(Error::format(
+            zip.name(),
+            format!(
+                "zip holds more than one object tree ({})",
+                at_top.join(", ")
+            ),
+        ));
+    }
+    let pkl = pickles
+        .iter()
+        .copied()
         .min_by_key(|e| e.name.matches('/').count())
         .ok_or_else(|| {
             Error::format(
@@ -153,6 +175,15 @@ pub(crate) fn tensor_info(
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| outside("element count overflows".into()))?;
+    // A view may overlap itself (stride 0 on a size-1 dimension, as CLIP's `position_ids`
+    // is saved), but never claims more elements than its storage holds: reading it would
+    // turn a few stored bytes into an allocation of any size.
+    if numel > t.storage.numel {
+        return Err(outside(format!(
+            "view shape {:?} (strides {:?}) claims {numel} elements but storage `{}` holds {}",
+            t.shape, t.strides, t.storage.key, t.storage.numel
+        )));
+    }
     if numel > 0 {
         let mut last = t.storage_offset;
         for (&d, &s) in t.shape.iter().zip(&t.strides) {
@@ -177,4 +208,47 @@ pub(crate) fn tensor_info(
         storage_start,
         storage_len: declared,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::value::StorageRef;
+    use crate::formats::DType;
+
+    fn view(numel: u64, offset: u64, shape: &[usize], strides: &[usize]) -> TensorRef {
+        TensorRef {
+            storage: StorageRef {
+                key: "0".into(),
+                dtype: DType::F32,
+                location: "cpu".into(),
+                numel,
+            },
+            storage_offset: offset,
+            shape: shape.to_vec(),
+            strides: strides.to_vec(),
+            requires_grad: false,
+        }
+    }
+
+    #[test]
+    fn views_claiming_more_than_their_storage_are_refused() {
+        // A 4-byte storage viewed as 2^28 elements through stride 0: a 1 GiB read.
+        let err = tensor_info("x.ckpt", "w", &view(1, 0, &[1 << 28], &[0]), 0, 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.ckpt") && err.contains("`w`") && err.contains("268435456 elements"),
+            "{err}"
+        );
+        // Strides that overflow, and a view past the end.
+        let huge = usize::MAX / 2;
+        assert!(tensor_info("x.ckpt", "w", &view(4, 0, &[2, 2], &[huge, 1]), 0, 16).is_err());
+        assert!(tensor_info("x.ckpt", "w", &view(4, 1, &[4], &[1]), 0, 16).is_err());
+        // Legitimate views: CLIP's position_ids (stride 0 on a size-1 dim), a transpose,
+        // a slice at an offset.
+        assert!(tensor_info("x.ckpt", "p", &view(77, 0, &[1, 77], &[0, 1]), 0, 308).is_ok());
+        assert!(tensor_info("x.ckpt", "t", &view(6, 0, &[3, 2], &[1, 3]), 0, 24).is_ok());
+        assert!(tensor_info("x.ckpt", "s", &view(6, 2, &[4], &[1]), 0, 24).is_ok());
+    }
 }

@@ -122,6 +122,134 @@ struct ObjectItem {
     state: Option<Item>,
 }
 
+/// A list's items, shared and mutable (APPEND after MEMOIZE must be seen through the memo).
+#[derive(Default)]
+struct ListNode(RefCell<Vec<Item>>);
+
+impl std::ops::Deref for ListNode {
+    type Target = RefCell<Vec<Item>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// A tuple's items (immutable once built).
+struct TupleNode(Vec<Item>);
+
+impl std::ops::Deref for TupleNode {
+    type Target = [Item];
+    fn deref(&self) -> &[Item] {
+        &self.0
+    }
+}
+
+// Dropping a container drops its children, so a graph nested 100k levels deep would be
+// dropped 100k calls deep and overflow the stack — even when the pickle is refused or
+// truncated. Every container therefore hands its children to `drop_iteratively`, which
+// empties each uniquely owned child before letting it go, so no drop ever recurses more
+// than one level.
+impl Drop for ListNode {
+    fn drop(&mut self) {
+        drop_iteratively(std::mem::take(self.0.get_mut()));
+    }
+}
+impl Drop for TupleNode {
+    fn drop(&mut self) {
+        drop_iteratively(std::mem::take(&mut self.0));
+    }
+}
+impl Drop for DictItem {
+    fn drop(&mut self) {
+        let mut work = Vec::with_capacity(self.entries.len() * 2);
+        for (k, v) in self.entries.drain(..) {
+            work.push(k);
+            work.push(v);
+        }
+        drop_iteratively(work);
+    }
+}
+impl Drop for ObjectItem {
+    fn drop(&mut self) {
+        let mut work = std::mem::take(&mut self.args);
+        work.extend(self.state.take());
+        drop_iteratively(work);
+    }
+}
+
+/// Drops `work` and everything only it owns with a heap work list instead of recursion.
+fn drop_iteratively(mut work: Vec<Item>) {
+    while let Some(item) = work.pop() {
+        match item {
+            Item::List(mut rc) => {
+                if let Some(node) = Rc::get_mut(&mut rc) {
+                    work.append(node.0.get_mut());
+                }
+            }
+            Item::Tuple(mut rc) => {
+                if let Some(node) = Rc::get_mut(&mut rc) {
+                    work.append(&mut node.0);
+                }
+            }
+            Item::Dict(mut rc) => {
+                if let Some(dict) = Rc::get_mut(&mut rc) {
+                    for (k, v) in dict.get_mut().entries.drain(..) {
+                        work.push(k);
+                        work.push(v);
+                    }
+                }
+            }
+            Item::Object(mut rc) => {
+                if let Some(obj) = Rc::get_mut(&mut rc) {
+                    let obj = obj.get_mut();
+                    work.append(&mut obj.args);
+                    work.extend(obj.state.take());
+                }
+            }
+            _ => {}
+        }
+        // `rc`, now empty if it was the last owner, is dropped here without recursion.
+    }
+}
+
+/// Empties every mutable container reachable from `roots`, shared or not, so that
+/// self-referencing containers (`l.append(l)`) are freed instead of leaked. Run once the
+/// parse is over and the owned [`Value`] (if any) has been copied out.
+fn break_cycles(roots: Vec<Item>) {
+    let mut seen_tuples: std::collections::HashSet<*const TupleNode> = Default::default();
+    let mut work = roots;
+    let mut garbage = Vec::new();
+    while let Some(item) = work.pop() {
+        match &item {
+            Item::List(l) => {
+                if let Ok(mut v) = l.try_borrow_mut() {
+                    work.append(&mut v);
+                }
+            }
+            Item::Tuple(t) if seen_tuples.insert(Rc::as_ptr(t)) => {
+                work.extend(t.iter().cloned());
+            }
+            Item::Dict(d) => {
+                if let Ok(mut d) = d.try_borrow_mut() {
+                    d.index.clear();
+                    for (k, v) in d.entries.drain(..) {
+                        work.push(k);
+                        work.push(v);
+                    }
+                }
+            }
+            Item::Object(o) => {
+                if let Ok(mut o) = o.try_borrow_mut() {
+                    work.append(&mut o.args);
+                    work.extend(o.state.take());
+                }
+            }
+            _ => {}
+        }
+        garbage.push(item);
+    }
+    drop_iteratively(garbage);
+}
+
 /// A value while parsing; containers are shared so memo references see later mutation.
 #[derive(Clone)]
 enum Item {
@@ -131,8 +259,8 @@ enum Item {
     Float(f64),
     Str(Rc<str>),
     Bytes(Rc<[u8]>),
-    List(Rc<RefCell<Vec<Item>>>),
-    Tuple(Rc<[Item]>),
+    List(Rc<ListNode>),
+    Tuple(Rc<TupleNode>),
     Dict(Rc<RefCell<DictItem>>),
     Global(Rc<str>, Allowed),
     Storage(Rc<StorageRef>),
@@ -159,7 +287,10 @@ impl Item {
         }
     }
     fn list(v: Vec<Item>) -> Item {
-        Item::List(Rc::new(RefCell::new(v)))
+        Item::List(Rc::new(ListNode(RefCell::new(v))))
+    }
+    fn tuple(v: Vec<Item>) -> Item {
+        Item::Tuple(Rc::new(TupleNode(v)))
     }
 }
 
@@ -225,6 +356,14 @@ struct Machine<'a> {
     memo: HashMap<u64, Item>,
     /// Offset of the opcode being executed, for messages.
     op_at: usize,
+}
+
+impl Drop for Machine<'_> {
+    fn drop(&mut self) {
+        let mut roots = std::mem::take(&mut self.stack);
+        roots.extend(self.memo.drain().map(|(_, v)| v));
+        break_cycles(roots);
+    }
 }
 
 impl<'a> Machine<'a> {
@@ -351,7 +490,7 @@ impl<'a> Machine<'a> {
                 b'(' => self.marks.push(self.stack.len()),
                 b'}' => self.stack.push(Item::Dict(Default::default())),
                 b']' => self.stack.push(Item::list(Vec::new())),
-                b')' => self.stack.push(Item::Tuple(Rc::from(Vec::new()))),
+                b')' => self.stack.push(Item::tuple(Vec::new())),
                 0x8f => self.stack.push(Item::list(Vec::new())), // EMPTY_SET
                 b'N' => self.stack.push(Item::None),
                 0x88 => self.stack.push(Item::Bool(true)),
@@ -478,7 +617,7 @@ impl<'a> Machine<'a> {
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Item::Tuple(Rc::from(items)));
+                    self.stack.push(Item::tuple(items));
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -487,7 +626,7 @@ impl<'a> Machine<'a> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.stack.push(Item::Tuple(Rc::from(items)));
+                    self.stack.push(Item::tuple(items));
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
@@ -1013,6 +1152,80 @@ mod tests {
             err.contains("too many objects") || err.contains("deeper"),
             "{err}"
         );
+    }
+
+    /// A pickle nesting `depth` containers: `open` pushes an empty container or a leaf,
+    /// `close` (repeated) nests the top into the one below.
+    fn nested(depth: usize, open: &[u8], close: &[u8], stop: bool) -> Vec<u8> {
+        let mut p = b"\x80\x02".to_vec();
+        for _ in 0..depth {
+            p.extend_from_slice(open);
+        }
+        for _ in 1..depth {
+            p.extend_from_slice(close);
+        }
+        if stop {
+            p.push(b'.');
+        }
+        p
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_and_dropped_without_recursion() {
+        // Run on a thread with the default 2 MiB stack of spawned threads: a recursive drop
+        // of 200k levels needs tens of MiB and aborts the process; the iterative one needs
+        // none, and the bounded copy into a `Value` fits easily.
+        let handle = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let depth = 200_000;
+                let cases: Vec<(&str, Vec<u8>)> = vec![
+                    ("lists", nested(depth, b"]", b"a", true)),
+                    ("lists, truncated", nested(depth, b"]", b"a", false)),
+                    ("tuples", {
+                        let mut p = b"\x80\x02N".to_vec();
+                        p.extend(std::iter::repeat_n(0x85u8, depth));
+                        p.push(b'.');
+                        p
+                    }),
+                    ("dicts", nested(depth, b"K\x00}", b"s", true)),
+                    ("memoized lists", nested(depth, b"]\x94", b"a", true)),
+                    ("objects", nested(depth, b"cnumpy\ndtype\n)R", b"b", true)),
+                ];
+                for (what, p) in cases {
+                    match unpickle(&p, "deep.ckpt") {
+                        Ok(_) => panic!("{what}: nesting {depth} deep was accepted"),
+                        Err(e) => {
+                            let e = e.to_string();
+                            assert!(e.contains("deep.ckpt"), "{what}: {e}");
+                            assert!(
+                                e.contains("deeper than 256") || e.contains("without a STOP"),
+                                "{what}: {e}"
+                            );
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        handle.join().expect("parsing a deep pickle crashed");
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_read() {
+        // 200 nested lists around an int: within MAX_DEPTH, read back exactly.
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b']', 200));
+        p.extend_from_slice(b"K\x07");
+        p.extend(std::iter::repeat_n(b'a', 200));
+        p.push(b'.');
+        let mut v = parse(&p).unwrap();
+        for _ in 0..200 {
+            v = match v {
+                Value::List(mut l) if l.len() == 1 => l.pop().unwrap(),
+                other => panic!("expected a one-item list, got {}", other.kind()),
+            };
+        }
+        assert_eq!(v, Value::Int(7));
     }
 
     #[test]

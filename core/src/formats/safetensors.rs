@@ -66,11 +66,14 @@ pub fn load(source: Arc<dyn ByteSource>) -> Result<TensorStore> {
         )));
     }
     let header = source.read_vec(8, n as usize)?;
-    let json: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| err(format!("safetensors header is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(map) = json else {
-        return Err(err("safetensors header is not a JSON object".into()));
-    };
+    let Header(map) = serde_json::from_slice(&header).map_err(|e| {
+        err(match e.classify() {
+            serde_json::error::Category::Data => {
+                format!("safetensors header is not a JSON object with unique keys: {e}")
+            }
+            _ => format!("safetensors header is not valid JSON: {e}"),
+        })
+    })?;
     let data_start = 8 + n;
     let data_len = len - data_start;
     let mut tensors = BTreeMap::new();
@@ -81,18 +84,86 @@ pub fn load(source: Arc<dyn ByteSource>) -> Result<TensorStore> {
                 return Err(err("safetensors `__metadata__` is not an object".into()));
             };
             for (k, v) in m {
-                let text = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                // The format (and the reference reader) allows only string values.
+                let serde_json::Value::String(text) = v else {
+                    return Err(err(format!(
+                        "safetensors `__metadata__` entry `{k}` is {v}, not a string"
+                    )));
                 };
-                metadata.insert(k.clone(), text);
+                metadata.insert(k.clone(), text.clone());
             }
             continue;
         }
         let info = tensor_entry(name, entry, data_start, data_len).map_err(err)?;
         tensors.insert(name.clone(), info);
     }
+    check_layout(&tensors, data_start, data_len).map_err(err)?;
     Ok(TensorStore::new(source, tensors, metadata))
+}
+
+/// The data of all tensors, ordered by offset, must tile the data section exactly, as the
+/// reference reader requires: no two tensors share bytes, and no byte is unaccounted for.
+fn check_layout(
+    tensors: &BTreeMap<String, TensorInfo>,
+    data_start: u64,
+    data_len: u64,
+) -> std::result::Result<(), String> {
+    let mut spans: Vec<(u64, u64, &str)> = tensors
+        .iter()
+        .map(|(name, t)| (t.storage_start - data_start, t.storage_len, name.as_str()))
+        .collect();
+    spans.sort();
+    let mut end = 0u64;
+    for (begin, len, name) in spans {
+        if begin != end {
+            let how = if begin < end {
+                "overlaps the tensor before it"
+            } else {
+                "leaves a gap before it"
+            };
+            return Err(format!(
+                "tensor `{name}`: data_offsets begin at {begin} but the previous tensor ends at {end}: it {how}"
+            ));
+        }
+        end = begin + len;
+    }
+    if end != data_len {
+        return Err(format!(
+            "tensors cover {end} bytes of the {data_len}-byte data section"
+        ));
+    }
+    Ok(())
+}
+
+/// The header's top-level object, refusing a key given twice (serde_json would keep the
+/// last silently, so two readers could see different tensors).
+struct Header(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Header {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Header;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Header, A::Error> {
+                let mut seen = HashSet::new();
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    if !seen.insert(k.clone()) {
+                        return Err(serde::de::Error::custom(format!("key `{k}` appears twice")));
+                    }
+                    out.push((k, v));
+                }
+                Ok(Header(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// Validates one header entry; the message names the tensor.
@@ -317,6 +388,27 @@ mod tests {
             (r#"{"a":{"dtype":"F32","shape":[1]}}"#, "data_offsets"),
             (r#"{"a":"#, "not valid JSON"),
             (r#"[1]"#, "not a JSON object"),
+            // Stricter than serde_json alone, as the reference reader is.
+            (
+                r#"{"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}}"#,
+                "key `a` appears twice",
+            ),
+            (
+                r#"{"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}"#,
+                "overlaps",
+            ),
+            (
+                r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}}"#,
+                "leaves a gap",
+            ),
+            (
+                r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}"#,
+                "cover 4 bytes of the 8-byte data section",
+            ),
+            (
+                r#"{"__metadata__":{"k":5},"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}}"#,
+                "entry `k` is 5, not a string",
+            ),
         ];
         for (h, want) in cases {
             let e = from_header(h, &[0u8; 8]).err().expect(h).to_string();

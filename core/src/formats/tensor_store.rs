@@ -196,20 +196,38 @@ impl TensorStore {
         if n == 0 {
             return Ok((info.dtype, Vec::new()));
         }
-        // Highest element touched, to bound the read inside the storage.
-        let max_elem: usize = info
+        let outside = || {
+            Error::format(
+                self.name(),
+                format!("tensor `{key}` reaches outside its storage"),
+            )
+        };
+        // Never more elements than the storage holds (a stride-0 view would otherwise ask
+        // for an allocation of any size), and the highest element touched inside it.
+        let total = (n as u64).checked_mul(es as u64).ok_or_else(outside)?;
+        if total > info.storage_len {
+            return Err(outside());
+        }
+        let max_elem = info
             .shape
             .iter()
             .zip(&info.strides)
-            .map(|(&d, &s)| (d - 1) * s)
-            .sum();
-        let span = (max_elem + 1) * es;
-        let storage_end = info.storage_start + info.storage_len;
-        if info.offset < info.storage_start || info.offset + span as u64 > storage_end {
-            return Err(Error::format(
-                self.name(),
-                format!("tensor `{key}` reaches outside its storage"),
-            ));
+            .try_fold(0usize, |acc, (&d, &s)| {
+                (d - 1).checked_mul(s)?.checked_add(acc)
+            })
+            .ok_or_else(outside)?;
+        let span = max_elem
+            .checked_add(1)
+            .and_then(|e| e.checked_mul(es))
+            .ok_or_else(outside)?;
+        let storage_end = info.storage_start.saturating_add(info.storage_len);
+        if info.offset < info.storage_start
+            || info
+                .offset
+                .checked_add(span as u64)
+                .is_none_or(|e| e > storage_end)
+        {
+            return Err(outside());
         }
         if info.is_contiguous() {
             return Ok((info.dtype, self.source.read_vec(info.offset, n * es)?));

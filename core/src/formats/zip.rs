@@ -96,7 +96,14 @@ impl ZipArchive {
         let entries = parse_central_directory(&name, &raw, dir.count)?;
         let mut by_name = HashMap::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
-            by_name.entry(e.name.clone()).or_insert(i);
+            // Readers disagree on which of two same-named entries counts (Python's zipfile
+            // takes the last), so a file that has two is refused rather than guessed at.
+            if by_name.insert(e.name.clone(), i).is_some() {
+                return Err(Error::format(
+                    &name,
+                    format!("zip holds two entries named `{}`", e.name),
+                ));
+            }
         }
         Ok(Self {
             source,

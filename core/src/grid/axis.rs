@@ -3,7 +3,7 @@
 
 use super::csv_fields::split_fields;
 use super::python_float::python_float_repr;
-use super::range_syntax::{float_values, int_values};
+use super::range_syntax::{float_values, int_values, MAX_AXIS_VALUES};
 use crate::{Error, Result};
 
 /// One kind of axis. The label is A1111's (`Seed`, `CFG Scale`, ...).
@@ -245,7 +245,16 @@ impl Axis {
                 .into_iter()
                 .map(AxisValue::Float)
                 .collect(),
-            ValueType::Text => fields.into_iter().map(AxisValue::Text).collect(),
+            ValueType::Text => {
+                if fields.len() > MAX_AXIS_VALUES {
+                    return Err(Error::Invalid(format!(
+                        "grid axis `{}` has {} values; the limit is {MAX_AXIS_VALUES}",
+                        kind.label(),
+                        fields.len()
+                    )));
+                }
+                fields.into_iter().map(AxisValue::Text).collect()
+            }
         };
         if values.is_empty() {
             return Err(Error::Invalid(format!(

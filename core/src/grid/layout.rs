@@ -16,8 +16,15 @@ pub struct CellIndex {
     pub z: usize,
 }
 
+/// Most cells one grid may have (A1111 bounds the grid picture's size instead, which
+/// [`GridPlan::check_image_size`] does too).
+pub const MAX_GRID_CELLS: usize = 1024;
+/// Largest grid picture, in megapixels (A1111's default `img_max_size_mp`).
+pub const MAX_GRID_MEGAPIXELS: f64 = 200.0;
+
 /// The three axes of one grid (absent ones are [`Axis::nothing`]).
 #[derive(Clone, Debug)]
+
 pub struct GridPlan {
     pub x: Axis,
     pub y: Axis,
@@ -36,7 +43,33 @@ impl GridPlan {
                 )));
             }
         }
+        let cells = [&y, &z]
+            .iter()
+            .try_fold(x.values.len(), |n, a| n.checked_mul(a.values.len()))
+            .filter(|&n| n <= MAX_GRID_CELLS);
+        if cells.is_none() {
+            return Err(Error::Invalid(format!(
+                "the grid has {} × {} × {} cells; the limit is {MAX_GRID_CELLS}",
+                x.values.len(),
+                y.values.len(),
+                z.values.len()
+            )));
+        }
         Ok(GridPlan { x, y, z })
+    }
+
+    /// Refuses a grid whose picture would exceed [`MAX_GRID_MEGAPIXELS`] with cells of
+    /// `width`×`height` (A1111's "maximum grid size" setting, 200 MP by default).
+    pub fn check_image_size(&self, width: usize, height: usize) -> Result<()> {
+        let pixels = (self.cell_count() as f64) * width as f64 * height as f64;
+        if pixels > MAX_GRID_MEGAPIXELS * 1e6 {
+            return Err(Error::Invalid(format!(
+                "the grid would be {:.0} megapixels ({} cells of {width}x{height}); the limit is {MAX_GRID_MEGAPIXELS}",
+                pixels / 1e6,
+                self.cell_count()
+            )));
+        }
+        Ok(())
     }
 
     pub fn cell_count(&self) -> usize {

@@ -35,13 +35,57 @@ enum Suffix {
     Count,
 }
 
+/// Most values one axis may expand to (a grid has at most
+/// [`MAX_GRID_CELLS`](super::layout::MAX_GRID_CELLS) cells in all).
+pub const MAX_AXIS_VALUES: usize = 1024;
+/// Longest field read as a number or range; longer text is no number anyone means.
+const MAX_NUMBER_FIELD: usize = 256;
+
+fn too_many(field: &str) -> Error {
+    bad(
+        field,
+        &format!("the axis expands to more than {MAX_AXIS_VALUES} values"),
+    )
+}
+
+fn check_field(field: &str) -> Result<()> {
+    if field.len() > MAX_NUMBER_FIELD {
+        return Err(bad(
+            &format!("{}…", field.chars().take(40).collect::<String>()),
+            &format!("longer than {MAX_NUMBER_FIELD} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `linspace`'s count, refused when negative or above [`MAX_AXIS_VALUES`].
+fn count(n: i64, field: &str) -> Result<usize> {
+    match usize::try_from(n) {
+        Ok(n) if n <= MAX_AXIS_VALUES => Ok(n),
+        Ok(_) => Err(too_many(field)),
+        Err(_) => Err(bad(field, "the count of a range must not be negative")),
+    }
+}
+
+/// Appends `values` to `out`, refusing to grow past [`MAX_AXIS_VALUES`].
+fn push_all<T>(out: &mut Vec<T>, values: Vec<T>, field: &str) -> Result<()> {
+    if out.len() + values.len() > MAX_AXIS_VALUES {
+        return Err(too_many(field));
+    }
+    out.extend(values);
+    Ok(())
+}
+
 /// Expands a whole-number axis' fields.
 pub fn int_values(fields: &[String]) -> Result<Vec<i64>> {
     let mut out = Vec::new();
     for field in fields {
+        check_field(field)?;
         if let Some(m) = match_range(field, NumberKind::Int, Suffix::Step) {
             let start = python_int(&m.start, field)?;
-            let end = python_int(&m.end, field)? + 1;
+            let end = python_int(&m.end, field)?
+                .checked_add(1)
+                .ok_or_else(|| bad(field, "the end of the range is out of range"))?;
             let step = m
                 .extra
                 .as_deref()
@@ -53,23 +97,29 @@ pub fn int_values(fields: &[String]) -> Result<Vec<i64>> {
             }
             let mut v = start;
             while (step > 0 && v < end) || (step < 0 && v > end) {
+                if out.len() >= MAX_AXIS_VALUES {
+                    return Err(too_many(field));
+                }
                 out.push(v);
-                v += step;
+                match v.checked_add(step) {
+                    Some(next) => v = next,
+                    None => break,
+                }
             }
         } else if let Some(m) = match_range(field, NumberKind::Int, Suffix::Count) {
             let start = python_int(&m.start, field)? as f64;
             let end = python_int(&m.end, field)? as f64;
             let num = match &m.extra {
-                Some(n) => python_int(n, field)?,
+                Some(n) => count(python_int(n, field)?, field)?,
                 None => 1,
             };
-            out.extend(
-                linspace(start, end, num as usize)
-                    .into_iter()
-                    .map(|x| x as i64),
-            );
+            let values = linspace(start, end, num)
+                .into_iter()
+                .map(|x| x as i64)
+                .collect();
+            push_all(&mut out, values, field)?;
         } else {
-            out.push(python_int(field, field)?);
+            push_all(&mut out, vec![python_int(field, field)?], field)?;
         }
     }
     Ok(out)
@@ -79,6 +129,7 @@ pub fn int_values(fields: &[String]) -> Result<Vec<i64>> {
 pub fn float_values(fields: &[String]) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for field in fields {
+        check_field(field)?;
         if let Some(m) = match_range(field, NumberKind::Float, Suffix::Step) {
             let start = python_float(&m.start, field)?;
             let end = python_float(&m.end, field)?;
@@ -89,17 +140,21 @@ pub fn float_values(fields: &[String]) -> Result<Vec<f64>> {
             if step == 0.0 {
                 return Err(bad(field, "the step of a range must not be zero"));
             }
-            out.extend(arange(start, end + step, step));
+            let len = ((end + step - start) / step).ceil();
+            if len > MAX_AXIS_VALUES as f64 {
+                return Err(too_many(field));
+            }
+            push_all(&mut out, arange(start, end + step, step), field)?;
         } else if let Some(m) = match_range(field, NumberKind::Float, Suffix::Count) {
             let start = python_float(&m.start, field)?;
             let end = python_float(&m.end, field)?;
             let num = match &m.extra {
-                Some(n) => python_int(n, field)?,
+                Some(n) => count(python_int(n, field)?, field)?,
                 None => 1,
             };
-            out.extend(linspace(start, end, num as usize));
+            push_all(&mut out, linspace(start, end, num), field)?;
         } else {
-            out.push(python_float(field, field)?);
+            push_all(&mut out, vec![python_float(field, field)?], field)?;
         }
     }
     Ok(out)

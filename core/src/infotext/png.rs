@@ -53,10 +53,25 @@ pub fn write_png(
     write_atomically(path, &bytes)
 }
 
+/// Largest PNG file read for its infotext (a 2048² RGBA image is 16 MiB uncompressed).
+pub const MAX_PNG_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The infotext of the PNG file at `path`; `Ok(None)` when it has no `parameters` chunk.
 pub fn read_parameters(path: impl AsRef<Path>) -> Result<Option<String>> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (file, meta) = crate::io::open_regular_file(path)?;
+    if meta.len() > MAX_PNG_BYTES {
+        return Err(Error::format(
+            path.display().to_string(),
+            format!(
+                "{} bytes is larger than any PNG read here ({MAX_PNG_BYTES} bytes)",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_PNG_BYTES), &mut bytes)
+        .map_err(|e| Error::io(path, e))?;
     parameters_from_png_bytes(&bytes, &path.display().to_string())
 }
 

@@ -44,7 +44,7 @@ pub struct MmapSource {
 
 impl MmapSource {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let (file, _) = super::open_regular_file(path)?;
         // SAFETY: the map is read-only; a file truncated underneath us would fault, which is
         // the accepted trade-off of every mmap-based model loader.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;

@@ -16,14 +16,7 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-        if meta.is_dir() {
-            return Err(Error::Invalid(format!(
-                "{}: is a folder, not a model file",
-                path.display()
-            )));
-        }
+        let (file, meta) = super::open_regular_file(path)?;
         Ok(Self {
             name: path.display().to_string(),
             file,

@@ -65,18 +65,47 @@ pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     out
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>, keep: &dyn Fn(&Path) -> bool) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in rd.flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            collect(&p, out, keep);
-        } else if keep(&p) {
-            out.push(p);
+/// Deepest folder nesting a walk descends into below its root.
+const MAX_WALK_DEPTH: usize = 32;
+
+/// Files under `dir` that `keep` accepts, recursively, unsorted; names starting with `.`
+/// are skipped when `skip_hidden` (as Python's `glob` does). Linked folders are followed
+/// (users link model folders from other drives, and A1111 follows them), but each real
+/// folder is entered once, so a link back up the tree (`models/x -> ..`) cannot loop, and
+/// the walk stops [`MAX_WALK_DEPTH`] levels down.
+pub fn walk_files(dir: &Path, skip_hidden: bool, keep: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut visited = std::collections::HashSet::new();
+    let mut pending = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(real) = std::fs::canonicalize(&dir) else {
+            continue;
+        };
+        if !visited.insert(real) {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            if skip_hidden && entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let p = entry.path();
+            if p.is_dir() {
+                if depth < MAX_WALK_DEPTH {
+                    pending.push((p, depth + 1));
+                }
+            } else if keep(&p) {
+                out.push(p);
+            }
         }
     }
+    out
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>, keep: &dyn Fn(&Path) -> bool) {
+    out.extend(walk_files(dir, false, keep));
 }
 
 /// A checkpoint's stem: `final-pruned` for `final-pruned.ckpt`.
@@ -91,11 +120,23 @@ pub fn stem(path: &Path) -> String {
 /// (file name, stem, or path relative to `Stable-diffusion/`, with or without extension);
 /// a legacy 8-hex hash (`925997e9`); or A1111's title `name [hash]`, where the hash wins
 /// and the name is the fallback. An empty name picks the first checkpoint.
+///
+/// Only for names the user typed (a CLI flag): a name from outside data (an infotext, a
+/// prompt, a request) goes through [`resolve_checkpoint_name`], which never opens a path.
 pub fn resolve_checkpoint(models: &Path, name: &str) -> Result<PathBuf> {
     let as_path = Path::new(name);
     if !name.is_empty() && as_path.is_file() {
         return Ok(as_path.to_path_buf());
     }
+    resolve_checkpoint_name(models, name)
+}
+
+/// Resolves a checkpoint name as A1111 resolves names from infotexts and API requests:
+/// only against the checkpoints listed in `models/Stable-diffusion/` (by relative name,
+/// stem, legacy hash or `name [hash]` title). An absolute path or a `..` in the name is an
+/// error, and no file outside the folder is ever opened.
+pub fn resolve_checkpoint_name(models: &Path, name: &str) -> Result<PathBuf> {
+    check_plain_name(name, "checkpoint")?;
     let root = models.join("Stable-diffusion");
     let all = list_checkpoints(models);
     if name.is_empty() {
@@ -130,6 +171,27 @@ pub fn resolve_checkpoint(models: &Path, name: &str) -> Result<PathBuf> {
             names.join(", ")
         }
     )))
+}
+
+/// Refuses a model name from outside data that is written as a path out of its folder:
+/// absolute (`/x`, `C:\\x`, `\\\\server\\x`) or with a `..` component. (Names may still
+/// hold `/` for a subfolder, which only ever matches a listed file.)
+pub fn check_plain_name(name: &str, kind: &str) -> Result<()> {
+    let unified = name.replace('\\', "/");
+    let drive = unified.len() >= 2
+        && unified.as_bytes()[0].is_ascii_alphabetic()
+        && unified.as_bytes()[1] == b':';
+    if unified.starts_with('/')
+        || drive
+        || unified.split('/').any(|c| c.trim() == "..")
+        || name.contains('\0')
+    {
+        return Err(Error::Invalid(format!(
+            "{kind} `{name}` is a path, not a name: names from infotexts, prompts and requests \
+             are looked up only inside the models folder"
+        )));
+    }
+    Ok(())
 }
 
 /// `final-pruned [925997e9]` → (`final-pruned`, Some(`925997e9`)).

@@ -47,14 +47,7 @@ impl FileHashes {
 }
 
 fn open(path: &Path) -> Result<(std::fs::File, u64)> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{}: is a folder, not a file",
-            path.display()
-        )));
-    }
+    let (f, meta) = crate::io::open_regular_file(path)?;
     Ok((f, meta.len()))
 }
 

@@ -3,9 +3,13 @@
 //! informational and never imported or executed.
 
 use crate::error::{Error, Result};
+use crate::nn::config::check_schedule;
 use crate::nn::{UNetConfig, VaeConfig};
 use serde_yaml::Value;
 use std::path::Path;
+
+/// Largest `.yaml` config read (the SD configs are about 2 KB).
+pub const MAX_YAML_BYTES: usize = 256 * 1024;
 
 /// What a sidecar yaml says. `None` fields were absent and fall back to shape inference
 /// or SD1.x defaults.
@@ -22,12 +26,45 @@ pub struct LdmYaml {
 
 impl LdmYaml {
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let (file, meta) = crate::io::open_regular_file(path)?;
+        if meta.len() > MAX_YAML_BYTES as u64 {
+            return Err(Error::format(
+                path.display().to_string(),
+                format!(
+                    "{} bytes is larger than any LDM config ({MAX_YAML_BYTES} bytes)",
+                    meta.len()
+                ),
+            ));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_YAML_BYTES as u64),
+            &mut text,
+        )
+        .map_err(|e| Error::io(path, e))?;
         Self::parse(&text, &path.display().to_string())
     }
 
     /// Parse yaml text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self> {
+        // A real config is a few KB; a bound keeps a hostile one from costing parse time.
+        if text.len() > MAX_YAML_BYTES {
+            return Err(Error::format(
+                file,
+                format!(
+                    "{} bytes is larger than any LDM config ({MAX_YAML_BYTES} bytes)",
+                    text.len()
+                ),
+            ));
+        }
+        if let Some(line) = flow_nesting_beyond(text, MAX_FLOW_NESTING) {
+            return Err(Error::format(
+                file,
+                format!(
+                    "line {line}: `[`/`{{` brackets nest deeper than {MAX_FLOW_NESTING} levels"
+                ),
+            ));
+        }
         let root: Value = serde_yaml::from_str(text)
             .map_err(|e| Error::format(file, format!("invalid YAML: {e}")))?;
         let params = root
@@ -52,22 +89,87 @@ impl LdmYaml {
             })?),
             None => None,
         };
-        Ok(Self {
+        if let Some(u) = &unet {
+            u.check()
+                .map_err(|(k, why)| bad(&format!("model.params.unet_config.params.{k}"), &why))?;
+        }
+        if let Some(v) = &vae {
+            v.check().map_err(|(k, why)| {
+                let k = match k.as_str() {
+                    "embed_dim" => k,
+                    _ => format!("ddconfig.{k}"),
+                };
+                bad(&format!("model.params.first_stage_config.params.{k}"), &why)
+            })?;
+        }
+        let number = |key: &str| -> Result<Option<f64>> {
+            match params.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| bad(&format!("model.params.{key}"), "expected a number")),
+            }
+        };
+        let timesteps = match params.get("timesteps") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|t| usize::try_from(t).ok())
+                    .ok_or_else(|| {
+                        bad("model.params.timesteps", "expected a non-negative integer")
+                    })?,
+            ),
+        };
+        let parsed = Self {
             unet,
             vae,
-            scale_factor: params
-                .get("scale_factor")
-                .and_then(Value::as_f64)
-                .map(|v| v as f32),
+            scale_factor: number("scale_factor")?.map(|v| v as f32),
             use_ema: params.get("use_ema").and_then(Value::as_bool),
-            linear_start: params.get("linear_start").and_then(Value::as_f64),
-            linear_end: params.get("linear_end").and_then(Value::as_f64),
-            timesteps: params
-                .get("timesteps")
-                .and_then(Value::as_u64)
-                .map(|v| v as usize),
-        })
+            linear_start: number("linear_start")?,
+            linear_end: number("linear_end")?,
+            timesteps,
+        };
+        // Absent values take SD1.x's, so a partial yaml is checked as it will be used.
+        check_schedule(
+            parsed.timesteps.unwrap_or(1000),
+            parsed.linear_start.unwrap_or(0.00085),
+            parsed.linear_end.unwrap_or(0.012),
+            parsed.scale_factor.unwrap_or(0.18215),
+        )
+        .map_err(|(k, why)| bad(&format!("model.params.{k}"), &why))?;
+        Ok(parsed)
     }
+}
+
+/// Deepest `[`/`{` nesting accepted (an LDM config uses 1); the YAML parser would reject
+/// deeper text too, but only after work that grows with the square of the depth.
+const MAX_FLOW_NESTING: usize = 32;
+
+/// The 1-based line where `[`/`{` brackets (outside quotes and comments) first nest deeper
+/// than `limit`, if they do.
+fn flow_nesting_beyond(text: &str, limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > limit {
+                        return Some(i + 1);
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 type FieldResult<T> = std::result::Result<T, (String, String)>;
@@ -173,5 +275,89 @@ mod tests {
         assert!(e.contains("unet_config.params.num_res_blocks"), "{e}");
         let e = LdmYaml::parse("foo: 1", "z.yaml").unwrap_err().to_string();
         assert!(e.contains("model.params"), "{e}");
+    }
+
+    #[test]
+    fn hostile_schedule_and_widths_are_refused_naming_file_and_key() {
+        let cases = [
+            ("timesteps: 1000", "timesteps: 0", "model.params.timesteps"),
+            ("timesteps: 1000", "timesteps: 1", "model.params.timesteps"),
+            (
+                "timesteps: 1000",
+                "timesteps: 4611686018427387904",
+                "model.params.timesteps",
+            ),
+            (
+                "timesteps: 1000",
+                "timesteps: 1000000000000",
+                "model.params.timesteps",
+            ),
+            ("timesteps: 1000", "timesteps: -3", "model.params.timesteps"),
+            (
+                "linear_start: 0.00085",
+                "linear_start: .nan",
+                "model.params.linear_start",
+            ),
+            (
+                "linear_end: 0.0120",
+                "linear_end: 0.0001",
+                "model.params.linear_start",
+            ),
+            (
+                "scale_factor: 0.18215",
+                "scale_factor: 0",
+                "model.params.scale_factor",
+            ),
+            (
+                "model_channels: 320",
+                "model_channels: 0",
+                "unet_config.params.model_channels",
+            ),
+            (
+                "model_channels: 320",
+                "model_channels: 100",
+                "unet_config.params.model_channels",
+            ),
+            (
+                "channel_mult: [ 1, 2, 4, 4 ]",
+                "channel_mult: [ 1, 0 ]",
+                "unet_config.params.channel_mult",
+            ),
+            (
+                "channel_mult: [ 1, 2, 4, 4 ]",
+                "channel_mult: [ 1, 100000000000 ]",
+                "unet_config.params.channel_mult",
+            ),
+            (
+                "num_heads: 8",
+                "num_heads: 7",
+                "unet_config.params.num_heads",
+            ),
+            (
+                "context_dim: 768",
+                "context_dim: 0",
+                "unet_config.params.context_dim",
+            ),
+            ("ch: 128", "ch: 0", "first_stage_config.params.ddconfig.ch"),
+            (
+                "z_channels: 4",
+                "z_channels: 0",
+                "first_stage_config.params.ddconfig.z_channels",
+            ),
+        ];
+        let nested = format!("model:\n  params: {}{}", "[".repeat(5000), "]".repeat(5000));
+        let e = LdmYaml::parse(&nested, "deep.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("deep.yaml") && e.contains("nest deeper than 32"),
+            "{e}"
+        );
+        for (from, to, key) in cases {
+            assert!(V1.contains(from), "{from}");
+            let text = V1.replace(from, to);
+            let e = LdmYaml::parse(&text, "bad.yaml").unwrap_err().to_string();
+            assert!(e.contains("bad.yaml") && e.contains(key), "{to}: {e}");
+        }
     }
 }

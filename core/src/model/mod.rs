@@ -8,7 +8,8 @@ pub mod listing;
 pub mod stable_diffusion;
 
 pub use files::{
-    checkpoint_files, list_checkpoints, resolve_checkpoint, resolve_vae, CheckpointFiles, VaeChoice,
+    check_plain_name, checkpoint_files, list_checkpoints, resolve_checkpoint,
+    resolve_checkpoint_name, resolve_vae, walk_files, CheckpointFiles, VaeChoice,
 };
 pub use from_sources::CheckpointSources;
 pub use hash::{legacy_model_hash, legacy_model_hash_of};

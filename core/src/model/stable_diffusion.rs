@@ -8,6 +8,7 @@ use super::ldm_yaml::LdmYaml;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::formats::{open_tensor_store, TensorStore};
+use crate::nn::config::{check_schedule, ConfigFault};
 use crate::nn::{infer_clip_config, infer_unet_config, infer_vae_config};
 use crate::nn::{AutoencoderKl, ClipTextEncoder, ModelConfig, UNet, Weights};
 use crate::schedule::DiscreteSchedule;
@@ -157,11 +158,56 @@ impl<B: Backend> StableDiffusion<B> {
             linear_end: yaml.linear_end.unwrap_or(0.012),
             timesteps: yaml.timesteps.unwrap_or(1000),
         };
+        // Validate the whole config before anything is built or allocated; a fault names
+        // the yaml when the yaml set the value, else the checkpoint the value came from.
+        let yaml_file = info.files.config.as_ref().map(|p| p.display().to_string());
+        let from_yaml = |set: bool, section: &str, (key, why): ConfigFault| match &yaml_file {
+            Some(y) if set => Error::format(y, format!("`model.params.{section}{key}`: {why}")),
+            _ => Error::format(
+                store.name(),
+                format!("network config inferred from the tensor shapes: `{key}` {why}"),
+            ),
+        };
+        config
+            .unet
+            .check()
+            .map_err(|f| from_yaml(yaml.unet.is_some(), "unet_config.params.", f))?;
+        config.vae.check().map_err(|f| {
+            let vae_file = vae_store.map(|v| v.name()).unwrap_or(store.name());
+            match (&yaml_file, yaml.vae.is_some()) {
+                (Some(_), true) => from_yaml(true, "first_stage_config.params.", f),
+                _ => Error::format(
+                    vae_file,
+                    format!(
+                        "VAE config inferred from the tensor shapes: `{}` {}",
+                        f.0, f.1
+                    ),
+                ),
+            }
+        })?;
+        config.clip.check().map_err(|f| from_yaml(false, "", f))?;
+        check_schedule(
+            config.timesteps,
+            config.linear_start,
+            config.linear_end,
+            config.scale_factor,
+        )
+        .map_err(|f| from_yaml(true, "", f))?;
 
         // The checkpoint's own ᾱ buffer wins (A1111 samples with the loaded buffer).
         let schedule = match store.get("alphas_cumprod") {
             Some(info) if info.numel() == config.timesteps && config.timesteps > 1 => {
-                DiscreteSchedule::from_alphas_cumprod(&store.read_f32("alphas_cumprod")?)
+                let alphas = store.read_f32("alphas_cumprod")?;
+                if let Some(bad) = alphas
+                    .iter()
+                    .find(|a| !(a.is_finite() && **a > 0.0 && **a <= 1.0))
+                {
+                    return Err(Error::format(
+                        store.name(),
+                        format!("`alphas_cumprod` holds {bad}, not a value in (0, 1]"),
+                    ));
+                }
+                DiscreteSchedule::from_alphas_cumprod(&alphas)
             }
             _ => DiscreteSchedule::scaled_linear(
                 config.linear_start,

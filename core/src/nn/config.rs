@@ -113,3 +113,197 @@ pub struct ModelConfig {
     pub linear_end: f64,
     pub timesteps: usize,
 }
+
+/// Widest channel count accepted for any layer (SD1.x's widest is 1280; SDXL's 2048).
+/// Beyond it a config is an error, not an allocation.
+pub const MAX_CHANNELS: usize = 16 * 1024;
+/// Most resolution levels accepted (SD uses 4).
+pub const MAX_LEVELS: usize = 8;
+/// Most res blocks per level, and transformer blocks per attention layer.
+pub const MAX_BLOCKS: usize = 32;
+/// Most diffusion timesteps accepted (SD uses 1000).
+pub const MAX_TIMESTEPS: usize = 100_000;
+
+/// A config field (named as in the LDM yaml) and why it is refused.
+pub type ConfigFault = (String, String);
+
+fn fault(key: &str, why: impl Into<String>) -> ConfigFault {
+    (key.to_string(), why.into())
+}
+
+/// `value` is at least 1 and at most [`MAX_CHANNELS`].
+fn check_width(key: &str, value: usize) -> std::result::Result<(), ConfigFault> {
+    if value == 0 || value > MAX_CHANNELS {
+        return Err(fault(
+            key,
+            format!("{value} is not a width between 1 and {MAX_CHANNELS}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_count(key: &str, value: usize, max: usize) -> std::result::Result<(), ConfigFault> {
+    if value == 0 || value > max {
+        return Err(fault(key, format!("{value} is not between 1 and {max}")));
+    }
+    Ok(())
+}
+
+/// The widths of each level (`base × mult`), each a positive multiple of the GroupNorm
+/// group count and at most [`MAX_CHANNELS`].
+fn level_widths(
+    base_key: &str,
+    base: usize,
+    mult_key: &str,
+    mult: &[usize],
+) -> std::result::Result<Vec<usize>, ConfigFault> {
+    check_width(base_key, base)?;
+    check_count(mult_key, mult.len(), MAX_LEVELS)
+        .map_err(|(k, why)| (k, format!("has {} levels: {why}", mult.len())))?;
+    let groups = crate::nn::layers::GROUP_NORM_GROUPS;
+    if !base.is_multiple_of(groups) {
+        return Err(fault(
+            base_key,
+            format!("{base} is not a multiple of {groups} (GroupNorm groups)"),
+        ));
+    }
+    mult.iter()
+        .map(|&m| {
+            let width = base.checked_mul(m).filter(|&w| w > 0 && w <= MAX_CHANNELS);
+            width.ok_or_else(|| {
+                fault(
+                    mult_key,
+                    format!("{base} × {m} is not a width between 1 and {MAX_CHANNELS}"),
+                )
+            })
+        })
+        .collect()
+}
+
+impl UNetConfig {
+    /// Checks the whole config before any layer is built: positive bounded widths, widths
+    /// divisible by the GroupNorm groups and by the head count (or head width).
+    pub fn check(&self) -> std::result::Result<(), ConfigFault> {
+        check_width("in_channels", self.in_channels)?;
+        check_width("out_channels", self.out_channels)?;
+        check_width("context_dim", self.context_dim)?;
+        check_count("num_res_blocks", self.num_res_blocks, MAX_BLOCKS)?;
+        check_count("transformer_depth", self.transformer_depth, MAX_BLOCKS)?;
+        check_count("num_heads", self.num_heads, MAX_CHANNELS)?;
+        let widths = level_widths(
+            "model_channels",
+            self.model_channels,
+            "channel_mult",
+            &self.channel_mult,
+        )?;
+        for width in widths {
+            match self.num_head_channels {
+                Some(hc) if hc > 0 => {
+                    if !width.is_multiple_of(hc) {
+                        return Err(fault(
+                            "num_head_channels",
+                            format!("width {width} does not split into heads of {hc} channels"),
+                        ));
+                    }
+                }
+                _ => {
+                    if !width.is_multiple_of(self.num_heads) {
+                        return Err(fault(
+                            "num_heads",
+                            format!("width {width} does not split into {} heads", self.num_heads),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl VaeConfig {
+    /// Checks the whole config before any layer is built (see [`UNetConfig::check`]).
+    pub fn check(&self) -> std::result::Result<(), ConfigFault> {
+        level_widths("ch", self.ch, "ch_mult", &self.ch_mult)?;
+        check_count("num_res_blocks", self.num_res_blocks, MAX_BLOCKS)?;
+        check_width("in_channels", self.in_channels)?;
+        check_width("out_ch", self.out_ch)?;
+        check_width("z_channels", self.z_channels)?;
+        check_width("embed_dim", self.embed_dim)?;
+        Ok(())
+    }
+}
+
+impl ClipConfig {
+    /// Checks the sizes read from the text encoder's tensors: the tokenizer's ids must fit
+    /// the vocabulary, a 77-token chunk the positions, and the width 64-wide heads.
+    pub fn check(&self) -> std::result::Result<(), ConfigFault> {
+        let vocab = crate::text::VOCAB_SIZE;
+        if self.vocab_size < vocab {
+            return Err(fault(
+                "vocab_size",
+                format!(
+                    "{} token embeddings, fewer than the tokenizer's {vocab}",
+                    self.vocab_size
+                ),
+            ));
+        }
+        let chunk = crate::text::CHUNK_TOKENS;
+        if self.max_positions < chunk {
+            return Err(fault(
+                "max_positions",
+                format!(
+                    "{} position embeddings, fewer than a {chunk}-token chunk",
+                    self.max_positions
+                ),
+            ));
+        }
+        check_width("hidden", self.hidden)?;
+        check_width("intermediate", self.intermediate)?;
+        check_count("layers", self.layers, 4 * MAX_BLOCKS)?;
+        if !self.hidden.is_multiple_of(self.heads.max(1)) {
+            return Err(fault(
+                "hidden",
+                format!(
+                    "width {} does not split into {} heads",
+                    self.hidden, self.heads
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the diffusion schedule values (`timesteps`, `linear_start`, `linear_end`,
+/// `scale_factor`): at least 2 and at most [`MAX_TIMESTEPS`] steps, finite betas with
+/// `0 < linear_start <= linear_end < 1`, a finite positive latent scale.
+pub fn check_schedule(
+    timesteps: usize,
+    linear_start: f64,
+    linear_end: f64,
+    scale_factor: f32,
+) -> std::result::Result<(), ConfigFault> {
+    if !(2..=MAX_TIMESTEPS).contains(&timesteps) {
+        return Err(fault(
+            "timesteps",
+            format!("{timesteps} is not between 2 and {MAX_TIMESTEPS}"),
+        ));
+    }
+    for (key, v) in [("linear_start", linear_start), ("linear_end", linear_end)] {
+        if !(v.is_finite() && v > 0.0 && v < 1.0) {
+            return Err(fault(key, format!("{v} is not a beta between 0 and 1")));
+        }
+    }
+    if linear_start > linear_end {
+        return Err(fault(
+            "linear_start",
+            format!("{linear_start} is above linear_end {linear_end}"),
+        ));
+    }
+    if !(scale_factor.is_finite() && scale_factor > 0.0) {
+        return Err(fault(
+            "scale_factor",
+            format!("{scale_factor} is not a positive number"),
+        ));
+    }
+    Ok(())
+}

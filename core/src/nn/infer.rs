@@ -56,6 +56,12 @@ pub fn infer_unet_config(w: &Weights) -> Result<UNetConfig> {
     let in_channels = dim(w, "input_blocks.0.0.weight", 1)?;
     let out_channels = dim(w, "out.2.weight", 0)?;
     let invalid = |m: String| Error::format(w.file(), format!("cannot infer the UNet layout: {m}"));
+    if model_channels == 0 {
+        return Err(invalid(format!(
+            "`{}` has no output channels",
+            w.key("input_blocks.0.0.weight")
+        )));
+    }
 
     // Walk the input blocks: runs of res blocks separated by downsample convs.
     let mut levels: Vec<(usize, usize, bool)> = Vec::new(); // (width, res blocks, attention)

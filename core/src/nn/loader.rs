@@ -103,7 +103,16 @@ impl<'a> Weights<'a> {
                 expected: shape.to_vec(),
             });
         }
-        self.store.read_f32(&key)
+        let data = self.store.read_f32(&key)?;
+        // A NaN or infinite weight poisons every output downstream, where the error would
+        // name neither file nor tensor; refuse it here, where both are known.
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::format(
+                self.file(),
+                format!("tensor `{key}` holds {} at element {i}", data[i]),
+            ));
+        }
+        Ok(data)
     }
     /// Read `name` with `shape` and upload it as a weight.
     pub fn load<B: Backend>(&self, b: &B, name: &str, shape: &[usize]) -> Result<B::Tensor> {

@@ -10,9 +10,11 @@
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::clip::ClipTextEncoder;
+use crate::text::limits::{check_and_parts, check_prompt_chunks, check_prompt_length};
 use crate::text::{
-    apply_emphasis, prompt_schedule, schedule_index, split_and, tokenize_prompt, AttentionSyntax,
-    ChunkOptions, EmphasisMode, PromptChunk, ScheduledPrompt, BOS, CHUNK_TOKENS, EOS,
+    apply_emphasis, check_schedule_nesting, prompt_schedule, schedule_index, split_and,
+    tokenize_prompt, AttentionSyntax, ChunkOptions, EmphasisMode, PromptChunk, ScheduledPrompt,
+    BOS, CHUNK_TOKENS, EOS,
 };
 
 /// One text's conditioning, kept on the host (`[77·chunks, hidden]`, row-major) so cond
@@ -107,6 +109,7 @@ async fn encode_texts<B: Backend>(
         .map(|t| tokenize_prompt(t, options.chunk_options()).map(|p| p.chunks))
         .collect::<Result<_>>()?;
     let chunk_count = chunked.iter().map(Vec::len).max().unwrap_or(1);
+    check_prompt_chunks(chunk_count)?;
     for c in &mut chunked {
         c.resize(chunk_count, empty_chunk());
     }
@@ -146,6 +149,8 @@ pub async fn encode_scheduled<B: Backend>(
     clip_skip: usize,
     options: &PromptOptions,
 ) -> Result<ScheduledConditioning> {
+    check_prompt_length(prompt, "prompt")?;
+    check_schedule_nesting(prompt)?;
     let schedule = prompt_schedule(prompt, steps);
     let texts: Vec<&str> = schedule.iter().map(|s| s.text.as_str()).collect();
     let conds = encode_texts(b, clip, &texts, clip_skip.max(1), options).await?;
@@ -161,8 +166,11 @@ pub async fn encode_prompt_parts<B: Backend>(
     clip_skip: usize,
     options: &PromptOptions,
 ) -> Result<PromptConditioning> {
+    check_prompt_length(prompt, "prompt")?;
+    let split = split_and(prompt);
+    check_and_parts(split.len())?;
     let mut parts = Vec::new();
-    for part in split_and(prompt) {
+    for part in split {
         parts.push((
             part.weight,
             encode_scheduled(b, clip, &part.text, steps, clip_skip, options).await?,
@@ -178,6 +186,7 @@ pub async fn encode_prompt<B: Backend>(
     prompt: &str,
     clip_skip: usize,
 ) -> Result<Conditioning> {
+    check_prompt_length(prompt, "prompt")?;
     let options = PromptOptions::default();
     let mut conds = encode_texts(b, clip, &[prompt], clip_skip.max(1), &options).await?;
     Ok(conds.remove(0))

@@ -17,6 +17,11 @@ use std::sync::Arc;
 
 /// Largest side accepted (A1111's UI limit).
 pub const MAX_SIDE: usize = 2048;
+/// Images per batch (A1111's UI allows 8; its API no limit). Memory grows with the batch.
+pub const MAX_BATCH_SIZE: usize = 64;
+/// Pixels of all images of one batch together: sixteen 1024×1024 images, or sixty-four
+/// 512×512 ones.
+pub const MAX_BATCH_PIXELS: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Txt2ImgParams {
@@ -58,8 +63,19 @@ impl Txt2ImgParams {
             }
         }
         crate::scheduler::check_steps(self.steps)?;
-        if self.batch_size == 0 {
-            return Err(Error::Invalid("batch size must be at least 1".into()));
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(Error::Invalid(format!(
+                "batch size must be between 1 and {MAX_BATCH_SIZE}, got {}",
+                self.batch_size
+            )));
+        }
+        let pixels = self.width * self.height * self.batch_size;
+        if pixels > MAX_BATCH_PIXELS {
+            return Err(Error::Invalid(format!(
+                "a batch of {} images of {}x{} is {pixels} pixels; the limit is {MAX_BATCH_PIXELS} \
+                 (use a smaller batch size and more batches)",
+                self.batch_size, self.width, self.height
+            )));
         }
         if !self.cfg_scale.is_finite() {
             return Err(Error::Invalid("CFG scale must be a finite number".into()));

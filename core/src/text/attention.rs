@@ -10,6 +10,7 @@
 use crate::error::{Error, Result};
 
 use super::clean::is_python_space;
+use super::limits::{nesting_error, MAX_PROMPT_NESTING};
 use super::pretokenize::{is_letter, is_number};
 
 /// Text of the segment that marks a chunk break (with weight [`BREAK_WEIGHT`]).
@@ -139,7 +140,8 @@ fn explicit_weight(rest: &[char]) -> Option<(String, usize)> {
     (rest.get(i) == Some(&')')).then_some((number, i + 1))
 }
 
-fn lex(text: &str, brackets: &Brackets) -> Vec<Lexeme> {
+/// The lexemes of `text`, each with the index of its first character.
+fn lex(text: &str, brackets: &Brackets) -> Vec<(usize, Lexeme)> {
     let chars: Vec<char> = text.chars().collect();
     let specials = [
         '\\',
@@ -182,7 +184,7 @@ fn lex(text: &str, brackets: &Brackets) -> Vec<Lexeme> {
             // A lone `:` (A1111 syntax): text of its own.
             (Lexeme::Text(c.to_string()), 1)
         };
-        lexemes.push(lexeme);
+        lexemes.push((i, lexeme));
         i += used;
     }
     lexemes
@@ -228,8 +230,8 @@ fn split_on_break(text: &str) -> Vec<String> {
 
 /// A1111's `parse_prompt_attention`: the prompt as segments of text with their weights.
 ///
-/// Fails only on an explicit weight that is not a number (e.g. `(a:1.2.3)`), which A1111
-/// rejects too.
+/// Fails on an explicit weight that is not a number (e.g. `(a:1.2.3)`), which A1111
+/// rejects too, and on brackets open more than [`MAX_PROMPT_NESTING`] deep.
 pub fn parse_prompt_attention(text: &str) -> Result<Vec<AttentionSegment>> {
     parse_attention(text, AttentionSyntax::A1111)
 }
@@ -249,7 +251,13 @@ pub fn parse_attention(text: &str, syntax: AttentionSyntax) -> Result<Vec<Attent
         }
     };
 
-    for lexeme in lex(text, &brackets) {
+    for (at, lexeme) in lex(text, &brackets) {
+        if matches!(lexeme, Lexeme::OpenEmphasis | Lexeme::OpenDeemphasis)
+            && open_emphasis.len() + open_deemphasis.len() >= MAX_PROMPT_NESTING
+        {
+            // Each close rescales the segments inside, so the depth bounds the work too.
+            return Err(nesting_error(at));
+        }
         match lexeme {
             Lexeme::Literal(text) => segments.push(AttentionSegment::new(text, 1.0)),
             Lexeme::OpenEmphasis => open_emphasis.push(segments.len()),
@@ -411,6 +419,34 @@ mod tests {
                 ("d", 1.05 * 1.05),
                 (" (e)", 1.0),
             ])
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_names_the_position() {
+        for open in ["(", "[", "{"] {
+            let syntax = if open == "{" {
+                AttentionSyntax::NovelAi
+            } else {
+                AttentionSyntax::A1111
+            };
+            let deep = format!("a {}", open.repeat(17_000));
+            let err = parse_attention(&deep, syntax).unwrap_err().to_string();
+            // The 101st bracket, after "a ", is character 103.
+            assert!(
+                err.contains("deeper than 100 levels at character 103"),
+                "{err}"
+            );
+        }
+        // At the limit: 100 open brackets weigh 1.1^100, computed by repeated products.
+        let weight = (0..100).fold(1.0f64, |w, _| w * 1.1);
+        let ok = parse_prompt_attention(&format!("{}x", "(".repeat(100))).unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].text, "x");
+        assert!(
+            (ok[0].weight - weight).abs() <= weight * 1e-12,
+            "{}",
+            ok[0].weight
         );
     }
 }

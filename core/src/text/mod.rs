@@ -8,6 +8,7 @@ mod clean;
 pub mod emphasis;
 mod html;
 mod html_entities;
+pub mod limits;
 pub mod multicond;
 mod pretokenize;
 pub mod prompt_schedule;
@@ -20,9 +21,12 @@ pub use chunks::{
     CHUNK_TOKENS,
 };
 pub use emphasis::{apply_emphasis, emphasis_infotext, EmphasisMode};
+pub use limits::{
+    check_prompt_length, MAX_AND_PARTS, MAX_PROMPT_CHARS, MAX_PROMPT_CHUNKS, MAX_PROMPT_NESTING,
+};
 pub use multicond::{split_and, strip_comments, SubPrompt};
 pub use prompt_schedule::{
-    check_schedule_syntax, prompt_schedule, prompt_schedule_with, schedule_index, ScheduleOptions,
-    ScheduledPrompt,
+    check_schedule_nesting, check_schedule_syntax, prompt_schedule, prompt_schedule_with,
+    schedule_index, ScheduleOptions, ScheduledPrompt,
 };
 pub use tokenizer::{decode, token_text, tokenize, BOS, COMMA, EOS, VOCAB_SIZE};

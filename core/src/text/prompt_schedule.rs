@@ -10,6 +10,8 @@
 //! - `[a|b|c]` cycles through its options, one per step; options may be empty (`[fe|]male`).
 //! - Round and square brackets that are emphasis (`(a)`, `(a:1.2)`, `[a]`) stay in the text:
 //!   they are handled later by the emphasis parser. Brackets that close nothing are plain text.
+//! - Constructs nest at most [`MAX_PROMPT_NESTING`] deep; a deeper prompt is used as written
+//!   by [`prompt_schedule`] and refused by [`check_schedule_nesting`].
 //! - A prompt A1111's grammar rejects — a `|` outside any `[a|b]`, a `\` at the very end or
 //!   before a line break — is used as written for every step, with no editing at all.
 //!
@@ -18,11 +20,13 @@
 //! picks one by the order of a hash set, so A1111 itself differs between launches there;
 //! Easel always takes the reading that applies the edit. Everywhere else the results match.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
 
 use super::clean::is_python_space;
+use super::limits::{nesting_error, MAX_PROMPT_NESTING};
 
 /// One entry of a prompt's schedule: `text` is used up to and including step `end_at_step`
 /// (A1111's `ScheduledPromptConditioning`, before encoding).
@@ -96,6 +100,17 @@ pub fn check_schedule_syntax(prompt: &str) -> Result<()> {
             failure.position + 1
         ))
     })
+}
+
+/// Refuses a prompt whose editing/alternation brackets nest deeper than
+/// [`MAX_PROMPT_NESTING`], naming the character where the limit is passed. (Such a prompt
+/// would otherwise be used as written, which the emphasis parser then refuses less
+/// precisely.)
+pub fn check_schedule_nesting(prompt: &str) -> Result<()> {
+    match parse_prompt(prompt) {
+        Err(failure) if failure.too_deep => Err(nesting_error(failure.position)),
+        _ => Ok(()),
+    }
 }
 
 /// Index of the entry A1111 conditions on at denoiser call `current_step` (its `CFGDenoiser`
@@ -235,6 +250,10 @@ fn render(items: &[Item], step: usize, timeline: &Timeline, out: &mut String) {
 struct SyntaxFailure {
     position: usize,
     reason: &'static str,
+    /// Brackets nested past [`MAX_PROMPT_NESTING`]: the whole prompt is refused instead of
+    /// the bracket being read as text (which would parse the same nest again from the next
+    /// character, in quadratic time).
+    too_deep: bool,
 }
 
 type Parsed<T> = std::result::Result<T, SyntaxFailure>;
@@ -248,7 +267,10 @@ fn is_special(c: char) -> bool {
 /// bracket starts a construct when one parses there, and is plain text otherwise.
 fn parse_prompt(prompt: &str) -> Parsed<Vec<Item>> {
     let chars: Vec<char> = prompt.chars().collect();
-    let parser = Parser { chars: &chars };
+    let parser = Parser {
+        chars: &chars,
+        depth: Cell::new(0),
+    };
     let mut items = Vec::new();
     let mut pos = 0;
     while pos < chars.len() {
@@ -258,6 +280,7 @@ fn parse_prompt(prompt: &str) -> Parsed<Vec<Item>> {
                     push_all(&mut items, construct);
                     pos = end;
                 }
+                Err(failure) if failure.too_deep => return Err(failure),
                 Err(_) => {
                     push_text(&mut items, &chars[pos..pos + 1]);
                     pos += 1;
@@ -271,6 +294,7 @@ fn parse_prompt(prompt: &str) -> Parsed<Vec<Item>> {
                 return Err(SyntaxFailure {
                     position: pos,
                     reason: "`|` outside an [a|b] alternation",
+                    too_deep: false,
                 })
             }
             _ => {
@@ -305,6 +329,8 @@ fn push_all(items: &mut Vec<Item>, more: Vec<Item>) {
 
 struct Parser<'a> {
     chars: &'a [char],
+    /// Constructs being parsed (the recursion depth of `construct`).
+    depth: Cell<usize>,
 }
 
 impl Parser<'_> {
@@ -313,7 +339,11 @@ impl Parser<'_> {
     }
 
     fn fail(&self, position: usize, reason: &'static str) -> SyntaxFailure {
-        SyntaxFailure { position, reason }
+        SyntaxFailure {
+            position,
+            reason,
+            too_deep: false,
+        }
     }
 
     /// End of the plain text starting at `pos`: up to the next special character; `\x`
@@ -360,6 +390,20 @@ impl Parser<'_> {
     /// The construct opening at `pos` (`(a)`, `(a:b)`, `[a]`, an edit or an alternation) and
     /// the position after it. Emphasis comes back as text with its brackets.
     fn construct(&self, open: usize) -> Parsed<(Vec<Item>, usize)> {
+        if self.depth.get() >= MAX_PROMPT_NESTING {
+            return Err(SyntaxFailure {
+                position: open,
+                reason: "brackets nest too deep",
+                too_deep: true,
+            });
+        }
+        self.depth.set(self.depth.get() + 1);
+        let result = self.construct_at_depth(open);
+        self.depth.set(self.depth.get() - 1);
+        result
+    }
+
+    fn construct_at_depth(&self, open: usize) -> Parsed<(Vec<Item>, usize)> {
         let unclosed = || self.fail(open, "unclosed bracket");
         let (first, pos) = self.inner(open + 1)?;
         let closer = self.at(pos).ok_or_else(unclosed)?;
@@ -574,5 +618,29 @@ mod tests {
         let picks: Vec<usize> = (0..12).map(|step| schedule_index(&s, step)).collect();
         // Steps 0..=3 use the first entry, 4..=10 the second, past the end the first again.
         assert_eq!(picks, [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_names_the_position() {
+        for open in ["[", "(", "[a:", "[a|"] {
+            let deep = open.repeat(17_000);
+            let err = check_schedule_nesting(&deep).unwrap_err().to_string();
+            let at = open.len() * 100 + 1;
+            assert!(
+                err.contains(&format!("deeper than 100 levels at character {at}")),
+                "{open}: {err}"
+            );
+            // The schedule falls back to the text as written, without recursing 17k deep.
+            let s = prompt_schedule(&deep, 4);
+            assert_eq!(s.len(), 1);
+            assert_eq!(s[0].text, deep);
+        }
+        // 99 nested edits are still read: [a:[a:...[a:b:1]...:1]:1] switches at step 1.
+        let mut p = "b".to_string();
+        for _ in 0..99 {
+            p = format!("[a:{p}:1]");
+        }
+        assert!(check_schedule_nesting(&p).is_ok());
+        assert_eq!(g(&p), v(&[(1, "a"), (10, "b")]));
     }
 }

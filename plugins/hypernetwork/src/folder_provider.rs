@@ -1,11 +1,13 @@
 //! Hypernetworks for the generation service from an A1111 models folder
 //! (`models/hypernetworks`): requests and `<hypernet:NAME:S>` prompt tags are resolved by
 //! A1111's naming rules, and each file is read and uploaded once, then kept for later jobs.
+//! Prompt tags are outside data and resolve only to files in the folder; requests may be
+//! paths only where the front end says its user typed them (the CLI's `--hypernet`).
 
 use crate::hook::{HypernetworkStack, LoadedHypernetwork};
 use crate::hypernetwork::Hypernetwork;
 use crate::infotext::infotext_fields;
-use crate::library::{list_hypernetworks, resolve};
+use crate::library::{list_hypernetworks, resolve, resolve_name};
 use crate::prompt_tags::extract_hypernet_tags;
 use easel_core::nn::AttentionHook;
 use easel_core::service::{NetworkProvider, NetworkSetting, PreparedNetworks};
@@ -17,14 +19,25 @@ use std::sync::Arc;
 pub struct FolderHypernetworks<B: Backend> {
     models: PathBuf,
     loaded: HashMap<PathBuf, (Hypernetwork, Arc<LoadedHypernetwork<B>>)>,
+    /// Whether a requested name may be a file path (see the module doc).
+    request_paths: bool,
 }
 
 impl<B: Backend> FolderHypernetworks<B> {
+    /// Requests and prompt tags resolve only to files in `models`.
     pub fn new(models: impl Into<PathBuf>) -> Self {
         Self {
             models: models.into(),
             loaded: HashMap::new(),
+            request_paths: false,
         }
+    }
+
+    /// Let requests (not prompt tags) name a file path, for a front end whose requests come
+    /// from its own user (a command line), never from a PNG, prompt or HTTP request.
+    pub fn with_request_paths(mut self) -> Self {
+        self.request_paths = true;
+        self
     }
 
     /// Look in another models folder from now on (files already loaded stay cached).
@@ -46,10 +59,10 @@ impl<B: Backend + 'static> NetworkProvider<B> for FolderHypernetworks<B> {
         requested: &[NetworkSetting],
     ) -> Result<PreparedNetworks<B>> {
         let (clean_prompt, tags) = extract_hypernet_tags(prompt)?;
-        let wanted: Vec<(String, f32)> = requested
+        let wanted: Vec<(String, f32, bool)> = requested
             .iter()
-            .map(|r| (r.name.clone(), r.strength))
-            .chain(tags.into_iter().map(|t| (t.name, t.strength)))
+            .map(|r| (r.name.clone(), r.strength, self.request_paths))
+            .chain(tags.into_iter().map(|t| (t.name, t.strength, false)))
             .collect();
         if wanted.is_empty() {
             return Ok(PreparedNetworks {
@@ -60,8 +73,12 @@ impl<B: Backend + 'static> NetworkProvider<B> for FolderHypernetworks<B> {
         }
         let entries = list_hypernetworks(&self.models);
         let mut applied = Vec::new();
-        for (name, strength) in &wanted {
-            let entry = resolve(&entries, name)?;
+        for (name, strength, path_allowed) in &wanted {
+            let entry = if *path_allowed {
+                resolve(&entries, name)?
+            } else {
+                resolve_name(&entries, name)?
+            };
             if !self.loaded.contains_key(&entry.path) {
                 let hn = entry.load()?;
                 let device = Arc::new(LoadedHypernetwork::upload(backend, &hn)?);

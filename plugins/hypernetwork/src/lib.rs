@@ -29,7 +29,8 @@ pub use hook::{DeviceModule, HypernetworkStack, LoadedHypernetwork};
 pub use hypernetwork::{Hypernetwork, HypernetworkFormat, ModulePair};
 pub use infotext::infotext_fields;
 pub use library::{
-    find_closest, find_for_infotext, hypernet_hash, list_hypernetworks, resolve, HypernetworkEntry,
+    find_closest, find_for_infotext, hypernet_hash, list_hypernetworks, resolve, resolve_name,
+    HypernetworkEntry,
 };
 pub use module::{HypernetworkModule, Layer};
 pub use prompt_tags::{

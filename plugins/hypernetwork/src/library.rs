@@ -87,23 +87,11 @@ pub fn list_in(dir: &Path) -> Vec<HypernetworkEntry> {
 }
 
 /// Like Python's `glob('**/*.pt', recursive=True)`: hidden files and folders are skipped,
-/// the extension is matched case-sensitively.
+/// the extension is matched case-sensitively; linked folders are entered once (no loops).
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in rd.flatten() {
-        let path = entry.path();
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "pt") {
-            out.push(path);
-        }
-    }
+    out.extend(easel_core::model::walk_files(dir, true, &|p| {
+        p.extension().is_some_and(|e| e == "pt")
+    }));
 }
 
 /// A1111's `find_closest_hypernetwork_name`: among names containing `search`
@@ -125,6 +113,9 @@ pub fn find_closest<'a>(
 /// Resolves a name from `--hypernet` or a prompt tag: an existing file path; else the exact
 /// stem (as A1111's prompt tags); else the stem ignoring case; else the closest name (as
 /// A1111's X/Y grid). An unknown name is an error listing what is available.
+///
+/// Only for names the user typed (a CLI flag); names from prompts, infotexts and requests
+/// go through [`resolve_name`], which never opens a path.
 pub fn resolve(entries: &[HypernetworkEntry], query: &str) -> Result<HypernetworkEntry> {
     let as_path = Path::new(query);
     if as_path.is_file() {
@@ -137,6 +128,13 @@ pub fn resolve(entries: &[HypernetworkEntry], query: &str) -> Result<Hypernetwor
             path: as_path.to_path_buf(),
         });
     }
+    resolve_name(entries, query)
+}
+
+/// Resolves a hypernetwork name from outside data only among `entries` (the files listed in
+/// the models folder): exact stem, stem ignoring case, closest name. A path is an error.
+pub fn resolve_name(entries: &[HypernetworkEntry], query: &str) -> Result<HypernetworkEntry> {
+    easel_core::model::check_plain_name(query, "hypernetwork")?;
     let found = entries
         .iter()
         .find(|e| e.name == query)

@@ -24,6 +24,10 @@ pub struct ExtraNetworkTag {
 pub struct HypernetRequest {
     pub name: String,
     pub strength: f32,
+    /// Whether `name` may be a file path: true for the user's own `--hypernet` flag, false
+    /// for prompt tags (and anything else from outside data), which name files in the
+    /// models folder only.
+    pub path_allowed: bool,
 }
 
 impl HypernetRequest {
@@ -42,7 +46,21 @@ impl HypernetRequest {
         Ok(Self {
             name: name.to_string(),
             strength,
+            path_allowed: true,
         })
+    }
+
+    /// The file this request names among `entries` (the models folder's hypernetworks);
+    /// a path only when [`HypernetRequest::path_allowed`].
+    pub fn resolve(
+        &self,
+        entries: &[crate::library::HypernetworkEntry],
+    ) -> Result<crate::library::HypernetworkEntry> {
+        if self.path_allowed {
+            crate::library::resolve(entries, &self.name)
+        } else {
+            crate::library::resolve_name(entries, &self.name)
+        }
     }
 }
 
@@ -134,7 +152,11 @@ pub fn hypernet_requests(tags: &[ExtraNetworkTag]) -> Result<Vec<HypernetRequest
                 Some(s) => parse_strength(s, &context)?,
                 None => 1.0,
             };
-            Ok(HypernetRequest { name, strength })
+            Ok(HypernetRequest {
+                name,
+                strength,
+                path_allowed: false,
+            })
         })
         .collect()
 }
@@ -147,6 +169,13 @@ mod tests {
         HypernetRequest {
             name: name.into(),
             strength,
+            path_allowed: false,
+        }
+    }
+    fn flag(name: &str, strength: f32) -> HypernetRequest {
+        HypernetRequest {
+            path_allowed: true,
+            ..req(name, strength)
         }
     }
 
@@ -208,19 +237,19 @@ mod tests {
     fn cli_argument() {
         assert_eq!(
             HypernetRequest::parse_cli("anime").unwrap(),
-            req("anime", 1.0)
+            flag("anime", 1.0)
         );
         assert_eq!(
             HypernetRequest::parse_cli("anime:0.6").unwrap(),
-            req("anime", 0.6)
+            flag("anime", 0.6)
         );
         assert_eq!(
             HypernetRequest::parse_cli("C:\\hn\\a.pt").unwrap(),
-            req("C:\\hn\\a.pt", 1.0)
+            flag("C:\\hn\\a.pt", 1.0)
         );
         assert_eq!(
             HypernetRequest::parse_cli("C:\\hn\\a.pt:2").unwrap(),
-            req("C:\\hn\\a.pt", 2.0)
+            flag("C:\\hn\\a.pt", 2.0)
         );
         assert!(HypernetRequest::parse_cli(":0.5").is_err());
         assert!(HypernetRequest::parse_cli("").is_err());

@@ -15,6 +15,11 @@ use crate::activation::ActivationKind;
 use easel_core::{Error, Result};
 use std::collections::BTreeMap;
 
+/// Most Linear layers a module may have (A1111's UI offers a handful; 1, 2, 1 is usual).
+pub const MAX_LAYERS: usize = 32;
+/// Largest width multiplier in `layer_structure` (A1111's UI offers up to 4).
+pub const MAX_WIDTH_MULTIPLIER: f64 = 64.0;
+
 /// The module description read from a file's metadata, with A1111's defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModuleStructure {
@@ -60,6 +65,22 @@ impl ModuleStructure {
             Some(text) => parse_number_list(text)
                 .ok_or_else(|| bad(file, "layer_structure", text, "a list of numbers"))?,
         };
+        if layer_structure.len() > MAX_LAYERS + 1
+            || layer_structure
+                .iter()
+                .any(|m| m.is_finite() && *m > MAX_WIDTH_MULTIPLIER)
+        {
+            return Err(Error::format(
+                file,
+                format!(
+                    "hypernetwork layer_structure has {} entries (at most {}) or a multiplier above {MAX_WIDTH_MULTIPLIER}: \
+                     {:?}",
+                    layer_structure.len(),
+                    MAX_LAYERS + 1,
+                    &layer_structure[..layer_structure.len().min(8)]
+                ),
+            ));
+        }
         if layer_structure.len() < 2
             || layer_structure[0] != 1.0
             || *layer_structure.last().unwrap_or(&0.0) != 1.0
