@@ -255,6 +255,26 @@ fn bad_requests_get_a1111_errors_and_the_server_keeps_answering() {
         resp["detail"][0]["loc"],
         json!(["body", "override_settings", "CLIP_stop_at_last_layers"])
     );
+    // Model names from a request are names, never paths out of the models folder.
+    let tiny = models().join("Stable-diffusion").join("tiny.ckpt");
+    for (key, value) in [
+        ("sd_model_checkpoint", tiny.display().to_string()),
+        (
+            "sd_model_checkpoint",
+            "../models/Stable-diffusion/tiny".to_string(),
+        ),
+        ("sd_vae", "/etc/passwd".to_string()),
+    ] {
+        let (status, resp) = post(&s, "txt2img", &json!({"override_settings": {key: value}}));
+        assert_eq!(status, 422, "{key}={value}: {resp}");
+        assert_eq!(
+            resp["detail"][0]["loc"],
+            json!(["body", "override_settings", key])
+        );
+        assert!(resp.to_string().contains("is a path, not a name"), "{resp}");
+        let (status, resp) = post(&s, "options", &json!({key: value}));
+        assert_eq!(status, 422, "options {key}={value}: {resp}");
+    }
     // img2img is not there yet: a clear 501.
     let (status, resp) = post(&s, "img2img", &json!({"prompt": "x"}));
     assert_eq!(status, 501);

@@ -53,6 +53,14 @@ fn text<'v>(key: &str, v: &'v Value) -> Result<&'v str, BadOption> {
         .ok_or_else(|| bad(key, format!("`{key}` must be a string, not {v}")))
 }
 
+/// A model name from a request: resolved later only inside the models folder, so a path
+/// (absolute, or with `..`) is refused here.
+fn plain_name<'v>(key: &str, v: &'v Value, kind: &str) -> Result<&'v str, BadOption> {
+    let name = text(key, v)?;
+    easel_core::model::check_plain_name(name, kind).map_err(|e| bad(key, e.to_string()))?;
+    Ok(name)
+}
+
 /// Sets the generation setting A1111's option `key` controls. A sampler parameter of 0
 /// where A1111 reads 0 as "the default" stays a 0 the sampler interprets the same way.
 pub fn apply_option(
@@ -62,9 +70,9 @@ pub fn apply_option(
 ) -> Result<Applied, BadOption> {
     let p = &mut s.sampler_params;
     match key {
-        "sd_model_checkpoint" => s.model = text(key, v)?.to_string(),
+        "sd_model_checkpoint" => s.model = plain_name(key, v, "checkpoint")?.to_string(),
         "sd_vae" => {
-            s.vae = match text(key, v)? {
+            s.vae = match plain_name(key, v, "VAE")? {
                 "Automatic" | "automatic" | "auto" => "auto".to_string(),
                 "None" | "none" => "none".to_string(),
                 other => other.to_string(),
