@@ -149,7 +149,8 @@ impl Backend for CandleBackend {
                 data.len()
             )));
         }
-        let bf16: Vec<half::bf16> = data.iter().map(|&x| half::bf16::from_f32(x)).collect();
+        use rayon::prelude::*;
+        let bf16: Vec<half::bf16> = data.par_iter().map(|&x| half::bf16::from_f32(x)).collect();
         Tensor::from_vec(bf16, shape, &self.device).be()
     }
 
