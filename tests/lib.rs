@@ -68,3 +68,19 @@ pub fn sampler_and_schedule(
         .unwrap();
     (choice.sampler, effective)
 }
+
+/// Deterministic pseudo-random values in [-scale, scale) (64-bit LCG), for operation tests
+/// that compare two backends on the same inputs.
+pub fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}

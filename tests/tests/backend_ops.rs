@@ -6,23 +6,9 @@
 use easel_candle::CandleBackend;
 use easel_core::Backend;
 use easel_tests::max_rel_diff;
+use easel_tests::random;
 
 const TOL: f32 = 1e-5;
-
-/// Deterministic pseudo-random values in [-scale, scale) (64-bit LCG).
-fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
 
 fn check(name: &str, got: &[f32], want: &[f64]) {
     let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();

@@ -26,6 +26,7 @@ use easel_core::pipeline::{txt2img, Txt2ImgParams};
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
 use easel_core::sampler::block_on;
 use easel_core::Backend;
+use easel_tests::random;
 use easel_tests::{golden_path, max_rel_diff, models_dir};
 use easel_wgpu::{half, wgpu, AdapterChoice, F16Storage, WgpuBackend, WgpuOptions};
 use std::sync::OnceLock;
@@ -74,21 +75,6 @@ fn packed_gpu() -> &'static WgpuBackend {
             ..Default::default()
         })
     })
-}
-
-/// Deterministic pseudo-random values in [-scale, scale) (64-bit LCG).
-fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
 }
 
 /// `v` rounded to f16, as `upload_weight` stores it.

@@ -30,6 +30,7 @@ use easel_core::noise::RngKind;
 use easel_core::pipeline::{txt2img, Txt2ImgParams};
 use easel_core::sampler::block_on;
 use easel_core::Backend;
+use easel_tests::random;
 use easel_tests::{max_rel_diff, sampler_and_schedule};
 use easel_wgpu::{half, WgpuBackend, WgpuOptions};
 use std::sync::{Arc, OnceLock};
@@ -54,21 +55,6 @@ fn gpu() -> &'static WgpuBackend {
         eprintln!("wgpu full-size tests on {}", b.name());
         b
     })
-}
-
-/// Deterministic pseudo-random values in [-scale, scale) (64-bit LCG).
-fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
 }
 
 type GT = <WgpuBackend as Backend>::Tensor;
