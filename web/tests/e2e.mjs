@@ -2,7 +2,8 @@
 // web/dist from 127.0.0.1 with the page's strict CSP, load the tiny fixture model through
 // the file inputs, generate 64x64 with 3 Euler steps (also with a hypernetwork), and compare the PNG with the native
 // CLI's for the same settings (max per-channel difference <= 2; the browser stores weights as
-// f16, the CPU reference computes in f32) and check its infotext.
+// f16, the CPU reference computes in f32) and check its infotext; then drop a NovelAI-style
+// PNG (Euler a, ENSD 31337, clip skip 2, emphasis, GPU noise) and regenerate it.
 // Run from the repository root: `node web/tests/e2e.mjs` (after web/ci.sh built web/dist).
 import { createServer } from 'node:http';
 import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -207,6 +208,35 @@ async function main() {
     if (filled.seed !== String(CASES[0].seed) || filled.prompt !== CASES[0].prompt || filled.width !== '64')
       fail(`dropping a PNG filled the form wrongly: ${JSON.stringify(filled)}`);
     console.log(`dropped PNG filled the form: ${JSON.stringify(filled)}`);
+
+    // A NovelAI-style PNG (ancestral sampler with ENSD 31337, clip skip 2, emphasis, GPU
+    // noise) dropped on the page restores every field, and Generate then makes the image the
+    // native CLI made from the same settings.
+    const nai = join(OUT, 'native-nai.png');
+    execFileSync(join(ROOT, 'target/debug/easel'), ['generate', '--models', MODELS, '--model', 'tiny',
+      '--prompt', 'masterpiece, (red:1.2) cube, [blue] sky', '--negative', 'lowres', '--steps', '3',
+      '--sampler', 'Euler a', '--cfg', '9', '--seed', '31', '--size', '64x64', '--rng', 'gpu',
+      '--ensd', '31337', '--clip-skip', '2', '--output', nai], { stdio: 'inherit' });
+    const naiNative = readPng(readFileSync(nai));
+    if (!naiNative.text.parameters.includes('ENSD: 31337')) fail(`native NovelAI-style PNG lacks ENSD: ${naiNative.text.parameters}`);
+    await page.fill('#seed', '-1');
+    await page.evaluate((bytes) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(bytes)], 'native-nai.png', { type: 'image/png' }));
+      document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, Array.from(readFileSync(nai)));
+    await page.waitForFunction(() => document.body.dataset.state === 'filled', null, { timeout: 30_000 });
+    const naiBefore = await page.evaluate(() => window.easel.results.length);
+    await page.click('#generate');
+    await waitState('done', 540_000);
+    const naiWeb = readPng(Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), naiBefore)));
+    let naiDiff = 0;
+    for (let i = 0; i < naiWeb.rgb.length; i++) naiDiff = Math.max(naiDiff, Math.abs(naiWeb.rgb[i] - naiNative.rgb[i]));
+    timings.maxPixelDiff_novelai_png = naiDiff;
+    console.log(`NovelAI-style PNG dropped and regenerated: max pixel difference ${naiDiff} (tolerance ${TOLERANCE})`);
+    if (naiDiff > TOLERANCE) fail(`the dropped NovelAI-style PNG regenerated a different image (difference ${naiDiff})`);
+    if (naiWeb.text.parameters !== naiNative.text.parameters)
+      fail(`the dropped PNG regenerated with other settings:\nweb:    ${naiWeb.text.parameters}\nnative: ${naiNative.text.parameters}`);
 
     // Cancel stops a running generation and leaves the model ready again.
     await page.fill('#steps', '20');
