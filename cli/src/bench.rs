@@ -47,8 +47,8 @@ pub struct BenchArgs {
     /// steps of the image [default: 20].
     #[arg(long)]
     pub steps: Option<usize>,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
+    /// CPU threads (default: all cores; at most 1024).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub threads: Option<usize>,
     /// Arithmetic of the CPU matrix products: fp32 or bf16 (see `easel generate --help`).
     #[arg(long)]

@@ -263,6 +263,12 @@ fn oversized_flags_and_grids_are_refused() {
         &mut generate(&["--threads", "100000"]),
         &["--threads", "1..=1024"],
     );
+    for command in ["bench", "serve"] {
+        fails_with(
+            easel().args([command, "--threads", "100000"]),
+            &["--threads", "1..=1024"],
+        );
+    }
     let grid = |values: &str| {
         let mut c = easel();
         c.current_dir(&dir)

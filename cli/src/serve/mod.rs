@@ -66,8 +66,8 @@ pub struct ServeArgs {
     /// wgpu adapter: a name substring, or high-performance, low-power, software.
     #[arg(long)]
     pub adapter: Option<String>,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
+    /// CPU threads (default: all cores; at most 1024).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub threads: Option<usize>,
     /// CPU backend arithmetic: fp32 or bf16.
     #[arg(long)]
