@@ -230,27 +230,25 @@ async fn progress(State(st): State<Shared>, Query(q): Query<ProgressQuery>) -> J
     Json(serde_json::to_value(body).unwrap_or(Value::Null))
 }
 
-async fn interrupt(State(st): State<Shared>) -> Json<Value> {
-    if st
-        .worker
+/// Whether a job is running (Interrupt and Skip act only on one; as in A1111 they are
+/// ignored when idle, so a late click cannot stop the next job).
+fn job_running(st: &Shared) -> bool {
+    st.worker
         .progress
         .lock()
         .map(|p| p.running)
         .unwrap_or(false)
-    {
+}
+
+async fn interrupt(State(st): State<Shared>) -> Json<Value> {
+    if job_running(&st) {
         st.worker.cancel.interrupt();
     }
     Json(json!({}))
 }
 
 async fn skip(State(st): State<Shared>) -> Json<Value> {
-    if st
-        .worker
-        .progress
-        .lock()
-        .map(|p| p.running)
-        .unwrap_or(false)
-    {
+    if job_running(&st) {
         st.worker.cancel.skip();
     }
     Json(json!({}))
