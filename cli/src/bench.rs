@@ -10,7 +10,7 @@
 
 mod pipeline;
 
-use crate::generate::{cpu_backend, no_precision_for_wgpu, set_threads, wgpu_backend};
+use crate::compute::{Compute, ComputeArgs};
 use clap::Args;
 use easel_candle::gemm::kernel_name;
 use easel_candle::Precision;
@@ -47,18 +47,8 @@ pub struct BenchArgs {
     /// steps of the image [default: 20].
     #[arg(long)]
     pub steps: Option<usize>,
-    /// CPU threads (default: all cores; at most 1024).
-    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
-    pub threads: Option<usize>,
-    /// Arithmetic of the CPU matrix products: fp32 or bf16 (see `easel generate --help`).
-    #[arg(long)]
-    pub precision: Option<String>,
-    /// Compute backend: cpu (candle) or wgpu (Vulkan/Metal/DX12 GPU through wgpu).
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
-    /// wgpu adapter: a name substring, or high-performance, low-power, software.
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// --pipeline: also print each image's figures as one line of JSON (read by
     /// tests/bench/bench_pipeline.py).
     #[arg(long)]
@@ -108,7 +98,7 @@ fn check_sizes(sizes: &[usize]) -> Result<()> {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    set_threads(a.threads);
+    let compute = a.compute.choose()?;
     if a.sizes.is_empty() {
         let default: &[usize] = if a.pipeline { &[512] } else { &[256, 512] };
         return run(BenchArgs {
@@ -117,22 +107,18 @@ pub fn run(a: BenchArgs) -> Result<()> {
         });
     }
     check_sizes(&a.sizes)?;
-    match a.backend.to_ascii_lowercase().as_str() {
-        "cpu" | "candle" => {
-            let b = cpu_backend(a.precision.as_deref())?;
+    match compute {
+        Compute::Cpu => {
+            let b = a.compute.cpu()?;
             println!("backend: {}", b.name());
             println!("{}", cpu_dispatch_line(b.precision()));
             run_on(&b, &a)
         }
-        "wgpu" | "gpu" => {
-            no_precision_for_wgpu(a.precision.as_deref())?;
-            let b = wgpu_backend(a.adapter.as_deref())?;
+        Compute::Wgpu => {
+            let b = a.compute.wgpu()?;
             println!("backend: {}", b.name());
             run_on(&b, &a)
         }
-        other => Err(Error::Invalid(format!(
-            "unknown backend `{other}` (valid: cpu, wgpu)"
-        ))),
     }?;
     if let Some(rss) = peak_rss_mib() {
         println!("peak RSS: {rss:.0} MiB");

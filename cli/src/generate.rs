@@ -1,9 +1,9 @@
 //! `easel generate`: flags named as in A1111 / stable-diffusion.cpp.
 
+use crate::compute::{Compute, ComputeArgs};
 use crate::progress::step_bar;
 use crate::session::{Session, Settings};
 use clap::Args;
-use easel_candle::{CandleBackend, Precision};
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::model::check_plain_name;
 use easel_core::noise::TorchDevice;
@@ -13,7 +13,6 @@ use easel_core::service::{GenerationSettings, NetworkSetting, StepProgress};
 use easel_core::text::EmphasisMode;
 use easel_core::Backend;
 use easel_core::{Error, Result};
-use easel_wgpu::{AdapterChoice, WgpuBackend, WgpuOptions};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Clone)]
@@ -120,21 +119,8 @@ pub struct GenerateArgs {
     /// VAE: auto (sidecar <stem>.vae.pt if present), none (the checkpoint's own), a name in models/VAE, or a path.
     #[arg(long, default_value = "auto")]
     pub vae: String,
-    /// Compute backend: cpu (candle) or wgpu (Vulkan/Metal/DX12 GPU through wgpu).
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
-    /// wgpu adapter: a name substring, or high-performance, low-power, software.
-    #[arg(long)]
-    pub adapter: Option<String>,
-    /// CPU threads (default: all cores; at most 1024).
-    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
-    pub threads: Option<usize>,
-    /// Arithmetic of the CPU backend's matrix products: fp32, bf16 (inputs rounded to
-    /// bf16, sums in f32, weights kept in bf16; about 1.5× faster on CPUs with AVX512-BF16
-    /// or AMX, half the weight memory, slightly different images), or auto (bf16 where the
-    /// CPU has a bf16 kernel, else fp32) [default: fp32].
-    #[arg(long)]
-    pub precision: Option<String>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Print the backend and the CPU kernels it dispatched to.
     #[arg(short, long)]
     pub verbose: bool,
@@ -211,14 +197,6 @@ pub fn parse_size(s: &str) -> Result<(usize, usize)> {
         w.trim().parse().map_err(|_| bad())?,
         h.trim().parse().map_err(|_| bad())?,
     ))
-}
-
-/// Limit CPU threads. Must run before any parallel work starts: candle's kernels and the
-/// rayon pool read `RAYON_NUM_THREADS` once.
-pub fn set_threads(threads: Option<usize>) {
-    if let Some(n) = threads.filter(|&n| n > 0) {
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
 }
 
 /// `out.png` for image 0, `out-2.png`, `out-3.png`, ... for the rest.
@@ -348,69 +326,20 @@ impl GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
-    set_threads(a.threads);
+    let compute = a.compute.choose()?;
     if a.batch_count == 0 {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));
     }
-    match a.backend.to_ascii_lowercase().as_str() {
-        "cpu" | "candle" => {
-            let b = cpu_backend(a.precision.as_deref())?;
+    match compute {
+        Compute::Cpu => {
+            let b = a.compute.cpu()?;
             if a.verbose {
                 eprintln!("backend: {}", b.name());
             }
             run_on(&a, Session::new(b))
         }
-        "wgpu" | "gpu" => {
-            no_precision_for_wgpu(a.precision.as_deref())?;
-            run_on(&a, Session::new(wgpu_backend(a.adapter.as_deref())?))
-        }
-        other => Err(Error::Invalid(format!(
-            "unknown backend `{other}` (valid: cpu, wgpu)"
-        ))),
+        Compute::Wgpu => run_on(&a, Session::new(a.compute.wgpu()?)),
     }
-}
-
-/// The CPU backend with the `--precision` asked for (`fp32` when none).
-pub fn cpu_backend(precision: Option<&str>) -> Result<CandleBackend> {
-    let precision = match precision.map(|p| p.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("fp32" | "f32" | "full") => Precision::F32,
-        Some("bf16") => Precision::Bf16,
-        Some("auto") if Precision::Bf16.is_supported() => Precision::Bf16,
-        Some("auto") => Precision::F32,
-        Some(other) => {
-            return Err(Error::Invalid(format!(
-                "unknown --precision `{other}` (valid: fp32, bf16, auto)"
-            )))
-        }
-    };
-    CandleBackend::cpu().with_precision(precision)
-}
-
-/// `--precision` chooses the CPU backend's arithmetic; the wgpu backend has its own.
-pub fn no_precision_for_wgpu(precision: Option<&str>) -> Result<()> {
-    match precision {
-        Some(p) if !p.trim().eq_ignore_ascii_case("fp32") => Err(Error::Invalid(format!(
-            "--precision {p} applies to the CPU backend, not wgpu"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// A wgpu backend on the chosen adapter (wgpu's default choice when none is named).
-pub fn wgpu_backend(adapter: Option<&str>) -> Result<WgpuBackend> {
-    let adapter = match adapter.map(|s| s.to_ascii_lowercase()) {
-        None => AdapterChoice::Default,
-        Some(s) if s == "high-performance" => AdapterChoice::HighPerformance,
-        Some(s) if s == "low-power" => AdapterChoice::LowPower,
-        Some(s) if s == "software" => AdapterChoice::Software,
-        Some(_) => AdapterChoice::Named(adapter.unwrap_or_default().to_string()),
-    };
-    let b = WgpuBackend::new_blocking(WgpuOptions {
-        adapter,
-        ..Default::default()
-    })?;
-    eprintln!("wgpu adapter: {}", b.name());
-    Ok(b)
 }
 
 fn run_on<B: Backend + 'static>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {

@@ -3,10 +3,8 @@
 //! `0.5-1.5 (+0.25)`, CSV with quotes). Every model, VAE and hypernetwork is loaded once
 //! for the whole grid (the [`Session`] keeps them).
 
-use crate::generate::{
-    cpu_backend, no_precision_for_wgpu, sampler_registry, scheduler_registry, set_threads,
-    wgpu_backend, GenerateArgs,
-};
+use crate::compute::Compute;
+use crate::generate::{sampler_registry, scheduler_registry, GenerateArgs};
 use crate::progress::step_bar;
 use crate::session::{Session, Settings};
 use clap::Args;
@@ -306,16 +304,9 @@ fn cell_file_name(plan: &GridPlan, c: CellIndex) -> String {
 }
 
 pub fn run(a: GridArgs) -> Result<()> {
-    set_threads(a.base.threads);
-    match a.base.backend.to_ascii_lowercase().as_str() {
-        "cpu" | "candle" => run_on(&a, Session::new(cpu_backend(a.base.precision.as_deref())?)),
-        "wgpu" | "gpu" => {
-            no_precision_for_wgpu(a.base.precision.as_deref())?;
-            run_on(&a, Session::new(wgpu_backend(a.base.adapter.as_deref())?))
-        }
-        other => Err(Error::Invalid(format!(
-            "unknown backend `{other}` (valid: cpu, wgpu)"
-        ))),
+    match a.base.compute.choose()? {
+        Compute::Cpu => run_on(&a, Session::new(a.base.compute.cpu()?)),
+        Compute::Wgpu => run_on(&a, Session::new(a.base.compute.wgpu()?)),
     }
 }
 

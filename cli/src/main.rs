@@ -3,6 +3,7 @@
 
 mod allocator;
 mod bench;
+mod compute;
 mod convert;
 mod generate;
 mod grid;

@@ -13,10 +13,8 @@ mod static_files;
 mod txt2img;
 mod worker;
 
-use crate::generate::{
-    cpu_backend, models_folder, no_precision_for_wgpu, sampler_registry, scheduler_registry,
-    set_threads, wgpu_backend,
-};
+use crate::compute::{Compute, ComputeArgs};
+use crate::generate::{models_folder, sampler_registry, scheduler_registry};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use clap::Args;
@@ -60,18 +58,8 @@ pub struct ServeArgs {
     /// Checkpoint to start with (name, hash or A1111 title) [default: the first].
     #[arg(long)]
     pub model: Option<String>,
-    /// Compute backend: cpu (candle) or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
-    /// wgpu adapter: a name substring, or high-performance, low-power, software.
-    #[arg(long)]
-    pub adapter: Option<String>,
-    /// CPU threads (default: all cores; at most 1024).
-    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
-    pub threads: Option<usize>,
-    /// CPU backend arithmetic: fp32 or bf16.
-    #[arg(long)]
-    pub precision: Option<String>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 /// An API error with A1111's body shapes: `{"detail": "..."}`, or for a bad field FastAPI's
@@ -130,7 +118,7 @@ fn check_exposure(a: &ServeArgs) -> Result<IpAddr> {
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
-    set_threads(a.threads);
+    let compute = a.compute.choose()?;
     let ip = check_exposure(&a)?;
     let credentials = a
         .api_auth
@@ -144,21 +132,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .find(|c| c.path == checkpoint)
         .map(|c| format!("{} [{}]", c.name, c.legacy_hash))
         .unwrap_or(model);
-    let worker = match a.backend.to_ascii_lowercase().as_str() {
-        "cpu" | "candle" => {
-            let precision = a.precision.clone();
-            worker::start(move || cpu_backend(precision.as_deref()), models.clone())?
-        }
-        "wgpu" | "gpu" => {
-            no_precision_for_wgpu(a.precision.as_deref())?;
-            let adapter = a.adapter.clone();
-            worker::start(move || wgpu_backend(adapter.as_deref()), models.clone())?
-        }
-        other => {
-            return Err(Error::Invalid(format!(
-                "unknown backend `{other}` (valid: cpu, wgpu)"
-            )))
-        }
+    // The backend is built on the worker thread that owns it.
+    let args = a.compute.clone();
+    let worker = match compute {
+        Compute::Cpu => worker::start(move || args.cpu(), models.clone())?,
+        Compute::Wgpu => worker::start(move || args.wgpu(), models.clone())?,
     };
     let page = static_files::page_dir(a.dir.clone());
     let state = Arc::new(routes::AppState {
@@ -176,7 +154,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             "cors_allow_origins": a.cors_allow_origins.clone(),
             "queue_limit": a.queue_limit,
             "max_body": a.max_body,
-            "backend": a.backend.clone(),
+            "backend": a.compute.backend.clone(),
             "insecure": a.insecure,
         }),
     });
