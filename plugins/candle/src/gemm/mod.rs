@@ -274,47 +274,30 @@ pub fn matmul_batched_bf16_on<A: PackA, B: PackB>(
         kernel.is_supported(),
         "gemm: bf16 kernel {kernel:?} is not supported by this CPU"
     );
+    let job = Job {
+        dims,
+        batch,
+        a,
+        b,
+        out,
+        bias,
+        parallel,
+    };
     use amx::{MR_AMX, NR_AMX};
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        Bf16Kernel::Amx => drive::<MR_AMX, NR_AMX, _, _>(
-            amx::x86::amx_bf16,
-            PanelLayout::AmxTiles,
-            dims,
-            batch,
-            a,
-            b,
-            out,
-            bias,
-            parallel,
-        ),
+        Bf16Kernel::Amx => {
+            drive::<MR_AMX, NR_AMX, _, _>(amx::x86::amx_bf16, PanelLayout::AmxTiles, job)
+        }
         #[cfg(target_arch = "x86_64")]
         Bf16Kernel::Avx512Bf16 => {
             use kernels::x86::{avx512_bf16, MR_512, NR_512};
-            drive::<MR_512, NR_512, _, _>(
-                avx512_bf16,
-                PanelLayout::Bf16Pairs,
-                dims,
-                batch,
-                a,
-                b,
-                out,
-                bias,
-                parallel,
-            )
+            drive::<MR_512, NR_512, _, _>(avx512_bf16, PanelLayout::Bf16Pairs, job)
         }
         #[cfg(test)]
-        Bf16Kernel::AmxEmulated => drive::<MR_AMX, NR_AMX, _, _>(
-            amx::emulated,
-            PanelLayout::AmxTiles,
-            dims,
-            batch,
-            a,
-            b,
-            out,
-            bias,
-            parallel,
-        ),
+        Bf16Kernel::AmxEmulated => {
+            drive::<MR_AMX, NR_AMX, _, _>(amx::emulated, PanelLayout::AmxTiles, job)
+        }
         #[allow(unreachable_patterns)]
         _ => unreachable!("checked by is_supported"),
     }
@@ -404,47 +387,30 @@ pub fn matmul_batched_on<A: PackA, B: PackB>(
         isa.is_supported(),
         "gemm: kernel {isa:?} is not supported by this CPU"
     );
+    let job = Job {
+        dims,
+        batch,
+        a,
+        b,
+        out,
+        bias,
+        parallel,
+    };
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             use kernels::x86::{avx512, MR_512, NR_512};
-            drive::<MR_512, NR_512, _, _>(
-                avx512,
-                PanelLayout::F32,
-                dims,
-                batch,
-                a,
-                b,
-                out,
-                bias,
-                parallel,
-            )
+            drive::<MR_512, NR_512, _, _>(avx512, PanelLayout::F32, job)
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
             use kernels::x86::{avx2, MR_256, NR_256};
-            drive::<MR_256, NR_256, _, _>(
-                avx2,
-                PanelLayout::F32,
-                dims,
-                batch,
-                a,
-                b,
-                out,
-                bias,
-                parallel,
-            )
+            drive::<MR_256, NR_256, _, _>(avx2, PanelLayout::F32, job)
         }
         _ => drive::<PORTABLE_MR, PORTABLE_NR, _, _>(
             kernels::generic::<PORTABLE_MR, PORTABLE_NR>,
             PanelLayout::F32,
-            dims,
-            batch,
-            a,
-            b,
-            out,
-            bias,
-            parallel,
+            job,
         ),
     }
 }
@@ -501,18 +467,31 @@ struct Problem<'p, A, FB> {
     bias: Bias<'p>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One batched product as the public entry points received it (see [`matmul_batched`]).
+struct Job<'o, 'p, A, FB> {
+    dims: Dims,
+    batch: usize,
+    a: &'p A,
+    b: FB,
+    out: Output<'o>,
+    bias: Bias<'p>,
+    parallel: bool,
+}
+
 fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     kernel: KernelFn,
     layout: PanelLayout,
-    dims: Dims,
-    batch: usize,
-    a: &A,
-    b: impl Fn(usize) -> B + Sync,
-    out: Output<'_>,
-    bias: Bias<'_>,
-    parallel: bool,
+    job: Job<'_, '_, A, impl Fn(usize) -> B + Sync>,
 ) {
+    let Job {
+        dims,
+        batch,
+        a,
+        b,
+        out,
+        bias,
+        parallel,
+    } = job;
     if batch == 0 || dims.m == 0 || dims.n == 0 {
         return;
     }
