@@ -8,6 +8,7 @@ pub mod convert;
 pub mod error;
 pub mod formats;
 pub mod grid;
+pub mod image;
 pub mod infotext;
 pub mod io;
 pub mod model;
