@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod convert;
+pub mod embeddings;
 pub mod error;
 pub mod formats;
 pub mod grid;

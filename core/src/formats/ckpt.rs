@@ -118,14 +118,66 @@ pub fn load(source: Arc<dyn ByteSource>) -> Result<TensorStore> {
     })
 }
 
+/// The object tree of a torch file together with a store of the tensors `pick` names in it.
+/// For files whose tensors sit where the flat view of [`load`] does not look, such as inside
+/// a pickled `ParameterDict` (original textual-inversion embeddings).
+pub fn load_picked(
+    source: Arc<dyn ByteSource>,
+    pick: impl FnOnce(&Value) -> Result<Vec<(String, TensorRef)>>,
+) -> Result<(Value, TensorStore)> {
+    if starts_legacy(source.as_ref())? {
+        let legacy = legacy_torch::parse(source.as_ref())?;
+        let refs = pick(&legacy.value)?;
+        let file = source.name().to_string();
+        let store = place_tensors(source, refs, BTreeMap::new(), |name, key| {
+            legacy.storages.get(key).copied().ok_or_else(|| {
+                Error::format(
+                    &file,
+                    format!("tensor `{name}`: storage `{key}` is not in the file's storage list"),
+                )
+            })
+        })?;
+        return Ok((legacy.value, store));
+    }
+    let ck = open_checkpoint(source)?;
+    let refs = pick(&ck.value)?;
+    let store = place_tensors(
+        ck.zip.source().clone(),
+        refs,
+        BTreeMap::new(),
+        |name, key| {
+            let entry_name = format!("{}data/{key}", ck.root);
+            let entry = ck.zip.entry(&entry_name).ok_or_else(|| {
+                Error::format(
+                    ck.zip.name(),
+                    format!("tensor `{name}`: storage entry `{entry_name}` is missing"),
+                )
+            })?;
+            ck.zip.stored_range(entry)
+        },
+    )?;
+    Ok((ck.value, store))
+}
+
 /// Flattens `value` and places each tensor in the byte range `storage_range(name, key)`
 /// gives for its storage (asked once per storage).
 fn build_store(
     source: Arc<dyn ByteSource>,
     value: &Value,
-    mut storage_range: impl FnMut(&str, &str) -> Result<(u64, u64)>,
+    storage_range: impl FnMut(&str, &str) -> Result<(u64, u64)>,
 ) -> Result<TensorStore> {
     let (refs, metadata) = flatten_checkpoint(value);
+    place_tensors(source, refs, metadata, storage_range)
+}
+
+/// Places each named tensor view in the byte range `storage_range(name, key)` gives for its
+/// storage (asked once per storage).
+fn place_tensors(
+    source: Arc<dyn ByteSource>,
+    refs: Vec<(String, TensorRef)>,
+    metadata: BTreeMap<String, String>,
+    mut storage_range: impl FnMut(&str, &str) -> Result<(u64, u64)>,
+) -> Result<TensorStore> {
     let mut tensors = BTreeMap::new();
     let mut storages: HashMap<String, (u64, u64)> = HashMap::new();
     for (name, t) in refs {

@@ -70,6 +70,9 @@ fn classify(module: &str, name: &str) -> Option<Allowed> {
         ("_codecs", "encode") => Some(Allowed::CodecsEncode),
         ("builtins" | "__builtin__", "set") => Some(Allowed::Set),
         ("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint") => Some(Allowed::Inert),
+        // Original textual-inversion embeddings pickle their vectors in a ParameterDict; its
+        // state (`_parameters` and empty hook dicts) is kept as data.
+        ("torch.nn.modules.container", "ParameterDict") => Some(Allowed::Inert),
         _ => None,
     }
 }
@@ -1095,6 +1098,23 @@ mod tests {
         let v = parse(&p).unwrap();
         let d = Value::Dict(vec![(Value::Str("k".into()), Value::Int(2))]);
         assert_eq!(v, Value::List(vec![d.clone(), d]));
+    }
+
+    #[test]
+    fn parameter_dict_is_kept_as_inert_data() {
+        // What the original textual-inversion code pickles: ParameterDict() then BUILD with
+        // its __dict__ ({'_parameters': {'*': 1}} here, a number standing in for the tensor).
+        let p = b"\x80\x02ctorch.nn.modules.container\nParameterDict\nq\x00)\x81q\x01}q\x02X\x0b\x00\x00\x00_parametersq\x03}q\x04X\x01\x00\x00\x00*K\x01ssb.";
+        let v = parse(p).unwrap();
+        let Value::Object { class, state, .. } = &v else {
+            panic!("expected an object, got {v:?}");
+        };
+        assert_eq!(class, "torch.nn.modules.container.ParameterDict");
+        let params = state.as_ref().unwrap().get("_parameters").unwrap();
+        assert_eq!(params.get("*"), Some(&Value::Int(1)));
+        // Other torch.nn classes stay refused.
+        let p = b"\x80\x02ctorch.nn.modules.linear\nLinear\nq\x00)\x81.";
+        assert!(matches!(parse(p), Err(Error::UnsafeGlobal { .. })));
     }
 
     #[test]

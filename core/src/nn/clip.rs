@@ -94,6 +94,20 @@ impl<B: Backend> ClipTextEncoder<B> {
     /// output; `n > 1` is `hidden_states[-n]` (the output of layer `layers - n + 1`,
     /// counting the embeddings as state 0); either way `final_layer_norm` is applied.
     pub fn forward(&self, b: &B, tokens: &[u32], clip_skip: usize) -> Result<B::Tensor> {
+        self.forward_with_replacements(b, tokens, &[], clip_skip)
+    }
+
+    /// [`Self::forward`] with some token embeddings replaced before the position embeddings
+    /// are added (A1111's `EmbeddingsWithFixes`, how textual-inversion vectors enter):
+    /// `(position, rows)` puts the `hidden`-wide vectors of `rows` at `position`,
+    /// `position + 1`, …, cut at the end of the sequence; later entries overwrite earlier ones.
+    pub fn forward_with_replacements(
+        &self,
+        b: &B,
+        tokens: &[u32],
+        replacements: &[(usize, &[f32])],
+        clip_skip: usize,
+    ) -> Result<B::Tensor> {
         let len = tokens.len();
         if len == 0 || len > self.cfg.max_positions {
             return Err(Error::Invalid(format!(
@@ -115,7 +129,33 @@ impl<B: Backend> ClipTextEncoder<B> {
             )));
         }
         let positions: Vec<u32> = (0..len as u32).collect();
-        let tok = b.embedding(&self.token_embedding, tokens)?;
+        let mut tok = b.embedding(&self.token_embedding, tokens)?;
+        let hidden = self.cfg.hidden;
+        for &(position, rows) in replacements {
+            if rows.is_empty() || !rows.len().is_multiple_of(hidden) {
+                return Err(Error::Invalid(format!(
+                    "embedding vectors of {} floats do not make rows of the text encoder's width {hidden}",
+                    rows.len()
+                )));
+            }
+            if position >= len {
+                continue;
+            }
+            let n = (rows.len() / hidden).min(len - position);
+            let vectors = b.upload(&rows[..n * hidden], &[n, hidden])?;
+            let mut parts = Vec::with_capacity(3);
+            let head = (position > 0)
+                .then(|| b.narrow(&tok, 0, 0, position))
+                .transpose()?;
+            let rest = len - position - n;
+            let tail = (rest > 0)
+                .then(|| b.narrow(&tok, 0, position + n, rest))
+                .transpose()?;
+            parts.extend(head.as_ref());
+            parts.push(&vectors);
+            parts.extend(tail.as_ref());
+            tok = b.concat(&parts, 0)?;
+        }
         let pos = b.embedding(&self.position_embedding, &positions)?;
         let mut x = b.reshape(&b.add(&tok, &pos)?, &[1, len, self.cfg.hidden])?;
         for layer in &self.layers[..self.layers.len() + 1 - skip] {

@@ -5,17 +5,20 @@
 //! All texts of one part are encoded as one batch, as A1111 does: each is split into
 //! 75-token chunks (shorter texts padded with empty chunks), chunk i of every text is
 //! encoded alone, emphasis multiplies each token's hidden state and the mean over the
-//! batch is restored, and the chunks are concatenated along the sequence.
+//! batch is restored, and the chunks are concatenated along the sequence. Textual-inversion
+//! embeddings of the [`PromptOptions`] database replace token embeddings inside the encoder.
 
 use crate::backend::Backend;
+use crate::embeddings::EmbeddingDatabase;
 use crate::error::Result;
 use crate::nn::clip::ClipTextEncoder;
 use crate::text::limits::{check_and_parts, check_prompt_chunks, check_prompt_length};
 use crate::text::{
     apply_emphasis, check_schedule_nesting, prompt_schedule, schedule_index, split_and,
-    tokenize_prompt, AttentionSyntax, ChunkOptions, EmphasisMode, PromptChunk, ScheduledPrompt,
-    BOS, CHUNK_TOKENS, EOS,
+    tokenize_prompt_with_embeddings, AttentionSyntax, ChunkOptions, EmphasisMode, PromptChunk,
+    ScheduledPrompt, BOS, CHUNK_TOKENS, EOS,
 };
+use std::sync::Arc;
 
 /// One text's conditioning, kept on the host (`[77·chunks, hidden]`, row-major) so cond
 /// and uncond can be batched or run separately as their lengths dictate.
@@ -64,16 +67,20 @@ pub struct PromptConditioning {
     pub parts: Vec<(f32, ScheduledConditioning)>,
 }
 
-/// How prompt text is read: A1111's emphasis mode and the bracket syntax.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// How prompt text is read: A1111's emphasis mode, the bracket syntax and the
+/// textual-inversion embeddings names can refer to.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PromptOptions {
     pub emphasis: EmphasisMode,
     /// `A1111` (default) or the opt-in NovelAI braces; `None` emphasis forces plain text.
     pub syntax: AttentionSyntax,
+    /// Embeddings usable by name in prompts (none when `None`).
+    pub embeddings: Option<Arc<EmbeddingDatabase>>,
 }
 
 impl PromptOptions {
-    fn chunk_options(&self) -> ChunkOptions {
+    /// How prompts are cut into chunks under these options.
+    pub fn chunk_options(&self) -> ChunkOptions {
         let syntax = if self.emphasis.parses_brackets() {
             self.syntax
         } else {
@@ -93,6 +100,7 @@ fn empty_chunk() -> PromptChunk {
     PromptChunk {
         tokens,
         multipliers: [1.0; CHUNK_TOKENS],
+        fixes: Vec::new(),
     }
 }
 
@@ -104,9 +112,10 @@ async fn encode_texts<B: Backend>(
     clip_skip: usize,
     options: &PromptOptions,
 ) -> Result<Vec<Conditioning>> {
+    let db = options.embeddings.as_deref();
     let mut chunked: Vec<Vec<PromptChunk>> = texts
         .iter()
-        .map(|t| tokenize_prompt(t, options.chunk_options()).map(|p| p.chunks))
+        .map(|t| tokenize_prompt_with_embeddings(t, options.chunk_options(), db).map(|p| p.chunks))
         .collect::<Result<_>>()?;
     let chunk_count = chunked.iter().map(Vec::len).max().unwrap_or(1);
     check_prompt_chunks(chunk_count)?;
@@ -120,7 +129,8 @@ async fn encode_texts<B: Backend>(
         let mut stacked = Vec::new();
         let mut multipliers = Vec::new();
         for c in &chunked {
-            let z = clip.forward(b, &c[i].tokens, clip_skip)?;
+            let z =
+                clip.forward_with_replacements(b, &c[i].tokens, &c[i].replacements(), clip_skip)?;
             stacked.extend(b.download_async(&z).await?);
             multipliers.extend_from_slice(&c[i].multipliers);
         }

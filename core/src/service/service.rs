@@ -11,6 +11,7 @@
 
 use super::networks::{NetworkProvider, PreparedNetworks};
 use super::settings::GenerationSettings;
+use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES_KEY};
 use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
 use crate::nn::AttentionHook;
@@ -20,10 +21,11 @@ use crate::pipeline::{
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
-use crate::text::{emphasis_infotext, AttentionSyntax};
+use crate::text::{emphasis_infotext, strip_comments, AttentionSyntax};
 use crate::{Backend, Error, Result};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// One image of a job with the infotext A1111 would write for it.
 #[derive(Clone, Debug)]
@@ -57,6 +59,10 @@ pub struct GenerationService<B: Backend> {
     /// One checkpoint at a time: a 4 GB model is freed before the next one loads.
     model: Option<(ModelKey, Rc<StableDiffusion<B>>)>,
     networks: Option<Box<dyn NetworkProvider<B>>>,
+    /// `--embeddings-dir`; `None` = `embeddings/` beside the models folder (A1111's layout).
+    embeddings_dir: Option<PathBuf>,
+    /// The embeddings folder as last loaded, reused while its files are unchanged.
+    embeddings: EmbeddingsCache,
 }
 
 impl<B: Backend> GenerationService<B> {
@@ -69,6 +75,39 @@ impl<B: Backend> GenerationService<B> {
             models_dir: None,
             model: None,
             networks: None,
+            embeddings_dir: None,
+            embeddings: EmbeddingsCache::default(),
+        }
+    }
+
+    /// Read textual-inversion embeddings from `dir` instead of `embeddings/` beside the
+    /// models folder.
+    pub fn with_embeddings_folder(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.embeddings_dir = Some(dir.into());
+        self
+    }
+
+    /// Switch the embeddings folder (`None`: `embeddings/` beside the models folder).
+    pub fn set_embeddings_folder(&mut self, dir: Option<PathBuf>) {
+        self.embeddings_dir = dir;
+    }
+
+    /// The embeddings folder in use: the one set, else `embeddings/` beside the models
+    /// folder; `None` without either.
+    pub fn embeddings_folder(&self) -> Option<PathBuf> {
+        self.embeddings_dir.clone().or_else(|| {
+            let models = self.models_dir.as_deref()?;
+            Some(models.parent().unwrap_or(Path::new(".")).join("embeddings"))
+        })
+    }
+
+    /// The embeddings for a text encoder of hidden size `width`, read from the embeddings
+    /// folder unless its files are unchanged since the last call; also whether they were
+    /// (re)read now, so a front end shows [`EmbeddingDatabase::warnings`] once.
+    pub fn embeddings_for(&mut self, width: usize) -> (Arc<EmbeddingDatabase>, bool) {
+        match self.embeddings_folder() {
+            Some(dir) => self.embeddings.get(&dir, width),
+            None => (Arc::new(EmbeddingDatabase::new(width)), false),
         }
     }
 
@@ -206,6 +245,7 @@ impl<B: Backend> GenerationService<B> {
     ) -> Result<Vec<Generated>> {
         let mut params = self.params(s)?;
         let model = self.model_for(s)?;
+        let (embeddings, _) = self.embeddings_for(model.config.clip.hidden);
         let prepared = match &mut self.networks {
             Some(provider) => provider.prepare(&self.backend, &s.prompt, &s.hypernets)?,
             None => PreparedNetworks {
@@ -222,9 +262,32 @@ impl<B: Backend> GenerationService<B> {
             } else {
                 AttentionSyntax::A1111
             },
+            embeddings: Some(embeddings.clone()),
         };
         let emphasis_field =
             emphasis_infotext(s.emphasis, [s.prompt.as_str(), s.negative_prompt.as_str()]);
+        let ti_field = ti_hashes(
+            &strip_comments(&params.prompt),
+            &strip_comments(&params.negative_prompt),
+            params.steps,
+            options.chunk_options(),
+            &embeddings,
+        )?;
+        // Both fields come from the text encoder's calls (negative prompt first): the one
+        // its first call sets comes first.
+        let ti_first = {
+            let brackets = |t: &str| t.contains('(') || t.contains('[');
+            let ti_in_negative = ti_field.is_some()
+                && ti_hashes(
+                    "",
+                    &strip_comments(&params.negative_prompt),
+                    params.steps,
+                    options.chunk_options(),
+                    &embeddings,
+                )?
+                .is_some();
+            ti_in_negative || !brackets(&s.negative_prompt)
+        };
         let latent_shape = [model.config.unet.in_channels, s.height / 8, s.width / 8];
         let mut out = Vec::new();
         for batch in 0..s.batch_count {
@@ -261,8 +324,14 @@ impl<B: Backend> GenerationService<B> {
                 for (k, v) in &prepared.infotext {
                     infotext.push(k.clone(), v);
                 }
+                if let (Some(v), true) = (&ti_field, ti_first) {
+                    infotext.push(TI_HASHES_KEY, v);
+                }
                 if let Some(mode) = emphasis_field {
                     infotext.push("Emphasis", mode);
+                }
+                if let (Some(v), false) = (&ti_field, ti_first) {
+                    infotext.push(TI_HASHES_KEY, v);
                 }
                 out.push(Generated { image, infotext });
             }

@@ -3,8 +3,16 @@
 //! chunk (plus BOS and EOS), `BREAK` starts a new chunk, and a chunk that fills up shortly
 //! after a comma moves the words after that comma to the next chunk so a phrase is not cut
 //! in two. Each token carries its emphasis weight; BOS, EOS and padding carry 1.0.
+//!
+//! With an [`EmbeddingDatabase`], a run of tokens that spells an embedding's name becomes
+//! that embedding's vectors (one placeholder token 0 per vector, carrying the run's
+//! weight), never split across chunks: when they do not fit, the chunk closes first. As in
+//! A1111, the comma backtrack can still move placeholders into the next chunk while their
+//! [`EmbeddingFix`] stays with the chunk they were placed in.
 
-use crate::error::Result;
+use crate::embeddings::{Embedding, EmbeddingDatabase};
+use crate::error::{Error, Result};
+use std::sync::Arc;
 
 use super::attention::{parse_attention, AttentionSyntax};
 use super::tokenizer::{tokenize, BOS, COMMA, EOS};
@@ -21,6 +29,32 @@ pub const DEFAULT_COMMA_BACKTRACK: usize = 20;
 pub struct PromptChunk {
     pub tokens: [u32; CHUNK_TOKENS],
     pub multipliers: [f32; CHUNK_TOKENS],
+    /// Embeddings whose vectors replace the token embeddings of this chunk.
+    pub fixes: Vec<EmbeddingFix>,
+}
+
+/// An embedding placed in a chunk: its vectors replace the token embeddings from
+/// `position` on (an index into the 77 tokens, BOS being 0), as many as fit before the
+/// chunk's end (A1111's `PromptChunkFix`, whose offset is `position - 1`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingFix {
+    pub position: usize,
+    pub embedding: Arc<Embedding>,
+}
+
+impl PromptChunk {
+    /// The token embeddings that replace the looked-up ones, as `(position, rows)` with
+    /// `rows` holding whole vectors, cut where the chunk ends.
+    pub fn replacements(&self) -> Vec<(usize, &[f32])> {
+        self.fixes
+            .iter()
+            .map(|f| {
+                let e = &f.embedding;
+                let n = e.vectors.min(CHUNK_TOKENS.saturating_sub(f.position));
+                (f.position, &e.data[..n * e.width])
+            })
+            .collect()
+    }
 }
 
 /// How a prompt is turned into chunks.
@@ -51,6 +85,17 @@ pub struct TokenizedPrompt {
 }
 
 impl TokenizedPrompt {
+    /// The embeddings placed in the chunks, each once, in order of first placement.
+    pub fn used_embeddings(&self) -> Vec<Arc<Embedding>> {
+        let mut out: Vec<Arc<Embedding>> = Vec::new();
+        for f in self.chunks.iter().flat_map(|c| &c.fixes) {
+            if !out.iter().any(|e| e.name == f.embedding.name) {
+                out.push(f.embedding.clone());
+            }
+        }
+        out
+    }
+
     /// The `/75`, `/150`, ... denominator A1111 shows next to [`Self::token_count`]: the
     /// capacity of the chunks a prompt of that many tokens needs.
     pub fn token_capacity(&self) -> usize {
@@ -63,6 +108,7 @@ impl TokenizedPrompt {
 struct OpenChunk {
     tokens: Vec<u32>,
     multipliers: Vec<f32>,
+    fixes: Vec<EmbeddingFix>,
 }
 
 struct ChunkBuilder {
@@ -90,11 +136,14 @@ impl ChunkBuilder {
         self.chunks.push(PromptChunk {
             tokens,
             multipliers,
+            fixes: current.fixes,
         });
         self.last_comma = None;
     }
 
-    fn push(&mut self, token: u32, weight: f32, comma_backtrack: usize) {
+    /// What A1111 does at each prompt position before placing anything: note a comma, move
+    /// the words after a recent comma out of a full chunk, close a full chunk.
+    fn prepare(&mut self, token: u32, comma_backtrack: usize) {
         let len = self.current.tokens.len();
         if token == COMMA {
             self.last_comma = Some(len);
@@ -106,14 +155,40 @@ impl ChunkBuilder {
                 self.current = OpenChunk {
                     tokens,
                     multipliers,
+                    fixes: Vec::new(),
                 };
             }
         }
         if self.current.tokens.len() == CHUNK_CONTENT {
             self.finish_chunk(false);
         }
+    }
+
+    fn push(&mut self, token: u32, weight: f32) {
         self.current.tokens.push(token);
         self.current.multipliers.push(weight);
+    }
+
+    /// Places an embedding's vectors, closing the chunk first if they would not fit.
+    fn push_embedding(&mut self, embedding: &Arc<Embedding>, weight: f32) -> Result<()> {
+        let n = embedding.vectors;
+        if n > CHUNK_CONTENT {
+            return Err(Error::Invalid(format!(
+                "embedding `{}` has {n} vectors; at most {CHUNK_CONTENT} fit in a prompt chunk",
+                embedding.name
+            )));
+        }
+        if self.current.tokens.len() + n > CHUNK_CONTENT {
+            self.finish_chunk(false);
+        }
+        self.current.fixes.push(EmbeddingFix {
+            position: self.current.tokens.len() + 1,
+            embedding: embedding.clone(),
+        });
+        for _ in 0..n {
+            self.push(0, weight);
+        }
+        Ok(())
     }
 }
 
@@ -122,6 +197,17 @@ impl ChunkBuilder {
 /// Fails only when the prompt's emphasis syntax is malformed in a way A1111 rejects too
 /// (an explicit weight that is not a number).
 pub fn tokenize_prompt(prompt: &str, options: ChunkOptions) -> Result<TokenizedPrompt> {
+    tokenize_prompt_with_embeddings(prompt, options, None)
+}
+
+/// [`tokenize_prompt`] with textual-inversion embeddings: a run of tokens spelling an
+/// embedding's name (longest match first, as A1111's `find_embedding_at_position`) becomes
+/// its vectors. Fails also when an embedding has more vectors than a chunk holds.
+pub fn tokenize_prompt_with_embeddings(
+    prompt: &str,
+    options: ChunkOptions,
+    embeddings: Option<&EmbeddingDatabase>,
+) -> Result<TokenizedPrompt> {
     let segments = parse_attention(prompt, options.syntax)?;
     let mut builder = ChunkBuilder {
         chunks: Vec::new(),
@@ -136,8 +222,21 @@ pub fn tokenize_prompt(prompt: &str, options: ChunkOptions) -> Result<TokenizedP
         }
         // A1111 keeps weights as Python floats and hands them to torch as float32.
         let weight = segment.weight as f32;
-        for token in tokenize(&segment.text) {
-            builder.push(token, weight, options.comma_backtrack);
+        let tokens = tokenize(&segment.text);
+        let mut position = 0;
+        while position < tokens.len() {
+            let token = tokens[position];
+            builder.prepare(token, options.comma_backtrack);
+            match embeddings.and_then(|db| db.find_at(&tokens, position)) {
+                Some((embedding, spelled)) => {
+                    builder.push_embedding(embedding, weight)?;
+                    position += spelled;
+                }
+                None => {
+                    builder.push(token, weight);
+                    position += 1;
+                }
+            }
         }
     }
     if !builder.current.tokens.is_empty() || builder.chunks.is_empty() {

@@ -17,8 +17,8 @@ mod unicode_classes;
 
 pub use attention::{parse_attention, parse_prompt_attention, AttentionSegment, AttentionSyntax};
 pub use chunks::{
-    prompt_chunks, tokenize_prompt, ChunkOptions, PromptChunk, TokenizedPrompt, CHUNK_CONTENT,
-    CHUNK_TOKENS,
+    prompt_chunks, tokenize_prompt, tokenize_prompt_with_embeddings, ChunkOptions, EmbeddingFix,
+    PromptChunk, TokenizedPrompt, CHUNK_CONTENT, CHUNK_TOKENS,
 };
 pub use emphasis::{apply_emphasis, emphasis_infotext, EmphasisMode};
 pub use limits::{
