@@ -119,4 +119,107 @@ pub trait Backend {
     fn upsample_nearest2x(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
     /// Rows of `table: [V, C]` for `ids`, as `[ids.len(), C]`.
     fn embedding(&self, table: &Self::Tensor, ids: &[u32]) -> Result<Self::Tensor>;
+
+    // ---- upscaler networks (ESRGAN, Real-ESRGAN compact, SwinIR) -------------------------
+    // Each has a default that runs on the host (download, compute in
+    // `crate::backend_host`, upload), so every backend runs every upscaler; a backend
+    // overrides the ones it has kernels for.
+
+    /// `x` where `x > 0`, else `slope · x`.
+    fn leaky_relu(&self, x: &Self::Tensor, slope: f32) -> Result<Self::Tensor> {
+        let shape = self.shape(x);
+        let data = self.download(x)?;
+        self.upload(&crate::backend_host::leaky_relu(&data, slope), &shape)
+    }
+    /// PReLU of `[N, C, ...]` with one slope per channel (`weight: [C]`, or `[1]` for all).
+    fn prelu(&self, x: &Self::Tensor, weight: &Self::Tensor) -> Result<Self::Tensor> {
+        let shape = self.shape(x);
+        let (data, w) = (self.download(x)?, self.download(weight)?);
+        self.upload(&crate::backend_host::prelu(&data, &shape, &w)?, &shape)
+    }
+    /// `[N, C·r², H, W]` → `[N, C, H·r, W·r]` (torch's `pixel_shuffle`).
+    fn pixel_shuffle(&self, x: &Self::Tensor, r: usize) -> Result<Self::Tensor> {
+        let (data, shape) =
+            crate::backend_host::pixel_shuffle(&self.download(x)?, &self.shape(x), r)?;
+        self.upload(&data, &shape)
+    }
+    /// `[N, C, H·r, W·r]` → `[N, C·r², H, W]` (torch's `pixel_unshuffle`).
+    fn pixel_unshuffle(&self, x: &Self::Tensor, r: usize) -> Result<Self::Tensor> {
+        let (data, shape) =
+            crate::backend_host::pixel_unshuffle(&self.download(x)?, &self.shape(x), r)?;
+        self.upload(&data, &shape)
+    }
+    /// Swin windows: `[N, H·W, C]` rolled by `-shift` on both axes and cut into
+    /// `window×window` windows, `[N·nW, window², C]` (windows row-major per image).
+    fn window_partition(
+        &self,
+        x: &Self::Tensor,
+        h: usize,
+        w: usize,
+        window: usize,
+        shift: usize,
+    ) -> Result<Self::Tensor> {
+        let (data, shape) = crate::backend_host::window_partition(
+            &self.download(x)?,
+            &self.shape(x),
+            h,
+            w,
+            window,
+            shift,
+        )?;
+        self.upload(&data, &shape)
+    }
+    /// The inverse of [`Backend::window_partition`]: `[N·nW, window², C]` → `[N, H·W, C]`.
+    fn window_merge(
+        &self,
+        x: &Self::Tensor,
+        h: usize,
+        w: usize,
+        window: usize,
+        shift: usize,
+    ) -> Result<Self::Tensor> {
+        let (data, shape) = crate::backend_host::window_merge(
+            &self.download(x)?,
+            &self.shape(x),
+            h,
+            w,
+            window,
+            shift,
+        )?;
+        self.upload(&data, &shape)
+    }
+    /// Attention inside windows: `q, k, v: [B, L, H·D]`, per head
+    /// `softmax((q·D^-½) kᵀ + bias[h] + mask[b mod nW]) v` with `bias: [H, L, L]` (the
+    /// relative position bias) and `mask: [nW, L, L]` (the shifted-window mask).
+    fn window_attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        heads: usize,
+        bias: &Self::Tensor,
+        mask: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        let shape = self.shape(q);
+        let mask_shape = mask.map(|m| self.shape(m));
+        let dims = crate::backend_host::WindowAttentionDims::check(
+            &shape,
+            &self.shape(k),
+            &self.shape(v),
+            heads,
+            &self.shape(bias),
+            mask_shape.as_deref(),
+        )?;
+        let mask_data = mask.map(|m| self.download(m)).transpose()?;
+        let out = crate::backend_host::window_attention(
+            &self.download(q)?,
+            &self.download(k)?,
+            &self.download(v)?,
+            &shape,
+            heads,
+            &self.download(bias)?,
+            mask_data.as_deref().zip(dims.windows),
+        )?;
+        self.upload(&out, &shape)
+    }
 }

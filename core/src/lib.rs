@@ -4,6 +4,7 @@
 //! plugin traits (sampler, attention hook, VAE) and the txt2img pipeline.
 
 pub mod backend;
+pub mod backend_host;
 pub mod convert;
 pub mod embeddings;
 pub mod error;

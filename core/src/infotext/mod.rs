@@ -13,5 +13,6 @@ pub mod png;
 
 pub use params::Infotext;
 pub use png::{
-    decode_png_rgb, encode_png, parameters_from_png_bytes, read_parameters, read_png_rgb, write_png,
+    decode_png_rgb, encode_png, parameters_from_png_bytes, read_parameters, read_png_rgb,
+    write_png, write_png_with_texts,
 };

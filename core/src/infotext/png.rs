@@ -141,11 +141,40 @@ pub fn decode_png_rgb(bytes: &[u8], name: &str) -> Result<(u32, u32, Vec<u8>)> {
     Ok((frame.width, frame.height, rgb))
 }
 
+/// Writes an 8-bit RGB PNG to `path` (atomically, as [`write_png`]) with one text chunk per
+/// `(key, text)` pair, in order: A1111's Extras tab stores `parameters`, `postprocessing`
+/// and `extras` chunks.
+pub fn write_png_with_texts(
+    path: impl AsRef<Path>,
+    width: u32,
+    height: u32,
+    rgb: &[u8],
+    texts: &[(&str, &str)],
+) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = encode_texts(width, height, rgb, texts)
+        .map_err(|msg| Error::Invalid(format!("{}: {msg}", path.display())))?;
+    write_atomically(path, &bytes)
+}
+
 fn encode(
     width: u32,
     height: u32,
     rgb: &[u8],
     parameters: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    let texts: Vec<(&str, &str)> = parameters
+        .map(|t| (PARAMETERS_KEY, t))
+        .into_iter()
+        .collect();
+    encode_texts(width, height, rgb, &texts)
+}
+
+fn encode_texts(
+    width: u32,
+    height: u32,
+    rgb: &[u8],
+    texts: &[(&str, &str)],
 ) -> Result<Vec<u8>, String> {
     if width == 0 || height == 0 {
         return Err(format!("cannot write a {width}x{height} image"));
@@ -161,11 +190,11 @@ fn encode(
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    if let Some(text) = parameters {
+    for &(key, text) in texts {
         if text.contains('\0') {
             return Err("the infotext contains a NUL character, which PNG text cannot hold".into());
         }
-        let key = PARAMETERS_KEY.to_string();
+        let key = key.to_string();
         let added = if text.chars().all(|c| (c as u32) <= 0xFF) {
             encoder.add_text_chunk(key, text.to_string())
         } else {

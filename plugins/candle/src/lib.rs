@@ -303,4 +303,54 @@ impl Backend for CandleBackend {
             .and_then(|rows| rows.to_dtype(DType::F32))
             .be()
     }
+
+    fn leaky_relu(&self, x: &Tensor, slope: f32) -> Result<Tensor> {
+        ops::activation::leaky_relu(x, slope).be()
+    }
+
+    fn prelu(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        ops::activation::prelu(x, weight).be()
+    }
+
+    fn pixel_shuffle(&self, x: &Tensor, r: usize) -> Result<Tensor> {
+        ops::pixel_shuffle::pixel_shuffle(x, r).be()
+    }
+
+    fn pixel_unshuffle(&self, x: &Tensor, r: usize) -> Result<Tensor> {
+        ops::pixel_shuffle::pixel_unshuffle(x, r).be()
+    }
+
+    fn window_partition(
+        &self,
+        x: &Tensor,
+        h: usize,
+        w: usize,
+        window: usize,
+        shift: usize,
+    ) -> Result<Tensor> {
+        ops::window::window_partition(x, h, w, window, shift).be()
+    }
+
+    fn window_merge(
+        &self,
+        x: &Tensor,
+        h: usize,
+        w: usize,
+        window: usize,
+        shift: usize,
+    ) -> Result<Tensor> {
+        ops::window::window_merge(x, h, w, window, shift).be()
+    }
+
+    fn window_attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        bias: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        ops::window::window_attention(q, k, v, heads, bias, mask).be()
+    }
 }

@@ -121,3 +121,73 @@ pub fn geglu(x: &Tensor) -> Result<Tensor> {
         a.mul(&g.gelu_erf()?)
     }
 }
+
+/// `x` where `x > 0`, else `slope · x` (the upscaler networks' leaky ReLU).
+pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
+    if cpu_f32(x) {
+        x.contiguous()?.apply_op1_no_bwd(&Elementwise {
+            name: "leaky_relu",
+            f: move |v: f32| if v > 0.0 { v } else { v * slope },
+        })
+    } else {
+        x.relu()? + x.minimum(0f32)?.affine(slope as f64, 0.0)?
+    }
+}
+
+/// PReLU with one slope per channel: `x: [N, C, ...]`, `weight: [C]` (or `[1]`).
+struct Prelu {
+    slopes: Vec<f32>,
+}
+
+impl CustomOp1 for Prelu {
+    fn name(&self) -> &'static str {
+        "prelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = f32_slice(storage, layout, "prelu")?;
+        let dims = layout.shape().dims();
+        let c = dims[1];
+        let plane: usize = dims[2..].iter().product();
+        let mut dst = vec![0f32; src.len()];
+        if plane > 0 {
+            dst.par_chunks_mut(plane)
+                .zip(src.par_chunks(plane))
+                .enumerate()
+                .for_each(|(i, (d, s))| {
+                    let a = if self.slopes.len() == 1 {
+                        self.slopes[0]
+                    } else {
+                        self.slopes[i % c]
+                    };
+                    map_into(d, s, |v| if v >= 0.0 { v } else { a * v });
+                });
+        }
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+/// `nn.PReLU(num_parameters = C)` on `x: [N, C, ...]` with `weight: [C]` (or `[1]`).
+pub fn prelu(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    let c = if dims.len() >= 2 {
+        dims[1]
+    } else {
+        bail!("prelu: expected [N, C, ...], got {dims:?}")
+    };
+    let n = weight.elem_count();
+    if n != c && n != 1 {
+        bail!("prelu: {n} weights for {c} channels");
+    }
+    if cpu_f32(x) {
+        let slopes = weight
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        return x.contiguous()?.apply_op1_no_bwd(&Prelu { slopes });
+    }
+    let mut shape = vec![1usize; dims.len()];
+    shape[1] = n;
+    let w = weight.reshape(shape)?;
+    x.relu()? + x.minimum(0f32)?.broadcast_mul(&w)?
+}

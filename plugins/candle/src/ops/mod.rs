@@ -12,4 +12,6 @@ pub mod key_major_softmax;
 pub mod layout;
 pub mod linear;
 pub mod norm;
+pub mod pixel_shuffle;
 pub mod softmax;
+pub mod window;

@@ -1,0 +1,31 @@
+//! Upscaler networks, as A1111 (≥ 1.8, through spandrel) runs the files in its
+//! `models/ESRGAN`, `models/RealESRGAN` and `models/SwinIR` folders:
+//!
+//! - [`rrdb`]: ESRGAN's RRDBNet in the original and the BasicSR/Real-ESRGAN key layouts
+//!   (scale, blocks, widths and pixel unshuffle read off the tensors);
+//! - [`compact`]: Real-ESRGAN's SRVGGNetCompact (`general-x4v3`, `animevideov3`);
+//! - [`swinir`]: SwinIR (the real-world SwinIR-L x4 A1111 ships, and the other heads);
+//! - [`model`]: recognising the architecture of a `.pth`/`.safetensors` file and calling
+//!   the network as spandrel's model descriptor does (padding, clamping, cropping);
+//! - [`tiling`]: A1111's two tiled-upscale loops, so large images run in bounded memory;
+//! - [`library`]: the folders, A1111's names for the files, and lookup by name;
+//! - [`upscaler`]: a named model with its folder's tiling, upscaling 8-bit RGB images.
+//!
+//! Every network is written once over [`easel_core::Backend`].
+
+pub mod compact;
+pub mod library;
+pub mod model;
+pub mod padding;
+pub mod pixels;
+pub mod rrdb;
+pub mod state_dict;
+pub mod swinir;
+pub mod synthetic;
+pub mod tiling;
+pub mod upscaler;
+
+pub use library::{find_upscaler, list_upscalers, UpscalerEntry, UpscalerFolder};
+pub use model::{architecture_of, Architecture, UpscalerModel};
+pub use tiling::Rgb8;
+pub use upscaler::{ModelUpscaler, TileSettings, Tiling};
