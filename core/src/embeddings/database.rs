@@ -17,6 +17,9 @@ use crate::text::tokenize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// One name in the token-id index: its token ids and the embedding it stands for.
+type Candidate = (Vec<u32>, Arc<Embedding>);
+
 /// Embeddings by name, with A1111's token-id index.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EmbeddingDatabase {
@@ -27,7 +30,7 @@ pub struct EmbeddingDatabase {
     /// Embeddings of the wrong width, by name (a later one of the same name replaces it).
     skipped: Vec<Arc<Embedding>>,
     /// First token id → (ids of the name, embedding), longest ids first.
-    ids_lookup: HashMap<u32, Vec<(Vec<u32>, Arc<Embedding>)>>,
+    ids_lookup: HashMap<u32, Vec<Candidate>>,
     /// Files that could not be read, as messages naming them.
     errors: Vec<String>,
 }
