@@ -240,8 +240,7 @@ fn utf8_run_end(chars: &[char], pos: usize) -> Option<usize> {
                 .all(|&c| in_ranges(UTF8_CONTINUATION, c))
     };
     let mut end = pos;
-    loop {
-        let Some(&lead) = chars.get(end) else { break };
+    while let Some(&lead) = chars.get(end) {
         let step = [
             (UTF8_FIRST_OF_2, 1),
             (UTF8_FIRST_OF_3, 2),
