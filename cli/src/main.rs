@@ -42,7 +42,7 @@ enum Command {
     Grid(grid::GridArgs),
     /// Print the A1111 infotext (generation parameters) stored in PNGs.
     Info(info::InfoArgs),
-    /// Show a prompt's CLIP tokens, emphasis weights and chunk count.
+    /// Show a prompt's CLIP tokens, emphasis weights, token counts and prompt schedule.
     Tokenize(tokenize::TokenizeArgs),
     /// List the registered samplers and schedule types.
     Samplers,

@@ -1,8 +1,10 @@
-//! HTML character references, decoded the two ways CLIP's text cleaning does: first ftfy's
-//! cautious pass (only `&name;` / `&#...;` with a semicolon, plus all-caps names such as
-//! `&EACUTE;`), then Python's `html.unescape` (HTML5 rules, including the legacy names that
-//! need no semicolon, e.g. `&amp` or `&copy`). Prompts copied from web pages carry such
-//! references, and the token ids change when they are not decoded exactly like the reference.
+//! HTML character references as ftfy's `unescape_html` decodes them (the first fixer of
+//! `fix_text`, see [`super::ftfy`]): only `&name;` / `&#...;` with a semicolon, plus
+//! all-caps names such as `&EACUTE;`. ftfy leans on Python's `html.unescape` (HTML5 rules,
+//! including the legacy names that need no semicolon, e.g. `&amp` or `&copy`) for numeric
+//! references and to rule out capitalised names HTML already knows, so that is here too.
+//! Prompts copied from web pages carry such references, and token ids change when they are
+//! not decoded exactly like the reference.
 
 use super::html_entities::HTML5_ENTITIES;
 

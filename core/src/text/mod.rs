@@ -6,12 +6,14 @@ pub mod attention;
 pub mod chunks;
 mod clean;
 pub mod emphasis;
+mod ftfy;
 mod html;
 mod html_entities;
 pub mod limits;
 pub mod multicond;
 mod pretokenize;
 pub mod prompt_schedule;
+pub mod token_counter;
 pub mod tokenizer;
 mod unicode_classes;
 
@@ -21,6 +23,7 @@ pub use chunks::{
     PromptChunk, TokenizedPrompt, CHUNK_CONTENT, CHUNK_TOKENS,
 };
 pub use emphasis::{apply_emphasis, emphasis_infotext, EmphasisMode};
+pub use ftfy::fix_text;
 pub use limits::{
     check_prompt_length, MAX_AND_PARTS, MAX_PROMPT_CHARS, MAX_PROMPT_CHUNKS, MAX_PROMPT_NESTING,
 };
@@ -29,4 +32,5 @@ pub use prompt_schedule::{
     check_schedule_nesting, check_schedule_syntax, prompt_schedule, prompt_schedule_with,
     schedule_index, ScheduleOptions, ScheduledPrompt,
 };
+pub use token_counter::{part_schedules, ui_token_count, PartSchedule, TokenCounter};
 pub use tokenizer::{decode, token_text, tokenize, BOS, COMMA, EOS, VOCAB_SIZE};
