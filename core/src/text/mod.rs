@@ -6,6 +6,7 @@ pub mod attention;
 pub mod chunks;
 mod clean;
 pub mod emphasis;
+pub mod extra_networks;
 mod html;
 mod html_entities;
 pub mod limits;
@@ -21,6 +22,9 @@ pub use chunks::{
     CHUNK_TOKENS,
 };
 pub use emphasis::{apply_emphasis, emphasis_infotext, EmphasisMode};
+pub use extra_networks::{
+    extract_extra_networks, kinds_in_order, parse_extra_networks, ExtraNetworkTag,
+};
 pub use limits::{
     check_prompt_length, MAX_AND_PARTS, MAX_PROMPT_CHARS, MAX_PROMPT_CHUNKS, MAX_PROMPT_NESTING,
 };
