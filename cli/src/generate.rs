@@ -38,6 +38,9 @@ pub struct GenerateArgs {
     /// Hypernetwork NAME[:STRENGTH] from models/hypernetworks (repeatable; also `<hypernet:NAME:STRENGTH>` in the prompt).
     #[arg(long = "hypernet")]
     pub hypernets: Vec<String>,
+    /// LoRA/LyCORIS NAME[:WEIGHT] from models/Lora or models/LyCORIS (repeatable; also `<lora:NAME:WEIGHT>` or `<lora:NAME:TE:UNET>` in the prompt).
+    #[arg(long = "lora")]
+    pub loras: Vec<String>,
     /// Emphasis mode: Original (default), "No norm", Ignore, None (brackets are plain text).
     #[arg(long)]
     pub emphasis: Option<String>,
@@ -273,6 +276,13 @@ impl GenerateArgs {
                 .map(|h| NetworkSetting::parse(h))
                 .collect::<Result<_>>()?;
         }
+        if !a.loras.is_empty() {
+            g.loras = a
+                .loras
+                .iter()
+                .map(|l| parse_lora_flag(l))
+                .collect::<Result<_>>()?;
+        }
         if let Some(v) = a.cfg {
             g.cfg_scale = v;
         }
@@ -318,6 +328,20 @@ impl GenerateArgs {
         let model = a.model.clone().unwrap_or_else(|| g.model.clone());
         let (models, model) = models_folder(&a.models, &model);
         g.model = model;
+        // A pasted `Lora hashes` renames the prompt's LoRAs to the files of this folder with
+        // those hashes, as A1111's paste does.
+        if let (Some(png), None) = (&a.from, &a.prompt) {
+            if let Some(field) = read_parameters(png)?
+                .map(|t| Infotext::parse(&t))
+                .and_then(|i| i.get("Lora hashes").map(str::to_string))
+            {
+                let entries = easel_lora::list_loras(&models);
+                g.prompt =
+                    easel_lora::rename_by_pasted_hashes(&g.prompt, &field, &entries, &mut |e| {
+                        e.short_hash().ok()
+                    });
+            }
+        }
         Ok(Settings {
             models,
             generation: g,
@@ -391,4 +415,23 @@ fn run_on<B: Backend + 'static>(a: &GenerateArgs, mut session: Session<B>) -> Re
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `--lora NAME[:WEIGHT]`: the weight is what follows the last `:` when that is a number.
+fn parse_lora_flag(text: &str) -> Result<NetworkSetting> {
+    let (name, weight) = match text.rsplit_once(':') {
+        Some((name, w)) if w.trim().parse::<f32>().is_ok() => {
+            (name, w.trim().parse::<f32>().unwrap_or(1.0))
+        }
+        _ => (text, 1.0),
+    };
+    if name.trim().is_empty() || !weight.is_finite() {
+        return Err(Error::Invalid(format!(
+            "--lora `{text}`: expected NAME or NAME:WEIGHT with a finite weight"
+        )));
+    }
+    Ok(NetworkSetting {
+        name: name.to_string(),
+        strength: weight,
+    })
 }

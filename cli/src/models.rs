@@ -1,5 +1,5 @@
 //! `easel models`: what a models folder holds — checkpoints with hashes and the config and
-//! VAE each will use, extra VAEs, and hypernetworks.
+//! VAE each will use, extra VAEs, hypernetworks, and LoRAs with A1111's short hash.
 
 use crate::generate::models_folder;
 use clap::Args;
@@ -27,6 +27,15 @@ pub fn run(a: ModelsArgs) -> Result<()> {
     let checkpoints = list_folder(&models);
     let vaes = files_with_ext(&models.join("VAE"), &["pt", "ckpt", "safetensors"]);
     let hypernets = files_with_ext(&models.join("hypernetworks"), &["pt"]);
+    let loras: Vec<(easel_lora::LoraEntry, String)> = easel_lora::list_loras(&models)
+        .into_iter()
+        .map(|e| {
+            let h = e
+                .short_hash()
+                .unwrap_or_else(|err| format!("unreadable: {err}"));
+            (e, h)
+        })
+        .collect();
     if a.json {
         let cks: Vec<serde_json::Value> = checkpoints
             .iter()
@@ -50,7 +59,8 @@ pub fn run(a: ModelsArgs) -> Result<()> {
         };
         println!(
             "{}",
-            serde_json::json!({ "folder": models.display().to_string(), "checkpoints": cks, "vae": names(&vaes), "hypernetworks": names(&hypernets) })
+            serde_json::json!({ "folder": models.display().to_string(), "checkpoints": cks, "vae": names(&vaes), "hypernetworks": names(&hypernets),
+                "loras": loras.iter().map(|(e, h)| serde_json::json!({"name": e.name, "alias": e.alias, "path": e.path.display().to_string(), "hash": h})).collect::<Vec<_>>() })
         );
         return Ok(());
     }
@@ -116,5 +126,17 @@ pub fn run(a: ModelsArgs) -> Result<()> {
                 .join(", ")
         }
     );
+    println!(
+        "LoRAs (Lora/, LyCORIS/):{}",
+        if loras.is_empty() { " none" } else { "" }
+    );
+    for (e, h) in &loras {
+        let alias = if e.alias != e.name {
+            format!(" (alias {})", e.alias)
+        } else {
+            String::new()
+        };
+        println!("  {} [{h}]{alias}  {}", e.name, rel(&models, &e.path));
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@ use easel_core::pipeline::{CancelToken, GeneratedImage};
 use easel_core::service::{GenerationService, GenerationSettings, StepProgress};
 use easel_core::{Backend, Result};
 use easel_hypernetwork::FolderHypernetworks;
+use easel_lora::FolderLoras;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,8 @@ impl DerefMut for Settings {
 pub fn service<B: Backend + 'static>(backend: B, models: PathBuf) -> GenerationService<B> {
     GenerationService::new(backend, sampler_registry(), scheduler_registry())
         .with_models_folder(models.clone())
-        .with_networks(Box::new(FolderHypernetworks::<B>::new(models)))
+        .with_networks(Box::new(FolderHypernetworks::<B>::new(models.clone())))
+        .with_weight_patches(Box::new(FolderLoras::new(models)))
 }
 
 /// Models, VAEs and hypernetworks loaded onto backend `B`, reused across images.
@@ -59,6 +61,8 @@ impl<B: Backend + 'static> Session<B> {
             self.service.set_networks(Box::new(
                 FolderHypernetworks::<B>::new(models).with_request_paths(),
             ));
+            self.service
+                .set_weight_patches(Box::new(FolderLoras::new(models)));
         }
         &mut self.service
     }
@@ -74,7 +78,8 @@ impl<B: Backend + 'static> Session<B> {
         // Settings are checked before a (slow) model load.
         service.params(&s.generation)?;
         let t0 = std::time::Instant::now();
-        let (model, fresh) = service.load_model(&s.model, &s.vae)?;
+        // Loads the model with the job's LoRAs patched in (again only when the set changes).
+        let (model, fresh) = service.ready_model(&s.generation)?;
         if fresh {
             eprintln!(
                 "loaded {} [{}]{} in {:.1}s",
@@ -90,6 +95,9 @@ impl<B: Backend + 'static> Session<B> {
             );
         }
         let images = service.generate_blocking(&s.generation, progress, &CancelToken::new())?;
+        for w in service.warnings() {
+            eprintln!("warning: {w}");
+        }
         Ok(images.into_iter().map(|g| (g.image, g.infotext)).collect())
     }
 }

@@ -340,6 +340,11 @@ fn listings_options_and_png_info() {
 
     let (_, hn) = get(&s, "hypernetworks");
     assert!(hn.to_string().contains("tiny-nai"), "{hn}");
+    let (_, loras) = get(&s, "loras");
+    assert!(
+        loras.to_string().contains("\"alias\":\"tiny-lora\""),
+        "{loras}"
+    );
     for empty in [
         "upscalers",
         "latent-upscale-modes",

@@ -262,6 +262,20 @@ fn models_lists_checkpoints_with_hashes_sidecars_and_training_weights() {
     assert!(find("tiny-st")["config"].is_null());
     assert_eq!(find("tiny-ema")["unet"], "EmaAndTraining");
     assert_eq!(find("tiny")["unet"], "Inference");
+    // LoRAs with A1111's short hash (hashlib in tests/fixtures/lora/make_lora_fixtures.py).
+    let lora: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/lora/expected.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let loras = v["loras"].as_array().unwrap();
+    for (name, facts) in lora["files"].as_object().unwrap() {
+        let entry = loras.iter().find(|l| l["name"] == name.as_str()).unwrap();
+        assert_eq!(entry["hash"], facts["short_hash"], "{name}");
+    }
 }
 
 /// The promise, through the binary: `easel generate --sampler LABEL` gives the

@@ -65,7 +65,7 @@ pub fn router(
         .route("/hypernetworks", get(hypernetworks))
         .route("/upscalers", get(empty_list))
         .route("/latent-upscale-modes", get(empty_list))
-        .route("/loras", get(empty_list))
+        .route("/loras", get(loras))
         .route("/face-restorers", get(empty_list))
         .route("/prompt-styles", get(empty_list))
         .route("/script-info", get(empty_list))
@@ -468,6 +468,20 @@ async fn hypernetworks(State(st): State<Shared>) -> Json<Value> {
         })
         .collect();
     Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+/// A1111's `/sdapi/v1/loras`: name, alias, path and metadata of each file.
+async fn loras(State(st): State<Shared>) -> Json<Value> {
+    let items: Vec<Value> = easel_lora::list_loras(&st.models)
+        .into_iter()
+        .map(|e| {
+            let metadata = easel_core::formats::open_tensor_store(&e.path)
+                .map(|s| s.metadata().clone())
+                .unwrap_or_default();
+            json!({ "name": e.name, "alias": e.alias, "path": e.path.display().to_string(), "metadata": metadata })
+        })
+        .collect();
+    Json(Value::Array(items))
 }
 
 async fn empty_list() -> Json<Value> {

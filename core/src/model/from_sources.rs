@@ -87,7 +87,7 @@ impl<B: Backend> StableDiffusion<B> {
             hash,
             vae_name: vae.map(|(n, _)| n.to_string()),
         };
-        Self::assemble(b, store, parsed, vae.map(|(_, s)| s), info)
+        Self::assemble(b, store, parsed, vae.map(|(_, s)| s), info, None)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::formats::{open_tensor_store, TensorStore};
 use crate::nn::config::{check_schedule, ConfigFault};
 use crate::nn::{infer_clip_config, infer_unet_config, infer_vae_config};
-use crate::nn::{AutoencoderKl, ClipTextEncoder, ModelConfig, UNet, Weights};
+use crate::nn::{AutoencoderKl, ClipTextEncoder, ModelConfig, SharedWeightPatch, UNet, Weights};
 use crate::schedule::DiscreteSchedule;
 use std::sync::Arc;
 
@@ -84,6 +84,16 @@ fn clip_weights(store: &TensorStore) -> Weights<'_> {
 
 impl<B: Backend> StableDiffusion<B> {
     pub fn load(b: &B, files: &CheckpointFiles) -> Result<Self> {
+        Self::load_patched(b, files, None)
+    }
+
+    /// [`StableDiffusion::load`] with `patch` applied to the text encoder's and UNet's
+    /// weights as they load (LoRA; see [`crate::nn::weight_patch`]).
+    pub fn load_patched(
+        b: &B,
+        files: &CheckpointFiles,
+        patch: Option<SharedWeightPatch>,
+    ) -> Result<Self> {
         let store = open_tensor_store(&files.checkpoint)?;
         let yaml = match &files.config {
             Some(p) => Some(LdmYaml::read(p)?),
@@ -109,6 +119,7 @@ impl<B: Backend> StableDiffusion<B> {
             yaml.unwrap_or_default(),
             vae_store.as_ref(),
             info,
+            patch,
         )
     }
 
@@ -120,6 +131,7 @@ impl<B: Backend> StableDiffusion<B> {
         yaml: LdmYaml,
         vae_store: Option<&TensorStore>,
         info: ModelInfo,
+        patch: Option<SharedWeightPatch>,
     ) -> Result<Self> {
         let use_ema = yaml.use_ema.unwrap_or(false);
 
@@ -127,7 +139,8 @@ impl<B: Backend> StableDiffusion<B> {
         if use_ema {
             unet_w = unet_w.with_key_map(ema_key_map(store)?);
         }
-        let clip_w = clip_weights(store);
+        let unet_w = unet_w.with_patch(patch.clone());
+        let clip_w = clip_weights(store).with_patch(patch);
 
         let vae_w = match vae_store {
             // A `.vae.pt` holds the first-stage weights without the prefix.

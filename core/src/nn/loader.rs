@@ -5,6 +5,7 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::formats::tensor_store::TensorStore;
+use crate::nn::weight_patch::SharedWeightPatch;
 use std::sync::Arc;
 
 /// Maps a full (logical) key to the key actually stored in the file, e.g. for EMA weights
@@ -16,6 +17,8 @@ pub struct Weights<'a> {
     store: &'a TensorStore,
     prefix: String,
     map: Option<KeyMap>,
+    /// Applied to every tensor read, by its logical key (LoRA; see `weight_patch`).
+    patch: Option<SharedWeightPatch>,
 }
 
 impl<'a> Weights<'a> {
@@ -24,10 +27,16 @@ impl<'a> Weights<'a> {
             store,
             prefix: prefix.to_string(),
             map: None,
+            patch: None,
         }
     }
     pub fn with_key_map(mut self, map: KeyMap) -> Self {
         self.map = Some(map);
+        self
+    }
+    /// Every tensor read through this view (and views below it) goes through `patch`.
+    pub fn with_patch(mut self, patch: Option<SharedWeightPatch>) -> Self {
+        self.patch = patch;
         self
     }
     /// A view one level down: `w.pp("input_blocks.1.0")`.
@@ -44,6 +53,7 @@ impl<'a> Weights<'a> {
             store: self.store,
             prefix,
             map: self.map.clone(),
+            patch: self.patch.clone(),
         }
     }
     pub fn file(&self) -> &str {
@@ -103,7 +113,7 @@ impl<'a> Weights<'a> {
                 expected: shape.to_vec(),
             });
         }
-        let data = self.store.read_f32(&key)?;
+        let mut data = self.store.read_f32(&key)?;
         // A NaN or infinite weight poisons every output downstream, where the error would
         // name neither file nor tensor; refuse it here, where both are known.
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
@@ -111,6 +121,9 @@ impl<'a> Weights<'a> {
                 self.file(),
                 format!("tensor `{key}` holds {} at element {i}", data[i]),
             ));
+        }
+        if let Some(patch) = &self.patch {
+            patch.patch(&self.key(name), shape, &mut data)?;
         }
         Ok(data)
     }

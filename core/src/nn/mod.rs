@@ -11,6 +11,7 @@ pub mod timestep;
 pub mod transformer;
 pub mod unet;
 pub mod vae;
+pub mod weight_patch;
 
 pub use clip::ClipTextEncoder;
 pub use config::{ClipConfig, ModelConfig, UNetConfig, VaeConfig};
@@ -20,3 +21,4 @@ pub use loader::Weights;
 pub use synthetic::random_weights;
 pub use unet::UNet;
 pub use vae::AutoencoderKl;
+pub use weight_patch::{SharedWeightPatch, WeightPatch};

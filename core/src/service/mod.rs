@@ -6,6 +6,6 @@ pub mod networks;
 pub mod service;
 pub mod settings;
 
-pub use networks::{NetworkProvider, PreparedNetworks};
+pub use networks::{NetworkProvider, PreparedNetworks, PreparedPatch, WeightPatchProvider};
 pub use service::{Generated, GenerationService, StepProgress};
 pub use settings::{GenerationSettings, NetworkSetting};

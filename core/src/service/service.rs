@@ -9,7 +9,7 @@
 //! ([`GenerationService::set_model`], which the page does after reading the user's files
 //! through its own byte sources).
 
-use super::networks::{NetworkProvider, PreparedNetworks};
+use super::networks::{NetworkProvider, PreparedNetworks, PreparedPatch, WeightPatchProvider};
 use super::settings::GenerationSettings;
 use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES_KEY};
 use crate::infotext::Infotext;
@@ -21,7 +21,10 @@ use crate::pipeline::{
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
-use crate::text::{emphasis_infotext, strip_comments, AttentionSyntax};
+use crate::text::{
+    emphasis_infotext, extract_extra_networks, kinds_in_order, parse_extra_networks,
+    strip_comments, AttentionSyntax,
+};
 use crate::{Backend, Error, Result};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -58,11 +61,18 @@ pub struct GenerationService<B: Backend> {
     models_dir: Option<PathBuf>,
     /// One checkpoint at a time: a 4 GB model is freed before the next one loads.
     model: Option<(ModelKey, Rc<StableDiffusion<B>>)>,
+    /// [`PreparedPatch::key`] of the LoRA set the loaded model's weights carry.
+    model_patch: String,
     networks: Option<Box<dyn NetworkProvider<B>>>,
     /// `--embeddings-dir`; `None` = `embeddings/` beside the models folder (A1111's layout).
     embeddings_dir: Option<PathBuf>,
     /// The embeddings folder as last loaded, reused while its files are unchanged.
     embeddings: EmbeddingsCache,
+    patches: Option<Box<dyn WeightPatchProvider>>,
+    /// The LoRA set readied for the current job.
+    job_patch: PreparedPatch,
+    /// Warnings of the last job (networks skipped, unknown tags).
+    warnings: Vec<String>,
 }
 
 impl<B: Backend> GenerationService<B> {
@@ -74,7 +84,11 @@ impl<B: Backend> GenerationService<B> {
             schedulers,
             models_dir: None,
             model: None,
+            model_patch: String::new(),
             networks: None,
+            patches: None,
+            job_patch: PreparedPatch::none(),
+            warnings: Vec::new(),
             embeddings_dir: None,
             embeddings: EmbeddingsCache::default(),
         }
@@ -128,6 +142,23 @@ impl<B: Backend> GenerationService<B> {
         self.networks = Some(provider);
     }
 
+    /// Apply weight patches (LoRA) through `provider`.
+    pub fn with_weight_patches(mut self, provider: Box<dyn WeightPatchProvider>) -> Self {
+        self.patches = Some(provider);
+        self
+    }
+
+    /// Replace the weight-patch provider (e.g. for another models folder).
+    pub fn set_weight_patches(&mut self, provider: Box<dyn WeightPatchProvider>) {
+        self.patches = Some(provider);
+    }
+
+    /// What the last job skipped and why (a LoRA not found, an unknown `<kind:…>` tag, …),
+    /// for the front end to show; A1111 generates on in these cases.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Switch the models folder (a loaded model stays until a job names another).
     pub fn set_models_folder(&mut self, dir: &Path) {
         if self.models_dir.as_deref() != Some(dir) {
@@ -170,6 +201,18 @@ impl<B: Backend> GenerationService<B> {
     /// VAE `vae` from the models folder, loading it unless it is the one loaded already.
     /// Returns the model and whether it was loaded by this call.
     pub fn load_model(&mut self, name: &str, vae: &str) -> Result<(Rc<StableDiffusion<B>>, bool)> {
+        self.job_patch = PreparedPatch::none();
+        self.load_model_with_patch(name, vae)
+    }
+
+    /// [`Self::load_model`] with the weights patched by `self.job_patch`: a model loaded with
+    /// another LoRA set is loaded again from the file, so every set is applied to the
+    /// original weights.
+    fn load_model_with_patch(
+        &mut self,
+        name: &str,
+        vae: &str,
+    ) -> Result<(Rc<StableDiffusion<B>>, bool)> {
         let dir = self
             .models_dir
             .clone()
@@ -178,26 +221,56 @@ impl<B: Backend> GenerationService<B> {
         let files = checkpoint_files(&dir, &checkpoint, &VaeChoice::parse(vae))?;
         let key = Some((files.checkpoint.clone(), files.vae.clone()));
         if let Some((loaded, m)) = &self.model {
-            if *loaded == key {
+            if *loaded == key && self.model_patch == self.job_patch.key {
                 return Ok((m.clone(), false));
             }
         }
         // Free the previous checkpoint before loading the next.
         self.model = None;
-        let model = Rc::new(StableDiffusion::load(&self.backend, &files)?);
+        let patch = self.job_patch.patch.clone();
+        let model = Rc::new(StableDiffusion::load_patched(
+            &self.backend,
+            &files,
+            patch.clone(),
+        )?);
+        if let Some(p) = patch {
+            self.warnings.extend(p.report());
+        }
         self.model = Some((key, model.clone()));
+        self.model_patch.clone_from(&self.job_patch.key);
         Ok((model, true))
     }
 
-    /// The model a job runs on: the one its settings name from the folder, or the model
-    /// handed in when the service has no folder.
-    fn model_for(&mut self, s: &GenerationSettings) -> Result<Rc<StableDiffusion<B>>> {
+    /// Readies what `s` asks for before sampling: reads its LoRA tags and `loras`, then
+    /// loads the model with that LoRA set (unless it is loaded already). Returns the model
+    /// and whether this call loaded it; the job's warnings so far are in [`Self::warnings`].
+    pub fn ready_model(
+        &mut self,
+        s: &GenerationSettings,
+    ) -> Result<(Rc<StableDiffusion<B>>, bool)> {
+        self.warnings.clear();
+        let prompt = strip_comments(&s.prompt);
+        self.job_patch = match &mut self.patches {
+            Some(provider) => {
+                let kinds = provider.kinds();
+                let (_, tags) = extract_extra_networks(&prompt, &|k| kinds.iter().any(|x| x == k));
+                provider.prepare(&tags, &s.loras)?
+            }
+            None => PreparedPatch::none(),
+        };
+        self.warnings
+            .extend(self.job_patch.warnings.iter().cloned());
         if self.models_dir.is_some() {
-            return Ok(self.load_model(&s.model, &s.vae)?.0);
+            return self.load_model_with_patch(&s.model, &s.vae);
+        }
+        if self.job_patch.patch.is_some() {
+            self.warnings.push(
+                "LoRA needs the model loaded from a models folder; generating without it".into(),
+            );
         }
         self.model
             .as_ref()
-            .map(|(_, m)| m.clone())
+            .map(|(_, m)| (m.clone(), false))
             .ok_or_else(|| Error::Invalid("no model is loaded: pick a checkpoint first".into()))
     }
 
@@ -244,17 +317,34 @@ impl<B: Backend> GenerationService<B> {
         cancel: &CancelToken,
     ) -> Result<Vec<Generated>> {
         let mut params = self.params(s)?;
-        let model = self.model_for(s)?;
+        let model = self.ready_model(s)?.0;
         let (embeddings, _) = self.embeddings_for(model.config.clip.hidden);
+        // A1111 strips `#` comments first, then removes every extra-network tag from the
+        // (positive) prompt: the providers' kinds are applied, any other kind is skipped.
+        let prompt = strip_comments(&s.prompt);
         let prepared = match &mut self.networks {
-            Some(provider) => provider.prepare(&self.backend, &s.prompt, &s.hypernets)?,
+            Some(provider) => provider.prepare(&self.backend, &prompt, &s.hypernets)?,
             None => PreparedNetworks {
-                prompt: s.prompt.clone(),
+                prompt,
                 hook: None,
                 infotext: Vec::new(),
             },
         };
-        params.prompt.clone_from(&prepared.prompt);
+        let (clean_prompt, other_tags) = parse_extra_networks(&prepared.prompt);
+        let patch_kinds = self.patches.as_ref().map(|p| p.kinds()).unwrap_or_default();
+        for kind in kinds_in_order(&other_tags) {
+            if !patch_kinds.iter().any(|k| k == kind) {
+                let tag = other_tags
+                    .iter()
+                    .find(|t| t.kind == kind)
+                    .map(|t| t.text.as_str());
+                self.warnings.push(format!(
+                    "skipping unknown extra network `{kind}` (`{}`): the tag was removed from the prompt",
+                    tag.unwrap_or_default()
+                ));
+            }
+        }
+        params.prompt = clean_prompt;
         let options = PromptOptions {
             emphasis: s.emphasis,
             syntax: if s.nai_braces {
@@ -320,8 +410,8 @@ impl<B: Backend> GenerationService<B> {
             .await?;
             for image in images {
                 let mut infotext = txt2img_infotext(&params, &model.info, image.seed);
-                infotext.prompt.clone_from(&s.prompt);
-                for (k, v) in &prepared.infotext {
+                infotext.prompt = format!("{}{}", s.prompt, self.job_patch.prompt_tags);
+                for (k, v) in prepared.infotext.iter().chain(&self.job_patch.infotext) {
                     infotext.push(k.clone(), v);
                 }
                 if let (Some(v), true) = (&ti_field, ti_first) {

@@ -90,6 +90,9 @@ pub struct GenerationSettings {
     pub vae: String,
     /// Hypernetworks besides the `<hypernet:NAME:S>` tags in the prompt.
     pub hypernets: Vec<NetworkSetting>,
+    /// LoRAs besides the `<lora:NAME:W>` tags in the prompt (the CLI's `--lora`), each with
+    /// one multiplier for the text encoder and the UNet.
+    pub loras: Vec<NetworkSetting>,
     #[serde(with = "emphasis_text")]
     pub emphasis: EmphasisMode,
     /// Read `{a}`/`[a]` as NovelAI's ×1.05 / ÷1.05 instead of A1111's brackets.
@@ -122,6 +125,7 @@ impl Default for GenerationSettings {
             model: String::new(),
             vae: "auto".into(),
             hypernets: Vec::new(),
+            loras: Vec::new(),
             emphasis: EmphasisMode::Original,
             nai_braces: false,
         }

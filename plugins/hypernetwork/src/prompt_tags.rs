@@ -1,23 +1,13 @@
 //! `<hypernet:name:strength>` in a prompt, and `--hypernet name[:strength]` on the command
 //! line.
 //!
-//! A1111 finds extra-network tags with the pattern `<(\w+):([^>]+)>`, scanning left to
-//! right; each tag is removed from the prompt text (replaced by nothing: the surrounding
-//! text, commas and spaces included, stays as it is) and its arguments are split on `:`.
-//! For `hypernet` tags the first argument is the name and the second, if any, the strength
+//! Tags are found by core's A1111 tag parser ([`easel_core::text::extra_networks`]). For
+//! `hypernet` tags the first argument is the name and the second, if any, the strength
 //! (default 1.0).
 
+use easel_core::text::extract_extra_networks;
+pub use easel_core::text::{parse_extra_networks, ExtraNetworkTag};
 use easel_core::{Error, Result};
-
-/// One `<kind:arg:arg…>` tag of any kind (`hypernet`, `lora`, …).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExtraNetworkTag {
-    pub kind: String,
-    /// The text after the first `:`, split on `:`.
-    pub args: Vec<String>,
-    /// The tag as written, for messages.
-    pub text: String,
-}
 
 /// A hypernetwork asked for by name, with its strength.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,68 +63,11 @@ fn parse_strength(text: &str, context: &str) -> Result<f32> {
     }
 }
 
-/// Python's `\w` for str patterns: letters, digits (any script) and `_`.
-fn is_word(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
-}
-
-/// Matches `<(\w+):([^>]+)>` at the start of `s`; returns (kind, args text, byte length).
-fn match_tag(s: &str) -> Option<(&str, &str, usize)> {
-    let rest = s.strip_prefix('<')?;
-    let kind_len = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
-    if kind_len == 0 {
-        return None;
-    }
-    let after_kind = rest[kind_len..].strip_prefix(':')?;
-    let args_len = after_kind.find('>')?;
-    if args_len == 0 {
-        return None;
-    }
-    let total = 1 + kind_len + 1 + args_len + 1;
-    Some((&rest[..kind_len], &after_kind[..args_len], total))
-}
-
-/// Removes every extra-network tag for which `keep_kind(kind)` holds, returning the prompt
-/// without them and the tags in order.
-fn extract(prompt: &str, take: &dyn Fn(&str) -> bool) -> (String, Vec<ExtraNetworkTag>) {
-    let mut out = String::with_capacity(prompt.len());
-    let mut tags = Vec::new();
-    let mut i = 0;
-    while i < prompt.len() {
-        let rest = &prompt[i..];
-        if let Some((kind, args, len)) = match_tag(rest) {
-            if take(kind) {
-                tags.push(ExtraNetworkTag {
-                    kind: kind.to_string(),
-                    args: args.split(':').map(str::to_string).collect(),
-                    text: rest[..len].to_string(),
-                });
-                i += len;
-                continue;
-            }
-            // A tag of another kind stays, and scanning resumes after it as the regex would.
-            out.push_str(&rest[..len]);
-            i += len;
-            continue;
-        }
-        let c = rest.chars().next().map_or(1, char::len_utf8);
-        out.push_str(&rest[..c]);
-        i += c;
-    }
-    (out, tags)
-}
-
-/// All extra-network tags (`<kind:args>`, any kind) removed, as A1111 conditions on the
-/// prompt; the tags in order of appearance.
-pub fn parse_extra_networks(prompt: &str) -> (String, Vec<ExtraNetworkTag>) {
-    extract(prompt, &|_| true)
-}
-
 /// Only the `<hypernet:…>` tags removed (tags of other kinds stay for their own handler);
 /// the requested hypernetworks in order of appearance. A tag whose strength is not a
 /// number is an error naming the tag.
 pub fn extract_hypernet_tags(prompt: &str) -> Result<(String, Vec<HypernetRequest>)> {
-    let (cleaned, tags) = extract(prompt, &|kind| kind == "hypernet");
+    let (cleaned, tags) = extract_extra_networks(prompt, &|kind| kind == "hypernet");
     Ok((cleaned, hypernet_requests(&tags)?))
 }
 
