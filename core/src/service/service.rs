@@ -9,14 +9,15 @@
 //! ([`GenerationService::set_model`], which the page does after reading the user's files
 //! through its own byte sources).
 
+use super::img2img_job::{GenerationInputs, PreparedJob};
 use super::networks::{NetworkProvider, PreparedNetworks};
 use super::settings::GenerationSettings;
+use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
 use crate::nn::AttentionHook;
 use crate::pipeline::{
-    txt2img_cancellable, txt2img_infotext, CancelToken, GeneratedImage, PromptOptions,
-    Txt2ImgParams,
+    txt2img_infotext, CancelToken, GeneratedImage, PromptOptions, Txt2ImgParams,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
@@ -57,6 +58,8 @@ pub struct GenerationService<B: Backend> {
     /// One checkpoint at a time: a 4 GB model is freed before the next one loads.
     model: Option<(ModelKey, Rc<StableDiffusion<B>>)>,
     networks: Option<Box<dyn NetworkProvider<B>>>,
+    /// Image upscalers by A1111 name (Lanczos, Nearest, model files) for hires fix.
+    upscalers: UpscalerRegistry,
 }
 
 impl<B: Backend> GenerationService<B> {
@@ -69,7 +72,17 @@ impl<B: Backend> GenerationService<B> {
             models_dir: None,
             model: None,
             networks: None,
+            upscalers: UpscalerRegistry::with_builtins(),
         }
+    }
+
+    /// Replace the image upscalers hires fix can name (the built-ins are Lanczos, Nearest).
+    pub fn set_upscalers(&mut self, upscalers: UpscalerRegistry) {
+        self.upscalers = upscalers;
+    }
+
+    pub fn upscalers(&self) -> &UpscalerRegistry {
+        &self.upscalers
     }
 
     /// Load models by name from this A1111 models folder.
@@ -204,8 +217,23 @@ impl<B: Backend> GenerationService<B> {
         progress: &mut dyn FnMut(&StepProgress),
         cancel: &CancelToken,
     ) -> Result<Vec<Generated>> {
+        self.generate_with_inputs(s, &GenerationInputs::default(), progress, cancel)
+            .await
+    }
+
+    /// [`Self::generate`] from init images (img2img, inpainting with `inputs.mask`); with
+    /// no init image, txt2img (with hires fix when `s.enable_hr`).
+    pub async fn generate_with_inputs(
+        &mut self,
+        s: &GenerationSettings,
+        inputs: &GenerationInputs,
+        progress: &mut dyn FnMut(&StepProgress),
+        cancel: &CancelToken,
+    ) -> Result<Vec<Generated>> {
         let mut params = self.params(s)?;
         let model = self.model_for(s)?;
+        let job =
+            PreparedJob::prepare(s, inputs, &self.samplers, &self.schedulers, &self.upscalers)?;
         let prepared = match &mut self.networks {
             Some(provider) => provider.prepare(&self.backend, &s.prompt, &s.hypernets)?,
             None => PreparedNetworks {
@@ -225,7 +253,7 @@ impl<B: Backend> GenerationService<B> {
         };
         let emphasis_field =
             emphasis_infotext(s.emphasis, [s.prompt.as_str(), s.negative_prompt.as_str()]);
-        let latent_shape = [model.config.unet.in_channels, s.height / 8, s.width / 8];
+        let latent_shape = [model.config.unet.out_channels, s.height / 8, s.width / 8];
         let mut out = Vec::new();
         for batch in 0..s.batch_count {
             if cancel.is_interrupted() {
@@ -245,18 +273,21 @@ impl<B: Backend> GenerationService<B> {
                     latent_shape,
                 })
             };
-            let images = txt2img_cancellable(
-                &self.backend,
-                &model,
-                &params,
-                &options,
-                hooks,
-                &mut on_step,
-                cancel,
-            )
-            .await?;
+            let images = job
+                .run_batch(
+                    &self.backend,
+                    &model,
+                    &params,
+                    s,
+                    &options,
+                    hooks,
+                    &mut on_step,
+                    cancel,
+                )
+                .await?;
             for image in images {
                 let mut infotext = txt2img_infotext(&params, &model.info, image.seed);
+                job.infotext(&mut infotext, s, &params);
                 infotext.prompt.clone_from(&s.prompt);
                 for (k, v) in &prepared.infotext {
                     infotext.push(k.clone(), v);
@@ -278,5 +309,16 @@ impl<B: Backend> GenerationService<B> {
         cancel: &CancelToken,
     ) -> Result<Vec<Generated>> {
         block_on(self.generate(s, progress, cancel))
+    }
+
+    /// [`Self::generate_with_inputs`] for native front ends.
+    pub fn generate_with_inputs_blocking(
+        &mut self,
+        s: &GenerationSettings,
+        inputs: &GenerationInputs,
+        progress: &mut dyn FnMut(&StepProgress),
+        cancel: &CancelToken,
+    ) -> Result<Vec<Generated>> {
+        block_on(self.generate_with_inputs(s, inputs, progress, cancel))
     }
 }
