@@ -4,12 +4,14 @@ use crate::compute::{Compute, ComputeArgs};
 use crate::progress::step_bar;
 use crate::session::{Session, Settings};
 use clap::Args;
+use easel_core::image::{decode_image, decode_mask};
 use easel_core::infotext::{read_parameters, write_png, Infotext};
 use easel_core::model::check_plain_name;
 use easel_core::noise::TorchDevice;
+use easel_core::pipeline::MaskedContent;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
 use easel_core::sampler_params::SamplerParams;
-use easel_core::service::{GenerationSettings, NetworkSetting, StepProgress};
+use easel_core::service::{GenerationInputs, GenerationSettings, NetworkSetting, StepProgress};
 use easel_core::text::EmphasisMode;
 use easel_core::Backend;
 use easel_core::{Error, Result};
@@ -133,6 +135,178 @@ pub struct GenerateArgs {
     /// Also write the initial noise and final latent (keys `noise`, `latent`) here.
     #[arg(long = "save-latents")]
     pub save_latents: Option<PathBuf>,
+    #[command(flatten)]
+    pub img2img: Img2ImgArgs,
+}
+
+/// img2img, inpainting and hires fix (A1111's names; see the README).
+#[derive(Args, Clone, Default)]
+pub struct Img2ImgArgs {
+    /// img2img: init image (PNG/JPEG/WebP/BMP; repeat for one per batch image). Its VAE
+    /// latent is taken at the posterior mean (A1111 samples it unseeded), so runs repeat.
+    #[arg(long = "init-img")]
+    pub init_img: Vec<PathBuf>,
+    /// img2img / hires: denoising strength, 0..1 [default: 0.75].
+    #[arg(long = "denoising-strength")]
+    pub denoising_strength: Option<f64>,
+    /// img2img: just-resize, crop-and-resize, resize-and-fill, latent-upscale (or 0-3)
+    /// [default: just-resize].
+    #[arg(long = "resize-mode")]
+    pub resize_mode: Option<String>,
+    /// Inpainting: mask image (white = repaint; any size, resized like the init image).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Inpainting: mask blur in pixels [default: 4].
+    #[arg(long = "mask-blur")]
+    pub mask_blur: Option<u32>,
+    /// Inpainting: masked content: fill, original, latent-noise, latent-nothing
+    /// [default: original].
+    #[arg(long = "inpainting-fill")]
+    pub inpainting_fill: Option<String>,
+    /// Inpainting: "Only masked": inpaint a crop around the mask at full resolution.
+    #[arg(long = "inpaint-full-res")]
+    pub inpaint_full_res: bool,
+    /// Inpainting: padding of that crop in pixels [default: 32].
+    #[arg(long = "inpaint-full-res-padding")]
+    pub inpaint_full_res_padding: Option<u32>,
+    /// Inpainting: repaint what the mask leaves out.
+    #[arg(long = "inpainting-mask-invert")]
+    pub inpainting_mask_invert: bool,
+    /// Hires fix on (also implied by any --hr-* size or upscaler flag).
+    #[arg(long)]
+    pub hires: bool,
+    /// Hires: upscale factor of the first pass [default: 2].
+    #[arg(long = "hr-scale")]
+    pub hr_scale: Option<f64>,
+    /// Hires: target width (0 = from the height or the scale).
+    #[arg(long = "hr-resize-x")]
+    pub hr_resize_x: Option<usize>,
+    /// Hires: target height (0 = from the width or the scale).
+    #[arg(long = "hr-resize-y")]
+    pub hr_resize_y: Option<usize>,
+    /// Hires: Latent, "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic
+    /// antialiased)", "Latent (nearest)", "Latent (nearest-exact)", None, Lanczos, Nearest
+    /// [default: Latent].
+    #[arg(long = "hr-upscaler")]
+    pub hr_upscaler: Option<String>,
+    /// Hires: steps of the second pass (0 = as the first) [default: 0].
+    #[arg(long = "hr-second-pass-steps")]
+    pub hr_second_pass_steps: Option<usize>,
+    /// Hires: denoising strength of the second pass (A1111 shares it with img2img's).
+    #[arg(long = "hr-denoising-strength")]
+    pub hr_denoising_strength: Option<f64>,
+    /// Hires: sampler of the second pass [default: the first pass's].
+    #[arg(long = "hr-sampler")]
+    pub hr_sampler: Option<String>,
+    /// Hires: prompt of the second pass [default: the first pass's].
+    #[arg(long = "hr-prompt")]
+    pub hr_prompt: Option<String>,
+    /// Hires: negative prompt of the second pass [default: the first pass's].
+    #[arg(long = "hr-negative")]
+    pub hr_negative: Option<String>,
+}
+
+impl Img2ImgArgs {
+    /// Apply these flags over `g` (pasted values stay unless a flag is given).
+    pub fn apply(&self, g: &mut GenerationSettings) -> Result<()> {
+        if let Some(v) = self.denoising_strength {
+            g.denoising_strength = v;
+        }
+        if let Some(m) = &self.resize_mode {
+            g.resize_mode = parse_resize_mode(m)?;
+        }
+        if let Some(v) = self.mask_blur {
+            g.mask_blur = v;
+        }
+        if let Some(f) = &self.inpainting_fill {
+            g.inpainting_fill = MaskedContent::parse(f)?.index();
+        }
+        if self.inpaint_full_res {
+            g.inpaint_full_res = true;
+        }
+        if let Some(v) = self.inpaint_full_res_padding {
+            g.inpaint_full_res_padding = v;
+        }
+        if self.inpainting_mask_invert {
+            g.inpainting_mask_invert = true;
+        }
+        let any_hr = self.hires
+            || self.hr_scale.is_some()
+            || self.hr_resize_x.is_some()
+            || self.hr_resize_y.is_some()
+            || self.hr_upscaler.is_some();
+        if any_hr {
+            g.enable_hr = true;
+        }
+        if let Some(v) = self.hr_scale {
+            g.hr_scale = v;
+        }
+        if let Some(v) = self.hr_resize_x {
+            g.hr_resize_x = v;
+        }
+        if let Some(v) = self.hr_resize_y {
+            g.hr_resize_y = v;
+        }
+        if let Some(v) = &self.hr_upscaler {
+            g.hr_upscaler.clone_from(v);
+        }
+        if let Some(v) = self.hr_second_pass_steps {
+            g.hr_second_pass_steps = v;
+        }
+        if let Some(v) = self.hr_denoising_strength {
+            g.denoising_strength = v;
+        }
+        if let Some(v) = &self.hr_sampler {
+            g.hr_sampler.clone_from(v);
+        }
+        if let Some(v) = &self.hr_prompt {
+            g.hr_prompt.clone_from(v);
+        }
+        if let Some(v) = &self.hr_negative {
+            g.hr_negative_prompt.clone_from(v);
+        }
+        if !self.init_img.is_empty() && g.enable_hr {
+            return Err(Error::Invalid(
+                "hires fix is a txt2img option; it cannot be combined with --init-img".into(),
+            ));
+        }
+        if self.mask.is_some() && self.init_img.is_empty() {
+            return Err(Error::Invalid(
+                "--mask needs an --init-img to inpaint".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The init images and mask, decoded (each error names its file).
+    pub fn inputs(&self) -> Result<GenerationInputs> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
+        };
+        let mut inputs = GenerationInputs::default();
+        for p in &self.init_img {
+            inputs
+                .init_images
+                .push(decode_image(&read(p)?, &p.display().to_string())?);
+        }
+        if let Some(p) = &self.mask {
+            inputs.mask = Some(decode_mask(&read(p)?, &p.display().to_string())?);
+        }
+        Ok(inputs)
+    }
+}
+
+/// A1111's resize modes by name or number.
+pub fn parse_resize_mode(text: &str) -> Result<u32> {
+    match text.trim().to_ascii_lowercase().replace([' ', '_'], "-").as_str() {
+        "0" | "just-resize" => Ok(0),
+        "1" | "crop-and-resize" => Ok(1),
+        "2" | "resize-and-fill" => Ok(2),
+        "3" | "latent-upscale" | "just-resize-(latent-upscale)" => Ok(3),
+        _ => Err(Error::Invalid(format!(
+            "resize mode `{text}` is not one of just-resize, crop-and-resize, resize-and-fill, latent-upscale"
+        ))),
+    }
 }
 
 impl GenerateArgs {
@@ -310,6 +484,7 @@ impl GenerateArgs {
             g.emphasis = EmphasisMode::from_a1111_name(e)?;
         }
         g.nai_braces = a.nai_braces;
+        a.img2img.apply(&mut g)?;
         g.batch_size = a.batch_size;
         g.batch_count = a.batch_count;
         g.vae.clone_from(&a.vae);
@@ -368,6 +543,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 
 fn run_on<B: Backend + 'static>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {
     let settings = a.settings()?;
+    let inputs = a.img2img.inputs()?;
     let mut bar: Option<(usize, indicatif::ProgressBar)> = None;
     let mut on_step = |p: &StepProgress| {
         if bar.as_ref().map(|(b, _)| *b) != Some(p.batch) {
@@ -381,13 +557,15 @@ fn run_on<B: Backend + 'static>(a: &GenerateArgs, mut session: Session<B>) -> Re
             b.set_position(p.step as u64 + 1);
         }
     };
-    let images = session.generate(&settings, &mut on_step)?;
+    let images = session.generate_with_inputs(&settings, &inputs, &mut on_step)?;
     if let Some((_, b)) = bar.take() {
         b.finish();
     }
     let mut saved_noise = Vec::new();
     let mut saved_latent = Vec::new();
     let mut index = 0;
+    // Hires images are larger than the first-pass size the settings hold.
+    let images_size = images.first().map(|(img, _)| (img.height, img.width));
     for (img, info) in images {
         let path = output_path(&a.output, index);
         write_png(
@@ -403,7 +581,8 @@ fn run_on<B: Backend + 'static>(a: &GenerateArgs, mut session: Session<B>) -> Re
         index += 1;
     }
     if let Some(path) = &a.save_latents {
-        let shape = vec![index, 4, settings.height / 8, settings.width / 8];
+        let (h, w) = images_size.unwrap_or((settings.height, settings.width));
+        let shape = vec![index, 4, h / 8, w / 8];
         easel_core::formats::safetensors::write_f32(
             path,
             &[

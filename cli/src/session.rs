@@ -5,7 +5,7 @@
 use crate::generate::{sampler_registry, scheduler_registry};
 use easel_core::infotext::Infotext;
 use easel_core::pipeline::{CancelToken, GeneratedImage};
-use easel_core::service::{GenerationService, GenerationSettings, StepProgress};
+use easel_core::service::{GenerationInputs, GenerationService, GenerationSettings, StepProgress};
 use easel_core::{Backend, Result};
 use easel_hypernetwork::FolderHypernetworks;
 use easel_lora::FolderLoras;
@@ -74,6 +74,16 @@ impl<B: Backend + 'static> Session<B> {
         s: &Settings,
         progress: &mut dyn FnMut(&StepProgress),
     ) -> Result<Vec<(GeneratedImage, Infotext)>> {
+        self.generate_with_inputs(s, &GenerationInputs::default(), progress)
+    }
+
+    /// [`Self::generate`] from init images / a mask (img2img, inpainting).
+    pub fn generate_with_inputs(
+        &mut self,
+        s: &Settings,
+        inputs: &GenerationInputs,
+        progress: &mut dyn FnMut(&StepProgress),
+    ) -> Result<Vec<(GeneratedImage, Infotext)>> {
         let service = self.service_for(&s.models);
         // Settings are checked before a (slow) model load.
         service.params(&s.generation)?;
@@ -94,7 +104,12 @@ impl<B: Backend + 'static> Session<B> {
                 t0.elapsed().as_secs_f32()
             );
         }
-        let images = service.generate_blocking(&s.generation, progress, &CancelToken::new())?;
+        let images = service.generate_with_inputs_blocking(
+            &s.generation,
+            inputs,
+            progress,
+            &CancelToken::new(),
+        )?;
         for w in service.warnings() {
             eprintln!("warning: {w}");
         }

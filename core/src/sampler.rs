@@ -50,6 +50,11 @@ pub struct SampleContext<'a> {
     /// The model's discrete schedule (for samplers that step in timestep space).
     pub schedule: &'a DiscreteSchedule,
     pub on_step: StepCallback<'a>,
+    /// For samplers that [walk timesteps](Sampler::walks_timesteps): the ascending
+    /// training timesteps to walk instead of their own spacing, with `x` then already the
+    /// variance-preserving latent at the timestep above the last one (img2img, A1111's
+    /// `timesteps[:t_enc]`). `None` for txt2img and for σ-space samplers.
+    pub timesteps: Option<&'a [usize]>,
 }
 
 pub trait Sampler: Send + Sync {
@@ -86,6 +91,11 @@ pub trait Sampler: Send + Sync {
     /// its defaults (e.g. `("Eta", 0.67)`).
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
         Vec::new()
+    }
+    /// Whether A1111 runs this sampler on training timesteps (DDIM, PLMS, UniPC) rather
+    /// than on a σ schedule; img2img then starts it from [`SampleContext::timesteps`].
+    fn walks_timesteps(&self) -> bool {
+        false
     }
     /// Run from `x` (already multiplied by σ₀) along `sigmas` (ending in 0).
     fn sample<'a>(

@@ -91,6 +91,17 @@ impl DiscreteSchedule {
     }
 }
 
+/// The training timesteps A1111's DDIM/PLMS/UniPC walk for `steps` (its `get_timesteps`):
+/// 1, 1 + ⌊T/steps⌋, … below T, clipped to the table, ascending. A stride that does not
+/// divide T gives one extra timestep. img2img walks a prefix of this list.
+pub fn a1111_timesteps(table_len: usize, steps: usize) -> Vec<usize> {
+    let stride = (table_len / steps.max(1)).max(1);
+    (0..table_len)
+        .step_by(stride)
+        .map(|t| (t + 1).min(table_len - 1))
+        .collect()
+}
+
 /// `torch.linspace` in f32: the first half counts up from `start`, the second half down
 /// from `end`, so both ends are exact (this matters for the fractional timesteps).
 pub fn linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {

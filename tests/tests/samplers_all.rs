@@ -111,6 +111,7 @@ fn run(
         noise,
         schedule: model,
         on_step: &mut on_step,
+        timesteps: None,
     };
     let x: Vec<f32> = x0.iter().map(|v| v * sigmas[0]).collect();
     block_on(sampler.sample(x, sigmas, ctx)).expect("sampling")

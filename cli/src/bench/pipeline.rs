@@ -147,6 +147,7 @@ fn image<B: Backend>(
         noise: &mut NoNoise,
         schedule: &model.schedule,
         on_step: &mut on_step,
+        timesteps: None,
     };
     let latent = block_on(sampler.sample(x, &sigmas, ctx))?;
 

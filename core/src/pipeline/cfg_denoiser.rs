@@ -28,8 +28,43 @@ pub struct CfgDenoiser<'m, B: Backend> {
     pub cond: PromptConditioning,
     pub uncond: ScheduledConditioning,
     pub cfg_scale: f32,
+    /// Inpainting: the per-step blend of the original latent (see [`LatentBlend`]).
+    pub blend: Option<LatentBlend>,
+    /// Inpainting checkpoints (UNet input = latent + 5 channels): A1111's `image_cond`
+    /// `[batch, 5, h, w]` (mask, masked-image latent), appended to every UNet input row
+    /// of its image, for cond and uncond alike.
+    pub image_cond: Option<Vec<f32>>,
     /// Denoiser calls so far (A1111's `CFGDenoiser.step`).
     calls: usize,
+}
+
+/// A1111's inpainting blend in its CFG denoiser: `x·nmask + init·mask`, where `mask` is 1
+/// where the original is kept. k-diffusion samplers blend the denoised output; DDIM, PLMS
+/// and UniPC (`mask_before_denoising`) blend the model's input instead, in their
+/// variance-preserving latent, with the un-noised init latent as A1111 does.
+pub struct LatentBlend {
+    /// Init latents of the batch `[batch, c, h, w]`.
+    pub init: Vec<f32>,
+    /// Keep-mask of one image `[c, h, w]` (shared by the batch); `nmask = 1 − mask`.
+    pub mask: Vec<f32>,
+    pub nmask: Vec<f32>,
+    /// Blend the input (timestep samplers) instead of the output.
+    pub before: bool,
+}
+
+impl LatentBlend {
+    /// `x·nmask + init·mask·init_scale` over a whole batch.
+    pub fn apply(&self, x: &[f32], init_scale: f32) -> Vec<f32> {
+        let per = self.mask.len();
+        x.iter()
+            .zip(&self.init)
+            .enumerate()
+            .map(|(i, (&v, &o))| {
+                let k = i % per;
+                v * self.nmask[k] + o * init_scale * self.mask[k]
+            })
+            .collect()
+    }
 }
 
 impl<'m, B: Backend> CfgDenoiser<'m, B> {
@@ -55,8 +90,22 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
             cond,
             uncond,
             cfg_scale,
+            blend: None,
+            image_cond: None,
             calls: 0,
         }
+    }
+
+    /// With the inpainting blend.
+    pub fn with_blend(mut self, blend: Option<LatentBlend>) -> Self {
+        self.blend = blend;
+        self
+    }
+
+    /// With an inpainting checkpoint's image conditioning `[batch, 5, h, w]`.
+    pub fn with_image_cond(mut self, image_cond: Option<Vec<f32>>) -> Self {
+        self.image_cond = image_cond;
+        self
     }
 
     /// Context rows for `conds`, each repeated for every image: `[n·batch, tokens, hidden]`.
@@ -74,7 +123,20 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
     async fn eps(&self, x_in: &[f32], n: usize, t: f32, context: &B::Tensor) -> Result<Vec<f32>> {
         let b = self.backend;
         let [c, h, w] = self.latent_shape;
-        let x = b.upload(x_in, &[n, c, h, w])?;
+        let x = match &self.image_cond {
+            None => b.upload(x_in, &[n, c, h, w])?,
+            Some(ic) => {
+                // Row r is image r mod batch: [latent channels, then its 5 extra].
+                let (per, extra) = (c * h * w, ic.len() / self.batch);
+                let mut data = Vec::with_capacity(n * (per + extra));
+                for r in 0..n {
+                    data.extend_from_slice(&x_in[r * per..(r + 1) * per]);
+                    let i = r % self.batch;
+                    data.extend_from_slice(&ic[i * extra..(i + 1) * extra]);
+                }
+                b.upload(&data, &[n, c + extra / (h * w), h, w])?
+            }
+        };
         let out = self
             .unet
             .forward(b, &x, &vec![t; n], context, &self.hooks)?;
@@ -89,7 +151,13 @@ impl<B: Backend> Denoiser for CfgDenoiser<'_, B> {
             self.calls += 1;
             let c_in = 1.0 / (sigma * sigma + 1.0).sqrt();
             let t = self.schedule.sigma_to_t(sigma);
-            let scaled: Vec<f32> = x.iter().map(|v| v * c_in).collect();
+            let blended_input = match &self.blend {
+                // In the VP latent x·c_in: the init latent scaled back by 1/c_in.
+                Some(blend) if blend.before => Some(blend.apply(x, 1.0 / c_in)),
+                _ => None,
+            };
+            let model_x = blended_input.as_deref().unwrap_or(x);
+            let scaled: Vec<f32> = model_x.iter().map(|v| v * c_in).collect();
             let per_batch = x.len();
 
             // AND parts at this step, padded to one length.
@@ -135,7 +203,10 @@ impl<B: Backend> Denoiser for CfgDenoiser<'_, B> {
                     *o += (dc - u) * w;
                 }
             }
-            Ok(out)
+            match &self.blend {
+                Some(blend) if !blend.before => Ok(blend.apply(&out, 1.0)),
+                _ => Ok(out),
+            }
         })
     }
 }

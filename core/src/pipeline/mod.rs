@@ -2,7 +2,13 @@
 pub mod cancel;
 pub mod cfg_denoiser;
 pub mod conditioning;
+pub mod hires;
+pub mod img2img;
+pub mod img2img_infotext;
+pub mod inpaint;
+pub mod latent_upscale;
 pub mod txt2img;
+pub mod vae_encode;
 
 pub use cancel::CancelToken;
 pub use cfg_denoiser::CfgDenoiser;
@@ -16,5 +22,10 @@ pub use txt2img::{
 };
 pub mod infotext_params;
 pub mod preview;
+pub use hires::{txt2img_hires, HiresImageUpscaler, HiresParams, HiresTarget, HiresUpscaler};
+pub use img2img::{img2img_cancellable, img2img_steps, Img2ImgParams};
 pub use infotext_params::txt2img_infotext;
+pub use inpaint::{img2img_inpaint, Img2ImgInputs, InitImage, InpaintMask, MaskedContent};
+pub use latent_upscale::{LatentUpscaleMode, LATENT_UPSCALERS};
 pub use preview::latent_preview_rgb;
+pub use vae_encode::{encode_chw, encode_rgb8, rgb8_to_chw};

@@ -112,9 +112,9 @@ pub struct GeneratedImage {
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &[f32]);
 
 /// A1111's sampler noise: further draws from the per-image generators.
-struct RngNoise<'r> {
-    rng: &'r mut ImageRng,
-    shape: [usize; 3],
+pub(crate) struct RngNoise<'r> {
+    pub(crate) rng: &'r mut ImageRng,
+    pub(crate) shape: [usize; 3],
 }
 
 impl NoiseSampler for RngNoise<'_> {
@@ -150,9 +150,9 @@ pub async fn txt2img_with_options<B: Backend>(
 
 /// Asks the model only while `cancel` lets the batch go on; once stopped, every further
 /// evaluation fails with [`Error::Interrupted`], which ends the sampler's loop.
-struct StoppableDenoiser<'d, D> {
-    inner: D,
-    cancel: &'d CancelToken,
+pub(crate) struct StoppableDenoiser<'d, D> {
+    pub(crate) inner: D,
+    pub(crate) cancel: &'d CancelToken,
 }
 
 impl<D: Denoiser> Denoiser for StoppableDenoiser<'_, D> {
@@ -176,6 +176,37 @@ pub async fn txt2img_cancellable<B: Backend>(
     progress: Progress<'_>,
     cancel: &CancelToken,
 ) -> Result<Vec<GeneratedImage>> {
+    let (latent, noise, shape) =
+        txt2img_latents(b, model, params, options, hooks, progress, cancel).await?;
+    let per_image: usize = shape.iter().product();
+    let mut images = Vec::with_capacity(params.batch_size);
+    for (i, seed) in params.seeds().into_iter().enumerate() {
+        let lat = &latent[i * per_image..(i + 1) * per_image];
+        let rgb = decode_to_rgb(b, model, lat, shape).await?;
+        images.push(GeneratedImage {
+            seed,
+            width: params.width,
+            height: params.height,
+            rgb,
+            noise: noise[i * per_image..(i + 1) * per_image].to_vec(),
+            latent: lat.to_vec(),
+        });
+    }
+    Ok(images)
+}
+
+/// The sampling half of [`txt2img_cancellable`]: (final latents of the batch, their
+/// initial noise, the latent shape of one image), not yet decoded (the hires pass
+/// continues from them).
+pub(crate) async fn txt2img_latents<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    params: &Txt2ImgParams,
+    options: &PromptOptions,
+    hooks: Vec<&dyn AttentionHook<B>>,
+    progress: Progress<'_>,
+    cancel: &CancelToken,
+) -> Result<(Vec<f32>, Vec<f32>, [usize; 3])> {
     params.validate()?;
     // A1111 strips `#` comments before anything else sees the prompts.
     let prompt = strip_comments(&params.prompt);
@@ -198,9 +229,8 @@ pub async fn txt2img_cancellable<B: Backend>(
         options,
     )
     .await?;
-    let latent_channels = model.config.unet.in_channels;
+    let latent_channels = model.config.unet.out_channels;
     let shape = [latent_channels, params.height / 8, params.width / 8];
-    let per_image: usize = shape.iter().product();
     let seeds = params.seeds();
     let mut rng = ImageRng::new(params.rng, &seeds, params.ensd);
     let noise = rng.first(&shape);
@@ -223,6 +253,16 @@ pub async fn txt2img_cancellable<B: Backend>(
         uncond,
         params.cfg_scale,
     );
+    // An inpainting checkpoint gets A1111's "everything masked, grey image" conditioning.
+    let denoiser = if super::inpaint::is_inpainting_model(model) {
+        let one =
+            super::inpaint::txt2img_image_conditioning(b, model, (params.width, params.height))
+                .await?;
+        let all = (0..seeds.len()).flat_map(|_| one.iter().copied()).collect();
+        denoiser.with_image_cond(Some(all))
+    } else {
+        denoiser
+    };
     let mut denoiser = StoppableDenoiser {
         inner: denoiser,
         cancel,
@@ -253,6 +293,7 @@ pub async fn txt2img_cancellable<B: Backend>(
         noise: &mut *noise_sampler,
         schedule: &model.schedule,
         on_step: &mut on_step,
+        timesteps: None,
     };
     let start = x.clone();
     let latent = match params.sampler.sample(x, &sigmas, ctx).await {
@@ -260,21 +301,7 @@ pub async fn txt2img_cancellable<B: Backend>(
         Err(Error::Interrupted) => last_denoised.unwrap_or(start),
         Err(e) => return Err(e),
     };
-
-    let mut images = Vec::with_capacity(seeds.len());
-    for (i, &seed) in seeds.iter().enumerate() {
-        let lat = &latent[i * per_image..(i + 1) * per_image];
-        let rgb = decode_to_rgb(b, model, lat, shape).await?;
-        images.push(GeneratedImage {
-            seed,
-            width: params.width,
-            height: params.height,
-            rgb,
-            noise: noise[i * per_image..(i + 1) * per_image].to_vec(),
-            latent: lat.to_vec(),
-        });
-    }
-    Ok(images)
+    Ok((latent, noise, shape))
 }
 
 /// Latent → RGB bytes: multiply by 1/scale, VAE decode, clamp((x+1)/2) and truncate ×255

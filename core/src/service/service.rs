@@ -12,12 +12,13 @@
 use super::networks::{NetworkProvider, PreparedNetworks, PreparedPatch, WeightPatchProvider};
 use super::settings::GenerationSettings;
 use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES_KEY};
+use super::img2img_job::{GenerationInputs, PreparedJob};
+use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
 use crate::nn::AttentionHook;
 use crate::pipeline::{
-    txt2img_cancellable, txt2img_infotext, CancelToken, GeneratedImage, PromptOptions,
-    Txt2ImgParams,
+    txt2img_infotext, CancelToken, GeneratedImage, PromptOptions, Txt2ImgParams,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
@@ -73,6 +74,8 @@ pub struct GenerationService<B: Backend> {
     job_patch: PreparedPatch,
     /// Warnings of the last job (networks skipped, unknown tags).
     warnings: Vec<String>,
+    /// Image upscalers by A1111 name (Lanczos, Nearest, model files) for hires fix.
+    upscalers: UpscalerRegistry,
 }
 
 impl<B: Backend> GenerationService<B> {
@@ -91,6 +94,7 @@ impl<B: Backend> GenerationService<B> {
             warnings: Vec::new(),
             embeddings_dir: None,
             embeddings: EmbeddingsCache::default(),
+            upscalers: UpscalerRegistry::with_builtins(),
         }
     }
 
@@ -123,6 +127,15 @@ impl<B: Backend> GenerationService<B> {
             Some(dir) => self.embeddings.get(&dir, width),
             None => (Arc::new(EmbeddingDatabase::new(width)), false),
         }
+    }
+
+    /// Replace the image upscalers hires fix can name (the built-ins are Lanczos, Nearest).
+    pub fn set_upscalers(&mut self, upscalers: UpscalerRegistry) {
+        self.upscalers = upscalers;
+    }
+
+    pub fn upscalers(&self) -> &UpscalerRegistry {
+        &self.upscalers
     }
 
     /// Load models by name from this A1111 models folder.
@@ -316,8 +329,23 @@ impl<B: Backend> GenerationService<B> {
         progress: &mut dyn FnMut(&StepProgress),
         cancel: &CancelToken,
     ) -> Result<Vec<Generated>> {
+        self.generate_with_inputs(s, &GenerationInputs::default(), progress, cancel)
+            .await
+    }
+
+    /// [`Self::generate`] from init images (img2img, inpainting with `inputs.mask`); with
+    /// no init image, txt2img (with hires fix when `s.enable_hr`).
+    pub async fn generate_with_inputs(
+        &mut self,
+        s: &GenerationSettings,
+        inputs: &GenerationInputs,
+        progress: &mut dyn FnMut(&StepProgress),
+        cancel: &CancelToken,
+    ) -> Result<Vec<Generated>> {
         let mut params = self.params(s)?;
         let model = self.ready_model(s)?.0;
+        let job =
+            PreparedJob::prepare(s, inputs, &self.samplers, &self.schedulers, &self.upscalers)?;
         let (embeddings, _) = self.embeddings_for(model.config.clip.hidden);
         // A1111 strips `#` comments first, then removes every extra-network tag from the
         // (positive) prompt: the providers' kinds are applied, any other kind is skipped.
@@ -378,7 +406,7 @@ impl<B: Backend> GenerationService<B> {
                 .is_some();
             ti_in_negative || !brackets(&s.negative_prompt)
         };
-        let latent_shape = [model.config.unet.in_channels, s.height / 8, s.width / 8];
+        let latent_shape = [model.config.unet.out_channels, s.height / 8, s.width / 8];
         let mut out = Vec::new();
         for batch in 0..s.batch_count {
             if cancel.is_interrupted() {
@@ -398,18 +426,21 @@ impl<B: Backend> GenerationService<B> {
                     latent_shape,
                 })
             };
-            let images = txt2img_cancellable(
-                &self.backend,
-                &model,
-                &params,
-                &options,
-                hooks,
-                &mut on_step,
-                cancel,
-            )
-            .await?;
+            let images = job
+                .run_batch(
+                    &self.backend,
+                    &model,
+                    &params,
+                    s,
+                    &options,
+                    hooks,
+                    &mut on_step,
+                    cancel,
+                )
+                .await?;
             for image in images {
                 let mut infotext = txt2img_infotext(&params, &model.info, image.seed);
+                job.infotext(&mut infotext, s, &params);
                 infotext.prompt = format!("{}{}", s.prompt, self.job_patch.prompt_tags);
                 for (k, v) in prepared.infotext.iter().chain(&self.job_patch.infotext) {
                     infotext.push(k.clone(), v);
@@ -437,5 +468,16 @@ impl<B: Backend> GenerationService<B> {
         cancel: &CancelToken,
     ) -> Result<Vec<Generated>> {
         block_on(self.generate(s, progress, cancel))
+    }
+
+    /// [`Self::generate_with_inputs`] for native front ends.
+    pub fn generate_with_inputs_blocking(
+        &mut self,
+        s: &GenerationSettings,
+        inputs: &GenerationInputs,
+        progress: &mut dyn FnMut(&StepProgress),
+        cancel: &CancelToken,
+    ) -> Result<Vec<Generated>> {
+        block_on(self.generate_with_inputs(s, inputs, progress, cancel))
     }
 }

@@ -97,6 +97,38 @@ pub struct GenerationSettings {
     pub emphasis: EmphasisMode,
     /// Read `{a}`/`[a]` as NovelAI's ×1.05 / ÷1.05 instead of A1111's brackets.
     pub nai_braces: bool,
+    /// img2img: how far the init image is noised, 0..=1; with `enable_hr` the hires pass's
+    /// strength (A1111 uses one field for both) [0.75].
+    pub denoising_strength: f64,
+    /// img2img: A1111's resize mode of the init image: 0 Just resize, 1 Crop and resize,
+    /// 2 Resize and fill, 3 Just resize (latent upscale).
+    pub resize_mode: u32,
+    /// txt2img hires fix (A1111's `enable_hr`).
+    pub enable_hr: bool,
+    /// Hires: scale of the first pass when no resize is given [2].
+    pub hr_scale: f64,
+    /// Hires: `Latent`, `Latent (antialiased)`, …, `Lanczos`, `Nearest`, or a model upscaler.
+    pub hr_upscaler: String,
+    /// Hires: steps of the second pass (0 = the first pass's).
+    pub hr_second_pass_steps: usize,
+    /// Hires: target width / height (0 = from the other one, or from `hr_scale`).
+    pub hr_resize_x: usize,
+    pub hr_resize_y: usize,
+    /// Hires: sampler of the second pass (empty = the first pass's).
+    pub hr_sampler: String,
+    /// Hires: prompts of the second pass (empty = the first pass's).
+    pub hr_prompt: String,
+    pub hr_negative_prompt: String,
+    /// Inpainting: mask blur radius in pixels (A1111's default 4).
+    pub mask_blur: u32,
+    /// Inpainting: masked content, 0 fill, 1 original, 2 latent noise, 3 latent nothing.
+    pub inpainting_fill: u32,
+    /// Inpainting: "Only masked" (inpaint a crop around the mask at full resolution).
+    pub inpaint_full_res: bool,
+    /// Inpainting: padding of that crop, pixels.
+    pub inpaint_full_res_padding: u32,
+    /// Inpainting: repaint what the mask leaves out.
+    pub inpainting_mask_invert: bool,
 }
 
 fn one_f32() -> f32 {
@@ -128,6 +160,22 @@ impl Default for GenerationSettings {
             loras: Vec::new(),
             emphasis: EmphasisMode::Original,
             nai_braces: false,
+            denoising_strength: 0.75,
+            resize_mode: 0,
+            enable_hr: false,
+            hr_scale: 2.0,
+            hr_upscaler: "Latent".into(),
+            hr_second_pass_steps: 0,
+            hr_resize_x: 0,
+            hr_resize_y: 0,
+            hr_sampler: String::new(),
+            hr_prompt: String::new(),
+            hr_negative_prompt: String::new(),
+            mask_blur: 4,
+            inpainting_fill: 1,
+            inpaint_full_res: false,
+            inpaint_full_res_padding: 32,
+            inpainting_mask_invert: false,
         }
     }
 }
@@ -182,6 +230,7 @@ impl GenerationSettings {
             (None, Some(hash)) => self.model = hash.to_string(),
             (None, None) => {}
         }
+        self.apply_img2img_infotext(t)?;
         self.hypernets.clear();
         if let (Some(names), false) = (t.hypernet(), self.prompt.contains("<hypernet:")) {
             let strengths: Vec<&str> = t
@@ -208,6 +257,57 @@ impl GenerationSettings {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// The img2img and hires fields (A1111's paste: hires is on when the text has
+    /// `Denoising strength` and one of `Hires upscale`, `Hires upscaler`, `Hires resize`).
+    fn apply_img2img_infotext(&mut self, t: &Infotext) -> Result<()> {
+        let number = |key: &str| -> Result<Option<f64>> {
+            t.get(key)
+                .map(|v| {
+                    v.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|x| x.is_finite())
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("infotext: `{key}: {v}` is not a number"))
+                        })
+                })
+                .transpose()
+        };
+        if let Some(v) = number("Denoising strength")? {
+            self.denoising_strength = v;
+        }
+        if let Some(v) = number("Mask blur")? {
+            self.mask_blur = v as u32;
+        }
+        let hires = t.get("Denoising strength").is_some()
+            && ["Hires upscale", "Hires upscaler", "Hires resize"]
+                .iter()
+                .any(|k| t.get(k).is_some());
+        self.enable_hr = hires;
+        if !hires {
+            return Ok(());
+        }
+        if let Some(v) = number("Hires upscale")? {
+            self.hr_scale = v;
+        }
+        if let Some(v) = t.get("Hires upscaler") {
+            self.hr_upscaler = v.to_string();
+        }
+        if let Some(v) = number("Hires steps")? {
+            self.hr_second_pass_steps = v as usize;
+        }
+        if let Some(v) = t.get("Hires resize") {
+            let bad = || Error::Invalid(format!("infotext: `Hires resize: {v}` is not WxH"));
+            let (x, y) = v.split_once('x').ok_or_else(bad)?;
+            self.hr_resize_x = x.trim().parse().map_err(|_| bad())?;
+            self.hr_resize_y = y.trim().parse().map_err(|_| bad())?;
+        }
+        self.hr_sampler = t.get("Hires sampler").unwrap_or("").to_string();
+        self.hr_prompt = t.get("Hires prompt").unwrap_or("").to_string();
+        self.hr_negative_prompt = t.get("Hires negative prompt").unwrap_or("").to_string();
         Ok(())
     }
 

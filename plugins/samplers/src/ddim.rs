@@ -27,6 +27,9 @@ impl Sampler for Ddim {
         let eta = params.eta_ddim?;
         Some(Arc::new(Ddim { eta: eta as f64 }))
     }
+    fn walks_timesteps(&self) -> bool {
+        true
+    }
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
         if self.eta == 0.0 {
             Vec::new()
@@ -41,13 +44,21 @@ impl Sampler for Ddim {
         ctx: SampleContext<'a>,
     ) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
-            let steps = sigmas.len().saturating_sub(1);
-            if steps == 0 {
+            let schedule = ctx.schedule;
+            let (ts, mut x) = match ctx.timesteps {
+                Some(ts) => (ts.to_vec(), x),
+                None => {
+                    let steps = sigmas.len().saturating_sub(1);
+                    if steps == 0 {
+                        return Ok(x);
+                    }
+                    let x: Vec<f32> = x.iter().map(|v| v / sigmas[0]).collect();
+                    (a1111_timesteps(schedule.len(), steps), x)
+                }
+            };
+            if ts.len() < 2 {
                 return Ok(x);
             }
-            let schedule = ctx.schedule;
-            let ts = a1111_timesteps(schedule.len(), steps);
-            let mut x: Vec<f32> = x.iter().map(|v| v / sigmas[0]).collect();
             let total = ts.len() - 1;
             for i in 0..total {
                 let index = ts.len() - 1 - i;

@@ -43,6 +43,9 @@ impl Sampler for Plms {
     fn label(&self) -> &str {
         "PLMS"
     }
+    fn walks_timesteps(&self) -> bool {
+        true
+    }
     fn sample<'a>(
         &'a self,
         x: Vec<f32>,
@@ -50,14 +53,22 @@ impl Sampler for Plms {
         ctx: SampleContext<'a>,
     ) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
-            let steps = sigmas.len().saturating_sub(1);
-            if steps == 0 {
+            let schedule = ctx.schedule;
+            let (ts, mut x) = match ctx.timesteps {
+                Some(ts) => (ts.to_vec(), x),
+                None => {
+                    let steps = sigmas.len().saturating_sub(1);
+                    if steps == 0 {
+                        return Ok(x);
+                    }
+                    let x: Vec<f32> = x.iter().map(|v| v / sigmas[0]).collect();
+                    (a1111_timesteps(schedule.len(), steps), x)
+                }
+            };
+            if ts.len() < 2 {
                 return Ok(x);
             }
-            let schedule = ctx.schedule;
-            let ts = a1111_timesteps(schedule.len(), steps);
             let sigma_at = |t: usize| schedule.sigmas()[t];
-            let mut x: Vec<f32> = x.iter().map(|v| v / sigmas[0]).collect();
             let mut old_eps: Vec<Vec<f32>> = Vec::new();
             let total = ts.len() - 1;
             for i in 0..total {

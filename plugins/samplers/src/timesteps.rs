@@ -7,15 +7,7 @@ use easel_core::sampler::Denoiser;
 use easel_core::schedule::DiscreteSchedule;
 use easel_core::Result;
 
-/// A1111's timesteps for `steps` (`get_timesteps`): 1, 1 + ⌊T/steps⌋, … below T, clipped
-/// to the table, ascending. A stride that does not divide T gives one extra timestep.
-pub fn a1111_timesteps(table_len: usize, steps: usize) -> Vec<usize> {
-    let stride = (table_len / steps.max(1)).max(1);
-    (0..table_len)
-        .step_by(stride)
-        .map(|t| (t + 1).min(table_len - 1))
-        .collect()
-}
+pub use easel_core::schedule::a1111_timesteps;
 
 /// ᾱ_t recovered from the schedule's σ_t (σ² = (1−ᾱ)/ᾱ).
 pub fn alpha_cumprod(schedule: &DiscreteSchedule, t: usize) -> f64 {

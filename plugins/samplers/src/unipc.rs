@@ -224,6 +224,9 @@ impl Sampler for UniPc {
     fn label(&self) -> &str {
         "UniPC"
     }
+    fn walks_timesteps(&self) -> bool {
+        true
+    }
     fn sample<'a>(
         &'a self,
         x: Vec<f32>,
@@ -231,12 +234,23 @@ impl Sampler for UniPc {
         ctx: SampleContext<'a>,
     ) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
-            let requested = sigmas.len().saturating_sub(1);
-            if requested == 0 {
-                return Ok(x);
-            }
             let schedule = ctx.schedule;
-            let steps = a1111_timesteps(schedule.len(), requested).len();
+            // img2img (A1111's `is_img2img`): as many steps as timesteps, starting just
+            // above the last one, from the VP latent as given.
+            let (steps, t_start, mut x) = match ctx.timesteps {
+                Some(ts) => match ts.last() {
+                    Some(&last) => (ts.len(), last as f32 / 1000.0 + 1.0 / 1000.0, x),
+                    None => return Ok(x),
+                },
+                None => {
+                    let requested = sigmas.len().saturating_sub(1);
+                    if requested == 0 {
+                        return Ok(x);
+                    }
+                    let x: Vec<f32> = x.iter().map(|v| v / sigmas[0]).collect();
+                    (a1111_timesteps(schedule.len(), requested).len(), 1.0, x)
+                }
+            };
             // A1111 refuses fewer steps than the order; a lower order is the useful answer.
             let order = self.order.clamp(1, steps);
             let solver = Solver {
@@ -245,8 +259,7 @@ impl Sampler for UniPc {
                 steps_total: schedule.len(),
             };
             let t_0 = 1.0 / schedule.len() as f32;
-            let ts = linspace_f32(1.0, t_0, steps + 1);
-            let mut x: Vec<f32> = x.iter().map(|v| v / sigmas[0]).collect();
+            let ts = linspace_f32(t_start, t_0, steps + 1);
             let mut models = vec![solver.model_x0(ctx.denoiser, &x, ts[0]).await?];
             let mut times = vec![ts[0]];
             for (init_order, &t) in ts.iter().enumerate().take(order).skip(1) {

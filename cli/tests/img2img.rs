@@ -1,0 +1,198 @@
+//! `easel generate` img2img and hires fix end to end on the tiny model: the images equal
+//! the A1111-flow references of `tests/fixtures/img2img/make_img2img_fixtures.py`, their
+//! infotexts carry `Denoising strength` / `Hires …` and regenerate with `--from`, and bad
+//! input is refused naming the file or value.
+
+use easel_core::formats::open_tensor_store;
+use easel_core::image::decode_image;
+use easel_core::infotext::{read_parameters, write_png, Infotext};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn easel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_easel"))
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("easel-i2i-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let models = fixtures().join("models");
+    let out = easel()
+        .args([
+            "generate",
+            "--models",
+            models.to_str().unwrap(),
+            "--model",
+            "tiny",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn pixels(path: &Path) -> Vec<u8> {
+    decode_image(&std::fs::read(path).unwrap(), "output")
+        .unwrap()
+        .data
+}
+
+fn assert_close(got: &[u8], want: &[u8], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: size");
+    let max = got
+        .iter()
+        .zip(want)
+        .map(|(&a, &b)| (a as i32 - b as i32).abs())
+        .max()
+        .unwrap_or(0);
+    assert!(max <= 1, "{what}: max pixel difference {max}");
+}
+
+#[test]
+fn img2img_matches_the_reference_and_round_trips() {
+    let dir = temp_dir("img2img");
+    let store = open_tensor_store(&fixtures().join("img2img/img2img.safetensors")).unwrap();
+    let (_, init) = store.read_raw("euler_gpu_d075.init").unwrap();
+    let init_png = dir.join("init.png");
+    write_png(&init_png, 64, 64, &init, None).unwrap();
+    let out = dir.join("out.png");
+    let common = [
+        "--prompt",
+        "a photo of a cat",
+        "--steps",
+        "10",
+        "--cfg",
+        "7.5",
+        "--seed",
+        "1234",
+        "--size",
+        "64x64",
+        "--sampler",
+        "Euler",
+    ];
+    let (ok, err) = run(&[
+        &common[..],
+        &[
+            "--init-img",
+            init_png.to_str().unwrap(),
+            "--denoising-strength",
+            "0.75",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert!(ok, "{err}");
+    let (_, want) = store.read_raw("euler_gpu_d075.pixels").unwrap();
+    assert_close(&pixels(&out), &want, "img2img");
+    let text = read_parameters(&out).unwrap().unwrap();
+    let info = Infotext::parse(&text);
+    assert_eq!(info.get("Denoising strength"), Some("0.75"), "{text}");
+    // --from restores the strength (the init image is given again).
+    let again = dir.join("again.png");
+    let (ok, err) = run(&[
+        "--from",
+        out.to_str().unwrap(),
+        "--init-img",
+        init_png.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(pixels(&again), pixels(&out));
+}
+
+#[test]
+fn hires_fix_matches_the_reference_and_round_trips() {
+    let dir = temp_dir("hires");
+    let store = open_tensor_store(&fixtures().join("img2img/hires.safetensors")).unwrap();
+    let out = dir.join("hr.png");
+    let (ok, err) = run(&[
+        "--prompt",
+        "a photo of a cat",
+        "--steps",
+        "6",
+        "--cfg",
+        "7.5",
+        "--seed",
+        "4321",
+        "--size",
+        "64x64",
+        "--sampler",
+        "Euler",
+        "--hr-scale",
+        "2",
+        "--hr-upscaler",
+        "Latent",
+        "--hr-denoising-strength",
+        "0.7",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (_, want) = store.read_raw("latent_x2_euler.pixels").unwrap();
+    assert_close(&pixels(&out), &want, "hires");
+    let text = read_parameters(&out).unwrap().unwrap();
+    assert!(
+        text.contains("Size: 64x64")
+            && text.contains("Denoising strength: 0.7")
+            && text.contains("Hires upscale: 2, Hires upscaler: Latent"),
+        "{text}"
+    );
+    let again = dir.join("again.png");
+    let (ok, err) = run(&[
+        "--from",
+        out.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(pixels(&again), pixels(&out));
+}
+
+#[test]
+fn bad_img2img_input_is_refused_naming_it() {
+    let dir = temp_dir("bad");
+    let not_image = dir.join("notes.txt");
+    std::fs::write(&not_image, "not a picture").unwrap();
+    let out = dir.join("x.png");
+    let base = [
+        "--steps",
+        "1",
+        "--size",
+        "64x64",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let (ok, err) = run(&[&base[..], &["--init-img", not_image.to_str().unwrap()]].concat());
+    assert!(!ok && err.contains("notes.txt"), "{err}");
+    let png = dir.join("init.png");
+    write_png(&png, 8, 8, &[128; 8 * 8 * 3], None).unwrap();
+    let (ok, err) = run(&[
+        &base[..],
+        &[
+            "--init-img",
+            png.to_str().unwrap(),
+            "--denoising-strength",
+            "1.5",
+        ],
+    ]
+    .concat());
+    assert!(!ok && err.contains("denoising strength"), "{err}");
+    let (ok, err) = run(&[&base[..], &["--mask", png.to_str().unwrap()]].concat());
+    assert!(!ok && err.contains("--init-img"), "{err}");
+    let (ok, err) = run(&[&base[..], &["--hr-upscaler", "Bogus"]].concat());
+    assert!(!ok && err.contains("Bogus"), "{err}");
+    assert!(!out.exists(), "nothing is written on error");
+}

@@ -1,0 +1,296 @@
+//! The parts of a job beyond plain txt2img: img2img / inpainting from init images (with
+//! A1111's pixel steps from [`crate::image`] before and after the latent pipeline) and
+//! hires fix. [`PreparedJob`] is A1111's `init`: done once per job, before the batches;
+//! [`PreparedJob::run_batch`] samples one batch and writes the extra infotext fields.
+
+use super::settings::GenerationSettings;
+use crate::image::{
+    apply_overlay, latent_mask, prepare_init_image, prepare_mask, resize_image, GrayImage,
+    ImageUpscaler, InpaintingFill, MaskSettings, PreparedMask, ResizeMode, RgbImage, RgbaImage,
+    UpscalerRegistry,
+};
+use crate::infotext::Infotext;
+use crate::model::StableDiffusion;
+use crate::nn::AttentionHook;
+use crate::pipeline::img2img::check_strength;
+use crate::pipeline::img2img_infotext::{add_denoising_strength, add_extra_params, hires_fields};
+use crate::pipeline::{
+    img2img_inpaint, txt2img_cancellable, txt2img_hires, CancelToken, GeneratedImage,
+    HiresImageUpscaler, HiresParams, HiresUpscaler, Img2ImgInputs, Img2ImgParams, InitImage,
+    InpaintMask, LatentUpscaleMode, MaskedContent, PromptOptions, Txt2ImgParams,
+};
+use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
+use crate::{Backend, Error, Result};
+
+/// The images a job starts from (img2img and inpainting); empty = txt2img.
+#[derive(Clone, Debug, Default)]
+pub struct GenerationInputs {
+    /// One init image, or one per image of a batch.
+    pub init_images: Vec<RgbImage>,
+    /// The inpainting mask (white = repaint), any size: A1111 resizes it like the image.
+    pub mask: Option<GrayImage>,
+}
+
+/// What a job does besides txt2img, prepared once.
+pub(crate) enum PreparedJob<'u> {
+    Txt2Img,
+    Hires {
+        hires: HiresParams,
+        upscaler: HiresChoice<'u>,
+    },
+    Img2Img(Box<Img2ImgJob>),
+}
+
+pub(crate) enum HiresChoice<'u> {
+    Latent(LatentUpscaleMode),
+    /// `None` = A1111's "None" (a plain Lanczos resize).
+    Image(Option<&'u dyn ImageUpscaler>),
+}
+
+pub(crate) struct Img2ImgJob {
+    inits: Vec<InitImage>,
+    /// Per init image: the original pixels outside the mask (inpainting).
+    overlays: Vec<Option<RgbaImage>>,
+    mask: Option<InpaintMask>,
+    paste_to: Option<(i64, i64, usize, usize)>,
+    latent_resize: bool,
+}
+
+/// [`HiresImageUpscaler`] over A1111's `images.resize_image(0, …, upscaler_name)`.
+struct ResizeWith<'u>(Option<&'u dyn ImageUpscaler>);
+
+impl HiresImageUpscaler for ResizeWith<'_> {
+    fn resize(&self, rgb: &[u8], w: usize, h: usize, to_w: usize, to_h: usize) -> Result<Vec<u8>> {
+        let img = RgbImage::new(w, h, rgb.to_vec())?;
+        Ok(resize_image(ResizeMode::JustResize, &img, to_w, to_h, self.0)?.data)
+    }
+}
+
+impl<'u> PreparedJob<'u> {
+    /// A1111's `init` for these settings and inputs.
+    pub(crate) fn prepare(
+        s: &GenerationSettings,
+        inputs: &GenerationInputs,
+        samplers: &SamplerRegistry,
+        schedulers: &SchedulerRegistry,
+        upscalers: &'u UpscalerRegistry,
+    ) -> Result<Self> {
+        if !inputs.init_images.is_empty() || s.enable_hr {
+            check_strength(s.denoising_strength, "denoising strength")?;
+        }
+        if !inputs.init_images.is_empty() {
+            return Ok(Self::Img2Img(Box::new(prepare_img2img(s, inputs)?)));
+        }
+        if inputs.mask.is_some() {
+            return Err(Error::Invalid(
+                "a mask needs an init image to inpaint (--init-img)".into(),
+            ));
+        }
+        if !s.enable_hr {
+            return Ok(Self::Txt2Img);
+        }
+        let sampler = if s.hr_sampler.trim().is_empty() {
+            None
+        } else {
+            let choice = SamplerChoice::parse(samplers, schedulers, &s.hr_sampler, None)?;
+            Some(choice.configured(schedulers, &s.sampler_params)?)
+        };
+        let hires = HiresParams {
+            upscaler_name: s.hr_upscaler.clone(),
+            scale: s.hr_scale,
+            resize_x: s.hr_resize_x,
+            resize_y: s.hr_resize_y,
+            second_pass_steps: s.hr_second_pass_steps,
+            denoising_strength: s.denoising_strength,
+            sampler,
+            prompt: s.hr_prompt.clone(),
+            negative_prompt: s.hr_negative_prompt.clone(),
+        };
+        let upscaler = match LatentUpscaleMode::from_a1111_name(&s.hr_upscaler) {
+            Some(mode) => HiresChoice::Latent(mode),
+            None => HiresChoice::Image(upscalers.get(&s.hr_upscaler).map_err(|e| {
+                let latent: Vec<&str> = crate::pipeline::LATENT_UPSCALERS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect();
+                Error::Invalid(format!(
+                    "hires upscaler: {e}; or a latent one: {}",
+                    latent.join(", ")
+                ))
+            })?),
+        };
+        Ok(Self::Hires { hires, upscaler })
+    }
+
+    /// One batch: the images and, per image, the infotext fields beyond txt2img's.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_batch<B: Backend>(
+        &self,
+        b: &B,
+        model: &StableDiffusion<B>,
+        params: &Txt2ImgParams,
+        s: &GenerationSettings,
+        options: &PromptOptions,
+        hooks: Vec<&dyn AttentionHook<B>>,
+        progress: &mut dyn FnMut(usize, usize, &[f32]),
+        cancel: &CancelToken,
+    ) -> Result<Vec<GeneratedImage>> {
+        match self {
+            Self::Txt2Img => {
+                txt2img_cancellable(b, model, params, options, hooks, progress, cancel).await
+            }
+            Self::Hires { hires, upscaler } => {
+                let image_upscaler;
+                let up = match upscaler {
+                    HiresChoice::Latent(mode) => HiresUpscaler::Latent(*mode),
+                    HiresChoice::Image(u) => {
+                        image_upscaler = ResizeWith(*u);
+                        HiresUpscaler::Image(&image_upscaler)
+                    }
+                };
+                txt2img_hires(
+                    b, model, params, hires, up, options, hooks, progress, cancel,
+                )
+                .await
+            }
+            Self::Img2Img(job) => {
+                let i2i = Img2ImgParams {
+                    base: params.clone(),
+                    denoising_strength: s.denoising_strength,
+                };
+                let inputs = Img2ImgInputs {
+                    images: &job.inits,
+                    latent_resize: job.latent_resize,
+                    mask: job.mask.as_ref(),
+                    inpainting_mask_weight: 1.0,
+                    first_seed: s.seed,
+                };
+                let mut images =
+                    img2img_inpaint(b, model, &i2i, &inputs, options, hooks, progress, cancel)
+                        .await?;
+                // A1111's apply_overlay: paste back ("only masked") and composite the
+                // original outside the mask.
+                for (i, img) in images.iter_mut().enumerate() {
+                    let overlay = &job.overlays[if job.overlays.len() == 1 { 0 } else { i }];
+                    if let Some(overlay) = overlay {
+                        let rgb =
+                            RgbImage::new(img.width, img.height, std::mem::take(&mut img.rgb))?;
+                        let out = apply_overlay(&rgb, job.paste_to, overlay, None)?;
+                        img.width = out.width;
+                        img.height = out.height;
+                        img.rgb = out.data;
+                    }
+                }
+                Ok(images)
+            }
+        }
+    }
+
+    /// Add this job's fields to a txt2img infotext, where A1111 writes them.
+    pub(crate) fn infotext(
+        &self,
+        t: &mut Infotext,
+        s: &GenerationSettings,
+        params: &Txt2ImgParams,
+    ) {
+        match self {
+            Self::Txt2Img => {}
+            Self::Hires { hires, .. } => {
+                add_denoising_strength(t, s.denoising_strength);
+                add_extra_params(
+                    t,
+                    hires_fields(
+                        hires,
+                        &params.prompt,
+                        &params.negative_prompt,
+                        params.sampler.label(),
+                    ),
+                );
+            }
+            Self::Img2Img(job) => {
+                add_denoising_strength(t, s.denoising_strength);
+                if job.mask.is_some() && s.mask_blur > 0 {
+                    add_extra_params(t, vec![("Mask blur", s.mask_blur.to_string())]);
+                }
+            }
+        }
+    }
+}
+
+fn masked_content(s: &GenerationSettings) -> Result<(MaskedContent, InpaintingFill)> {
+    let m = MaskedContent::from_index(s.inpainting_fill)?;
+    let f = match m {
+        MaskedContent::Fill => InpaintingFill::Fill,
+        MaskedContent::Original => InpaintingFill::Original,
+        MaskedContent::LatentNoise => InpaintingFill::LatentNoise,
+        MaskedContent::LatentNothing => InpaintingFill::LatentNothing,
+    };
+    Ok((m, f))
+}
+
+/// A1111's `StableDiffusionProcessingImg2Img.init` up to the tensors.
+fn prepare_img2img(s: &GenerationSettings, inputs: &GenerationInputs) -> Result<Img2ImgJob> {
+    let resize_mode = ResizeMode::from_index(s.resize_mode as i64)?;
+    let (content, fill) = masked_content(s)?;
+    if inputs.init_images.len() > 1 && inputs.init_images.len() != s.batch_size {
+        return Err(Error::Invalid(format!(
+            "{} init images for a batch size of {} (give one, or one per image)",
+            inputs.init_images.len(),
+            s.batch_size
+        )));
+    }
+    let mask: Option<PreparedMask> = match &inputs.mask {
+        None => None,
+        Some(m) => prepare_mask(
+            m,
+            &MaskSettings {
+                blur_x: s.mask_blur as f64,
+                blur_y: s.mask_blur as f64,
+                invert: s.inpainting_mask_invert,
+                full_res: s.inpaint_full_res,
+                full_res_padding: s.inpaint_full_res_padding as i64,
+                resize_mode,
+                width: s.width,
+                height: s.height,
+            },
+        )?,
+    };
+    let mut inits = Vec::new();
+    let mut overlays = Vec::new();
+    for img in &inputs.init_images {
+        let p = prepare_init_image(
+            img,
+            mask.as_ref(),
+            resize_mode,
+            s.width,
+            s.height,
+            fill,
+            None,
+        )?;
+        inits.push(InitImage {
+            width: p.image.width,
+            height: p.image.height,
+            rgb: p.image.data,
+        });
+        overlays.push(p.overlay);
+    }
+    let latent_resize = resize_mode == ResizeMode::LatentUpscale;
+    let inpaint_mask = match &mask {
+        None => None,
+        Some(m) => {
+            let lm = latent_mask(&m.image_mask, s.width / 8, s.height / 8, true)?;
+            Some(InpaintMask {
+                image_mask: m.image_mask.data.clone(),
+                latent_nmask: lm.nmask,
+                fill: content,
+            })
+        }
+    };
+    Ok(Img2ImgJob {
+        inits,
+        overlays,
+        paste_to: mask.as_ref().and_then(|m| m.paste_to),
+        mask: inpaint_mask,
+        latent_resize,
+    })
+}
