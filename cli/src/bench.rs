@@ -1,7 +1,8 @@
 //! `easel bench`: speed figures for full-size SD1.5 with random weights (speed does not
 //! depend on the values). By default, seconds per CFG sampling step (UNet, batch 2) at the
 //! given sizes with achieved GFLOP/s; with `--pipeline`, what a user waits for on one whole
-//! image (see [`pipeline`]). Both print the backend, the CPU kernels in use and peak RSS.
+//! image (see [`pipeline`]); with `--upscale`, an ESRGAN 4× upscale (see [`upscale`]). All
+//! print the backend, the CPU kernels in use and peak RSS.
 //!
 //! The weights come from a file when one is given (or when `tests/bench/make_bench_model.py`
 //! has written `bench-models/sd15-unet.safetensors`), else from
@@ -9,6 +10,7 @@
 //! needs no download and no Python.
 
 mod pipeline;
+mod upscale;
 
 use crate::compute::{Compute, ComputeArgs};
 use clap::Args;
@@ -47,6 +49,13 @@ pub struct BenchArgs {
     /// steps of the image [default: 20].
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Time an ESRGAN 4x upscale (RRDBNet, 23 blocks, 64 features, random weights) of
+    /// --sizes square images [default: 512] in A1111's tiles instead.
+    #[arg(long, conflicts_with = "pipeline")]
+    pub upscale: bool,
+    /// --upscale: tile size (A1111's ESRGAN_tile; 0 = the whole image at once).
+    #[arg(long, default_value_t = 192)]
+    pub tile: usize,
     #[command(flatten)]
     pub compute: ComputeArgs,
     /// --pipeline: also print each image's figures as one line of JSON (read by
@@ -100,7 +109,11 @@ fn check_sizes(sizes: &[usize]) -> Result<()> {
 pub fn run(a: BenchArgs) -> Result<()> {
     let compute = a.compute.choose()?;
     if a.sizes.is_empty() {
-        let default: &[usize] = if a.pipeline { &[512] } else { &[256, 512] };
+        let default: &[usize] = if a.pipeline || a.upscale {
+            &[512]
+        } else {
+            &[256, 512]
+        };
         return run(BenchArgs {
             sizes: default.to_vec(),
             ..a
@@ -126,7 +139,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_on<B: Backend>(b: &B, a: &BenchArgs) -> Result<()> {
+fn run_on<B: Backend + Clone>(b: &B, a: &BenchArgs) -> Result<()> {
+    if a.upscale {
+        return upscale::run(b, &a.sizes, a.tile);
+    }
     if a.pipeline {
         if a.weights.is_some() {
             return Err(Error::Invalid(

@@ -17,6 +17,7 @@ mod prune;
 mod serve;
 mod session;
 mod tokenize;
+mod upscale;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Serve A1111's HTTP API (/sdapi/v1, always on) and the web page (web/dist) on 127.0.0.1.
     Serve(serve::ServeArgs),
+    /// Upscale an image with an ESRGAN/Real-ESRGAN/SwinIR model or Lanczos/Nearest (A1111's Extras).
+    Upscale(upscale::UpscaleArgs),
     /// Time full-size SD1.5 (random weights): one CFG step, or a whole image with --pipeline.
     Bench(bench::BenchArgs),
 }
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Upscale(a) => upscale::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Prune(a) => prune::run(a),

@@ -1,5 +1,6 @@
 //! `easel models`: what a models folder holds — checkpoints with hashes and the config and
-//! VAE each will use, extra VAEs, hypernetworks, and LoRAs with A1111's short hash.
+//! VAE each will use, extra VAEs, hypernetworks, LoRAs with A1111's short hash, and
+//! upscalers (by A1111 name, with the architecture read off each file's tensors).
 
 use crate::generate::models_folder;
 use clap::Args;
@@ -36,6 +37,17 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             (e, h)
         })
         .collect();
+    let upscalers: Vec<(easel_upscalers::UpscalerEntry, String)> =
+        easel_upscalers::list_upscalers(&models)
+            .into_iter()
+            .map(|e| {
+                let arch = match easel_upscalers::architecture_of(&e.path) {
+                    Ok(a) => a.describe(),
+                    Err(err) => format!("unreadable: {err}"),
+                };
+                (e, arch)
+            })
+            .collect();
     if a.json {
         let cks: Vec<serde_json::Value> = checkpoints
             .iter()
@@ -60,7 +72,8 @@ pub fn run(a: ModelsArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({ "folder": models.display().to_string(), "checkpoints": cks, "vae": names(&vaes), "hypernetworks": names(&hypernets),
-                "loras": loras.iter().map(|(e, h)| serde_json::json!({"name": e.name, "alias": e.alias, "path": e.path.display().to_string(), "hash": h})).collect::<Vec<_>>() })
+                "loras": loras.iter().map(|(e, h)| serde_json::json!({"name": e.name, "alias": e.alias, "path": e.path.display().to_string(), "hash": h})).collect::<Vec<_>>(),
+                "upscalers": upscalers.iter().map(|(e, arch)| serde_json::json!({ "name": e.name, "path": e.path.display().to_string(), "folder": e.folder.dir_name(), "architecture": arch })).collect::<Vec<_>>() })
         );
         return Ok(());
     }
@@ -137,6 +150,13 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             String::new()
         };
         println!("  {} [{h}]{alias}  {}", e.name, rel(&models, &e.path));
+    }
+    println!("upscalers (ESRGAN/, RealESRGAN/, SwinIR/):");
+    if upscalers.is_empty() {
+        println!("  none");
+    }
+    for (e, arch) in &upscalers {
+        println!("  {}  {}  ({arch})", e.name, rel(&models, &e.path));
     }
     Ok(())
 }

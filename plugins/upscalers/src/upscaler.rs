@@ -114,3 +114,31 @@ impl<B: Backend> ModelUpscaler<B> {
         }
     }
 }
+
+/// The seam hires fix and `easel upscale` look upscalers up through: one pass at the model's
+/// own scale (A1111's upscale loop and final Lanczos resize live in core).
+impl<B> easel_core::image::ImageUpscaler for ModelUpscaler<B>
+where
+    B: Backend + Send + Sync,
+    B::Tensor: Send + Sync,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn native_scale(&self) -> u32 {
+        self.model.scale() as u32
+    }
+    fn upscale_once(&self, img: &easel_core::image::RgbImage) -> Result<easel_core::image::RgbImage> {
+        let input = Rgb8 {
+            width: img.width,
+            height: img.height,
+            data: img.data.clone(),
+        };
+        let out = self.upscale_rgb(&input)?;
+        Ok(easel_core::image::RgbImage {
+            width: out.width,
+            height: out.height,
+            data: out.data,
+        })
+    }
+}
