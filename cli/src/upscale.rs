@@ -9,8 +9,7 @@ use crate::generate::{models_folder, parse_size};
 use clap::Args;
 use easel_core::backend::Backend;
 use easel_core::image::{
-    decode_image, upscale, ImageUpscaler, LanczosUpscaler, NearestUpscaler, RgbImage,
-    UpscaleTarget,
+    decode_image, upscale, ImageUpscaler, LanczosUpscaler, NearestUpscaler, RgbImage, UpscaleTarget,
 };
 use easel_core::infotext::param_line::quote;
 use easel_core::infotext::{parameters_from_png_bytes, write_png_with_texts};
@@ -99,8 +98,7 @@ where
 
 pub fn run(a: UpscaleArgs) -> Result<()> {
     let compute = a.compute.choose()?;
-    if a
-        .output
+    if a.output
         .extension()
         .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
     {
@@ -118,7 +116,9 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
     let target = match (&a.resize, a.scale) {
         (Some(size), _) => {
             let (w, h) = parse_size(size).map_err(|_| {
-                Error::Invalid(format!("--resize `{size}` is not WIDTHxHEIGHT (e.g. 2048x2048)"))
+                Error::Invalid(format!(
+                    "--resize `{size}` is not WIDTHxHEIGHT (e.g. 2048x2048)"
+                ))
             })?;
             fields.push(("Postprocess upscale to", format!("{w}x{h}")));
             UpscaleTarget::Size {
@@ -156,7 +156,10 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
         },
     };
     if let UpscaleTarget::Size { crop: true, .. } = target {
-        fields.push(("Postprocess crop to", format!("{}x{}", out.width, out.height)));
+        fields.push((
+            "Postprocess crop to",
+            format!("{}x{}", out.width, out.height),
+        ));
     }
     fields.push(("Postprocess upscaler", upscaler_name));
     let info = extras_infotext(&fields);
@@ -204,6 +207,9 @@ mod tests {
             ("Postprocess upscale by", "4".into()),
             ("Postprocess upscaler", "R-ESRGAN 4x+".into()),
         ]);
-        assert_eq!(s, "Postprocess upscale by: 4, Postprocess upscaler: R-ESRGAN 4x+");
+        assert_eq!(
+            s,
+            "Postprocess upscale by: 4, Postprocess upscaler: R-ESRGAN 4x+"
+        );
     }
 }

@@ -9,10 +9,10 @@
 //! ([`GenerationService::set_model`], which the page does after reading the user's files
 //! through its own byte sources).
 
+use super::img2img_job::{GenerationInputs, PreparedJob};
 use super::networks::{NetworkProvider, PreparedNetworks, PreparedPatch, WeightPatchProvider};
 use super::settings::GenerationSettings;
 use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES_KEY};
-use super::img2img_job::{GenerationInputs, PreparedJob};
 use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
@@ -344,9 +344,9 @@ impl<B: Backend> GenerationService<B> {
     ) -> Result<Vec<Generated>> {
         let mut params = self.params(s)?;
         let model = self.ready_model(s)?.0;
+        let (embeddings, _) = self.embeddings_for(model.config.clip.hidden);
         let job =
             PreparedJob::prepare(s, inputs, &self.samplers, &self.schedulers, &self.upscalers)?;
-        let (embeddings, _) = self.embeddings_for(model.config.clip.hidden);
         // A1111 strips `#` comments first, then removes every extra-network tag from the
         // (positive) prompt: the providers' kinds are applied, any other kind is skipped.
         let prompt = strip_comments(&s.prompt);

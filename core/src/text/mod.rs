@@ -6,8 +6,8 @@ pub mod attention;
 pub mod chunks;
 mod clean;
 pub mod emphasis;
-mod ftfy;
 pub mod extra_networks;
+mod ftfy;
 mod html;
 mod html_entities;
 pub mod limits;
@@ -24,10 +24,10 @@ pub use chunks::{
     PromptChunk, TokenizedPrompt, CHUNK_CONTENT, CHUNK_TOKENS,
 };
 pub use emphasis::{apply_emphasis, emphasis_infotext, EmphasisMode};
-pub use ftfy::fix_text;
 pub use extra_networks::{
     extract_extra_networks, kinds_in_order, parse_extra_networks, ExtraNetworkTag,
 };
+pub use ftfy::fix_text;
 pub use limits::{
     check_prompt_length, MAX_AND_PARTS, MAX_PROMPT_CHARS, MAX_PROMPT_CHUNKS, MAX_PROMPT_NESTING,
 };

@@ -128,7 +128,10 @@ where
     fn native_scale(&self) -> u32 {
         self.model.scale() as u32
     }
-    fn upscale_once(&self, img: &easel_core::image::RgbImage) -> Result<easel_core::image::RgbImage> {
+    fn upscale_once(
+        &self,
+        img: &easel_core::image::RgbImage,
+    ) -> Result<easel_core::image::RgbImage> {
         let input = Rgb8 {
             width: img.width,
             height: img.height,
