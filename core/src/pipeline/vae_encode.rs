@@ -41,7 +41,7 @@ pub async fn encode_chw<B: Backend>(
     width: usize,
     height: usize,
 ) -> Result<Vec<f32>> {
-    if width == 0 || height == 0 || width % 8 != 0 || height % 8 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(8) || !height.is_multiple_of(8) {
         return Err(Error::Invalid(format!(
             "VAE encode: image size {width}x{height} is not a positive multiple of 8"
         )));

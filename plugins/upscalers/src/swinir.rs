@@ -137,7 +137,7 @@ pub fn config(sd: &StateDict) -> Result<SwinIrConfig> {
             1,
         )?);
     }
-    if window == 0 || scale == 0 || embed_dim == 0 || heads.iter().any(|&h| h == 0) {
+    if window == 0 || scale == 0 || embed_dim == 0 || heads.contains(&0) {
         return Err(Error::format(
             file,
             format!(
@@ -266,7 +266,14 @@ struct SwinBlock<B: Backend> {
 impl<B: Backend> SwinBlock<B> {
     fn load(b: &B, w: &Weights, cfg: &SwinIrConfig, heads: usize, index: usize) -> Result<Self> {
         let dim = cfg.embed_dim;
-        let (mut window, mut shift) = (cfg.window, if index % 2 == 0 { 0 } else { cfg.window / 2 });
+        let (mut window, mut shift) = (
+            cfg.window,
+            if index.is_multiple_of(2) {
+                0
+            } else {
+                cfg.window / 2
+            },
+        );
         if cfg.img_size <= window {
             window = cfg.img_size;
             shift = 0;
@@ -330,8 +337,11 @@ impl<B: Backend> SwinBlock<B> {
 }
 
 /// Shifted-window masks by grid size, made once per size and reused by every block.
+/// (grid height, grid width, window, shift).
+type MaskKey = (usize, usize, usize, usize);
+
 struct MaskCache<B: Backend> {
-    masks: Mutex<HashMap<(usize, usize, usize, usize), B::Tensor>>,
+    masks: Mutex<HashMap<MaskKey, B::Tensor>>,
 }
 
 impl<B: Backend> MaskCache<B> {
