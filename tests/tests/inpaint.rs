@@ -8,20 +8,73 @@
 //! fixture's 9-channel UNet (kept separate so the fixture stays small).
 
 use easel_candle::CandleBackend;
-use easel_core::formats::{open_tensor_store, TensorStore};
+use easel_core::formats::{open_tensor_store, DType, TensorStore};
 use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
 use easel_core::noise::RngKind;
 use easel_core::pipeline::{
-    img2img_inpaint, CancelToken, Img2ImgInputs, Img2ImgParams, InitImage, InpaintMask,
+    img2img_inpaint, txt2img, CancelToken, Img2ImgInputs, Img2ImgParams, InitImage, InpaintMask,
     MaskedContent, PromptOptions, Txt2ImgParams,
 };
 use easel_core::sampler::block_on;
 use easel_tests::{fixtures_dir, max_rel_diff, models_dir};
 use serde_json::Value;
+use std::path::PathBuf;
 
 fn tiny() -> StableDiffusion<CandleBackend> {
     let path = models_dir().join("Stable-diffusion").join("tiny.ckpt");
     let files = checkpoint_files(&models_dir(), &path, &VaeChoice::Auto).unwrap();
+    StableDiffusion::load(&CandleBackend::cpu(), &files).unwrap()
+}
+
+/// A models folder holding `tiny-inpaint.safetensors` (tiny.ckpt with its UNet replaced
+/// by the 9-channel one) and tiny.vae.pt as its sidecar VAE.
+fn inpaint_models_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("easel-inpaint-{}", std::process::id()));
+    let sd = dir.join("Stable-diffusion");
+    std::fs::create_dir_all(&sd).unwrap();
+    let ckpt = sd.join("tiny-inpaint.safetensors");
+    if !ckpt.exists() {
+        let src = models_dir().join("Stable-diffusion");
+        let base = open_tensor_store(&src.join("tiny.ckpt")).unwrap();
+        let unet = open_tensor_store(&fixtures_dir().join("img2img/tiny-inpaint-unet.safetensors"))
+            .unwrap();
+        let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+        for store in [&base, &unet] {
+            let from_unet = std::ptr::eq(store, &unet);
+            for key in store.keys() {
+                if key.starts_with("model.diffusion_model.") != from_unet {
+                    continue;
+                }
+                let info = store.info(key).unwrap();
+                if !matches!(
+                    info.dtype,
+                    DType::F32 | DType::F16 | DType::BF16 | DType::F64
+                ) {
+                    continue;
+                }
+                tensors.push((
+                    key.to_string(),
+                    info.shape.clone(),
+                    store.read_f32(key).unwrap(),
+                ));
+            }
+        }
+        let refs: Vec<(&str, &[usize], &[f32])> = tensors
+            .iter()
+            .map(|(k, s, v)| (k.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        easel_core::formats::safetensors::write_f32(&ckpt, &refs, &Default::default()).unwrap();
+        std::fs::copy(src.join("tiny.vae.pt"), sd.join("tiny-inpaint.vae.pt")).unwrap();
+    }
+    dir
+}
+
+fn inpaint_model() -> StableDiffusion<CandleBackend> {
+    let dir = inpaint_models_dir();
+    let path = dir
+        .join("Stable-diffusion")
+        .join("tiny-inpaint.safetensors");
+    let files = checkpoint_files(&dir, &path, &VaeChoice::Auto).unwrap();
     StableDiffusion::load(&CandleBackend::cpu(), &files).unwrap()
 }
 
@@ -77,16 +130,12 @@ fn compare(name: &str, store: &TensorStore, latent: &[f32], pixels: &[u8]) {
 }
 
 #[test]
-fn inpainting_matches_a1111_on_the_regular_model() {
+fn inpainting_matches_a1111_on_regular_and_inpainting_models() {
     let b = CandleBackend::cpu();
     let store = golden();
     let regular = tiny();
+    let inpainting = inpaint_model();
     for case in cases() {
-        // 9-channel inpainting checkpoints do not load yet (the spliced fixture fails the
-        // UNet shape check); only the regular model's cases run until that is fixed.
-        if case["model"] == "inpaint" {
-            continue;
-        }
         if case.get("strength").is_none() {
             continue; // the txt2img case
         }
@@ -115,7 +164,11 @@ fn inpainting_matches_a1111_on_the_regular_model() {
             inpainting_mask_weight: 1.0,
             first_seed: params.base.seed,
         };
-        let model = &regular;
+        let model = if case["model"] == "inpaint" {
+            &inpainting
+        } else {
+            &regular
+        };
         let out = block_on(img2img_inpaint(
             &b,
             model,
@@ -131,6 +184,23 @@ fn inpainting_matches_a1111_on_the_regular_model() {
         let pixels: Vec<u8> = out.iter().flat_map(|i| i.rgb.clone()).collect();
         compare(name, &store, &latent, &pixels);
     }
+}
+
+#[test]
+fn txt2img_on_an_inpainting_model_matches_a1111() {
+    let b = CandleBackend::cpu();
+    let store = golden();
+    let model = inpaint_model();
+    assert_eq!(model.config.unet.in_channels, 9);
+    let case = cases()
+        .into_iter()
+        .find(|c| c["name"] == "inpaint_model_txt2img")
+        .unwrap();
+    let params = base_params(&case);
+    let out = block_on(txt2img(&b, &model, &params, Vec::new(), &mut |_, _, _| {})).unwrap();
+    let latent: Vec<f32> = out.iter().flat_map(|i| i.latent.clone()).collect();
+    let pixels: Vec<u8> = out.iter().flat_map(|i| i.rgb.clone()).collect();
+    compare("inpaint_model_txt2img", &store, &latent, &pixels);
 }
 
 #[test]
