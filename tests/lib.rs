@@ -2,6 +2,9 @@
 //! model and the golden outputs written by `tests/fixtures/make_fixtures.py` live, and
 //! small comparison utilities with tolerances stated by each test.
 
+mod img2img_cases;
+
+pub use img2img_cases::{img2img_cases, img2img_golden, tiny_model, txt2img_params_of};
 use std::path::PathBuf;
 
 /// `tests/fixtures`.

@@ -4,26 +4,16 @@
 //! explicit steps, fresh per-image noise) on the tiny model.
 
 use easel_candle::CandleBackend;
-use easel_core::formats::{open_tensor_store, TensorStore};
-use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
-use easel_core::noise::RngKind;
 use easel_core::pipeline::latent_upscale::interpolate;
 use easel_core::pipeline::{
     txt2img_hires, CancelToken, HiresParams, HiresUpscaler, LatentUpscaleMode, PromptOptions,
     Txt2ImgParams,
 };
 use easel_core::sampler::block_on;
-use easel_tests::{fixtures_dir, max_abs_diff, max_rel_diff, models_dir};
+use easel_tests::{
+    img2img_cases, img2img_golden, max_abs_diff, max_rel_diff, tiny_model, txt2img_params_of,
+};
 use serde_json::Value;
-
-fn cases(name: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(fixtures_dir().join("img2img").join(name)).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn golden(name: &str) -> TensorStore {
-    open_tensor_store(&fixtures_dir().join("img2img").join(name)).unwrap()
-}
 
 fn dims(v: &Value) -> Vec<usize> {
     v.as_array()
@@ -35,8 +25,8 @@ fn dims(v: &Value) -> Vec<usize> {
 
 #[test]
 fn latent_upscalers_match_torch_interpolate() {
-    let store = golden("latent_upscale.safetensors");
-    for case in cases("latent_upscale.json") {
+    let store = img2img_golden("latent_upscale.safetensors");
+    for case in img2img_cases("latent_upscale.json") {
         let name = case["name"].as_str().unwrap();
         let shape = dims(&case["shape"]);
         let out = dims(&case["out"]);
@@ -57,36 +47,8 @@ fn latent_upscalers_match_torch_interpolate() {
     }
 }
 
-fn load() -> StableDiffusion<CandleBackend> {
-    let path = models_dir().join("Stable-diffusion").join("tiny.ckpt");
-    let files = checkpoint_files(&models_dir(), &path, &VaeChoice::Auto).unwrap();
-    StableDiffusion::load(&CandleBackend::cpu(), &files).unwrap()
-}
-
 fn params_of(case: &Value) -> (Txt2ImgParams, HiresParams) {
-    let rng = match case["rng"].as_str().unwrap() {
-        "gpu" => RngKind::Gpu,
-        "cpu" => RngKind::Cpu,
-        other => panic!("rng {other}"),
-    };
-    let (sampler, scheduler) =
-        easel_tests::sampler_and_schedule(case["sampler"].as_str().unwrap(), None);
-    let base = Txt2ImgParams {
-        prompt: case["prompt"].as_str().unwrap().to_string(),
-        negative_prompt: case["negative"].as_str().unwrap().to_string(),
-        steps: case["steps"].as_u64().unwrap() as usize,
-        cfg_scale: case["cfg"].as_f64().unwrap() as f32,
-        seed: case["seed"].as_u64().unwrap(),
-        width: case["width"].as_u64().unwrap() as usize,
-        height: case["height"].as_u64().unwrap() as usize,
-        batch_size: case["batch_size"].as_u64().unwrap() as usize,
-        clip_skip: 1,
-        rng,
-        noise_device: Default::default(),
-        ensd: 0,
-        sampler,
-        scheduler,
-    };
+    let base = txt2img_params_of(case);
     let text = |k: &str| {
         case.get(k)
             .and_then(Value::as_str)
@@ -113,9 +75,9 @@ fn params_of(case: &Value) -> (Txt2ImgParams, HiresParams) {
 #[test]
 fn hires_fix_with_latent_upscalers_matches_a1111() {
     let b = CandleBackend::cpu();
-    let model = load();
-    let store = golden("hires.safetensors");
-    for case in cases("hires.json") {
+    let model = tiny_model();
+    let store = img2img_golden("hires.safetensors");
+    for case in img2img_cases("hires.json") {
         let name = case["name"].as_str().unwrap();
         let (base, hires) = params_of(&case);
         let mode = LatentUpscaleMode::from_a1111_name(&hires.upscaler_name).unwrap();
@@ -151,7 +113,7 @@ fn hires_fix_with_latent_upscalers_matches_a1111() {
 
 #[test]
 fn absurd_hires_settings_are_refused() {
-    let (base, mut hires) = params_of(&cases("hires.json")[0]);
+    let (base, mut hires) = params_of(&img2img_cases("hires.json")[0]);
     hires.denoising_strength = 2.0;
     let err = hires.validate(&base).unwrap_err().to_string();
     assert!(err.contains("hires denoising strength"), "{err}");

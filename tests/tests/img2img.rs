@@ -4,56 +4,16 @@
 //! diffusers UNet, A1111's noise from both generators).
 
 use easel_candle::CandleBackend;
-use easel_core::formats::{open_tensor_store, TensorStore};
-use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
-use easel_core::noise::RngKind;
 use easel_core::pipeline::{
-    encode_rgb8, img2img_cancellable, CancelToken, Img2ImgParams, PromptOptions, Txt2ImgParams,
+    encode_rgb8, img2img_cancellable, CancelToken, Img2ImgParams, PromptOptions,
 };
 use easel_core::sampler::block_on;
-use easel_tests::{fixtures_dir, max_rel_diff, models_dir};
+use easel_tests::{img2img_cases, img2img_golden, max_rel_diff, tiny_model, txt2img_params_of};
 use serde_json::Value;
 
-fn load() -> StableDiffusion<CandleBackend> {
-    let path = models_dir().join("Stable-diffusion").join("tiny.ckpt");
-    let files = checkpoint_files(&models_dir(), &path, &VaeChoice::Auto).unwrap();
-    StableDiffusion::load(&CandleBackend::cpu(), &files).unwrap()
-}
-
-fn cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(fixtures_dir().join("img2img/img2img.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn golden() -> TensorStore {
-    open_tensor_store(&fixtures_dir().join("img2img/img2img.safetensors")).unwrap()
-}
-
 fn params_of(case: &Value) -> Img2ImgParams {
-    let rng = match case["rng"].as_str().unwrap() {
-        "gpu" => RngKind::Gpu,
-        "cpu" => RngKind::Cpu,
-        other => panic!("rng {other}"),
-    };
-    let (sampler, scheduler) =
-        easel_tests::sampler_and_schedule(case["sampler"].as_str().unwrap(), None);
     Img2ImgParams {
-        base: Txt2ImgParams {
-            prompt: case["prompt"].as_str().unwrap().to_string(),
-            negative_prompt: case["negative"].as_str().unwrap().to_string(),
-            steps: case["steps"].as_u64().unwrap() as usize,
-            cfg_scale: case["cfg"].as_f64().unwrap() as f32,
-            seed: case["seed"].as_u64().unwrap(),
-            width: case["width"].as_u64().unwrap() as usize,
-            height: case["height"].as_u64().unwrap() as usize,
-            batch_size: case["batch_size"].as_u64().unwrap() as usize,
-            clip_skip: 1,
-            rng,
-            noise_device: Default::default(),
-            ensd: 0,
-            sampler,
-            scheduler,
-        },
+        base: txt2img_params_of(case),
         denoising_strength: case["strength"].as_f64().unwrap(),
     }
 }
@@ -61,9 +21,9 @@ fn params_of(case: &Value) -> Img2ImgParams {
 #[test]
 fn vae_encode_of_the_init_image_matches_diffusers() {
     let b = CandleBackend::cpu();
-    let model = load();
-    let store = golden();
-    let case = &cases()[0];
+    let model = tiny_model();
+    let store = img2img_golden("img2img.safetensors");
+    let case = &img2img_cases("img2img.json")[0];
     let name = case["name"].as_str().unwrap();
     let (_, init) = store.read_raw(&format!("{name}.init")).unwrap();
     let (w, h) = (64, 64);
@@ -76,9 +36,9 @@ fn vae_encode_of_the_init_image_matches_diffusers() {
 #[test]
 fn img2img_latents_and_pixels_match_a1111() {
     let b = CandleBackend::cpu();
-    let model = load();
-    let store = golden();
-    for case in cases() {
+    let model = tiny_model();
+    let store = img2img_golden("img2img.safetensors");
+    for case in img2img_cases("img2img.json") {
         let name = case["name"].as_str().unwrap();
         let params = params_of(&case);
         let (w, h) = (params.base.width, params.base.height);
@@ -116,8 +76,8 @@ fn img2img_latents_and_pixels_match_a1111() {
 #[test]
 fn bad_img2img_settings_name_the_problem() {
     let b = CandleBackend::cpu();
-    let model = load();
-    let mut params = params_of(&cases()[0]);
+    let model = tiny_model();
+    let mut params = params_of(&img2img_cases("img2img.json")[0]);
     let latent = vec![0.0; 4 * 8 * 8];
     let run = |p: &Img2ImgParams, init: &[Vec<f32>]| {
         block_on(img2img_cancellable(

@@ -10,21 +10,16 @@
 use easel_candle::CandleBackend;
 use easel_core::formats::{open_tensor_store, DType, TensorStore};
 use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
-use easel_core::noise::RngKind;
 use easel_core::pipeline::{
     img2img_inpaint, txt2img, CancelToken, Img2ImgInputs, Img2ImgParams, InitImage, InpaintMask,
-    MaskedContent, PromptOptions, Txt2ImgParams,
+    MaskedContent, PromptOptions,
 };
 use easel_core::sampler::block_on;
-use easel_tests::{fixtures_dir, max_rel_diff, models_dir};
-use serde_json::Value;
+use easel_tests::{
+    fixtures_dir, img2img_cases, img2img_golden, max_rel_diff, models_dir, tiny_model,
+    txt2img_params_of,
+};
 use std::path::PathBuf;
-
-fn tiny() -> StableDiffusion<CandleBackend> {
-    let path = models_dir().join("Stable-diffusion").join("tiny.ckpt");
-    let files = checkpoint_files(&models_dir(), &path, &VaeChoice::Auto).unwrap();
-    StableDiffusion::load(&CandleBackend::cpu(), &files).unwrap()
-}
 
 /// A models folder holding `tiny-inpaint.safetensors` (tiny.ckpt with its UNet replaced
 /// by the 9-channel one) and tiny.vae.pt as its sidecar VAE.
@@ -78,41 +73,6 @@ fn inpaint_model() -> StableDiffusion<CandleBackend> {
     StableDiffusion::load(&CandleBackend::cpu(), &files).unwrap()
 }
 
-fn cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(fixtures_dir().join("img2img/inpaint.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn golden() -> TensorStore {
-    open_tensor_store(&fixtures_dir().join("img2img/inpaint.safetensors")).unwrap()
-}
-
-fn base_params(case: &Value) -> Txt2ImgParams {
-    let rng = match case["rng"].as_str().unwrap() {
-        "gpu" => RngKind::Gpu,
-        "cpu" => RngKind::Cpu,
-        other => panic!("rng {other}"),
-    };
-    let (sampler, scheduler) =
-        easel_tests::sampler_and_schedule(case["sampler"].as_str().unwrap(), None);
-    Txt2ImgParams {
-        prompt: case["prompt"].as_str().unwrap().to_string(),
-        negative_prompt: case["negative"].as_str().unwrap().to_string(),
-        steps: case["steps"].as_u64().unwrap() as usize,
-        cfg_scale: case["cfg"].as_f64().unwrap() as f32,
-        seed: case["seed"].as_u64().unwrap(),
-        width: case["width"].as_u64().unwrap() as usize,
-        height: case["height"].as_u64().unwrap() as usize,
-        batch_size: case["batch_size"].as_u64().unwrap() as usize,
-        clip_skip: 1,
-        rng,
-        noise_device: Default::default(),
-        ensd: 0,
-        sampler,
-        scheduler,
-    }
-}
-
 fn compare(name: &str, store: &TensorStore, latent: &[f32], pixels: &[u8]) {
     let want = store.read_f32(&format!("{name}.latent")).unwrap();
     let rel = max_rel_diff(latent, &want);
@@ -132,15 +92,15 @@ fn compare(name: &str, store: &TensorStore, latent: &[f32], pixels: &[u8]) {
 #[test]
 fn inpainting_matches_a1111_on_regular_and_inpainting_models() {
     let b = CandleBackend::cpu();
-    let store = golden();
-    let regular = tiny();
+    let store = img2img_golden("inpaint.safetensors");
+    let regular = tiny_model();
     let inpainting = inpaint_model();
-    for case in cases() {
+    for case in img2img_cases("inpaint.json") {
         if case.get("strength").is_none() {
             continue; // the txt2img case
         }
         let name = case["name"].as_str().unwrap();
-        let base = base_params(&case);
+        let base = txt2img_params_of(&case);
         let (w, h) = (base.width, base.height);
         let (_, rgb) = store.read_raw(&format!("{name}.init")).unwrap();
         let mask = case["mask"].as_bool().unwrap().then(|| InpaintMask {
@@ -189,14 +149,14 @@ fn inpainting_matches_a1111_on_regular_and_inpainting_models() {
 #[test]
 fn txt2img_on_an_inpainting_model_matches_a1111() {
     let b = CandleBackend::cpu();
-    let store = golden();
+    let store = img2img_golden("inpaint.safetensors");
     let model = inpaint_model();
     assert_eq!(model.config.unet.in_channels, 9);
-    let case = cases()
+    let case = img2img_cases("inpaint.json")
         .into_iter()
         .find(|c| c["name"] == "inpaint_model_txt2img")
         .unwrap();
-    let params = base_params(&case);
+    let params = txt2img_params_of(&case);
     let out = block_on(txt2img(&b, &model, &params, Vec::new(), &mut |_, _, _| {})).unwrap();
     let latent: Vec<f32> = out.iter().flat_map(|i| i.latent.clone()).collect();
     let pixels: Vec<u8> = out.iter().flat_map(|i| i.rgb.clone()).collect();
@@ -206,10 +166,10 @@ fn txt2img_on_an_inpainting_model_matches_a1111() {
 #[test]
 fn wrong_sized_inputs_name_the_problem() {
     let b = CandleBackend::cpu();
-    let model = tiny();
-    let case = &cases()[0];
+    let model = tiny_model();
+    let case = &img2img_cases("inpaint.json")[0];
     let params = Img2ImgParams {
-        base: base_params(case),
+        base: txt2img_params_of(case),
         denoising_strength: 0.5,
     };
     let run = |inputs: &Img2ImgInputs| {
