@@ -19,13 +19,12 @@ use super::conditioning::{
     encode_prompt_parts, encode_scheduled, PromptConditioning, PromptOptions, ScheduledConditioning,
 };
 use super::txt2img::Txt2ImgParams;
-use super::txt2img::{decode_to_rgb, GeneratedImage, Progress, RngNoise, StoppableDenoiser};
+use super::txt2img::{decode_to_rgb, GeneratedImage, Progress, SamplerWalk, StoppableDenoiser};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
 use crate::noise::ImageRng;
-use crate::sampler::{NoiseRequest, NoiseSampler, SampleContext};
 use crate::schedule::a1111_timesteps;
 use crate::scheduler::sampler_sigmas;
 use crate::text::strip_comments;
@@ -208,42 +207,28 @@ impl<B: Backend> Img2ImgRun<'_, B> {
             inner: denoiser,
             cancel,
         };
-        let request = NoiseRequest {
-            rng: params.rng,
-            device: params.noise_device,
+        let walk = SamplerWalk {
+            params,
             seeds: &seeds,
-            shape: &shape,
-            sigmas: &full_sigmas,
-        };
-        let mut noise_sampler: Box<dyn NoiseSampler + '_> =
-            match params.sampler.custom_noise(&request) {
-                Some(custom) => custom,
-                None => Box::new(RngNoise {
-                    rng: &mut rng,
-                    shape,
-                }),
-            };
-        let mut last_denoised: Option<Vec<f32>> = None;
-        let mut on_step = |i: usize, total: usize, x: &[f32], denoised: &[f32]| {
-            progress(i, total, x);
-            last_denoised = Some(denoised.to_vec());
-        };
-        let ctx = SampleContext {
-            denoiser: &mut denoiser,
-            noise: &mut *noise_sampler,
-            schedule: &model.schedule,
-            on_step: &mut on_step,
+            shape,
+            noise_sigmas: &full_sigmas,
             timesteps: params
                 .sampler
                 .walks_timesteps()
                 .then_some(timesteps_sched.as_slice()),
+            schedule: &model.schedule,
         };
         // Interrupted before any step: A1111 returns the init latent.
-        let latent = match params.sampler.sample(x, &sigmas, ctx).await {
-            Ok(latent) => latent,
-            Err(Error::Interrupted) => last_denoised.unwrap_or_else(|| self.init.to_vec()),
-            Err(e) => return Err(e),
-        };
+        let latent = walk
+            .run(
+                &mut denoiser,
+                &mut rng,
+                x,
+                &sigmas,
+                self.init.to_vec(),
+                progress,
+            )
+            .await?;
         // A1111's `samples * nmask + init_latent * mask` after sampling.
         let latent = match &self.mask {
             Some((mask, nmask)) => {

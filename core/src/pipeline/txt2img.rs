@@ -267,41 +267,77 @@ pub(crate) async fn txt2img_latents<B: Backend>(
         inner: denoiser,
         cancel,
     };
-    // SDE samplers bring their own (Brownian) noise; the rest draw from A1111's per-image RNG.
-    let request = NoiseRequest {
-        rng: params.rng,
-        device: params.noise_device,
-        seeds: &seeds,
-        shape: &shape,
-        sigmas: &sigmas,
-    };
-    let mut noise_sampler: Box<dyn NoiseSampler + '_> = match params.sampler.custom_noise(&request)
-    {
-        Some(custom) => custom,
-        None => Box::new(RngNoise {
-            rng: &mut rng,
-            shape,
-        }),
-    };
-    let mut last_denoised: Option<Vec<f32>> = None;
-    let mut on_step = |i: usize, total: usize, x: &[f32], denoised: &[f32]| {
-        progress(i, total, x);
-        last_denoised = Some(denoised.to_vec());
-    };
-    let ctx = SampleContext {
-        denoiser: &mut denoiser,
-        noise: &mut *noise_sampler,
-        schedule: &model.schedule,
-        on_step: &mut on_step,
-        timesteps: None,
-    };
     let start = x.clone();
-    let latent = match params.sampler.sample(x, &sigmas, ctx).await {
-        Ok(latent) => latent,
-        Err(Error::Interrupted) => last_denoised.unwrap_or(start),
-        Err(e) => return Err(e),
+    let walk = SamplerWalk {
+        params,
+        seeds: &seeds,
+        shape,
+        noise_sigmas: &sigmas,
+        timesteps: None,
+        schedule: &model.schedule,
     };
+    let latent = walk
+        .run(&mut denoiser, &mut rng, x, &sigmas, start, progress)
+        .await?;
     Ok((latent, noise, shape))
+}
+
+/// One walk of the sampler as A1111 runs it, shared by txt2img and img2img: SDE samplers
+/// bring their own noise (a Brownian tree over `noise_sigmas`), the rest draw further noise
+/// from the per-image generators; when Interrupt or Skip stops the walk, the result is the
+/// last denoised prediction, or `start` when no step finished.
+pub(crate) struct SamplerWalk<'a> {
+    pub(crate) params: &'a Txt2ImgParams,
+    pub(crate) seeds: &'a [u64],
+    pub(crate) shape: [usize; 3],
+    pub(crate) noise_sigmas: &'a [f32],
+    pub(crate) timesteps: Option<&'a [usize]>,
+    pub(crate) schedule: &'a crate::schedule::DiscreteSchedule,
+}
+
+impl SamplerWalk<'_> {
+    pub(crate) async fn run(
+        &self,
+        denoiser: &mut dyn Denoiser,
+        rng: &mut ImageRng,
+        x: Vec<f32>,
+        sigmas: &[f32],
+        start: Vec<f32>,
+        progress: Progress<'_>,
+    ) -> Result<Vec<f32>> {
+        let request = NoiseRequest {
+            rng: self.params.rng,
+            device: self.params.noise_device,
+            seeds: self.seeds,
+            shape: &self.shape,
+            sigmas: self.noise_sigmas,
+        };
+        let mut noise_sampler: Box<dyn NoiseSampler + '_> =
+            match self.params.sampler.custom_noise(&request) {
+                Some(custom) => custom,
+                None => Box::new(RngNoise {
+                    rng,
+                    shape: self.shape,
+                }),
+            };
+        let mut last_denoised: Option<Vec<f32>> = None;
+        let mut on_step = |i: usize, total: usize, x: &[f32], denoised: &[f32]| {
+            progress(i, total, x);
+            last_denoised = Some(denoised.to_vec());
+        };
+        let ctx = SampleContext {
+            denoiser,
+            noise: &mut *noise_sampler,
+            schedule: self.schedule,
+            on_step: &mut on_step,
+            timesteps: self.timesteps,
+        };
+        match self.params.sampler.sample(x, sigmas, ctx).await {
+            Ok(latent) => Ok(latent),
+            Err(Error::Interrupted) => Ok(last_denoised.unwrap_or(start)),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Latent → RGB bytes: multiply by 1/scale, VAE decode, clamp((x+1)/2) and truncate ×255
