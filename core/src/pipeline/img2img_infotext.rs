@@ -108,7 +108,9 @@ pub fn hires_fields(
     if hires.second_pass_steps > 0 {
         out.push(("Hires steps", hires.second_pass_steps.to_string()));
     }
-    out.push(("Hires upscaler", hires.upscaler_name.clone()));
+    if !hires.upscaler_name.is_empty() {
+        out.push(("Hires upscaler", hires.upscaler_name.clone()));
+    }
     out
 }
 

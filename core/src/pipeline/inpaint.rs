@@ -67,6 +67,17 @@ impl MaskedContent {
     pub fn index(self) -> u32 {
         self as u32
     }
+
+    /// The `Masked content` value A1111 writes into the infotext; it writes none for
+    /// `original`.
+    pub fn infotext_label(self) -> Option<&'static str> {
+        match self {
+            Self::Fill => Some("fill"),
+            Self::Original => None,
+            Self::LatentNoise => Some("latent noise"),
+            Self::LatentNothing => Some("latent nothing"),
+        }
+    }
 }
 
 /// One init image as RGB bytes.

@@ -54,6 +54,8 @@ pub(crate) struct Img2ImgJob {
     mask: Option<InpaintMask>,
     paste_to: Option<(i64, i64, usize, usize)>,
     latent_resize: bool,
+    /// The inpainting fields of the infotext, in the order A1111's `init` sets them.
+    mask_fields: Vec<(&'static str, String)>,
 }
 
 /// [`HiresImageUpscaler`] over A1111's `images.resize_image(0, …, upscaler_name)`.
@@ -106,7 +108,14 @@ impl<'u> PreparedJob<'u> {
             prompt: s.hr_prompt.clone(),
             negative_prompt: s.hr_negative_prompt.clone(),
         };
-        let upscaler = match LatentUpscaleMode::from_a1111_name(&s.hr_upscaler) {
+        // No upscaler named (A1111's API `hr_upscaler: null`): its default latent mode,
+        // "Latent", and no `Hires upscaler` in the infotext.
+        let latent_name = if s.hr_upscaler.trim().is_empty() {
+            "Latent"
+        } else {
+            s.hr_upscaler.as_str()
+        };
+        let upscaler = match LatentUpscaleMode::from_a1111_name(latent_name) {
             Some(mode) => HiresChoice::Latent(mode),
             None => HiresChoice::Image(upscalers.get(&s.hr_upscaler).map_err(|e| {
                 let latent: Vec<&str> = crate::pipeline::LATENT_UPSCALERS
@@ -209,9 +218,7 @@ impl<'u> PreparedJob<'u> {
             }
             Self::Img2Img(job) => {
                 add_denoising_strength(t, s.denoising_strength);
-                if job.mask.is_some() && s.mask_blur > 0 {
-                    add_extra_params(t, vec![("Mask blur", s.mask_blur.to_string())]);
-                }
+                add_extra_params(t, job.mask_fields.clone());
             }
         }
     }
@@ -275,6 +282,11 @@ fn prepare_img2img(s: &GenerationSettings, inputs: &GenerationInputs) -> Result<
         overlays.push(p.overlay);
     }
     let latent_resize = resize_mode == ResizeMode::LatentUpscale;
+    let mask_fields = if inputs.mask.is_some() {
+        inpainting_fields(s, content, mask.as_ref())
+    } else {
+        Vec::new()
+    };
     let inpaint_mask = match &mask {
         None => None,
         Some(m) => {
@@ -292,5 +304,113 @@ fn prepare_img2img(s: &GenerationSettings, inputs: &GenerationInputs) -> Result<
         paste_to: mask.as_ref().and_then(|m| m.paste_to),
         mask: inpaint_mask,
         latent_resize,
+        mask_fields,
     })
+}
+
+/// The fields A1111's img2img `init` adds when a mask is given: `Mask mode` and `Mask blur`
+/// always (before it looks at the mask), `Inpaint area` and `Masked area padding` when
+/// "only masked" found something to crop, `Masked content` unless it is `original` (and
+/// only while a mask is still in use: a blank "only masked" mask is dropped).
+fn inpainting_fields(
+    s: &GenerationSettings,
+    content: MaskedContent,
+    mask: Option<&PreparedMask>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if s.inpainting_mask_invert {
+        out.push(("Mask mode", "Inpaint not masked".to_string()));
+    }
+    if s.mask_blur > 0 {
+        out.push(("Mask blur", s.mask_blur.to_string()));
+    }
+    let Some(mask) = mask else {
+        return out;
+    };
+    if mask.paste_to.is_some() {
+        out.push(("Inpaint area", "Only masked".to_string()));
+        out.push((
+            "Masked area padding",
+            s.inpaint_full_res_padding.to_string(),
+        ));
+    }
+    if let Some(label) = content.infotext_label() {
+        out.push(("Masked content", label.to_string()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job_fields(s: &GenerationSettings, mask: Option<GrayImage>) -> Vec<(&'static str, String)> {
+        let inputs = GenerationInputs {
+            init_images: vec![RgbImage::filled(64, 64, [120, 80, 40])],
+            mask,
+        };
+        prepare_img2img(s, &inputs).unwrap().mask_fields
+    }
+
+    fn square_mask() -> GrayImage {
+        let mut m = GrayImage::filled(64, 64, [0]);
+        for y in 20..40 {
+            for x in 10..30 {
+                m.data[y * 64 + x] = 255;
+            }
+        }
+        m
+    }
+
+    fn settings() -> GenerationSettings {
+        GenerationSettings {
+            width: 64,
+            height: 64,
+            ..GenerationSettings::default()
+        }
+    }
+
+    /// The order and values of `StableDiffusionProcessingImg2Img.init`: `Mask mode` when
+    /// inverted, `Mask blur` when blurred, the "only masked" pair when a crop was found,
+    /// then `Masked content` unless it is `original`.
+    #[test]
+    fn inpainting_fields_follow_a1111s_init() {
+        let mut s = settings();
+        s.inpainting_mask_invert = true;
+        s.inpaint_full_res = true;
+        s.inpaint_full_res_padding = 32;
+        s.inpainting_fill = 2;
+        let got = job_fields(&s, Some(square_mask()));
+        let want = [
+            ("Mask mode", "Inpaint not masked"),
+            ("Mask blur", "4"),
+            ("Inpaint area", "Only masked"),
+            ("Masked area padding", "32"),
+            ("Masked content", "latent noise"),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((k, v), (wk, wv)) in got.iter().zip(want) {
+            assert_eq!((*k, v.as_str()), (wk, wv));
+        }
+
+        // Whole picture, original content, no blur: nothing but what was asked for.
+        let mut s = settings();
+        s.mask_blur = 0;
+        assert!(job_fields(&s, Some(square_mask())).is_empty());
+        s.inpainting_fill = 0;
+        assert_eq!(
+            job_fields(&s, Some(square_mask())),
+            vec![("Masked content", "fill".to_string())]
+        );
+        // No mask: plain img2img writes none of them.
+        assert!(job_fields(&settings(), None).is_empty());
+        // "Only masked" with a blank mask: A1111 drops the mask after writing the blur.
+        let mut s = settings();
+        s.inpaint_full_res = true;
+        s.inpainting_fill = 0;
+        assert_eq!(
+            job_fields(&s, Some(GrayImage::filled(64, 64, [0]))),
+            vec![("Mask blur", "4".to_string())]
+        );
+    }
 }

@@ -9,6 +9,7 @@
 
 use crate::infotext::Infotext;
 use crate::noise::{RngKind, TorchDevice};
+use crate::pipeline::MaskedContent;
 use crate::sampler_params::SamplerParams;
 use crate::text::EmphasisMode;
 use crate::{Error, Result};
@@ -282,6 +283,37 @@ impl GenerationSettings {
         if let Some(v) = number("Mask blur")? {
             self.mask_blur = v as u32;
         }
+        // A1111's paste fills in the inpainting fields an infotext leaves out with the
+        // values that write nothing (`infotext_utils.parse_generation_parameters`).
+        self.inpainting_mask_invert = match t.get("Mask mode").map(str::trim) {
+            None | Some("Inpaint masked") => false,
+            Some("Inpaint not masked") => true,
+            Some(v) => {
+                return Err(Error::Invalid(format!(
+                    "infotext: `Mask mode: {v}` is not `Inpaint masked` or `Inpaint not masked`"
+                )))
+            }
+        };
+        self.inpainting_fill = match t.get("Masked content") {
+            None => MaskedContent::Original.index(),
+            Some(v) => MaskedContent::parse(v)
+                .map_err(|_| {
+                    Error::Invalid(format!(
+                        "infotext: `Masked content: {v}` is not fill, original, latent noise or latent nothing"
+                    ))
+                })?
+                .index(),
+        };
+        self.inpaint_full_res = match t.get("Inpaint area").map(str::trim) {
+            None | Some("Whole picture") => false,
+            Some("Only masked") => true,
+            Some(v) => {
+                return Err(Error::Invalid(format!(
+                    "infotext: `Inpaint area: {v}` is not `Whole picture` or `Only masked`"
+                )))
+            }
+        };
+        self.inpaint_full_res_padding = number("Masked area padding")?.map_or(32, |v| v as u32);
         let hires = t.get("Denoising strength").is_some()
             && ["Hires upscale", "Hires upscaler", "Hires resize"]
                 .iter()
@@ -397,6 +429,31 @@ mod tests {
         assert!(err.to_string().contains("many"), "{err}");
         let err = GenerationSettings::from_json(r#"{"emphasis": "Loud"}"#).unwrap_err();
         assert!(err.to_string().contains("Loud"), "{err}");
+    }
+
+    /// A1111's paste of the inpainting fields, and its defaults for those left out
+    /// (`infotext_utils.parse_generation_parameters`).
+    #[test]
+    fn infotext_restores_inpainting_fields() {
+        let t = Infotext::parse(
+            "a cat\nSteps: 20, Sampler: Euler, Seed: 1, Size: 512x512, Denoising strength: 0.4, \
+             Mask blur: 7, Mask mode: Inpaint not masked, Inpaint area: Only masked, \
+             Masked area padding: 48, Masked content: latent nothing",
+        );
+        let s = GenerationSettings::from_infotext(&t).unwrap();
+        assert_eq!(s.mask_blur, 7);
+        assert!(s.inpainting_mask_invert && s.inpaint_full_res);
+        assert_eq!(s.inpaint_full_res_padding, 48);
+        assert_eq!(s.inpainting_fill, 3);
+        let s = GenerationSettings::from_infotext(&Infotext::parse(
+            "a cat\nSteps: 20, Seed: 1, Denoising strength: 0.4, Masked content: fill",
+        ))
+        .unwrap();
+        assert!(!s.inpainting_mask_invert && !s.inpaint_full_res);
+        assert_eq!((s.inpaint_full_res_padding, s.inpainting_fill), (32, 0));
+        let t = Infotext::parse("a cat\nSteps: 20, Seed: 1, Inpaint area: Everywhere");
+        let err = GenerationSettings::from_infotext(&t).unwrap_err();
+        assert!(err.to_string().contains("Everywhere"), "{err}");
     }
 
     #[test]
