@@ -196,3 +196,138 @@ fn bad_img2img_input_is_refused_naming_it() {
     assert!(!ok && err.contains("Bogus"), "{err}");
     assert!(!out.exists(), "nothing is written on error");
 }
+
+/// A models folder with the tiny checkpoint and the tiny upscaler fixtures (links).
+fn models_with_upscalers(dir: &Path) -> PathBuf {
+    let models = dir.join("models");
+    let sd = models.join("Stable-diffusion");
+    std::fs::create_dir_all(&sd).unwrap();
+    for f in ["tiny.ckpt", "tiny.yaml", "tiny.vae.pt"] {
+        let from = fixtures().join("models/Stable-diffusion").join(f);
+        let _ = std::fs::remove_file(sd.join(f));
+        std::os::unix::fs::symlink(from, sd.join(f)).unwrap();
+    }
+    let _ = std::fs::remove_file(models.join("ESRGAN"));
+    std::os::unix::fs::symlink(
+        fixtures().join("upscalers/models/ESRGAN"),
+        models.join("ESRGAN"),
+    )
+    .unwrap();
+    models
+}
+
+/// Hires fix with a model upscaler is A1111's chain: the first pass's image, upscaled by
+/// the model (as the Extras tab does it), then img2img at the target size with the same
+/// seed. A1111 gives the second pass its steps explicitly, so `setup_img2img_steps` runs
+/// `int(steps / strength)` = 4 steps and keeps the last 2: the sigmas plain img2img uses
+/// for 4 steps at any strength in [0.25, 0.5). The three CLI steps must give the same
+/// pixels as the one hires run.
+#[test]
+fn hires_fix_with_a_model_upscaler_is_txt2img_upscale_img2img() {
+    let dir = temp_dir("hires-esrgan");
+    let models = models_with_upscalers(&dir);
+    let m = models.to_str().unwrap();
+    let gen = |args: &[&str], out: &Path| {
+        let o = easel()
+            .args(["generate", "--models", m, "--model", "tiny"])
+            .args([
+                "--prompt",
+                "a photo of a cat",
+                "--seed",
+                "5",
+                "--sampler",
+                "Euler",
+            ])
+            .args(args)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let hires = dir.join("hires.png");
+    gen(
+        &[
+            "--size",
+            "64x64",
+            "--steps",
+            "3",
+            "--hires",
+            "--hr-upscaler",
+            "tiny-compact-x2",
+            "--hr-scale",
+            "2",
+            "--hr-second-pass-steps",
+            "2",
+            "--denoising-strength",
+            "0.5",
+        ],
+        &hires,
+    );
+    let first = dir.join("first.png");
+    gen(&["--size", "64x64", "--steps", "3"], &first);
+    let up = dir.join("up.png");
+    let o = easel()
+        .args([
+            "upscale",
+            "--models",
+            m,
+            "--upscaler",
+            "tiny-compact-x2",
+            "--scale",
+            "2",
+        ])
+        .arg(&first)
+        .arg("-o")
+        .arg(&up)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let chained = dir.join("chained.png");
+    gen(
+        &[
+            "--size",
+            "128x128",
+            "--steps",
+            "4",
+            "--denoising-strength",
+            "0.3",
+            "--init-img",
+            up.to_str().unwrap(),
+        ],
+        &chained,
+    );
+    assert_close(&pixels(&hires), &pixels(&chained), "hires vs chain");
+    let text = read_parameters(&hires).unwrap().unwrap();
+    assert!(text.contains("Hires upscaler: tiny-compact-x2"), "{text}");
+    // Pasting it back finds the upscaler again.
+    let again = dir.join("again.png");
+    let o = easel()
+        .args(["generate", "--models", m, "--from"])
+        .arg(&hires)
+        .arg("-o")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_close(&pixels(&again), &pixels(&hires), "--from");
+
+    // An upscaler that is not in the folder is named in the error.
+    let (ok, err) = run(&[
+        "--hires",
+        "--hr-upscaler",
+        "no-such-upscaler",
+        "--size",
+        "64x64",
+        "--steps",
+        "1",
+        "-o",
+        dir.join("x.png").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("no-such-upscaler"), "{err}");
+}

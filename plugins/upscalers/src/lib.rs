@@ -14,6 +14,7 @@
 //! Every network is written once over [`easel_core::Backend`].
 
 pub mod compact;
+pub mod folder;
 pub mod library;
 pub mod model;
 pub mod padding;
@@ -25,6 +26,7 @@ pub mod synthetic;
 pub mod tiling;
 pub mod upscaler;
 
+pub use folder::{folder_upscalers, LazyModelUpscaler};
 pub use library::{find_upscaler, list_upscalers, UpscalerEntry, UpscalerFolder};
 pub use model::{architecture_of, Architecture, UpscalerModel};
 pub use tiling::Rgb8;
