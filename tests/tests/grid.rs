@@ -98,8 +98,8 @@ fn malformed_input_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("`1-5 [x]`"), "{e}");
-    let e = AxisKind::parse("Denoising").unwrap_err().to_string();
-    assert!(e.contains("`Denoising`") && e.contains("CFG Scale") && e.contains("Prompt S/R"));
+    let e = AxisKind::parse("Face restore").unwrap_err().to_string();
+    assert!(e.contains("`Face restore`") && e.contains("CFG Scale") && e.contains("Prompt S/R"));
     let e = Axis::parse(AxisKind::Seed, "").unwrap_err().to_string();
     assert!(e.contains("no values"), "{e}");
 }

@@ -33,6 +33,12 @@ pub enum AxisKind {
     ScheduleMinSigma,
     ScheduleMaxSigma,
     ScheduleRho,
+    /// `denoising_strength`: img2img's strength, or hires fix's second pass.
+    Denoising,
+    /// `hr_upscaler` (A1111 offers it on txt2img grids; it acts with hires fix on).
+    HiresUpscaler,
+    /// `hr_second_pass_steps`.
+    HiresSteps,
 }
 
 /// How an axis' fields become values.
@@ -55,7 +61,7 @@ pub enum AxisValue {
 
 impl AxisKind {
     /// Every kind a user can choose, in the order `easel grid --help` lists them.
-    pub const ALL: [AxisKind; 20] = [
+    pub const ALL: [AxisKind; 23] = [
         AxisKind::Nothing,
         AxisKind::Seed,
         AxisKind::Steps,
@@ -76,6 +82,9 @@ impl AxisKind {
         AxisKind::ScheduleMinSigma,
         AxisKind::ScheduleMaxSigma,
         AxisKind::ScheduleRho,
+        AxisKind::Denoising,
+        AxisKind::HiresUpscaler,
+        AxisKind::HiresSteps,
     ];
 
     /// A1111's name for the axis (also the `X Type` infotext value).
@@ -101,6 +110,9 @@ impl AxisKind {
             AxisKind::ScheduleMinSigma => "Schedule min sigma",
             AxisKind::ScheduleMaxSigma => "Schedule max sigma",
             AxisKind::ScheduleRho => "Schedule rho",
+            AxisKind::Denoising => "Denoising",
+            AxisKind::HiresUpscaler => "Hires upscaler",
+            AxisKind::HiresSteps => "Hires steps",
         }
     }
 
@@ -129,6 +141,9 @@ impl AxisKind {
             AxisKind::ScheduleMinSigma => &[],
             AxisKind::ScheduleMaxSigma => &[],
             AxisKind::ScheduleRho => &["rho"],
+            AxisKind::Denoising => &["denoisingstrength", "strength"],
+            AxisKind::HiresUpscaler => &["hrupscaler"],
+            AxisKind::HiresSteps => &["hrsteps", "hrsecondpasssteps"],
         }
     }
 
@@ -150,7 +165,9 @@ impl AxisKind {
 
     pub fn value_type(self) -> ValueType {
         match self {
-            AxisKind::Seed | AxisKind::Steps | AxisKind::ClipSkip => ValueType::Int,
+            AxisKind::Seed | AxisKind::Steps | AxisKind::ClipSkip | AxisKind::HiresSteps => {
+                ValueType::Int
+            }
             AxisKind::CfgScale
             | AxisKind::HypernetStrength
             | AxisKind::Eta
@@ -160,7 +177,8 @@ impl AxisKind {
             | AxisKind::SigmaNoise
             | AxisKind::ScheduleMinSigma
             | AxisKind::ScheduleMaxSigma
-            | AxisKind::ScheduleRho => ValueType::Float,
+            | AxisKind::ScheduleRho
+            | AxisKind::Denoising => ValueType::Float,
             _ => ValueType::Text,
         }
     }
