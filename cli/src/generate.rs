@@ -2,7 +2,7 @@
 
 use crate::compute::{Compute, ComputeArgs};
 use crate::progress::step_bar;
-use crate::session::{Session, Settings};
+use crate::session::{Session, SessionBackend, Settings};
 use clap::Args;
 use easel_core::image::{decode_image, decode_mask};
 use easel_core::infotext::{read_parameters, write_png, Infotext};
@@ -117,6 +117,10 @@ pub struct GenerateArgs {
     /// An A1111-style models folder (default: ./models, else the bundled tiny model).
     #[arg(long)]
     pub models: Option<PathBuf>,
+    /// Textual-inversion embeddings folder, read recursively [default: `embeddings/` beside
+    /// the models folder, A1111's layout].
+    #[arg(long = "embeddings-dir")]
+    pub embeddings_dir: Option<PathBuf>,
     /// Checkpoint: name, stem, path, legacy hash (`925997e9`) or A1111 title
     /// (`final-pruned [925997e9]`) [default: the first in the folder].
     #[arg(long)]
@@ -519,6 +523,7 @@ impl GenerateArgs {
         }
         Ok(Settings {
             models,
+            embeddings: a.embeddings_dir.clone(),
             generation: g,
         })
     }
@@ -541,7 +546,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
 }
 
-fn run_on<B: Backend + 'static>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {
+fn run_on<B: SessionBackend>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {
     let settings = a.settings()?;
     let inputs = a.img2img.inputs()?;
     let mut bar: Option<(usize, indicatif::ProgressBar)> = None;

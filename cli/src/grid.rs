@@ -6,7 +6,7 @@
 use crate::compute::Compute;
 use crate::generate::{sampler_registry, scheduler_registry, GenerateArgs};
 use crate::progress::step_bar;
-use crate::session::{Session, Settings};
+use crate::session::{Session, SessionBackend, Settings};
 use clap::Args;
 use easel_core::grid::{
     prompt_search_replace, run_grid, Axis, AxisKind, AxisValue, CellIndex, GridOutput, GridPlan,
@@ -15,8 +15,8 @@ use easel_core::grid::{
 use easel_core::infotext::write_png;
 use easel_core::model::{checkpoint_files, resolve_checkpoint, VaeChoice};
 use easel_core::registry::SamplerChoice;
-use easel_core::service::{NetworkSetting, StepProgress};
-use easel_core::{Backend, Error, Result};
+use easel_core::service::{GenerationInputs, NetworkSetting, StepProgress};
+use easel_core::{Error, Result};
 use easel_hypernetwork::{find_closest, list_hypernetworks};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,7 @@ pub struct GridArgs {
     /// X axis type: Seed, Steps, "CFG Scale", Sampler, "Schedule type", "Checkpoint name",
     /// VAE, Hypernetwork, "Hypernet str.", "Clip skip", "Prompt S/R", Eta, "Sigma Churn",
     /// "Sigma min", "Sigma max", "Sigma noise", "Schedule min sigma", "Schedule max sigma",
-    /// "Schedule rho" (case and `_` ignored).
+    /// "Schedule rho", Denoising, "Hires upscaler", "Hires steps" (case and `_` ignored).
     #[arg(long = "x-type")]
     pub x_type: Option<String>,
     /// X values, A1111 syntax: `1,2,3`, `1-5`, `1-5 (+2)`, `1-10 [5]`, `0.5-1.5 (+0.25)`,
@@ -137,6 +137,13 @@ fn apply(s: &mut Settings, o: &mut CellOverrides, axis: &Axis, v: &AxisValue) ->
         (AxisKind::Seed, AxisValue::Int(n)) => s.seed = *n as u64,
         (AxisKind::Steps, AxisValue::Int(n)) => s.steps = *n as usize,
         (AxisKind::ClipSkip, AxisValue::Int(n)) => s.clip_skip = *n as usize,
+        (AxisKind::HiresSteps, AxisValue::Int(n)) => {
+            s.hr_second_pass_steps = usize::try_from(*n).map_err(|_| {
+                Error::Invalid(format!("grid: Hires steps {n} must not be negative"))
+            })?
+        }
+        (AxisKind::Denoising, AxisValue::Float(f)) => s.denoising_strength = *f,
+        (AxisKind::HiresUpscaler, _) => s.hr_upscaler = text(),
         (AxisKind::CfgScale, AxisValue::Float(f)) => s.cfg_scale = *f as f32,
         (AxisKind::HypernetStrength, AxisValue::Float(f)) => o.hypernet_strength = Some(*f as f32),
         (AxisKind::Eta, AxisValue::Float(f)) => {
@@ -261,10 +268,12 @@ pub fn validate(plan: &GridPlan, base: &Settings) -> Result<()> {
 }
 
 /// Generates the grid on `session`: every cell's image and infotext, and the labelled grid.
-pub fn generate_grid<B: Backend + 'static>(
+/// `inputs` (init images, mask) make every cell an img2img cell, as an img2img X/Y/Z plot.
+pub fn generate_grid<B: SessionBackend>(
     session: &mut Session<B>,
     plan: &GridPlan,
     base: &Settings,
+    inputs: &GenerationInputs,
     show_progress: bool,
 ) -> Result<GridOutput> {
     validate(plan, base)?;
@@ -279,7 +288,7 @@ pub fn generate_grid<B: Backend + 'static>(
                 b.set_position(p.step as u64 + 1);
             }
         };
-        let mut images = session.generate(&s, &mut on_step)?;
+        let mut images = session.generate_with_inputs(&s, inputs, &mut on_step)?;
         if let Some(b) = &bar {
             b.finish();
         }
@@ -310,9 +319,10 @@ pub fn run(a: GridArgs) -> Result<()> {
     }
 }
 
-fn run_on<B: Backend + 'static>(a: &GridArgs, mut session: Session<B>) -> Result<()> {
+fn run_on<B: SessionBackend>(a: &GridArgs, mut session: Session<B>) -> Result<()> {
     let plan = plan_from_args(a)?;
     let base = a.base.settings()?;
+    let inputs = a.base.img2img.inputs()?;
     plan.check_image_size(base.width, base.height)?;
     eprintln!(
         "X/Y/Z plot: {} images on a {}x{} grid{}",
@@ -325,7 +335,7 @@ fn run_on<B: Backend + 'static>(a: &GridArgs, mut session: Session<B>) -> Result
             String::new()
         }
     );
-    let out = generate_grid(&mut session, &plan, &base, true)?;
+    let out = generate_grid(&mut session, &plan, &base, &inputs, true)?;
     if let Some(dir) = &a.save_cells {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         for cell in &out.cells {
@@ -467,11 +477,21 @@ mod tests {
         let plan = plan_from_args(&a).unwrap();
         let base = a.base.settings().unwrap();
         let mut session = Session::new(CandleBackend::cpu());
-        let out = generate_grid(&mut session, &plan, &base, false).unwrap();
+        let out = generate_grid(
+            &mut session,
+            &plan,
+            &base,
+            &GenerationInputs::default(),
+            false,
+        )
+        .unwrap();
         for cell in &out.cells {
             let s = cell_settings(&plan, &base, cell.index).unwrap();
             let mut fresh = Session::new(CandleBackend::cpu());
-            let (img, _) = fresh.generate(&s, &mut |_| {}).unwrap().remove(0);
+            let (img, _) = fresh
+                .generate_with_inputs(&s, &GenerationInputs::default(), &mut |_| {})
+                .unwrap()
+                .remove(0);
             assert_eq!(img.rgb, cell.image.data, "cell {:?}", cell.index);
         }
         assert_eq!(out.infotext.get("X Type"), Some("Seed"));

@@ -9,6 +9,7 @@ use easel_core::service::{GenerationInputs, GenerationService, GenerationSetting
 use easel_core::{Backend, Result};
 use easel_hypernetwork::FolderHypernetworks;
 use easel_lora::FolderLoras;
+use easel_upscalers::{folder_upscalers, TileSettings};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub models: PathBuf,
+    /// `--embeddings-dir`; `None` = `embeddings/` beside the models folder.
+    pub embeddings: Option<PathBuf>,
     pub generation: GenerationSettings,
 }
 
@@ -32,20 +35,35 @@ impl DerefMut for Settings {
     }
 }
 
-/// A generation service on backend `B` with this build's samplers and hypernetworks.
-pub fn service<B: Backend + 'static>(backend: B, models: PathBuf) -> GenerationService<B> {
-    GenerationService::new(backend, sampler_registry(), scheduler_registry())
+/// What the front ends generate on: a backend whose handle can be shared with the
+/// upscaler models that hires fix loads from the models folder.
+pub trait SessionBackend: Backend<Tensor: Send + Sync> + Clone + Send + Sync + 'static {}
+
+impl<T> SessionBackend for T where T: Backend<Tensor: Send + Sync> + Clone + Send + Sync + 'static {}
+
+/// A generation service on backend `B` with this build's samplers, hypernetworks, LoRAs
+/// and the folder's upscaler models.
+pub fn service<B: SessionBackend>(
+    backend: B,
+    models: PathBuf,
+    embeddings: Option<PathBuf>,
+) -> GenerationService<B> {
+    let upscalers = folder_upscalers(&models, &backend, TileSettings::A1111);
+    let mut svc = GenerationService::new(backend, sampler_registry(), scheduler_registry())
         .with_models_folder(models.clone())
         .with_networks(Box::new(FolderHypernetworks::<B>::new(models.clone())))
-        .with_weight_patches(Box::new(FolderLoras::new(models)))
+        .with_weight_patches(Box::new(FolderLoras::new(models)));
+    svc.set_upscalers(upscalers);
+    svc.set_embeddings_folder(embeddings);
+    svc
 }
 
 /// Models, VAEs and hypernetworks loaded onto backend `B`, reused across images.
-pub struct Session<B: Backend + 'static> {
+pub struct Session<B: SessionBackend> {
     service: GenerationService<B>,
 }
 
-impl<B: Backend + 'static> Session<B> {
+impl<B: SessionBackend> Session<B> {
     pub fn new(backend: B) -> Self {
         Self {
             service: GenerationService::new(backend, sampler_registry(), scheduler_registry()),
@@ -63,21 +81,15 @@ impl<B: Backend + 'static> Session<B> {
             ));
             self.service
                 .set_weight_patches(Box::new(FolderLoras::new(models)));
+            let upscalers = folder_upscalers(models, self.service.backend(), TileSettings::A1111);
+            self.service.set_upscalers(upscalers);
         }
         &mut self.service
     }
 
-    /// Generate every batch of `s`; each image comes with the infotext A1111 would write.
-    /// `progress` hears every sampling step.
-    pub fn generate(
-        &mut self,
-        s: &Settings,
-        progress: &mut dyn FnMut(&StepProgress),
-    ) -> Result<Vec<(GeneratedImage, Infotext)>> {
-        self.generate_with_inputs(s, &GenerationInputs::default(), progress)
-    }
-
-    /// [`Self::generate`] from init images / a mask (img2img, inpainting).
+    /// Generate every batch of `s` (from init images / a mask for img2img and inpainting);
+    /// each image comes with the infotext A1111 would write. `progress` hears every
+    /// sampling step.
     pub fn generate_with_inputs(
         &mut self,
         s: &Settings,
@@ -85,6 +97,7 @@ impl<B: Backend + 'static> Session<B> {
         progress: &mut dyn FnMut(&StepProgress),
     ) -> Result<Vec<(GeneratedImage, Infotext)>> {
         let service = self.service_for(&s.models);
+        service.set_embeddings_folder(s.embeddings.clone());
         // Settings are checked before a (slow) model load.
         service.params(&s.generation)?;
         let t0 = std::time::Instant::now();

@@ -275,10 +275,30 @@ fn bad_requests_get_a1111_errors_and_the_server_keeps_answering() {
         let (status, resp) = post(&s, "options", &json!({key: value}));
         assert_eq!(status, 422, "options {key}={value}: {resp}");
     }
-    // img2img is not there yet: a clear 501.
+    // img2img without an init image: A1111's 404; bad images are 422s naming the field.
     let (status, resp) = post(&s, "img2img", &json!({"prompt": "x"}));
-    assert_eq!(status, 501);
-    assert!(resp["detail"].as_str().unwrap().contains("img2img"));
+    assert_eq!(status, 404, "{resp}");
+    assert!(resp["detail"].as_str().unwrap().contains("Init image"));
+    let (status, resp) = post(&s, "img2img", &json!({"init_images": ["not base64!"]}));
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(resp["detail"][0]["loc"], json!(["body", "init_images", 0]));
+    let (status, resp) = post(
+        &s,
+        "img2img",
+        &json!({"init_images": ["http://127.0.0.1:1/x.png"]}),
+    );
+    assert_eq!(status, 422, "{resp}");
+    assert!(resp.to_string().contains("URL"), "{resp}");
+    let (status, resp) = post(&s, "img2img", &json!({"init_images": ["aGVsbG8="]}));
+    assert_eq!(status, 422, "{resp}");
+    assert!(resp.to_string().contains("init_images[0]"), "{resp}");
+    let (status, resp) = post(
+        &s,
+        "img2img",
+        &json!({"init_images": [], "resize_mode": "a"}),
+    );
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(resp["detail"][0]["loc"], json!(["body", "resize_mode"]));
     // Unknown API routes: A1111's 404 shape.
     let (status, resp) = get(&s, "no-such-route");
     assert_eq!((status, resp), (404, json!({"detail": "Not Found"})));
@@ -287,13 +307,13 @@ fn bad_requests_get_a1111_errors_and_the_server_keeps_answering() {
         &s,
         "txt2img",
         &json!({"steps": 1, "width": 64, "height": 64, "seed": 1, "restore_faces": true,
-                "enable_hr": true, "colour": "blue", "send_images": false,
+                "tiling": true, "colour": "blue", "send_images": false,
                 "override_settings": {"show_progressbar": false}}),
     );
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp["images"], json!([]));
     let warnings = info(&resp)["warnings"].to_string();
-    for w in ["restore_faces", "enable_hr", "colour", "show_progressbar"] {
+    for w in ["restore_faces", "tiling", "colour", "show_progressbar"] {
         assert!(warnings.contains(w), "{w} not reported: {warnings}");
     }
     // Still answering.
@@ -338,6 +358,21 @@ fn listings_options_and_png_info() {
     assert_eq!(tiny["title"], json!(format!("tiny [{hash}]")));
     assert!(tiny["filename"].as_str().unwrap().ends_with("tiny.ckpt"));
 
+    // Embeddings beside the models folder, as the fixture script's A1111 code read them.
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(models().join("../embeddings/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let (status, emb) = get(&s, "embeddings");
+    assert_eq!(status, 200, "{emb}");
+    for e in expected["embeddings"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        let got = &emb["loaded"][name];
+        assert_eq!(got["vectors"], e["vectors"], "{name}: {emb}");
+        assert_eq!(got["shape"], e["width"], "{name}");
+        assert_eq!(got["step"], e["step"], "{name}");
+        assert_eq!(got["sd_checkpoint_name"], e["sd_checkpoint_name"], "{name}");
+    }
     let (_, hn) = get(&s, "hypernetworks");
     assert!(hn.to_string().contains("tiny-nai"), "{hn}");
     let (_, loras) = get(&s, "loras");
@@ -629,4 +664,190 @@ fn cors_headers_only_for_listed_origins() {
         Some("https://b.example")
     );
     assert_eq!(origin_header(&cors, "https://evil.example"), None);
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A 64×64 test picture and a mask with a white square, as PNG files and base64.
+fn init_and_mask(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let mut rgb = Vec::new();
+    for y in 0..64u32 {
+        for x in 0..64u32 {
+            rgb.extend([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8]);
+        }
+    }
+    let init = dir.join("init.png");
+    easel_core::infotext::write_png(&init, 64, 64, &rgb, None).unwrap();
+    let mut mask = Vec::new();
+    for y in 0..64u32 {
+        for x in 0..64u32 {
+            let v = if (16..40).contains(&x) && (20..44).contains(&y) {
+                255
+            } else {
+                0
+            };
+            mask.extend([v, v, v]);
+        }
+    }
+    let mask_path = dir.join("mask.png");
+    easel_core::infotext::write_png(&mask_path, 64, 64, &mask, None).unwrap();
+    (init, mask_path)
+}
+
+/// The CLI's image and infotext for `args` (plus the models folder and `-o`).
+fn cli_image(dir: &std::path::Path, name: &str, args: &[&str]) -> (Vec<u8>, String) {
+    let out = dir.join(name);
+    let status = easel()
+        .args(["generate", "--models"])
+        .arg(models())
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "easel generate {args:?}");
+    let png = std::fs::read(&out).unwrap();
+    let text = parameters_from_png_bytes(&png, name).unwrap().unwrap();
+    (decode_png_rgb(&png, name).unwrap().2, text)
+}
+
+#[test]
+fn img2img_inpainting_and_hires_equal_easel_generate() {
+    let s = Server::start(&[]);
+    let dir = temp_dir("img2img");
+    let (init, mask) = init_and_mask(&dir);
+    let init_b64 = b64(&std::fs::read(&init).unwrap());
+    let mask_b64 = b64(&std::fs::read(&mask).unwrap());
+    let shared = [
+        "--prompt",
+        "a red fox",
+        "--seed",
+        "11",
+        "--steps",
+        "4",
+        "--size",
+        "64x64",
+        "--sampler",
+        "Euler",
+    ];
+
+    // img2img, with the image as a data URL as browsers send it.
+    let (status, resp) = post(
+        &s,
+        "img2img",
+        &json!({"prompt": "a red fox", "seed": 11, "steps": 4, "width": 64, "height": 64,
+                "sampler_name": "Euler", "denoising_strength": 0.6,
+                "init_images": [format!("data:image/png;base64,{init_b64}")]}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let png = b64_png(&resp["images"][0]);
+    let text = parameters_from_png_bytes(&png, "api").unwrap().unwrap();
+    let mut args = shared.to_vec();
+    let init_arg = init.to_str().unwrap();
+    args.extend(["--init-img", init_arg, "--denoising-strength", "0.6"]);
+    let (cli_rgb, cli_text) = cli_image(&dir, "i2i.png", &args);
+    assert_eq!(text, cli_text);
+    assert!(text.contains("Denoising strength: 0.6"), "{text}");
+    assert!(
+        decode_png_rgb(&png, "api").unwrap().2 == cli_rgb,
+        "img2img pixels differ"
+    );
+    assert_eq!(resp["parameters"]["init_images"], Value::Null);
+    assert_eq!(info(&resp)["denoising_strength"], json!(0.6));
+
+    // Inpainting with A1111's API defaults: only masked, masked content `fill`, padding 0.
+    let (status, resp) = post(
+        &s,
+        "img2img",
+        &json!({"prompt": "a red fox", "seed": 11, "steps": 4, "width": 64, "height": 64,
+                "sampler_name": "Euler", "denoising_strength": 0.6, "mask_blur": 2,
+                "init_images": [init_b64], "mask": mask_b64, "include_init_images": true}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let png = b64_png(&resp["images"][0]);
+    let text = parameters_from_png_bytes(&png, "api").unwrap().unwrap();
+    for field in [
+        "Mask blur: 2",
+        "Inpaint area: Only masked",
+        "Masked area padding: 0",
+        "Masked content: fill",
+    ] {
+        assert!(text.contains(field), "{field} missing: {text}");
+    }
+    let mask_arg = mask.to_str().unwrap();
+    let mut args = shared.to_vec();
+    args.extend([
+        "--init-img",
+        init_arg,
+        "--denoising-strength",
+        "0.6",
+        "--mask",
+        mask_arg,
+        "--mask-blur",
+        "2",
+        "--inpainting-fill",
+        "fill",
+        "--inpaint-full-res",
+        "--inpaint-full-res-padding",
+        "0",
+    ]);
+    let (cli_rgb, cli_text) = cli_image(&dir, "inpaint.png", &args);
+    assert_eq!(text, cli_text);
+    assert!(
+        decode_png_rgb(&png, "api").unwrap().2 == cli_rgb,
+        "inpainting pixels differ"
+    );
+    assert_eq!(resp["parameters"]["init_images"][0], json!(init_b64));
+
+    // txt2img with hires fix; no upscaler named = A1111's default latent mode.
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"prompt": "a red fox", "seed": 11, "steps": 4, "width": 64, "height": 64,
+                "sampler_name": "Euler", "enable_hr": true, "hr_scale": 1.5,
+                "hr_second_pass_steps": 3, "denoising_strength": 0.55,
+                "hr_sampler_name": "Use same sampler"}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let png = b64_png(&resp["images"][0]);
+    let (w, h, rgb) = decode_png_rgb(&png, "api").unwrap();
+    assert_eq!((w, h), (96, 96));
+    let text = parameters_from_png_bytes(&png, "api").unwrap().unwrap();
+    assert!(!text.contains("Hires upscaler"), "{text}");
+    assert!(
+        text.contains("Hires upscale: 1.5, Hires steps: 3"),
+        "{text}"
+    );
+    let mut args = shared.to_vec();
+    args.extend([
+        "--hires",
+        "--hr-scale",
+        "1.5",
+        "--hr-second-pass-steps",
+        "3",
+        "--denoising-strength",
+        "0.55",
+        "--hr-upscaler",
+        "Latent",
+    ]);
+    let (cli_rgb, cli_text) = cli_image(&dir, "hires.png", &args);
+    assert!(rgb == cli_rgb, "hires pixels differ");
+    assert_eq!(text, cli_text.replace(", Hires upscaler: Latent", ""));
+
+    // What hires fix can name.
+    let (_, ups) = get(&s, "upscalers");
+    let names: Vec<&str> = ups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(&names[..3], ["None", "Lanczos", "Nearest"]);
+    let (_, modes) = get(&s, "latent-upscale-modes");
+    assert!(
+        modes.to_string().contains("Latent (nearest-exact)"),
+        "{modes}"
+    );
 }

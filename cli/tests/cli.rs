@@ -487,3 +487,62 @@ fn grid_varies_eta_per_cell() {
     assert_eq!(pixels.len(), 4);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--embeddings-dir` replaces the `embeddings/` folder beside the models: the prompt's
+/// embedding is found there (its `TI hashes` entry is the fixture script's sha256 prefix)
+/// and not found when the folder is empty.
+#[test]
+fn embeddings_dir_chooses_the_embeddings_folder() {
+    let dir = temp_dir("embdir");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("embeddings/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let want = expected["ti_hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["prompt"] == "a cat, tinyneg" && c["negative"] == "")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own = dir.join("own");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::copy(
+        fixtures.join("embeddings/tinyneg.pt"),
+        own.join("tinyneg.pt"),
+    )
+    .unwrap();
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (folder, found) in [(&own, true), (&empty, false)] {
+        let out = dir.join(format!("{found}.png"));
+        let o = easel()
+            .args(["generate", "--models"])
+            .arg(fixtures.join("models"))
+            .args([
+                "--prompt",
+                "a cat, tinyneg",
+                "--steps",
+                "1",
+                "--size",
+                "64x64",
+            ])
+            .arg("--embeddings-dir")
+            .arg(folder)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = read_parameters(&out).unwrap().unwrap();
+        let hashes = Infotext::parse(&text).get("TI hashes").map(str::to_string);
+        if found {
+            assert_eq!(hashes.as_deref(), Some(want.as_str()), "{text}");
+        } else {
+            assert_eq!(hashes, None, "{text}");
+        }
+    }
+}

@@ -234,3 +234,105 @@ pub struct HypernetworkItem {
     pub name: String,
     pub path: String,
 }
+
+fn four() -> i64 {
+    4
+}
+
+/// A1111 declares some switches as `int` and others as `bool`, and its clients send either
+/// (pydantic converts `true`/`1` both ways); Easel takes both.
+mod bool_or_int {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(match Flag::deserialize(d)? {
+            Flag::Bool(b) => b,
+            Flag::Int(i) => i != 0,
+        })
+    }
+}
+
+/// The fields `POST /sdapi/v1/img2img` adds to txt2img's (A1111's
+/// `StableDiffusionImg2ImgProcessingAPI`, with its defaults: note that the API's
+/// `inpaint_full_res` is on and its `inpainting_fill` is `fill`, unlike the UI's). The
+/// shared fields are read as a [`Txt2ImgRequest`] from the same body.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Img2ImgFields {
+    /// Base64 images, optionally as `data:image/…;base64,` URLs.
+    #[serde(default)]
+    pub init_images: Option<Vec<String>>,
+    #[serde(default)]
+    pub resize_mode: i64,
+    #[serde(default)]
+    pub image_cfg_scale: Option<f64>,
+    /// Base64 mask: white = repaint (or, with transparency, its alpha).
+    #[serde(default)]
+    pub mask: Option<String>,
+    #[serde(default = "four")]
+    pub mask_blur_x: i64,
+    #[serde(default = "four")]
+    pub mask_blur_y: i64,
+    /// Sets both `mask_blur_x` and `mask_blur_y` when given.
+    #[serde(default)]
+    pub mask_blur: Option<i64>,
+    #[serde(default = "yes")]
+    pub mask_round: bool,
+    #[serde(default)]
+    pub inpainting_fill: i64,
+    #[serde(default = "yes", deserialize_with = "bool_or_int::deserialize")]
+    pub inpaint_full_res: bool,
+    #[serde(default)]
+    pub inpaint_full_res_padding: i64,
+    #[serde(default, deserialize_with = "bool_or_int::deserialize")]
+    pub inpainting_mask_invert: bool,
+    #[serde(default)]
+    pub initial_noise_multiplier: Option<f64>,
+    #[serde(default)]
+    pub latent_mask: Option<String>,
+    #[serde(default)]
+    pub include_init_images: bool,
+}
+
+impl Img2ImgFields {
+    /// The names of these fields, which the shared [`Txt2ImgRequest`] reads as unknown.
+    pub const NAMES: [&'static str; 15] = [
+        "init_images",
+        "resize_mode",
+        "image_cfg_scale",
+        "mask",
+        "mask_blur_x",
+        "mask_blur_y",
+        "mask_blur",
+        "mask_round",
+        "inpainting_fill",
+        "inpaint_full_res",
+        "inpaint_full_res_padding",
+        "inpainting_mask_invert",
+        "initial_noise_multiplier",
+        "latent_mask",
+        "include_init_images",
+    ];
+}
+
+/// One entry of `GET /sdapi/v1/upscalers`.
+#[derive(Debug, Serialize)]
+pub struct UpscalerItem {
+    pub name: String,
+    pub model_name: Option<String>,
+    pub model_path: Option<String>,
+    pub model_url: Option<String>,
+    pub scale: f64,
+}
+
+/// One entry of `GET /sdapi/v1/latent-upscale-modes`.
+#[derive(Debug, Serialize)]
+pub struct LatentUpscaleModeItem {
+    pub name: String,
+}

@@ -6,6 +6,7 @@
 
 mod api_types;
 mod auth;
+mod img2img;
 mod options;
 mod queue;
 mod routes;
@@ -58,6 +59,9 @@ pub struct ServeArgs {
     /// Checkpoint to start with (name, hash or A1111 title) [default: the first].
     #[arg(long)]
     pub model: Option<String>,
+    /// Textual-inversion embeddings folder [default: `embeddings/` beside the models folder].
+    #[arg(long = "embeddings-dir")]
+    pub embeddings_dir: Option<PathBuf>,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
@@ -89,6 +93,13 @@ impl ApiError {
     /// 422 naming a body field.
     pub fn field(field: &str, msg: impl Into<String>) -> Self {
         Self::field_path(&["body", field], msg)
+    }
+    /// A bad item of a list field: FastAPI's `loc` ends with the item's index.
+    pub fn list_item(field: &str, index: usize, msg: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({ "detail": [{ "loc": ["body", field, index], "msg": msg.into(), "type": "value_error" }] }),
+        }
     }
     pub fn field_path(loc: &[&str], msg: impl Into<String>) -> Self {
         Self {
@@ -134,9 +145,16 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .unwrap_or(model);
     // The backend is built on the worker thread that owns it.
     let args = a.compute.clone();
+    let embeddings = a.embeddings_dir.clone().unwrap_or_else(|| {
+        models
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("embeddings")
+    });
+    let folders = (models.clone(), Some(embeddings.clone()));
     let worker = match compute {
-        Compute::Cpu => worker::start(move || args.cpu(), models.clone())?,
-        Compute::Wgpu => worker::start(move || args.wgpu(), models.clone())?,
+        Compute::Cpu => worker::start(move || args.cpu(), folders)?,
+        Compute::Wgpu => worker::start(move || args.wgpu(), folders)?,
     };
     let page = static_files::page_dir(a.dir.clone());
     let state = Arc::new(routes::AppState {
@@ -144,6 +162,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         queue: queue::JobQueue::new(a.queue_limit),
         options: std::sync::Mutex::new(options::default_options(&title)),
         models,
+        embeddings,
         samplers: sampler_registry(),
         schedulers: scheduler_registry(),
         cmd_flags: json!({

@@ -4,10 +4,11 @@
 
 use super::api_types::*;
 use super::auth::{self, Credentials};
+use super::img2img::{echoed_parameters, img2img_inputs};
 use super::options::{apply_option, settings_from_options, Applied};
 use super::queue::{JobQueue, QueueFull};
 use super::static_files::serve_file;
-use super::txt2img::{response, settings_for};
+use super::txt2img::{response, settings_for, Endpoint};
 use super::worker::{Command, WorkerHandle};
 use super::ApiError;
 use axum::body::Bytes;
@@ -16,11 +17,13 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use easel_core::embeddings::{load_embeddings_folder, text_encoder_width, SD1_WIDTH};
 use easel_core::infotext::{encode_png, parameters_from_png_bytes, Infotext};
 use easel_core::model::files::files_with_ext;
 use easel_core::model::{list_folder, resolve_checkpoint, HashCache};
 use easel_core::pipeline::latent_preview_rgb;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
+use easel_core::service::{Generated, GenerationInputs, GenerationSettings};
 use easel_core::Error;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
@@ -34,6 +37,8 @@ pub struct AppState {
     /// A1111's options as clients set them (see `options.rs`).
     pub options: Mutex<Map<String, Value>>,
     pub models: PathBuf,
+    /// The textual-inversion embeddings folder.
+    pub embeddings: PathBuf,
     pub samplers: SamplerRegistry,
     pub schedulers: SchedulerRegistry,
     pub cmd_flags: Value,
@@ -63,8 +68,8 @@ pub fn router(
         .route("/sd-models", get(sd_models))
         .route("/sd-vae", get(sd_vae))
         .route("/hypernetworks", get(hypernetworks))
-        .route("/upscalers", get(empty_list))
-        .route("/latent-upscale-modes", get(empty_list))
+        .route("/upscalers", get(upscalers))
+        .route("/latent-upscale-modes", get(latent_upscale_modes))
         .route("/loras", get(loras))
         .route("/face-restorers", get(empty_list))
         .route("/prompt-styles", get(empty_list))
@@ -145,7 +150,52 @@ fn worker_gone() -> ApiError {
 async fn txt2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgResponse>, ApiError> {
     let req: Txt2ImgRequest = parse_body(&body)?;
     let base = settings_from_options(&st.options.lock().unwrap_or_else(|e| e.into_inner()));
-    let (settings, warnings) = settings_for(&req, base, &st.models, &st.samplers, &st.schedulers)?;
+    let (settings, warnings) = settings_for(
+        Endpoint::Txt2Img,
+        &req,
+        base,
+        &st.models,
+        &st.samplers,
+        &st.schedulers,
+    )?;
+    let parameters = serde_json::to_value(&req).unwrap_or(Value::Null);
+    let (generated, settings, waited) = run_job(&st, settings, GenerationInputs::default()).await?;
+    Ok(Json(response(
+        &req, parameters, &settings, &generated, &warnings, waited,
+    )?))
+}
+
+/// `POST img2img`: the body is read twice, as the fields txt2img shares and as img2img's
+/// own, so a wrong type in either is a 422 naming its field.
+async fn img2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgResponse>, ApiError> {
+    let mut req: Txt2ImgRequest = parse_body(&body)?;
+    let fields: Img2ImgFields = parse_body(&body)?;
+    for name in Img2ImgFields::NAMES {
+        req.unknown.remove(name);
+    }
+    let base = settings_from_options(&st.options.lock().unwrap_or_else(|e| e.into_inner()));
+    let (mut settings, mut warnings) = settings_for(
+        Endpoint::Img2Img,
+        &req,
+        base,
+        &st.models,
+        &st.samplers,
+        &st.schedulers,
+    )?;
+    let inputs = img2img_inputs(&fields, &mut settings, &mut warnings)?;
+    let parameters = echoed_parameters(&req, &fields);
+    let (generated, settings, waited) = run_job(&st, settings, inputs).await?;
+    Ok(Json(response(
+        &req, parameters, &settings, &generated, &warnings, waited,
+    )?))
+}
+
+/// Queue a job and wait for its images; also the settings back and the seconds it waited.
+async fn run_job(
+    st: &AppState,
+    settings: GenerationSettings,
+    inputs: GenerationInputs,
+) -> Result<(Vec<Generated>, GenerationSettings, f64), ApiError> {
     let (turn, waited) = st.queue.enter().await.map_err(|QueueFull| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -157,6 +207,7 @@ async fn txt2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgRe
         .commands
         .send(Command::Generate {
             settings: Box::new(settings.clone()),
+            inputs: Box::new(inputs),
             reply,
             turn,
         })
@@ -165,13 +216,7 @@ async fn txt2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgRe
         .await
         .map_err(|_| worker_gone())?
         .map_err(generation_error)?;
-    Ok(Json(response(
-        &req,
-        &settings,
-        &generated,
-        &warnings,
-        waited.as_secs_f64(),
-    )?))
+    Ok((generated, settings, waited.as_secs_f64()))
 }
 
 /// A generation failure: the user's input (422, naming it) or the server's (500).
@@ -180,13 +225,6 @@ fn generation_error(e: Error) -> ApiError {
         Error::Invalid(msg) => ApiError::unprocessable(msg),
         other => ApiError::internal(other.to_string()),
     }
-}
-
-async fn img2img() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "img2img is not implemented in Easel yet; txt2img is",
-    )
 }
 
 async fn progress(State(st): State<Shared>, Query(q): Query<ProgressQuery>) -> Json<Value> {
@@ -484,6 +522,44 @@ async fn loras(State(st): State<Shared>) -> Json<Value> {
     Json(Value::Array(items))
 }
 
+/// A1111's `/sdapi/v1/upscalers`: "None", the built-in Lanczos and Nearest, then the
+/// folder's models by name (what hires fix's `hr_upscaler` can name besides a latent mode).
+async fn upscalers(State(st): State<Shared>) -> Json<Value> {
+    let builtin = |name: &str| UpscalerItem {
+        name: name.to_string(),
+        model_name: None,
+        model_path: None,
+        model_url: None,
+        scale: 4.0,
+    };
+    let mut items: Vec<UpscalerItem> = ["None", "Lanczos", "Nearest"]
+        .into_iter()
+        .map(builtin)
+        .collect();
+    for e in easel_upscalers::list_upscalers(&st.models) {
+        let scale = if e.name == "R-ESRGAN 2x+" { 2.0 } else { 4.0 };
+        items.push(UpscalerItem {
+            model_name: Some(e.folder.dir_name().to_string()),
+            model_path: Some(e.path.display().to_string()),
+            model_url: None,
+            scale,
+            name: e.name,
+        });
+    }
+    Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+/// A1111's `/sdapi/v1/latent-upscale-modes`: the latent upscalers of hires fix.
+async fn latent_upscale_modes() -> Json<Value> {
+    let items: Vec<LatentUpscaleModeItem> = easel_core::pipeline::LATENT_UPSCALERS
+        .iter()
+        .map(|(name, _)| LatentUpscaleModeItem {
+            name: name.to_string(),
+        })
+        .collect();
+    Json(serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
 async fn empty_list() -> Json<Value> {
     Json(json!([]))
 }
@@ -492,8 +568,46 @@ async fn nothing() -> Json<Value> {
     Json(Value::Null)
 }
 
-async fn embeddings() -> Json<Value> {
-    Json(json!({ "loaded": {}, "skipped": {} }))
+/// A1111's `/sdapi/v1/embeddings`: the embeddings the current checkpoint can use
+/// (`loaded`) and those of another width (`skipped`), each with what its file records.
+async fn embeddings(State(st): State<Shared>) -> Json<Value> {
+    let checkpoint = st
+        .options
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get("sd_model_checkpoint")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_default();
+    let width = resolve_checkpoint(&st.models, &checkpoint)
+        .ok()
+        .and_then(|p| text_encoder_width(&p))
+        .unwrap_or(SD1_WIDTH);
+    let dir = st.embeddings.clone();
+    let db = tokio::task::spawn_blocking(move || load_embeddings_folder(&dir, width))
+        .await
+        .unwrap_or_else(|_| easel_core::embeddings::EmbeddingDatabase::new(width));
+    let describe =
+        |list: Vec<&std::sync::Arc<easel_core::embeddings::Embedding>>| -> Map<String, Value> {
+            list.into_iter()
+                .map(|e| {
+                    (
+                        e.name.clone(),
+                        json!({
+                            "step": e.step,
+                            "sd_checkpoint": e.sd_checkpoint,
+                            "sd_checkpoint_name": e.sd_checkpoint_name,
+                            "shape": e.width,
+                            "vectors": e.vectors,
+                        }),
+                    )
+                })
+                .collect()
+        };
+    Json(json!({
+        "loaded": describe(db.embeddings()),
+        "skipped": describe(db.skipped().iter().collect()),
+    }))
 }
 
 async fn scripts() -> Json<Value> {

@@ -1,6 +1,7 @@
-//! A1111's txt2img request mapped onto [`GenerationSettings`], and the generated images
-//! mapped back onto A1111's answer (`images`, `parameters`, `info`). Every field Easel does
-//! not act on is named in `info`'s `warnings`, so nothing is silently dropped.
+//! A1111's txt2img request (and the fields img2img shares with it) mapped onto
+//! [`GenerationSettings`], and the generated images mapped back onto A1111's answer
+//! (`images`, `parameters`, `info`). Every field Easel does not act on is named in `info`'s
+//! `warnings`, so nothing is silently dropped.
 
 use super::api_types::{Txt2ImgRequest, Txt2ImgResponse};
 use super::options::{apply_option, Applied};
@@ -26,6 +27,67 @@ pub fn random_seed() -> u64 {
     (nanos ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
 }
 
+/// Which endpoint a request came through: img2img shares txt2img's fields but not hires fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Txt2Img,
+    Img2Img,
+}
+
+fn non_negative(field: &str, v: i64) -> Result<usize, ApiError> {
+    usize::try_from(v)
+        .map_err(|_| ApiError::field(field, format!("{field} must not be negative, not {v}")))
+}
+
+/// A1111's "Use same …" choices and an empty or absent value all mean the first pass's.
+fn hires_choice(v: &Option<String>) -> Option<&str> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && !v.starts_with("Use same"))
+}
+
+/// txt2img's hires-fix fields (A1111's `StableDiffusionProcessingTxt2Img`): on with
+/// `enable_hr`, `denoising_strength` 0.75 when absent, `hr_scale` 2, no upscaler = its
+/// default latent mode.
+fn apply_hires(
+    req: &Txt2ImgRequest,
+    s: &mut GenerationSettings,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    // A1111 (old clients): a first-pass size given this way replaces width/height.
+    if req.firstphase_width != 0 || req.firstphase_height != 0 {
+        s.width = positive("firstphase_width", req.firstphase_width)?;
+        s.height = positive("firstphase_height", req.firstphase_height)?;
+    }
+    s.enable_hr = true;
+    s.hr_scale = req.hr_scale.unwrap_or(2.0);
+    s.hr_upscaler = req.hr_upscaler.clone().unwrap_or_default();
+    s.hr_second_pass_steps = non_negative(
+        "hr_second_pass_steps",
+        req.hr_second_pass_steps.unwrap_or(0),
+    )?;
+    s.hr_resize_x = non_negative("hr_resize_x", req.hr_resize_x.unwrap_or(0))?;
+    s.hr_resize_y = non_negative("hr_resize_y", req.hr_resize_y.unwrap_or(0))?;
+    s.hr_sampler = hires_choice(&req.hr_sampler_name)
+        .unwrap_or_default()
+        .to_string();
+    s.hr_prompt = req.hr_prompt.clone().unwrap_or_default();
+    s.hr_negative_prompt = req.hr_negative_prompt.clone().unwrap_or_default();
+    if hires_choice(&req.hr_checkpoint_name).is_some() {
+        warnings.push(
+            "hr_checkpoint_name is not supported by Easel yet: the second pass used the first pass's checkpoint"
+                .into(),
+        );
+    }
+    if hires_choice(&req.hr_scheduler).is_some_and(|v| v != "Automatic") {
+        warnings.push(
+            "hr_scheduler is not supported by Easel yet: the second pass used the hires sampler's own schedule"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 fn positive(field: &str, v: i64) -> Result<usize, ApiError> {
     if v < 1 {
         return Err(ApiError::field(
@@ -40,6 +102,7 @@ fn positive(field: &str, v: i64) -> Result<usize, ApiError> {
 /// what Easel does not support. An unknown sampler, schedule or checkpoint is a 404
 /// naming it; values out of range are 422s naming the field.
 pub fn settings_for(
+    endpoint: Endpoint,
     req: &Txt2ImgRequest,
     base: GenerationSettings,
     models: &Path,
@@ -103,12 +166,28 @@ pub fn settings_for(
     s.sampler_params
         .validate()
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    // A1111's default for both endpoints (txt2img uses it only for hires fix).
+    s.denoising_strength = req.denoising_strength.unwrap_or(0.75);
+    match endpoint {
+        Endpoint::Txt2Img if req.enable_hr => apply_hires(req, &mut s, &mut warnings)?,
+        Endpoint::Txt2Img => {}
+        Endpoint::Img2Img => {
+            if req.enable_hr {
+                warnings.push("enable_hr is a txt2img field; img2img ignored it".into());
+            }
+        }
+    }
 
     // Names are checked now, before the request waits in the queue.
     SamplerChoice::parse(samplers, schedulers, &s.sampler, s.schedule_type.as_deref())
         .map_err(|e| ApiError::not_found(format!("Sampler not found: {} ({e})", s.sampler)))?;
     resolve_checkpoint(models, &s.model)
         .map_err(|e| ApiError::not_found(format!("Checkpoint not found: {} ({e})", s.model)))?;
+    if s.enable_hr && !s.hr_sampler.is_empty() {
+        SamplerChoice::parse(samplers, schedulers, &s.hr_sampler, None).map_err(|e| {
+            ApiError::not_found(format!("Sampler not found: {} ({e})", s.hr_sampler))
+        })?;
+    }
 
     let flag = |on: bool, what: &str, warnings: &mut Vec<String>| {
         if on {
@@ -133,7 +212,6 @@ pub fn settings_for(
         &mut warnings,
     );
     flag(req.tiling == Some(true), "tiling", &mut warnings);
-    flag(req.enable_hr, "enable_hr (hires fix)", &mut warnings);
     flag(
         req.refiner_checkpoint
             .as_deref()
@@ -187,9 +265,11 @@ pub fn settings_for(
     Ok((s, warnings))
 }
 
-/// A1111's answer for the images generated from `s`.
+/// A1111's answer for the images generated from `s`; `parameters` is the request as the
+/// endpoint echoes it.
 pub fn response(
     req: &Txt2ImgRequest,
+    parameters: Value,
     s: &GenerationSettings,
     generated: &[Generated],
     warnings: &[String],
@@ -257,7 +337,7 @@ pub fn response(
         "sd_vae_hash": Value::Null,
         "seed_resize_from_w": req.seed_resize_from_w,
         "seed_resize_from_h": req.seed_resize_from_h,
-        "denoising_strength": req.denoising_strength,
+        "denoising_strength": s.denoising_strength,
         "extra_generation_params": extra,
         "index_of_first_image": 0,
         "infotexts": infotexts,
@@ -269,7 +349,6 @@ pub fn response(
         "warnings": warnings,
         "queue_wait_seconds": queue_wait_s,
     });
-    let parameters = serde_json::to_value(req).unwrap_or(Value::Null);
     Ok(Txt2ImgResponse {
         images,
         parameters,

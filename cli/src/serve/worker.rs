@@ -3,10 +3,12 @@
 //! runtime. Handlers talk to it through a channel and hear back on a oneshot; progress and
 //! the Interrupt/Skip flags are shared with the `progress`, `interrupt` and `skip` routes.
 
-use crate::session::service;
+use crate::session::{service, SessionBackend};
 use easel_core::pipeline::CancelToken;
-use easel_core::service::{Generated, GenerationService, GenerationSettings, StepProgress};
-use easel_core::{Backend, Error, Result};
+use easel_core::service::{
+    Generated, GenerationInputs, GenerationService, GenerationSettings, StepProgress,
+};
+use easel_core::{Error, Result};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,8 @@ pub enum Command {
     /// next request starts only then, even if this one's client went away.
     Generate {
         settings: Box<GenerationSettings>,
+        /// Init images and mask (img2img); empty for txt2img.
+        inputs: Box<GenerationInputs>,
         reply: oneshot::Sender<Result<Vec<Generated>>>,
         turn: OwnedMutexGuard<()>,
     },
@@ -81,10 +85,10 @@ fn timestamp() -> String {
 }
 
 /// Starts the generation thread; `make_backend` runs on it, so the backend never crosses
-/// threads.
-pub fn start<B, F>(make_backend: F, models: PathBuf) -> Result<WorkerHandle>
+/// threads. `folders` are the models folder and the embeddings folder.
+pub fn start<B, F>(make_backend: F, folders: (PathBuf, Option<PathBuf>)) -> Result<WorkerHandle>
 where
-    B: Backend + 'static,
+    B: SessionBackend,
     F: FnOnce() -> Result<B> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<Command>();
@@ -106,7 +110,7 @@ where
                     return;
                 }
             };
-            let mut svc = service(backend, models);
+            let mut svc = service(backend, folders.0, folders.1);
             for command in rx {
                 run_command(&mut svc, command, &shared, &token);
             }
@@ -127,7 +131,7 @@ fn lock(p: &Mutex<LiveProgress>) -> std::sync::MutexGuard<'_, LiveProgress> {
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn run_command<B: Backend + 'static>(
+fn run_command<B: SessionBackend>(
     svc: &mut GenerationService<B>,
     command: Command,
     progress: &Mutex<LiveProgress>,
@@ -136,6 +140,7 @@ fn run_command<B: Backend + 'static>(
     match command {
         Command::Generate {
             settings,
+            inputs,
             reply,
             turn,
         } => {
@@ -143,7 +148,11 @@ fn run_command<B: Backend + 'static>(
             {
                 let mut p = lock(progress);
                 *p = LiveProgress {
-                    job: "txt2img".into(),
+                    job: if inputs.init_images.is_empty() {
+                        "txt2img".into()
+                    } else {
+                        "img2img".into()
+                    },
                     job_timestamp: timestamp(),
                     running: true,
                     started: Some(Instant::now()),
@@ -165,7 +174,7 @@ fn run_command<B: Backend + 'static>(
             };
             // A panic in a job must not take the server down: it becomes that job's error.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                svc.generate_blocking(&settings, &mut on_step, cancel)
+                svc.generate_with_inputs_blocking(&settings, &inputs, &mut on_step, cancel)
             }))
             .unwrap_or_else(|_| Err(Error::Invalid("the generation failed unexpectedly".into())));
             *lock(progress) = LiveProgress::default();
