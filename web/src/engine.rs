@@ -4,11 +4,12 @@
 use crate::blob_source::BlobSource;
 use crate::hypernets::{PickedHypernet, PickedHypernets};
 use crate::settings::{sampler_registry, scheduler_registry};
+use easel_core::image::{decode_image, decode_mask};
 use easel_core::infotext::{encode_png, Infotext};
 use easel_core::io::ByteSource;
 use easel_core::model::{CheckpointSources, StableDiffusion};
 use easel_core::pipeline::{latent_preview_rgb, CancelToken};
-use easel_core::service::{GenerationService, GenerationSettings, StepProgress};
+use easel_core::service::{GenerationInputs, GenerationService, GenerationSettings, StepProgress};
 use easel_core::Error;
 use easel_wgpu::{AdapterChoice, F16Storage, WgpuBackend, WgpuOptions};
 use js_sys::{Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray};
@@ -157,13 +158,38 @@ fn preview_rgba(latent: &[f32], h: usize, w: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The init image and mask of an img2img / inpainting job, decoded as the CLI decodes
+/// them (A1111's flattening onto white, its binary mask).
+fn job_inputs(
+    init_image: Option<Vec<u8>>,
+    mask: Option<Vec<u8>>,
+) -> Result<GenerationInputs, JsError> {
+    let mut inputs = GenerationInputs::default();
+    if let Some(bytes) = init_image {
+        inputs
+            .init_images
+            .push(decode_image(&bytes, "init image").map_err(js_err)?);
+    }
+    if let Some(bytes) = mask {
+        inputs.mask = Some(decode_mask(&bytes, "mask").map_err(js_err)?);
+    }
+    Ok(inputs)
+}
+
 /// Generates with `settings_json` (the service's [`GenerationSettings`] JSON; every batch
-/// of the batch count). `on_step(step, total, previewRgba, previewWidth, previewHeight)` is
-/// called after every sampling step. Returns an array of `{png, infotext, seed, width,
-/// height}`; each PNG carries its infotext.
+/// of the batch count), from `init_image` (and `mask`: inpainting) when given, as img2img.
+/// `on_step(step, total, previewRgba, previewWidth, previewHeight)` is called after every
+/// sampling step. Returns an array of `{png, infotext, seed, width, height}`; each PNG
+/// carries its infotext.
 #[wasm_bindgen]
-pub async fn generate(settings_json: String, on_step: Function) -> Result<Array, JsError> {
+pub async fn generate(
+    settings_json: String,
+    init_image: Option<Vec<u8>>,
+    mask: Option<Vec<u8>>,
+    on_step: Function,
+) -> Result<Array, JsError> {
     let settings = GenerationSettings::from_json(&settings_json).map_err(js_err)?;
+    let inputs = job_inputs(init_image, mask)?;
     if BUSY.with(|b| *b.borrow()) {
         return Err(JsError::new("a generation is running"));
     }
@@ -185,7 +211,7 @@ pub async fn generate(settings_json: String, on_step: Function) -> Result<Array,
         let _ = on_step.apply(&JsValue::NULL, &args);
     };
     let result = service
-        .generate(&settings, &mut progress, &CancelToken::new())
+        .generate_with_inputs(&settings, &inputs, &mut progress, &CancelToken::new())
         .await;
     SERVICE.with(|s| *s.borrow_mut() = Some(service));
     BUSY.with(|b| *b.borrow_mut() = false);
@@ -240,6 +266,17 @@ pub fn wasm_memory_bytes() -> f64 {
 #[wasm_bindgen(js_name = samplerLabels)]
 pub fn sampler_labels() -> Vec<String> {
     sampler_registry().labels()
+}
+
+/// The hires-fix upscalers the page offers: A1111's latent modes, then Lanczos and
+/// Nearest (upscaler model files are not read in the browser yet).
+#[wasm_bindgen(js_name = hiresUpscalerLabels)]
+pub fn hires_upscaler_labels() -> Vec<String> {
+    easel_core::pipeline::LATENT_UPSCALERS
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .chain(["None", "Lanczos", "Nearest"].map(String::from))
+        .collect()
 }
 
 /// Schedule type labels for the form, in registry order.

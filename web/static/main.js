@@ -48,6 +48,7 @@ async function startWorker() {
   $('gpu').textContent = r.adapter.replace(/ \(BrowserWebGpu, +\)$/, '') === 'wgpu ' ? 'WebGPU' : r.adapter;
   fillSelect($('sampler'), r.samplers, 'Euler a');
   fillSelect($('schedule'), r.schedules, 'Automatic');
+  fillSelect($('hr-upscaler'), r.upscalers, 'Latent');
 }
 
 function fillSelect(sel, values, preferred) {
@@ -118,7 +119,29 @@ function settings() {
     hypernets: [...document.querySelectorAll('#hypernet-list input[type=checkbox]:checked')].map((c) => ({
       name: c.value, strength: Number(document.getElementById(`hn-strength-${c.dataset.index}`).value),
     })),
+    denoising_strength: Number($('denoising').value),
+    resize_mode: Number($('resize-mode').value),
+    mask_blur: Math.max(0, Math.floor(Number($('mask-blur').value) || 0)),
+    inpainting_fill: Number($('inpainting-fill').value),
+    inpaint_full_res: $('inpaint-full-res').checked,
+    inpaint_full_res_padding: Math.max(0, Math.floor(Number($('inpaint-padding').value) || 0)),
+    inpainting_mask_invert: $('mask-invert').checked,
+    // Hires fix is a txt2img option: an init image turns it off, as in A1111's img2img tab.
+    enable_hr: $('enable-hr').checked && !$('init-image').files.length,
+    hr_upscaler: $('hr-upscaler').value,
+    hr_scale: Number($('hr-scale').value),
+    hr_second_pass_steps: Math.max(0, Math.floor(Number($('hr-steps').value) || 0)),
+    hr_resize_x: Math.max(0, Math.floor(Number($('hr-resize-x').value) || 0)),
+    hr_resize_y: Math.max(0, Math.floor(Number($('hr-resize-y').value) || 0)),
   };
+}
+
+// The init image and mask as bytes for the worker (null when not picked).
+async function imageInputs() {
+  const bytes = async (input) => (input.files.length ? new Uint8Array(await input.files[0].arrayBuffer()) : null);
+  const initImage = await bytes($('init-image'));
+  const mask = initImage ? await bytes($('mask')) : null;
+  return { initImage, mask };
 }
 
 function showResult(img) {
@@ -140,7 +163,8 @@ async function generate() {
   state('generating');
   const t0 = performance.now();
   try {
-    const r = await request({ type: 'generate', settings: JSON.stringify(settings()) });
+    const inputs = await imageInputs();
+    const r = await request({ type: 'generate', settings: JSON.stringify(settings()), ...inputs });
     window.easel.timings.generateMs = performance.now() - t0;
     for (const img of r.images) { window.easel.results.push(img); showResult(img); }
     status(`done in ${(window.easel.timings.generateMs / 1000).toFixed(1)} s`);
@@ -180,6 +204,12 @@ async function fillFromPng(file) {
   $('rng').value = s.rng; $('noise-device').value = s.noise_device; $('ensd').value = s.ensd;
   $('emphasis').value = s.emphasis; $('nai-braces').checked = s.nai_braces;
   for (const k of SAMPLER_PARAMS) $(`sp-${k}`).value = s.sampler_params[k] ?? '';
+  $('denoising').value = s.denoising_strength; $('mask-blur').value = s.mask_blur;
+  $('inpainting-fill').value = String(s.inpainting_fill); $('inpaint-full-res').checked = s.inpaint_full_res;
+  $('inpaint-padding').value = s.inpaint_full_res_padding; $('mask-invert').checked = s.inpainting_mask_invert;
+  $('enable-hr').checked = s.enable_hr; $('hr-scale').value = s.hr_scale;
+  $('hr-steps').value = s.hr_second_pass_steps; $('hr-resize-x').value = s.hr_resize_x; $('hr-resize-y').value = s.hr_resize_y;
+  if ([...$('hr-upscaler').options].some((o) => o.value === s.hr_upscaler)) $('hr-upscaler').value = s.hr_upscaler;
   for (const h of s.hypernets) {
     const check = document.querySelector(`#hypernet-list input[value="${CSS.escape(h.name)}"]`);
     if (check) { check.checked = true; document.getElementById(`hn-strength-${check.dataset.index}`).value = h.strength; }

@@ -1,6 +1,6 @@
 // The worker: owns the wasm engine and the WebGPU device; reads the user's files by byte
 // range with FileReaderSync (only possible off the main thread).
-import init, { initGpu, loadModel, loadHypernetworks, generate, readInfotext, samplerLabels, scheduleLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
+import init, { initGpu, loadModel, loadHypernetworks, generate, readInfotext, samplerLabels, scheduleLabels, hiresUpscalerLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
 
 const ready = init();
 
@@ -10,14 +10,14 @@ async function handle(m) {
     case 'init': {
       if (!('gpu' in navigator)) throw new Error('This browser has no WebGPU (navigator.gpu is missing).');
       const adapter = await initGpu();
-      return { adapter, samplers: samplerLabels(), schedules: scheduleLabels() };
+      return { adapter, samplers: samplerLabels(), schedules: scheduleLabels(), upscalers: hiresUpscalerLabels() };
     }
     case 'load':
       return { info: loadModel(m.checkpoint, m.yaml, m.vae), memoryBytes: wasmMemoryBytes() };
     case 'hypernets':
       return { names: loadHypernetworks(m.files) };
     case 'generate': {
-      const images = await generate(m.settings, (step, total, rgba, width, height) =>
+      const images = await generate(m.settings, m.initImage ?? undefined, m.mask ?? undefined, (step, total, rgba, width, height) =>
         postMessage({ type: 'step', step, total, rgba, width, height }));
       return { images };
     }

@@ -3,7 +3,8 @@
 // the file inputs, generate 64x64 with 3 Euler steps (also with a hypernetwork), and compare the PNG with the native
 // CLI's for the same settings (max per-channel difference <= 2; the browser stores weights as
 // f16, the CPU reference computes in f32) and check its infotext; then drop a NovelAI-style
-// PNG (Euler a, ENSD 31337, clip skip 2, emphasis, GPU noise) and regenerate it.
+// PNG (Euler a, ENSD 31337, clip skip 2, emphasis, GPU noise) and regenerate it; inpaint
+// from an init image and mask picked in the form, and run hires fix, each against the CLI.
 // Run from the repository root: `node web/tests/e2e.mjs` (after web/ci.sh built web/dist).
 import { createServer } from 'node:http';
 import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -237,6 +238,59 @@ async function main() {
     if (naiDiff > TOLERANCE) fail(`the dropped NovelAI-style PNG regenerated a different image (difference ${naiDiff})`);
     if (naiWeb.text.parameters !== naiNative.text.parameters)
       fail(`the dropped PNG regenerated with other settings:\nweb:    ${naiWeb.text.parameters}\nnative: ${naiNative.text.parameters}`);
+
+    // Inpainting (an init image and a mask picked through the form), then hires fix, each
+    // against the native CLI for the same settings.
+    const IMAGES = join(ROOT, 'tests/fixtures/image');
+    const formCases = [
+      { label: 'inpaint', files: { '#init-image': join(IMAGES, 'in_rgb.png'), '#mask': join(IMAGES, 'in_mask.png') },
+        fill: { '#denoising': '0.6', '#mask-blur': '2' }, select: { '#inpainting-fill': '1' }, check: {},
+        args: ['--init-img', join(IMAGES, 'in_rgb.png'), '--mask', join(IMAGES, 'in_mask.png'),
+          '--denoising-strength', '0.6', '--mask-blur', '2', '--inpainting-fill', 'original'],
+        size: [64, 64], expect: ['Denoising strength: 0.6', 'Mask blur: 2'] },
+      { label: 'hires', files: { '#init-image': [], '#mask': [] },
+        fill: { '#denoising': '0.5', '#hr-scale': '1.5', '#hr-steps': '2' },
+        select: { '#hr-upscaler': 'Latent (nearest)' }, check: { '#enable-hr': true },
+        args: ['--hires', '--hr-scale', '1.5', '--hr-upscaler', 'Latent (nearest)', '--hr-second-pass-steps', '2',
+          '--denoising-strength', '0.5'],
+        size: [96, 96], expect: ['Hires upscale: 1.5', 'Hires steps: 2', 'Hires upscaler: Latent (nearest)'] },
+    ];
+    // The img2img and hires fields sit in closed <details>: open them as a user would.
+    await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = true; });
+    for (const c of formCases) {
+      const out = join(OUT, `native-${c.label}.png`);
+      execFileSync(join(ROOT, 'target/debug/easel'), ['generate', '--models', MODELS, '--model', 'tiny',
+        '--prompt', 'a red cube on a table', '--negative', 'blurry', '--steps', '3', '--sampler', 'Euler',
+        '--cfg', '7', '--seed', '77', '--size', '64x64', '--rng', 'cpu', ...c.args, '--output', out], { stdio: 'inherit' });
+      const native = readPng(readFileSync(out));
+      await page.fill('#prompt', 'a red cube on a table');
+      await page.fill('#negative', 'blurry');
+      await page.selectOption('#sampler', 'Euler');
+      await page.selectOption('#schedule', 'Automatic');
+      await page.fill('#steps', '3'); await page.fill('#cfg', '7'); await page.fill('#seed', '77');
+      await page.fill('#width', '64'); await page.fill('#height', '64');
+      await page.selectOption('#rng', 'cpu'); await page.selectOption('#emphasis', 'Original');
+      await page.fill('#clip-skip', '1'); await page.fill('#ensd', '0');
+      for (const [sel, f] of Object.entries(c.files)) await page.setInputFiles(sel, f);
+      for (const [sel, v] of Object.entries(c.fill)) await page.fill(sel, v);
+      for (const [sel, v] of Object.entries(c.select)) await page.selectOption(sel, v);
+      for (const [sel, v] of Object.entries(c.check)) await page.setChecked(sel, v);
+      const before = await page.evaluate(() => window.easel.results.length);
+      await page.click('#generate');
+      await waitState('done', 540_000);
+      timings[`generateMs_${c.label}`] = await page.evaluate(() => window.easel.timings.generateMs);
+      const web = readPng(Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), before)));
+      if (web.width !== c.size[0] || web.height !== c.size[1]) fail(`${c.label}: web image is ${web.width}x${web.height}`);
+      let maxDiff = 0;
+      for (let i = 0; i < web.rgb.length; i++) maxDiff = Math.max(maxDiff, Math.abs(web.rgb[i] - native.rgb[i]));
+      timings[`maxPixelDiff_${c.label}`] = maxDiff;
+      console.log(`${c.label}: max pixel difference web vs native: ${maxDiff} (tolerance ${TOLERANCE})`);
+      if (maxDiff > TOLERANCE) fail(`${c.label}: image differs from the native CLI's by ${maxDiff} > ${TOLERANCE}`);
+      for (const e of c.expect) if (!web.text.parameters.includes(e)) fail(`${c.label}: infotext lacks \`${e}\`:\n${web.text.parameters}`);
+      if (web.text.parameters !== native.text.parameters)
+        fail(`${c.label}: infotext differs from the native one:\nweb:    ${web.text.parameters}\nnative: ${native.text.parameters}`);
+    }
+    await page.setChecked('#enable-hr', false);
 
     // Cancel stops a running generation and leaves the model ready again.
     await page.fill('#steps', '20');
