@@ -22,6 +22,10 @@ pub struct GenerateArgs {
     /// Take every setting from this PNG's A1111 infotext (flags given here override it).
     #[arg(long)]
     pub from: Option<PathBuf>,
+    /// With --from: stop with an error where A1111's paste would only warn (a checkpoint,
+    /// hypernetwork or sampler that is not installed, a feature Easel does not have).
+    #[arg(long, requires = "from")]
+    pub strict: bool,
     /// Prompt (A1111 syntax: (word:1.2), [word], BREAK, ...).
     #[arg(short, long)]
     pub prompt: Option<String>,
@@ -414,6 +418,7 @@ impl GenerateArgs {
         let a = self;
         let mut g = GenerationSettings::default();
         let mut seed = a.seed;
+        let mut pasted = None;
         if let Some(png) = &a.from {
             let text = read_parameters(png)?.ok_or_else(|| {
                 Error::Invalid(format!(
@@ -426,6 +431,7 @@ impl GenerateArgs {
             if seed.is_none() {
                 seed = info.seed()?.map(|v| v as i64);
             }
+            pasted = Some(info);
         }
         if let Some(p) = &a.prompt {
             // A prompt with its own tag replaces the pasted hypernetwork.
@@ -507,6 +513,25 @@ impl GenerateArgs {
         let model = a.model.clone().unwrap_or_else(|| g.model.clone());
         let (models, model) = models_folder(&a.models, &model);
         g.model = model;
+        if let Some(info) = &pasted {
+            let explicit = crate::paste::Explicit {
+                model: a.model.is_some(),
+                hypernets: !a.hypernets.is_empty(),
+                sampler: a.sampler.is_some(),
+            };
+            let warnings = crate::paste::check_pasted(
+                info,
+                &mut g,
+                &models,
+                &explicit,
+                &sampler_registry(),
+                &scheduler_registry(),
+                a.strict,
+            )?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+        }
         // A pasted `Lora hashes` renames the prompt's LoRAs to the files of this folder with
         // those hashes, as A1111's paste does.
         if let (Some(png), None) = (&a.from, &a.prompt) {

@@ -12,6 +12,7 @@ mod import;
 mod info;
 mod interrupt;
 mod models;
+mod paste;
 mod progress;
 mod prune;
 mod serve;

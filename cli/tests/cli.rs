@@ -546,3 +546,83 @@ fn embeddings_dir_chooses_the_embeddings_folder() {
         }
     }
 }
+
+/// A1111 v1.x writes `Model hash: <AutoV2>` (the first 10 hex of the file's sha256) and
+/// resolves it against the hashes it has computed, then by name (the shortest title that
+/// contains it). A checkpoint it cannot find is a warning and the default one is used,
+/// as A1111's paste keeps the current model; `--strict` makes that an error. The same for a
+/// missing hypernetwork, an unknown sampler, and fields of features Easel lacks.
+#[test]
+fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
+    let dir = temp_dir("autov2");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let sd = dir.join("models/Stable-diffusion");
+    std::fs::create_dir_all(&sd).unwrap();
+    // Two checkpoints; the renamed one sorts last, so the default is the other.
+    for (from, to) in [("tiny-ema", "a-default"), ("tiny", "zz-renamed")] {
+        for ext in ["ckpt", "yaml"] {
+            let link = sd.join(format!("{to}.{ext}"));
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(
+                fixtures.join(format!("Stable-diffusion/{from}.{ext}")),
+                &link,
+            )
+            .unwrap();
+        }
+    }
+    let sha = easel_core::model::sha256_file(&sd.join("zz-renamed.ckpt"), &mut |_, _| {}).unwrap();
+    let cache = dir.join("cache");
+    let png = dir.join("a1111.png");
+    let text = format!(
+        "a cat\nSteps: 2, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 64x64, \
+         Model hash: {}, Model: some-other-name, Hypernet: not-installed, \
+         Variation seed: 9, Variation seed strength: 0.2, Version: v1.10.1",
+        &sha[..10]
+    );
+    easel_core::infotext::write_png(&png, 8, 8, &[0u8; 8 * 8 * 3], Some(&text)).unwrap();
+    let run = |extra: &[&str], out: &str| {
+        easel()
+            .env("XDG_CACHE_HOME", &cache)
+            .args(["generate", "--models"])
+            .arg(dir.join("models"))
+            .arg("--from")
+            .arg(&png)
+            .args(extra)
+            .arg("-o")
+            .arg(dir.join(out))
+            .output()
+            .unwrap()
+    };
+    // Hash not known yet, name not installed: warnings, the default checkpoint.
+    let o = run(&[], "default.png");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for w in ["some-other-name", "not-installed", "Variation seed"] {
+        assert!(err.contains(w), "no warning about {w}: {err}");
+    }
+    let model = |out: &str| {
+        let t = read_parameters(dir.join(out)).unwrap().unwrap();
+        Infotext::parse(&t).get("Model").unwrap().to_string()
+    };
+    assert_eq!(model("default.png"), "a-default");
+    let o = run(&["--strict"], "strict.png");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--strict"));
+    // Once `easel hash` has hashed the folder, the AutoV2 hash finds the renamed file.
+    let o = easel()
+        .env("XDG_CACHE_HOME", &cache)
+        .arg("hash")
+        .arg(sd.join("zz-renamed.ckpt"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[], "hashed.png");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(model("hashed.png"), "zz-renamed");
+    // A name contained in one title is enough (A1111's closest match).
+    let text = "a cat\nSteps: 2, Sampler: Euler, Seed: 3, Size: 64x64, Model: renamed";
+    easel_core::infotext::write_png(&png, 8, 8, &[0u8; 8 * 8 * 3], Some(text)).unwrap();
+    let o = run(&[], "substring.png");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(model("substring.png"), "zz-renamed");
+}

@@ -149,17 +149,22 @@ pub fn resolve_checkpoint_name(models: &Path, name: &str) -> Result<PathBuf> {
     }
     let (wanted, hash) = split_title(name.trim());
     if let Some(hash) = hash {
-        if let Some(p) = find_by_legacy_hash(&all, hash)? {
+        if let Some(p) = find_by_hash(&all, hash)? {
             return Ok(p);
         }
     }
     if let Some(p) = find_by_name(&all, &root, wanted) {
         return Ok(p);
     }
-    if hash.is_none() && is_legacy_hash(wanted) {
-        if let Some(p) = find_by_legacy_hash(&all, wanted)? {
+    if hash.is_none() && is_model_hash(wanted) {
+        if let Some(p) = find_by_hash(&all, wanted)? {
             return Ok(p);
         }
+    }
+    // A1111's last resort (`get_closet_checkpoint_match`): the shortest title that
+    // contains the name.
+    if let Some(p) = find_by_substring(&all, &root, wanted) {
+        return Ok(p);
     }
     let names: Vec<String> = all.iter().map(|p| stem(p)).collect();
     Err(Error::Invalid(format!(
@@ -194,11 +199,12 @@ pub fn check_plain_name(name: &str, kind: &str) -> Result<()> {
     Ok(())
 }
 
-/// `final-pruned [925997e9]` → (`final-pruned`, Some(`925997e9`)).
+/// `final-pruned [925997e9]` → (`final-pruned`, Some(`925997e9`)); A1111 v1.x titles carry
+/// the AutoV2 hash (`final-pruned.safetensors [4ba1a6e4b1]`).
 fn split_title(name: &str) -> (&str, Option<&str>) {
     if let Some(open) = name.rfind(" [") {
         if let Some(hash) = name[open + 2..].strip_suffix(']') {
-            if is_legacy_hash(hash) {
+            if is_model_hash(hash) {
                 return (name[..open].trim_end(), Some(hash));
             }
         }
@@ -206,8 +212,48 @@ fn split_title(name: &str) -> (&str, Option<&str>) {
     (name, None)
 }
 
-fn is_legacy_hash(s: &str) -> bool {
-    s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit())
+/// A hash A1111 writes or shows for a checkpoint: legacy (8 hex), AutoV2 (10) or the
+/// whole sha256 (64).
+fn is_model_hash(s: &str) -> bool {
+    matches!(s.len(), 8 | 10 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The checkpoint with this hash. Legacy hashes read 64 KiB of each file; a sha256 prefix
+/// (AutoV2) is looked up among the hashes already known (Easel's hash cache, which
+/// `easel hash` and the server fill), as A1111 matches only the sha256s it has computed:
+/// hashing every file of a folder on a paste would read gigabytes.
+fn find_by_hash(all: &[PathBuf], hash: &str) -> Result<Option<PathBuf>> {
+    let hash = hash.to_ascii_lowercase();
+    if hash.len() == 8 {
+        return find_by_legacy_hash(all, &hash);
+    }
+    let Some(cache) = super::HashCache::default_path().map(|p| super::HashCache::load(&p)) else {
+        return Ok(None);
+    };
+    Ok(all
+        .iter()
+        .find(|p| cache.get(p).is_some_and(|h| h.sha256.starts_with(&hash)))
+        .cloned())
+}
+
+fn relative_name(p: &Path, root: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// The checkpoint whose relative file name contains `wanted`, the shortest such name first.
+fn find_by_substring(all: &[PathBuf], root: &Path, wanted: &str) -> Option<PathBuf> {
+    let wanted = wanted.replace('\\', "/");
+    if wanted.is_empty() {
+        return None;
+    }
+    all.iter()
+        .map(|p| (relative_name(p, root), p))
+        .filter(|(rel, _)| rel.contains(&wanted))
+        .min_by_key(|(rel, _)| rel.len())
+        .map(|(_, p)| p.clone())
 }
 
 fn find_by_legacy_hash(all: &[PathBuf], hash: &str) -> Result<Option<PathBuf>> {

@@ -1,0 +1,145 @@
+//! What A1111's paste does with the names and fields of an infotext that this machine cannot
+//! honour: a checkpoint, hypernetwork or sampler that is not installed is left at the
+//! default with a warning (A1111's UI keeps its current choice), and fields of features
+//! Easel lacks, which change the image in A1111, are named in one warning. `--strict`
+//! turns the warnings into an error, for scripts that must not get a different image.
+
+use easel_core::infotext::Infotext;
+use easel_core::model::resolve_checkpoint;
+use easel_core::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
+use easel_core::service::GenerationSettings;
+use easel_core::{Error, Result};
+use std::path::Path;
+
+/// Infotext keys of A1111 features (and common extensions) Easel does not implement; each
+/// changes the image A1111 makes. Keys ending in `*` match by prefix.
+const UNSUPPORTED: [&str; 21] = [
+    "Variation seed",
+    "Seed resize from",
+    "Face restoration",
+    "Tiling",
+    "Refiner",
+    "Hires checkpoint",
+    "Hires schedule type",
+    "NGMS",
+    "Token merging ratio",
+    "Token merging ratio hr",
+    "Noise multiplier",
+    "SGM noise multiplier",
+    "Pad conds",
+    "Skip Early CFG",
+    "CFG Rescale phi",
+    "Hypertile U-Net",
+    "ADetailer*",
+    "ControlNet*",
+    "Dynamic thresholding*",
+    "Soft inpainting*",
+    "FreeU*",
+];
+
+/// Which settings a flag set explicitly (those are the user's, not the PNG's, and are not
+/// second-guessed).
+pub struct Explicit {
+    pub model: bool,
+    pub hypernets: bool,
+    pub sampler: bool,
+}
+
+/// The unsupported fields `t` carries, by their infotext keys.
+fn unsupported_fields(t: &Infotext) -> Vec<String> {
+    t.params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| {
+            UNSUPPORTED.iter().any(|u| match u.strip_suffix('*') {
+                Some(prefix) => k.starts_with(prefix),
+                None => k == u,
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Checks what an infotext pasted into `g` names against `models` and this build, adjusts
+/// `g` as A1111's paste would, and returns the warnings (an error instead with `strict`).
+pub fn check_pasted(
+    t: &Infotext,
+    g: &mut GenerationSettings,
+    models: &Path,
+    explicit: &Explicit,
+    samplers: &SamplerRegistry,
+    schedulers: &SchedulerRegistry,
+    strict: bool,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    if !explicit.model && !g.model.is_empty() {
+        if let Err(e) = resolve_checkpoint(models, &g.model) {
+            warnings.push(format!(
+                "the PNG's checkpoint `{}` is not installed ({e}); using the default checkpoint",
+                g.model
+            ));
+            g.model.clear();
+        }
+    }
+    if !explicit.hypernets {
+        let installed = easel_hypernetwork::list_hypernetworks(models);
+        g.hypernets.retain(|h| {
+            let found = installed.iter().any(|e| e.name == h.name);
+            if !found {
+                warnings.push(format!(
+                    "the PNG's hypernetwork `{}` is not in {}; generating without it",
+                    h.name,
+                    models.join("hypernetworks").display()
+                ));
+            }
+            found
+        });
+    }
+    if !explicit.sampler {
+        if let Err(e) =
+            SamplerChoice::parse(samplers, schedulers, &g.sampler, g.schedule_type.as_deref())
+        {
+            let default = GenerationSettings::default();
+            warnings.push(format!(
+                "the PNG's sampler `{}` is not available ({e}); using {}",
+                g.sampler, default.sampler
+            ));
+            g.sampler = default.sampler;
+            g.schedule_type = default.schedule_type;
+        }
+    }
+    let unsupported = unsupported_fields(t);
+    if !unsupported.is_empty() {
+        warnings.push(format!(
+            "the PNG uses features Easel does not have, so the image will differ from A1111's: {}",
+            unsupported.join(", ")
+        ));
+    }
+    if strict && !warnings.is_empty() {
+        return Err(Error::Invalid(format!("--strict: {}", warnings.join("; "))));
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_fields_are_found_by_key_and_prefix() {
+        let t = Infotext::parse(
+            "a cat\nSteps: 20, Seed: 1, Variation seed: 5, Variation seed strength: 0.3, \
+             ADetailer model: face_yolov8n.pt, ADetailer confidence: 0.3, Tiling: True, \
+             Hires upscale: 2",
+        );
+        assert_eq!(
+            unsupported_fields(&t),
+            [
+                "Variation seed",
+                "ADetailer model",
+                "ADetailer confidence",
+                "Tiling"
+            ]
+        );
+    }
+}
