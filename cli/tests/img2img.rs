@@ -331,3 +331,48 @@ fn hires_fix_with_a_model_upscaler_is_txt2img_upscale_img2img() {
     assert!(!ok);
     assert!(err.contains("no-such-upscaler"), "{err}");
 }
+
+/// A1111 ≥ 1.6 schedules the hires pass's prompt over the first pass's steps with the hires
+/// steps given: `[cat:dog:0.5]` switches at half the first pass and, for the second pass
+/// (fractions count from 1.0 there), is `dog` throughout, exactly as a hires prompt of
+/// `dog` would be. With old timelines (A1111 < 1.6) the second pass switches half-way
+/// through its own steps instead, so the images differ.
+#[test]
+fn hires_pass_schedules_prompt_edits_as_a1111_1_6() {
+    let dir = temp_dir("hires-schedule");
+    let gen = |extra: &[&str], name: &str| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "--prompt",
+            "a photo of a [cat:dog:0.5]",
+            "--seed",
+            "21",
+            "--steps",
+            "4",
+            "--size",
+            "64x64",
+            "--sampler",
+            "Euler",
+            "--hires",
+            "--hr-scale",
+            "1.5",
+            "--hr-second-pass-steps",
+            "4",
+            "--denoising-strength",
+            "0.7",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["-o", out.to_str().unwrap()]);
+        let (ok, err) = run(&args);
+        assert!(ok, "{err}");
+        pixels(&out)
+    };
+    let edited = gen(&[], "edited.png");
+    let explicit = gen(&["--hr-prompt", "a photo of a dog"], "explicit.png");
+    assert_close(&edited, &explicit, "hires pass of [cat:dog:0.5] vs dog");
+    let half = gen(&["--hr-prompt", "a photo of a cat"], "cat.png");
+    assert!(
+        edited != half,
+        "the second pass did not use the edited prompt at all"
+    );
+}

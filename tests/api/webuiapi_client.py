@@ -62,6 +62,41 @@ def main():
         info = api.png_info(r.image)
         assert info.info == infotext, info.info
 
+        # Inpainting and hires fix through the client's own img2img / txt2img helpers.
+        init = Image.new("RGB", (64, 64))
+        init.putdata([(x * 4, y * 4, (x + y) * 2) for y in range(64) for x in range(64)])
+        mask = Image.new("L", (64, 64), 0)
+        mask.paste(255, (16, 20, 40, 44))
+        r = api.img2img(images=[init], mask_image=mask, prompt="a red fox", seed=3, steps=4,
+                        width=64, height=64, sampler_name="Euler", denoising_strength=0.6,
+                        mask_blur=2, inpainting_fill=1, inpaint_full_res=False)
+        h = api.txt2img(prompt="a red fox", seed=3, steps=3, width=64, height=64,
+                        sampler_name="Euler", enable_hr=True, hr_scale=1.5,
+                        hr_upscaler="Latent (nearest)", hr_second_pass_steps=2,
+                        denoising_strength=0.5)
+        assert h.image.size == (96, 96), h.image.size
+        with tempfile.TemporaryDirectory() as d:
+            init.save(f"{d}/init.png")
+            mask.save(f"{d}/mask.png")
+            for what, got, extra in [
+                ("inpainting", r, ["--init-img", f"{d}/init.png", "--mask", f"{d}/mask.png",
+                                   "--denoising-strength", "0.6", "--mask-blur", "2",
+                                   "--inpainting-fill", "original", "--steps", "4"]),
+                ("hires fix", h, ["--hires", "--hr-scale", "1.5", "--hr-upscaler",
+                                  "Latent (nearest)", "--hr-second-pass-steps", "2",
+                                  "--denoising-strength", "0.5", "--steps", "3"]),
+            ]:
+                out = f"{d}/{what}.png"
+                subprocess.run([EASEL, "generate", "--models", MODELS, "--model", tiny[0],
+                                "--prompt", "a red fox", "--seed", "3", "--size", "64x64",
+                                "--sampler", "Euler", *extra, "-o", out], check=True)
+                cli = Image.open(out)
+                cli.load()
+                assert cli.info["parameters"] == got.info["infotexts"][0], \
+                    (what, cli.info["parameters"], got.info["infotexts"][0])
+                assert cli.convert("RGB").tobytes() == got.image.convert("RGB").tobytes(), \
+                    f"webuiapi's {what} image differs from easel generate's"
+
         # Progress and interrupt while a long job runs.
         result = {}
         job = threading.Thread(target=lambda: result.update(
@@ -78,7 +113,8 @@ def main():
         job.join(timeout=120)
         assert not job.is_alive(), "interrupt did not end the job"
         assert len(result["r"].images) == 1, "batches after the interrupt still ran"
-        print(f"webuiapi client: OK ({tiny[0]}, image equals easel generate, "
+        print(f"webuiapi client: OK ({tiny[0]}, txt2img, inpainting and hires images equal "
+              f"easel generate's, "
               f"interrupt after step {p['state']['sampling_step']})")
     finally:
         server.terminate()

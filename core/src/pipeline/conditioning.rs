@@ -14,9 +14,9 @@ use crate::error::Result;
 use crate::nn::clip::ClipTextEncoder;
 use crate::text::limits::{check_and_parts, check_prompt_chunks, check_prompt_length};
 use crate::text::{
-    apply_emphasis, check_schedule_nesting, prompt_schedule, schedule_index, split_and,
+    apply_emphasis, check_schedule_nesting, prompt_schedule_with, schedule_index, split_and,
     tokenize_prompt_with_embeddings, AttentionSyntax, ChunkOptions, EmphasisMode, PromptChunk,
-    ScheduledPrompt, BOS, CHUNK_TOKENS, EOS,
+    ScheduleOptions, ScheduledPrompt, BOS, CHUNK_TOKENS, EOS,
 };
 use std::sync::Arc;
 
@@ -76,6 +76,8 @@ pub struct PromptOptions {
     pub syntax: AttentionSyntax,
     /// Embeddings usable by name in prompts (none when `None`).
     pub embeddings: Option<Arc<EmbeddingDatabase>>,
+    /// How `[a:b:when]` values are read: A1111's old timelines, and the hires pass's steps.
+    pub schedule: ScheduleOptions,
 }
 
 impl PromptOptions {
@@ -161,7 +163,7 @@ pub async fn encode_scheduled<B: Backend>(
 ) -> Result<ScheduledConditioning> {
     check_prompt_length(prompt, "prompt")?;
     check_schedule_nesting(prompt)?;
-    let schedule = prompt_schedule(prompt, steps);
+    let schedule = prompt_schedule_with(prompt, steps, &options.schedule);
     let texts: Vec<&str> = schedule.iter().map(|s| s.text.as_str()).collect();
     let conds = encode_texts(b, clip, &texts, clip_skip.max(1), options).await?;
     Ok(ScheduledConditioning { schedule, conds })

@@ -23,6 +23,7 @@ use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
 use crate::sampler::Sampler;
 use crate::scheduler::Scheduler;
+use crate::text::ScheduleOptions;
 use std::sync::Arc;
 
 /// Latent (and pixel) crop of the hires result: A1111's `truncate_x/y`.
@@ -277,14 +278,24 @@ pub async fn txt2img_hires<B: Backend>(
     let cropped = truncate(&enlarged, n, big_shape, target.truncate);
     let (fh, fw) = target.final_latent_size();
     let final_shape = [shape[0], fh, fw];
+    // A1111 ≥ 1.6 schedules the second pass's prompts over the first pass's steps with the
+    // hires steps given (`[a:b:N]` counts on from the first pass, `[a:b:0.x]` from 1.0);
+    // with old timelines the hires steps are ignored.
+    let hires_options = PromptOptions {
+        schedule: ScheduleOptions {
+            hires_steps: Some(second.steps),
+            ..options.schedule
+        },
+        ..options.clone()
+    };
     let conds = JobConds::encode(
         b,
         model,
         &second.prompt,
         &second.negative_prompt,
-        second.steps,
+        params.steps,
         second.clip_skip,
-        options,
+        &hires_options,
     )
     .await?;
     // An inpainting checkpoint: everything masked, so the conditioning image is blank

@@ -24,7 +24,7 @@ use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
 use crate::text::{
     emphasis_infotext, extract_extra_networks, kinds_in_order, parse_extra_networks,
-    strip_comments, AttentionSyntax,
+    strip_comments, AttentionSyntax, ScheduleOptions,
 };
 use crate::{Backend, Error, Result};
 use std::path::{Path, PathBuf};
@@ -381,6 +381,10 @@ impl<B: Backend> GenerationService<B> {
                 AttentionSyntax::A1111
             },
             embeddings: Some(embeddings.clone()),
+            schedule: ScheduleOptions {
+                hires_steps: None,
+                use_old_scheduling: s.old_prompt_timelines,
+            },
         };
         let emphasis_field =
             emphasis_infotext(s.emphasis, [s.prompt.as_str(), s.negative_prompt.as_str()]);
@@ -450,6 +454,9 @@ impl<B: Backend> GenerationService<B> {
                 }
                 if let Some(mode) = emphasis_field {
                     infotext.push("Emphasis", mode);
+                }
+                if s.old_prompt_timelines {
+                    infotext.push("Old prompt editing timelines", "True");
                 }
                 if let (Some(v), false) = (&ti_field, ti_first) {
                     infotext.push(TI_HASHES_KEY, v);

@@ -130,6 +130,10 @@ pub struct GenerationSettings {
     pub inpaint_full_res_padding: u32,
     /// Inpainting: repaint what the mask leaves out.
     pub inpainting_mask_invert: bool,
+    /// A1111's "Use old prompt editing timelines" (`Old prompt editing timelines` in
+    /// infotexts; on when pasting a PNG of A1111 before 1.6 whose prompt edits): `[a:b:N]`
+    /// below 1 is a fraction of the steps, anything else a step.
+    pub old_prompt_timelines: bool,
 }
 
 fn one_f32() -> f32 {
@@ -177,6 +181,7 @@ impl Default for GenerationSettings {
             inpaint_full_res: false,
             inpaint_full_res_padding: 32,
             inpainting_mask_invert: false,
+            old_prompt_timelines: false,
         }
     }
 }
@@ -232,6 +237,15 @@ impl GenerationSettings {
             (None, None) => {}
         }
         self.apply_img2img_infotext(t)?;
+        self.old_prompt_timelines = match t.get("Old prompt editing timelines") {
+            Some(v) => v.trim().eq_ignore_ascii_case("true"),
+            // A1111's paste turns its compatibility options on for PNGs of older versions
+            // (`infotext_versions.backcompat`).
+            None => {
+                a1111_version(t.get("Version")).is_some_and(|v| v < (1, 6, 0))
+                    && t.prompt.contains('[')
+            }
+        };
         self.hypernets.clear();
         if let (Some(names), false) = (t.hypernet(), self.prompt.contains("<hypernet:")) {
             let strengths: Vec<&str> = t
@@ -402,6 +416,26 @@ mod emphasis_text {
     }
 }
 
+/// The A1111 release an infotext's `Version` names, as (major, minor, patch), read as
+/// A1111's `infotext_versions.parse_version` does for its own tags (`v1.5.1`,
+/// `v1.7.0-225-gabc1234`); anything else (Forge's `f2.0…`, other programs) is `None`, and
+/// then no compatibility option is turned on.
+pub fn a1111_version(text: Option<&str>) -> Option<(u32, u32, u32)> {
+    let text = text?.trim();
+    let text = text.strip_prefix('v').unwrap_or(text);
+    let release = text.split('-').next()?;
+    let mut parts = release.split('.');
+    let mut next = || -> Option<u32> {
+        match parts.next() {
+            None => Some(0),
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok(),
+            Some(_) => None,
+        }
+    };
+    let v = (next()?, next()?, next()?);
+    parts.next().is_none().then_some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +488,40 @@ mod tests {
         let t = Infotext::parse("a cat\nSteps: 20, Seed: 1, Inpaint area: Everywhere");
         let err = GenerationSettings::from_infotext(&t).unwrap_err();
         assert!(err.to_string().contains("Everywhere"), "{err}");
+    }
+
+    /// `infotext_versions.backcompat`: before v1.6.0 a prompt with `[` gets the old prompt
+    /// editing timelines; the infotext key itself wins; unknown version texts change nothing.
+    #[test]
+    fn old_versions_turn_on_old_prompt_timelines() {
+        let with = |version: &str, prompt: &str| {
+            let t = Infotext::parse(&format!(
+                "{prompt}\nSteps: 20, Sampler: Euler, Seed: 1, Size: 512x512, Version: {version}"
+            ));
+            GenerationSettings::from_infotext(&t)
+                .unwrap()
+                .old_prompt_timelines
+        };
+        assert!(with("v1.5.1", "a [cat:dog:0.5]"));
+        assert!(with("v1.2.0-14-gabcdef1", "a [cat|dog]"));
+        assert!(!with("v1.5.1", "a cat"));
+        assert!(!with("v1.6.0", "a [cat:dog:0.5]"));
+        assert!(!with("v1.10.1", "a [cat:dog:0.5]"));
+        assert!(!with(
+            "f2.0.1v1.10.1-previous-669-gdfdcbab6",
+            "a [cat:dog:0.5]"
+        ));
+        let t = Infotext::parse(
+            "a [cat:dog:0.5]\nSteps: 20, Seed: 1, Old prompt editing timelines: True, Version: v1.9.0",
+        );
+        assert!(
+            GenerationSettings::from_infotext(&t)
+                .unwrap()
+                .old_prompt_timelines
+        );
+        assert_eq!(a1111_version(Some("v1.7.0-225-g1234abc")), Some((1, 7, 0)));
+        assert_eq!(a1111_version(Some("1.6")), Some((1, 6, 0)));
+        assert_eq!(a1111_version(Some("easel 0.1.0")), None);
     }
 
     #[test]
