@@ -4,12 +4,17 @@
 //! schedule of every `AND` part.
 
 use clap::Args;
+use easel_core::embeddings::{
+    load_embeddings_folder, text_encoder_width, EmbeddingDatabase, SD1_WIDTH,
+};
+use easel_core::model::resolve_checkpoint;
 use easel_core::text::{
-    part_schedules, strip_comments, token_text, tokenize_prompt, ui_token_count, ChunkOptions,
-    PartSchedule, ScheduleOptions, BOS, EOS,
+    part_schedules, strip_comments, token_text, tokenize_prompt_with_embeddings, ui_token_count,
+    ChunkOptions, PartSchedule, ScheduleOptions, BOS, EOS,
 };
 use easel_core::{Error, Result};
 use easel_hypernetwork::parse_extra_networks;
+use std::path::{Path, PathBuf};
 
 /// A1111's default "Sampling steps", which its counter uses until the user changes them.
 const DEFAULT_UI_STEPS: usize = 20;
@@ -28,6 +33,41 @@ pub struct TokenizeArgs {
     /// Hires-fix steps: also print the schedule of the hires pass (needs --steps).
     #[arg(long, value_name = "M", requires = "steps")]
     pub hr_steps: Option<usize>,
+    /// An A1111-style models folder: its `embeddings/` neighbour's textual-inversion
+    /// embeddings are matched in the prompt, for the width of `--model`'s text encoder
+    /// (default: ./models when it exists; without a folder, no embeddings).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Checkpoint whose text encoder width selects the usable embeddings [default: the first].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Textual-inversion embeddings folder [default: `embeddings/` beside the models folder].
+    #[arg(long = "embeddings-dir")]
+    pub embeddings_dir: Option<PathBuf>,
+}
+
+/// The embeddings the prompt can use, as `easel generate` would load them, or `None`
+/// without a models or embeddings folder. Skipped files are reported on stderr.
+fn embeddings(a: &TokenizeArgs) -> Option<EmbeddingDatabase> {
+    let models = a.models.clone().or_else(|| {
+        Path::new("models/Stable-diffusion")
+            .is_dir()
+            .then(|| "models".into())
+    });
+    let dir = a.embeddings_dir.clone().or_else(|| {
+        let m = models.as_ref()?;
+        Some(m.parent().unwrap_or(Path::new(".")).join("embeddings"))
+    })?;
+    let width = models
+        .as_ref()
+        .and_then(|m| resolve_checkpoint(m, a.model.as_deref().unwrap_or("")).ok())
+        .and_then(|c| text_encoder_width(&c))
+        .unwrap_or(SD1_WIDTH);
+    let db = load_embeddings_folder(&dir, width);
+    for w in db.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Some(db)
 }
 
 fn schedules_json(parts: &[PartSchedule]) -> serde_json::Value {
@@ -69,7 +109,8 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
             return Err(Error::Invalid(format!("{flag} must be at least 1")));
         }
     }
-    let t = tokenize_prompt(&a.prompt, ChunkOptions::default())?;
+    let db = embeddings(&a);
+    let t = tokenize_prompt_with_embeddings(&a.prompt, ChunkOptions::default(), db.as_ref())?;
     // What A1111 encodes: comments and extra-network tags gone, then AND parts and schedules.
     let (encoded_prompt, _tags) = parse_extra_networks(&strip_comments(&a.prompt));
     let ui_steps = a.steps.unwrap_or(DEFAULT_UI_STEPS);
@@ -88,7 +129,16 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
         let chunks: Vec<serde_json::Value> = t
             .chunks
             .iter()
-            .map(|c| serde_json::json!({ "tokens": c.tokens.to_vec(), "multipliers": c.multipliers.to_vec() }))
+            .map(|c| {
+                // Where each embedding's vectors start among the chunk's 77 tokens (BOS is
+                // 0) and its name.
+                let fixes: Vec<serde_json::Value> = c
+                    .fixes
+                    .iter()
+                    .map(|f| serde_json::json!([f.position, f.embedding.name]))
+                    .collect();
+                serde_json::json!({ "tokens": c.tokens.to_vec(), "multipliers": c.multipliers.to_vec(), "fixes": fixes })
+            })
             .collect();
         let mut out = serde_json::json!({
             "token_count": t.token_count,
@@ -125,11 +175,20 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     }
     for (ci, chunk) in t.chunks.iter().enumerate() {
         println!("chunk {}:", ci + 1);
-        for (&id, &w) in chunk.tokens.iter().zip(&chunk.multipliers) {
+        for (pos, (&id, &w)) in chunk.tokens.iter().zip(&chunk.multipliers).enumerate() {
             if id == BOS || id == EOS {
                 continue;
             }
-            println!("  {id:>6}  {:<20} {w}", token_text(id).unwrap_or("?"));
+            // An embedding's vectors sit on placeholder tokens from its position on.
+            let text = match chunk
+                .fixes
+                .iter()
+                .find(|f| pos >= f.position && pos < f.position + f.embedding.vectors)
+            {
+                Some(f) => format!("<{}>", f.embedding.name),
+                None => token_text(id).unwrap_or("?").to_string(),
+            };
+            println!("  {id:>6}  {text:<20} {w}");
         }
     }
     Ok(())

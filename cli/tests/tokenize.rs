@@ -124,3 +124,40 @@ fn bad_step_counts_are_refused() {
         assert!(err.contains("steps"), "{args:?}: {err}");
     }
 }
+
+/// With a models folder, the embeddings beside it are matched as A1111's
+/// `EmbeddingDatabase` does: the chunks' tokens (0 where vectors go), token counts and
+/// embedding positions equal the fixture script's, for the tiny model's width.
+#[test]
+fn embeddings_beside_the_models_folder_are_matched() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("embeddings/expected.json")).unwrap(),
+    )
+    .unwrap();
+    for case in expected["chunk_cases"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let out = easel()
+            .args(["tokenize", "--json", "--models"])
+            .arg(fixtures.join("models"))
+            .args(["--model", "tiny", "--"])
+            .arg(prompt)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let name = case["name"].as_str().unwrap();
+        assert_eq!(got["token_count"], case["token_count"], "{name}");
+        let chunks = got["chunks"].as_array().unwrap();
+        let want = case["chunks"].as_array().unwrap();
+        assert_eq!(chunks.len(), want.len(), "{name}");
+        for (g, w) in chunks.iter().zip(want) {
+            assert_eq!(g["tokens"], w["tokens"], "{name}");
+            assert_eq!(g["fixes"], w["fixes"], "{name}");
+        }
+    }
+}
