@@ -49,6 +49,12 @@ pub struct BenchArgs {
     /// steps of the image [default: 20].
     #[arg(long)]
     pub steps: Option<usize>,
+    /// --pipeline: add hires fix with the `Latent` upscaler at this scale (strength 0.7).
+    #[arg(long, requires = "pipeline")]
+    pub hires_scale: Option<f64>,
+    /// --pipeline with --hires-scale: the second pass's steps [default: 10].
+    #[arg(long, requires = "hires_scale", default_value_t = 10)]
+    pub hires_steps: usize,
     /// Time an ESRGAN 4x upscale (RRDBNet, 23 blocks, 64 features, random weights) of
     /// --sizes square images [default: 512] in A1111's tiles instead.
     #[arg(long, conflicts_with = "pipeline")]
@@ -154,6 +160,8 @@ fn run_on<B: Backend + Clone>(b: &B, a: &BenchArgs) -> Result<()> {
             sizes: a.sizes.clone(),
             steps: a.steps.unwrap_or(20),
             json: a.json,
+            hires_scale: a.hires_scale,
+            hires_steps: a.hires_steps,
         };
         return pipeline::run(b, &opts);
     }

@@ -15,6 +15,15 @@ out (or read `--checkpoint`); PyTorch - build the networks (random init); OpenVI
 the converted model from disk and compile it (the conversion itself, a one-off, is
 printed apart and cached under bench-models/). With `--steps` below 20 the table adds an
 estimated 20-step total (load + text + 20 x mean step + decode), marked as such.
+
+With `--hires-scale 2 --hires-steps N` every engine does A1111's hires fix with the `Latent`
+upscaler (bilinear resize of the latent, strength 0.7: a schedule of int(N / 0.7) steps of
+which the last N run at the larger size) and decodes the large image; the estimate is then
+for 20 + 10 steps. (OpenVINO's networks are converted at one static size, so it is left out
+of hires runs.)
+
+    .venv/bin/python tests/bench/bench_pipeline.py --threads 1 --size 512 --steps 2 \
+        --hires-scale 2 --hires-steps 2 --runs easel:fp32,torch:fp32
 """
 from __future__ import annotations
 
@@ -75,6 +84,34 @@ def sample(unet_eps, latents, cond, uncond, steps):
     return latents, times
 
 
+HIRES_STRENGTH = 0.7
+
+
+def sample_tail(unet_eps, latents, cond, uncond, steps):
+    """Hires fix's second pass: Euler with CFG over the last `steps` of a schedule of
+    int(steps / strength) steps, from `latents` noised to its first sigma."""
+    import torch
+
+    sched = euler_scheduler()
+    total = int(steps / HIRES_STRENGTH)
+    sched.set_timesteps(total)
+    start = total - steps
+    sched.set_begin_index(start)
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(1))
+    latents = latents + noise * sched.sigmas[start]
+    context = torch.cat([uncond, cond])
+    times = []
+    for t in sched.timesteps[start:]:
+        t0 = time.perf_counter()
+        x = sched.scale_model_input(torch.cat([latents, latents]), t)
+        eps = unet_eps(x, t, context)
+        e_uncond, e_cond = eps.chunk(2)
+        eps = e_uncond + CFG_SCALE * (e_cond - e_uncond)
+        latents = sched.step(eps, t, latents).prev_sample
+        times.append(time.perf_counter() - t0)
+    return latents, times
+
+
 def run_torch(args) -> dict:
     import torch
 
@@ -100,12 +137,22 @@ def run_torch(args) -> dict:
             return unet(x, t, encoder_hidden_states=context, return_dict=False)[0].float()
 
         latents, steps = sample(unet_eps, latents, cond, uncond, args.steps)
+        upscale, hires_steps, out = 0.0, [], args.size
+        if args.hires_scale:
+            t0 = time.perf_counter()
+            big = int(args.size * args.hires_scale) // 8
+            latents = torch.nn.functional.interpolate(latents, size=(big, big), mode="bilinear",
+                                                      antialias=False)
+            upscale = time.perf_counter() - t0
+            latents, hires_steps = sample_tail(unet_eps, latents, cond, uncond, args.hires_steps)
+            out = big * 8
         t0 = time.perf_counter()
         image = vae.decode(latents / sd15_models.SCALE_FACTOR, return_dict=False)[0].float()
         decode = time.perf_counter() - t0
-    assert image.shape == (1, 3, args.size, args.size)
+    assert image.shape == (1, 3, out, out)
     return dict(version=f"torch {torch.__version__}", load_s=load, text_s=text, steps_s=steps,
-                decode_s=decode, peak_rss_mib=peak_rss_mib())
+                upscale_s=upscale, hires_steps_s=hires_steps, decode_s=decode,
+                peak_rss_mib=peak_rss_mib())
 
 
 # ---------------------------------------------------------------- OpenVINO
@@ -221,6 +268,8 @@ def run_openvino(args) -> dict:
 def run_easel(args) -> dict:
     cmd = [args.easel, "bench", "--pipeline", "--json", "--sizes", str(args.size), "--steps",
            str(args.steps), "--threads", str(args.threads), "--precision", args.precision]
+    if args.hires_scale:
+        cmd += ["--hires-scale", str(args.hires_scale), "--hires-steps", str(args.hires_steps)]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -245,7 +294,9 @@ def child(args) -> None:
 def spawn(args, engine: str, precision: str) -> dict:
     cmd = [sys.executable, __file__, "--child", engine, "--precision", precision,
            "--threads", str(args.threads), "--size", str(args.size), "--steps", str(args.steps),
-           "--easel", args.easel]
+           "--easel", args.easel, "--hires-steps", str(args.hires_steps)]
+    if args.hires_scale:
+        cmd += ["--hires-scale", str(args.hires_scale)]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -257,16 +308,27 @@ def spawn(args, engine: str, precision: str) -> dict:
     return json.loads(results[-1][len("RESULT "):])
 
 
-def row(engine: str, precision: str, r: dict, steps: int) -> str:
+def mean_after_first(s):
+    return sum(s[1:]) / len(s[1:]) if len(s) > 1 else (s[0] if s else 0.0)
+
+
+def row(engine: str, precision: str, r: dict, steps: int, hires: bool) -> str:
     if "error" in r:
         return f"| {engine} | {precision} | failed: {r['error'][:300]} |"
     s = r["steps_s"]
-    mean = sum(s[1:]) / len(s[1:]) if len(s) > 1 else s[0]
+    mean = mean_after_first(s)
     sampling = sum(s)
-    total = r["load_s"] + r["text_s"] + sampling + r["decode_s"]
+    h = r.get("hires_steps_s") or []
+    hires_total = r.get("upscale_s", 0.0) + sum(h)
+    total = r["load_s"] + r["text_s"] + sampling + hires_total + r["decode_s"]
     est = r["load_s"] + r["text_s"] + 20 * mean + r["decode_s"]
+    if hires:
+        est += r.get("upscale_s", 0.0) + 10 * mean_after_first(h)
     cells = [engine, precision, f"{r['load_s']:.1f}", f"{r['text_s']:.2f}", f"{sampling:.1f}",
-             f"{s[0]:.2f} / {mean:.2f}", f"{r['decode_s']:.1f}", f"{total:.1f}"]
+             f"{s[0]:.2f} / {mean:.2f}"]
+    if hires:
+        cells.append(f"{h[0]:.2f} / {mean_after_first(h):.2f}" if h else "-")
+    cells += [f"{r['decode_s']:.1f}", f"{total:.1f}"]
     if steps < 20:
         cells.append(f"{est:.0f}")
     cells.append(f"{r['peak_rss_mib']:.0f}")
@@ -278,6 +340,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--hires-scale", type=float, default=0.0,
+                    help="add hires fix (Latent upscaler) at this scale")
+    ap.add_argument("--hires-steps", type=int, default=10)
     ap.add_argument("--runs", default=",".join(ALL_RUNS),
                     help="engine:precision list (engines easel, torch, openvino)")
     ap.add_argument("--easel", default=str(ROOT / "target" / "release" / "easel"))
@@ -290,22 +355,30 @@ def main() -> None:
         child(args)
         return
     runs = [r.split(":") for r in args.runs.split(",")]
+    hires = bool(args.hires_scale)
+    if hires:
+        runs = [(e, p) for e, p in runs if e != "openvino"]
     if any(e == "openvino" for e, _ in runs) and not (ov_dir(args.size) / "complete").exists():
         print(f"converting the networks for OpenVINO into {ov_dir(args.size)} (once) ...", flush=True)
         r = spawn(args, "openvino-convert", "f32")
         print(f"  {r}", flush=True)
-    print(f"SD1.5, random weights, {args.size}x{args.size}, {args.steps} Euler steps, CFG {CFG_SCALE}, "
-          f"{args.threads} thread(s)")
+    hires_text = (f", hires fix x{args.hires_scale} (Latent, strength {HIRES_STRENGTH}, "
+                  f"{args.hires_steps} steps)" if hires else "")
+    print(f"SD1.5, random weights, {args.size}x{args.size}, {args.steps} Euler steps, CFG {CFG_SCALE}"
+          f"{hires_text}, {args.threads} thread(s)")
     head = ["engine", "precision", "load s", "text s", f"sampling s ({args.steps} steps)",
-            "step s (first / mean of rest)", "decode s", "total s"]
+            "step s (first / mean of rest)"]
+    if hires:
+        head.append("hires step s (first / mean of rest)")
+    head += ["decode s", "total s"]
     if args.steps < 20:
-        head.append("est. 20-step total s")
+        head.append("est. 20+10-step total s" if hires else "est. 20-step total s")
     head.append("peak RSS MiB")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     versions = []
     for engine, precision in runs:
         r = spawn(args, engine, precision)
-        lines.append(row(engine, precision, r, args.steps))
+        lines.append(row(engine, precision, r, args.steps, hires))
         if "version" in r and r["version"] not in versions:
             versions.append(r["version"])
         print(lines[-1], flush=True)

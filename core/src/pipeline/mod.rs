@@ -26,6 +26,6 @@ pub use hires::{txt2img_hires, HiresImageUpscaler, HiresParams, HiresTarget, Hir
 pub use img2img::{img2img_cancellable, img2img_steps, Img2ImgParams};
 pub use infotext_params::txt2img_infotext;
 pub use inpaint::{img2img_inpaint, Img2ImgInputs, InitImage, InpaintMask, MaskedContent};
-pub use latent_upscale::{LatentUpscaleMode, LATENT_UPSCALERS};
+pub use latent_upscale::{interpolate as interpolate_latent, LatentUpscaleMode, LATENT_UPSCALERS};
 pub use preview::latent_preview_rgb;
 pub use vae_encode::{encode_chw, encode_rgb8, rgb8_to_chw};
