@@ -53,6 +53,15 @@ pub struct GenerateArgs {
     /// Read `{word}` / `[word]` as NovelAI's ×1.05 / ÷1.05 instead of A1111's brackets.
     #[arg(long = "nai-braces")]
     pub nai_braces: bool,
+    /// A1111's "Use old prompt editing timelines" (before v1.6): `[a:b:N]` below 1 is a
+    /// fraction of the steps. On by itself for `--from` PNGs of those versions.
+    #[arg(long = "old-prompt-timelines")]
+    pub old_prompt_timelines: bool,
+    /// A1111's "Downcast alphas_cumprod" (before v1.7.0-225): sample over the fp16
+    /// schedule those versions used, to reproduce their seeds. On by itself for `--from`
+    /// PNGs of those versions.
+    #[arg(long = "downcast-alphas-cumprod")]
+    pub downcast_alphas_cumprod: bool,
     /// Classifier-free guidance scale [default: 7].
     #[arg(long = "cfg")]
     pub cfg: Option<f32>,
@@ -494,6 +503,8 @@ impl GenerateArgs {
             g.emphasis = EmphasisMode::from_a1111_name(e)?;
         }
         g.nai_braces = a.nai_braces;
+        g.old_prompt_timelines |= a.old_prompt_timelines;
+        g.downcast_alphas_cumprod |= a.downcast_alphas_cumprod;
         a.img2img.apply(&mut g)?;
         g.batch_size = a.batch_size;
         g.batch_count = a.batch_count;

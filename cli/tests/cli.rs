@@ -626,3 +626,77 @@ fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(model("substring.png"), "zz-renamed");
 }
+
+/// A PNG of A1111 before v1.7.0-225 sampled over the fp16 schedule: `--from` turns on
+/// "Downcast alphas_cumprod" for it (written back into the new PNG), which changes the
+/// image; `--downcast-alphas-cumprod` on a fresh run gives that same image.
+#[test]
+fn old_version_pngs_sample_over_the_fp16_schedule() {
+    let dir = temp_dir("downcast");
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let base = [
+        "--prompt",
+        "a cat",
+        "--steps",
+        "3",
+        "--size",
+        "64x64",
+        "--seed",
+        "5",
+        "--sampler",
+        "Euler",
+    ];
+    let gen = |extra: &[&str], out: &str| {
+        let o = easel()
+            .args(["generate", "--models"])
+            .arg(&models)
+            .args(extra)
+            .arg("-o")
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(dir.join(out)).unwrap()
+    };
+    let plain = gen(&base, "plain.png");
+    let mut args = base.to_vec();
+    args.push("--downcast-alphas-cumprod");
+    let downcast = gen(&args, "downcast.png");
+    let rgb = |png: &[u8]| easel_core::infotext::decode_png_rgb(png, "png").unwrap().2;
+    assert!(
+        rgb(&plain) != rgb(&downcast),
+        "the fp16 schedule changed nothing"
+    );
+    let text = read_parameters(dir.join("downcast.png")).unwrap().unwrap();
+    assert!(text.contains("Downcast alphas_cumprod: True"), "{text}");
+    // An A1111 v1.6.0 PNG of the plain settings (no key: the version decides).
+    let plain_text = read_parameters(dir.join("plain.png")).unwrap().unwrap();
+    let old = dir.join("old.png");
+    easel_core::infotext::write_png(
+        &old,
+        8,
+        8,
+        &[0u8; 8 * 8 * 3],
+        Some(&format!("{plain_text}, Version: v1.6.0")),
+    )
+    .unwrap();
+    let from_old = gen(&["--from", old.to_str().unwrap()], "from-old.png");
+    assert!(
+        rgb(&from_old) == rgb(&downcast),
+        "v1.6.0 PNG did not regenerate over fp16"
+    );
+    let new = dir.join("new.png");
+    easel_core::infotext::write_png(
+        &new,
+        8,
+        8,
+        &[0u8; 8 * 8 * 3],
+        Some(&format!("{plain_text}, Version: v1.10.1")),
+    )
+    .unwrap();
+    let from_new = gen(&["--from", new.to_str().unwrap()], "from-new.png");
+    assert!(
+        rgb(&from_new) == rgb(&plain),
+        "v1.10.1 PNG changed the schedule"
+    );
+}

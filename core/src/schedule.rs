@@ -6,6 +6,7 @@
 /// interpolating fractional timesteps.
 #[derive(Clone, Debug)]
 pub struct DiscreteSchedule {
+    alphas_cumprod: Vec<f32>,
     sigmas: Vec<f32>,
     log_sigmas: Vec<f32>,
 }
@@ -34,7 +35,31 @@ impl DiscreteSchedule {
             .map(|&a| ((1.0 - a) / a).sqrt())
             .collect();
         let log_sigmas = sigmas.iter().map(|s| s.ln()).collect();
-        Self { sigmas, log_sigmas }
+        Self {
+            alphas_cumprod: alphas_cumprod.to_vec(),
+            sigmas,
+            log_sigmas,
+        }
+    }
+
+    /// The schedule A1111's "Downcast alphas_cumprod" option gives (the model as A1111
+    /// before v1.7.0-225 kept it, in fp16): ᾱ rounded to fp16, and k-diffusion's σ and log σ
+    /// tables computed from it in fp16 arithmetic (each operation rounded to fp16, as torch
+    /// does for a half tensor). Everything that reads the tables then works in f32 again.
+    pub fn downcast_f16(&self) -> Self {
+        use half::f16;
+        let h = |v: f32| f16::from_f32(v).to_f32();
+        let alphas: Vec<f32> = self.alphas_cumprod.iter().map(|&a| h(a)).collect();
+        let sigmas: Vec<f32> = alphas
+            .iter()
+            .map(|&a| h(h(h(1.0 - a) / a).sqrt()))
+            .collect();
+        let log_sigmas = sigmas.iter().map(|&s| h(s.ln())).collect();
+        Self {
+            alphas_cumprod: alphas,
+            sigmas,
+            log_sigmas,
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -317,6 +317,7 @@ fn txt2img_with_a_hypernetwork_matches_reference() {
     let (sampler, scheduler) =
         easel_tests::sampler_and_schedule(case["sampler"].as_str().unwrap(), None);
     let params = Txt2ImgParams {
+        downcast_alphas_cumprod: false,
         prompt: cleaned,
         negative_prompt: case["negative"].as_str().unwrap().to_string(),
         steps: case["steps"].as_u64().unwrap() as usize,

@@ -81,6 +81,7 @@ fn params_of(case: &Value) -> Txt2ImgParams {
     let (sampler, scheduler) =
         easel_tests::sampler_and_schedule(text(case, "sampler"), Some(text(case, "schedule")));
     Txt2ImgParams {
+        downcast_alphas_cumprod: false,
         prompt: text(case, "prompt").to_string(),
         negative_prompt: text(case, "negative").to_string(),
         steps: number(case, "steps") as usize,

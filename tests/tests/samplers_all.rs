@@ -256,6 +256,42 @@ fn every_schedule_matches_a1111() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A1111's "Downcast alphas_cumprod": the σ table k-diffusion builds from the fp16 ᾱ in
+/// fp16 arithmetic, and the Automatic and Karras schedules and timesteps read off it, against
+/// `samplers/downcast.json` (`make_downcast_fixtures.py`, k-diffusion on torch).
+#[test]
+fn downcast_schedule_matches_k_diffusion_on_fp16_alphas() {
+    let path = fixtures_dir().join("samplers/downcast.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let model = DiscreteSchedule::scaled_linear(0.00085, 0.012, 1000).downcast_f16();
+    // The tables are fp16 values: equal to the bit.
+    assert_eq!(model.sigmas(), floats(&json["sigmas"]).as_slice());
+    let (_, schedulers) = registries();
+    for (name, key) in [("automatic", "default"), ("karras", "karras")] {
+        let scheduler = schedulers.get(name).unwrap();
+        for (steps, reference) in json[key].as_object().unwrap() {
+            let steps: usize = steps.parse().unwrap();
+            let ours = scheduler.sigmas(&model, steps).unwrap();
+            let reference = floats(reference);
+            assert_eq!(ours.len(), reference.len(), "{name} {steps}");
+            let err = max_rel_diff(&ours, &reference);
+            assert!(
+                err <= SCHEDULE_TOLERANCE,
+                "{name} {steps}: rel err {err:e}\n  ours {ours:?}\n  ref  {reference:?}"
+            );
+        }
+    }
+    let probe = floats(&json["sigma_to_t"]["sigmas"]);
+    let want = floats(&json["sigma_to_t"]["t"]);
+    for (s, t) in probe.iter().zip(&want) {
+        let ours = model.sigma_to_t(*s);
+        assert!(
+            (ours - t).abs() <= 1e-4 * t.max(1.0),
+            "sigma_to_t({s}) = {ours}, k-diffusion {t}"
+        );
+    }
+}
+
 #[test]
 fn labels_and_schedules_round_trip() {
     let (samplers, schedulers) = registries();

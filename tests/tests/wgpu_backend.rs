@@ -810,6 +810,7 @@ fn txt2img_on_wgpu_matches_reference_pixels() {
     // The schedule `Automatic` resolves to for this sampler.
     let scheduler = schedulers.get(sampler.default_scheduler()).unwrap();
     let params = Txt2ImgParams {
+        downcast_alphas_cumprod: false,
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),
         steps: case["steps"].as_u64().unwrap() as usize,

@@ -48,6 +48,11 @@ fn whole(key: &str, v: &Value) -> Result<u64, BadOption> {
         .ok_or_else(|| bad(key, format!("`{key}` must be a whole number ≥ 0, not {v}")))
 }
 
+fn boolean(key: &str, v: &Value) -> Result<bool, BadOption> {
+    v.as_bool()
+        .ok_or_else(|| bad(key, format!("`{key}` must be true or false, not {v}")))
+}
+
 fn text<'v>(key: &str, v: &'v Value) -> Result<&'v str, BadOption> {
     v.as_str()
         .ok_or_else(|| bad(key, format!("`{key}` must be a string, not {v}")))
@@ -95,6 +100,8 @@ pub fn apply_option(
             s.emphasis = EmphasisMode::from_a1111_name(text(key, v)?)
                 .map_err(|e| bad(key, format!("`emphasis`: {e}")))?
         }
+        "use_old_scheduling" => s.old_prompt_timelines = boolean(key, v)?,
+        "use_downcasted_alpha_bar" => s.downcast_alphas_cumprod = boolean(key, v)?,
         "eta_ancestral" => p.eta = Some(number(key, v)? as f32),
         "eta_ddim" => p.eta_ddim = Some(number(key, v)? as f32),
         "s_churn" => p.s_churn = Some(number(key, v)? as f32),
@@ -123,6 +130,8 @@ pub fn default_options(model_title: &str) -> Map<String, Value> {
     put("eta_noise_seed_delta", Value::from(0));
     put("randn_source", Value::from("GPU"));
     put("emphasis", Value::from("Original"));
+    put("use_old_scheduling", Value::from(false));
+    put("use_downcasted_alpha_bar", Value::from(false));
     put("eta_ancestral", Value::from(1.0));
     put("eta_ddim", Value::from(0.0));
     put("s_churn", Value::from(0.0));
@@ -164,9 +173,12 @@ mod tests {
             ("emphasis", json!("No norm")),
             ("eta_ancestral", json!(0.5)),
             ("sd_vae", json!("None")),
+            ("use_old_scheduling", json!(true)),
+            ("use_downcasted_alpha_bar", json!(true)),
         ] {
             assert_eq!(apply_option(&mut s, k, &v).unwrap(), Applied::Used, "{k}");
         }
+        assert!(s.old_prompt_timelines && s.downcast_alphas_cumprod);
         assert_eq!((s.clip_skip, s.ensd, s.rng), (2, 31337, RngKind::Cpu));
         assert_eq!(s.emphasis, EmphasisMode::NoNorm);
         assert_eq!(s.sampler_params.eta, Some(0.5));

@@ -38,6 +38,9 @@ pub struct StableDiffusion<B: Backend> {
     pub vae: AutoencoderKl<B>,
     pub config: ModelConfig,
     pub schedule: DiscreteSchedule,
+    /// [`DiscreteSchedule::downcast_f16`] of `schedule`, for jobs with A1111's "Downcast
+    /// alphas_cumprod" option.
+    pub schedule_f16: DiscreteSchedule,
     pub info: ModelInfo,
 }
 
@@ -238,6 +241,7 @@ impl<B: Backend> StableDiffusion<B> {
             unet,
             vae,
             config,
+            schedule_f16: schedule.downcast_f16(),
             schedule,
             info,
         })

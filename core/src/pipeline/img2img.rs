@@ -144,18 +144,19 @@ impl<B: Backend> Img2ImgRun<'_, B> {
         crate::scheduler::check_steps(steps)?;
         let mut rng = ImageRng::new(params.rng, &seeds, params.ensd);
         let noise = rng.first(&shape);
+        let schedule = params.schedule(model);
         let full_sigmas = sampler_sigmas(
             params.sampler.as_ref(),
             params.scheduler.as_ref(),
-            &model.schedule,
+            schedule,
             steps,
         )?;
 
         let timesteps_sched: Vec<usize>;
         let (x, sigmas): (Vec<f32>, Vec<f32>) = if params.sampler.walks_timesteps() {
-            let timesteps = a1111_timesteps(model.schedule.len(), steps);
+            let timesteps = a1111_timesteps(schedule.len(), steps);
             timesteps_sched = timesteps[..t_enc].to_vec();
-            let sigma = model.schedule.sigmas()[timesteps[t_enc]] as f64;
+            let sigma = schedule.sigmas()[timesteps[t_enc]] as f64;
             let alpha = (1.0 / (1.0 + sigma * sigma)) as f32;
             let (sa, s1a) = (alpha.sqrt(), (1.0 - alpha).sqrt());
             let x = self
@@ -168,7 +169,7 @@ impl<B: Backend> Img2ImgRun<'_, B> {
             let mut sig: Vec<f32> = timesteps_sched
                 .iter()
                 .rev()
-                .map(|&t| model.schedule.sigmas()[t])
+                .map(|&t| schedule.sigmas()[t])
                 .collect();
             sig.push(0.0);
             (x, sig)
@@ -188,7 +189,7 @@ impl<B: Backend> Img2ImgRun<'_, B> {
         let denoiser = CfgDenoiser::new(
             b,
             &model.unet,
-            &model.schedule,
+            schedule,
             self.hooks,
             seeds.len(),
             shape,
@@ -216,7 +217,7 @@ impl<B: Backend> Img2ImgRun<'_, B> {
                 .sampler
                 .walks_timesteps()
                 .then_some(timesteps_sched.as_slice()),
-            schedule: &model.schedule,
+            schedule,
         };
         // Interrupted before any step: A1111 returns the init latent.
         let latent = walk

@@ -11,6 +11,7 @@ use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
 use crate::noise::{ImageRng, RngKind, TorchDevice};
 use crate::sampler::{Denoiser, NoiseRequest, NoiseSampler, SampleContext, Sampler};
+use crate::schedule::DiscreteSchedule;
 use crate::scheduler::{sampler_sigmas, Scheduler};
 use crate::text::strip_comments;
 use std::sync::Arc;
@@ -45,9 +46,20 @@ pub struct Txt2ImgParams {
     /// The schedule that spaces σ (already resolved from `Automatic` to the sampler's
     /// default; see `SchedulerRegistry::effective`).
     pub scheduler: Arc<dyn Scheduler>,
+    /// A1111's "Downcast alphas_cumprod": sample over the model's fp16 schedule.
+    pub downcast_alphas_cumprod: bool,
 }
 
 impl Txt2ImgParams {
+    /// The model's diffusion schedule as this job samples it.
+    pub fn schedule<'m, B: Backend>(&self, model: &'m StableDiffusion<B>) -> &'m DiscreteSchedule {
+        if self.downcast_alphas_cumprod {
+            &model.schedule_f16
+        } else {
+            &model.schedule
+        }
+    }
+
     /// Reject settings the networks cannot run, with a message naming the setting.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("width", self.width), ("height", self.height)] {
@@ -238,14 +250,14 @@ pub(crate) async fn txt2img_latents<B: Backend>(
     let sigmas = sampler_sigmas(
         params.sampler.as_ref(),
         params.scheduler.as_ref(),
-        &model.schedule,
+        params.schedule(model),
         params.steps,
     )?;
     let x: Vec<f32> = noise.iter().map(|v| v * sigmas[0]).collect();
     let denoiser = CfgDenoiser::new(
         b,
         &model.unet,
-        &model.schedule,
+        params.schedule(model),
         hooks,
         seeds.len(),
         shape,
@@ -274,7 +286,7 @@ pub(crate) async fn txt2img_latents<B: Backend>(
         shape,
         noise_sigmas: &sigmas,
         timesteps: None,
-        schedule: &model.schedule,
+        schedule: params.schedule(model),
     };
     let latent = walk
         .run(&mut denoiser, &mut rng, x, &sigmas, start, progress)

@@ -202,25 +202,28 @@ impl<'u> PreparedJob<'u> {
         s: &GenerationSettings,
         params: &Txt2ImgParams,
     ) {
-        match self {
-            Self::Txt2Img => {}
+        // `init`'s fields, then what A1111 adds just before sampling (the alpha schedule
+        // override), all ahead of the sampler's own parameters.
+        let mut fields = match self {
+            Self::Txt2Img => Vec::new(),
             Self::Hires { hires, .. } => {
                 add_denoising_strength(t, s.denoising_strength);
-                add_extra_params(
-                    t,
-                    hires_fields(
-                        hires,
-                        &params.prompt,
-                        &params.negative_prompt,
-                        params.sampler.label(),
-                    ),
-                );
+                hires_fields(
+                    hires,
+                    &params.prompt,
+                    &params.negative_prompt,
+                    params.sampler.label(),
+                )
             }
             Self::Img2Img(job) => {
                 add_denoising_strength(t, s.denoising_strength);
-                add_extra_params(t, job.mask_fields.clone());
+                job.mask_fields.clone()
             }
+        };
+        if s.downcast_alphas_cumprod {
+            fields.push(("Downcast alphas_cumprod", "True".to_string()));
         }
+        add_extra_params(t, fields);
     }
 }
 

@@ -315,6 +315,7 @@ impl<B: Backend> GenerationService<B> {
             ensd: s.ensd,
             sampler,
             scheduler,
+            downcast_alphas_cumprod: s.downcast_alphas_cumprod,
         };
         params.validate()?;
         Ok(params)

@@ -134,6 +134,9 @@ pub struct GenerationSettings {
     /// infotexts; on when pasting a PNG of A1111 before 1.6 whose prompt edits): `[a:b:N]`
     /// below 1 is a fraction of the steps, anything else a step.
     pub old_prompt_timelines: bool,
+    /// A1111's "Downcast alphas_cumprod" (on when pasting a PNG of A1111 before
+    /// v1.7.0-225, which sampled over the fp16 schedule): reproduces those images.
+    pub downcast_alphas_cumprod: bool,
 }
 
 fn one_f32() -> f32 {
@@ -182,6 +185,7 @@ impl Default for GenerationSettings {
             inpaint_full_res_padding: 32,
             inpainting_mask_invert: false,
             old_prompt_timelines: false,
+            downcast_alphas_cumprod: false,
         }
     }
 }
@@ -237,15 +241,14 @@ impl GenerationSettings {
             (None, None) => {}
         }
         self.apply_img2img_infotext(t)?;
-        self.old_prompt_timelines = match t.get("Old prompt editing timelines") {
-            Some(v) => v.trim().eq_ignore_ascii_case("true"),
-            // A1111's paste turns its compatibility options on for PNGs of older versions
-            // (`infotext_versions.backcompat`).
-            None => {
-                a1111_version(t.get("Version")).is_some_and(|v| v < (1, 6, 0))
-                    && t.prompt.contains('[')
-            }
-        };
+        // A1111's paste turns its compatibility options on for PNGs of older versions
+        // (`infotext_versions.backcompat`); a key of the infotext itself wins.
+        let version = a1111_version(t.get("Version"));
+        let flag = |key: &str| t.get(key).map(|v| v.trim().eq_ignore_ascii_case("true"));
+        self.old_prompt_timelines = flag("Old prompt editing timelines")
+            .unwrap_or(version.is_some_and(|v| v < (1, 6, 0, 0)) && t.prompt.contains('['));
+        self.downcast_alphas_cumprod =
+            flag("Downcast alphas_cumprod").unwrap_or(version.is_some_and(|v| v < (1, 7, 0, 225)));
         self.hypernets.clear();
         if let (Some(names), false) = (t.hypernet(), self.prompt.contains("<hypernet:")) {
             let strengths: Vec<&str> = t
@@ -416,14 +419,22 @@ mod emphasis_text {
     }
 }
 
-/// The A1111 release an infotext's `Version` names, as (major, minor, patch), read as
-/// A1111's `infotext_versions.parse_version` does for its own tags (`v1.5.1`,
-/// `v1.7.0-225-gabc1234`); anything else (Forge's `f2.0…`, other programs) is `None`, and
-/// then no compatibility option is turned on.
-pub fn a1111_version(text: Option<&str>) -> Option<(u32, u32, u32)> {
+/// The A1111 release an infotext's `Version` names, as (major, minor, patch, post), read
+/// as A1111's `infotext_versions.parse_version` reads its own tags with `packaging`:
+/// `v1.5.1` is (1, 5, 1, 0), `v1.7.0-225-gabc1234` the post-release (1, 7, 0, 225), a
+/// release candidate `v1.6.0-RC-28-g…` sorts before its release (post -1). Anything else
+/// (Forge's `f2.0…`, other programs) is `None`: then no compatibility option is turned on.
+pub fn a1111_version(text: Option<&str>) -> Option<(u32, u32, u32, i64)> {
     let text = text?.trim();
     let text = text.strip_prefix('v').unwrap_or(text);
-    let release = text.split('-').next()?;
+    let mut dashed = text.split('-');
+    let release = dashed.next()?;
+    let post = match dashed.next() {
+        None => 0,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+        Some(p) if p.to_ascii_lowercase().starts_with("rc") => -1,
+        Some(_) => return None,
+    };
     let mut parts = release.split('.');
     let mut next = || -> Option<u32> {
         match parts.next() {
@@ -432,7 +443,7 @@ pub fn a1111_version(text: Option<&str>) -> Option<(u32, u32, u32)> {
             Some(_) => None,
         }
     };
-    let v = (next()?, next()?, next()?);
+    let v = (next()?, next()?, next()?, post);
     parts.next().is_none().then_some(v)
 }
 
@@ -504,6 +515,7 @@ mod tests {
         };
         assert!(with("v1.5.1", "a [cat:dog:0.5]"));
         assert!(with("v1.2.0-14-gabcdef1", "a [cat|dog]"));
+        assert!(with("v1.6.0-RC-28-gabc", "a [cat|dog]"));
         assert!(!with("v1.5.1", "a cat"));
         assert!(!with("v1.6.0", "a [cat:dog:0.5]"));
         assert!(!with("v1.10.1", "a [cat:dog:0.5]"));
@@ -519,9 +531,31 @@ mod tests {
                 .unwrap()
                 .old_prompt_timelines
         );
-        assert_eq!(a1111_version(Some("v1.7.0-225-g1234abc")), Some((1, 7, 0)));
-        assert_eq!(a1111_version(Some("1.6")), Some((1, 6, 0)));
+        assert_eq!(
+            a1111_version(Some("v1.7.0-225-g1234abc")),
+            Some((1, 7, 0, 225))
+        );
+        assert_eq!(a1111_version(Some("1.6")), Some((1, 6, 0, 0)));
+        assert_eq!(
+            a1111_version(Some("v1.6.0-RC-28-gabc")),
+            Some((1, 6, 0, -1))
+        );
         assert_eq!(a1111_version(Some("easel 0.1.0")), None);
+        // Downcast alphas_cumprod: before v1.7.0-225 (packaging's post-release 225).
+        let downcast = |version: &str| {
+            let t = Infotext::parse(&format!(
+                "a cat\nSteps: 20, Sampler: Euler, Seed: 1, Version: {version}"
+            ));
+            GenerationSettings::from_infotext(&t)
+                .unwrap()
+                .downcast_alphas_cumprod
+        };
+        assert!(downcast("v1.5.1"));
+        assert!(downcast("v1.7.0"));
+        assert!(downcast("v1.7.0-224-gabc"));
+        assert!(!downcast("v1.7.0-225-gabc"));
+        assert!(!downcast("v1.8.0"));
+        assert!(!downcast("f2.0.1v1.10.1-previous-669-gdfdcbab6"));
     }
 
     #[test]
