@@ -1,9 +1,11 @@
 //! `easel models`: what a models folder holds — checkpoints with hashes and the config and
-//! VAE each will use, extra VAEs, hypernetworks, LoRAs with A1111's short hash, and
-//! upscalers (by A1111 name, with the architecture read off each file's tensors).
+//! VAE each will use, extra VAEs, hypernetworks, LoRAs with A1111's short hash, upscalers
+//! (by A1111 name, with the architecture read off each file's tensors), and the
+//! textual-inversion embeddings beside the folder (vectors, width and `TI hashes` hash).
 
 use crate::generate::models_folder;
 use clap::Args;
+use easel_core::embeddings::{embedding_files, load_embedding_file, Embedding};
 use easel_core::model::files::files_with_ext;
 use easel_core::model::{list_folder, UnetWeights};
 use easel_core::Result;
@@ -17,6 +19,26 @@ pub struct ModelsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Textual-inversion embeddings folder [default: `embeddings/` beside the models folder].
+    #[arg(long = "embeddings-dir")]
+    pub embeddings_dir: Option<PathBuf>,
+}
+
+/// One embedding file as listed: what it holds, or why it cannot be read.
+struct EmbeddingRow {
+    path: PathBuf,
+    embedding: std::result::Result<Option<Embedding>, String>,
+}
+
+fn embedding_rows(dir: &Path) -> Vec<EmbeddingRow> {
+    embedding_files(dir)
+        .into_iter()
+        .map(|path| EmbeddingRow {
+            embedding: load_embedding_file(&path).map_err(|e| e.to_string()),
+            path,
+        })
+        .filter(|r| !matches!(r.embedding, Ok(None)))
+        .collect()
 }
 
 fn rel(root: &Path, p: &Path) -> String {
@@ -37,6 +59,11 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             (e, h)
         })
         .collect();
+    let embeddings_dir = a
+        .embeddings_dir
+        .clone()
+        .unwrap_or_else(|| models.parent().unwrap_or(Path::new(".")).join("embeddings"));
+    let embeddings = embedding_rows(&embeddings_dir);
     let upscalers: Vec<(easel_upscalers::UpscalerEntry, String)> =
         easel_upscalers::list_upscalers(&models)
             .into_iter()
@@ -73,7 +100,12 @@ pub fn run(a: ModelsArgs) -> Result<()> {
             "{}",
             serde_json::json!({ "folder": models.display().to_string(), "checkpoints": cks, "vae": names(&vaes), "hypernetworks": names(&hypernets),
                 "loras": loras.iter().map(|(e, h)| serde_json::json!({"name": e.name, "alias": e.alias, "path": e.path.display().to_string(), "hash": h})).collect::<Vec<_>>(),
-                "upscalers": upscalers.iter().map(|(e, arch)| serde_json::json!({ "name": e.name, "path": e.path.display().to_string(), "folder": e.folder.dir_name(), "architecture": arch })).collect::<Vec<_>>() })
+                "upscalers": upscalers.iter().map(|(e, arch)| serde_json::json!({ "name": e.name, "path": e.path.display().to_string(), "folder": e.folder.dir_name(), "architecture": arch })).collect::<Vec<_>>(),
+                "embeddings_folder": embeddings_dir.display().to_string(),
+                "embeddings": embeddings.iter().map(|r| match &r.embedding {
+                    Ok(Some(e)) => serde_json::json!({ "name": e.name, "path": r.path.display().to_string(), "vectors": e.vectors, "width": e.width, "hash": e.short_hash(), "step": e.step, "sd_checkpoint_name": e.sd_checkpoint_name }),
+                    _ => serde_json::json!({ "path": r.path.display().to_string(), "error": r.embedding.as_ref().err() }),
+                }).collect::<Vec<_>>() })
         );
         return Ok(());
     }
@@ -157,6 +189,27 @@ pub fn run(a: ModelsArgs) -> Result<()> {
     }
     for (e, arch) in &upscalers {
         println!("  {}  {}  ({arch})", e.name, rel(&models, &e.path));
+    }
+    println!("embeddings ({}):", embeddings_dir.display());
+    if embeddings.is_empty() {
+        println!("  none");
+    }
+    for r in &embeddings {
+        match &r.embedding {
+            Ok(Some(e)) => println!(
+                "  {} [{}]  {} vector(s) of {}  {}",
+                e.name,
+                e.short_hash(),
+                e.vectors,
+                e.width,
+                rel(&embeddings_dir, &r.path)
+            ),
+            _ => println!(
+                "  {}  unreadable: {}",
+                rel(&embeddings_dir, &r.path),
+                r.embedding.as_ref().err().map_or("", String::as_str)
+            ),
+        }
     }
     Ok(())
 }

@@ -700,3 +700,41 @@ fn old_version_pngs_sample_over_the_fp16_schedule() {
         "v1.10.1 PNG changed the schedule"
     );
 }
+
+/// `easel models` lists the embeddings beside the folder with what the fixture script read
+/// from each file: name, vector count, width, and the 12-hex sha256 prefix of `TI hashes`.
+#[test]
+fn models_lists_embeddings() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let out = easel()
+        .args(["models", "--json", "--models"])
+        .arg(fixtures.join("models"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("embeddings/expected.json")).unwrap(),
+    )
+    .unwrap();
+    for e in expected["embeddings"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        let got = listed["embeddings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {listed}"));
+        assert_eq!(got["vectors"], e["vectors"], "{name}");
+        assert_eq!(got["width"], e["width"], "{name}");
+        assert_eq!(
+            got["hash"].as_str().unwrap(),
+            &e["sha256"].as_str().unwrap()[..12],
+            "{name}"
+        );
+    }
+}
