@@ -149,6 +149,13 @@ pub struct GenerateArgs {
     /// Output PNG (batch images get -2, -3, ... before the extension).
     #[arg(short, long, default_value = "out.png")]
     pub output: PathBuf,
+    /// Live preview: write the first image's preview to this PNG while sampling (A1111's
+    /// "Approx NN" with models/VAE-approx/model.pt, else its "Approx cheap").
+    #[arg(long, value_name = "FILE.png")]
+    pub preview: Option<PathBuf>,
+    /// With --preview: every how many sampling steps (and at the end of each pass).
+    #[arg(long = "preview-every", default_value_t = 10, requires = "preview")]
+    pub preview_every: usize,
     /// Also write the initial noise and final latent (keys `noise`, `latent`) here.
     #[arg(long = "save-latents")]
     pub save_latents: Option<PathBuf>,
@@ -585,8 +592,24 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 fn run_on<B: SessionBackend>(a: &GenerateArgs, mut session: Session<B>) -> Result<()> {
     let settings = a.settings()?;
     let inputs = a.img2img.inputs()?;
+    let preview = match &a.preview {
+        Some(path) => {
+            let p = crate::preview::LivePreview::new(
+                path.clone(),
+                a.preview_every,
+                &settings.models,
+                session.backend().clone(),
+            )?;
+            eprintln!("live preview ({}) in {}", p.method(), path.display());
+            Some(p)
+        }
+        None => None,
+    };
     let mut bar: Option<(usize, indicatif::ProgressBar)> = None;
     let mut on_step = |p: &StepProgress| {
+        if let Some(preview) = &preview {
+            preview.on_step(p);
+        }
         if bar.as_ref().map(|(b, _)| *b) != Some(p.batch) {
             if let Some((_, old)) = bar.take() {
                 old.finish();

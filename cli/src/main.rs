@@ -13,6 +13,7 @@ mod info;
 mod interrupt;
 mod models;
 mod paste;
+mod preview;
 mod progress;
 mod prune;
 mod serve;

@@ -70,6 +70,11 @@ impl<B: SessionBackend> Session<B> {
         }
     }
 
+    /// The backend the session generates on.
+    pub fn backend(&self) -> &B {
+        self.service.backend()
+    }
+
     /// The service, looking in `models` (networks are re-read when the folder changes).
     fn service_for(&mut self, models: &Path) -> &mut GenerationService<B> {
         if self.service.models_folder() != Some(models) {

@@ -738,3 +738,47 @@ fn models_lists_embeddings() {
         );
     }
 }
+
+/// `--preview` writes the first image's live preview: A1111's "Approx NN" (twice the latent's
+/// size) when the folder has `VAE-approx/model.pt`, here the preview of the final latent
+/// after the last step; "Approx cheap" (the latent's size) without it.
+#[test]
+fn preview_writes_the_live_preview() {
+    let dir = temp_dir("preview");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let run = |models: &std::path::Path, name: &str| {
+        let o = easel()
+            .args(["generate", "--models"])
+            .arg(models)
+            .args([
+                "--prompt", "a cat", "--steps", "3", "--size", "64x48", "--seed", "2",
+            ])
+            .args(["--preview-every", "2", "--preview"])
+            .arg(dir.join(format!("{name}-preview.png")))
+            .arg("--save-latents")
+            .arg(dir.join(format!("{name}.safetensors")))
+            .arg("-o")
+            .arg(dir.join(format!("{name}.png")))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let png = std::fs::read(dir.join(format!("{name}-preview.png"))).unwrap();
+        easel_core::infotext::decode_png_rgb(&png, "preview").unwrap()
+    };
+    let (w, h, rgb) = run(&fixtures, "nn");
+    assert_eq!((w, h), (16, 12));
+    let store = open_tensor_store(&dir.join("nn.safetensors")).unwrap();
+    let latent = store.read_f32("latent").unwrap();
+    let b = easel_candle::CandleBackend::cpu();
+    let net = easel_core::nn::VaeApprox::load(&b, &fixtures.join("VAE-approx/model.pt")).unwrap();
+    let want = easel_core::sampler::block_on(net.preview_rgb(&b, &latent, 6, 8)).unwrap();
+    assert!(rgb == want, "the preview is not the final latent's");
+
+    let bare = dir.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let link = bare.join("Stable-diffusion");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(fixtures.join("Stable-diffusion"), &link).unwrap();
+    let (w, h, _) = run(&bare, "cheap");
+    assert_eq!((w, h), (8, 6));
+}

@@ -336,3 +336,63 @@ fn bf16_products_stay_close_to_the_f32_reference() {
         assert!(rel > 1e-4, "{name}: {rel} — bf16 products not used?");
     }
 }
+
+/// A1111's "Approx NN" preview network, read from the tiny folder's `VAE-approx/model.pt`,
+/// against the fixture script's torch run of the same module (`preview/vae_approx.json`):
+/// the network's output within f32 rounding, the preview bytes within 1 (truncation of
+/// values that land on an integer).
+#[test]
+fn vae_approx_preview_matches_a1111s_network() {
+    let b = CandleBackend::cpu();
+    let net =
+        easel_core::nn::VaeApprox::load(&b, &models_dir().join("VAE-approx/model.pt")).unwrap();
+    let path = easel_tests::fixtures_dir().join("preview/vae_approx.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let floats = |v: &Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    for case in json["cases"].as_array().unwrap() {
+        let shape: Vec<usize> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let latent = floats(&case["latent"]);
+        let out = block_on(net.forward(&b, &latent, shape[1], shape[2])).unwrap();
+        let want = floats(&case["output"]);
+        assert!(
+            max_abs_diff(&out, &want) < 1e-4,
+            "{shape:?}: output differs"
+        );
+        let rgb = block_on(net.preview_rgb(&b, &latent, shape[1], shape[2])).unwrap();
+        let want: Vec<u8> = case["rgb"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        assert_eq!(rgb.len(), want.len());
+        let worst = rgb
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "{shape:?}: preview bytes differ by {worst}");
+    }
+    // Not the network: a clear error naming the file and key.
+    let err =
+        easel_core::nn::VaeApprox::load(&b, &models_dir().join("Stable-diffusion/tiny.vae.pt"))
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(
+        err.contains("tiny.vae.pt") && err.contains("conv1.weight"),
+        "{err}"
+    );
+}

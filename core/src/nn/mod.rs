@@ -11,6 +11,7 @@ pub mod timestep;
 pub mod transformer;
 pub mod unet;
 pub mod vae;
+pub mod vae_approx;
 pub mod weight_patch;
 
 pub use clip::ClipTextEncoder;
@@ -21,4 +22,5 @@ pub use loader::Weights;
 pub use synthetic::random_weights;
 pub use unet::UNet;
 pub use vae::AutoencoderKl;
+pub use vae_approx::VaeApprox;
 pub use weight_patch::{SharedWeightPatch, WeightPatch};
