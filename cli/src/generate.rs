@@ -156,6 +156,11 @@ pub struct GenerateArgs {
     /// With --preview: every how many sampling steps (and at the end of each pass).
     #[arg(long = "preview-every", default_value_t = 10, requires = "preview")]
     pub preview_every: usize,
+    /// With --preview: auto (A1111's Approx NN when models/VAE-approx/model.pt is there,
+    /// else Approx cheap), approx-nn, approx-cheap, or taesd
+    /// (models/VAE-approx/taesd_decoder.pth).
+    #[arg(long = "preview-method", default_value = "auto", requires = "preview")]
+    pub preview_method: String,
     /// Also write the initial noise and final latent (keys `noise`, `latent`) here.
     #[arg(long = "save-latents")]
     pub save_latents: Option<PathBuf>,
@@ -597,6 +602,7 @@ fn run_on<B: SessionBackend>(a: &GenerateArgs, mut session: Session<B>) -> Resul
             let p = crate::preview::LivePreview::new(
                 path.clone(),
                 a.preview_every,
+                &a.preview_method,
                 &settings.models,
                 session.backend().clone(),
             )?;

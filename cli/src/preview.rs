@@ -1,10 +1,12 @@
 //! `easel generate --preview FILE.png`: the live preview A1111 shows while sampling, written
 //! (atomically) to a file every `--preview-every` steps and at the end of every pass, so an
-//! image viewer that reloads the file follows the sampler. The method is A1111's default
-//! "Approx NN" when `models/VAE-approx/model.pt` is there, else its "Approx cheap" linear
-//! map of the latent channels (A1111 would download the network; Easel downloads nothing).
+//! image viewer that reloads the file follows the sampler. Methods, A1111's "Live preview
+//! method": "Approx NN" (`models/VAE-approx/model.pt`), "Approx cheap" (a linear map of the
+//! latent channels) and "TAESD" (`models/VAE-approx/taesd_decoder.pth`, full size). The
+//! default is A1111's, Approx NN, when its file is there, else Approx cheap (A1111 would
+//! download the network; Easel downloads nothing).
 
-use easel_core::nn::VaeApprox;
+use easel_core::nn::{TaesdDecoder, VaeApprox};
 use easel_core::pipeline::latent_preview_rgb;
 use easel_core::sampler::block_on;
 use easel_core::service::StepProgress;
@@ -12,43 +14,81 @@ use easel_core::{Backend, Error, Result};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
+/// How the latent becomes the preview.
+enum Method<B: Backend> {
+    ApproxNn(VaeApprox<B>),
+    ApproxCheap,
+    Taesd(TaesdDecoder<B>),
+}
+
 pub struct LivePreview<B: Backend> {
     path: PathBuf,
     every: usize,
     backend: B,
-    net: Option<VaeApprox<B>>,
+    method: Method<B>,
     /// Set after a failed write: the warning is printed once and previews stop.
     failed: Cell<bool>,
 }
 
 impl<B: Backend> LivePreview<B> {
-    /// A preview written to `path` every `every` steps, with the network of `models` when it
-    /// has one.
-    pub fn new(path: PathBuf, every: usize, models: &Path, backend: B) -> Result<Self> {
+    /// A preview written to `path` every `every` steps by `method` (`auto`, `approx-nn`,
+    /// `approx-cheap`, `taesd`, or A1111's names), with the networks of `models`.
+    pub fn new(
+        path: PathBuf,
+        every: usize,
+        method: &str,
+        models: &Path,
+        backend: B,
+    ) -> Result<Self> {
         if every == 0 {
             return Err(Error::Invalid("--preview-every must be at least 1".into()));
         }
-        let file = models.join("VAE-approx").join("model.pt");
-        let net = if file.is_file() {
-            Some(VaeApprox::load(&backend, &file)?)
-        } else {
-            None
+        let dir = models.join("VAE-approx");
+        let nn_file = dir.join("model.pt");
+        let need = |file: &Path| -> Result<()> {
+            if file.is_file() {
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!(
+                    "--preview-method {method}: {} is not there",
+                    file.display()
+                )))
+            }
+        };
+        let key = method.trim().to_ascii_lowercase().replace([' ', '_'], "-");
+        let method = match key.as_str() {
+            "auto" if nn_file.is_file() => Method::ApproxNn(VaeApprox::load(&backend, &nn_file)?),
+            "auto" | "approx-cheap" | "cheap" => Method::ApproxCheap,
+            "approx-nn" | "nn" => {
+                need(&nn_file)?;
+                Method::ApproxNn(VaeApprox::load(&backend, &nn_file)?)
+            }
+            "taesd" => {
+                let file = dir.join("taesd_decoder.pth");
+                need(&file)?;
+                Method::Taesd(TaesdDecoder::load(&backend, &file)?)
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "--preview-method `{method}` is not auto, approx-nn, approx-cheap or taesd"
+                )))
+            }
         };
         Ok(Self {
             path,
             every,
             backend,
-            net,
+            method,
             failed: Cell::new(false),
         })
     }
 
-    /// "Approx NN" or "Approx cheap".
+    /// A1111's name of the method in use.
     pub fn method(&self) -> &'static str {
-        if self.net.is_some() {
-            "Approx NN"
-        } else {
-            "Approx cheap"
+        match self.method {
+            Method::ApproxNn(_) => "Approx NN",
+            Method::ApproxCheap => "Approx cheap",
+            Method::Taesd(_) => "TAESD",
         }
     }
 
@@ -67,13 +107,18 @@ impl<B: Backend> LivePreview<B> {
     fn write(&self, p: &StepProgress) -> Result<()> {
         let [c, h, w] = p.latent_shape;
         let first = p.latent.get(..c * h * w).unwrap_or_default();
-        let (rgb, pw, ph) = match &self.net {
-            Some(net) => (
+        let (rgb, pw, ph) = match &self.method {
+            Method::ApproxNn(net) => (
                 block_on(net.preview_rgb(&self.backend, first, h, w))?,
                 2 * w,
                 2 * h,
             ),
-            None => (latent_preview_rgb(first, h, w), w, h),
+            Method::ApproxCheap => (latent_preview_rgb(first, h, w), w, h),
+            Method::Taesd(net) => (
+                block_on(net.decode_rgb(&self.backend, first, h, w))?,
+                8 * w,
+                8 * h,
+            ),
         };
         easel_core::infotext::write_png(&self.path, pw as u32, ph as u32, &rgb, None)
     }

@@ -781,4 +781,53 @@ fn preview_writes_the_live_preview() {
     std::os::unix::fs::symlink(fixtures.join("Stable-diffusion"), &link).unwrap();
     let (w, h, _) = run(&bare, "cheap");
     assert_eq!((w, h), (8, 6));
+
+    // TAESD: the full-size image of the final latent, from the folder's taesd_decoder.pth.
+    let o = easel()
+        .args(["generate", "--models"])
+        .arg(&fixtures)
+        .args([
+            "--prompt", "a cat", "--steps", "2", "--size", "64x48", "--seed", "2",
+        ])
+        .args(["--preview-method", "taesd", "--preview"])
+        .arg(dir.join("taesd-preview.png"))
+        .arg("--save-latents")
+        .arg(dir.join("taesd.safetensors"))
+        .arg("-o")
+        .arg(dir.join("taesd.png"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(dir.join("taesd-preview.png")).unwrap();
+    let (w, h, rgb) = easel_core::infotext::decode_png_rgb(&png, "preview").unwrap();
+    assert_eq!((w, h), (64, 48));
+    let latent = open_tensor_store(&dir.join("taesd.safetensors"))
+        .unwrap()
+        .read_f32("latent")
+        .unwrap();
+    let taesd =
+        easel_core::nn::TaesdDecoder::load(&b, &fixtures.join("VAE-approx/taesd_decoder.pth"))
+            .unwrap();
+    let want = easel_core::sampler::block_on(taesd.decode_rgb(&b, &latent, 6, 8)).unwrap();
+    assert!(rgb == want, "the TAESD preview is not the final latent's");
+    // A method whose file is missing is an error naming the file.
+    let o = easel()
+        .args(["generate", "--models"])
+        .arg(&bare)
+        .args([
+            "--steps",
+            "1",
+            "--size",
+            "64x64",
+            "--preview-method",
+            "taesd",
+            "--preview",
+        ])
+        .arg(dir.join("x.png"))
+        .arg("-o")
+        .arg(dir.join("x-out.png"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("taesd_decoder.pth"));
 }

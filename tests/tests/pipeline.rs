@@ -396,3 +396,50 @@ fn vae_approx_preview_matches_a1111s_network() {
         "{err}"
     );
 }
+
+/// TAESD's decoder, read from the tiny folder's `VAE-approx/taesd_decoder.pth`, against the
+/// fixture script's torch run of taesd's module (`preview/taesd.json`).
+#[test]
+fn taesd_decoder_matches_its_torch_module() {
+    let b = CandleBackend::cpu();
+    let net =
+        easel_core::nn::TaesdDecoder::load(&b, &models_dir().join("VAE-approx/taesd_decoder.pth"))
+            .unwrap();
+    let path = easel_tests::fixtures_dir().join("preview/taesd.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let floats = |v: &Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    for case in json["cases"].as_array().unwrap() {
+        let s: Vec<usize> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let latent = floats(&case["latent"]);
+        let out = block_on(net.forward(&b, &latent, s[1], s[2])).unwrap();
+        let want = floats(&case["output"]);
+        assert!(max_abs_diff(&out, &want) < 1e-4, "{s:?}: output differs");
+        let rgb = block_on(net.decode_rgb(&b, &latent, s[1], s[2])).unwrap();
+        let worst = rgb
+            .iter()
+            .zip(case["rgb"].as_array().unwrap())
+            .map(|(a, b)| (*a as i64 - b.as_i64().unwrap()).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "{s:?}: bytes differ by {worst}");
+    }
+    let err = easel_core::nn::TaesdDecoder::load(&b, &models_dir().join("VAE-approx/model.pt"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.pt") && err.contains("1.weight"),
+        "{err}"
+    );
+}
