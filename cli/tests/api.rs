@@ -542,10 +542,21 @@ fn interrupt_queue_limit_and_progress() {
     assert_eq!(p["state"]["sampling_steps"], json!(1000));
     assert_eq!(p["state"]["job"], json!("txt2img"));
     assert!(p["progress"].as_f64().unwrap() > 0.0);
-    // The live preview is an 8×8 PNG for a 64×64 image.
+    // The live preview of a 64×64 image: the cheap 8×8 approximation until step 10, then
+    // A1111's "Approx NN" (the fixture folder has VAE-approx/model.pt), 16×16.
     let preview = b64_png(&p["current_image"]);
     let (w, h, _) = decode_png_rgb(&preview, "preview").unwrap();
-    assert_eq!((w, h), (8, 8));
+    assert!((w, h) == (8, 8) || (w, h) == (16, 16), "{w}x{h}");
+    wait_until("step 10", || {
+        get(&s, "progress").1["state"]["sampling_step"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 10
+    });
+    let (_, p) = get(&s, "progress");
+    let preview = b64_png(&p["current_image"]);
+    let (w, h, _) = decode_png_rgb(&preview, "preview").unwrap();
+    assert_eq!((w, h), (16, 16));
     // One may wait; the next is refused at once.
     let second = long_job(&s, 2);
     wait_until("the second job to queue", || {

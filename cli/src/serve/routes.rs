@@ -236,12 +236,23 @@ async fn progress(State(st): State<Shared>, Query(q): Query<ProgressQuery>) -> J
     } else {
         0.0
     };
+    // A1111's live preview: its "Approx NN" when the models folder has the network (made
+    // every few steps by the generation thread), else the cheap approximation of the
+    // current latent.
     let current_image = if q.skip_current_image {
         None
     } else {
-        p.latent.as_ref().and_then(|(lat, shape)| {
-            let rgb = latent_preview_rgb(lat, shape[1], shape[2]);
-            encode_png(shape[2] as u32, shape[1] as u32, &rgb, None)
+        let image = match (&p.preview, &p.latent) {
+            (Some((rgb, w, h)), _) => Some((rgb.clone(), *w, *h)),
+            (None, Some((lat, shape))) => Some((
+                latent_preview_rgb(lat, shape[1], shape[2]),
+                shape[2],
+                shape[1],
+            )),
+            (None, None) => None,
+        };
+        image.and_then(|(rgb, w, h)| {
+            encode_png(w as u32, h as u32, &rgb, None)
                 .ok()
                 .map(|png| base64::engine::general_purpose::STANDARD.encode(png))
         })

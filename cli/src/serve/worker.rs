@@ -4,11 +4,12 @@
 //! the Interrupt/Skip flags are shared with the `progress`, `interrupt` and `skip` routes.
 
 use crate::session::{service, SessionBackend};
+use easel_core::nn::VaeApprox;
 use easel_core::pipeline::CancelToken;
 use easel_core::service::{
     Generated, GenerationInputs, GenerationService, GenerationSettings, StepProgress,
 };
-use easel_core::{Error, Result};
+use easel_core::{Backend, Error, Result};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,40 @@ pub struct LiveProgress {
     pub steps: usize,
     /// The first image's current latent and its `[channels, h/8, w/8]`.
     pub latent: Option<(Vec<f32>, [usize; 3])>,
+    /// A1111's "Approx NN" preview of that latent as RGB bytes, width and height, made every
+    /// [`PREVIEW_EVERY`] steps when `models/VAE-approx/model.pt` is there.
+    pub preview: Option<(Vec<u8>, usize, usize)>,
+}
+
+/// A1111's `show_progress_every_n_steps` default.
+pub const PREVIEW_EVERY: usize = 10;
+
+/// The preview network the server uses, when the models folder has one.
+struct Previewer<B: Backend> {
+    backend: B,
+    net: VaeApprox<B>,
+}
+
+impl<B: Backend> Previewer<B> {
+    fn load(backend: &B, models: &std::path::Path) -> Option<Self>
+    where
+        B: Clone,
+    {
+        let file = models.join("VAE-approx").join("model.pt");
+        if !file.is_file() {
+            return None;
+        }
+        match VaeApprox::load(backend, &file) {
+            Ok(net) => Some(Self {
+                backend: backend.clone(),
+                net,
+            }),
+            Err(e) => {
+                eprintln!("warning: live previews: {e}; using the cheap approximation");
+                None
+            }
+        }
+    }
 }
 
 impl LiveProgress {
@@ -110,9 +145,10 @@ where
                     return;
                 }
             };
+            let previewer = Previewer::load(&backend, &folders.0);
             let mut svc = service(backend, folders.0, folders.1);
             for command in rx {
-                run_command(&mut svc, command, &shared, &token);
+                run_command(&mut svc, command, &shared, &token, previewer.as_ref());
             }
         })
         .map_err(|e| Error::Invalid(format!("cannot start the generation thread: {e}")))?;
@@ -136,6 +172,7 @@ fn run_command<B: SessionBackend>(
     command: Command,
     progress: &Mutex<LiveProgress>,
     cancel: &CancelToken,
+    previewer: Option<&Previewer<B>>,
 ) {
     match command {
         Command::Generate {
@@ -163,6 +200,24 @@ fn run_command<B: SessionBackend>(
             }
             let mut on_step = |s: &StepProgress| {
                 let per_image: usize = s.latent_shape.iter().product();
+                // The network runs before the lock is taken, so `progress` never waits on it.
+                let [_, h, w] = s.latent_shape;
+                let preview = match previewer {
+                    Some(pv)
+                        if (s.step + 1).is_multiple_of(PREVIEW_EVERY)
+                            && s.latent.len() >= per_image =>
+                    {
+                        easel_core::sampler::block_on(pv.net.preview_rgb(
+                            &pv.backend,
+                            &s.latent[..per_image],
+                            h,
+                            w,
+                        ))
+                        .ok()
+                        .map(|rgb| (rgb, 2 * w, 2 * h))
+                    }
+                    _ => None,
+                };
                 let mut p = lock(progress);
                 p.batch = s.batch;
                 p.batch_count = s.batch_count;
@@ -170,6 +225,9 @@ fn run_command<B: SessionBackend>(
                 p.steps = s.steps;
                 if s.latent.len() >= per_image {
                     p.latent = Some((s.latent[..per_image].to_vec(), s.latent_shape));
+                }
+                if preview.is_some() {
+                    p.preview = preview;
                 }
             };
             // A panic in a job must not take the server down: it becomes that job's error.
