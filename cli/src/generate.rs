@@ -62,6 +62,10 @@ pub struct GenerateArgs {
     /// PNGs of those versions.
     #[arg(long = "downcast-alphas-cumprod")]
     pub downcast_alphas_cumprod: bool,
+    /// A1111's "VAE type for decode": full (the model's VAE) or taesd (TAESD's tiny decoder
+    /// from models/VAE-approx/taesd_decoder.pth: much faster, softer) [default: full].
+    #[arg(long = "vae-decoder")]
+    pub vae_decoder: Option<String>,
     /// Classifier-free guidance scale [default: 7].
     #[arg(long = "cfg")]
     pub cfg: Option<f32>,
@@ -517,6 +521,9 @@ impl GenerateArgs {
         g.nai_braces = a.nai_braces;
         g.old_prompt_timelines |= a.old_prompt_timelines;
         g.downcast_alphas_cumprod |= a.downcast_alphas_cumprod;
+        if let Some(d) = &a.vae_decoder {
+            g.vae_decoder = easel_core::pipeline::VaeDecoder::parse(d)?;
+        }
         a.img2img.apply(&mut g)?;
         g.batch_size = a.batch_size;
         g.batch_count = a.batch_count;

@@ -831,3 +831,58 @@ fn preview_writes_the_live_preview() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("taesd_decoder.pth"));
 }
+
+/// `--vae-decoder taesd` decodes the final latent with TAESD's decoder from the folder
+/// (`VAE Decoder: TAESD` in the infotext, as A1111 writes it) and `--from` reads it back.
+#[test]
+fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
+    let dir = temp_dir("taesd");
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let out = dir.join("taesd.png");
+    let o = easel()
+        .args(["generate", "--models"])
+        .arg(&models)
+        .args([
+            "--prompt", "a cat", "--steps", "2", "--size", "64x48", "--seed", "4",
+        ])
+        .args(["--vae-decoder", "taesd", "--save-latents"])
+        .arg(dir.join("taesd.safetensors"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(&out).unwrap();
+    let (w, h, rgb) = easel_core::infotext::decode_png_rgb(&png, "out").unwrap();
+    assert_eq!((w, h), (64, 48));
+    let latent = open_tensor_store(&dir.join("taesd.safetensors"))
+        .unwrap()
+        .read_f32("latent")
+        .unwrap();
+    let b = easel_candle::CandleBackend::cpu();
+    let taesd =
+        easel_core::nn::TaesdDecoder::load(&b, &models.join("VAE-approx/taesd_decoder.pth"))
+            .unwrap();
+    let want = easel_core::sampler::block_on(taesd.decode_rgb(&b, &latent, 6, 8)).unwrap();
+    assert!(rgb == want, "not TAESD's decode of the final latent");
+    let text = read_parameters(&out).unwrap().unwrap();
+    assert!(text.ends_with("VAE Decoder: TAESD"), "{text}");
+    let again = dir.join("again.png");
+    let o = easel()
+        .args(["generate", "--models"])
+        .arg(&models)
+        .arg("--from")
+        .arg(&out)
+        .arg("-o")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again_png = std::fs::read(&again).unwrap();
+    assert!(
+        easel_core::infotext::decode_png_rgb(&again_png, "again")
+            .unwrap()
+            .2
+            == rgb
+    );
+}

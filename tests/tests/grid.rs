@@ -117,6 +117,7 @@ fn params_for(plan: &GridPlan, c: CellIndex) -> Txt2ImgParams {
     let (sampler, scheduler) = easel_tests::sampler_and_schedule("Euler", None);
     let mut p = Txt2ImgParams {
         downcast_alphas_cumprod: false,
+        vae_decoder: Default::default(),
         prompt: "a red square".into(),
         negative_prompt: String::new(),
         steps: 2,

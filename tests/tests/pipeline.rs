@@ -48,6 +48,7 @@ fn params_of(case: &Value) -> Txt2ImgParams {
         easel_tests::sampler_and_schedule(case["sampler"].as_str().unwrap(), None);
     Txt2ImgParams {
         downcast_alphas_cumprod: false,
+        vae_decoder: Default::default(),
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),
         steps: case["steps"].as_u64().unwrap() as usize,

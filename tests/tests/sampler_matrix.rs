@@ -82,6 +82,7 @@ fn params_of(case: &Value) -> Txt2ImgParams {
         easel_tests::sampler_and_schedule(text(case, "sampler"), Some(text(case, "schedule")));
     Txt2ImgParams {
         downcast_alphas_cumprod: false,
+        vae_decoder: Default::default(),
         prompt: text(case, "prompt").to_string(),
         negative_prompt: text(case, "negative").to_string(),
         steps: number(case, "steps") as usize,

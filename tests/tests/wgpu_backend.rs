@@ -811,6 +811,7 @@ fn txt2img_on_wgpu_matches_reference_pixels() {
     let scheduler = schedulers.get(sampler.default_scheduler()).unwrap();
     let params = Txt2ImgParams {
         downcast_alphas_cumprod: false,
+        vae_decoder: Default::default(),
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),
         steps: case["steps"].as_u64().unwrap() as usize,

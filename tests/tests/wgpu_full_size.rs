@@ -543,6 +543,7 @@ fn generate<B: Backend>(b: &B, store: &TensorStore) -> (Vec<u8>, f64, f64) {
     let (sampler, scheduler) = sampler_and_schedule("Euler", None);
     let params = Txt2ImgParams {
         downcast_alphas_cumprod: false,
+        vae_decoder: Default::default(),
         prompt: "a lighthouse on a cliff at dusk".into(),
         negative_prompt: "blurry".into(),
         steps: 1,

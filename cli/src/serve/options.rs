@@ -102,6 +102,10 @@ pub fn apply_option(
         }
         "use_old_scheduling" => s.old_prompt_timelines = boolean(key, v)?,
         "use_downcasted_alpha_bar" => s.downcast_alphas_cumprod = boolean(key, v)?,
+        "sd_vae_decode_method" => {
+            s.vae_decoder = easel_core::pipeline::VaeDecoder::parse(text(key, v)?)
+                .map_err(|e| bad(key, e.to_string()))?
+        }
         "eta_ancestral" => p.eta = Some(number(key, v)? as f32),
         "eta_ddim" => p.eta_ddim = Some(number(key, v)? as f32),
         "s_churn" => p.s_churn = Some(number(key, v)? as f32),
@@ -132,6 +136,7 @@ pub fn default_options(model_title: &str) -> Map<String, Value> {
     put("emphasis", Value::from("Original"));
     put("use_old_scheduling", Value::from(false));
     put("use_downcasted_alpha_bar", Value::from(false));
+    put("sd_vae_decode_method", Value::from("Full"));
     put("eta_ancestral", Value::from(1.0));
     put("eta_ddim", Value::from(0.0));
     put("s_churn", Value::from(0.0));

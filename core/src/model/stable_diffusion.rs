@@ -42,6 +42,9 @@ pub struct StableDiffusion<B: Backend> {
     /// alphas_cumprod" option.
     pub schedule_f16: DiscreteSchedule,
     pub info: ModelInfo,
+    /// TAESD's decoder, for jobs that decode with it (A1111's "VAE type for decode: TAESD");
+    /// the generation service attaches it from `models/VAE-approx/taesd_decoder.pth`.
+    pub taesd: Option<crate::nn::TaesdDecoder<B>>,
 }
 
 /// The UNet key map for EMA weights: `model.diffusion_model.a.b` is stored as
@@ -244,6 +247,7 @@ impl<B: Backend> StableDiffusion<B> {
             schedule_f16: schedule.downcast_f16(),
             schedule,
             info,
+            taesd: None,
         })
     }
 }

@@ -15,7 +15,9 @@ use super::cancel::CancelToken;
 use super::conditioning::PromptOptions;
 use super::img2img::{check_strength, Img2ImgRun, JobConds};
 use super::latent_upscale::{interpolate, LatentUpscaleMode};
-use super::txt2img::{decode_to_rgb, txt2img_latents, GeneratedImage, Progress, Txt2ImgParams};
+use super::txt2img::{
+    decode_latent_image, decode_to_rgb, txt2img_latents, GeneratedImage, Progress, Txt2ImgParams,
+};
 use super::vae_encode::encode_rgb8;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -335,7 +337,7 @@ async fn decode_all<B: Backend>(
             seed,
             width: shape[2] * 8,
             height: shape[1] * 8,
-            rgb: decode_to_rgb(b, model, lat, shape).await?,
+            rgb: decode_latent_image(b, model, params, lat, shape).await?,
             noise: Vec::new(),
             latent: lat.to_vec(),
         });

@@ -19,7 +19,9 @@ use super::conditioning::{
     encode_prompt_parts, encode_scheduled, PromptConditioning, PromptOptions, ScheduledConditioning,
 };
 use super::txt2img::Txt2ImgParams;
-use super::txt2img::{decode_to_rgb, GeneratedImage, Progress, SamplerWalk, StoppableDenoiser};
+use super::txt2img::{
+    decode_latent_image, GeneratedImage, Progress, SamplerWalk, StoppableDenoiser,
+};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
@@ -313,7 +315,7 @@ pub async fn img2img_cancellable<B: Backend>(
     let mut images = Vec::with_capacity(batch);
     for (i, seed) in base.seeds().into_iter().enumerate() {
         let lat = &latent[i * per_image..(i + 1) * per_image];
-        let rgb = decode_to_rgb(b, model, lat, shape).await?;
+        let rgb = decode_latent_image(b, model, base, lat, shape).await?;
         images.push(GeneratedImage {
             seed,
             width: base.width,

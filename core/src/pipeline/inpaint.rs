@@ -14,7 +14,7 @@ use super::cancel::CancelToken;
 use super::conditioning::PromptOptions;
 use super::img2img::{Img2ImgParams, Img2ImgRun, JobConds};
 use super::latent_upscale::{interpolate, LatentInterpolation, LatentUpscaleMode};
-use super::txt2img::{decode_to_rgb, GeneratedImage, Progress};
+use super::txt2img::{decode_latent_image, GeneratedImage, Progress};
 use super::vae_encode::{encode_chw, rgb8_to_chw};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -350,7 +350,7 @@ pub async fn img2img_inpaint<B: Backend>(
             seed,
             width: base.width,
             height: base.height,
-            rgb: decode_to_rgb(b, model, lat, shape).await?,
+            rgb: decode_latent_image(b, model, base, lat, shape).await?,
             noise: noise[i * per_image..(i + 1) * per_image].to_vec(),
             latent: lat.to_vec(),
         });

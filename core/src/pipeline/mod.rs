@@ -17,8 +17,8 @@ pub use conditioning::{
     PromptOptions, ScheduledConditioning,
 };
 pub use txt2img::{
-    decode_to_rgb, txt2img, txt2img_cancellable, txt2img_with_options, GeneratedImage,
-    Txt2ImgParams,
+    decode_latent_image, decode_to_rgb, txt2img, txt2img_cancellable, txt2img_with_options,
+    GeneratedImage, Txt2ImgParams, VaeDecoder,
 };
 pub mod infotext_params;
 pub mod preview;

@@ -48,6 +48,61 @@ pub struct Txt2ImgParams {
     pub scheduler: Arc<dyn Scheduler>,
     /// A1111's "Downcast alphas_cumprod": sample over the model's fp16 schedule.
     pub downcast_alphas_cumprod: bool,
+    /// How the final latents become images (A1111's "VAE type for decode").
+    pub vae_decoder: VaeDecoder,
+}
+
+/// A1111's "VAE type for decode" (`sd_vae_decode_method`): the model's VAE, or TAESD's tiny
+/// decoder (much faster, softer). Written to the infotext as `VAE Decoder` when not `Full`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum VaeDecoder {
+    #[default]
+    Full,
+    #[serde(rename = "TAESD")]
+    Taesd,
+}
+
+impl VaeDecoder {
+    /// `Full` or `TAESD` (A1111's names, any case).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "taesd" => Ok(Self::Taesd),
+            _ => Err(Error::Invalid(format!(
+                "VAE decoder `{text}` is not Full or TAESD"
+            ))),
+        }
+    }
+
+    /// A1111's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Full => "Full",
+            Self::Taesd => "TAESD",
+        }
+    }
+}
+
+/// The final decode of a job: the model's VAE, or TAESD's decoder when the job asks for it.
+pub async fn decode_latent_image<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    params: &Txt2ImgParams,
+    latent: &[f32],
+    shape: [usize; 3],
+) -> Result<Vec<u8>> {
+    match params.vae_decoder {
+        VaeDecoder::Full => decode_to_rgb(b, model, latent, shape).await,
+        VaeDecoder::Taesd => {
+            let taesd = model.taesd.as_ref().ok_or_else(|| {
+                Error::Invalid(
+                    "VAE decoder TAESD: no models/VAE-approx/taesd_decoder.pth in the models folder"
+                        .into(),
+                )
+            })?;
+            taesd.decode_rgb(b, latent, shape[1], shape[2]).await
+        }
+    }
 }
 
 impl Txt2ImgParams {
@@ -194,7 +249,7 @@ pub async fn txt2img_cancellable<B: Backend>(
     let mut images = Vec::with_capacity(params.batch_size);
     for (i, seed) in params.seeds().into_iter().enumerate() {
         let lat = &latent[i * per_image..(i + 1) * per_image];
-        let rgb = decode_to_rgb(b, model, lat, shape).await?;
+        let rgb = decode_latent_image(b, model, params, lat, shape).await?;
         images.push(GeneratedImage {
             seed,
             width: params.width,

@@ -16,9 +16,9 @@ use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES
 use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
-use crate::nn::AttentionHook;
+use crate::nn::{AttentionHook, TaesdDecoder};
 use crate::pipeline::{
-    txt2img_infotext, CancelToken, GeneratedImage, PromptOptions, Txt2ImgParams,
+    txt2img_infotext, CancelToken, GeneratedImage, PromptOptions, Txt2ImgParams, VaeDecoder,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
@@ -241,11 +241,17 @@ impl<B: Backend> GenerationService<B> {
         // Free the previous checkpoint before loading the next.
         self.model = None;
         let patch = self.job_patch.patch.clone();
-        let model = Rc::new(StableDiffusion::load_patched(
-            &self.backend,
-            &files,
-            patch.clone(),
-        )?);
+        let mut model = StableDiffusion::load_patched(&self.backend, &files, patch.clone())?;
+        // TAESD's decoder, for jobs that decode with it (A1111 keeps it beside the
+        // approximate preview network).
+        let taesd = dir.join("VAE-approx").join("taesd_decoder.pth");
+        if taesd.is_file() {
+            match TaesdDecoder::load(&self.backend, &taesd) {
+                Ok(t) => model.taesd = Some(t),
+                Err(e) => self.warnings.push(e.to_string()),
+            }
+        }
+        let model = Rc::new(model);
         if let Some(p) = patch {
             self.warnings.extend(p.report());
         }
@@ -316,6 +322,7 @@ impl<B: Backend> GenerationService<B> {
             sampler,
             scheduler,
             downcast_alphas_cumprod: s.downcast_alphas_cumprod,
+            vae_decoder: s.vae_decoder,
         };
         params.validate()?;
         Ok(params)
@@ -458,6 +465,10 @@ impl<B: Backend> GenerationService<B> {
                 }
                 if s.old_prompt_timelines {
                     infotext.push("Old prompt editing timelines", "True");
+                }
+                // A1111 sets it after sampling, so it follows every other field.
+                if s.vae_decoder != VaeDecoder::Full {
+                    infotext.push("VAE Decoder", s.vae_decoder.label());
                 }
                 if let (Some(v), false) = (&ti_field, ti_first) {
                     infotext.push(TI_HASHES_KEY, v);

@@ -9,7 +9,7 @@
 
 use crate::infotext::Infotext;
 use crate::noise::{RngKind, TorchDevice};
-use crate::pipeline::MaskedContent;
+use crate::pipeline::{MaskedContent, VaeDecoder};
 use crate::sampler_params::SamplerParams;
 use crate::text::EmphasisMode;
 use crate::{Error, Result};
@@ -137,6 +137,9 @@ pub struct GenerationSettings {
     /// A1111's "Downcast alphas_cumprod" (on when pasting a PNG of A1111 before
     /// v1.7.0-225, which sampled over the fp16 schedule): reproduces those images.
     pub downcast_alphas_cumprod: bool,
+    /// A1111's "VAE type for decode": `Full` (the model's VAE) or `TAESD`
+    /// (`models/VAE-approx/taesd_decoder.pth`).
+    pub vae_decoder: VaeDecoder,
 }
 
 fn one_f32() -> f32 {
@@ -186,6 +189,7 @@ impl Default for GenerationSettings {
             inpainting_mask_invert: false,
             old_prompt_timelines: false,
             downcast_alphas_cumprod: false,
+            vae_decoder: VaeDecoder::Full,
         }
     }
 }
@@ -249,6 +253,11 @@ impl GenerationSettings {
             .unwrap_or(version.is_some_and(|v| v < (1, 6, 0, 0)) && t.prompt.contains('['));
         self.downcast_alphas_cumprod =
             flag("Downcast alphas_cumprod").unwrap_or(version.is_some_and(|v| v < (1, 7, 0, 225)));
+        self.vae_decoder = match t.get("VAE Decoder") {
+            Some(v) => VaeDecoder::parse(v)
+                .map_err(|e| Error::Invalid(format!("infotext: `VAE Decoder: {v}`: {e}")))?,
+            None => VaeDecoder::Full,
+        };
         self.hypernets.clear();
         if let (Some(names), false) = (t.hypernet(), self.prompt.contains("<hypernet:")) {
             let strengths: Vec<&str> = t
