@@ -52,6 +52,9 @@ pub struct BenchArgs {
     /// --pipeline: add hires fix with the `Latent` upscaler at this scale (strength 0.7).
     #[arg(long, requires = "pipeline")]
     pub hires_scale: Option<f64>,
+    /// --pipeline: decode in tiles (`easel generate --vae-tiling`).
+    #[arg(long = "vae-tiling", requires = "pipeline")]
+    pub vae_tiling: bool,
     /// --pipeline with --hires-scale: the second pass's steps [default: 10].
     #[arg(long, requires = "hires_scale", default_value_t = 10)]
     pub hires_steps: usize,
@@ -162,6 +165,7 @@ fn run_on<B: Backend + Clone>(b: &B, a: &BenchArgs) -> Result<()> {
             json: a.json,
             hires_scale: a.hires_scale,
             hires_steps: a.hires_steps,
+            vae_tiling: a.vae_tiling,
         };
         return pipeline::run(b, &opts);
     }

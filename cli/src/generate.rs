@@ -66,6 +66,10 @@ pub struct GenerateArgs {
     /// from models/VAE-approx/taesd_decoder.pth: much faster, softer) [default: full].
     #[arg(long = "vae-decoder")]
     pub vae_decoder: Option<String>,
+    /// Decode with the VAE in 512-pixel tiles (diffusers' VAE tiling): a 2048² image in
+    /// bounded memory; pixels near the seams differ slightly from a whole decode.
+    #[arg(long = "vae-tiling")]
+    pub vae_tiling: bool,
     /// Classifier-free guidance scale [default: 7].
     #[arg(long = "cfg")]
     pub cfg: Option<f32>,
@@ -521,6 +525,7 @@ impl GenerateArgs {
         g.nai_braces = a.nai_braces;
         g.old_prompt_timelines |= a.old_prompt_timelines;
         g.downcast_alphas_cumprod |= a.downcast_alphas_cumprod;
+        g.vae_tiling |= a.vae_tiling;
         if let Some(d) = &a.vae_decoder {
             g.vae_decoder = easel_core::pipeline::VaeDecoder::parse(d)?;
         }

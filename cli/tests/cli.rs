@@ -886,3 +886,38 @@ fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
             == rgb
     );
 }
+
+/// `--vae-tiling` decodes a latent larger than one 64-latent tile in tiles (the pipeline
+/// test checks the tiles against diffusers): the PNG says so and `--from` repeats it.
+#[test]
+fn vae_tiling_is_recorded_and_repeated() {
+    let dir = temp_dir("tiling");
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let gen = |extra: &[&str], out: &str| {
+        let o = easel()
+            .args(["generate", "--models"])
+            .arg(&models)
+            .args(extra)
+            .arg("-o")
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let png = std::fs::read(dir.join(out)).unwrap();
+        easel_core::infotext::decode_png_rgb(&png, out).unwrap()
+    };
+    let args = [
+        "--prompt", "a cat", "--steps", "1", "--size", "576x520", "--seed", "3",
+    ];
+    let whole = gen(&args, "whole.png");
+    let mut tiled_args = args.to_vec();
+    tiled_args.push("--vae-tiling");
+    let tiled = gen(&tiled_args, "tiled.png");
+    assert_eq!((tiled.0, tiled.1), (576, 520));
+    assert!(tiled.2 != whole.2, "tiling changed nothing at the seams");
+    let text = read_parameters(dir.join("tiled.png")).unwrap().unwrap();
+    assert!(text.ends_with("VAE tiling: True"), "{text}");
+    let from = dir.join("tiled.png").to_str().unwrap().to_string();
+    let again = gen(&["--from", &from], "again.png");
+    assert!(again.2 == tiled.2);
+}

@@ -49,6 +49,7 @@ fn params_of(case: &Value) -> Txt2ImgParams {
     Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_tiling: false,
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),
         steps: case["steps"].as_u64().unwrap() as usize,
@@ -443,4 +444,28 @@ fn taesd_decoder_matches_its_torch_module() {
         err.contains("model.pt") && err.contains("1.weight"),
         "{err}"
     );
+}
+
+/// `--vae-tiling`: the tiled decode of a latent larger than one tile (tiles of 32 latents,
+/// the tiny VAE's diffusers tile) against diffusers' `tiled_decode` of the same VAE
+/// (`vae/tiling.safetensors`, `make_tiling_fixtures.py`).
+#[test]
+fn tiled_vae_decode_matches_diffusers() {
+    let model = load("tiny.ckpt");
+    let b = CandleBackend::cpu();
+    let store =
+        open_tensor_store(&easel_tests::fixtures_dir().join("vae/tiling.safetensors")).unwrap();
+    let z = store.read_f32("z").unwrap();
+    let want = store.read_f32("tiled").unwrap();
+    let got = block_on(easel_core::pipeline::vae_tiling::decode_tiled(
+        &b,
+        &model,
+        &z,
+        [4, 40, 56],
+        32,
+    ))
+    .unwrap();
+    assert_eq!(got.len(), want.len());
+    let err = max_abs_diff(&got, &want);
+    assert!(err < 2e-3, "tiled decode differs from diffusers' by {err}");
 }

@@ -45,6 +45,8 @@ pub struct PipelineOptions {
     pub hires_scale: Option<f64>,
     /// Hires fix: the second pass's steps.
     pub hires_steps: usize,
+    /// Decode in tiles (`--vae-tiling`).
+    pub vae_tiling: bool,
 }
 
 /// Hires fix's denoising strength in the bench (A1111's default).
@@ -157,6 +159,7 @@ fn image<B: Backend>(
     side: usize,
     steps: usize,
     hires: Option<(f64, usize)>,
+    vae_tiling: bool,
 ) -> Result<ImageTimes> {
     let options = PromptOptions::default();
     let t = Instant::now();
@@ -218,7 +221,17 @@ fn image<B: Backend>(
     }
 
     let t = Instant::now();
-    let rgb = block_on(decode_to_rgb(b, model, &latent, shape))?;
+    let rgb = if vae_tiling {
+        block_on(easel_core::pipeline::vae_tiling::decode_tiled_rgb(
+            b,
+            model,
+            &latent,
+            shape,
+            easel_core::pipeline::vae_tiling::SD1_TILE_LATENT,
+        ))?
+    } else {
+        block_on(decode_to_rgb(b, model, &latent, shape))?
+    };
     let decode = t.elapsed();
     debug_assert_eq!(rgb.len(), shape[1] * shape[2] * 64 * 3);
     Ok(ImageTimes {
@@ -242,7 +255,7 @@ pub fn run<B: Backend>(b: &B, opts: &PipelineOptions) -> Result<()> {
     println!("{:<34} {load_s:>9.2}", "model load");
     let hires = opts.hires_scale.map(|s| (s, opts.hires_steps));
     for &side in &opts.sizes {
-        let times = image(b, &model, side, opts.steps, hires)?;
+        let times = image(b, &model, side, opts.steps, hires, opts.vae_tiling)?;
         let text = times.text.as_secs_f64();
         let steps: Vec<f64> = times.steps.iter().map(Duration::as_secs_f64).collect();
         let sampling: f64 = steps.iter().sum();
@@ -286,7 +299,10 @@ pub fn run<B: Backend>(b: &B, opts: &PipelineOptions) -> Result<()> {
         }
         println!(
             "{:<34} {decode:>9.2}",
-            format!("  VAE decode {out_side}x{out_side}")
+            format!(
+                "  VAE decode {out_side}x{out_side}{}",
+                if opts.vae_tiling { " (tiled)" } else { "" }
+            )
         );
         println!(
             "{:<34} {:>9.2}",

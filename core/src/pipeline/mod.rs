@@ -9,6 +9,7 @@ pub mod inpaint;
 pub mod latent_upscale;
 pub mod txt2img;
 pub mod vae_encode;
+pub mod vae_tiling;
 
 pub use cancel::CancelToken;
 pub use cfg_denoiser::CfgDenoiser;

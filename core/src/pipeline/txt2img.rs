@@ -50,6 +50,8 @@ pub struct Txt2ImgParams {
     pub downcast_alphas_cumprod: bool,
     /// How the final latents become images (A1111's "VAE type for decode").
     pub vae_decoder: VaeDecoder,
+    /// Decode with the model's VAE in tiles (diffusers' VAE tiling), in bounded memory.
+    pub vae_tiling: bool,
 }
 
 /// A1111's "VAE type for decode" (`sd_vae_decode_method`): the model's VAE, or TAESD's tiny
@@ -92,6 +94,16 @@ pub async fn decode_latent_image<B: Backend>(
     shape: [usize; 3],
 ) -> Result<Vec<u8>> {
     match params.vae_decoder {
+        VaeDecoder::Full if params.vae_tiling => {
+            super::vae_tiling::decode_tiled_rgb(
+                b,
+                model,
+                latent,
+                shape,
+                super::vae_tiling::SD1_TILE_LATENT,
+            )
+            .await
+        }
         VaeDecoder::Full => decode_to_rgb(b, model, latent, shape).await,
         VaeDecoder::Taesd => {
             let taesd = model.taesd.as_ref().ok_or_else(|| {

@@ -323,6 +323,7 @@ impl<B: Backend> GenerationService<B> {
             scheduler,
             downcast_alphas_cumprod: s.downcast_alphas_cumprod,
             vae_decoder: s.vae_decoder,
+            vae_tiling: s.vae_tiling,
         };
         params.validate()?;
         Ok(params)
@@ -469,6 +470,8 @@ impl<B: Backend> GenerationService<B> {
                 // A1111 sets it after sampling, so it follows every other field.
                 if s.vae_decoder != VaeDecoder::Full {
                     infotext.push("VAE Decoder", s.vae_decoder.label());
+                } else if s.vae_tiling {
+                    infotext.push("VAE tiling", "True");
                 }
                 if let (Some(v), false) = (&ti_field, ti_first) {
                     infotext.push(TI_HASHES_KEY, v);

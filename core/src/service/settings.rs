@@ -140,6 +140,9 @@ pub struct GenerationSettings {
     /// A1111's "VAE type for decode": `Full` (the model's VAE) or `TAESD`
     /// (`models/VAE-approx/taesd_decoder.pth`).
     pub vae_decoder: VaeDecoder,
+    /// Decode in tiles (diffusers' VAE tiling): large images in bounded memory, slightly
+    /// different pixels near the seams. Written as `VAE tiling: True`.
+    pub vae_tiling: bool,
 }
 
 fn one_f32() -> f32 {
@@ -190,6 +193,7 @@ impl Default for GenerationSettings {
             old_prompt_timelines: false,
             downcast_alphas_cumprod: false,
             vae_decoder: VaeDecoder::Full,
+            vae_tiling: false,
         }
     }
 }
@@ -258,6 +262,7 @@ impl GenerationSettings {
                 .map_err(|e| Error::Invalid(format!("infotext: `VAE Decoder: {v}`: {e}")))?,
             None => VaeDecoder::Full,
         };
+        self.vae_tiling = flag("VAE tiling").unwrap_or(false);
         self.hypernets.clear();
         if let (Some(names), false) = (t.hypernet(), self.prompt.contains("<hypernet:")) {
             let strengths: Vec<&str> = t
