@@ -85,6 +85,12 @@ pub fn unet_gflop(side: usize) -> f64 {
 }
 
 /// Peak resident memory of this process, from /proc (Linux).
+/// Starts a new peak-RSS window (Linux: writing 5 to `clear_refs` resets `VmHWM` to the
+/// current RSS), so a part's own peak can be read after it; false where that is refused.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

@@ -70,6 +70,8 @@ struct ImageTimes {
     upscale: Duration,
     hires_steps: Vec<Duration>,
     decode: Duration,
+    /// Peak RSS during the decode alone, where the kernel can reset the peak.
+    decode_peak_mib: Option<f64>,
 }
 
 /// Euler over `sigmas` from `x`, with the time of every step.
@@ -220,6 +222,7 @@ fn image<B: Backend>(
         hires_times = times;
     }
 
+    let window = super::reset_peak_rss();
     let t = Instant::now();
     let rgb = if vae_tiling {
         block_on(easel_core::pipeline::vae_tiling::decode_tiled_rgb(
@@ -233,6 +236,7 @@ fn image<B: Backend>(
         block_on(decode_to_rgb(b, model, &latent, shape))?
     };
     let decode = t.elapsed();
+    let decode_peak_mib = if window { super::peak_rss_mib() } else { None };
     debug_assert_eq!(rgb.len(), shape[1] * shape[2] * 64 * 3);
     Ok(ImageTimes {
         text,
@@ -240,6 +244,7 @@ fn image<B: Backend>(
         upscale,
         hires_steps: hires_times,
         decode,
+        decode_peak_mib,
     })
 }
 
@@ -304,6 +309,9 @@ pub fn run<B: Backend>(b: &B, opts: &PipelineOptions) -> Result<()> {
                 if opts.vae_tiling { " (tiled)" } else { "" }
             )
         );
+        if let Some(mib) = times.decode_peak_mib {
+            println!("{:<34} {mib:>9.0}", "  peak RSS during the decode, MiB");
+        }
         println!(
             "{:<34} {:>9.2}",
             "  total (with model load)",
@@ -318,6 +326,7 @@ pub fn run<B: Backend>(b: &B, opts: &PipelineOptions) -> Result<()> {
                 "upscale_s": upscale,
                 "hires_steps_s": hires_steps,
                 "decode_s": decode,
+                "decode_peak_rss_mib": times.decode_peak_mib,
                 "peak_rss_mib": super::peak_rss_mib(),
             });
             println!("{figures}");
