@@ -921,3 +921,37 @@ fn vae_tiling_is_recorded_and_repeated() {
     let again = gen(&["--from", &from], "again.png");
     assert!(again.2 == tiled.2);
 }
+
+/// A hypernetwork named by a prompt tag is recorded by the tag alone; one from
+/// `--hypernet` by the `Hypernet` keys. A1111 1.x turns a pasted `Hypernet` key into a
+/// tag, so a PNG holding both would apply the hypernetwork twice there.
+#[test]
+fn hypernetworks_are_recorded_once() {
+    let dir = temp_dir("hn-once");
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let gen = |extra: &[&str], out: &str| {
+        let o = easel()
+            .args(["generate", "--models"])
+            .arg(&models)
+            .args(["--steps", "1", "--size", "64x64", "--seed", "1"])
+            .args(extra)
+            .arg("-o")
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_parameters(dir.join(out)).unwrap().unwrap()
+    };
+    let tagged = gen(&["--prompt", "a cat <hypernet:tiny-nai:0.7>"], "tag.png");
+    let t = Infotext::parse(&tagged);
+    assert!(t.prompt.contains("<hypernet:tiny-nai:0.7>"), "{tagged}");
+    assert_eq!(t.get("Hypernet"), None, "{tagged}");
+    let flagged = gen(
+        &["--prompt", "a cat", "--hypernet", "tiny-nai:0.7"],
+        "flag.png",
+    );
+    let t = Infotext::parse(&flagged);
+    assert!(!t.prompt.contains("<hypernet:"), "{flagged}");
+    assert_eq!(t.get("Hypernet"), Some("tiny-nai"), "{flagged}");
+    assert_eq!(t.get("Hypernet strength"), Some("0.7"), "{flagged}");
+}

@@ -105,7 +105,9 @@ impl NetworkProvider<WgpuBackend> for PickedHypernets {
         {
             applied.push((find(&self.0, name)?, strength));
         }
-        let infotext = infotext_entries(&applied)?;
+        // Tags stay in the prompt; only form choices get `Hypernet` keys (A1111 1.x would
+        // apply a tag and a key twice).
+        let infotext = infotext_entries(&applied[..requested.len()])?;
         let hook: Option<Box<dyn AttentionHook<WgpuBackend>>> = if applied.is_empty() {
             None
         } else {

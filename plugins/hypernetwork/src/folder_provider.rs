@@ -92,8 +92,11 @@ impl<B: Backend + 'static> NetworkProvider<B> for FolderHypernetworks<B> {
                 .map(|(p, s)| (self.loaded[p].1.clone(), *s))
                 .collect(),
         );
+        // Only the requested ones get `Hypernet` keys: a tag stays in the infotext's prompt,
+        // and A1111 1.x turns a pasted `Hypernet` key into one more tag, so writing both
+        // would apply the hypernetwork twice there.
         let infotext = infotext_fields(
-            &applied
+            &applied[..requested.len()]
                 .iter()
                 .map(|(p, s)| (&self.loaded[p].0, *s))
                 .collect::<Vec<_>>(),
