@@ -63,8 +63,34 @@ fn python_number(v: f64) -> String {
     }
 }
 
+/// The fields A1111's upscale postprocessing records, in its order: the target
+/// (`Postprocess upscale by` / `… upscale to`), `Postprocess crop to` when the result was
+/// cropped to the requested size, then the upscaler(s).
+pub fn extras_fields(
+    target: UpscaleTarget,
+    upscaler: &str,
+    second: Option<&str>,
+    out: (usize, usize),
+) -> Vec<(&'static str, String)> {
+    let mut fields = Vec::new();
+    match target {
+        UpscaleTarget::Size { width, height, .. } => {
+            fields.push(("Postprocess upscale to", format!("{width}x{height}")))
+        }
+        UpscaleTarget::Scale(s) => fields.push(("Postprocess upscale by", python_number(s))),
+    }
+    if let UpscaleTarget::Size { crop: true, .. } = target {
+        fields.push(("Postprocess crop to", format!("{}x{}", out.0, out.1)));
+    }
+    fields.push(("Postprocess upscaler", upscaler.to_string()));
+    if let Some(u) = second {
+        fields.push(("Postprocess upscaler 2", u.to_string()));
+    }
+    fields
+}
+
 /// A1111's Extras infotext: `k: v` pairs joined by `, `, values quoted where needed.
-fn extras_infotext(fields: &[(&str, String)]) -> String {
+pub fn extras_infotext(fields: &[(&str, String)]) -> String {
     fields
         .iter()
         .map(|(k, v)| format!("{k}: {}", quote(v)))
@@ -112,7 +138,6 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
     let img = decode_image(&bytes, &name)?;
     let existing = parameters_from_png_bytes(&bytes, &name).ok().flatten();
 
-    let mut fields: Vec<(&str, String)> = Vec::new();
     let target = match (&a.resize, a.scale) {
         (Some(size), _) => {
             let (w, h) = parse_size(size).map_err(|_| {
@@ -120,18 +145,13 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
                     "--resize `{size}` is not WIDTHxHEIGHT (e.g. 2048x2048)"
                 ))
             })?;
-            fields.push(("Postprocess upscale to", format!("{w}x{h}")));
             UpscaleTarget::Size {
                 width: w,
                 height: h,
                 crop: !a.no_crop,
             }
         }
-        (None, s) => {
-            let s = s.unwrap_or(4.0);
-            fields.push(("Postprocess upscale by", python_number(s)));
-            UpscaleTarget::Scale(s)
-        }
+        (None, s) => UpscaleTarget::Scale(s.unwrap_or(4.0)),
     };
 
     let started = Instant::now();
@@ -155,13 +175,7 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
             }
         },
     };
-    if let UpscaleTarget::Size { crop: true, .. } = target {
-        fields.push((
-            "Postprocess crop to",
-            format!("{}x{}", out.width, out.height),
-        ));
-    }
-    fields.push(("Postprocess upscaler", upscaler_name));
+    let fields = extras_fields(target, &upscaler_name, None, (out.width, out.height));
     let info = extras_infotext(&fields);
 
     let mut texts: Vec<(&str, &str)> = Vec::new();

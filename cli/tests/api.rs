@@ -34,9 +34,13 @@ impl Drop for Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Self::start_with_models(&models(), extra)
+    }
+
+    fn start_with_models(models: &std::path::Path, extra: &[&str]) -> Server {
         let mut child = easel()
             .args(["serve", "--port", "0", "--dir", "/nonexistent", "--models"])
-            .arg(models())
+            .arg(models)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -860,5 +864,116 @@ fn img2img_inpainting_and_hires_equal_easel_generate() {
     assert!(
         modes.to_string().contains("Latent (nearest-exact)"),
         "{modes}"
+    );
+}
+
+/// `extra-single-image` (A1111's Extras upscale) equals `easel upscale` with the same
+/// upscaler and target, pixels and `postprocessing` text; a second upscaler is blended in
+/// as PIL's `Image.blend` does; face restoration is refused by name.
+#[test]
+fn extras_upscale_equals_easel_upscale() {
+    let dir = temp_dir("extras");
+    let fixtures = models().join("..");
+    let m = dir.join("models");
+    std::fs::create_dir_all(&m).unwrap();
+    for (link, to) in [
+        ("Stable-diffusion", fixtures.join("models/Stable-diffusion")),
+        ("ESRGAN", fixtures.join("upscalers/models/ESRGAN")),
+    ] {
+        let _ = std::fs::remove_file(m.join(link));
+        std::os::unix::fs::symlink(to, m.join(link)).unwrap();
+    }
+    let (init, _) = init_and_mask(&dir);
+    let s = Server::start_with_models(&m, &[]);
+    let cli = |upscaler: &str, extra: &[&str], out: &str| {
+        let path = dir.join(out);
+        let o = easel()
+            .args(["upscale", "--models"])
+            .arg(&m)
+            .args(["--upscaler", upscaler])
+            .args(extra)
+            .arg(&init)
+            .arg("-o")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(path).unwrap()
+    };
+    let text = |png: &[u8], key: &str| {
+        let mut d = png::Decoder::new(std::io::Cursor::new(png.to_vec()));
+        d.set_ignore_text_chunk(false);
+        let r = d.read_info().unwrap();
+        r.info()
+            .uncompressed_latin1_text
+            .iter()
+            .find(|t| t.keyword == key)
+            .map(|t| t.text.clone())
+    };
+    let image = b64(&std::fs::read(&init).unwrap());
+    for (upscaler, body_extra, cli_extra) in [
+        (
+            "tiny-compact-x2",
+            json!({"upscaling_resize": 2}),
+            vec!["--scale", "2"],
+        ),
+        (
+            "Lanczos",
+            json!({"resize_mode": 1, "upscaling_resize_w": 100, "upscaling_resize_h": 80}),
+            vec!["--resize", "100x80"],
+        ),
+    ] {
+        let mut body = json!({"image": image, "upscaler_1": upscaler});
+        body.as_object_mut()
+            .unwrap()
+            .extend(body_extra.as_object().unwrap().clone());
+        let (status, resp) = post(&s, "extra-single-image", &body);
+        assert_eq!(status, 200, "{resp}");
+        let api = b64_png(&resp["image"]);
+        let want = cli(upscaler, &cli_extra, &format!("{upscaler}.png"));
+        assert!(
+            decode_png_rgb(&api, "api").unwrap() == decode_png_rgb(&want, "cli").unwrap(),
+            "{upscaler}: pixels differ from easel upscale"
+        );
+        let info = text(&api, "postprocessing").expect("a postprocessing chunk");
+        assert_eq!(Some(info.clone()), text(&want, "postprocessing"));
+        assert!(
+            info.contains(&format!("Postprocess upscaler: {upscaler}")),
+            "{info}"
+        );
+        assert!(resp["html_info"]
+            .as_str()
+            .unwrap()
+            .contains("Postprocess upscaler"));
+    }
+    // Upscaler 2 at 0.3 over upscaler 1: PIL's blend, a + 0.3·(b − a) truncated.
+    let (status, resp) = post(
+        &s,
+        "extra-single-image",
+        &json!({"image": image, "upscaler_1": "Lanczos", "upscaler_2": "Nearest",
+                "extras_upscaler_2_visibility": 0.3, "upscaling_resize": 2}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let (_, _, got) = decode_png_rgb(&b64_png(&resp["image"]), "api").unwrap();
+    let (_, _, a) = decode_png_rgb(&cli("Lanczos", &["--scale", "2"], "l.png"), "l").unwrap();
+    let (_, _, b) = decode_png_rgb(&cli("Nearest", &["--scale", "2"], "n.png"), "n").unwrap();
+    let want: Vec<u8> = a
+        .iter()
+        .zip(&b)
+        .map(|(&a, &b)| (a as f32 + 0.3f32 * (b as f32 - a as f32)) as u8)
+        .collect();
+    assert!(
+        got == want,
+        "the second upscaler is not blended as PIL does"
+    );
+    let (status, resp) = post(
+        &s,
+        "extra-single-image",
+        &json!({"image": image, "upscaler_1": "Lanczos", "gfpgan_visibility": 0.5}),
+    );
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(
+        resp["detail"][0]["loc"],
+        json!(["body", "gfpgan_visibility"])
     );
 }

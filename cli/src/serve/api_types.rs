@@ -336,3 +336,54 @@ pub struct UpscalerItem {
 pub struct LatentUpscaleModeItem {
     pub name: String,
 }
+
+fn two() -> f64 {
+    2.0
+}
+fn five_twelve() -> i64 {
+    512
+}
+fn none_name() -> String {
+    "None".to_string()
+}
+
+/// `POST /sdapi/v1/extra-single-image` (A1111's `ExtrasSingleImageRequest`): the Extras tab's
+/// upscale of one base64 image. Face restoration is not in Easel: asking for it is a 422.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ExtrasSingleImageRequest {
+    pub image: String,
+    /// 0: scale by `upscaling_resize`; 1: scale to `upscaling_resize_w` × `_h`.
+    #[serde(default)]
+    pub resize_mode: i64,
+    #[serde(default = "yes")]
+    pub show_extras_results: bool,
+    #[serde(default)]
+    pub gfpgan_visibility: f64,
+    #[serde(default)]
+    pub codeformer_visibility: f64,
+    #[serde(default)]
+    pub codeformer_weight: f64,
+    #[serde(default = "two")]
+    pub upscaling_resize: f64,
+    #[serde(default = "five_twelve")]
+    pub upscaling_resize_w: i64,
+    #[serde(default = "five_twelve")]
+    pub upscaling_resize_h: i64,
+    #[serde(default = "yes")]
+    pub upscaling_crop: bool,
+    #[serde(default = "none_name")]
+    pub upscaler_1: String,
+    #[serde(default = "none_name")]
+    pub upscaler_2: String,
+    #[serde(default)]
+    pub extras_upscaler_2_visibility: f64,
+    #[serde(default)]
+    pub upscale_first: bool,
+}
+
+/// `extra-single-image`'s answer.
+#[derive(Debug, Serialize)]
+pub struct ExtrasSingleImageResponse {
+    pub html_info: String,
+    pub image: String,
+}

@@ -14,7 +14,7 @@ use serde_json::Value;
 /// The bytes of a base64 image, as A1111's `decode_base64_to_image` reads it: a
 /// `data:image/…;base64,` prefix is dropped, whitespace is ignored. Errors are plain text
 /// naming `what`; the caller says where in the body it was.
-fn base64_bytes(what: &str, text: &str) -> Result<Vec<u8>, String> {
+pub fn base64_bytes(what: &str, text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
     if text.starts_with("http://") || text.starts_with("https://") {
         return Err(format!(

@@ -4,7 +4,7 @@
 
 use super::api_types::*;
 use super::auth::{self, Credentials};
-use super::img2img::{echoed_parameters, img2img_inputs};
+use super::img2img::{base64_bytes, echoed_parameters, img2img_inputs};
 use super::options::{apply_option, settings_from_options, Applied};
 use super::queue::{JobQueue, QueueFull};
 use super::static_files::serve_file;
@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use easel_core::embeddings::{load_embeddings_folder, text_encoder_width, SD1_WIDTH};
+use easel_core::image::UpscaleTarget;
 use easel_core::infotext::{encode_png, parameters_from_png_bytes, Infotext};
 use easel_core::model::files::files_with_ext;
 use easel_core::model::{list_folder, resolve_checkpoint, HashCache};
@@ -57,6 +58,7 @@ pub fn router(
     let api = Router::new()
         .route("/txt2img", post(txt2img))
         .route("/img2img", post(img2img))
+        .route("/extra-single-image", post(extra_single_image))
         .route("/progress", get(progress))
         .route("/interrupt", post(interrupt))
         .route("/skip", post(skip))
@@ -188,6 +190,106 @@ async fn img2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgRe
     Ok(Json(response(
         &req, parameters, &settings, &generated, &warnings, waited,
     )?))
+}
+
+/// `POST extra-single-image`: A1111's Extras upscale of one image, on the generation thread
+/// (the upscaler models use its backend). The answer's PNG keeps the source's `parameters`
+/// and adds the Extras infotext in `postprocessing` and `extras`, as A1111's does.
+async fn extra_single_image(
+    State(st): State<Shared>,
+    body: Bytes,
+) -> Result<Json<ExtrasSingleImageResponse>, ApiError> {
+    let req: ExtrasSingleImageRequest = parse_body(&body)?;
+    if req.gfpgan_visibility > 0.0 || req.codeformer_visibility > 0.0 {
+        return Err(ApiError::field(
+            if req.gfpgan_visibility > 0.0 {
+                "gfpgan_visibility"
+            } else {
+                "codeformer_visibility"
+            },
+            "face restoration (GFPGAN, CodeFormer) is not in Easel",
+        ));
+    }
+    let bytes = base64_bytes("image", &req.image).map_err(|m| ApiError::field("image", m))?;
+    let image = easel_core::image::decode_image(&bytes, "image")
+        .map_err(|e| ApiError::field("image", e.to_string()))?;
+    let existing = parameters_from_png_bytes(&bytes, "image").ok().flatten();
+    let target = match req.resize_mode {
+        0 => UpscaleTarget::Scale(req.upscaling_resize),
+        1 => {
+            let side = |field: &str, v: i64| {
+                usize::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| {
+                    ApiError::field(field, format!("{field} must be at least 1, not {v}"))
+                })
+            };
+            UpscaleTarget::Size {
+                width: side("upscaling_resize_w", req.upscaling_resize_w)?,
+                height: side("upscaling_resize_h", req.upscaling_resize_h)?,
+                crop: req.upscaling_crop,
+            }
+        }
+        m => {
+            return Err(ApiError::field(
+                "resize_mode",
+                format!("resize_mode {m} is not 0 (scale by) or 1 (scale to)"),
+            ))
+        }
+    };
+    let second = (req.upscaler_2 != "None" && req.extras_upscaler_2_visibility > 0.0).then(|| {
+        (
+            req.upscaler_2.clone(),
+            req.extras_upscaler_2_visibility.min(1.0),
+        )
+    });
+    let (turn, _) = st.queue.enter().await.map_err(|QueueFull| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue is full: try again later",
+        )
+    })?;
+    let (reply, answer) = oneshot::channel();
+    st.worker
+        .commands
+        .send(Command::Upscale {
+            image: Box::new(image),
+            target,
+            upscalers: (req.upscaler_1.clone(), second.clone()),
+            reply,
+            turn,
+        })
+        .map_err(|_| worker_gone())?;
+    let out = answer
+        .await
+        .map_err(|_| worker_gone())?
+        .map_err(generation_error)?;
+    let fields = crate::upscale::extras_fields(
+        target,
+        &req.upscaler_1,
+        second.as_ref().map(|(n, _)| n.as_str()),
+        (out.width, out.height),
+    );
+    let info = crate::upscale::extras_infotext(&fields);
+    let mut texts: Vec<(&str, &str)> = Vec::new();
+    if let Some(p) = existing.as_deref() {
+        texts.push(("parameters", p));
+    }
+    texts.push(("postprocessing", &info));
+    texts.push(("extras", &info));
+    let png = easel_core::infotext::encode_png_with_texts(
+        out.width as u32,
+        out.height as u32,
+        &out.data,
+        &texts,
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let escaped = info
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Ok(Json(ExtrasSingleImageResponse {
+        html_info: format!("<p>{escaped}</p>"),
+        image: base64::engine::general_purpose::STANDARD.encode(png),
+    }))
 }
 
 /// Queue a job and wait for its images; also the settings back and the seconds it waited.

@@ -4,6 +4,7 @@
 //! the Interrupt/Skip flags are shared with the `progress`, `interrupt` and `skip` routes.
 
 use crate::session::{service, SessionBackend};
+use easel_core::image::{upscale, ImageUpscaler, RgbImage, UpscaleTarget, UpscalerRegistry};
 use easel_core::nn::VaeApprox;
 use easel_core::pipeline::CancelToken;
 use easel_core::service::{
@@ -33,6 +34,15 @@ pub enum Command {
         model: String,
         vae: String,
         reply: oneshot::Sender<Result<()>>,
+        turn: OwnedMutexGuard<()>,
+    },
+    /// Upscale one image (A1111's Extras): `upscalers` are the first upscaler's name and,
+    /// with a visibility, the second's; the reply is the image and the names used.
+    Upscale {
+        image: Box<RgbImage>,
+        target: UpscaleTarget,
+        upscalers: (String, Option<(String, f64)>),
+        reply: oneshot::Sender<Result<RgbImage>>,
         turn: OwnedMutexGuard<()>,
     },
     /// Free the model (A1111's unload-checkpoint).
@@ -248,10 +258,75 @@ fn run_command<B: SessionBackend>(
             let _ = reply.send(svc.load_model(&model, &vae).map(|_| ()));
             drop(turn);
         }
+        Command::Upscale {
+            image,
+            target,
+            upscalers,
+            reply,
+            turn,
+        } => {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                extras_upscale(svc.upscalers(), &image, target, &upscalers)
+            }))
+            .unwrap_or_else(|_| Err(Error::Invalid("the upscale failed unexpectedly".into())));
+            let _ = reply.send(result);
+            drop(turn);
+        }
         Command::Unload { reply, turn } => {
             svc.unload_model();
             let _ = reply.send(());
             drop(turn);
         }
     }
+}
+
+/// "None" as an upscaler: the upscale loop then only resizes (Lanczos) to the target, as
+/// A1111's `UpscalerNone` does.
+struct NoUpscaler;
+
+impl ImageUpscaler for NoUpscaler {
+    fn name(&self) -> &str {
+        "None"
+    }
+    fn native_scale(&self) -> u32 {
+        1
+    }
+    fn upscale_once(&self, img: &RgbImage) -> Result<RgbImage> {
+        Ok(img.clone())
+    }
+}
+
+/// A1111's Extras upscale: the first upscaler, and with a visibility the second one blended
+/// over it as PIL's `Image.blend` does (`a + v·(b − a)`, truncated).
+fn extras_upscale(
+    registry: &UpscalerRegistry,
+    image: &RgbImage,
+    target: UpscaleTarget,
+    (first, second): &(String, Option<(String, f64)>),
+) -> Result<RgbImage> {
+    let run = |name: &str| -> Result<RgbImage> {
+        match registry.get(name)? {
+            Some(u) => upscale(image, target, u),
+            None => upscale(image, target, &NoUpscaler),
+        }
+    };
+    let out = run(first)?;
+    let Some((name, visibility)) = second else {
+        return Ok(out);
+    };
+    let other = run(name)?;
+    if (other.width, other.height) != (out.width, out.height) {
+        return Err(Error::Invalid(format!(
+            "upscaler 2 made {}x{}, upscaler 1 {}x{}",
+            other.width, other.height, out.width, out.height
+        )));
+    }
+    let v = *visibility as f32;
+    let data = out
+        .data
+        .iter()
+        .zip(&other.data)
+        .map(|(&a, &b)| (a as f32 + v * (b as f32 - a as f32)).clamp(0.0, 255.0) as u8)
+        .collect();
+    RgbImage::new(out.width, out.height, data)
 }

@@ -13,6 +13,6 @@ pub mod png;
 
 pub use params::Infotext;
 pub use png::{
-    decode_png_rgb, encode_png, parameters_from_png_bytes, read_parameters, read_png_rgb,
-    write_png, write_png_with_texts,
+    decode_png_rgb, encode_png, encode_png_with_texts, parameters_from_png_bytes, read_parameters,
+    read_png_rgb, write_png, write_png_with_texts,
 };

@@ -36,6 +36,17 @@ pub fn encode_png(
     encode(width, height, rgb, parameters).map_err(Error::Invalid)
 }
 
+/// [`encode_png`] with one text chunk per `(key, text)` pair, in order (A1111's Extras
+/// results carry `parameters`, `postprocessing` and `extras`).
+pub fn encode_png_with_texts(
+    width: u32,
+    height: u32,
+    rgb: &[u8],
+    texts: &[(&str, &str)],
+) -> Result<Vec<u8>> {
+    encode_texts(width, height, rgb, texts).map_err(Error::Invalid)
+}
+
 /// Writes an 8-bit RGB PNG to `path` with the infotext in a `parameters` chunk when given.
 ///
 /// The bytes go to a temporary file in the same folder which is then renamed over `path`, so
