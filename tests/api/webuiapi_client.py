@@ -97,6 +97,18 @@ def main():
                 assert cli.convert("RGB").tobytes() == got.image.convert("RGB").tobytes(), \
                     f"webuiapi's {what} image differs from easel generate's"
 
+        # Extras: the client's upscale helper, against `easel upscale`.
+        x = api.extra_single_image(image=init, upscaler_1="Lanczos", upscaling_resize=2)
+        with tempfile.TemporaryDirectory() as d:
+            init.save(f"{d}/init.png")
+            subprocess.run([EASEL, "upscale", "--models", MODELS, "--upscaler", "Lanczos",
+                            "--scale", "2", f"{d}/init.png", "-o", f"{d}/up.png"], check=True)
+            cli = Image.open(f"{d}/up.png")
+            cli.load()
+            assert x.image.size == (128, 128), x.image.size
+            assert cli.convert("RGB").tobytes() == x.image.convert("RGB").tobytes(), \
+                "webuiapi's Extras image differs from easel upscale's"
+
         # Progress and interrupt while a long job runs.
         result = {}
         job = threading.Thread(target=lambda: result.update(
@@ -113,8 +125,8 @@ def main():
         job.join(timeout=120)
         assert not job.is_alive(), "interrupt did not end the job"
         assert len(result["r"].images) == 1, "batches after the interrupt still ran"
-        print(f"webuiapi client: OK ({tiny[0]}, txt2img, inpainting and hires images equal "
-              f"easel generate's, "
+        print(f"webuiapi client: OK ({tiny[0]}, txt2img, inpainting, hires and Extras images equal "
+              f"easel's, "
               f"interrupt after step {p['state']['sampling_step']})")
     finally:
         server.terminate()
