@@ -89,6 +89,21 @@ pub fn extras_fields(
     fields
 }
 
+/// The text chunks of an Extras result, in A1111's order: the source's `parameters` when it
+/// had them, then the Extras infotext as `postprocessing` and `extras`.
+pub fn extras_texts<'a>(
+    parameters: Option<&'a str>,
+    info: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    let mut texts = Vec::new();
+    if let Some(p) = parameters {
+        texts.push(("parameters", p));
+    }
+    texts.push(("postprocessing", info));
+    texts.push(("extras", info));
+    texts
+}
+
 /// A1111's Extras infotext: `k: v` pairs joined by `, `, values quoted where needed.
 pub fn extras_infotext(fields: &[(&str, String)]) -> String {
     fields
@@ -178,12 +193,7 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
     let fields = extras_fields(target, &upscaler_name, None, (out.width, out.height));
     let info = extras_infotext(&fields);
 
-    let mut texts: Vec<(&str, &str)> = Vec::new();
-    if let Some(p) = existing.as_deref() {
-        texts.push(("parameters", p));
-    }
-    texts.push(("postprocessing", &info));
-    texts.push(("extras", &info));
+    let texts = extras_texts(existing.as_deref(), &info);
     write_png_with_texts(
         &a.output,
         out.width as u32,

@@ -163,6 +163,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         options: std::sync::Mutex::new(options::default_options(&title)),
         models,
         embeddings,
+        embeddings_cache: std::sync::Mutex::new(Default::default()),
         samplers: sampler_registry(),
         schedulers: scheduler_registry(),
         cmd_flags: json!({

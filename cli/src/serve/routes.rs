@@ -17,20 +17,20 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use easel_core::embeddings::{load_embeddings_folder, text_encoder_width, SD1_WIDTH};
+use easel_core::embeddings::{text_encoder_width, EmbeddingsCache, SD1_WIDTH};
 use easel_core::image::UpscaleTarget;
 use easel_core::infotext::{encode_png, parameters_from_png_bytes, Infotext};
 use easel_core::model::files::files_with_ext;
 use easel_core::model::{list_folder, resolve_checkpoint, HashCache};
 use easel_core::pipeline::latent_preview_rgb;
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
-use easel_core::service::{Generated, GenerationInputs, GenerationSettings};
+use easel_core::service::{GenerationInputs, GenerationSettings};
 use easel_core::Error;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedMutexGuard};
 
 pub struct AppState {
     pub worker: WorkerHandle,
@@ -40,6 +40,9 @@ pub struct AppState {
     pub models: PathBuf,
     /// The textual-inversion embeddings folder.
     pub embeddings: PathBuf,
+    /// The folder as `embeddings` last read it, reused while its files are unchanged (each
+    /// read hashes every file).
+    pub embeddings_cache: Mutex<EmbeddingsCache>,
     pub samplers: SamplerRegistry,
     pub schedulers: SchedulerRegistry,
     pub cmd_flags: Value,
@@ -149,6 +152,51 @@ fn worker_gone() -> ApiError {
     ApiError::internal("the generation thread has stopped")
 }
 
+/// Waits for a turn in the queue (503 at once when it is full), hands the generation thread
+/// the command `make` builds around the reply channel and the turn, and waits for its
+/// answer; also how long the request waited for its turn.
+async fn ask_worker<T>(
+    st: &AppState,
+    make: impl FnOnce(oneshot::Sender<T>, OwnedMutexGuard<()>) -> Command,
+) -> Result<(T, f64), ApiError> {
+    let (turn, waited) = st.queue.enter().await.map_err(|QueueFull| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue is full: try again later",
+        )
+    })?;
+    let (reply, answer) = oneshot::channel();
+    st.worker
+        .commands
+        .send(make(reply, turn))
+        .map_err(|_| worker_gone())?;
+    let value = answer.await.map_err(|_| worker_gone())?;
+    Ok((value, waited.as_secs_f64()))
+}
+
+/// Runs a generation job and answers as A1111 does (`images`, `parameters`, `info`).
+async fn generate_and_answer(
+    st: &AppState,
+    req: &Txt2ImgRequest,
+    parameters: Value,
+    settings: GenerationSettings,
+    inputs: GenerationInputs,
+    warnings: &[String],
+) -> Result<Json<Txt2ImgResponse>, ApiError> {
+    let job = Box::new(settings.clone());
+    let (generated, waited) = ask_worker(st, |reply, turn| Command::Generate {
+        settings: job,
+        inputs: Box::new(inputs),
+        reply,
+        turn,
+    })
+    .await?;
+    let generated = generated.map_err(generation_error)?;
+    Ok(Json(response(
+        req, parameters, &settings, &generated, warnings, waited,
+    )?))
+}
+
 async fn txt2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgResponse>, ApiError> {
     let req: Txt2ImgRequest = parse_body(&body)?;
     let base = settings_from_options(&st.options.lock().unwrap_or_else(|e| e.into_inner()));
@@ -161,10 +209,15 @@ async fn txt2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgRe
         &st.schedulers,
     )?;
     let parameters = serde_json::to_value(&req).unwrap_or(Value::Null);
-    let (generated, settings, waited) = run_job(&st, settings, GenerationInputs::default()).await?;
-    Ok(Json(response(
-        &req, parameters, &settings, &generated, &warnings, waited,
-    )?))
+    generate_and_answer(
+        &st,
+        &req,
+        parameters,
+        settings,
+        GenerationInputs::default(),
+        &warnings,
+    )
+    .await
 }
 
 /// `POST img2img`: the body is read twice, as the fields txt2img shares and as img2img's
@@ -186,10 +239,7 @@ async fn img2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgRe
     )?;
     let inputs = img2img_inputs(&fields, &mut settings, &mut warnings)?;
     let parameters = echoed_parameters(&req, &fields);
-    let (generated, settings, waited) = run_job(&st, settings, inputs).await?;
-    Ok(Json(response(
-        &req, parameters, &settings, &generated, &warnings, waited,
-    )?))
+    generate_and_answer(&st, &req, parameters, settings, inputs, &warnings).await
 }
 
 /// `POST extra-single-image`: A1111's Extras upscale of one image, on the generation thread
@@ -241,27 +291,16 @@ async fn extra_single_image(
             req.extras_upscaler_2_visibility.min(1.0),
         )
     });
-    let (turn, _) = st.queue.enter().await.map_err(|QueueFull| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the queue is full: try again later",
-        )
-    })?;
-    let (reply, answer) = oneshot::channel();
-    st.worker
-        .commands
-        .send(Command::Upscale {
-            image: Box::new(image),
-            target,
-            upscalers: (req.upscaler_1.clone(), second.clone()),
-            reply,
-            turn,
-        })
-        .map_err(|_| worker_gone())?;
-    let out = answer
-        .await
-        .map_err(|_| worker_gone())?
-        .map_err(generation_error)?;
+    let upscalers = (req.upscaler_1.clone(), second.clone());
+    let (out, _) = ask_worker(&st, |reply, turn| Command::Upscale {
+        image: Box::new(image),
+        target,
+        upscalers,
+        reply,
+        turn,
+    })
+    .await?;
+    let out = out.map_err(generation_error)?;
     let fields = crate::upscale::extras_fields(
         target,
         &req.upscaler_1,
@@ -269,17 +308,11 @@ async fn extra_single_image(
         (out.width, out.height),
     );
     let info = crate::upscale::extras_infotext(&fields);
-    let mut texts: Vec<(&str, &str)> = Vec::new();
-    if let Some(p) = existing.as_deref() {
-        texts.push(("parameters", p));
-    }
-    texts.push(("postprocessing", &info));
-    texts.push(("extras", &info));
     let png = easel_core::infotext::encode_png_with_texts(
         out.width as u32,
         out.height as u32,
         &out.data,
-        &texts,
+        &crate::upscale::extras_texts(existing.as_deref(), &info),
     )
     .map_err(|e| ApiError::internal(e.to_string()))?;
     let escaped = info
@@ -290,35 +323,6 @@ async fn extra_single_image(
         html_info: format!("<p>{escaped}</p>"),
         image: base64::engine::general_purpose::STANDARD.encode(png),
     }))
-}
-
-/// Queue a job and wait for its images; also the settings back and the seconds it waited.
-async fn run_job(
-    st: &AppState,
-    settings: GenerationSettings,
-    inputs: GenerationInputs,
-) -> Result<(Vec<Generated>, GenerationSettings, f64), ApiError> {
-    let (turn, waited) = st.queue.enter().await.map_err(|QueueFull| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the queue is full: try again later",
-        )
-    })?;
-    let (reply, answer) = oneshot::channel();
-    st.worker
-        .commands
-        .send(Command::Generate {
-            settings: Box::new(settings.clone()),
-            inputs: Box::new(inputs),
-            reply,
-            turn,
-        })
-        .map_err(|_| worker_gone())?;
-    let generated = answer
-        .await
-        .map_err(|_| worker_gone())?
-        .map_err(generation_error)?;
-    Ok((generated, settings, waited.as_secs_f64()))
 }
 
 /// A generation failure: the user's input (422, naming it) or the server's (500).
@@ -444,24 +448,14 @@ async fn set_options(State(st): State<Shared>, body: Bytes) -> ApiResult {
 
 /// Loads a checkpoint on the generation thread, in turn with generation jobs.
 async fn load(st: &AppState, model: String, vae: String) -> Result<(), ApiError> {
-    let (turn, _) =
-        st.queue.enter().await.map_err(|QueueFull| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the queue is full")
-        })?;
-    let (reply, answer) = oneshot::channel();
-    st.worker
-        .commands
-        .send(Command::Load {
-            model,
-            vae,
-            reply,
-            turn,
-        })
-        .map_err(|_| worker_gone())?;
-    answer
-        .await
-        .map_err(|_| worker_gone())?
-        .map_err(generation_error)
+    let (loaded, _) = ask_worker(st, |reply, turn| Command::Load {
+        model,
+        vae,
+        reply,
+        turn,
+    })
+    .await?;
+    loaded.map_err(generation_error)
 }
 
 async fn reload_checkpoint(State(st): State<Shared>) -> ApiResult {
@@ -471,16 +465,7 @@ async fn reload_checkpoint(State(st): State<Shared>) -> ApiResult {
 }
 
 async fn unload_checkpoint(State(st): State<Shared>) -> ApiResult {
-    let (turn, _) =
-        st.queue.enter().await.map_err(|QueueFull| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the queue is full")
-        })?;
-    let (reply, answer) = oneshot::channel();
-    st.worker
-        .commands
-        .send(Command::Unload { reply, turn })
-        .map_err(|_| worker_gone())?;
-    answer.await.map_err(|_| worker_gone())?;
+    ask_worker(&st, |reply, turn| Command::Unload { reply, turn }).await?;
     Ok(Json(Value::Null))
 }
 
@@ -696,10 +681,16 @@ async fn embeddings(State(st): State<Shared>) -> Json<Value> {
         .ok()
         .and_then(|p| text_encoder_width(&p))
         .unwrap_or(SD1_WIDTH);
-    let dir = st.embeddings.clone();
-    let db = tokio::task::spawn_blocking(move || load_embeddings_folder(&dir, width))
-        .await
-        .unwrap_or_else(|_| easel_core::embeddings::EmbeddingDatabase::new(width));
+    let state = st.clone();
+    let db = tokio::task::spawn_blocking(move || {
+        let mut cache = state
+            .embeddings_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache.get(&state.embeddings, width).0
+    })
+    .await
+    .unwrap_or_else(|_| Arc::new(easel_core::embeddings::EmbeddingDatabase::new(width)));
     let describe =
         |list: Vec<&std::sync::Arc<easel_core::embeddings::Embedding>>| -> Map<String, Value> {
             list.into_iter()
