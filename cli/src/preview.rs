@@ -43,31 +43,27 @@ impl<B: Backend> LivePreview<B> {
         if every == 0 {
             return Err(Error::Invalid("--preview-every must be at least 1".into()));
         }
-        let dir = models.join("VAE-approx");
-        let nn_file = dir.join("model.pt");
-        let need = |file: &Path| -> Result<()> {
-            if file.is_file() {
-                Ok(())
-            } else {
-                Err(Error::Invalid(format!(
-                    "--preview-method {method}: {} is not there",
-                    file.display()
-                )))
-            }
+        let missing = |file: &str| {
+            Error::Invalid(format!(
+                "--preview-method {method}: {} is not there",
+                models.join(file).display()
+            ))
         };
         let key = method.trim().to_ascii_lowercase().replace([' ', '_'], "-");
         let method = match key.as_str() {
-            "auto" if nn_file.is_file() => Method::ApproxNn(VaeApprox::load(&backend, &nn_file)?),
-            "auto" | "approx-cheap" | "cheap" => Method::ApproxCheap,
-            "approx-nn" | "nn" => {
-                need(&nn_file)?;
-                Method::ApproxNn(VaeApprox::load(&backend, &nn_file)?)
-            }
-            "taesd" => {
-                let file = dir.join("taesd_decoder.pth");
-                need(&file)?;
-                Method::Taesd(TaesdDecoder::load(&backend, &file)?)
-            }
+            "auto" => match VaeApprox::from_models_folder(&backend, models)? {
+                Some(net) => Method::ApproxNn(net),
+                None => Method::ApproxCheap,
+            },
+            "approx-cheap" | "cheap" => Method::ApproxCheap,
+            "approx-nn" | "nn" => Method::ApproxNn(
+                VaeApprox::from_models_folder(&backend, models)?
+                    .ok_or_else(|| missing(VaeApprox::<B>::FILE))?,
+            ),
+            "taesd" => Method::Taesd(
+                TaesdDecoder::from_models_folder(&backend, models)?
+                    .ok_or_else(|| missing(TaesdDecoder::<B>::FILE))?,
+            ),
             _ => {
                 return Err(Error::Invalid(format!(
                     "--preview-method `{method}` is not auto, approx-nn, approx-cheap or taesd"

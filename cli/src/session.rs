@@ -41,6 +41,26 @@ pub trait SessionBackend: Backend<Tensor: Send + Sync> + Clone + Send + Sync + '
 
 impl<T> SessionBackend for T where T: Backend<Tensor: Send + Sync> + Clone + Send + Sync + 'static {}
 
+/// Points `svc` at the models folder `models`: its hypernetworks, LoRAs and upscaler
+/// models. `request_paths` lets requests (not prompt tags) name a hypernetwork by path, as
+/// the CLI's own `--hypernet` may.
+fn use_models_folder<B: SessionBackend>(
+    svc: &mut GenerationService<B>,
+    models: &Path,
+    request_paths: bool,
+) {
+    svc.set_models_folder(models);
+    let hypernets = FolderHypernetworks::<B>::new(models);
+    svc.set_networks(Box::new(if request_paths {
+        hypernets.with_request_paths()
+    } else {
+        hypernets
+    }));
+    svc.set_weight_patches(Box::new(FolderLoras::new(models)));
+    let upscalers = folder_upscalers(models, svc.backend(), TileSettings::A1111);
+    svc.set_upscalers(upscalers);
+}
+
 /// A generation service on backend `B` with this build's samplers, hypernetworks, LoRAs
 /// and the folder's upscaler models.
 pub fn service<B: SessionBackend>(
@@ -48,12 +68,8 @@ pub fn service<B: SessionBackend>(
     models: PathBuf,
     embeddings: Option<PathBuf>,
 ) -> GenerationService<B> {
-    let upscalers = folder_upscalers(&models, &backend, TileSettings::A1111);
-    let mut svc = GenerationService::new(backend, sampler_registry(), scheduler_registry())
-        .with_models_folder(models.clone())
-        .with_networks(Box::new(FolderHypernetworks::<B>::new(models.clone())))
-        .with_weight_patches(Box::new(FolderLoras::new(models)));
-    svc.set_upscalers(upscalers);
+    let mut svc = GenerationService::new(backend, sampler_registry(), scheduler_registry());
+    use_models_folder(&mut svc, &models, false);
     svc.set_embeddings_folder(embeddings);
     svc
 }
@@ -78,16 +94,9 @@ impl<B: SessionBackend> Session<B> {
     /// The service, looking in `models` (networks are re-read when the folder changes).
     fn service_for(&mut self, models: &Path) -> &mut GenerationService<B> {
         if self.service.models_folder() != Some(models) {
-            self.service.set_models_folder(models);
             // The CLI's own `--hypernet` may be a path; pasted names are checked in
             // `GenerateArgs::settings`.
-            self.service.set_networks(Box::new(
-                FolderHypernetworks::<B>::new(models).with_request_paths(),
-            ));
-            self.service
-                .set_weight_patches(Box::new(FolderLoras::new(models)));
-            let upscalers = folder_upscalers(models, self.service.backend(), TileSettings::A1111);
-            self.service.set_upscalers(upscalers);
+            use_models_folder(&mut self.service, models, true);
         }
         &mut self.service
     }

@@ -84,12 +84,8 @@ impl<B: Backend> Previewer<B> {
     where
         B: Clone,
     {
-        let file = models.join("VAE-approx").join("model.pt");
-        if !file.is_file() {
-            return None;
-        }
-        match VaeApprox::load(backend, &file) {
-            Ok(net) => Some(Self {
+        match VaeApprox::from_models_folder(backend, models) {
+            Ok(net) => net.map(|net| Self {
                 backend: backend.clone(),
                 net,
             }),

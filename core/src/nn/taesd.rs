@@ -88,6 +88,19 @@ fn conv<B: Backend>(
 }
 
 impl<B: Backend> TaesdDecoder<B> {
+    /// Where A1111 keeps the SD1.x decoder, relative to the models folder.
+    pub const FILE: &'static str = "VAE-approx/taesd_decoder.pth";
+
+    /// The decoder of the models folder `models`, `None` when it has none.
+    pub fn from_models_folder(b: &B, models: &Path) -> Result<Option<Self>> {
+        let file = models.join(Self::FILE);
+        if file.is_file() {
+            Self::load(b, &file).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Reads the decoder from `path` (`taesd_decoder.pth` or a safetensors file with its
     /// keys); a missing key or another shape is an error naming the file and the key.
     pub fn load(b: &B, path: &Path) -> Result<Self> {

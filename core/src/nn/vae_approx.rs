@@ -34,6 +34,19 @@ pub struct VaeApprox<B: Backend> {
 }
 
 impl<B: Backend> VaeApprox<B> {
+    /// Where A1111 keeps the network, relative to the models folder.
+    pub const FILE: &'static str = "VAE-approx/model.pt";
+
+    /// The network of the models folder `models`, `None` when it has none.
+    pub fn from_models_folder(b: &B, models: &Path) -> Result<Option<Self>> {
+        let file = models.join(Self::FILE);
+        if file.is_file() {
+            Self::load(b, &file).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Reads `conv1` … `conv8` from A1111's `model.pt` (or a safetensors file with the same
     /// keys); a missing key or a shape that is not the network's is an error naming both.
     pub fn load(b: &B, path: &Path) -> Result<Self> {

@@ -107,10 +107,10 @@ pub async fn decode_latent_image<B: Backend>(
         VaeDecoder::Full => decode_to_rgb(b, model, latent, shape).await,
         VaeDecoder::Taesd => {
             let taesd = model.taesd.as_ref().ok_or_else(|| {
-                Error::Invalid(
-                    "VAE decoder TAESD: no models/VAE-approx/taesd_decoder.pth in the models folder"
-                        .into(),
-                )
+                Error::Invalid(format!(
+                    "VAE decoder TAESD: no {} in the models folder",
+                    crate::nn::TaesdDecoder::<B>::FILE
+                ))
             })?;
             taesd.decode_rgb(b, latent, shape[1], shape[2]).await
         }

@@ -244,12 +244,9 @@ impl<B: Backend> GenerationService<B> {
         let mut model = StableDiffusion::load_patched(&self.backend, &files, patch.clone())?;
         // TAESD's decoder, for jobs that decode with it (A1111 keeps it beside the
         // approximate preview network).
-        let taesd = dir.join("VAE-approx").join("taesd_decoder.pth");
-        if taesd.is_file() {
-            match TaesdDecoder::load(&self.backend, &taesd) {
-                Ok(t) => model.taesd = Some(t),
-                Err(e) => self.warnings.push(e.to_string()),
-            }
+        match TaesdDecoder::from_models_folder(&self.backend, &dir) {
+            Ok(t) => model.taesd = t,
+            Err(e) => self.warnings.push(e.to_string()),
         }
         let model = Rc::new(model);
         if let Some(p) = patch {
