@@ -16,6 +16,25 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// A small PNG whose `parameters` chunk is `infotext`: an A1111 PNG as far as `--from` looks.
+fn png_with_infotext(path: &std::path::Path, infotext: &str) {
+    easel_core::infotext::write_png(path, 8, 8, &[0u8; 8 * 8 * 3], Some(infotext)).unwrap();
+}
+
+/// `easel generate --models MODELS ARGS -o OUT`, which must succeed; the PNG's bytes.
+fn generate_png(models: &std::path::Path, args: &[&str], out: &std::path::Path) -> Vec<u8> {
+    let o = easel()
+        .args(["generate", "--models"])
+        .arg(models)
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read(out).unwrap()
+}
+
 #[test]
 fn generate_writes_png_with_infotext_and_latents() {
     let dir = temp_dir("gen");
@@ -579,7 +598,7 @@ fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
          Variation seed: 9, Variation seed strength: 0.2, Version: v1.10.1",
         &sha[..10]
     );
-    easel_core::infotext::write_png(&png, 8, 8, &[0u8; 8 * 8 * 3], Some(&text)).unwrap();
+    png_with_infotext(&png, &text);
     let run = |extra: &[&str], out: &str| {
         easel()
             .env("XDG_CACHE_HOME", &cache)
@@ -621,7 +640,7 @@ fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
     assert_eq!(model("hashed.png"), "zz-renamed");
     // A name contained in one title is enough (A1111's closest match).
     let text = "a cat\nSteps: 2, Sampler: Euler, Seed: 3, Size: 64x64, Model: renamed";
-    easel_core::infotext::write_png(&png, 8, 8, &[0u8; 8 * 8 * 3], Some(text)).unwrap();
+    png_with_infotext(&png, text);
     let o = run(&[], "substring.png");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(model("substring.png"), "zz-renamed");
@@ -646,18 +665,7 @@ fn old_version_pngs_sample_over_the_fp16_schedule() {
         "--sampler",
         "Euler",
     ];
-    let gen = |extra: &[&str], out: &str| {
-        let o = easel()
-            .args(["generate", "--models"])
-            .arg(&models)
-            .args(extra)
-            .arg("-o")
-            .arg(dir.join(out))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        std::fs::read(dir.join(out)).unwrap()
-    };
+    let gen = |extra: &[&str], out: &str| generate_png(&models, extra, &dir.join(out));
     let plain = gen(&base, "plain.png");
     let mut args = base.to_vec();
     args.push("--downcast-alphas-cumprod");
@@ -672,28 +680,14 @@ fn old_version_pngs_sample_over_the_fp16_schedule() {
     // An A1111 v1.6.0 PNG of the plain settings (no key: the version decides).
     let plain_text = read_parameters(dir.join("plain.png")).unwrap().unwrap();
     let old = dir.join("old.png");
-    easel_core::infotext::write_png(
-        &old,
-        8,
-        8,
-        &[0u8; 8 * 8 * 3],
-        Some(&format!("{plain_text}, Version: v1.6.0")),
-    )
-    .unwrap();
+    png_with_infotext(&old, &format!("{plain_text}, Version: v1.6.0"));
     let from_old = gen(&["--from", old.to_str().unwrap()], "from-old.png");
     assert!(
         rgb(&from_old) == rgb(&downcast),
         "v1.6.0 PNG did not regenerate over fp16"
     );
     let new = dir.join("new.png");
-    easel_core::infotext::write_png(
-        &new,
-        8,
-        8,
-        &[0u8; 8 * 8 * 3],
-        Some(&format!("{plain_text}, Version: v1.10.1")),
-    )
-    .unwrap();
+    png_with_infotext(&new, &format!("{plain_text}, Version: v1.10.1"));
     let from_new = gen(&["--from", new.to_str().unwrap()], "from-new.png");
     assert!(
         rgb(&from_new) == rgb(&plain),
@@ -839,23 +833,28 @@ fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
     let dir = temp_dir("taesd");
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let out = dir.join("taesd.png");
-    let o = easel()
-        .args(["generate", "--models"])
-        .arg(&models)
-        .args([
-            "--prompt", "a cat", "--steps", "2", "--size", "64x48", "--seed", "4",
-        ])
-        .args(["--vae-decoder", "taesd", "--save-latents"])
-        .arg(dir.join("taesd.safetensors"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let png = std::fs::read(&out).unwrap();
+    let latents = dir.join("taesd.safetensors");
+    let png = generate_png(
+        &models,
+        &[
+            "--prompt",
+            "a cat",
+            "--steps",
+            "2",
+            "--size",
+            "64x48",
+            "--seed",
+            "4",
+            "--vae-decoder",
+            "taesd",
+            "--save-latents",
+            latents.to_str().unwrap(),
+        ],
+        &out,
+    );
     let (w, h, rgb) = easel_core::infotext::decode_png_rgb(&png, "out").unwrap();
     assert_eq!((w, h), (64, 48));
-    let latent = open_tensor_store(&dir.join("taesd.safetensors"))
+    let latent = open_tensor_store(&latents)
         .unwrap()
         .read_f32("latent")
         .unwrap();
@@ -867,18 +866,11 @@ fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
     assert!(rgb == want, "not TAESD's decode of the final latent");
     let text = read_parameters(&out).unwrap().unwrap();
     assert!(text.ends_with("VAE Decoder: TAESD"), "{text}");
-    let again = dir.join("again.png");
-    let o = easel()
-        .args(["generate", "--models"])
-        .arg(&models)
-        .arg("--from")
-        .arg(&out)
-        .arg("-o")
-        .arg(&again)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let again_png = std::fs::read(&again).unwrap();
+    let again_png = generate_png(
+        &models,
+        &["--from", out.to_str().unwrap()],
+        &dir.join("again.png"),
+    );
     assert!(
         easel_core::infotext::decode_png_rgb(&again_png, "again")
             .unwrap()
@@ -894,16 +886,7 @@ fn vae_tiling_is_recorded_and_repeated() {
     let dir = temp_dir("tiling");
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let gen = |extra: &[&str], out: &str| {
-        let o = easel()
-            .args(["generate", "--models"])
-            .arg(&models)
-            .args(extra)
-            .arg("-o")
-            .arg(dir.join(out))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let png = std::fs::read(dir.join(out)).unwrap();
+        let png = generate_png(&models, extra, &dir.join(out));
         easel_core::infotext::decode_png_rgb(&png, out).unwrap()
     };
     let args = [
@@ -930,16 +913,9 @@ fn hypernetworks_are_recorded_once() {
     let dir = temp_dir("hn-once");
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let gen = |extra: &[&str], out: &str| {
-        let o = easel()
-            .args(["generate", "--models"])
-            .arg(&models)
-            .args(["--steps", "1", "--size", "64x64", "--seed", "1"])
-            .args(extra)
-            .arg("-o")
-            .arg(dir.join(out))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut args = vec!["--steps", "1", "--size", "64x64", "--seed", "1"];
+        args.extend_from_slice(extra);
+        generate_png(&models, &args, &dir.join(out));
         read_parameters(dir.join(out)).unwrap().unwrap()
     };
     let tagged = gen(&["--prompt", "a cat <hypernet:tiny-nai:0.7>"], "tag.png");

@@ -63,17 +63,14 @@ def euler_scheduler():
     )
 
 
-def sample(unet_eps, latents, cond, uncond, steps):
-    """Euler with CFG over diffusers' scheduler; `unet_eps(x, t, context)` is the engine's
-    UNet. Returns the final latent and the wall time of every step."""
+def cfg_steps(unet_eps, sched, latents, cond, uncond, timesteps):
+    """Euler with CFG from `latents` over `timesteps` of diffusers' scheduler; `unet_eps(x, t,
+    context)` is the engine's UNet. Returns the final latent and the wall time of every step."""
     import torch
 
-    sched = euler_scheduler()
-    sched.set_timesteps(steps)
-    latents = latents * sched.init_noise_sigma
     context = torch.cat([uncond, cond])
     times = []
-    for t in sched.timesteps:
+    for t in timesteps:
         t0 = time.perf_counter()
         x = sched.scale_model_input(torch.cat([latents, latents]), t)
         eps = unet_eps(x, t, context)
@@ -82,6 +79,14 @@ def sample(unet_eps, latents, cond, uncond, steps):
         latents = sched.step(eps, t, latents).prev_sample
         times.append(time.perf_counter() - t0)
     return latents, times
+
+
+def sample(unet_eps, latents, cond, uncond, steps):
+    """`steps` Euler steps with CFG from pure noise."""
+    sched = euler_scheduler()
+    sched.set_timesteps(steps)
+    return cfg_steps(unet_eps, sched, latents * sched.init_noise_sigma, cond, uncond,
+                     sched.timesteps)
 
 
 HIRES_STRENGTH = 0.7
@@ -98,18 +103,8 @@ def sample_tail(unet_eps, latents, cond, uncond, steps):
     start = total - steps
     sched.set_begin_index(start)
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(1))
-    latents = latents + noise * sched.sigmas[start]
-    context = torch.cat([uncond, cond])
-    times = []
-    for t in sched.timesteps[start:]:
-        t0 = time.perf_counter()
-        x = sched.scale_model_input(torch.cat([latents, latents]), t)
-        eps = unet_eps(x, t, context)
-        e_uncond, e_cond = eps.chunk(2)
-        eps = e_uncond + CFG_SCALE * (e_cond - e_uncond)
-        latents = sched.step(eps, t, latents).prev_sample
-        times.append(time.perf_counter() - t0)
-    return latents, times
+    return cfg_steps(unet_eps, sched, latents + noise * sched.sigmas[start], cond, uncond,
+                     sched.timesteps[start:])
 
 
 def run_torch(args) -> dict:

@@ -339,6 +339,51 @@ fn bf16_products_stay_close_to_the_f32_reference() {
     }
 }
 
+/// One case of the preview fixtures: a latent, the network's float output and A1111's bytes.
+struct PreviewCase {
+    h: usize,
+    w: usize,
+    latent: Vec<f32>,
+    output: Vec<f32>,
+    rgb: Vec<u8>,
+}
+
+fn preview_cases(file: &str) -> Vec<PreviewCase> {
+    let path = easel_tests::fixtures_dir().join("preview").join(file);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let numbers = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    json["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let shape = numbers(&case["shape"]);
+            PreviewCase {
+                h: shape[1] as usize,
+                w: shape[2] as usize,
+                latent: numbers(&case["latent"]).iter().map(|&v| v as f32).collect(),
+                output: numbers(&case["output"]).iter().map(|&v| v as f32).collect(),
+                rgb: numbers(&case["rgb"]).iter().map(|&v| v as u8).collect(),
+            }
+        })
+        .collect()
+}
+
+fn max_byte_diff(a: &[u8], b: &[u8]) -> i32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as i32 - *y as i32).abs())
+        .max()
+        .unwrap_or(0)
+}
+
 /// A1111's "Approx NN" preview network, read from the tiny folder's `VAE-approx/model.pt`,
 /// against the fixture script's torch run of the same module (`preview/vae_approx.json`):
 /// the network's output within f32 rounding, the preview bytes within 1 (truncation of
@@ -348,44 +393,22 @@ fn vae_approx_preview_matches_a1111s_network() {
     let b = CandleBackend::cpu();
     let net =
         easel_core::nn::VaeApprox::load(&b, &models_dir().join("VAE-approx/model.pt")).unwrap();
-    let path = easel_tests::fixtures_dir().join("preview/vae_approx.json");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let floats = |v: &Value| -> Vec<f32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect()
-    };
-    for case in json["cases"].as_array().unwrap() {
-        let shape: Vec<usize> = case["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
-        let latent = floats(&case["latent"]);
-        let out = block_on(net.forward(&b, &latent, shape[1], shape[2])).unwrap();
-        let want = floats(&case["output"]);
+    for c in preview_cases("vae_approx.json") {
+        let out = block_on(net.forward(&b, &c.latent, c.h, c.w)).unwrap();
         assert!(
-            max_abs_diff(&out, &want) < 1e-4,
-            "{shape:?}: output differs"
+            max_abs_diff(&out, &c.output) < 1e-4,
+            "{}x{}: output differs",
+            c.h,
+            c.w
         );
-        let rgb = block_on(net.preview_rgb(&b, &latent, shape[1], shape[2])).unwrap();
-        let want: Vec<u8> = case["rgb"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
-        assert_eq!(rgb.len(), want.len());
-        let worst = rgb
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (*a as i32 - *b as i32).abs())
-            .max()
-            .unwrap();
-        assert!(worst <= 1, "{shape:?}: preview bytes differ by {worst}");
+        let rgb = block_on(net.preview_rgb(&b, &c.latent, c.h, c.w)).unwrap();
+        let worst = max_byte_diff(&rgb, &c.rgb);
+        assert!(
+            worst <= 1,
+            "{}x{}: preview bytes differ by {worst}",
+            c.h,
+            c.w
+        );
     }
     // Not the network: a clear error naming the file and key.
     let err =
@@ -407,34 +430,17 @@ fn taesd_decoder_matches_its_torch_module() {
     let net =
         easel_core::nn::TaesdDecoder::load(&b, &models_dir().join("VAE-approx/taesd_decoder.pth"))
             .unwrap();
-    let path = easel_tests::fixtures_dir().join("preview/taesd.json");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let floats = |v: &Value| -> Vec<f32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect()
-    };
-    for case in json["cases"].as_array().unwrap() {
-        let s: Vec<usize> = case["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
-        let latent = floats(&case["latent"]);
-        let out = block_on(net.forward(&b, &latent, s[1], s[2])).unwrap();
-        let want = floats(&case["output"]);
-        assert!(max_abs_diff(&out, &want) < 1e-4, "{s:?}: output differs");
-        let rgb = block_on(net.decode_rgb(&b, &latent, s[1], s[2])).unwrap();
-        let worst = rgb
-            .iter()
-            .zip(case["rgb"].as_array().unwrap())
-            .map(|(a, b)| (*a as i64 - b.as_i64().unwrap()).abs())
-            .max()
-            .unwrap();
-        assert!(worst <= 1, "{s:?}: bytes differ by {worst}");
+    for c in preview_cases("taesd.json") {
+        let out = block_on(net.forward(&b, &c.latent, c.h, c.w)).unwrap();
+        assert!(
+            max_abs_diff(&out, &c.output) < 1e-4,
+            "{}x{}: output differs",
+            c.h,
+            c.w
+        );
+        let rgb = block_on(net.decode_rgb(&b, &c.latent, c.h, c.w)).unwrap();
+        let worst = max_byte_diff(&rgb, &c.rgb);
+        assert!(worst <= 1, "{}x{}: bytes differ by {worst}", c.h, c.w);
     }
     let err = easel_core::nn::TaesdDecoder::load(&b, &models_dir().join("VAE-approx/model.pt"))
         .err()

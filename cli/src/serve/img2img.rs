@@ -34,6 +34,14 @@ pub fn base64_bytes(what: &str, text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{what}: not valid base64 ({e})"))
 }
 
+/// One of A1111's four numbered choices (0 to 3), or a 422 naming the field and the choices.
+fn choice(field: &str, v: i64, choices: &str) -> Result<u32, ApiError> {
+    u32::try_from(v)
+        .ok()
+        .filter(|c| *c <= 3)
+        .ok_or_else(|| ApiError::field(field, format!("{field} {v} is not {choices}")))
+}
+
 /// The images and settings of an img2img request, over `s` (already holding the shared
 /// fields). Fields Easel does not act on are added to `warnings`.
 pub fn img2img_inputs(
@@ -60,18 +68,11 @@ pub fn img2img_inputs(
             .map_err(|msg| ApiError::field("mask", msg))?;
         inputs.mask = Some(mask);
     }
-    s.resize_mode = u32::try_from(f.resize_mode)
-        .ok()
-        .filter(|m| *m <= 3)
-        .ok_or_else(|| {
-            ApiError::field(
-                "resize_mode",
-                format!(
-                    "resize_mode {} is not 0 (just resize), 1 (crop and resize), 2 (resize and fill) or 3 (latent upscale)",
-                    f.resize_mode
-                ),
-            )
-        })?;
+    s.resize_mode = choice(
+        "resize_mode",
+        f.resize_mode,
+        "0 (just resize), 1 (crop and resize), 2 (resize and fill) or 3 (latent upscale)",
+    )?;
     // `mask_blur`, when given, sets both directions (A1111's property setter).
     let (bx, by) = match f.mask_blur {
         Some(b) => (b, b),
@@ -88,18 +89,11 @@ pub fn img2img_inputs(
             format!("mask_blur must not be negative, not {bx}"),
         )
     })?;
-    s.inpainting_fill = u32::try_from(f.inpainting_fill)
-        .ok()
-        .filter(|v| *v <= 3)
-        .ok_or_else(|| {
-            ApiError::field(
-                "inpainting_fill",
-                format!(
-                    "inpainting_fill {} is not 0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing)",
-                    f.inpainting_fill
-                ),
-            )
-        })?;
+    s.inpainting_fill = choice(
+        "inpainting_fill",
+        f.inpainting_fill,
+        "0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing)",
+    )?;
     s.inpaint_full_res = f.inpaint_full_res;
     s.inpaint_full_res_padding = u32::try_from(f.inpaint_full_res_padding).map_err(|_| {
         ApiError::field(
