@@ -16,7 +16,7 @@ use super::conditioning::PromptOptions;
 use super::img2img::{check_strength, Img2ImgRun, JobConds};
 use super::latent_upscale::{interpolate, LatentUpscaleMode};
 use super::txt2img::{
-    decode_latent_image, decode_to_rgb, txt2img_latents, GeneratedImage, Progress, Txt2ImgParams,
+    decode_batch, decode_to_rgb, txt2img_latents, GeneratedImage, Progress, Txt2ImgParams,
 };
 use super::vae_encode::encode_rgb8;
 use crate::backend::Backend;
@@ -329,20 +329,7 @@ async fn decode_all<B: Backend>(
     latent: &[f32],
     shape: [usize; 3],
 ) -> Result<Vec<GeneratedImage>> {
-    let per_image: usize = shape.iter().product();
-    let mut images = Vec::with_capacity(params.batch_size);
-    for (i, seed) in params.seeds().into_iter().enumerate() {
-        let lat = &latent[i * per_image..(i + 1) * per_image];
-        images.push(GeneratedImage {
-            seed,
-            width: shape[2] * 8,
-            height: shape[1] * 8,
-            rgb: decode_latent_image(b, model, params, lat, shape).await?,
-            noise: Vec::new(),
-            latent: lat.to_vec(),
-        });
-    }
-    Ok(images)
+    decode_batch(b, model, params, latent, None, shape).await
 }
 
 #[cfg(test)]

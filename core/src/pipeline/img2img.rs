@@ -19,9 +19,7 @@ use super::conditioning::{
     encode_prompt_parts, encode_scheduled, PromptConditioning, PromptOptions, ScheduledConditioning,
 };
 use super::txt2img::Txt2ImgParams;
-use super::txt2img::{
-    decode_latent_image, GeneratedImage, Progress, SamplerWalk, StoppableDenoiser,
-};
+use super::txt2img::{decode_batch, GeneratedImage, Progress, SamplerWalk, StoppableDenoiser};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
@@ -312,20 +310,7 @@ pub async fn img2img_cancellable<B: Backend>(
         image_cond: None,
     };
     let (latent, noise) = run.sample(b, model, conds, progress, cancel).await?;
-    let mut images = Vec::with_capacity(batch);
-    for (i, seed) in base.seeds().into_iter().enumerate() {
-        let lat = &latent[i * per_image..(i + 1) * per_image];
-        let rgb = decode_latent_image(b, model, base, lat, shape).await?;
-        images.push(GeneratedImage {
-            seed,
-            width: base.width,
-            height: base.height,
-            rgb,
-            noise: noise[i * per_image..(i + 1) * per_image].to_vec(),
-            latent: lat.to_vec(),
-        });
-    }
-    Ok(images)
+    decode_batch(b, model, base, &latent, Some(&noise), shape).await
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::cancel::CancelToken;
 use super::conditioning::PromptOptions;
 use super::img2img::{Img2ImgParams, Img2ImgRun, JobConds};
 use super::latent_upscale::{interpolate, LatentInterpolation, LatentUpscaleMode};
-use super::txt2img::{decode_latent_image, GeneratedImage, Progress};
+use super::txt2img::{decode_batch, GeneratedImage, Progress};
 use super::vae_encode::{encode_chw, rgb8_to_chw};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -343,19 +343,7 @@ pub async fn img2img_inpaint<B: Backend>(
         image_cond: inpainting_model.then_some(image_cond),
     };
     let (latent, noise) = run.sample(b, model, conds, progress, cancel).await?;
-    let mut out = Vec::with_capacity(batch);
-    for (i, seed) in base.seeds().into_iter().enumerate() {
-        let lat = &latent[i * per_image..(i + 1) * per_image];
-        out.push(GeneratedImage {
-            seed,
-            width: base.width,
-            height: base.height,
-            rgb: decode_latent_image(b, model, base, lat, shape).await?,
-            noise: noise[i * per_image..(i + 1) * per_image].to_vec(),
-            latent: lat.to_vec(),
-        });
-    }
-    Ok(out)
+    decode_batch(b, model, base, &latent, Some(&noise), shape).await
 }
 
 #[cfg(test)]

@@ -257,17 +257,30 @@ pub async fn txt2img_cancellable<B: Backend>(
 ) -> Result<Vec<GeneratedImage>> {
     let (latent, noise, shape) =
         txt2img_latents(b, model, params, options, hooks, progress, cancel).await?;
+    decode_batch(b, model, params, &latent, Some(&noise), shape).await
+}
+
+/// The batch's images: each image's latent in `latent` (`shape` each) decoded as the job
+/// asks, with its seed and, when given, its initial noise.
+pub(crate) async fn decode_batch<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    params: &Txt2ImgParams,
+    latent: &[f32],
+    noise: Option<&[f32]>,
+    shape: [usize; 3],
+) -> Result<Vec<GeneratedImage>> {
     let per_image: usize = shape.iter().product();
     let mut images = Vec::with_capacity(params.batch_size);
     for (i, seed) in params.seeds().into_iter().enumerate() {
-        let lat = &latent[i * per_image..(i + 1) * per_image];
-        let rgb = decode_latent_image(b, model, params, lat, shape).await?;
+        let range = i * per_image..(i + 1) * per_image;
+        let lat = &latent[range.clone()];
         images.push(GeneratedImage {
             seed,
-            width: params.width,
-            height: params.height,
-            rgb,
-            noise: noise[i * per_image..(i + 1) * per_image].to_vec(),
+            width: shape[2] * 8,
+            height: shape[1] * 8,
+            rgb: decode_latent_image(b, model, params, lat, shape).await?,
+            noise: noise.map(|n| n[range].to_vec()).unwrap_or_default(),
             latent: lat.to_vec(),
         });
     }
