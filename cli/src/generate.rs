@@ -62,6 +62,16 @@ pub struct GenerateArgs {
     /// PNGs of those versions.
     #[arg(long = "downcast-alphas-cumprod")]
     pub downcast_alphas_cumprod: bool,
+    /// A1111's "Pad prompt/negative prompt": a prompt and negative prompt of different
+    /// lengths (over 75 tokens) share one UNet batch, the shorter padded with empty-prompt
+    /// chunks. Changes the image; recorded as `Pad conds: True`.
+    #[arg(long = "pad-conds")]
+    pub pad_conds: bool,
+    /// A1111's "Pad prompt/negative prompt (v0)" (DDIM and PLMS before v1.6): the negative
+    /// prompt repeats its last vector up to the prompt's length. On by itself for `--from`
+    /// PNGs of those versions.
+    #[arg(long = "pad-conds-v0")]
+    pub pad_conds_v0: bool,
     /// A1111's "VAE type for decode": full (the model's VAE) or taesd (TAESD's tiny decoder
     /// from models/VAE-approx/taesd_decoder.pth: much faster, softer) [default: full].
     #[arg(long = "vae-decoder")]
@@ -365,10 +375,13 @@ impl GenerateArgs {
     }
 }
 
-/// Every sampler this build knows: the k-diffusion family and the example third-party one.
+/// Every sampler this build knows: A1111's, plus the example third-party one when the
+/// build asks for it (`--features example-sampler`), so a default build offers only what
+/// an A1111 user expects.
 pub fn sampler_registry() -> SamplerRegistry {
     let mut reg = SamplerRegistry::new();
     easel_samplers::register_all(&mut reg);
+    #[cfg(feature = "example-sampler")]
     easel_example_custom_sampler::register(&mut reg);
     reg
 }
@@ -525,6 +538,8 @@ impl GenerateArgs {
         g.nai_braces = a.nai_braces;
         g.old_prompt_timelines |= a.old_prompt_timelines;
         g.downcast_alphas_cumprod |= a.downcast_alphas_cumprod;
+        g.pad_conds |= a.pad_conds;
+        g.pad_conds_v0 |= a.pad_conds_v0;
         g.vae_tiling |= a.vae_tiling;
         if let Some(d) = &a.vae_decoder {
             g.vae_decoder = easel_core::pipeline::VaeDecoder::parse(d)?;

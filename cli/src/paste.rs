@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// Infotext keys of A1111 features (and common extensions) Easel does not implement; each
 /// changes the image A1111 makes. Keys ending in `*` match by prefix.
-const UNSUPPORTED: [&str; 21] = [
+const UNSUPPORTED: [&str; 20] = [
     "Variation seed",
     "Seed resize from",
     "Face restoration",
@@ -26,7 +26,6 @@ const UNSUPPORTED: [&str; 21] = [
     "Token merging ratio hr",
     "Noise multiplier",
     "SGM noise multiplier",
-    "Pad conds",
     "Skip Early CFG",
     "CFG Rescale phi",
     "Hypertile U-Net",

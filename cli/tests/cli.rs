@@ -865,7 +865,9 @@ fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
     let want = easel_core::sampler::block_on(taesd.decode_rgb(&b, &latent, 6, 8)).unwrap();
     assert!(rgb == want, "not TAESD's decode of the final latent");
     let text = read_parameters(&out).unwrap().unwrap();
-    assert!(text.ends_with("VAE Decoder: TAESD"), "{text}");
+    // A1111 writes `Version` after every other field.
+    let last = format!("VAE Decoder: TAESD, Version: {}", easel_core::VERSION_LABEL);
+    assert!(text.ends_with(&last), "{text}");
     let again_png = generate_png(
         &models,
         &["--from", out.to_str().unwrap()],
@@ -899,7 +901,9 @@ fn vae_tiling_is_recorded_and_repeated() {
     assert_eq!((tiled.0, tiled.1), (576, 520));
     assert!(tiled.2 != whole.2, "tiling changed nothing at the seams");
     let text = read_parameters(dir.join("tiled.png")).unwrap().unwrap();
-    assert!(text.ends_with("VAE tiling: True"), "{text}");
+    // A1111 writes `Version` after every other field.
+    let last = format!("VAE tiling: True, Version: {}", easel_core::VERSION_LABEL);
+    assert!(text.ends_with(&last), "{text}");
     let from = dir.join("tiled.png").to_str().unwrap().to_string();
     let again = gen(&["--from", &from], "again.png");
     assert!(again.2 == tiled.2);
@@ -930,4 +934,43 @@ fn hypernetworks_are_recorded_once() {
     assert!(!t.prompt.contains("<hypernet:"), "{flagged}");
     assert_eq!(t.get("Hypernet"), Some("tiny-nai"), "{flagged}");
     assert_eq!(t.get("Hypernet strength"), Some("0.7"), "{flagged}");
+}
+
+/// `--pad-conds-v0` / `--pad-conds` (the sampler matrix checks their images against
+/// A1111's CFG denoiser): the PNG records the option only when it padded, after the
+/// sampler's fields, and `--from` repeats it.
+#[test]
+fn cond_padding_is_recorded_when_it_applied_and_repeated() {
+    let dir = temp_dir("padconds");
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let long = "a photo of a cat, ".repeat(20);
+    let gen = |extra: &[&str], out: &str| {
+        let mut args = vec!["--steps", "2", "--size", "64x64", "--seed", "5"];
+        args.extend_from_slice(extra);
+        let png = generate_png(&models, &args, &dir.join(out));
+        let text = read_parameters(dir.join(out)).unwrap().unwrap();
+        (
+            easel_core::infotext::decode_png_rgb(&png, out).unwrap().2,
+            text,
+        )
+    };
+    let (plain, plain_text) = gen(&["--prompt", &long, "--sampler", "DDIM"], "plain.png");
+    assert!(!plain_text.contains("Pad conds"), "{plain_text}");
+    let (v0, v0_text) = gen(
+        &["--prompt", &long, "--sampler", "DDIM", "--pad-conds-v0"],
+        "v0.png",
+    );
+    assert!(v0 != plain, "padding the negative prompt changed nothing");
+    assert!(
+        v0_text.contains(", Pad conds v0: True, Version: "),
+        "{v0_text}"
+    );
+    let from = dir.join("v0.png").to_str().unwrap().to_string();
+    let (again, _) = gen(&["--from", &from], "again.png");
+    assert!(again == v0, "--from did not repeat the padding");
+    // Prompts of one length: nothing to pad, nothing recorded.
+    let (_, short_text) = gen(&["--prompt", "a cat", "--pad-conds"], "short.png");
+    assert!(!short_text.contains("Pad conds"), "{short_text}");
+    let (_, empty_text) = gen(&["--prompt", &long, "--pad-conds"], "empty.png");
+    assert!(empty_text.contains(", Pad conds: True"), "{empty_text}");
 }

@@ -3,6 +3,11 @@
 //! tokenizer, torch-compatible noise, the three networks (generic over [`Backend`]), the
 //! plugin traits (sampler, attention hook, VAE) and the txt2img pipeline.
 
+/// What Easel writes in an infotext's `Version` field and the API's `version`. A1111 reads
+/// the field to turn on compatibility with its own older releases; this value is not a
+/// release number to it (nor to [`service::settings::a1111_version`]), so it turns on none.
+pub const VERSION_LABEL: &str = concat!("easel-", env!("CARGO_PKG_VERSION"));
+
 pub mod backend;
 pub mod backend_host;
 pub mod convert;

@@ -6,7 +6,7 @@
 //! front ends drive the future with [`block_on`].
 
 use crate::backend::LocalBoxFuture;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::noise::{RngKind, TorchDevice};
 use crate::sampler_params::SamplerParams;
 use crate::schedule::DiscreteSchedule;
@@ -16,6 +16,65 @@ use std::sync::Arc;
 /// images laid out one after another) → denoised x₀ prediction, same layout.
 pub trait Denoiser {
     fn denoise<'a>(&'a mut self, x: &'a [f32], sigma: f32) -> LocalBoxFuture<'a, Result<Vec<f32>>>;
+
+    /// One evaluation the way `call` asks (LCM's timesteps, CFG++'s scale and
+    /// unconditional prediction). This default serves only the plain call, which is all a
+    /// stand-in without a UNet or CFG of its own can honour.
+    fn denoise_call<'a>(
+        &'a mut self,
+        x: &'a [f32],
+        sigma: f32,
+        call: DenoiseCall,
+    ) -> LocalBoxFuture<'a, Result<Denoised>> {
+        Box::pin(async move {
+            if call != DenoiseCall::default() {
+                return Err(Error::Invalid(format!(
+                    "this denoiser cannot evaluate the model as {call:?} asks"
+                )));
+            }
+            let denoised = self.denoise(x, sigma).await?;
+            Ok(Denoised {
+                denoised,
+                uncond: None,
+            })
+        })
+    }
+}
+
+/// How a sampler wants one model evaluation made, where it differs from k-diffusion's
+/// `CompVisDenoiser` under A1111's CFG (the [`Default`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DenoiseCall {
+    /// The UNet's timestep; `None` is t(σ) on the model's schedule. LCM runs the UNet at
+    /// timesteps of its own 50-entry table.
+    pub timestep: Option<f32>,
+    /// `(c_skip, c_out)`: the prediction becomes `c_skip·x + c_out·denoised` before
+    /// inpainting's blend (LCM's consistency parameterisation). A1111 applies it to the
+    /// cond and uncond predictions before mixing them, which is the same thing, as the
+    /// mixing weights sum to one.
+    pub skip_out: Option<(f32, f32)>,
+    /// Multiplies the CFG scale (A1111's `cond_scale_miltiplier`; DDIM CFG++ uses 1/12.5).
+    pub cfg_scale_multiplier: f64,
+    /// Also return the unconditional prediction alone (A1111's `last_noise_uncond`).
+    pub want_uncond: bool,
+}
+
+impl Default for DenoiseCall {
+    fn default() -> Self {
+        Self {
+            timestep: None,
+            skip_out: None,
+            cfg_scale_multiplier: 1.0,
+            want_uncond: false,
+        }
+    }
+}
+
+/// What [`Denoiser::denoise_call`] returns: the guided prediction and, when asked for,
+/// the unconditional one (both denoised x₀ in the layout of `x`, before any blend).
+pub struct Denoised {
+    pub denoised: Vec<f32>,
+    pub uncond: Option<Vec<f32>>,
 }
 
 /// Fresh standard-normal noise shaped like the latent, for ancestral and SDE samplers.
@@ -91,6 +150,17 @@ pub trait Sampler: Send + Sync {
     /// its defaults (e.g. `("Eta", 0.67)`).
     fn params_infotext(&self) -> Vec<(&'static str, f32)> {
         Vec::new()
+    }
+    /// The σ table schedules are spaced over for this sampler, when it is not the model's
+    /// own (LCM walks 50 of the 1000 training timesteps). `None` = the model's.
+    fn sigma_table(&self, _model: &DiscreteSchedule) -> Option<DiscreteSchedule> {
+        None
+    }
+    /// The σ sequence `Automatic` gives this sampler when it is not the plain spacing of
+    /// its table (LCM spaces its timesteps, not table positions). `table` is
+    /// [`Sampler::sigma_table`]'s, else the model's.
+    fn automatic_sigmas(&self, _table: &DiscreteSchedule, _steps: usize) -> Option<Vec<f32>> {
+        None
     }
     /// Whether A1111 runs this sampler on training timesteps (DDIM, PLMS, UniPC) rather
     /// than on a σ schedule; img2img then starts it from [`SampleContext::timesteps`].

@@ -71,6 +71,24 @@ impl DiscreteSchedule {
     pub fn sigmas(&self) -> &[f32] {
         &self.sigmas
     }
+    /// ᾱ per timestep, as the table was built from.
+    pub fn alphas_cumprod(&self) -> &[f32] {
+        &self.alphas_cumprod
+    }
+
+    /// The table index whose log σ is nearest to σ's (the first on a tie, as
+    /// `torch.argmin`): k-diffusion's quantized `sigma_to_t`.
+    pub fn nearest_index(&self, sigma: f32) -> usize {
+        let ls = sigma.ln();
+        let mut best = (0, f32::INFINITY);
+        for (i, &l) in self.log_sigmas.iter().enumerate() {
+            let d = (ls - l).abs();
+            if d < best.1 {
+                best = (i, d);
+            }
+        }
+        best.0
+    }
     pub fn sigma_min(&self) -> f32 {
         self.sigmas[0]
     }

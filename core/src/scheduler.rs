@@ -55,7 +55,18 @@ pub fn sampler_sigmas(
 ) -> Result<Vec<f32>> {
     check_steps(steps)?;
     let discard = sampler.discard_next_to_last_sigma();
-    let mut sigmas = scheduler.sigmas(model, steps + usize::from(discard))?;
+    let n = steps + usize::from(discard);
+    let own_table = sampler.sigma_table(model);
+    let table = own_table.as_ref().unwrap_or(model);
+    let own = if scheduler.name() == AUTOMATIC {
+        sampler.automatic_sigmas(table, n)
+    } else {
+        None
+    };
+    let mut sigmas = match own {
+        Some(s) => s,
+        None => scheduler.sigmas(table, n)?,
+    };
     if sigmas.len() < 2 || sigmas.iter().any(|s| !s.is_finite() || *s < 0.0) {
         return Err(Error::Invalid(format!(
             "schedule `{}` gave an unusable σ sequence for {steps} steps",

@@ -95,6 +95,26 @@ fn legacy_hash_matches_hashlib() {
     }
 }
 
+/// The infotext's `Model hash` and `VAE hash` are A1111 v1.x's short hashes (AutoV2) of
+/// the checkpoint and its sidecar VAE, as hashlib computed them.
+#[test]
+fn loaded_model_carries_a1111_short_hashes() {
+    let want = std::fs::read_to_string(easel_tests::golden_path("hashes.json")).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&want).unwrap();
+    let path = sd_dir().join("tiny.ckpt");
+    let files = checkpoint_files(&models_dir(), &path, &VaeChoice::Auto).unwrap();
+    let model = StableDiffusion::load(&CandleBackend::cpu(), &files).unwrap();
+    assert_eq!(
+        model.info.hash,
+        want["tiny.ckpt"]["autov2"].as_str().unwrap()
+    );
+    assert_eq!(
+        model.info.vae_hash.as_deref(),
+        want["tiny.vae.pt"]["autov2"].as_str()
+    );
+    assert_eq!(model.info.vae_name.as_deref(), Some("tiny.vae.pt"));
+}
+
 #[test]
 fn missing_tensor_is_named() {
     let dir = temp_dir("missing");

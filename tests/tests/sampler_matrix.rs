@@ -22,7 +22,9 @@ use easel_candle::CandleBackend;
 use easel_core::formats::{open_tensor_store, TensorStore};
 use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
 use easel_core::noise::{RngKind, TorchDevice};
-use easel_core::pipeline::{txt2img, Txt2ImgParams};
+use easel_core::pipeline::{
+    txt2img_with_options, CondPadding, CondPaddingMode, PromptOptions, Txt2ImgParams,
+};
 use easel_core::registry::SamplerRegistry;
 use easel_core::sampler::block_on;
 use easel_core::scheduler::sampler_sigmas;
@@ -149,7 +151,31 @@ fn check_case(
     // unchanged).
     let mut reported: Vec<Vec<f32>> = Vec::new();
     let mut progress = |_: usize, _: usize, x: &[f32]| reported.push(x.to_vec());
-    let images = block_on(txt2img(&b, model, &params, Vec::new(), &mut progress)).unwrap();
+    // A1111's cond/uncond padding options (cases with prompts of different lengths).
+    let mode = match case["pad"].as_str() {
+        None => CondPaddingMode::Off,
+        Some("v0") => CondPaddingMode::LastVector,
+        Some("empty") => CondPaddingMode::EmptyChunks,
+        Some(other) => panic!("pad {other}"),
+    };
+    let options = PromptOptions {
+        cond_padding: CondPadding::new(mode),
+        ..PromptOptions::default()
+    };
+    let images = block_on(txt2img_with_options(
+        &b,
+        model,
+        &params,
+        &options,
+        Vec::new(),
+        &mut progress,
+    ))
+    .unwrap();
+    // A1111 writes `Pad conds` / `Pad conds v0` exactly when the option padded.
+    if options.cond_padding.was_applied() != (mode != CondPaddingMode::Off) {
+        line += "; padding not reported as applied";
+        passed = false;
+    }
     let got: Vec<f32> = images
         .iter()
         .flat_map(|i| i.latent.iter().copied())

@@ -536,7 +536,7 @@ fn generate<B: Backend>(b: &B, store: &TensorStore) -> (Vec<u8>, f64, f64) {
         None,
         None,
         "sd15-random.safetensors",
-        "00000000".into(),
+        ("0000000000".into(), None),
     )
     .unwrap();
     let loaded = start.elapsed().as_secs_f64();

@@ -80,6 +80,11 @@ function readPng(buf) {
 }
 
 // A1111's legacy model hash, computed here independently: sha256 of 64 KiB at 1 MiB.
+// A1111 v1.x's short hash (Model hash, VAE hash): the whole file's sha256, first 10 hex.
+function shortHash(path) {
+  return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 10);
+}
+
 function legacyHash(path) {
   const b = readFileSync(path);
   return createHash('sha256').update(b.length > 0x100000 ? b.subarray(0x100000, 0x110000) : Buffer.alloc(0)).digest('hex').slice(0, 8);
@@ -190,8 +195,8 @@ async function main() {
       if (!info) fail(`${c.label}: the PNG has no parameters chunk`);
       const expect = [c.prompt, `Negative prompt: ${c.negative}`, `Steps: ${c.steps}`,
         `Sampler: ${c.sampler}`, `CFG scale: ${c.cfg}`, `Seed: ${c.seed}`,
-        `Size: ${c.width}x${c.height}`, `Model hash: ${legacyHash(join(SD, 'tiny.ckpt'))}`,
-        'Model: tiny', 'VAE: tiny.vae.pt', 'RNG: CPU', ...(c.expect || []).map((e) => e.replace('$HNHASH', hnHash))];
+        `Size: ${c.width}x${c.height}`, `Model hash: ${shortHash(join(SD, 'tiny.ckpt'))}`,
+        'Model: tiny', `VAE hash: ${shortHash(join(SD, 'tiny.vae.pt'))}`, 'VAE: tiny.vae.pt', 'RNG: CPU', ...(c.expect || []).map((e) => e.replace('$HNHASH', hnHash))];
       for (const e of expect) if (!info.includes(e)) fail(`${c.label}: infotext lacks \`${e}\`:\n${info}`);
       for (const a of c.absent || []) if (info.includes(a)) fail(`${c.label}: infotext has \`${a}\` (A1111 would apply the tag twice):\n${info}`);
       if (info !== native.text.parameters) fail(`${c.label}: infotext differs from the native one:\nweb:    ${info}\nnative: ${native.text.parameters}`);

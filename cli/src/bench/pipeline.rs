@@ -144,7 +144,7 @@ fn load<B: Backend>(b: &B, checkpoint: Option<&PathBuf>) -> Result<(StableDiffus
                 None,
                 None,
                 "random-sd15.safetensors",
-                "00000000".into(),
+                ("0000000000".into(), None),
             )?;
             Ok((
                 model,

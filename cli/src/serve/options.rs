@@ -102,6 +102,8 @@ pub fn apply_option(
         }
         "use_old_scheduling" => s.old_prompt_timelines = boolean(key, v)?,
         "use_downcasted_alpha_bar" => s.downcast_alphas_cumprod = boolean(key, v)?,
+        "pad_cond_uncond" => s.pad_conds = boolean(key, v)?,
+        "pad_cond_uncond_v0" => s.pad_conds_v0 = boolean(key, v)?,
         "sd_vae_decode_method" => {
             s.vae_decoder = easel_core::pipeline::VaeDecoder::parse(text(key, v)?)
                 .map_err(|e| bad(key, e.to_string()))?
@@ -136,6 +138,8 @@ pub fn default_options(model_title: &str) -> Map<String, Value> {
     put("emphasis", Value::from("Original"));
     put("use_old_scheduling", Value::from(false));
     put("use_downcasted_alpha_bar", Value::from(false));
+    put("pad_cond_uncond", Value::from(false));
+    put("pad_cond_uncond_v0", Value::from(false));
     put("sd_vae_decode_method", Value::from("Full"));
     put("eta_ancestral", Value::from(1.0));
     put("eta_ddim", Value::from(0.0));

@@ -307,6 +307,9 @@ pub fn response(
                             | "Size-2"
                             | "Model hash"
                             | "Model"
+                            | "VAE hash"
+                            | "VAE"
+                            | "Version"
                     )
                 })
                 .map(|(k, v)| (k, Value::from(v)))
@@ -334,7 +337,7 @@ pub fn response(
         "sd_model_name": field("Model"),
         "sd_model_hash": field("Model hash"),
         "sd_vae_name": field("VAE"),
-        "sd_vae_hash": Value::Null,
+        "sd_vae_hash": field("VAE hash"),
         "seed_resize_from_w": req.seed_resize_from_w,
         "seed_resize_from_h": req.seed_resize_from_h,
         "denoising_strength": s.denoising_strength,
@@ -345,7 +348,7 @@ pub fn response(
         "job_timestamp": "",
         "clip_skip": s.clip_skip,
         "is_using_inpainting_conditioning": false,
-        "version": concat!("easel ", env!("CARGO_PKG_VERSION")),
+        "version": easel_core::VERSION_LABEL,
         "warnings": warnings,
         "queue_wait_seconds": queue_wait_s,
     });

@@ -47,7 +47,7 @@ pub fn run_grid(
     let image = plan.compose(&images)?;
     let mut infotext = cells[0].infotext.clone();
     for (k, v) in plan.infotext_fields() {
-        infotext.push(k, v);
+        infotext.push_before("Version", k, v);
     }
     Ok(GridOutput {
         image,

@@ -61,6 +61,17 @@ impl Infotext {
         self
     }
 
+    /// Adds `key: value` just before `anchor`, or at the end without one (A1111 keeps
+    /// `Version` after every extra parameter, even those added later, such as a grid's).
+    pub fn push_before(&mut self, anchor: &str, key: impl Into<String>, value: impl ToString) {
+        let at = self
+            .params
+            .iter()
+            .position(|(k, _)| k == anchor)
+            .unwrap_or(self.params.len());
+        self.params.insert(at, (key.into(), value.to_string()));
+    }
+
     /// The value of `key` (the last one when the text repeats it), as written.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.params

@@ -3,7 +3,7 @@
 //! where the bytes, the yaml text and the names come from differs.
 
 use super::files::CheckpointFiles;
-use super::hash::legacy_model_hash_of;
+use super::hash::short_hash_of;
 use super::ldm_yaml::LdmYaml;
 use super::stable_diffusion::{ModelInfo, StableDiffusion};
 use crate::backend::Backend;
@@ -37,7 +37,7 @@ pub struct CheckpointSources {
 
 impl<B: Backend> StableDiffusion<B> {
     /// [`StableDiffusion::load`] for byte sources: opens the containers (by extension),
-    /// parses the yaml, computes the legacy hash and builds the networks.
+    /// parses the yaml, computes A1111's short hashes and builds the networks.
     pub fn load_from_sources(b: &B, sources: &CheckpointSources) -> Result<Self> {
         let store = open_tensor_store_from(
             sources.checkpoint.clone(),
@@ -51,28 +51,33 @@ impl<B: Backend> StableDiffusion<B> {
             .config
             .as_ref()
             .map(|(n, t)| (t.as_str(), n.as_str()));
-        let hash = legacy_model_hash_of(sources.checkpoint.as_ref())?;
+        let hash = short_hash_of(sources.checkpoint.as_ref())?;
+        let vae_hash = match &sources.vae {
+            Some((_, src)) => Some(short_hash_of(src.as_ref())?),
+            None => None,
+        };
         Self::load_from_stores(
             b,
             &store,
             yaml_text,
             vae_store.as_ref().map(|s| (sources.vae_name(), s)),
             &sources.checkpoint_name,
-            hash,
+            (hash, vae_hash),
         )
     }
 
     /// Builds the model from already opened stores. `yaml` is `(text, file name)`; `vae` is
-    /// `(file name, store)`; `checkpoint_name` is the checkpoint's file name and `hash` its
-    /// legacy hash (both for the infotext).
+    /// `(file name, store)`; `checkpoint_name` is the checkpoint's file name and `hashes` the
+    /// short hashes of the checkpoint and the VAE file (all for the infotext).
     pub fn load_from_stores(
         b: &B,
         store: &TensorStore,
         yaml: Option<(&str, &str)>,
         vae: Option<(&str, &TensorStore)>,
         checkpoint_name: &str,
-        hash: String,
+        hashes: (String, Option<String>),
     ) -> Result<Self> {
+        let (hash, vae_hash) = hashes;
         let parsed = match yaml {
             Some((text, file)) => LdmYaml::parse(text, file)?,
             None => LdmYaml::default(),
@@ -86,6 +91,7 @@ impl<B: Backend> StableDiffusion<B> {
             name: stem(checkpoint_name).to_string(),
             hash,
             vae_name: vae.map(|(n, _)| n.to_string()),
+            vae_hash,
         };
         Self::assemble(b, store, parsed, vae.map(|(_, s)| s), info, None)
     }
@@ -101,6 +107,17 @@ impl CheckpointSources {
 mod tests {
     use super::*;
     use crate::io::MemorySource;
+    use crate::model::legacy_model_hash_of;
+
+    /// The short hash covers every byte, across read chunks: Python's
+    /// `hashlib.sha256(b"\0" * (9 << 20) + b"easel").hexdigest()` starts `5e95a05f59`.
+    #[test]
+    fn short_hash_reads_the_whole_file() {
+        let mut bytes = vec![0u8; 9 << 20];
+        bytes.extend(b"easel");
+        let src = MemorySource::new("m.safetensors", bytes);
+        assert_eq!(short_hash_of(&src).unwrap(), "5e95a05f59");
+    }
 
     /// The legacy hash covers bytes 0x100000..0x110000: sha256 of 64 KiB of zeros starts
     /// `de2f256064a0af797747c2b97505dc0b9f3df0de4f489eac731c23ae9ca9cc31` (coreutils

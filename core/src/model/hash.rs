@@ -31,3 +31,21 @@ pub fn legacy_model_hash_of(source: &dyn ByteSource) -> Result<String> {
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Bytes read per step when hashing a whole source.
+const SHORT_HASH_CHUNK: u64 = 4 << 20;
+
+/// A1111 v1.x's short hash (`Model hash`, `VAE hash`, checkpoint titles `name [hash]`): the
+/// first 10 hex digits of the whole file's sha256 (Civitai's "AutoV2"). It reads every byte,
+/// so native callers go through [`super::short_hash_cached`] instead.
+pub fn short_hash_of(source: &dyn ByteSource) -> Result<String> {
+    let mut sha = Sha256::new();
+    let len = source.len();
+    let mut offset = 0;
+    while offset < len {
+        let n = (len - offset).min(SHORT_HASH_CHUNK) as usize;
+        sha.update(source.read_vec(offset, n)?);
+        offset += n as u64;
+    }
+    Ok(hex(&sha.finalize()[..5]))
+}

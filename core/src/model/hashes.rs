@@ -243,6 +243,23 @@ pub fn hash_file_cached(
     Ok(h)
 }
 
+/// A1111's short hash of `path` (see [`super::short_hash_of`]), remembered in the
+/// [`HashCache`] at its default place so a checkpoint is read in full only once; without a
+/// cache directory it is computed each time. A cache that cannot be written is only a
+/// missed saving, never an error.
+pub fn short_hash_cached(path: &Path) -> Result<String> {
+    let hashes = match HashCache::default_path() {
+        Some(cache_path) => {
+            let mut cache = HashCache::load(&cache_path);
+            let h = hash_file_cached(path, &mut cache, &mut |_, _| {})?;
+            let _ = cache.save();
+            h
+        }
+        None => hash_file(path, &mut |_, _| {})?,
+    };
+    Ok(hashes.autov2().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,10 @@ pub use files::{
     resolve_checkpoint_name, resolve_vae, walk_files, CheckpointFiles, VaeChoice,
 };
 pub use from_sources::CheckpointSources;
-pub use hash::{legacy_model_hash, legacy_model_hash_of};
-pub use hashes::{hash_file, hash_file_cached, sha256_file, FileHashes, HashCache};
+pub use hash::{legacy_model_hash, legacy_model_hash_of, short_hash_of};
+pub use hashes::{
+    hash_file, hash_file_cached, sha256_file, short_hash_cached, FileHashes, HashCache,
+};
 pub use ldm_yaml::LdmYaml;
 pub use listing::{list_folder, CheckpointEntry, UnetWeights};
 pub use stable_diffusion::{ModelInfo, StableDiffusion};

@@ -3,7 +3,7 @@
 //! override and EMA weights.
 
 use super::files::CheckpointFiles;
-use super::hash::legacy_model_hash;
+use super::hashes::short_hash_cached;
 use super::ldm_yaml::LdmYaml;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -26,10 +26,12 @@ pub struct ModelInfo {
     pub files: CheckpointFiles,
     /// Checkpoint stem, A1111's `Model:` field.
     pub name: String,
-    /// Legacy 8-hex hash, A1111's `Model hash:` field.
+    /// A1111 v1.x's short hash (first 10 hex of the file's sha256), its `Model hash:` field.
     pub hash: String,
-    /// VAE override stem and hash (`VAE:`, `VAE hash:` in newer A1111), if one is used.
+    /// VAE override file name, A1111's `VAE:` field, if one is used.
     pub vae_name: Option<String>,
+    /// The VAE override's short hash, A1111's `VAE hash:` field.
+    pub vae_hash: Option<String>,
 }
 
 pub struct StableDiffusion<B: Backend> {
@@ -111,7 +113,8 @@ impl<B: Backend> StableDiffusion<B> {
         };
         let info = ModelInfo {
             name: super::files::stem(&files.checkpoint),
-            hash: legacy_model_hash(&files.checkpoint)?,
+            hash: short_hash_cached(&files.checkpoint)?,
+            vae_hash: files.vae.as_deref().map(short_hash_cached).transpose()?,
             vae_name: files.vae.as_ref().map(|p| {
                 p.file_name()
                     .map(|f| f.to_string_lossy().to_string())

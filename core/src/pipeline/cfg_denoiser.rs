@@ -8,12 +8,14 @@
 //! and uncond share one UNet batch when their token lengths agree, otherwise they run as
 //! separate calls, as A1111 does by default (no padding).
 
-use super::conditioning::{Conditioning, PromptConditioning, ScheduledConditioning};
+use super::conditioning::{
+    CondPadding, CondPaddingMode, Conditioning, PromptConditioning, ScheduledConditioning,
+};
 use crate::backend::{Backend, LocalBoxFuture};
 use crate::error::Result;
 use crate::nn::hook::AttentionHook;
 use crate::nn::unet::UNet;
-use crate::sampler::Denoiser;
+use crate::sampler::{DenoiseCall, Denoised, Denoiser};
 use crate::schedule::DiscreteSchedule;
 
 pub struct CfgDenoiser<'m, B: Backend> {
@@ -36,6 +38,22 @@ pub struct CfgDenoiser<'m, B: Backend> {
     pub image_cond: Option<Vec<f32>>,
     /// Denoiser calls so far (A1111's `CFGDenoiser.step`).
     calls: usize,
+    /// A1111's cond/uncond padding option, and the empty prompt's encoding it pads with.
+    padding: CondPadding,
+    empty_chunk: Option<Conditioning>,
+    /// Whether the latest call padded; reported to `padding` when the pass ends.
+    last_padded: bool,
+}
+
+impl<B: Backend> Drop for CfgDenoiser<'_, B> {
+    /// A1111 records the padding of a sampling pass's last model call.
+    fn drop(&mut self) {
+        if self.last_padded {
+            self.padding
+                .applied
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// A1111's inpainting blend in its CFG denoiser: `x·nmask + init·mask`, where `mask` is 1
@@ -93,6 +111,56 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
             blend: None,
             image_cond: None,
             calls: 0,
+            padding: CondPadding::default(),
+            empty_chunk: None,
+            last_padded: false,
+        }
+    }
+
+    /// With A1111's cond/uncond padding; `empty_chunk` is the empty prompt's encoding,
+    /// which [`CondPaddingMode::EmptyChunks`] needs.
+    pub fn with_padding(mut self, padding: CondPadding, empty_chunk: Option<Conditioning>) -> Self {
+        self.padding = padding;
+        self.empty_chunk = empty_chunk;
+        self
+    }
+
+    /// The AND parts (all of one length) and the uncond after A1111's padding option, and
+    /// whether it changed anything.
+    fn pad(
+        &self,
+        parts: Vec<Conditioning>,
+        uncond: Conditioning,
+    ) -> (Vec<Conditioning>, Conditioning, bool) {
+        let longest = parts.first().map_or(0, |c| c.tokens);
+        if longest == uncond.tokens {
+            return (parts, uncond, false);
+        }
+        match (self.padding.mode, &self.empty_chunk) {
+            (CondPaddingMode::LastVector, _) => {
+                let uncond = if uncond.tokens < longest {
+                    uncond.padded_to(longest)
+                } else {
+                    uncond.truncated_to(longest)
+                };
+                (parts, uncond, true)
+            }
+            (CondPaddingMode::EmptyChunks, Some(empty)) if empty.tokens > 0 => {
+                // Python's floor division: a negative count pads the cond side.
+                let diff = longest as isize - uncond.tokens as isize;
+                let repeats = diff.div_euclid(empty.tokens as isize);
+                if repeats < 0 {
+                    let n = repeats.unsigned_abs();
+                    let parts = parts.iter().map(|c| c.extended_with(empty, n)).collect();
+                    (parts, uncond, true)
+                } else if repeats > 0 {
+                    let uncond = uncond.extended_with(empty, repeats as usize);
+                    (parts, uncond, true)
+                } else {
+                    (parts, uncond, false)
+                }
+            }
+            _ => (parts, uncond, false),
         }
     }
 
@@ -147,10 +215,24 @@ impl<'m, B: Backend> CfgDenoiser<'m, B> {
 impl<B: Backend> Denoiser for CfgDenoiser<'_, B> {
     fn denoise<'a>(&'a mut self, x: &'a [f32], sigma: f32) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
+            let out = self.denoise_call(x, sigma, DenoiseCall::default()).await?;
+            Ok(out.denoised)
+        })
+    }
+
+    fn denoise_call<'a>(
+        &'a mut self,
+        x: &'a [f32],
+        sigma: f32,
+        call: DenoiseCall,
+    ) -> LocalBoxFuture<'a, Result<Denoised>> {
+        Box::pin(async move {
             let step = self.calls;
             self.calls += 1;
             let c_in = 1.0 / (sigma * sigma + 1.0).sqrt();
-            let t = self.schedule.sigma_to_t(sigma);
+            let t = call
+                .timestep
+                .unwrap_or_else(|| self.schedule.sigma_to_t(sigma));
             let blended_input = match &self.blend {
                 // In the VP latent x·c_in: the init latent scaled back by 1/c_in.
                 Some(blend) if blend.before => Some(blend.apply(x, 1.0 / c_in)),
@@ -165,7 +247,9 @@ impl<B: Backend> Denoiser for CfgDenoiser<'_, B> {
                 self.cond.parts.iter().map(|(_, s)| s.at(step)).collect();
             let longest = parts.iter().map(|c| c.tokens).max().unwrap_or(0);
             let padded: Vec<Conditioning> = parts.iter().map(|c| c.padded_to(longest)).collect();
-            let uncond = self.uncond.at(step).clone();
+            let (padded, uncond, did_pad) = self.pad(padded, self.uncond.at(step).clone());
+            self.last_padded = did_pad;
+            let longest = padded.first().map_or(longest, |c| c.tokens);
             let n_parts = padded.len();
 
             let repeat =
@@ -194,19 +278,40 @@ impl<B: Backend> Denoiser for CfgDenoiser<'_, B> {
                 .zip(&eps_uncond)
                 .map(|(&xv, &eu)| xv + eu * -sigma)
                 .collect();
-            let du = out.clone();
+            let mut du = out.clone();
+            // A1111 scales in Python floats (double), then the tensor op rounds to f32.
+            let scale = self.cfg_scale as f64 * call.cfg_scale_multiplier;
             for (j, (weight, _)) in self.cond.parts.iter().enumerate() {
-                let w = weight * self.cfg_scale;
+                let w = if call.cfg_scale_multiplier == 1.0 {
+                    weight * self.cfg_scale
+                } else {
+                    (*weight as f64 * scale) as f32
+                };
                 let ec = &eps_cond[j * per_batch..(j + 1) * per_batch];
                 for ((o, (&xv, &e)), &u) in out.iter_mut().zip(x.iter().zip(ec)).zip(&du) {
                     let dc = xv + e * -sigma;
                     *o += (dc - u) * w;
                 }
             }
-            match &self.blend {
-                Some(blend) if !blend.before => Ok(blend.apply(&out, 1.0)),
-                _ => Ok(out),
+            if let Some((c_skip, c_out)) = call.skip_out {
+                let skip = |v: &mut Vec<f32>| {
+                    for (o, &xv) in v.iter_mut().zip(x) {
+                        *o = c_out * *o + c_skip * xv;
+                    }
+                };
+                skip(&mut out);
+                if call.want_uncond {
+                    skip(&mut du);
+                }
             }
+            let denoised = match &self.blend {
+                Some(blend) if !blend.before => blend.apply(&out, 1.0),
+                _ => out,
+            };
+            Ok(Denoised {
+                denoised,
+                uncond: call.want_uncond.then_some(du),
+            })
         })
     }
 }

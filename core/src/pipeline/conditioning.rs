@@ -44,6 +44,29 @@ impl Conditioning {
             hidden: self.hidden,
         }
     }
+
+    /// The first `tokens` rows.
+    pub fn truncated_to(&self, tokens: usize) -> Conditioning {
+        let tokens = tokens.min(self.tokens);
+        Conditioning {
+            data: self.data[..tokens * self.hidden].to_vec(),
+            tokens,
+            hidden: self.hidden,
+        }
+    }
+
+    /// This conditioning followed by `count` copies of `chunk`.
+    pub fn extended_with(&self, chunk: &Conditioning, count: usize) -> Conditioning {
+        let mut data = self.data.clone();
+        for _ in 0..count {
+            data.extend_from_slice(&chunk.data);
+        }
+        Conditioning {
+            data,
+            tokens: self.tokens + count * chunk.tokens,
+            hidden: self.hidden,
+        }
+    }
 }
 
 /// A prompt's conditioning over a sampling run: its schedule of encoded texts.
@@ -78,6 +101,60 @@ pub struct PromptOptions {
     pub embeddings: Option<Arc<EmbeddingDatabase>>,
     /// How `[a:b:when]` values are read: A1111's old timelines, and the hires pass's steps.
     pub schedule: ScheduleOptions,
+    /// What to do when the prompt and the negative prompt encode to different lengths.
+    pub cond_padding: CondPadding,
+}
+
+/// A1111's options for a prompt and negative prompt of different token lengths (more than
+/// 75 tokens in one of them). [`CondPadding::Off`] runs them as separate UNet calls, which
+/// changes nothing; the two others change the image, and A1111 records them in the
+/// infotext (`Pad conds`, `Pad conds v0`) when they applied.
+#[derive(Clone, Debug, Default)]
+pub struct CondPadding {
+    pub mode: CondPaddingMode,
+    /// Set when the last model call of a sampling pass padded (what A1111 records).
+    pub applied: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Two paddings are the same option; where they report to does not matter.
+impl PartialEq for CondPadding {
+    fn eq(&self, other: &Self) -> bool {
+        self.mode == other.mode
+    }
+}
+
+impl CondPadding {
+    pub fn new(mode: CondPaddingMode) -> Self {
+        Self {
+            mode,
+            applied: Default::default(),
+        }
+    }
+    /// Whether a pass so far padded at its last model call.
+    pub fn was_applied(&self) -> bool {
+        self.applied.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// The infotext key A1111 writes when this padding applied.
+    pub fn infotext_key(&self) -> Option<&'static str> {
+        match self.mode {
+            CondPaddingMode::Off => None,
+            CondPaddingMode::EmptyChunks => Some("Pad conds"),
+            CondPaddingMode::LastVector => Some("Pad conds v0"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CondPaddingMode {
+    /// Separate UNet calls (A1111's default).
+    #[default]
+    Off,
+    /// "Pad conds" (`pad_cond_uncond`): the shorter side gets copies of the empty prompt's
+    /// 77-token encoding appended.
+    EmptyChunks,
+    /// "Pad conds v0" (`pad_cond_uncond_v0`, A1111 before 1.6 for DDIM and PLMS): the
+    /// negative prompt repeats its last vector up to the prompt's length, or is cut to it.
+    LastVector,
 }
 
 impl PromptOptions {
@@ -150,6 +227,21 @@ async fn encode_texts<B: Backend>(
             data,
         })
         .collect())
+}
+
+/// The empty prompt's encoding when `options` pads conds with it (A1111's
+/// `cond_stage_model_empty_prompt`), else `None`.
+pub async fn padding_chunk<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    clip_skip: usize,
+    options: &PromptOptions,
+) -> Result<Option<Conditioning>> {
+    if options.cond_padding.mode != CondPaddingMode::EmptyChunks {
+        return Ok(None);
+    }
+    let empty = encode_scheduled(b, clip, "", 1, clip_skip, options).await?;
+    Ok(Some(empty.at(0).clone()))
 }
 
 /// Conditioning of one scheduled text (no `AND` splitting): the negative prompt's form.

@@ -16,7 +16,8 @@
 use super::cancel::CancelToken;
 use super::cfg_denoiser::{CfgDenoiser, LatentBlend};
 use super::conditioning::{
-    encode_prompt_parts, encode_scheduled, PromptConditioning, PromptOptions, ScheduledConditioning,
+    encode_prompt_parts, encode_scheduled, padding_chunk, CondPadding, Conditioning,
+    PromptConditioning, PromptOptions, ScheduledConditioning,
 };
 use super::txt2img::Txt2ImgParams;
 use super::txt2img::{decode_batch, GeneratedImage, Progress, SamplerWalk, StoppableDenoiser};
@@ -75,6 +76,9 @@ pub fn img2img_steps(steps: usize, strength: f64, fix_steps: bool) -> (usize, us
 pub(crate) struct JobConds {
     pub cond: PromptConditioning,
     pub uncond: ScheduledConditioning,
+    /// The padding option and the empty-prompt chunk it pads with.
+    pub padding: CondPadding,
+    pub empty_chunk: Option<Conditioning>,
 }
 
 impl JobConds {
@@ -92,7 +96,13 @@ impl JobConds {
         let negative = strip_comments(negative);
         let cond = encode_prompt_parts(b, &model.clip, &prompt, steps, clip_skip, options).await?;
         let uncond = encode_scheduled(b, &model.clip, &negative, steps, clip_skip, options).await?;
-        Ok(Self { cond, uncond })
+        let empty_chunk = padding_chunk(b, &model.clip, clip_skip, options).await?;
+        Ok(Self {
+            cond,
+            uncond,
+            padding: options.cond_padding.clone(),
+            empty_chunk,
+        })
     }
 }
 
@@ -197,6 +207,7 @@ impl<B: Backend> Img2ImgRun<'_, B> {
             conds.uncond,
             params.cfg_scale,
         )
+        .with_padding(conds.padding, conds.empty_chunk)
         .with_blend(self.mask.as_ref().map(|(mask, nmask)| LatentBlend {
             init: self.init.to_vec(),
             mask: mask.clone(),

@@ -8,7 +8,7 @@ use super::hires::HiresParams;
 use crate::infotext::Infotext;
 
 /// The fixed keys `Denoising strength` follows.
-const BEFORE_DENOISING: [&str; 9] = [
+const BEFORE_DENOISING: [&str; 10] = [
     "Steps",
     "Sampler",
     "Schedule type",
@@ -17,11 +17,12 @@ const BEFORE_DENOISING: [&str; 9] = [
     "Size",
     "Model hash",
     "Model",
+    "VAE hash",
     "VAE",
 ];
 
 /// The fixed keys A1111 writes before its extra parameters.
-const FIXED: [&str; 13] = [
+const FIXED: [&str; 14] = [
     "Steps",
     "Sampler",
     "Schedule type",
@@ -30,6 +31,7 @@ const FIXED: [&str; 13] = [
     "Size",
     "Model hash",
     "Model",
+    "VAE hash",
     "VAE",
     "Denoising strength",
     "Clip skip",

@@ -18,6 +18,9 @@ pub fn txt2img_infotext(params: &Txt2ImgParams, model: &ModelInfo, seed: u64) ->
     t.push("Size", format!("{}x{}", params.width, params.height));
     t.push("Model hash", &model.hash);
     t.push("Model", &model.name);
+    if let Some(hash) = &model.vae_hash {
+        t.push("VAE hash", hash);
+    }
     if let Some(vae) = &model.vae_name {
         t.push("VAE", vae);
     }

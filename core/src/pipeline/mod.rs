@@ -14,8 +14,8 @@ pub mod vae_tiling;
 pub use cancel::CancelToken;
 pub use cfg_denoiser::CfgDenoiser;
 pub use conditioning::{
-    encode_prompt, encode_prompt_parts, encode_scheduled, Conditioning, PromptConditioning,
-    PromptOptions, ScheduledConditioning,
+    encode_prompt, encode_prompt_parts, encode_scheduled, CondPadding, CondPaddingMode,
+    Conditioning, PromptConditioning, PromptOptions, ScheduledConditioning,
 };
 pub use txt2img::{
     decode_latent_image, decode_to_rgb, txt2img, txt2img_cancellable, txt2img_with_options,

@@ -4,13 +4,15 @@
 
 use super::cancel::CancelToken;
 use super::cfg_denoiser::CfgDenoiser;
-use super::conditioning::{encode_prompt_parts, encode_scheduled, PromptOptions};
+use super::conditioning::{encode_prompt_parts, encode_scheduled, padding_chunk, PromptOptions};
 use crate::backend::{Backend, LocalBoxFuture};
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
 use crate::noise::{ImageRng, RngKind, TorchDevice};
-use crate::sampler::{Denoiser, NoiseRequest, NoiseSampler, SampleContext, Sampler};
+use crate::sampler::{
+    DenoiseCall, Denoised, Denoiser, NoiseRequest, NoiseSampler, SampleContext, Sampler,
+};
 use crate::schedule::DiscreteSchedule;
 use crate::scheduler::{sampler_sigmas, Scheduler};
 use crate::text::strip_comments;
@@ -241,6 +243,18 @@ impl<D: Denoiser> Denoiser for StoppableDenoiser<'_, D> {
         }
         self.inner.denoise(x, sigma)
     }
+
+    fn denoise_call<'a>(
+        &'a mut self,
+        x: &'a [f32],
+        sigma: f32,
+        call: DenoiseCall,
+    ) -> LocalBoxFuture<'a, Result<Denoised>> {
+        if self.cancel.stops_batch() {
+            return Box::pin(async { Err(Error::Interrupted) });
+        }
+        self.inner.denoise_call(x, sigma, call)
+    }
 }
 
 /// [`txt2img_with_options`] that stops early when `cancel` says so (A1111's Interrupt and
@@ -334,6 +348,7 @@ pub(crate) async fn txt2img_latents<B: Backend>(
         params.steps,
     )?;
     let x: Vec<f32> = noise.iter().map(|v| v * sigmas[0]).collect();
+    let empty_chunk = padding_chunk(b, &model.clip, params.clip_skip, options).await?;
     let denoiser = CfgDenoiser::new(
         b,
         &model.unet,
@@ -344,7 +359,8 @@ pub(crate) async fn txt2img_latents<B: Backend>(
         cond,
         uncond,
         params.cfg_scale,
-    );
+    )
+    .with_padding(options.cond_padding.clone(), empty_chunk);
     // An inpainting checkpoint gets A1111's "everything masked, grey image" conditioning.
     let denoiser = if super::inpaint::is_inpainting_model(model) {
         let one =

@@ -18,7 +18,8 @@ use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
 use crate::nn::{AttentionHook, TaesdDecoder};
 use crate::pipeline::{
-    txt2img_infotext, CancelToken, GeneratedImage, PromptOptions, Txt2ImgParams, VaeDecoder,
+    txt2img_infotext, CancelToken, CondPadding, CondPaddingMode, GeneratedImage, PromptOptions,
+    Txt2ImgParams, VaeDecoder,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
@@ -391,6 +392,13 @@ impl<B: Backend> GenerationService<B> {
                 hires_steps: None,
                 use_old_scheduling: s.old_prompt_timelines,
             },
+            cond_padding: CondPadding::new(if s.pad_conds_v0 {
+                CondPaddingMode::LastVector
+            } else if s.pad_conds {
+                CondPaddingMode::EmptyChunks
+            } else {
+                CondPaddingMode::Off
+            }),
         };
         let emphasis_field =
             emphasis_infotext(s.emphasis, [s.prompt.as_str(), s.negative_prompt.as_str()]);
@@ -464,6 +472,13 @@ impl<B: Backend> GenerationService<B> {
                 if s.old_prompt_timelines {
                     infotext.push("Old prompt editing timelines", "True");
                 }
+                // A1111 adds it after sampling, when the pass's last model call padded.
+                if let (true, Some(key)) = (
+                    options.cond_padding.was_applied(),
+                    options.cond_padding.infotext_key(),
+                ) {
+                    infotext.push(key, "True");
+                }
                 // A1111 sets it after sampling, so it follows every other field.
                 if s.vae_decoder != VaeDecoder::Full {
                     infotext.push("VAE Decoder", s.vae_decoder.label());
@@ -473,6 +488,7 @@ impl<B: Backend> GenerationService<B> {
                 if let (Some(v), false) = (&ti_field, ti_first) {
                     infotext.push(TI_HASHES_KEY, v);
                 }
+                infotext.push("Version", crate::VERSION_LABEL);
                 out.push(Generated { image, infotext });
             }
         }

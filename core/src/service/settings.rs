@@ -137,6 +137,13 @@ pub struct GenerationSettings {
     /// A1111's "Downcast alphas_cumprod" (on when pasting a PNG of A1111 before
     /// v1.7.0-225, which sampled over the fp16 schedule): reproduces those images.
     pub downcast_alphas_cumprod: bool,
+    /// A1111's "Pad prompt/negative prompt" (`Pad conds`): a prompt and negative prompt of
+    /// different lengths share one UNet batch, the shorter padded with empty-prompt chunks.
+    pub pad_conds: bool,
+    /// A1111's "Pad prompt/negative prompt (v0)" (`Pad conds v0`; on when pasting a DDIM
+    /// or PLMS PNG of A1111 before 1.6): the negative prompt repeats its last vector up to
+    /// the prompt's length, or is cut to it. Wins over `pad_conds`, as in A1111.
+    pub pad_conds_v0: bool,
     /// A1111's "VAE type for decode": `Full` (the model's VAE) or `TAESD`
     /// (`models/VAE-approx/taesd_decoder.pth`).
     pub vae_decoder: VaeDecoder,
@@ -192,6 +199,8 @@ impl Default for GenerationSettings {
             inpainting_mask_invert: false,
             old_prompt_timelines: false,
             downcast_alphas_cumprod: false,
+            pad_conds: false,
+            pad_conds_v0: false,
             vae_decoder: VaeDecoder::Full,
             vae_tiling: false,
         }
@@ -257,6 +266,11 @@ impl GenerationSettings {
             .unwrap_or(version.is_some_and(|v| v < (1, 6, 0, 0)) && t.prompt.contains('['));
         self.downcast_alphas_cumprod =
             flag("Downcast alphas_cumprod").unwrap_or(version.is_some_and(|v| v < (1, 7, 0, 225)));
+        self.pad_conds = flag("Pad conds").unwrap_or(false);
+        self.pad_conds_v0 = flag("Pad conds v0").unwrap_or(
+            version.is_some_and(|v| v < (1, 6, 0, 0))
+                && matches!(t.get("Sampler").map(str::trim), Some("DDIM" | "PLMS")),
+        );
         self.vae_decoder = match t.get("VAE Decoder") {
             Some(v) => VaeDecoder::parse(v)
                 .map_err(|e| Error::Invalid(format!("infotext: `VAE Decoder: {v}`: {e}")))?,
@@ -465,6 +479,14 @@ pub fn a1111_version(text: Option<&str>) -> Option<(u32, u32, u32, i64)> {
 mod tests {
     use super::*;
 
+    /// Easel's own PNGs turn on no backcompat, in Easel or (as `packaging.version.parse`
+    /// rejects the label) in A1111.
+    #[test]
+    fn easels_version_label_is_no_a1111_release() {
+        assert_eq!(a1111_version(Some(crate::VERSION_LABEL)), None);
+        assert_eq!(a1111_version(Some("v1.10.1")), Some((1, 10, 1, 0)));
+    }
+
     #[test]
     fn json_round_trips_and_names_bad_fields() {
         let mut s = GenerationSettings {
@@ -570,6 +592,31 @@ mod tests {
         assert!(!downcast("v1.7.0-225-gabc"));
         assert!(!downcast("v1.8.0"));
         assert!(!downcast("f2.0.1v1.10.1-previous-669-gdfdcbab6"));
+        // Pad conds v0: before 1.6, for DDIM and PLMS only (`infotext_versions.backcompat`);
+        // the key itself wins either way.
+        let pad_v0 = |sampler: &str, version: &str, extra: &str| {
+            let t = Infotext::parse(&format!(
+                "a cat\nSteps: 20, Sampler: {sampler}, Seed: 1{extra}, Version: {version}"
+            ));
+            let s = GenerationSettings::from_infotext(&t).unwrap();
+            (s.pad_conds_v0, s.pad_conds)
+        };
+        assert_eq!(pad_v0("DDIM", "v1.5.2", ""), (true, false));
+        assert_eq!(pad_v0("PLMS", "v1.2.0", ""), (true, false));
+        assert_eq!(pad_v0("Euler a", "v1.5.2", ""), (false, false));
+        assert_eq!(pad_v0("DDIM", "v1.6.0", ""), (false, false));
+        assert_eq!(
+            pad_v0("DDIM", "v1.5.2", ", Pad conds v0: False"),
+            (false, false)
+        );
+        assert_eq!(
+            pad_v0("Euler", "v1.9.4", ", Pad conds v0: True"),
+            (true, false)
+        );
+        assert_eq!(
+            pad_v0("Euler", "v1.9.4", ", Pad conds: True"),
+            (false, true)
+        );
     }
 
     #[test]

@@ -2,8 +2,17 @@
 //! default (deterministic), A1111's timestep spacing (which runs one step fewer than
 //! asked for when the stride divides 1000). The σ sequence only tells it the step count
 //! and σ₀ (to undo the pipeline's scaling); it returns the VP latent, as A1111 decodes.
+//!
+//! With `cfgpp` it is A1111's `ddim_cfgpp` ("DDIM CFG++", Chung et al. 2024): the CFG
+//! scale is divided by 12.5 and the step towards x_{t−1} follows the unconditional ε
+//! instead of the guided one.
 
-use crate::timesteps::{a1111_timesteps, alpha_cumprod, eps_at_sigma};
+/// A1111's CFG++ scale mapping: CFG 12.5 is full guidance.
+const CFGPP_SCALE: f64 = 1.0 / 12.5;
+
+use crate::timesteps::{
+    a1111_timesteps, alpha_cumprod, eps_at_sigma, guided_and_uncond_eps_at_sigma,
+};
 use easel_core::backend::LocalBoxFuture;
 use easel_core::sampler::{SampleContext, Sampler};
 use easel_core::sampler_params::SamplerParams;
@@ -14,18 +23,41 @@ use std::sync::Arc;
 pub struct Ddim {
     /// A1111's "Eta for DDIM" (0 = deterministic).
     pub eta: f64,
+    /// DDIM CFG++ rather than plain DDIM.
+    pub cfgpp: bool,
+}
+
+impl Ddim {
+    /// A1111's `DDIM CFG++`.
+    pub fn cfgpp() -> Self {
+        Self {
+            eta: 0.0,
+            cfgpp: true,
+        }
+    }
 }
 
 impl Sampler for Ddim {
     fn name(&self) -> &str {
-        "ddim"
+        if self.cfgpp {
+            "ddim_cfgpp"
+        } else {
+            "ddim"
+        }
     }
     fn label(&self) -> &str {
-        "DDIM"
+        if self.cfgpp {
+            "DDIM CFG++"
+        } else {
+            "DDIM"
+        }
     }
     fn with_params(&self, params: &SamplerParams) -> Option<Arc<dyn Sampler>> {
         let eta = params.eta_ddim?;
-        Some(Arc::new(Ddim { eta: eta as f64 }))
+        Some(Arc::new(Ddim {
+            eta: eta as f64,
+            cfgpp: self.cfgpp,
+        }))
     }
     fn walks_timesteps(&self) -> bool {
         true
@@ -63,7 +95,14 @@ impl Sampler for Ddim {
             for i in 0..total {
                 let index = ts.len() - 1 - i;
                 let sigma_model = schedule.sigmas()[ts[index]];
-                let e_t = eps_at_sigma(ctx.denoiser, &x, sigma_model).await?;
+                let (e_t, e_dir) = if self.cfgpp {
+                    let (guided, uncond) =
+                        guided_and_uncond_eps_at_sigma(ctx.denoiser, &x, sigma_model, CFGPP_SCALE)
+                            .await?;
+                    (guided, Some(uncond))
+                } else {
+                    (eps_at_sigma(ctx.denoiser, &x, sigma_model).await?, None)
+                };
                 let a_t64 = alpha_cumprod(schedule, ts[index]) as f32 as f64;
                 let a_prev64 = alpha_cumprod(schedule, ts[index - 1]);
                 let sigma_t = (self.eta
@@ -87,7 +126,8 @@ impl Sampler for Ddim {
                 };
                 for k in 0..x.len() {
                     let n = noise.as_ref().map_or(0.0, |n| sigma_t * n[k]);
-                    x[k] = a_prev.sqrt() * pred_x0[k] + dir_scale * e_t[k] + n;
+                    let dir = e_dir.as_ref().map_or(e_t[k], |u| u[k]);
+                    x[k] = a_prev.sqrt() * pred_x0[k] + dir_scale * dir + n;
                 }
                 (ctx.on_step)(i, total, &x, &pred_x0);
             }

@@ -1,4 +1,4 @@
-//! k-diffusion samplers, A1111's DDIM/PLMS/UniPC/Restart and A1111's schedule types as
+//! k-diffusion samplers, A1111's DDIM/DDIM CFG++/PLMS/UniPC/Restart/LCM and A1111's schedule types as
 //! Easel plugins. Each sampler is one file with the same shape as its reference function
 //! (k-diffusion's `sampling.py`, A1111's `sd_samplers_*`): a loop over σ calling the
 //! denoiser. Each schedule is one file under [`schedules`].
@@ -19,6 +19,7 @@ pub mod dpmpp_sde;
 pub mod euler;
 pub mod euler_ancestral;
 pub mod heun;
+pub mod lcm;
 pub mod lms;
 mod math;
 mod params;
@@ -44,6 +45,7 @@ pub use dpmpp_sde::DpmPpSde;
 pub use euler::Euler;
 pub use euler_ancestral::EulerAncestral;
 pub use heun::Heun;
+pub use lcm::Lcm;
 pub use lms::Lms;
 pub use plms::Plms;
 pub use restart::Restart;
@@ -79,8 +81,10 @@ pub fn register_all(reg: &mut SamplerRegistry) {
     reg.register(Arc::new(DpmAdaptive::default()), &["k_dpm_ad"]);
     reg.register(Arc::new(Restart::default()), &[]);
     reg.register(Arc::new(Ddim::default()), &[]);
+    reg.register(Arc::new(Ddim::cfgpp()), &[]);
     reg.register(Arc::new(Plms), &[]);
     reg.register(Arc::new(UniPc::default()), &[]);
+    reg.register(Arc::new(Lcm), &["k_lcm"]);
 }
 
 /// Register every schedule type, in A1111's order (`Automatic` first).
