@@ -22,6 +22,10 @@ pub struct GenerateArgs {
     /// Take every setting from this PNG's A1111 infotext (flags given here override it).
     #[arg(long)]
     pub from: Option<PathBuf>,
+    /// Print the settings this run would use (after --from and every flag), the sampler
+    /// and schedule they resolve to and any warnings, as JSON, and generate nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
     /// With --from: stop with an error where A1111's paste would only warn (a checkpoint,
     /// hypernetwork or sampler that is not installed, a feature Easel does not have).
     #[arg(long, requires = "from")]
@@ -312,10 +316,14 @@ impl Img2ImgArgs {
         if let Some(v) = &self.hr_negative {
             g.hr_negative_prompt.clone_from(v);
         }
-        if !self.init_img.is_empty() && g.enable_hr {
-            return Err(Error::Invalid(
-                "hires fix is a txt2img option; it cannot be combined with --init-img".into(),
-            ));
+        if !self.init_img.is_empty() {
+            if any_hr {
+                return Err(Error::Invalid(
+                    "hires fix is a txt2img option; it cannot be combined with --init-img".into(),
+                ));
+            }
+            // A pasted img2img PNG turns hires on in A1111's txt2img only.
+            g.enable_hr = false;
         }
         if self.mask.is_some() && self.init_img.is_empty() {
             return Err(Error::Invalid(
@@ -457,10 +465,21 @@ impl GenerateArgs {
     /// txt2img"), every flag given here over it, defaults for the rest, a random seed
     /// drawn for -1.
     pub fn settings(&self) -> Result<Settings> {
+        let (settings, warnings) = self.settings_and_warnings()?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(settings)
+    }
+
+    /// [`Self::settings`] with the warnings `--from` raised instead of printing them.
+    pub fn settings_and_warnings(&self) -> Result<(Settings, Vec<String>)> {
         let a = self;
+        let mut all_warnings = Vec::new();
         let mut g = GenerationSettings::default();
         let mut seed = a.seed;
         let mut pasted = None;
+        let mut field_warnings = Vec::new();
         if let Some(png) = &a.from {
             let text = read_parameters(png)?.ok_or_else(|| {
                 Error::Invalid(format!(
@@ -469,9 +488,10 @@ impl GenerateArgs {
                 ))
             })?;
             let info = Infotext::parse(&text);
-            g.apply_infotext(&info)?;
+            field_warnings = g.paste_infotext(&info);
             if seed.is_none() {
-                seed = info.seed()?.map(|v| v as i64);
+                // An unreadable seed is one of the warnings; the run then draws one.
+                seed = info.seed().ok().flatten().map(|v| v as i64);
             }
             pasted = Some(info);
         }
@@ -571,6 +591,7 @@ impl GenerateArgs {
             };
             let warnings = crate::paste::check_pasted(
                 info,
+                std::mem::take(&mut field_warnings),
                 &mut g,
                 &models,
                 &explicit,
@@ -578,9 +599,7 @@ impl GenerateArgs {
                 &scheduler_registry(),
                 a.strict,
             )?;
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
+            all_warnings = warnings;
         }
         // A pasted `Lora hashes` renames the prompt's LoRAs to the files of this folder with
         // those hashes, as A1111's paste does.
@@ -596,15 +615,45 @@ impl GenerateArgs {
                     });
             }
         }
-        Ok(Settings {
-            models,
-            embeddings: a.embeddings_dir.clone(),
-            generation: g,
-        })
+        Ok((
+            Settings {
+                models,
+                embeddings: a.embeddings_dir.clone(),
+                generation: g,
+            },
+            all_warnings,
+        ))
     }
 }
 
+/// `--dry-run`: what the run would do, as JSON on stdout: the models folder, every
+/// setting (after `--from` and the flags), the sampler and schedule type they resolve to
+/// (as the PNG would record them) and the warnings. Nothing is loaded or generated.
+fn print_dry_run(a: &GenerateArgs) -> Result<()> {
+    let (settings, warnings) = a.settings_and_warnings()?;
+    let g = &settings.generation;
+    let (samplers, schedulers) = (sampler_registry(), scheduler_registry());
+    let choice = easel_core::registry::SamplerChoice::parse(
+        &samplers,
+        &schedulers,
+        &g.sampler,
+        g.schedule_type.as_deref(),
+    )?;
+    let out = serde_json::json!({
+        "models": settings.models.display().to_string(),
+        "settings": g,
+        "sampler": choice.infotext_sampler(),
+        "schedule_type": choice.infotext_schedule_type(&schedulers)?,
+        "warnings": warnings,
+    });
+    println!("{out}");
+    Ok(())
+}
+
 pub fn run(a: GenerateArgs) -> Result<()> {
+    if a.dry_run {
+        return print_dry_run(&a);
+    }
     let compute = a.compute.choose()?;
     if a.batch_count == 0 {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));

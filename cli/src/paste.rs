@@ -14,7 +14,7 @@ use std::path::Path;
 /// Infotext keys of A1111 features (and common extensions) Easel does not implement; each
 /// changes the image A1111 makes. Keys ending in `*` match by prefix.
 const UNSUPPORTED: [&str; 20] = [
-    "Variation seed",
+    "Variation seed*",
     "Seed resize from",
     "Face restoration",
     "Tiling",
@@ -59,10 +59,16 @@ fn unsupported_fields(t: &Infotext) -> Vec<String> {
         .collect()
 }
 
+/// The sampler A1111's paste falls back to for a name it does not know (its first).
+const PASTE_FALLBACK_SAMPLER: &str = "DPM++ 2M";
+
 /// Checks what an infotext pasted into `g` names against `models` and this build, adjusts
-/// `g` as A1111's paste would, and returns the warnings (an error instead with `strict`).
+/// `g` as A1111's paste would, and returns the warnings, after `field_warnings` (the
+/// values the paste could not read); an error instead with `strict`.
+#[allow(clippy::too_many_arguments)]
 pub fn check_pasted(
     t: &Infotext,
+    field_warnings: Vec<String>,
     g: &mut GenerationSettings,
     models: &Path,
     explicit: &Explicit,
@@ -70,7 +76,10 @@ pub fn check_pasted(
     schedulers: &SchedulerRegistry,
     strict: bool,
 ) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = field_warnings
+        .into_iter()
+        .map(|w| format!("{w}; keeping the default, as A1111's paste does"))
+        .collect();
     if !explicit.model && !g.model.is_empty() {
         if let Err(e) = resolve_checkpoint(models, &g.model) {
             warnings.push(format!(
@@ -95,16 +104,24 @@ pub fn check_pasted(
         });
     }
     if !explicit.sampler {
+        // A1111's `get_sampler_and_scheduler`: an unknown schedule type is Automatic, an
+        // unknown sampler its first one (DPM++ 2M).
+        if let Some(name) = g.schedule_type.clone() {
+            if schedulers.get(&name).is_err() {
+                warnings.push(format!(
+                    "the PNG's schedule type `{name}` is not available; using Automatic"
+                ));
+                g.schedule_type = None;
+            }
+        }
         if let Err(e) =
             SamplerChoice::parse(samplers, schedulers, &g.sampler, g.schedule_type.as_deref())
         {
-            let default = GenerationSettings::default();
             warnings.push(format!(
-                "the PNG's sampler `{}` is not available ({e}); using {}",
-                g.sampler, default.sampler
+                "the PNG's sampler `{}` is not available ({e}); using {PASTE_FALLBACK_SAMPLER}, as A1111 does",
+                g.sampler
             ));
-            g.sampler = default.sampler;
-            g.schedule_type = default.schedule_type;
+            g.sampler = PASTE_FALLBACK_SAMPLER.to_string();
         }
     }
     let unsupported = unsupported_fields(t);
@@ -135,6 +152,7 @@ mod tests {
             unsupported_fields(&t),
             [
                 "Variation seed",
+                "Variation seed strength",
                 "ADetailer model",
                 "ADetailer confidence",
                 "Tiling"

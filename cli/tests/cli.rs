@@ -974,3 +974,177 @@ fn cond_padding_is_recorded_when_it_applied_and_repeated() {
     let (_, empty_text) = gen(&["--prompt", &long, "--pad-conds"], "empty.png");
     assert!(empty_text.contains(", Pad conds: True"), "{empty_text}");
 }
+
+/// The infotext corpus (`tests/fixtures/infotext/corpus.json`, written by
+/// `make_corpus.py`): 34 texts of A1111 v1.0 to v1.10, Forge and extensions, each with what
+/// A1111 1.10's parser and txt2img paste make of it. `easel info --json` must print A1111's
+/// parse; `generate --from … --dry-run` must resolve the settings A1111 sets, warn about
+/// exactly what A1111 could not read, what Easel lacks and what is not installed (and
+/// nothing for a clean text), and `--strict` must fail exactly when there is a warning.
+#[test]
+fn infotext_corpus_pastes_like_a1111() {
+    use serde_json::Value;
+    let dir = temp_dir("corpus");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let corpus: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("infotext/corpus.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(corpus.len() >= 30);
+    let run = |args: &[&str], png: &std::path::Path| {
+        let o = easel()
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .args(args)
+            .arg(png)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let models = fixtures.join("models");
+    let models = models.to_str().unwrap();
+    let mut failures = Vec::new();
+    for case in &corpus {
+        let name = case["name"].as_str().unwrap();
+        let mut fail = |what: String| failures.push(format!("{name}: {what}"));
+        let png = dir.join(format!("{name}.png"));
+        png_with_infotext(&png, case["text"].as_str().unwrap());
+
+        // The parse.
+        let (ok, out, err) = run(&["info", "--json"], &png);
+        assert!(ok, "{name}: {err}");
+        let info: Value = serde_json::from_str(&out).unwrap();
+        let raw = &case["raw"];
+        for key in ["prompt", "negative_prompt"] {
+            if info[key] != raw[key] {
+                fail(format!("info {key} {} != A1111's {}", info[key], raw[key]));
+            }
+        }
+        let want: serde_json::Map<String, Value> = raw["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
+            .collect();
+        if info["parameters"].as_object() != Some(&want) {
+            fail(format!(
+                "info parameters {} != A1111's {want:?}",
+                info["parameters"]
+            ));
+        }
+
+        // The paste.
+        let (ok, out, err) = run(
+            &["generate", "--models", models, "--dry-run", "--from"],
+            &png,
+        );
+        assert!(ok, "{name}: {err}");
+        let dry: Value = serde_json::from_str(&out).unwrap();
+        let s = &dry["settings"];
+        let paste = &case["paste"];
+        let mut prompt = s["prompt"].as_str().unwrap().to_string();
+        if let Some(h) = paste.get("hypernet") {
+            let hname = h["name"].as_str().unwrap();
+            let strength = h["strength"].as_str().unwrap();
+            prompt += &format!("<hypernet:{hname}:{strength}>");
+            let installed = !case["missing"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == hname);
+            let got: Vec<(String, f64)> = s["hypernets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    (
+                        h["name"].as_str().unwrap().to_string(),
+                        h["strength"].as_f64().unwrap(),
+                    )
+                })
+                .collect();
+            let want: Vec<(String, f64)> = if installed {
+                vec![(hname.to_string(), strength.parse().unwrap())]
+            } else {
+                Vec::new()
+            };
+            let close = got.len() == want.len()
+                && got
+                    .iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.0 == w.0 && (g.1 - w.1).abs() < 1e-6);
+            if !close {
+                fail(format!("hypernets {got:?}, expected {want:?}"));
+            }
+        }
+        if prompt != paste["prompt"].as_str().unwrap() {
+            fail(format!("prompt {prompt:?} != A1111's {}", paste["prompt"]));
+        }
+        for (key, want) in paste.as_object().unwrap() {
+            let got = match key.as_str() {
+                "prompt" | "hypernet" => continue,
+                "sampler" => &dry["sampler"],
+                "schedule" if want.is_null() => continue,
+                "schedule" => &dry["schedule_type"],
+                other => &s[other],
+            };
+            let same = match (got.as_f64(), want.as_f64()) {
+                (Some(g), Some(w)) => (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                _ => got == want,
+            };
+            if !same {
+                fail(format!("{key} {got} != A1111's {want}"));
+            }
+        }
+
+        // The warnings.
+        let warnings: Vec<String> = dry["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect();
+        let mut expected = 0;
+        for (list, form) in [
+            ("unreadable", "`{}:"),
+            ("unsupported", "{}"),
+            ("missing", "`{}"),
+        ] {
+            for item in case[list].as_array().unwrap() {
+                expected += 1;
+                let needle = form.replace("{}", item.as_str().unwrap());
+                if !warnings.iter().any(|w| w.contains(&needle)) {
+                    fail(format!("no warning naming {needle}: {warnings:?}"));
+                }
+            }
+        }
+        if expected == 0 && !warnings.is_empty() {
+            fail(format!("warnings for a clean text: {warnings:?}"));
+        }
+        let (ok, _, err) = run(
+            &[
+                "generate",
+                "--models",
+                models,
+                "--dry-run",
+                "--strict",
+                "--from",
+            ],
+            &png,
+        );
+        if ok == (expected > 0) {
+            fail(format!(
+                "--strict succeeded: {ok}, warnings expected: {expected} ({err})"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

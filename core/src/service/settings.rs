@@ -221,35 +221,62 @@ impl GenerationSettings {
     /// Take every setting an A1111 infotext records, as A1111's "send to txt2img" does
     /// (a missing `Clip skip` is 1, a missing `RNG` is GPU); settings it does not record
     /// keep their values. The hypernetwork of `Hypernet:` becomes a setting unless the
-    /// prompt already names one in a tag.
+    /// prompt already names one in a tag. A value that cannot be read is an error here;
+    /// [`Self::paste_infotext`] keeps going instead, as A1111's paste does.
     pub fn apply_infotext(&mut self, t: &Infotext) -> Result<()> {
+        match self.paste_infotext(t).into_iter().next() {
+            Some(first) => Err(Error::Invalid(first)),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::apply_infotext`] field by field, as A1111's paste: a field whose value
+    /// cannot be read (`CFG scale: abc`) leaves its setting as it was, and the returned
+    /// warnings name each such field and value.
+    pub fn paste_infotext(&mut self, t: &Infotext) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut field = |r: Result<()>| {
+            if let Err(e) = r {
+                warnings.push(e.to_string());
+            }
+        };
         self.prompt.clone_from(&t.prompt);
         self.negative_prompt.clone_from(&t.negative_prompt);
-        if let Some(v) = t.steps()? {
-            self.steps = v as usize;
-        }
+        field(t.steps().map(|v| {
+            if let Some(v) = v {
+                self.steps = v as usize;
+            }
+        }));
         if let Some(sampler) = t.sampler() {
             self.sampler = sampler.to_string();
             self.schedule_type = t.schedule_type().map(str::to_string);
         }
-        if let Some(v) = t.cfg_scale()? {
-            self.cfg_scale = v as f32;
-        }
-        if let Some(v) = t.seed()? {
-            self.seed = v;
-        }
-        if let Some((w, h)) = t.size()? {
-            (self.width, self.height) = (w as usize, h as usize);
-        }
-        self.clip_skip = t.clip_skip()? as usize;
-        self.rng = t.rng().parse()?;
-        if let Some(v) = t.ensd()? {
-            self.ensd = v;
-        }
+        field(t.cfg_scale().map(|v| {
+            if let Some(v) = v {
+                self.cfg_scale = v as f32;
+            }
+        }));
+        field(t.seed().map(|v| {
+            if let Some(v) = v {
+                self.seed = v;
+            }
+        }));
+        field(t.size().map(|v| {
+            if let Some((w, h)) = v {
+                (self.width, self.height) = (w as usize, h as usize);
+            }
+        }));
+        field(t.clip_skip().map(|v| self.clip_skip = v as usize));
+        field(t.rng().parse().map(|v| self.rng = v));
+        field(t.ensd().map(|v| {
+            if let Some(v) = v {
+                self.ensd = v;
+            }
+        }));
         if let Some(mode) = t.get("Emphasis") {
-            self.emphasis = EmphasisMode::from_a1111_name(mode)?;
+            field(EmphasisMode::from_a1111_name(mode).map(|m| self.emphasis = m));
         }
-        self.sampler_params = SamplerParams::from_infotext(t)?;
+        field(SamplerParams::from_infotext(t).map(|p| self.sampler_params = p));
         // The hash identifies the exact file; the name is the fallback.
         match (t.model(), t.model_hash()) {
             (Some(name), Some(hash)) => self.model = format!("{name} [{hash}]"),
@@ -257,7 +284,7 @@ impl GenerationSettings {
             (None, Some(hash)) => self.model = hash.to_string(),
             (None, None) => {}
         }
-        self.apply_img2img_infotext(t)?;
+        self.paste_img2img_infotext(t, &mut field);
         // A1111's paste turns its compatibility options on for PNGs of older versions
         // (`infotext_versions.backcompat`); a key of the infotext itself wins.
         let version = a1111_version(t.get("Version"));
@@ -271,11 +298,14 @@ impl GenerationSettings {
             version.is_some_and(|v| v < (1, 6, 0, 0))
                 && matches!(t.get("Sampler").map(str::trim), Some("DDIM" | "PLMS")),
         );
-        self.vae_decoder = match t.get("VAE Decoder") {
-            Some(v) => VaeDecoder::parse(v)
-                .map_err(|e| Error::Invalid(format!("infotext: `VAE Decoder: {v}`: {e}")))?,
-            None => VaeDecoder::Full,
-        };
+        self.vae_decoder = VaeDecoder::Full;
+        if let Some(v) = t.get("VAE Decoder") {
+            field(
+                VaeDecoder::parse(v)
+                    .map(|d| self.vae_decoder = d)
+                    .map_err(|e| Error::Invalid(format!("infotext: `VAE Decoder: {v}`: {e}"))),
+            );
+        }
         self.vae_tiling = flag("VAE tiling").unwrap_or(false);
         self.hypernets.clear();
         if let (Some(names), false) = (t.hypernet(), self.prompt.contains("<hypernet:")) {
@@ -285,16 +315,15 @@ impl GenerationSettings {
                 .unwrap_or_default();
             for (i, name) in names.split(',').map(str::trim).enumerate() {
                 let strength = match strengths.get(i) {
-                    Some(s) => {
-                        s.parse::<f32>()
-                            .ok()
-                            .filter(|v| v.is_finite())
-                            .ok_or_else(|| {
-                                Error::Invalid(format!(
-                                    "infotext: `Hypernet strength: {s}` is not a number"
-                                ))
-                            })?
-                    }
+                    Some(s) => match s.parse::<f32>().ok().filter(|v| v.is_finite()) {
+                        Some(v) => v,
+                        None => {
+                            field(Err(Error::Invalid(format!(
+                                "infotext: `Hypernet strength: {s}` is not a number"
+                            ))));
+                            1.0
+                        }
+                    },
                     None => 1.0,
                 };
                 self.hypernets.push(NetworkSetting {
@@ -303,12 +332,13 @@ impl GenerationSettings {
                 });
             }
         }
-        Ok(())
+        warnings
     }
 
     /// The img2img and hires fields (A1111's paste: hires is on when the text has
     /// `Denoising strength` and one of `Hires upscale`, `Hires upscaler`, `Hires resize`).
-    fn apply_img2img_infotext(&mut self, t: &Infotext) -> Result<()> {
+    /// Each unreadable value goes to `field` and leaves its setting alone.
+    fn paste_img2img_infotext(&mut self, t: &Infotext, field: &mut dyn FnMut(Result<()>)) {
         let number = |key: &str| -> Result<Option<f64>> {
             t.get(key)
                 .map(|v| {
@@ -322,70 +352,114 @@ impl GenerationSettings {
                 })
                 .transpose()
         };
-        if let Some(v) = number("Denoising strength")? {
-            self.denoising_strength = v;
-        }
-        if let Some(v) = number("Mask blur")? {
-            self.mask_blur = v as u32;
-        }
+        field(number("Denoising strength").map(|v| {
+            if let Some(v) = v {
+                self.denoising_strength = v;
+            }
+        }));
+        field(number("Mask blur").map(|v| {
+            if let Some(v) = v {
+                self.mask_blur = v as u32;
+            }
+        }));
         // A1111's paste fills in the inpainting fields an infotext leaves out with the
         // values that write nothing (`infotext_utils.parse_generation_parameters`).
-        self.inpainting_mask_invert = match t.get("Mask mode").map(str::trim) {
-            None | Some("Inpaint masked") => false,
-            Some("Inpaint not masked") => true,
-            Some(v) => {
-                return Err(Error::Invalid(format!(
-                    "infotext: `Mask mode: {v}` is not `Inpaint masked` or `Inpaint not masked`"
-                )))
-            }
-        };
-        self.inpainting_fill = match t.get("Masked content") {
-            None => MaskedContent::Original.index(),
-            Some(v) => MaskedContent::parse(v)
-                .map_err(|_| {
-                    Error::Invalid(format!(
-                        "infotext: `Masked content: {v}` is not fill, original, latent noise or latent nothing"
-                    ))
-                })?
-                .index(),
-        };
-        self.inpaint_full_res = match t.get("Inpaint area").map(str::trim) {
-            None | Some("Whole picture") => false,
-            Some("Only masked") => true,
-            Some(v) => {
-                return Err(Error::Invalid(format!(
-                    "infotext: `Inpaint area: {v}` is not `Whole picture` or `Only masked`"
-                )))
-            }
-        };
-        self.inpaint_full_res_padding = number("Masked area padding")?.map_or(32, |v| v as u32);
-        let hires = t.get("Denoising strength").is_some()
-            && ["Hires upscale", "Hires upscaler", "Hires resize"]
-                .iter()
-                .any(|k| t.get(k).is_some());
-        self.enable_hr = hires;
-        if !hires {
-            return Ok(());
+        match t.get("Mask mode").map(str::trim) {
+            None | Some("Inpaint masked") => self.inpainting_mask_invert = false,
+            Some("Inpaint not masked") => self.inpainting_mask_invert = true,
+            Some(v) => field(Err(Error::Invalid(format!(
+                "infotext: `Mask mode: {v}` is not `Inpaint masked` or `Inpaint not masked`"
+            )))),
         }
-        if let Some(v) = number("Hires upscale")? {
-            self.hr_scale = v;
+        match t.get("Masked content") {
+            None => self.inpainting_fill = MaskedContent::Original.index(),
+            Some(v) => match MaskedContent::parse(v) {
+                Ok(m) => self.inpainting_fill = m.index(),
+                Err(_) => field(Err(Error::Invalid(format!(
+                    "infotext: `Masked content: {v}` is not fill, original, latent noise or latent nothing"
+                )))),
+            },
         }
+        match t.get("Inpaint area").map(str::trim) {
+            None | Some("Whole picture") => self.inpaint_full_res = false,
+            Some("Only masked") => self.inpaint_full_res = true,
+            Some(v) => field(Err(Error::Invalid(format!(
+                "infotext: `Inpaint area: {v}` is not `Whole picture` or `Only masked`"
+            )))),
+        }
+        field(
+            number("Masked area padding")
+                .map(|v| self.inpaint_full_res_padding = v.map_or(32, |v| v as u32)),
+        );
+        // A1111's txt2img paste turns hires fix on for `Denoising strength` and any of
+        // `Hires upscale`, `Hires upscaler`, `Hires resize`, but its parser always adds a
+        // `Hires resize` (0x0), so in effect any `Denoising strength` does it, img2img
+        // PNGs' too (an img2img run ignores it).
+        self.enable_hr = t.get("Denoising strength").is_some();
+        (self.hr_resize_x, self.hr_resize_y) = (0, 0);
+        self.paste_old_hires_fix(t, field);
+        if !self.enable_hr {
+            return;
+        }
+        field(number("Hires upscale").map(|v| {
+            if let Some(v) = v {
+                self.hr_scale = v;
+            }
+        }));
         if let Some(v) = t.get("Hires upscaler") {
             self.hr_upscaler = v.to_string();
         }
-        if let Some(v) = number("Hires steps")? {
-            self.hr_second_pass_steps = v as usize;
-        }
+        field(number("Hires steps").map(|v| {
+            if let Some(v) = v {
+                self.hr_second_pass_steps = v as usize;
+            }
+        }));
         if let Some(v) = t.get("Hires resize") {
-            let bad = || Error::Invalid(format!("infotext: `Hires resize: {v}` is not WxH"));
-            let (x, y) = v.split_once('x').ok_or_else(bad)?;
-            self.hr_resize_x = x.trim().parse().map_err(|_| bad())?;
-            self.hr_resize_y = y.trim().parse().map_err(|_| bad())?;
+            let size = v
+                .split_once('x')
+                .and_then(|(x, y)| Some((x.trim().parse().ok()?, y.trim().parse().ok()?)));
+            match size {
+                Some((x, y)) => (self.hr_resize_x, self.hr_resize_y) = (x, y),
+                None => field(Err(Error::Invalid(format!(
+                    "infotext: `Hires resize: {v}` is not WxH"
+                )))),
+            }
         }
         self.hr_sampler = t.get("Hires sampler").unwrap_or("").to_string();
         self.hr_prompt = t.get("Hires prompt").unwrap_or("").to_string();
         self.hr_negative_prompt = t.get("Hires negative prompt").unwrap_or("").to_string();
-        Ok(())
+    }
+
+    /// A1111's `restore_old_hires_fix_params`: PNGs of the hires fix before January 2023
+    /// record the final size as `Size` and the first pass as `First pass size` (0x0 for
+    /// "as close to 512² as the aspect ratio allows"); they become the first-pass size and
+    /// a hires resize target.
+    fn paste_old_hires_fix(&mut self, t: &Infotext, field: &mut dyn FnMut(Result<()>)) {
+        let Some(v) = t.get("First pass size") else {
+            return;
+        };
+        let size = v.split_once('x').and_then(|(w, h)| {
+            Some((
+                w.trim().parse::<usize>().ok()?,
+                h.trim().parse::<usize>().ok()?,
+            ))
+        });
+        let Some((mut fw, mut fh)) = size else {
+            field(Err(Error::Invalid(format!(
+                "infotext: `First pass size: {v}` is not WxH"
+            ))));
+            return;
+        };
+        let (w, h) = (self.width, self.height);
+        if fw == 0 || fh == 0 {
+            // A1111's old automatic first pass: the 512² pixel count at the final aspect,
+            // each side rounded up to a multiple of 64.
+            let scale = ((512.0 * 512.0) / (w as f64 * h as f64)).sqrt();
+            fw = ((scale * w as f64 / 64.0).ceil() * 64.0) as usize;
+            fh = ((scale * h as f64 / 64.0).ceil() * 64.0) as usize;
+        }
+        (self.width, self.height) = (fw, fh);
+        (self.hr_resize_x, self.hr_resize_y) = (w, h);
     }
 
     /// The settings an infotext describes, over the defaults.
@@ -460,7 +534,21 @@ pub fn a1111_version(text: Option<&str>) -> Option<(u32, u32, u32, i64)> {
     let post = match dashed.next() {
         None => 0,
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
-        Some(p) if p.to_ascii_lowercase().starts_with("rc") => -1,
+        // packaging's pre-release spellings (`-RC`, `-pre`, `-beta2`, …) sort before the
+        // release.
+        Some(p)
+            if [
+                "rc", "pre", "preview", "alpha", "beta", "a", "b", "c", "dev",
+            ]
+            .iter()
+            .any(|tag| {
+                let p = p.to_ascii_lowercase();
+                p.strip_prefix(tag)
+                    .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+            }) =>
+        {
+            -1
+        }
         Some(_) => return None,
     };
     let mut parts = release.split('.');
