@@ -38,6 +38,7 @@ pub fn txt2img_params_of(case: &Value) -> Txt2ImgParams {
     Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_encoder: Default::default(),
         vae_tiling: false,
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),

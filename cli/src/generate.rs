@@ -80,6 +80,11 @@ pub struct GenerateArgs {
     /// from models/VAE-approx/taesd_decoder.pth: much faster, softer) [default: full].
     #[arg(long = "vae-decoder")]
     pub vae_decoder: Option<String>,
+    /// A1111's "VAE type for encode": full (the model's VAE) or taesd (TAESD's tiny encoder
+    /// from models/VAE-approx/taesd_encoder.pth) for init images and the hires pass's
+    /// re-encode [default: full].
+    #[arg(long = "vae-encoder")]
+    pub vae_encoder: Option<String>,
     /// Decode with the VAE in 512-pixel tiles (diffusers' VAE tiling): a 2048² image in
     /// bounded memory; pixels near the seams differ slightly from a whole decode.
     #[arg(long = "vae-tiling")]
@@ -160,7 +165,9 @@ pub struct GenerateArgs {
     /// (`final-pruned [925997e9]`) [default: the first in the folder].
     #[arg(long)]
     pub model: Option<String>,
-    /// VAE: auto (sidecar <stem>.vae.pt if present), none (the checkpoint's own), a name in models/VAE, or a path.
+    /// VAE: auto (sidecar <stem>.vae.pt if present), none (the checkpoint's own), a name in
+    /// models/VAE, a path, or taesd (auto for the weights, TAESD's decoder for the final
+    /// decode, as --vae-decoder taesd).
     #[arg(long, default_value = "auto")]
     pub vae: String,
     #[command(flatten)]
@@ -564,10 +571,19 @@ impl GenerateArgs {
         if let Some(d) = &a.vae_decoder {
             g.vae_decoder = easel_core::pipeline::VaeDecoder::parse(d)?;
         }
+        if let Some(e) = &a.vae_encoder {
+            g.vae_encoder = easel_core::pipeline::VaeEncoder::parse(e)?;
+        }
         a.img2img.apply(&mut g)?;
         g.batch_size = a.batch_size;
         g.batch_count = a.batch_count;
         g.vae.clone_from(&a.vae);
+        // `--vae taesd`: the checkpoint's weights for encoding, TAESD's decoder for the
+        // final decode (stable-diffusion.cpp's `--taesd`, A1111's decode method).
+        if a.vae.eq_ignore_ascii_case("taesd") {
+            g.vae = "auto".into();
+            g.vae_decoder = easel_core::pipeline::VaeDecoder::Taesd;
+        }
         // Names pasted from a PNG are outside data: a checkpoint or hypernetwork named there
         // resolves only inside the models folder, never as a path.
         if a.from.is_some() {

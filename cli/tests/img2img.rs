@@ -376,3 +376,89 @@ fn hires_pass_schedules_prompt_edits_as_a1111_1_6() {
         "the second pass did not use the edited prompt at all"
     );
 }
+
+/// `--vae-encoder taesd` (A1111's "VAE type for encode: TAESD"; the encoder itself is
+/// checked against taesd's torch module in the pipeline tests): the init image is encoded by
+/// the folder's `VAE-approx/taesd_encoder.pth`, which changes the image, the PNG records
+/// `VAE Encoder: TAESD` where A1111 does (after the img2img fields) and `--from` repeats it.
+#[test]
+fn taesd_encoder_is_used_recorded_and_repeated() {
+    let dir = temp_dir("taesd-encode");
+    let store = open_tensor_store(&fixtures().join("img2img/img2img.safetensors")).unwrap();
+    let (_, init) = store.read_raw("euler_gpu_d075.init").unwrap();
+    let init_png = dir.join("init.png");
+    write_png(&init_png, 64, 64, &init, None).unwrap();
+    let common = [
+        "--prompt",
+        "a photo of a cat",
+        "--steps",
+        "4",
+        "--seed",
+        "7",
+        "--size",
+        "64x64",
+        "--init-img",
+        init_png.to_str().unwrap(),
+    ];
+    let full = dir.join("full.png");
+    let (ok, err) = run(&[&common[..], &["-o", full.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    let taesd = dir.join("taesd.png");
+    let (ok, err) = run(&[
+        &common[..],
+        &["--vae-encoder", "taesd", "-o", taesd.to_str().unwrap()],
+    ]
+    .concat());
+    assert!(ok, "{err}");
+    assert!(
+        pixels(&full) != pixels(&taesd),
+        "TAESD encoding changed nothing"
+    );
+    let text = read_parameters(&taesd).unwrap().unwrap();
+    assert!(
+        text.contains("Denoising strength: 0.75, ") && text.contains(", VAE Encoder: TAESD"),
+        "{text}"
+    );
+    assert!(!read_parameters(&full)
+        .unwrap()
+        .unwrap()
+        .contains("VAE Encoder"));
+    let again = dir.join("again.png");
+    let (ok, err) = run(&[
+        "--from",
+        taesd.to_str().unwrap(),
+        "--init-img",
+        init_png.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        pixels(&again) == pixels(&taesd),
+        "--from did not encode with TAESD"
+    );
+    // Without the encoder file: an error naming it.
+    let bare = dir.join("models/Stable-diffusion");
+    std::fs::create_dir_all(&bare).unwrap();
+    for f in ["tiny.ckpt", "tiny.yaml"] {
+        let _ = std::fs::remove_file(bare.join(f));
+        std::os::unix::fs::symlink(
+            fixtures().join("models/Stable-diffusion").join(f),
+            bare.join(f),
+        )
+        .unwrap();
+    }
+    let out = easel()
+        .args(["generate", "--models"])
+        .arg(dir.join("models"))
+        .args(&common)
+        .args(["--vae-encoder", "taesd", "-o"])
+        .arg(dir.join("bare.png"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("taesd_encoder.pth"),
+        "{err}"
+    );
+}

@@ -118,6 +118,7 @@ fn params_for(plan: &GridPlan, c: CellIndex) -> Txt2ImgParams {
     let mut p = Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_encoder: Default::default(),
         vae_tiling: false,
         prompt: "a red square".into(),
         negative_prompt: String::new(),

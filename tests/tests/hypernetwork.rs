@@ -319,6 +319,7 @@ fn txt2img_with_a_hypernetwork_matches_reference() {
     let params = Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_encoder: Default::default(),
         vae_tiling: false,
         prompt: cleaned,
         negative_prompt: case["negative"].as_str().unwrap().to_string(),

@@ -49,6 +49,7 @@ fn params_of(case: &Value) -> Txt2ImgParams {
     Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_encoder: Default::default(),
         vae_tiling: false,
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),
@@ -448,6 +449,52 @@ fn taesd_decoder_matches_its_torch_module() {
         .to_string();
     assert!(
         err.contains("model.pt") && err.contains("1.weight"),
+        "{err}"
+    );
+}
+
+/// TAESD's encoder, read from the tiny folder's `VAE-approx/taesd_encoder.pth`, against the
+/// fixture script's torch run of taesd's module on 8-bit images
+/// (`preview/taesd_encoder.json`).
+#[test]
+fn taesd_encoder_matches_its_torch_module() {
+    let b = CandleBackend::cpu();
+    let net =
+        easel_core::nn::TaesdEncoder::load(&b, &models_dir().join("VAE-approx/taesd_encoder.pth"))
+            .unwrap();
+    let text =
+        std::fs::read_to_string(easel_tests::fixtures_dir().join("preview/taesd_encoder.json"))
+            .unwrap();
+    let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for c in cases["cases"].as_array().unwrap() {
+        let (w, h) = (
+            c["size"][0].as_u64().unwrap() as usize,
+            c["size"][1].as_u64().unwrap() as usize,
+        );
+        let rgb: Vec<u8> = c["rgb"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        let want: Vec<f32> = c["latent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let image = easel_core::pipeline::vae_encode::rgb8_to_unit_chw(&rgb, w, h).unwrap();
+        let got = block_on(net.encode(&b, &image, w, h)).unwrap();
+        assert_eq!(got.len(), 4 * (w / 8) * (h / 8));
+        assert!(max_rel_diff(&got, &want) < 1e-4, "{w}x{h}: latent differs");
+    }
+    let err =
+        easel_core::nn::TaesdEncoder::load(&b, &models_dir().join("VAE-approx/taesd_decoder.pth"))
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(
+        err.contains("taesd_decoder.pth") && err.contains("encoder"),
         "{err}"
     );
 }

@@ -85,6 +85,7 @@ fn params_of(case: &Value) -> Txt2ImgParams {
     Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_encoder: Default::default(),
         vae_tiling: false,
         prompt: text(case, "prompt").to_string(),
         negative_prompt: text(case, "negative").to_string(),

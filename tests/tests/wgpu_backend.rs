@@ -812,6 +812,7 @@ fn txt2img_on_wgpu_matches_reference_pixels() {
     let params = Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_encoder: Default::default(),
         vae_tiling: false,
         prompt: case["prompt"].as_str().unwrap().to_string(),
         negative_prompt: case["negative"].as_str().unwrap().to_string(),

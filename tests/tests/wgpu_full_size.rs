@@ -544,6 +544,7 @@ fn generate<B: Backend>(b: &B, store: &TensorStore) -> (Vec<u8>, f64, f64) {
     let params = Txt2ImgParams {
         downcast_alphas_cumprod: false,
         vae_decoder: Default::default(),
+        vae_encoder: Default::default(),
         vae_tiling: false,
         prompt: "a lighthouse on a cliff at dusk".into(),
         negative_prompt: "blurry".into(),

@@ -108,6 +108,10 @@ pub fn apply_option(
             s.vae_decoder = easel_core::pipeline::VaeDecoder::parse(text(key, v)?)
                 .map_err(|e| bad(key, e.to_string()))?
         }
+        "sd_vae_encode_method" => {
+            s.vae_encoder = easel_core::pipeline::VaeEncoder::parse(text(key, v)?)
+                .map_err(|e| bad(key, e.to_string()))?
+        }
         "eta_ancestral" => p.eta = Some(number(key, v)? as f32),
         "eta_ddim" => p.eta_ddim = Some(number(key, v)? as f32),
         "s_churn" => p.s_churn = Some(number(key, v)? as f32),
@@ -141,6 +145,7 @@ pub fn default_options(model_title: &str) -> Map<String, Value> {
     put("pad_cond_uncond", Value::from(false));
     put("pad_cond_uncond_v0", Value::from(false));
     put("sd_vae_decode_method", Value::from("Full"));
+    put("sd_vae_encode_method", Value::from("Full"));
     put("eta_ancestral", Value::from(1.0));
     put("eta_ddim", Value::from(0.0));
     put("s_churn", Value::from(0.0));

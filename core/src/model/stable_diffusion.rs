@@ -47,6 +47,9 @@ pub struct StableDiffusion<B: Backend> {
     /// TAESD's decoder, for jobs that decode with it (A1111's "VAE type for decode: TAESD");
     /// the generation service attaches it from `models/VAE-approx/taesd_decoder.pth`.
     pub taesd: Option<crate::nn::TaesdDecoder<B>>,
+    /// TAESD's encoder, for jobs that encode with it (A1111's "VAE type for encode: TAESD");
+    /// the generation service attaches it from `models/VAE-approx/taesd_encoder.pth`.
+    pub taesd_encoder: Option<crate::nn::TaesdEncoder<B>>,
 }
 
 /// The UNet key map for EMA weights: `model.diffusion_model.a.b` is stored as
@@ -251,6 +254,7 @@ impl<B: Backend> StableDiffusion<B> {
             schedule,
             info,
             taesd: None,
+            taesd_encoder: None,
         })
     }
 }

@@ -21,7 +21,7 @@ pub use hook::AttentionHook;
 pub use infer::{infer_clip_config, infer_unet_config, infer_vae_config};
 pub use loader::Weights;
 pub use synthetic::random_weights;
-pub use taesd::TaesdDecoder;
+pub use taesd::{TaesdDecoder, TaesdEncoder};
 pub use unet::UNet;
 pub use vae::AutoencoderKl;
 pub use vae_approx::VaeApprox;

@@ -1,6 +1,6 @@
-//! TAESD's decoder, the tiny autoencoder A1111 offers as its "TAESD" live preview and VAE
-//! decode method, read from `models/VAE-approx/taesd_decoder.pth` (the file A1111 uses for
-//! SD1.x) as data, through the whitelist loader.
+//! TAESD, the tiny autoencoder A1111 offers as its "TAESD" live preview and VAE decode and
+//! encode methods, read from `models/VAE-approx/taesd_decoder.pth` and `taesd_encoder.pth`
+//! (the files A1111 uses for SD1.x) as data, through the whitelist loader.
 //!
 //! The network (taesd's `Decoder`, a `nn.Sequential` whose indices are the state dict's key
 //! prefixes): `tanh(x / 3) · 3`; a 3×3 convolution to 64 channels and a ReLU; three times
@@ -9,6 +9,11 @@
 //! between them, added to its input, then a ReLU. The output is the image in [0, 1],
 //! eight times the latent's size; the latent goes in as the sampler leaves it (TAESD has
 //! the SD scale factor built in).
+//!
+//! The encoder (taesd's `Encoder`): a 3×3 convolution from RGB to 64 channels and a block;
+//! three times [a stride-2 3×3 convolution without bias and three blocks]; a 3×3
+//! convolution to the 4 latent channels. It takes the image in [0, 1] and gives the scaled
+//! latent, an eighth of the image's size.
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -56,7 +61,7 @@ fn layout() -> Vec<(usize, char)> {
 fn conv<B: Backend>(
     b: &B,
     store: &TensorStore,
-    path: &Path,
+    (path, what): (&Path, &str),
     prefix: &str,
     (out_ch, in_ch): (usize, usize),
     bias: bool,
@@ -64,13 +69,13 @@ fn conv<B: Backend>(
     let check = |key: &str, shape: &[usize]| -> Result<Vec<f32>> {
         let info = store.get(key).ok_or_else(|| {
             Error::Invalid(format!(
-                "{}: no `{key}`: not an SD1.x TAESD decoder",
+                "{}: no `{key}`: not an SD1.x TAESD {what}",
                 path.display()
             ))
         })?;
         if info.shape != shape {
             return Err(Error::Invalid(format!(
-                "{}: `{key}` has shape {:?}, TAESD's decoder has {shape:?}",
+                "{}: `{key}` has shape {:?}, TAESD's {what} has {shape:?}",
                 path.display(),
                 info.shape
             )));
@@ -111,7 +116,7 @@ impl<B: Backend> TaesdDecoder<B> {
                 'c' => Layer::Conv(conv(
                     b,
                     &store,
-                    path,
+                    (path, "decoder"),
                     &i.to_string(),
                     (WIDTH, LATENT_CHANNELS),
                     true,
@@ -119,19 +124,26 @@ impl<B: Backend> TaesdDecoder<B> {
                 'n' => Layer::Conv(conv(
                     b,
                     &store,
-                    path,
+                    (path, "decoder"),
                     &i.to_string(),
                     (WIDTH, WIDTH),
                     false,
                 )?),
-                'o' => Layer::Conv(conv(b, &store, path, &i.to_string(), (3, WIDTH), true)?),
+                'o' => Layer::Conv(conv(
+                    b,
+                    &store,
+                    (path, "decoder"),
+                    &i.to_string(),
+                    (3, WIDTH),
+                    true,
+                )?),
                 'u' => Layer::Upsample,
                 _ => {
                     let c = |j: usize| {
                         conv(
                             b,
                             &store,
-                            path,
+                            (path, "decoder"),
                             &format!("{i}.conv.{j}"),
                             (WIDTH, WIDTH),
                             true,
@@ -166,12 +178,7 @@ impl<B: Backend> TaesdDecoder<B> {
                 Layer::Conv(c) if n == 0 => relu(&Self::apply(b, c, &x)?)?,
                 Layer::Conv(c) => Self::apply(b, c, &x)?,
                 Layer::Upsample => b.upsample_nearest2x(&x)?,
-                Layer::Block([c0, c1, c2]) => {
-                    let y = relu(&Self::apply(b, c0, &x)?)?;
-                    let y = relu(&Self::apply(b, c1, &y)?)?;
-                    let y = Self::apply(b, c2, &y)?;
-                    relu(&b.add(&y, &x)?)?
-                }
+                Layer::Block(convs) => block(b, convs, &x)?,
             };
         }
         b.download_async(&x).await
@@ -191,5 +198,107 @@ impl<B: Backend> TaesdDecoder<B> {
             }
         }
         Ok(rgb)
+    }
+}
+
+/// A block: three 3×3 convolutions with ReLUs between them, added to the input, then a ReLU.
+fn block<B: Backend>(b: &B, [c0, c1, c2]: &[Conv<B>; 3], x: &B::Tensor) -> Result<B::Tensor> {
+    let relu = |t: &B::Tensor| b.leaky_relu(t, 0.0);
+    let y = relu(&b.conv2d(x, &c0.weight, c0.bias.as_ref(), 1, 1)?)?;
+    let y = relu(&b.conv2d(&y, &c1.weight, c1.bias.as_ref(), 1, 1)?)?;
+    let y = b.conv2d(&y, &c2.weight, c2.bias.as_ref(), 1, 1)?;
+    relu(&b.add(&y, x)?)
+}
+
+/// One step of the encoder's `nn.Sequential`.
+enum EncoderLayer<B: Backend> {
+    /// A 3×3 convolution with padding 1 and this stride.
+    Conv(Conv<B>, usize),
+    Block([Conv<B>; 3]),
+}
+
+pub struct TaesdEncoder<B: Backend> {
+    layers: Vec<EncoderLayer<B>>,
+}
+
+impl<B: Backend> TaesdEncoder<B> {
+    /// Where A1111 keeps the SD1.x encoder, relative to the models folder.
+    pub const FILE: &'static str = "VAE-approx/taesd_encoder.pth";
+
+    /// The encoder of the models folder `models`, `None` when it has none.
+    pub fn from_models_folder(b: &B, models: &Path) -> Result<Option<Self>> {
+        let file = models.join(Self::FILE);
+        if file.is_file() {
+            Self::load(b, &file).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Reads the encoder from `path` (`taesd_encoder.pth` or a safetensors file with its
+    /// keys); a missing key or another shape is an error naming the file and the key.
+    pub fn load(b: &B, path: &Path) -> Result<Self> {
+        let store = open_tensor_store(path)?;
+        let at = (path, "encoder");
+        let block = |i: usize| -> Result<EncoderLayer<B>> {
+            let c = |j: usize| {
+                conv(
+                    b,
+                    &store,
+                    at,
+                    &format!("{i}.conv.{j}"),
+                    (WIDTH, WIDTH),
+                    true,
+                )
+            };
+            Ok(EncoderLayer::Block([c(0)?, c(2)?, c(4)?]))
+        };
+        let mut layers = vec![
+            EncoderLayer::Conv(conv(b, &store, at, "0", (WIDTH, 3), true)?, 1),
+            block(1)?,
+        ];
+        for stage in 0..3 {
+            let i = 2 + stage * 4;
+            let down = conv(b, &store, at, &i.to_string(), (WIDTH, WIDTH), false)?;
+            layers.push(EncoderLayer::Conv(down, 2));
+            for j in 1..=3 {
+                layers.push(block(i + j)?);
+            }
+        }
+        let out = conv(b, &store, at, "14", (LATENT_CHANNELS, WIDTH), true)?;
+        layers.push(EncoderLayer::Conv(out, 1));
+        Ok(Self { layers })
+    }
+
+    /// The scaled latent `[4, h/8, w/8]` of one image given as `[3, h, w]` floats in [0, 1]
+    /// (`h` and `w` multiples of 8).
+    pub async fn encode(
+        &self,
+        b: &B,
+        image: &[f32],
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<f32>> {
+        if width == 0 || height == 0 || !width.is_multiple_of(8) || !height.is_multiple_of(8) {
+            return Err(Error::Invalid(format!(
+                "TAESD encode: image size {width}x{height} is not a positive multiple of 8"
+            )));
+        }
+        if image.len() != 3 * width * height {
+            return Err(Error::Invalid(format!(
+                "TAESD encode: {} values are not [3, {height}, {width}]",
+                image.len()
+            )));
+        }
+        let mut x = b.upload(image, &[1, 3, height, width])?;
+        for layer in &self.layers {
+            x = match layer {
+                EncoderLayer::Conv(c, stride) => {
+                    b.conv2d(&x, &c.weight, c.bias.as_ref(), *stride, 1)?
+                }
+                EncoderLayer::Block(convs) => block(b, convs, &x)?,
+            };
+        }
+        b.download_async(&x).await
     }
 }

@@ -16,9 +16,9 @@ use super::conditioning::PromptOptions;
 use super::img2img::{check_strength, Img2ImgRun, JobConds};
 use super::latent_upscale::{interpolate, LatentUpscaleMode};
 use super::txt2img::{
-    decode_batch, decode_to_rgb, txt2img_latents, GeneratedImage, Progress, Txt2ImgParams,
+    decode_batch, decode_latent_image, txt2img_latents, GeneratedImage, Progress, Txt2ImgParams,
 };
-use super::vae_encode::encode_rgb8;
+use super::vae_encode::encode_rgb8_with;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
@@ -269,9 +269,10 @@ pub async fn txt2img_hires<B: Backend>(
             let mut out = Vec::with_capacity(n * shape[0] * lh * lw);
             for i in 0..n {
                 let lat = &latent[i * per_image..(i + 1) * per_image];
-                let rgb = decode_to_rgb(b, model, lat, shape).await?;
+                // A1111 decodes and re-encodes with the job's VAE methods.
+                let rgb = decode_latent_image(b, model, params, lat, shape).await?;
                 let big = up.resize(&rgb, params.width, params.height, uw, uh)?;
-                out.extend(encode_rgb8(b, model, &big, uw, uh).await?);
+                out.extend(encode_rgb8_with(b, model, &big, (uw, uh), params.vae_encoder).await?);
             }
             out
         }

@@ -15,7 +15,7 @@ use super::conditioning::PromptOptions;
 use super::img2img::{Img2ImgParams, Img2ImgRun, JobConds};
 use super::latent_upscale::{interpolate, LatentInterpolation, LatentUpscaleMode};
 use super::txt2img::{decode_batch, GeneratedImage, Progress};
-use super::vae_encode::{encode_chw, rgb8_to_chw};
+use super::vae_encode::{encode_chw, encode_rgb8_with, rgb8_to_chw};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
@@ -251,7 +251,14 @@ pub async fn img2img_inpaint<B: Backend>(
             )));
         }
         let chw = rgb8_to_chw(&img.rgb, img.width, img.height)?;
-        let mut latent = encode_chw(b, model, &chw, img.width, img.height).await?;
+        let mut latent = encode_rgb8_with(
+            b,
+            model,
+            &img.rgb,
+            (img.width, img.height),
+            base.vae_encoder,
+        )
+        .await?;
         if inputs.latent_resize && (img.width, img.height) != (base.width, base.height) {
             let bilinear = LatentUpscaleMode {
                 interpolation: LatentInterpolation::Bilinear,

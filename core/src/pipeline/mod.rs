@@ -29,4 +29,4 @@ pub use infotext_params::txt2img_infotext;
 pub use inpaint::{img2img_inpaint, Img2ImgInputs, InitImage, InpaintMask, MaskedContent};
 pub use latent_upscale::{interpolate as interpolate_latent, LatentUpscaleMode, LATENT_UPSCALERS};
 pub use preview::latent_preview_rgb;
-pub use vae_encode::{encode_chw, encode_rgb8, rgb8_to_chw};
+pub use vae_encode::{encode_chw, encode_rgb8, encode_rgb8_with, rgb8_to_chw, VaeEncoder};

@@ -52,6 +52,8 @@ pub struct Txt2ImgParams {
     pub downcast_alphas_cumprod: bool,
     /// How the final latents become images (A1111's "VAE type for decode").
     pub vae_decoder: VaeDecoder,
+    /// A1111's "VAE type for encode" for the image → latent steps of the job.
+    pub vae_encoder: super::vae_encode::VaeEncoder,
     /// Decode with the model's VAE in tiles (diffusers' VAE tiling), in bounded memory.
     pub vae_tiling: bool,
 }

@@ -1,6 +1,8 @@
 //! Image → latent, as A1111's `images_tensor_to_samples` with the full VAE: bytes to
 //! floats by `/255` then `2x − 1` (both in f32), each image of a batch encoded on its own,
-//! the posterior scaled by the model's scale factor.
+//! the posterior scaled by the model's scale factor. With A1111's "VAE type for encode:
+//! TAESD" ([`VaeEncoder::Taesd`]) TAESD's encoder takes the `/255` image as it is and gives
+//! the scaled latent.
 //!
 //! A1111 takes `posterior.sample()`, which draws from the unseeded global torch generator,
 //! so the same img2img run differs from one A1111 call to the next. Easel takes the
@@ -11,6 +13,82 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
+
+/// A1111's "VAE type for encode" (`sd_vae_encode_method`): the model's VAE, or TAESD's tiny
+/// encoder (`models/VAE-approx/taesd_encoder.pth`). Written to the infotext as
+/// `VAE Encoder` when not `Full`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum VaeEncoder {
+    #[default]
+    Full,
+    #[serde(rename = "TAESD")]
+    Taesd,
+}
+
+impl VaeEncoder {
+    /// `Full` or `TAESD` (A1111's names, any case).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "taesd" => Ok(Self::Taesd),
+            _ => Err(Error::Invalid(format!(
+                "VAE encoder `{text}` is not Full or TAESD"
+            ))),
+        }
+    }
+
+    /// A1111's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Full => "Full",
+            Self::Taesd => "TAESD",
+        }
+    }
+}
+
+/// Interleaved RGB bytes → `[3, h, w]` floats in [0, 1] (A1111: `x/255`), what TAESD
+/// encodes.
+pub fn rgb8_to_unit_chw(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>> {
+    let plane = width * height;
+    if rgb.len() != plane * 3 {
+        return Err(Error::Invalid(format!(
+            "image data has {} bytes, expected {} for {width}x{height} RGB",
+            rgb.len(),
+            plane * 3
+        )));
+    }
+    let mut out = vec![0f32; plane * 3];
+    for p in 0..plane {
+        for c in 0..3 {
+            out[c * plane + p] = rgb[p * 3 + c] as f32 / 255.0;
+        }
+    }
+    Ok(out)
+}
+
+/// Interleaved RGB bytes of one image → its scaled latent by `method`. TAESD needs the
+/// models folder's `VAE-approx/taesd_encoder.pth`; without it this is an error naming it.
+pub async fn encode_rgb8_with<B: Backend>(
+    b: &B,
+    model: &StableDiffusion<B>,
+    rgb: &[u8],
+    (width, height): (usize, usize),
+    method: VaeEncoder,
+) -> Result<Vec<f32>> {
+    match method {
+        VaeEncoder::Full => encode_rgb8(b, model, rgb, width, height).await,
+        VaeEncoder::Taesd => {
+            let encoder = model.taesd_encoder.as_ref().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "VAE encoder TAESD needs `{}` in the models folder (A1111's file)",
+                    crate::nn::TaesdEncoder::<B>::FILE
+                ))
+            })?;
+            let image = rgb8_to_unit_chw(rgb, width, height)?;
+            encoder.encode(b, &image, width, height).await
+        }
+    }
+}
 
 /// Interleaved RGB bytes → `[3, h, w]` floats in [-1, 1] (A1111: `x/255`, then `2x − 1`).
 pub fn rgb8_to_chw(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>> {

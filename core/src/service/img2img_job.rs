@@ -17,7 +17,7 @@ use crate::pipeline::img2img_infotext::{add_denoising_strength, add_extra_params
 use crate::pipeline::{
     img2img_inpaint, txt2img_cancellable, txt2img_hires, CancelToken, GeneratedImage,
     HiresImageUpscaler, HiresParams, HiresUpscaler, Img2ImgInputs, Img2ImgParams, InitImage,
-    InpaintMask, LatentUpscaleMode, MaskedContent, PromptOptions, Txt2ImgParams,
+    InpaintMask, LatentUpscaleMode, MaskedContent, PromptOptions, Txt2ImgParams, VaeEncoder,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::{Backend, Error, Result};
@@ -195,6 +195,18 @@ impl<'u> PreparedJob<'u> {
         }
     }
 
+    /// Whether the hires pass decodes, upscales and re-encodes images (an upscaler model
+    /// rather than a latent mode); A1111 records a non-Full VAE encoder only then.
+    pub(crate) fn hires_reencodes(&self) -> bool {
+        matches!(
+            self,
+            Self::Hires {
+                upscaler: HiresChoice::Image(_),
+                ..
+            }
+        )
+    }
+
     /// Add this job's fields to a txt2img infotext, where A1111 writes them.
     pub(crate) fn infotext(
         &self,
@@ -217,7 +229,12 @@ impl<'u> PreparedJob<'u> {
             }
             Self::Img2Img(job) => {
                 add_denoising_strength(t, s.denoising_strength);
-                job.mask_fields.clone()
+                let mut fields = job.mask_fields.clone();
+                // A1111 records it in `init`, just before encoding the init images.
+                if s.vae_encoder != VaeEncoder::Full {
+                    fields.push(("VAE Encoder", s.vae_encoder.label().to_string()));
+                }
+                fields
             }
         };
         if s.downcast_alphas_cumprod {

@@ -16,10 +16,10 @@ use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES
 use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
-use crate::nn::{AttentionHook, TaesdDecoder};
+use crate::nn::{AttentionHook, TaesdDecoder, TaesdEncoder};
 use crate::pipeline::{
     txt2img_infotext, CancelToken, CondPadding, CondPaddingMode, GeneratedImage, PromptOptions,
-    Txt2ImgParams, VaeDecoder,
+    Txt2ImgParams, VaeDecoder, VaeEncoder,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
@@ -249,6 +249,10 @@ impl<B: Backend> GenerationService<B> {
             Ok(t) => model.taesd = t,
             Err(e) => self.warnings.push(e.to_string()),
         }
+        match TaesdEncoder::from_models_folder(&self.backend, &dir) {
+            Ok(t) => model.taesd_encoder = t,
+            Err(e) => self.warnings.push(e.to_string()),
+        }
         let model = Rc::new(model);
         if let Some(p) = patch {
             self.warnings.extend(p.report());
@@ -321,6 +325,7 @@ impl<B: Backend> GenerationService<B> {
             scheduler,
             downcast_alphas_cumprod: s.downcast_alphas_cumprod,
             vae_decoder: s.vae_decoder,
+            vae_encoder: s.vae_encoder,
             vae_tiling: s.vae_tiling,
         };
         params.validate()?;
@@ -478,6 +483,10 @@ impl<B: Backend> GenerationService<B> {
                     options.cond_padding.infotext_key(),
                 ) {
                     infotext.push(key, "True");
+                }
+                // A1111 records the encoder of the hires pass's re-encode during that pass.
+                if s.vae_encoder != VaeEncoder::Full && job.hires_reencodes() {
+                    infotext.push("VAE Encoder", s.vae_encoder.label());
                 }
                 // A1111 sets it after sampling, so it follows every other field.
                 if s.vae_decoder != VaeDecoder::Full {

@@ -9,7 +9,7 @@
 
 use crate::infotext::Infotext;
 use crate::noise::{RngKind, TorchDevice};
-use crate::pipeline::{MaskedContent, VaeDecoder};
+use crate::pipeline::{MaskedContent, VaeDecoder, VaeEncoder};
 use crate::sampler_params::SamplerParams;
 use crate::text::EmphasisMode;
 use crate::{Error, Result};
@@ -147,6 +147,10 @@ pub struct GenerationSettings {
     /// A1111's "VAE type for decode": `Full` (the model's VAE) or `TAESD`
     /// (`models/VAE-approx/taesd_decoder.pth`).
     pub vae_decoder: VaeDecoder,
+    /// A1111's "VAE type for encode": `Full` or `TAESD`
+    /// (`models/VAE-approx/taesd_encoder.pth`), for init images and the hires pass's
+    /// re-encoded upscale. Written as `VAE Encoder: TAESD`.
+    pub vae_encoder: VaeEncoder,
     /// Decode in tiles (diffusers' VAE tiling): large images in bounded memory, slightly
     /// different pixels near the seams. Written as `VAE tiling: True`.
     pub vae_tiling: bool,
@@ -202,6 +206,7 @@ impl Default for GenerationSettings {
             pad_conds: false,
             pad_conds_v0: false,
             vae_decoder: VaeDecoder::Full,
+            vae_encoder: VaeEncoder::Full,
             vae_tiling: false,
         }
     }
@@ -304,6 +309,14 @@ impl GenerationSettings {
                 VaeDecoder::parse(v)
                     .map(|d| self.vae_decoder = d)
                     .map_err(|e| Error::Invalid(format!("infotext: `VAE Decoder: {v}`: {e}"))),
+            );
+        }
+        self.vae_encoder = VaeEncoder::Full;
+        if let Some(v) = t.get("VAE Encoder") {
+            field(
+                VaeEncoder::parse(v)
+                    .map(|e| self.vae_encoder = e)
+                    .map_err(|e| Error::Invalid(format!("infotext: `VAE Encoder: {v}`: {e}"))),
             );
         }
         self.vae_tiling = flag("VAE tiling").unwrap_or(false);
