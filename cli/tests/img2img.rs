@@ -451,7 +451,7 @@ fn taesd_encoder_is_used_recorded_and_repeated() {
     let out = easel()
         .args(["generate", "--models"])
         .arg(dir.join("models"))
-        .args(&common)
+        .args(common)
         .args(["--vae-encoder", "taesd", "-o"])
         .arg(dir.join("bare.png"))
         .output()
