@@ -1148,3 +1148,50 @@ fn infotext_corpus_pastes_like_a1111() {
         failures.join("\n")
     );
 }
+
+/// LoRAs in grids as in A1111's X/Y/Z plot, through Prompt S/R on the `<lora:…>` tag: each
+/// cell patches the UNet with its own weight and equals a plain `generate` of its prompt.
+#[test]
+fn grid_prompt_sr_varies_a_lora_weight() {
+    let dir = temp_dir("lora-grid");
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let common = ["--steps", "2", "--size", "64x64", "--seed", "3"];
+    let o = easel()
+        .args(["grid", "--models"])
+        .arg(&models)
+        .args(["--prompt", "a cat <lora:tiny-lora:0.5>"])
+        .args(common)
+        .args([
+            "--x-type",
+            "Prompt S/R",
+            "--x-values",
+            "tiny-lora:0.5,tiny-lora:1",
+        ])
+        .arg("-o")
+        .arg(dir.join("grid.png"))
+        .arg("--save-cells")
+        .arg(dir.join("cells"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rgb = |p: &std::path::Path| {
+        easel_core::infotext::decode_png_rgb(&std::fs::read(p).unwrap(), "png")
+            .unwrap()
+            .2
+    };
+    let mut cells = Vec::new();
+    for (i, weight) in ["0.5", "1"].iter().enumerate() {
+        let prompt = format!("a cat <lora:tiny-lora:{weight}>");
+        let mut args = vec!["--prompt", prompt.as_str()];
+        args.extend(common);
+        let one = dir.join(format!("one{i}.png"));
+        generate_png(&models, &args, &one);
+        let cell = dir.join(format!("cells/cell-x{}.png", i + 1));
+        assert!(
+            rgb(&cell) == rgb(&one),
+            "cell {weight} differs from generate"
+        );
+        cells.push(rgb(&cell));
+    }
+    assert!(cells[0] != cells[1], "the LoRA weight changed nothing");
+}
