@@ -256,6 +256,10 @@ pub struct Img2ImgArgs {
     /// Hires: sampler of the second pass [default: the first pass's].
     #[arg(long = "hr-sampler")]
     pub hr_sampler: Option<String>,
+    /// Hires: schedule type of the second pass (A1111's "Hires schedule type") [default:
+    /// the first pass's].
+    #[arg(long = "hr-schedule-type")]
+    pub hr_schedule_type: Option<String>,
     /// Hires: prompt of the second pass [default: the first pass's].
     #[arg(long = "hr-prompt")]
     pub hr_prompt: Option<String>,
@@ -316,6 +320,9 @@ impl Img2ImgArgs {
         }
         if let Some(v) = &self.hr_sampler {
             g.hr_sampler.clone_from(v);
+        }
+        if let Some(v) = &self.hr_schedule_type {
+            g.hr_schedule_type = Some(v.clone());
         }
         if let Some(v) = &self.hr_prompt {
             g.hr_prompt.clone_from(v);

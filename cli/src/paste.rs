@@ -13,14 +13,13 @@ use std::path::Path;
 
 /// Infotext keys of A1111 features (and common extensions) Easel does not implement; each
 /// changes the image A1111 makes. Keys ending in `*` match by prefix.
-const UNSUPPORTED: [&str; 20] = [
+const UNSUPPORTED: [&str; 19] = [
     "Variation seed*",
     "Seed resize from",
     "Face restoration",
     "Tiling",
     "Refiner",
     "Hires checkpoint",
-    "Hires schedule type",
     "NGMS",
     "Token merging ratio",
     "Token merging ratio hr",
@@ -112,6 +111,14 @@ pub fn check_pasted(
                     "the PNG's schedule type `{name}` is not available; using Automatic"
                 ));
                 g.schedule_type = None;
+            }
+        }
+        if let Some(name) = g.hr_schedule_type.clone() {
+            if schedulers.get(&name).is_err() {
+                warnings.push(format!(
+                    "the PNG's hires schedule type `{name}` is not available; using the first pass's"
+                ));
+                g.hr_schedule_type = None;
             }
         }
         if let Err(e) =

@@ -462,3 +462,63 @@ fn taesd_encoder_is_used_recorded_and_repeated() {
         "{err}"
     );
 }
+
+/// A1111's hires schedule type: a hires sampler alone keeps the first pass's schedule type
+/// ("Use same scheduler"); `--hr-schedule-type` picks another, recorded as `Hires schedule
+/// type` only when the second pass's schedule differs from the first's, and `--from`
+/// repeats it.
+#[test]
+fn hires_schedule_type_is_the_first_passes_unless_given() {
+    let dir = temp_dir("hires-schedule");
+    let base = [
+        "--prompt",
+        "a photo of a cat",
+        "--steps",
+        "3",
+        "--seed",
+        "11",
+        "--size",
+        "64x64",
+        "--sampler",
+        "Euler",
+        "--schedule-type",
+        "Karras",
+        "--hr-scale",
+        "1.5",
+        "--hr-sampler",
+        "DPM++ 2M",
+        "--denoising-strength",
+        "0.6",
+    ];
+    let gen = |extra: &[&str], name: &str| {
+        let out = dir.join(name);
+        let (ok, err) = run(&[&base[..], extra, &["-o", out.to_str().unwrap()]].concat());
+        assert!(ok, "{err}");
+        (pixels(&out), read_parameters(&out).unwrap().unwrap())
+    };
+    let (same, same_text) = gen(&[], "same.png");
+    let (karras, _) = gen(&["--hr-schedule-type", "Karras"], "karras.png");
+    assert!(
+        same == karras,
+        "the hires pass did not keep the first pass's Karras"
+    );
+    assert!(!same_text.contains("Hires schedule type"), "{same_text}");
+    let (exp, exp_text) = gen(&["--hr-schedule-type", "Exponential"], "exp.png");
+    assert!(exp != same, "the hires schedule type changed nothing");
+    assert!(
+        exp_text.contains("Hires sampler: DPM++ 2M, Hires schedule type: Exponential, "),
+        "{exp_text}"
+    );
+    let again = dir.join("again.png");
+    let (ok, err) = run(&[
+        "--from",
+        dir.join("exp.png").to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        pixels(&again) == exp,
+        "--from did not repeat the hires schedule"
+    );
+}

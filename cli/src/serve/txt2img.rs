@@ -79,12 +79,7 @@ fn apply_hires(
                 .into(),
         );
     }
-    if hires_choice(&req.hr_scheduler).is_some_and(|v| v != "Automatic") {
-        warnings.push(
-            "hr_scheduler is not supported by Easel yet: the second pass used the hires sampler's own schedule"
-                .into(),
-        );
-    }
+    s.hr_schedule_type = hires_choice(&req.hr_scheduler).map(str::to_string);
     Ok(())
 }
 
@@ -187,6 +182,11 @@ pub fn settings_for(
         SamplerChoice::parse(samplers, schedulers, &s.hr_sampler, None).map_err(|e| {
             ApiError::not_found(format!("Sampler not found: {} ({e})", s.hr_sampler))
         })?;
+    }
+    if let (true, Some(name)) = (s.enable_hr, &s.hr_schedule_type) {
+        schedulers
+            .get(name)
+            .map_err(|e| ApiError::not_found(format!("Scheduler not found: {name} ({e})")))?;
     }
 
     let flag = |on: bool, what: &str, warnings: &mut Vec<String>| {

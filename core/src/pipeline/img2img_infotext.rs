@@ -85,7 +85,7 @@ pub fn hires_fields(
     hires: &HiresParams,
     prompt: &str,
     negative: &str,
-    sampler_label: &str,
+    (sampler_label, schedule_label): (&str, &str),
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if let Some((sampler, _)) = &hires.sampler {
@@ -93,11 +93,18 @@ pub fn hires_fields(
             out.push(("Hires sampler", sampler.label().to_string()));
         }
     }
+    // A1111 records the second pass's schedule (the one actually used) when it has one of
+    // its own that differs from the first pass's; `Automatic` (the model's spacing) never.
+    let hires_schedule = hires.sampler.as_ref().map(|(_, s)| s.label());
+    let hires_schedule = hires_schedule.filter(|l| *l != "Automatic" && *l != schedule_label);
     if !hires.prompt.is_empty() && hires.prompt != prompt {
         out.push(("Hires prompt", hires.prompt.clone()));
     }
     if !hires.negative_prompt.is_empty() && hires.negative_prompt != negative {
         out.push(("Hires negative prompt", hires.negative_prompt.clone()));
+    }
+    if let Some(label) = hires_schedule {
+        out.push(("Hires schedule type", label.to_string()));
     }
     if hires.resize_x == 0 && hires.resize_y == 0 {
         out.push(("Hires upscale", format_f64(hires.scale)));

@@ -91,10 +91,23 @@ impl<'u> PreparedJob<'u> {
         if !s.enable_hr {
             return Ok(Self::Txt2Img);
         }
-        let sampler = if s.hr_sampler.trim().is_empty() {
+        // A1111's "Use same sampler" / "Use same scheduler": a hires sampler alone keeps
+        // the first pass's schedule type (its selection, `Automatic` included).
+        let sampler = if s.hr_sampler.trim().is_empty() && s.hr_schedule_type.is_none() {
             None
         } else {
-            let choice = SamplerChoice::parse(samplers, schedulers, &s.hr_sampler, None)?;
+            let first =
+                SamplerChoice::parse(samplers, schedulers, &s.sampler, s.schedule_type.as_deref())?;
+            let name = if s.hr_sampler.trim().is_empty() {
+                s.sampler.as_str()
+            } else {
+                s.hr_sampler.as_str()
+            };
+            let schedule = s
+                .hr_schedule_type
+                .clone()
+                .unwrap_or_else(|| first.scheduler.label().to_string());
+            let choice = SamplerChoice::parse(samplers, schedulers, name, Some(&schedule))?;
             Some(choice.configured(schedulers, &s.sampler_params)?)
         };
         let hires = HiresParams {
@@ -224,7 +237,7 @@ impl<'u> PreparedJob<'u> {
                     hires,
                     &params.prompt,
                     &params.negative_prompt,
-                    params.sampler.label(),
+                    (params.sampler.label(), params.scheduler.label()),
                 )
             }
             Self::Img2Img(job) => {

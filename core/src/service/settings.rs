@@ -117,6 +117,9 @@ pub struct GenerationSettings {
     pub hr_resize_y: usize,
     /// Hires: sampler of the second pass (empty = the first pass's).
     pub hr_sampler: String,
+    /// Hires: schedule type of the second pass (A1111's `hr_scheduler`); `None` = the first
+    /// pass's ("Use same scheduler").
+    pub hr_schedule_type: Option<String>,
     /// Hires: prompts of the second pass (empty = the first pass's).
     pub hr_prompt: String,
     pub hr_negative_prompt: String,
@@ -194,6 +197,7 @@ impl Default for GenerationSettings {
             hr_resize_x: 0,
             hr_resize_y: 0,
             hr_sampler: String::new(),
+            hr_schedule_type: None,
             hr_prompt: String::new(),
             hr_negative_prompt: String::new(),
             mask_blur: 4,
@@ -439,6 +443,11 @@ impl GenerationSettings {
             }
         }
         self.hr_sampler = t.get("Hires sampler").unwrap_or("").to_string();
+        self.hr_schedule_type = t
+            .get("Hires schedule type")
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && !v.starts_with("Use same"))
+            .map(str::to_string);
         self.hr_prompt = t.get("Hires prompt").unwrap_or("").to_string();
         self.hr_negative_prompt = t.get("Hires negative prompt").unwrap_or("").to_string();
     }
