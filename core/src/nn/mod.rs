@@ -26,3 +26,18 @@ pub use unet::UNet;
 pub use vae::AutoencoderKl;
 pub use vae_approx::VaeApprox;
 pub use weight_patch::{SharedWeightPatch, WeightPatch};
+
+/// `load(models/relative)` when the models folder has that file, `None` when it has not:
+/// the optional helper networks A1111 keeps in `models/VAE-approx/`.
+pub(crate) fn load_optional<T>(
+    models: &std::path::Path,
+    relative: &str,
+    load: impl FnOnce(&std::path::Path) -> crate::Result<T>,
+) -> crate::Result<Option<T>> {
+    let file = models.join(relative);
+    if file.is_file() {
+        load(&file).map(Some)
+    } else {
+        Ok(None)
+    }
+}

@@ -98,12 +98,7 @@ impl<B: Backend> TaesdDecoder<B> {
 
     /// The decoder of the models folder `models`, `None` when it has none.
     pub fn from_models_folder(b: &B, models: &Path) -> Result<Option<Self>> {
-        let file = models.join(Self::FILE);
-        if file.is_file() {
-            Self::load(b, &file).map(Some)
-        } else {
-            Ok(None)
-        }
+        super::load_optional(models, Self::FILE, |file| Self::load(b, file))
     }
 
     /// Reads the decoder from `path` (`taesd_decoder.pth` or a safetensors file with its
@@ -227,12 +222,7 @@ impl<B: Backend> TaesdEncoder<B> {
 
     /// The encoder of the models folder `models`, `None` when it has none.
     pub fn from_models_folder(b: &B, models: &Path) -> Result<Option<Self>> {
-        let file = models.join(Self::FILE);
-        if file.is_file() {
-            Self::load(b, &file).map(Some)
-        } else {
-            Ok(None)
-        }
+        super::load_optional(models, Self::FILE, |file| Self::load(b, file))
     }
 
     /// Reads the encoder from `path` (`taesd_encoder.pth` or a safetensors file with its
@@ -279,11 +269,7 @@ impl<B: Backend> TaesdEncoder<B> {
         width: usize,
         height: usize,
     ) -> Result<Vec<f32>> {
-        if width == 0 || height == 0 || !width.is_multiple_of(8) || !height.is_multiple_of(8) {
-            return Err(Error::Invalid(format!(
-                "TAESD encode: image size {width}x{height} is not a positive multiple of 8"
-            )));
-        }
+        crate::pipeline::vae_encode::check_encode_size("TAESD encode", width, height)?;
         if image.len() != 3 * width * height {
             return Err(Error::Invalid(format!(
                 "TAESD encode: {} values are not [3, {height}, {width}]",

@@ -39,12 +39,7 @@ impl<B: Backend> VaeApprox<B> {
 
     /// The network of the models folder `models`, `None` when it has none.
     pub fn from_models_folder(b: &B, models: &Path) -> Result<Option<Self>> {
-        let file = models.join(Self::FILE);
-        if file.is_file() {
-            Self::load(b, &file).map(Some)
-        } else {
-            Ok(None)
-        }
+        super::load_optional(models, Self::FILE, |file| Self::load(b, file))
     }
 
     /// Reads `conv1` … `conv8` from A1111's `model.pt` (or a safetensors file with the same

@@ -19,7 +19,7 @@ pub use conditioning::{
 };
 pub use txt2img::{
     decode_latent_image, decode_to_rgb, txt2img, txt2img_cancellable, txt2img_with_options,
-    GeneratedImage, Txt2ImgParams, VaeDecoder,
+    GeneratedImage, Txt2ImgParams, VaeDecoder, VaeMethod,
 };
 pub mod infotext_params;
 pub mod preview;

@@ -60,22 +60,26 @@ pub struct Txt2ImgParams {
 
 /// A1111's "VAE type for decode" (`sd_vae_decode_method`): the model's VAE, or TAESD's tiny
 /// decoder (much faster, softer). Written to the infotext as `VAE Decoder` when not `Full`.
+pub type VaeDecoder = VaeMethod;
+
+/// A1111's VAE methods (`sd_vae_decode_method`, `sd_vae_encode_method`): `Full` (the
+/// model's VAE) or `TAESD` (the tiny autoencoder of `models/VAE-approx/`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum VaeDecoder {
+pub enum VaeMethod {
     #[default]
     Full,
     #[serde(rename = "TAESD")]
     Taesd,
 }
 
-impl VaeDecoder {
+impl VaeMethod {
     /// `Full` or `TAESD` (A1111's names, any case).
     pub fn parse(text: &str) -> Result<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
             "full" => Ok(Self::Full),
             "taesd" => Ok(Self::Taesd),
             _ => Err(Error::Invalid(format!(
-                "VAE decoder `{text}` is not Full or TAESD"
+                "VAE method `{text}` is not Full or TAESD"
             ))),
         }
     }

@@ -14,41 +14,24 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 
-/// A1111's "VAE type for encode" (`sd_vae_encode_method`): the model's VAE, or TAESD's tiny
-/// encoder (`models/VAE-approx/taesd_encoder.pth`). Written to the infotext as
-/// `VAE Encoder` when not `Full`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum VaeEncoder {
-    #[default]
-    Full,
-    #[serde(rename = "TAESD")]
-    Taesd,
-}
-
-impl VaeEncoder {
-    /// `Full` or `TAESD` (A1111's names, any case).
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "full" => Ok(Self::Full),
-            "taesd" => Ok(Self::Taesd),
-            _ => Err(Error::Invalid(format!(
-                "VAE encoder `{text}` is not Full or TAESD"
-            ))),
-        }
-    }
-
-    /// A1111's name.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Full => "Full",
-            Self::Taesd => "TAESD",
-        }
-    }
-}
+/// A1111's "VAE type for encode" (`sd_vae_encode_method`), the same two methods as for
+/// decoding: the model's VAE, or TAESD's tiny encoder (`models/VAE-approx/taesd_encoder.pth`).
+/// Written to the infotext as `VAE Encoder` when not `Full`.
+pub type VaeEncoder = super::txt2img::VaeMethod;
 
 /// Interleaved RGB bytes → `[3, h, w]` floats in [0, 1] (A1111: `x/255`), what TAESD
 /// encodes.
 pub fn rgb8_to_unit_chw(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>> {
+    rgb8_planes(rgb, width, height, |v| v)
+}
+
+/// Interleaved RGB bytes → `[3, h, w]` planes of `map(byte / 255)`, in f32.
+fn rgb8_planes(
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+    map: impl Fn(f32) -> f32,
+) -> Result<Vec<f32>> {
     let plane = width * height;
     if rgb.len() != plane * 3 {
         return Err(Error::Invalid(format!(
@@ -60,10 +43,20 @@ pub fn rgb8_to_unit_chw(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f
     let mut out = vec![0f32; plane * 3];
     for p in 0..plane {
         for c in 0..3 {
-            out[c * plane + p] = rgb[p * 3 + c] as f32 / 255.0;
+            out[c * plane + p] = map(rgb[p * 3 + c] as f32 / 255.0);
         }
     }
     Ok(out)
+}
+
+/// An image size VAEs can encode: positive multiples of 8 (`what` names the encoder).
+pub fn check_encode_size(what: &str, width: usize, height: usize) -> Result<()> {
+    if width == 0 || height == 0 || !width.is_multiple_of(8) || !height.is_multiple_of(8) {
+        return Err(Error::Invalid(format!(
+            "{what}: image size {width}x{height} is not a positive multiple of 8"
+        )));
+    }
+    Ok(())
 }
 
 /// Interleaved RGB bytes of one image → its scaled latent by `method`. TAESD needs the
@@ -92,22 +85,7 @@ pub async fn encode_rgb8_with<B: Backend>(
 
 /// Interleaved RGB bytes → `[3, h, w]` floats in [-1, 1] (A1111: `x/255`, then `2x − 1`).
 pub fn rgb8_to_chw(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>> {
-    let plane = width * height;
-    if rgb.len() != plane * 3 {
-        return Err(Error::Invalid(format!(
-            "image data has {} bytes, expected {} for {width}x{height} RGB",
-            rgb.len(),
-            plane * 3
-        )));
-    }
-    let mut out = vec![0f32; plane * 3];
-    for p in 0..plane {
-        for c in 0..3 {
-            let v = rgb[p * 3 + c] as f32 / 255.0;
-            out[c * plane + p] = v * 2.0 - 1.0;
-        }
-    }
-    Ok(out)
+    rgb8_planes(rgb, width, height, |v| v * 2.0 - 1.0)
 }
 
 /// `[3, h, w]` floats in [-1, 1] → the scaled latent `[4, h/8, w/8]` (posterior mean ×
@@ -119,11 +97,7 @@ pub async fn encode_chw<B: Backend>(
     width: usize,
     height: usize,
 ) -> Result<Vec<f32>> {
-    if width == 0 || height == 0 || !width.is_multiple_of(8) || !height.is_multiple_of(8) {
-        return Err(Error::Invalid(format!(
-            "VAE encode: image size {width}x{height} is not a positive multiple of 8"
-        )));
-    }
+    check_encode_size("VAE encode", width, height)?;
     let x = b.upload(image, &[1, 3, height, width])?;
     let mean = model.vae.encode(b, &x)?;
     let mean = b.download_async(&mean).await?;
