@@ -977,3 +977,103 @@ fn extras_upscale_equals_easel_upscale() {
         json!(["body", "gfpgan_visibility"])
     );
 }
+
+/// This session's A1111 features through the API equal `easel generate`: the LCM sampler,
+/// a hires pass with its own sampler and `hr_scheduler`, and img2img with
+/// `override_settings.sd_vae_encode_method: TAESD`.
+#[test]
+fn lcm_hires_scheduler_and_taesd_encode_equal_easel_generate() {
+    let s = Server::start(&[]);
+    let dir = temp_dir("lcm");
+    let (init, _) = init_and_mask(&dir);
+    let init_b64 = b64(&std::fs::read(&init).unwrap());
+    let shared = [
+        "--prompt",
+        "a red fox",
+        "--seed",
+        "12",
+        "--steps",
+        "3",
+        "--size",
+        "64x64",
+    ];
+    let check = |body: Value, extra: &[&str], name: &str| {
+        let path = if body.get("init_images").is_some() {
+            "img2img"
+        } else {
+            "txt2img"
+        };
+        let (status, resp) = post(&s, path, &body);
+        assert_eq!(status, 200, "{name}: {resp}");
+        let png = b64_png(&resp["images"][0]);
+        let text = parameters_from_png_bytes(&png, "api").unwrap().unwrap();
+        let mut args = shared.to_vec();
+        args.extend(extra);
+        let (cli_rgb, cli_text) = cli_image(&dir, &format!("{name}.png"), &args);
+        assert_eq!(text, cli_text, "{name}");
+        assert!(
+            decode_png_rgb(&png, "api").unwrap().2 == cli_rgb,
+            "{name}: pixels differ"
+        );
+        text
+    };
+    let base = json!({"prompt": "a red fox", "seed": 12, "steps": 3, "width": 64, "height": 64});
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let text = check(
+        with(json!({"sampler_name": "LCM", "cfg_scale": 1.5})),
+        &["--sampler", "LCM", "--cfg", "1.5"],
+        "lcm",
+    );
+    assert!(
+        text.contains("Sampler: LCM, Schedule type: Automatic"),
+        "{text}"
+    );
+    let text = check(
+        with(
+            json!({"sampler_name": "Euler", "enable_hr": true, "hr_scale": 1.5,
+                    "denoising_strength": 0.5, "hr_sampler_name": "DPM++ 2M",
+                    "hr_scheduler": "Exponential", "hr_upscaler": "Latent"}),
+        ),
+        &[
+            "--sampler",
+            "Euler",
+            "--hires",
+            "--hr-scale",
+            "1.5",
+            "--denoising-strength",
+            "0.5",
+            "--hr-sampler",
+            "DPM++ 2M",
+            "--hr-schedule-type",
+            "Exponential",
+            "--hr-upscaler",
+            "Latent",
+        ],
+        "hires",
+    );
+    assert!(text.contains("Hires schedule type: Exponential"), "{text}");
+    let init_arg = init.to_str().unwrap();
+    let text = check(
+        with(json!({"sampler_name": "Euler", "denoising_strength": 0.6,
+                    "init_images": [init_b64],
+                    "override_settings": {"sd_vae_encode_method": "TAESD"}})),
+        &[
+            "--sampler",
+            "Euler",
+            "--init-img",
+            init_arg,
+            "--denoising-strength",
+            "0.6",
+            "--vae-encoder",
+            "taesd",
+        ],
+        "taesd",
+    );
+    assert!(text.contains("VAE Encoder: TAESD"), "{text}");
+}
