@@ -76,8 +76,9 @@ pub struct GenerateArgs {
     /// PNGs of those versions.
     #[arg(long = "pad-conds-v0")]
     pub pad_conds_v0: bool,
-    /// A1111's "VAE type for decode": full (the model's VAE) or taesd (TAESD's tiny decoder
-    /// from models/VAE-approx/taesd_decoder.pth: much faster, softer) [default: full].
+    /// A1111's "VAE type for decode": full (the model's VAE), taesd (TAESD's tiny decoder
+    /// from models/VAE-approx/taesd_decoder.pth: much faster, softer) or a VAE plugin's
+    /// name [default: full].
     #[arg(long = "vae-decoder")]
     pub vae_decoder: Option<String>,
     /// A1111's "VAE type for encode": full (the model's VAE) or taesd (TAESD's tiny encoder
@@ -589,7 +590,7 @@ impl GenerateArgs {
         // final decode (stable-diffusion.cpp's `--taesd`, A1111's decode method).
         if a.vae.eq_ignore_ascii_case("taesd") {
             g.vae = "auto".into();
-            g.vae_decoder = easel_core::pipeline::VaeDecoder::Taesd;
+            g.vae_decoder = easel_core::pipeline::VaeDecoder::taesd();
         }
         // Names pasted from a PNG are outside data: a checkpoint or hypernetwork named there
         // resolves only inside the models folder, never as a path.

@@ -15,7 +15,7 @@ use std::pin::Pin;
 /// A boxed future without a `Send` bound: browser futures are single-threaded.
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-pub trait Backend {
+pub trait Backend: 'static {
     type Tensor: Clone;
 
     /// Human-readable device name, printed by benchmarks and `--verbose`.

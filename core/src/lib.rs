@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod service;
 pub mod text;
+pub mod vae_plugin;
 
 pub use backend::Backend;
 pub use error::{Error, Result};

@@ -522,3 +522,85 @@ fn tiled_vae_decode_matches_diffusers() {
     let err = max_abs_diff(&got, &want);
     assert!(err < 2e-3, "tiled decode differs from diffusers' by {err}");
 }
+
+/// The VAE seam: a plugin's decoder, registered with the service like a sampler, is chosen
+/// by its name as the job's `vae_decoder`, makes the image and is written to the infotext
+/// as A1111 writes a decode method; a name nothing offers is refused before sampling,
+/// listing what is available.
+#[test]
+fn a_plugin_vae_decoder_is_chosen_by_name() {
+    use easel_core::backend::LocalBoxFuture;
+    use easel_core::service::{GenerationService, GenerationSettings};
+    use easel_core::vae_plugin::{LatentDecoder, VaeMethod, VaeMethods, VaeProvider};
+    use std::sync::Arc;
+
+    /// A decoder that paints every pixel one grey.
+    struct Grey;
+    impl LatentDecoder<CandleBackend> for Grey {
+        fn label(&self) -> &str {
+            "Flat grey"
+        }
+        fn decode_rgb<'a>(
+            &'a self,
+            _: &'a CandleBackend,
+            latent: &'a [f32],
+            h: usize,
+            w: usize,
+        ) -> LocalBoxFuture<'a, easel_core::Result<Vec<u8>>> {
+            Box::pin(async move {
+                assert_eq!(latent.len(), 4 * h * w);
+                Ok(vec![77u8; 64 * h * w * 3])
+            })
+        }
+    }
+    struct GreyProvider;
+    impl VaeProvider<CandleBackend> for GreyProvider {
+        fn methods(
+            &self,
+            _: &CandleBackend,
+            _: &std::path::Path,
+        ) -> easel_core::Result<VaeMethods<CandleBackend>> {
+            let mut m = VaeMethods::default();
+            m.decoders.push(Arc::new(Grey));
+            Ok(m)
+        }
+    }
+    let mut samplers = SamplerRegistry::new();
+    easel_samplers::register_all(&mut samplers);
+    let mut schedulers = easel_core::registry::SchedulerRegistry::new();
+    easel_samplers::register_schedulers(&mut schedulers);
+    let mut svc = GenerationService::new(CandleBackend::cpu(), samplers, schedulers)
+        .with_models_folder(models_dir());
+    svc.add_vae_provider(Box::new(GreyProvider));
+    let mut s = GenerationSettings {
+        prompt: "a cat".into(),
+        steps: 2,
+        width: 64,
+        height: 64,
+        model: "tiny".into(),
+        vae_decoder: VaeMethod::parse("flat grey").unwrap(),
+        ..Default::default()
+    };
+    // Any case finds it; the infotext writes the name as the job gave it.
+    let out = svc
+        .generate_blocking(&s, &mut |_| {}, &easel_core::pipeline::CancelToken::new())
+        .unwrap();
+    assert!(out[0].image.rgb.iter().all(|&v| v == 77));
+    assert_eq!(out[0].infotext.get("VAE Decoder"), Some("flat grey"));
+    s.vae_decoder = VaeMethod::parse("Consistency").unwrap();
+    let mut steps = 0;
+    let err = svc
+        .generate_blocking(
+            &s,
+            &mut |_| steps += 1,
+            &easel_core::pipeline::CancelToken::new(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(steps, 0, "sampled before refusing");
+    assert!(
+        err.contains("`Consistency`") && err.contains("Full, TAESD, Flat grey"),
+        "{err}"
+    );
+}

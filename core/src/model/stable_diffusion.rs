@@ -44,12 +44,9 @@ pub struct StableDiffusion<B: Backend> {
     /// alphas_cumprod" option.
     pub schedule_f16: DiscreteSchedule,
     pub info: ModelInfo,
-    /// TAESD's decoder, for jobs that decode with it (A1111's "VAE type for decode: TAESD");
-    /// the generation service attaches it from `models/VAE-approx/taesd_decoder.pth`.
-    pub taesd: Option<crate::nn::TaesdDecoder<B>>,
-    /// TAESD's encoder, for jobs that encode with it (A1111's "VAE type for encode: TAESD");
-    /// the generation service attaches it from `models/VAE-approx/taesd_encoder.pth`.
-    pub taesd_encoder: Option<crate::nn::TaesdEncoder<B>>,
+    /// The VAE methods besides the checkpoint's own (TAESD, plugins'), for jobs that name
+    /// one; the generation service attaches them from its VAE providers.
+    pub vae_methods: crate::vae_plugin::VaeMethods<B>,
 }
 
 /// The UNet key map for EMA weights: `model.diffusion_model.a.b` is stored as
@@ -253,8 +250,7 @@ impl<B: Backend> StableDiffusion<B> {
             schedule_f16: schedule.downcast_f16(),
             schedule,
             info,
-            taesd: None,
-            taesd_encoder: None,
+            vae_methods: Default::default(),
         })
     }
 }

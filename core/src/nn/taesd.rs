@@ -288,3 +288,69 @@ impl<B: Backend> TaesdEncoder<B> {
         b.download_async(&x).await
     }
 }
+
+impl<B: Backend> crate::vae_plugin::LatentDecoder<B> for TaesdDecoder<B> {
+    fn label(&self) -> &str {
+        "TAESD"
+    }
+    fn decode_rgb<'a>(
+        &'a self,
+        b: &'a B,
+        latent: &'a [f32],
+        h: usize,
+        w: usize,
+    ) -> crate::backend::LocalBoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(TaesdDecoder::decode_rgb(self, b, latent, h, w))
+    }
+}
+
+impl<B: Backend> crate::vae_plugin::LatentEncoder<B> for TaesdEncoder<B> {
+    fn label(&self) -> &str {
+        "TAESD"
+    }
+    fn encode_rgb<'a>(
+        &'a self,
+        b: &'a B,
+        rgb: &'a [u8],
+        width: usize,
+        height: usize,
+    ) -> crate::backend::LocalBoxFuture<'a, Result<Vec<f32>>> {
+        Box::pin(async move {
+            let image = crate::pipeline::vae_encode::rgb8_to_unit_chw(rgb, width, height)?;
+            self.encode(b, &image, width, height).await
+        })
+    }
+}
+
+/// TAESD as A1111 finds it: `taesd_decoder.pth` and `taesd_encoder.pth` in the models
+/// folder's `VAE-approx/`, each offered when present.
+pub struct TaesdFolder;
+
+impl<B: Backend> crate::vae_plugin::VaeProvider<B> for TaesdFolder {
+    fn methods(&self, b: &B, models: &Path) -> Result<crate::vae_plugin::VaeMethods<B>> {
+        let mut m = crate::vae_plugin::VaeMethods::default();
+        match TaesdDecoder::from_models_folder(b, models)? {
+            Some(d) => m.decoders.push(std::sync::Arc::new(d)),
+            None => m.hints.push((
+                "decoder".into(),
+                "TAESD".into(),
+                format!(
+                    "it needs `{}` in the models folder",
+                    TaesdDecoder::<B>::FILE
+                ),
+            )),
+        }
+        match TaesdEncoder::from_models_folder(b, models)? {
+            Some(e) => m.encoders.push(std::sync::Arc::new(e)),
+            None => m.hints.push((
+                "encoder".into(),
+                "TAESD".into(),
+                format!(
+                    "it needs `{}` in the models folder",
+                    TaesdEncoder::<B>::FILE
+                ),
+            )),
+        }
+        Ok(m)
+    }
+}

@@ -272,7 +272,7 @@ pub async fn txt2img_hires<B: Backend>(
                 // A1111 decodes and re-encodes with the job's VAE methods.
                 let rgb = decode_latent_image(b, model, params, lat, shape).await?;
                 let big = up.resize(&rgb, params.width, params.height, uw, uh)?;
-                out.extend(encode_rgb8_with(b, model, &big, (uw, uh), params.vae_encoder).await?);
+                out.extend(encode_rgb8_with(b, model, &big, (uw, uh), &params.vae_encoder).await?);
             }
             out
         }

@@ -256,7 +256,7 @@ pub async fn img2img_inpaint<B: Backend>(
             model,
             &img.rgb,
             (img.width, img.height),
-            base.vae_encoder,
+            &base.vae_encoder,
         )
         .await?;
         if inputs.latent_resize && (img.width, img.height) != (base.width, base.height) {

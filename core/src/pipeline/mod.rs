@@ -19,10 +19,11 @@ pub use conditioning::{
 };
 pub use txt2img::{
     decode_latent_image, decode_to_rgb, txt2img, txt2img_cancellable, txt2img_with_options,
-    GeneratedImage, Txt2ImgParams, VaeDecoder, VaeMethod,
+    GeneratedImage, Txt2ImgParams, VaeDecoder,
 };
 pub mod infotext_params;
 pub mod preview;
+pub use crate::vae_plugin::VaeMethod;
 pub use hires::{txt2img_hires, HiresImageUpscaler, HiresParams, HiresTarget, HiresUpscaler};
 pub use img2img::{img2img_cancellable, img2img_steps, Img2ImgParams};
 pub use infotext_params::txt2img_infotext;

@@ -58,42 +58,12 @@ pub struct Txt2ImgParams {
     pub vae_tiling: bool,
 }
 
-/// A1111's "VAE type for decode" (`sd_vae_decode_method`): the model's VAE, or TAESD's tiny
-/// decoder (much faster, softer). Written to the infotext as `VAE Decoder` when not `Full`.
-pub type VaeDecoder = VaeMethod;
+/// A1111's "VAE type for decode" (`sd_vae_decode_method`): the model's VAE, TAESD's tiny
+/// decoder (much faster, softer) or a plugin's. Written to the infotext as `VAE Decoder`
+/// when not `Full`.
+pub type VaeDecoder = crate::vae_plugin::VaeMethod;
 
-/// A1111's VAE methods (`sd_vae_decode_method`, `sd_vae_encode_method`): `Full` (the
-/// model's VAE) or `TAESD` (the tiny autoencoder of `models/VAE-approx/`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum VaeMethod {
-    #[default]
-    Full,
-    #[serde(rename = "TAESD")]
-    Taesd,
-}
-
-impl VaeMethod {
-    /// `Full` or `TAESD` (A1111's names, any case).
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "full" => Ok(Self::Full),
-            "taesd" => Ok(Self::Taesd),
-            _ => Err(Error::Invalid(format!(
-                "VAE method `{text}` is not Full or TAESD"
-            ))),
-        }
-    }
-
-    /// A1111's name.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Full => "Full",
-            Self::Taesd => "TAESD",
-        }
-    }
-}
-
-/// The final decode of a job: the model's VAE, or TAESD's decoder when the job asks for it.
+/// The final decode of a job: the model's VAE, or the VAE method the job names.
 pub async fn decode_latent_image<B: Backend>(
     b: &B,
     model: &StableDiffusion<B>,
@@ -101,27 +71,21 @@ pub async fn decode_latent_image<B: Backend>(
     latent: &[f32],
     shape: [usize; 3],
 ) -> Result<Vec<u8>> {
-    match params.vae_decoder {
-        VaeDecoder::Full if params.vae_tiling => {
-            super::vae_tiling::decode_tiled_rgb(
-                b,
-                model,
-                latent,
-                shape,
-                super::vae_tiling::SD1_TILE_LATENT,
-            )
-            .await
-        }
-        VaeDecoder::Full => decode_to_rgb(b, model, latent, shape).await,
-        VaeDecoder::Taesd => {
-            let taesd = model.taesd.as_ref().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "VAE decoder TAESD: no {} in the models folder",
-                    crate::nn::TaesdDecoder::<B>::FILE
-                ))
-            })?;
-            taesd.decode_rgb(b, latent, shape[1], shape[2]).await
-        }
+    if !params.vae_decoder.is_full() {
+        let decoder = model.vae_methods.decoder(params.vae_decoder.label())?;
+        return decoder.decode_rgb(b, latent, shape[1], shape[2]).await;
+    }
+    if params.vae_tiling {
+        super::vae_tiling::decode_tiled_rgb(
+            b,
+            model,
+            latent,
+            shape,
+            super::vae_tiling::SD1_TILE_LATENT,
+        )
+        .await
+    } else {
+        decode_to_rgb(b, model, latent, shape).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Image → latent, as A1111's `images_tensor_to_samples` with the full VAE: bytes to
 //! floats by `/255` then `2x − 1` (both in f32), each image of a batch encoded on its own,
 //! the posterior scaled by the model's scale factor. With A1111's "VAE type for encode:
-//! TAESD" ([`VaeEncoder::Taesd`]) TAESD's encoder takes the `/255` image as it is and gives
+//! TAESD" ([`VaeEncoder::taesd`]) TAESD's encoder takes the `/255` image as it is and gives
 //! the scaled latent.
 //!
 //! A1111 takes `posterior.sample()`, which draws from the unseeded global torch generator,
@@ -14,10 +14,10 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 
-/// A1111's "VAE type for encode" (`sd_vae_encode_method`), the same two methods as for
-/// decoding: the model's VAE, or TAESD's tiny encoder (`models/VAE-approx/taesd_encoder.pth`).
-/// Written to the infotext as `VAE Encoder` when not `Full`.
-pub type VaeEncoder = super::txt2img::VaeMethod;
+/// A1111's "VAE type for encode" (`sd_vae_encode_method`): the model's VAE, TAESD's tiny
+/// encoder (`models/VAE-approx/taesd_encoder.pth`) or a plugin's. Written to the infotext
+/// as `VAE Encoder` when not `Full`.
+pub type VaeEncoder = crate::vae_plugin::VaeMethod;
 
 /// Interleaved RGB bytes → `[3, h, w]` floats in [0, 1] (A1111: `x/255`), what TAESD
 /// encodes.
@@ -59,28 +59,20 @@ pub fn check_encode_size(what: &str, width: usize, height: usize) -> Result<()> 
     Ok(())
 }
 
-/// Interleaved RGB bytes of one image → its scaled latent by `method`. TAESD needs the
-/// models folder's `VAE-approx/taesd_encoder.pth`; without it this is an error naming it.
+/// Interleaved RGB bytes of one image → its scaled latent by `method` (the model's VAE, or
+/// a VAE method the model offers, e.g. TAESD from `models/VAE-approx/taesd_encoder.pth`).
 pub async fn encode_rgb8_with<B: Backend>(
     b: &B,
     model: &StableDiffusion<B>,
     rgb: &[u8],
     (width, height): (usize, usize),
-    method: VaeEncoder,
+    method: &VaeEncoder,
 ) -> Result<Vec<f32>> {
-    match method {
-        VaeEncoder::Full => encode_rgb8(b, model, rgb, width, height).await,
-        VaeEncoder::Taesd => {
-            let encoder = model.taesd_encoder.as_ref().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "VAE encoder TAESD needs `{}` in the models folder (A1111's file)",
-                    crate::nn::TaesdEncoder::<B>::FILE
-                ))
-            })?;
-            let image = rgb8_to_unit_chw(rgb, width, height)?;
-            encoder.encode(b, &image, width, height).await
-        }
+    if method.is_full() {
+        return encode_rgb8(b, model, rgb, width, height).await;
     }
+    let encoder = model.vae_methods.encoder(method.label())?;
+    encoder.encode_rgb(b, rgb, width, height).await
 }
 
 /// Interleaved RGB bytes → `[3, h, w]` floats in [-1, 1] (A1111: `x/255`, then `2x − 1`).

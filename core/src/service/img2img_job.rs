@@ -17,7 +17,7 @@ use crate::pipeline::img2img_infotext::{add_denoising_strength, add_extra_params
 use crate::pipeline::{
     img2img_inpaint, txt2img_cancellable, txt2img_hires, CancelToken, GeneratedImage,
     HiresImageUpscaler, HiresParams, HiresUpscaler, Img2ImgInputs, Img2ImgParams, InitImage,
-    InpaintMask, LatentUpscaleMode, MaskedContent, PromptOptions, Txt2ImgParams, VaeEncoder,
+    InpaintMask, LatentUpscaleMode, MaskedContent, PromptOptions, Txt2ImgParams,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::{Backend, Error, Result};
@@ -244,7 +244,7 @@ impl<'u> PreparedJob<'u> {
                 add_denoising_strength(t, s.denoising_strength);
                 let mut fields = job.mask_fields.clone();
                 // A1111 records it in `init`, just before encoding the init images.
-                if s.vae_encoder != VaeEncoder::Full {
+                if !s.vae_encoder.is_full() {
                     fields.push(("VAE Encoder", s.vae_encoder.label().to_string()));
                 }
                 fields

@@ -16,10 +16,11 @@ use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES
 use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
-use crate::nn::{AttentionHook, TaesdDecoder, TaesdEncoder};
+use crate::nn::taesd::TaesdFolder;
+use crate::nn::AttentionHook;
 use crate::pipeline::{
     txt2img_infotext, CancelToken, CondPadding, CondPaddingMode, GeneratedImage, PromptOptions,
-    Txt2ImgParams, VaeDecoder, VaeEncoder,
+    Txt2ImgParams,
 };
 use crate::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use crate::sampler::block_on;
@@ -27,6 +28,7 @@ use crate::text::{
     emphasis_infotext, extract_extra_networks, kinds_in_order, parse_extra_networks,
     strip_comments, AttentionSyntax, ScheduleOptions,
 };
+use crate::vae_plugin::VaeProvider;
 use crate::{Backend, Error, Result};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -77,6 +79,8 @@ pub struct GenerationService<B: Backend> {
     warnings: Vec<String>,
     /// Image upscalers by A1111 name (Lanczos, Nearest, model files) for hires fix.
     upscalers: UpscalerRegistry,
+    /// What offers VAE methods besides the checkpoint's VAE (TAESD built in, plugins').
+    vae_providers: Vec<Box<dyn VaeProvider<B>>>,
 }
 
 impl<B: Backend> GenerationService<B> {
@@ -96,7 +100,14 @@ impl<B: Backend> GenerationService<B> {
             embeddings_dir: None,
             embeddings: EmbeddingsCache::default(),
             upscalers: UpscalerRegistry::with_builtins(),
+            vae_providers: vec![Box::new(TaesdFolder)],
         }
+    }
+
+    /// Adds a provider of VAE methods (a plugin's decoder or encoder), consulted at each
+    /// checkpoint load after the built-in TAESD.
+    pub fn add_vae_provider(&mut self, provider: Box<dyn VaeProvider<B>>) {
+        self.vae_providers.push(provider);
     }
 
     /// Read textual-inversion embeddings from `dir` instead of `embeddings/` beside the
@@ -243,15 +254,13 @@ impl<B: Backend> GenerationService<B> {
         self.model = None;
         let patch = self.job_patch.patch.clone();
         let mut model = StableDiffusion::load_patched(&self.backend, &files, patch.clone())?;
-        // TAESD's decoder, for jobs that decode with it (A1111 keeps it beside the
-        // approximate preview network).
-        match TaesdDecoder::from_models_folder(&self.backend, &dir) {
-            Ok(t) => model.taesd = t,
-            Err(e) => self.warnings.push(e.to_string()),
-        }
-        match TaesdEncoder::from_models_folder(&self.backend, &dir) {
-            Ok(t) => model.taesd_encoder = t,
-            Err(e) => self.warnings.push(e.to_string()),
+        // The VAE methods the folder offers (TAESD from `VAE-approx/`, plugins'); one that
+        // cannot load is a warning, and jobs not naming it go on.
+        for provider in &self.vae_providers {
+            match provider.methods(&self.backend, &dir) {
+                Ok(m) => model.vae_methods.extend(m),
+                Err(e) => self.warnings.push(e.to_string()),
+            }
         }
         let model = Rc::new(model);
         if let Some(p) = patch {
@@ -324,8 +333,8 @@ impl<B: Backend> GenerationService<B> {
             sampler,
             scheduler,
             downcast_alphas_cumprod: s.downcast_alphas_cumprod,
-            vae_decoder: s.vae_decoder,
-            vae_encoder: s.vae_encoder,
+            vae_decoder: s.vae_decoder.clone(),
+            vae_encoder: s.vae_encoder.clone(),
             vae_tiling: s.vae_tiling,
         };
         params.validate()?;
@@ -359,6 +368,13 @@ impl<B: Backend> GenerationService<B> {
         let (embeddings, _) = self.embeddings_for(model.config.clip.hidden);
         let job =
             PreparedJob::prepare(s, inputs, &self.samplers, &self.schedulers, &self.upscalers)?;
+        // A VAE method the model does not offer is refused before any sampling.
+        if !s.vae_decoder.is_full() {
+            model.vae_methods.decoder(s.vae_decoder.label())?;
+        }
+        if !s.vae_encoder.is_full() && (!inputs.init_images.is_empty() || job.hires_reencodes()) {
+            model.vae_methods.encoder(s.vae_encoder.label())?;
+        }
         // A1111 strips `#` comments first, then removes every extra-network tag from the
         // (positive) prompt: the providers' kinds are applied, any other kind is skipped.
         let prompt = strip_comments(&s.prompt);
@@ -485,11 +501,11 @@ impl<B: Backend> GenerationService<B> {
                     infotext.push(key, "True");
                 }
                 // A1111 records the encoder of the hires pass's re-encode during that pass.
-                if s.vae_encoder != VaeEncoder::Full && job.hires_reencodes() {
+                if !s.vae_encoder.is_full() && job.hires_reencodes() {
                     infotext.push("VAE Encoder", s.vae_encoder.label());
                 }
                 // A1111 sets it after sampling, so it follows every other field.
-                if s.vae_decoder != VaeDecoder::Full {
+                if !s.vae_decoder.is_full() {
                     infotext.push("VAE Decoder", s.vae_decoder.label());
                 } else if s.vae_tiling {
                     infotext.push("VAE tiling", "True");

@@ -209,8 +209,8 @@ impl Default for GenerationSettings {
             downcast_alphas_cumprod: false,
             pad_conds: false,
             pad_conds_v0: false,
-            vae_decoder: VaeDecoder::Full,
-            vae_encoder: VaeEncoder::Full,
+            vae_decoder: VaeDecoder::full(),
+            vae_encoder: VaeEncoder::full(),
             vae_tiling: false,
         }
     }
@@ -307,7 +307,7 @@ impl GenerationSettings {
             version.is_some_and(|v| v < (1, 6, 0, 0))
                 && matches!(t.get("Sampler").map(str::trim), Some("DDIM" | "PLMS")),
         );
-        self.vae_decoder = VaeDecoder::Full;
+        self.vae_decoder = VaeDecoder::full();
         if let Some(v) = t.get("VAE Decoder") {
             field(
                 VaeDecoder::parse(v)
@@ -315,7 +315,7 @@ impl GenerationSettings {
                     .map_err(|e| Error::Invalid(format!("infotext: `VAE Decoder: {v}`: {e}"))),
             );
         }
-        self.vae_encoder = VaeEncoder::Full;
+        self.vae_encoder = VaeEncoder::full();
         if let Some(v) = t.get("VAE Encoder") {
             field(
                 VaeEncoder::parse(v)
