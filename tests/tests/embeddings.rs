@@ -336,3 +336,39 @@ fn duplicate_and_same_token_names_follow_a1111() {
         exp["match_twin"].as_str().unwrap()
     );
 }
+
+/// The browser's way in: the same files given as byte sources (in the folder's scan order)
+/// make the same database as the folder: names, vectors, widths and file hashes.
+#[test]
+fn embeddings_from_sources_equal_the_folders() {
+    let folder = database();
+    let files: Vec<(String, Arc<dyn easel_core::io::ByteSource>)> =
+        easel_core::embeddings::embedding_files(&dir())
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap().to_string();
+                let source: Arc<dyn easel_core::io::ByteSource> = Arc::new(
+                    easel_core::io::MemorySource::new(&name, std::fs::read(&p).unwrap()),
+                );
+                (name, source)
+            })
+            .collect();
+    let sources = easel_core::embeddings::load_embedding_sources(&files, WIDTH);
+    assert!(sources.warnings().is_empty(), "{:?}", sources.warnings());
+    let summary = |db: &EmbeddingDatabase| -> Vec<(String, usize, usize, String, Vec<f32>)> {
+        db.embeddings()
+            .iter()
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    e.vectors,
+                    e.width,
+                    e.sha256.clone(),
+                    e.data.clone(),
+                )
+            })
+            .collect()
+    };
+    assert!(!folder.embeddings().is_empty());
+    assert_eq!(summary(&sources), summary(&folder));
+}

@@ -150,6 +150,38 @@ pub fn load_hypernetworks(files: Vec<File>) -> Result<Vec<String>, JsError> {
     })
 }
 
+/// Uses these textual-inversion embedding files (`.pt`, `.bin`, `.safetensors`, in the
+/// folder's scan order) instead of an embeddings folder, as the CLI uses `embeddings/`
+/// beside the models: their file stems work in prompts. Returns `{names, warnings}` for the
+/// loaded model's text encoder (SD1.x's before one is loaded; files of another width are
+/// skipped with a warning, as A1111 does).
+#[wasm_bindgen(js_name = loadEmbeddings)]
+pub fn load_embeddings(files: Vec<File>) -> Result<JsValue, JsError> {
+    let mut sources: Vec<(String, Arc<dyn ByteSource>)> = Vec::new();
+    for f in &files {
+        let source: Arc<dyn ByteSource> =
+            Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?);
+        sources.push((f.name(), source));
+    }
+    let db = with_service(|svc| {
+        svc.set_embedding_files(Some(sources));
+        let width = svc
+            .loaded_text_width()
+            .unwrap_or(easel_core::embeddings::SD1_WIDTH);
+        Ok(svc.embeddings_for(width).0)
+    })?;
+    let out = Object::new();
+    let names: Array = db
+        .embeddings()
+        .iter()
+        .map(|e| JsValue::from(e.name.clone()))
+        .collect();
+    let warnings: Array = db.warnings().into_iter().map(JsValue::from).collect();
+    set(&out, "names", names);
+    set(&out, "warnings", warnings);
+    Ok(out.into())
+}
+
 /// The live preview of a latent as RGBA for a canvas (one pixel per latent cell).
 fn preview_rgba(latent: &[f32], h: usize, w: usize) -> Vec<u8> {
     latent_preview_rgb(latent, h, w)

@@ -63,7 +63,8 @@ function discover(files) {
   for (const [path, f] of byName) {
     if (/\.vae\.(pt|ckpt|safetensors)$/i.test(path)) continue;
     if (!/\.(ckpt|safetensors)$/i.test(path)) continue;
-    if (path.includes('/') && !/(^|\/)Stable-diffusion\//.test(path) && /(^|\/)(VAE|hypernetworks|Lora)\//.test(path)) continue;
+    if (path.includes('/') && !/(^|\/)Stable-diffusion\//.test(path) &&
+      /(^|\/)(VAE|VAE-approx|hypernetworks|Lora|LyCORIS|embeddings|ESRGAN|RealESRGAN|SwinIR)\//.test(path)) continue;
     const stem = path.replace(/\.(ckpt|safetensors)$/i, '');
     const yaml = byName.get(stem + '.yaml') || null;
     const vae = ['.vae.pt', '.vae.ckpt', '.vae.safetensors'].map((s) => byName.get(stem + s)).find(Boolean) || null;
@@ -185,6 +186,7 @@ async function cancel() {
   await startWorker();
   if (lastFiles) await loadModel(lastFiles);
   if (lastHypernets.length) await loadHypernets(lastHypernets);
+  if (lastEmbeddings.length) await loadEmbeddings(lastEmbeddings);
 }
 
 // A dropped PNG fills the form from its infotext, through the generation service's own
@@ -216,6 +218,37 @@ async function fillFromPng(file) {
   }
   state('filled');
   status(`settings from ${file.name}`);
+}
+
+// Easel's (and the CLI's) embeddings scan order: each folder's files by name, then its
+// subfolders by name; the later of two same-named files wins.
+function scanOrder(files) {
+  const parts = (f) => (f.webkitRelativePath || f.name).split('/');
+  return [...files].sort((a, b) => {
+    const pa = parts(a), pb = parts(b);
+    for (let i = 0; ; i++) {
+      const lastA = i === pa.length - 1, lastB = i === pb.length - 1;
+      if (pa[i] !== pb[i]) {
+        if (lastA !== lastB) return lastA ? -1 : 1;
+        return pa[i] < pb[i] ? -1 : 1;
+      }
+      if (lastA || lastB) return lastA === lastB ? 0 : (lastA ? -1 : 1);
+    }
+  });
+}
+
+let lastEmbeddings = [];
+async function loadEmbeddings(files) {
+  if (!files.length) return;
+  status(`loading ${files.length} embedding file(s)…`);
+  try {
+    const ordered = scanOrder(files);
+    const r = await request({ type: 'embeddings', files: ordered });
+    lastEmbeddings = ordered;
+    $('embedding-list').textContent = r.names.length ? r.names.join(', ') : 'none';
+    const note = r.warnings.length ? ` (${r.warnings.join('; ')})` : '';
+    status(`embeddings: ${r.names.length} usable by name in prompts${note}`, r.warnings.length > 0);
+  } catch (e) { status(e.message, true); }
 }
 
 let lastHypernets = [];
@@ -251,9 +284,10 @@ function wire() {
     const all = [...$('folder').files];
     folderModels = discover(all.filter((f) => !/(^|\/)hypernetworks\//.test(f.webkitRelativePath)));
     const hns = all.filter((f) => /(^|\/)hypernetworks\/.*\.(pt|safetensors)$/i.test(f.webkitRelativePath));
+    const embs = all.filter((f) => /(^|\/)embeddings\/.*\.(pt|bin|safetensors)$/i.test(f.webkitRelativePath));
     const sel = $('model'); sel.innerHTML = '';
     folderModels.forEach((m, i) => sel.add(new Option(m.label, String(i))));
-    if (folderModels.length) loadModel(folderModels[0]).then(() => loadHypernets(hns));
+    if (folderModels.length) loadModel(folderModels[0]).then(() => loadHypernets(hns)).then(() => loadEmbeddings(embs));
     else status('no .ckpt or .safetensors in that folder', true);
   });
   $('model').addEventListener('change', () => {
@@ -261,6 +295,7 @@ function wire() {
     if (m) loadModel(m);
   });
   $('hypernets').addEventListener('change', () => loadHypernets([...$('hypernets').files]));
+  $('embeddings').addEventListener('change', () => loadEmbeddings([...$('embeddings').files]));
   $('generate').addEventListener('click', generate);
   $('cancel').addEventListener('click', cancel);
   $('random-seed').addEventListener('click', () => { $('seed').value = '-1'; });

@@ -27,6 +27,10 @@ const CASES = [
   // A hypernetwork picked through the file input and applied by a prompt tag.
   { ...BASE, label: 'hypernet', prompt: 'a red cube <hypernet:tiny-nai:0.8>', seed: 99,
     expect: ['<hypernet:tiny-nai:0.8>'], absent: ['Hypernet:'] },
+  // Textual-inversion embeddings picked through the file input, named in both prompts
+  // (the native CLI reads the same files from embeddings/ beside models/).
+  { ...BASE, label: 'embedding', prompt: 'a red cube, tinystyle', negative: 'quadstyle, blurry', seed: 7,
+    expect: ['TI hashes: "tinystyle: ', 'quadstyle: '] },
 ];
 const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; " +
   "connect-src 'self'; style-src 'self'; img-src 'self' blob: data:; base-uri 'none'; form-action 'none'";
@@ -161,6 +165,13 @@ async function main() {
     timings.wasmHeapAfterLoadBytes = await page.evaluate(() => window.easel.memoryBytes);
     await page.setInputFiles('#hypernets', join(MODELS, 'hypernetworks/tiny-nai.pt'));
     await page.waitForSelector('#hypernet-list input[value="tiny-nai"]', { timeout: 60_000 });
+    const EMB = join(ROOT, 'tests/fixtures/embeddings');
+    const embFiles = ['diffconcept.bin', 'oldti.pt', 'quadstyle.pt', 'stemb.safetensors', 'tinyneg.pt',
+      'tinystyle-v2.pt', 'tinystyle.pt', 'concepts/stsingle.safetensors'].map((f) => join(EMB, f));
+    await page.setInputFiles('#embeddings', embFiles);
+    await page.waitForFunction(() => document.getElementById('embedding-list').textContent.includes('tinystyle'),
+      null, { timeout: 60_000 }).catch(async () => fail(`embeddings not loaded: ${await page.textContent('#status')}`));
+    console.log(`embeddings: ${await page.textContent('#embedding-list')}`);
 
     const hnHash = legacyHash(join(MODELS, 'hypernetworks/tiny-nai.pt'));
     for (const c of CASES) {

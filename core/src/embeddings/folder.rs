@@ -9,7 +9,7 @@
 use super::database::EmbeddingDatabase;
 use super::file::{read_embedding, EmbeddingFileKind};
 use crate::error::{Error, Result};
-use crate::io::FileSource;
+use crate::io::{ByteSource, FileSource};
 use crate::model::sha256_file;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -89,21 +89,58 @@ pub fn load_embedding_file(path: &Path) -> Result<Option<super::Embedding>> {
 pub fn load_embeddings_folder(dir: &Path, width: usize) -> EmbeddingDatabase {
     let mut db = EmbeddingDatabase::new(width);
     for path in embedding_files(dir) {
-        let loaded = load_embedding_file(&path).and_then(|e| match e {
-            Some(e) => db.add(e),
-            None => Ok(()),
-        });
-        if let Err(e) = loaded {
-            let msg = e.to_string();
-            let shown = path.display().to_string();
-            db.push_error(if msg.contains(&shown) {
-                msg
-            } else {
-                format!("{shown}: {msg}")
-            });
-        }
+        add_or_record(
+            &mut db,
+            &path.display().to_string(),
+            load_embedding_file(&path),
+        );
     }
     db
+}
+
+/// [`load_embeddings_folder`] for files given as byte sources (the files a browser user
+/// picked), in the order given: `(file name, source)`.
+pub fn load_embedding_sources(
+    files: &[(String, Arc<dyn ByteSource>)],
+    width: usize,
+) -> EmbeddingDatabase {
+    let mut db = EmbeddingDatabase::new(width);
+    for (name, source) in files {
+        // A1111 passes over empty files and extensions it does not read.
+        let loaded = match EmbeddingFileKind::of(name) {
+            _ if source.is_empty() => Ok(None),
+            None => Ok(None),
+            Some(_) => crate::model::sha256_of(source.as_ref()).and_then(|sha| {
+                // Messages name the file as the user picked it.
+                Ok(read_embedding(source.clone(), name, sha)?.map(|mut e| {
+                    e.path = PathBuf::from(name);
+                    e
+                }))
+            }),
+        };
+        add_or_record(&mut db, name, loaded);
+    }
+    db
+}
+
+/// Adds a loaded embedding, or records why the file `shown` could not be one.
+fn add_or_record(
+    db: &mut EmbeddingDatabase,
+    shown: &str,
+    loaded: Result<Option<super::Embedding>>,
+) {
+    let added = loaded.and_then(|e| match e {
+        Some(e) => db.add(e),
+        None => Ok(()),
+    });
+    if let Err(e) = added {
+        let msg = e.to_string();
+        db.push_error(if msg.contains(shown) {
+            msg
+        } else {
+            format!("{shown}: {msg}")
+        });
+    }
 }
 
 /// What identifies a folder's contents: each file with its size and modification time.

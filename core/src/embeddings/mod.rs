@@ -11,6 +11,9 @@ pub mod width;
 
 pub use database::EmbeddingDatabase;
 pub use file::{read_embedding, split_ext, Embedding, EmbeddingFileKind, SHORT_HASH_LEN};
-pub use folder::{embedding_files, load_embedding_file, load_embeddings_folder, EmbeddingsCache};
+pub use folder::{
+    embedding_files, load_embedding_file, load_embedding_sources, load_embeddings_folder,
+    EmbeddingsCache,
+};
 pub use infotext::{check_ti_hashes, parse_ti_hashes, ti_hashes, TI_HASHES_KEY};
 pub use width::{text_encoder_width, SD1_WIDTH};

@@ -39,6 +39,11 @@ const SHORT_HASH_CHUNK: u64 = 4 << 20;
 /// first 10 hex digits of the whole file's sha256 (Civitai's "AutoV2"). It reads every byte,
 /// so native callers go through [`super::short_hash_cached`] instead.
 pub fn short_hash_of(source: &dyn ByteSource) -> Result<String> {
+    Ok(sha256_of(source)?[..10].to_string())
+}
+
+/// The whole source's sha256, lower-case hex, read in slices (a browser `Blob` included).
+pub fn sha256_of(source: &dyn ByteSource) -> Result<String> {
     let mut sha = Sha256::new();
     let len = source.len();
     let mut offset = 0;
@@ -47,5 +52,5 @@ pub fn short_hash_of(source: &dyn ByteSource) -> Result<String> {
         sha.update(source.read_vec(offset, n)?);
         offset += n as u64;
     }
-    Ok(hex(&sha.finalize()[..5]))
+    Ok(hex(&sha.finalize()))
 }

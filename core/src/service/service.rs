@@ -15,6 +15,7 @@ use super::settings::GenerationSettings;
 use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES_KEY};
 use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
+use crate::io::ByteSource;
 use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
 use crate::nn::taesd::TaesdFolder;
 use crate::nn::AttentionHook;
@@ -72,6 +73,9 @@ pub struct GenerationService<B: Backend> {
     embeddings_dir: Option<PathBuf>,
     /// The embeddings folder as last loaded, reused while its files are unchanged.
     embeddings: EmbeddingsCache,
+    /// Embedding files given directly (the browser's picked files), used instead of a
+    /// folder; with the database last built from them, by text encoder width.
+    embedding_files: Option<EmbeddingFiles>,
     patches: Option<Box<dyn WeightPatchProvider>>,
     /// The LoRA set readied for the current job.
     job_patch: PreparedPatch,
@@ -99,6 +103,7 @@ impl<B: Backend> GenerationService<B> {
             warnings: Vec::new(),
             embeddings_dir: None,
             embeddings: EmbeddingsCache::default(),
+            embedding_files: None,
             upscalers: UpscalerRegistry::with_builtins(),
             vae_providers: vec![Box::new(TaesdFolder)],
         }
@@ -135,10 +140,19 @@ impl<B: Backend> GenerationService<B> {
     /// folder unless its files are unchanged since the last call; also whether they were
     /// (re)read now, so a front end shows [`EmbeddingDatabase::warnings`] once.
     pub fn embeddings_for(&mut self, width: usize) -> (Arc<EmbeddingDatabase>, bool) {
+        if let Some(files) = &mut self.embedding_files {
+            return files.database(width);
+        }
         match self.embeddings_folder() {
             Some(dir) => self.embeddings.get(&dir, width),
             None => (Arc::new(EmbeddingDatabase::new(width)), false),
         }
+    }
+
+    /// Use these embedding files (`(file name, source)`, in A1111's scan order) instead of
+    /// an embeddings folder: the browser's picked files. `None` goes back to the folder.
+    pub fn set_embedding_files(&mut self, files: Option<Vec<(String, Arc<dyn ByteSource>)>>) {
+        self.embedding_files = files.map(|files| EmbeddingFiles { files, built: None });
     }
 
     /// Replace the image upscalers hires fix can name (the built-ins are Lanczos, Nearest).
@@ -210,6 +224,11 @@ impl<B: Backend> GenerationService<B> {
     /// What is loaded now, if anything.
     pub fn loaded_model(&self) -> Option<&ModelInfo> {
         self.model.as_ref().map(|(_, m)| &m.info)
+    }
+
+    /// The loaded model's text encoder width (what embeddings must match).
+    pub fn loaded_text_width(&self) -> Option<usize> {
+        self.model.as_ref().map(|(_, m)| m.config.clip.hidden)
     }
 
     /// Install a model loaded elsewhere (the page reads the user's files itself).
@@ -539,5 +558,29 @@ impl<B: Backend> GenerationService<B> {
         cancel: &CancelToken,
     ) -> Result<Vec<Generated>> {
         block_on(self.generate_with_inputs(s, inputs, progress, cancel))
+    }
+}
+
+/// Embedding files given as byte sources, and the database last built from them.
+struct EmbeddingFiles {
+    files: Vec<(String, Arc<dyn ByteSource>)>,
+    built: Option<(usize, Arc<EmbeddingDatabase>)>,
+}
+
+impl EmbeddingFiles {
+    /// The database for text encoder width `width`, built now unless it was for that width
+    /// already; and whether it was built by this call.
+    fn database(&mut self, width: usize) -> (Arc<EmbeddingDatabase>, bool) {
+        if let Some((w, db)) = &self.built {
+            if *w == width {
+                return (db.clone(), false);
+            }
+        }
+        let db = Arc::new(crate::embeddings::load_embedding_sources(
+            &self.files,
+            width,
+        ));
+        self.built = Some((width, db.clone()));
+        (db, true)
     }
 }
