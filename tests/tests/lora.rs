@@ -409,3 +409,71 @@ fn extra_network_tags_match_a1111() {
         }
     }
 }
+
+/// The page's way: the checkpoint and the LoRA files given as byte sources, no models
+/// folder. `PickedLoras` names, hashes and reads them as `FolderLoras` does, and the service
+/// loads the checkpoint again from its sources for each LoRA set: the images and infotexts
+/// equal the folder's, and going back to no LoRA gives the plain image again.
+#[test]
+fn picked_files_and_model_sources_equal_the_folder() {
+    use easel_core::io::{ByteSource, MemorySource};
+    use easel_core::model::CheckpointSources;
+    use std::sync::Arc;
+    let exp = expected();
+    let mut case = exp["txt2img"].clone();
+    case["steps"] = 2.into();
+    let prompt = "a photo of a cat<lora:tiny-lora:0.7><lora:tiny-ia3:0.5>";
+    let mut folder = service();
+    let want = generate(&mut folder, &settings_of(&case, prompt.into()))
+        .unwrap()
+        .remove(0);
+    let plain = generate(&mut folder, &settings_of(&case, "a photo of a cat".into()))
+        .unwrap()
+        .remove(0);
+
+    let source = |p: &Path| -> Arc<dyn ByteSource> {
+        Arc::new(MemorySource::new(
+            p.file_name().unwrap().to_string_lossy(),
+            std::fs::read(p).unwrap(),
+        ))
+    };
+    let picked: Vec<(String, Arc<dyn ByteSource>)> = list_loras(&models_dir())
+        .iter()
+        .map(|e| {
+            let name = e.path.file_name().unwrap().to_string_lossy().to_string();
+            (name, source(&e.path))
+        })
+        .collect();
+    let mut samplers = SamplerRegistry::new();
+    easel_samplers::register_all(&mut samplers);
+    let mut schedulers = SchedulerRegistry::new();
+    easel_samplers::register_schedulers(&mut schedulers);
+    let mut page = GenerationService::new(CandleBackend::cpu(), samplers, schedulers)
+        .with_weight_patches(Box::new(easel_lora::PickedLoras::new(picked).unwrap()));
+    let sd = models_dir().join("Stable-diffusion");
+    let info = page
+        .set_model_sources(CheckpointSources {
+            checkpoint: source(&sd.join("tiny.ckpt")),
+            checkpoint_name: "tiny.ckpt".into(),
+            config: Some((
+                "tiny.yaml".into(),
+                std::fs::read_to_string(sd.join("tiny.yaml")).unwrap(),
+            )),
+            vae: Some(("tiny.vae.pt".into(), source(&sd.join("tiny.vae.pt")))),
+        })
+        .unwrap();
+    assert_eq!(info.name, "tiny");
+    let got = generate(&mut page, &settings_of(&case, prompt.into()))
+        .unwrap()
+        .remove(0);
+    assert!(got.image.rgb == want.image.rgb, "LoRA image differs");
+    assert_eq!(got.infotext.format(), want.infotext.format());
+    assert!(got.infotext.get("Lora hashes").is_some());
+    let back = generate(&mut page, &settings_of(&case, "a photo of a cat".into()))
+        .unwrap()
+        .remove(0);
+    assert!(
+        back.image.rgb == plain.image.rgb,
+        "the LoRA stayed in the weights"
+    );
+}

@@ -7,7 +7,7 @@ use crate::settings::{sampler_registry, scheduler_registry};
 use easel_core::image::{decode_image, decode_mask};
 use easel_core::infotext::{encode_png, Infotext};
 use easel_core::io::ByteSource;
-use easel_core::model::{CheckpointSources, StableDiffusion};
+use easel_core::model::CheckpointSources;
 use easel_core::pipeline::{latent_preview_rgb, CancelToken};
 use easel_core::service::{GenerationInputs, GenerationService, GenerationSettings, StepProgress};
 use easel_core::Error;
@@ -110,26 +110,19 @@ pub fn load_model(
             None => None,
         },
     };
-    let model = with_service(|svc| {
-        StableDiffusion::load_from_sources(svc.backend(), &sources).map_err(js_err)
-    })?;
+    // The service keeps the sources: a job with LoRAs loads the model again from them.
+    let info = with_service(|svc| svc.set_model_sources(sources).map_err(js_err))?;
     let out = Object::new();
-    set(&out, "name", model.info.name.clone());
-    set(&out, "hash", model.info.hash.clone());
+    set(&out, "name", info.name.clone());
+    set(&out, "hash", info.hash.clone());
     set(
         &out,
         "vae",
-        model
-            .info
-            .vae_name
+        info.vae_name
             .clone()
             .map(JsValue::from)
             .unwrap_or(JsValue::NULL),
     );
-    with_service(|svc| {
-        svc.set_model(model);
-        Ok(())
-    })?;
     Ok(out.into())
 }
 
@@ -148,6 +141,25 @@ pub fn load_hypernetworks(files: Vec<File>) -> Result<Vec<String>, JsError> {
         svc.set_networks(Box::new(PickedHypernets(picked)));
         Ok(names)
     })
+}
+
+/// Uses these LoRA / LyCORIS files (`.safetensors`, `.pt`, `.ckpt`, in A1111's order) for
+/// `<lora:NAME:W>` tags, replacing the set picked before. Returns their names.
+#[wasm_bindgen(js_name = loadLoras)]
+pub fn load_loras(files: Vec<File>) -> Result<Vec<String>, JsError> {
+    let mut sources: Vec<(String, Arc<dyn ByteSource>)> = Vec::new();
+    for f in &files {
+        let source: Arc<dyn ByteSource> =
+            Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?);
+        sources.push((f.name(), source));
+    }
+    let picked = easel_lora::PickedLoras::new(sources).map_err(js_err)?;
+    let names = picked.names();
+    with_service(|svc| {
+        svc.set_weight_patches(Box::new(picked));
+        Ok(())
+    })?;
+    Ok(names)
 }
 
 /// Uses these textual-inversion embedding files (`.pt`, `.bin`, `.safetensors`, in the

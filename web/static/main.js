@@ -187,6 +187,7 @@ async function cancel() {
   if (lastFiles) await loadModel(lastFiles);
   if (lastHypernets.length) await loadHypernets(lastHypernets);
   if (lastEmbeddings.length) await loadEmbeddings(lastEmbeddings);
+  if (lastLoras.length) await loadLoras(lastLoras, true);
 }
 
 // A dropped PNG fills the form from its infotext, through the generation service's own
@@ -237,6 +238,20 @@ function scanOrder(files) {
   });
 }
 
+let lastLoras = [];
+// `inOrder`: the files are in A1111's order already (a folder's Lora/ then LyCORIS/).
+async function loadLoras(files, inOrder = false) {
+  if (!files.length) return;
+  status(`loading ${files.length} LoRA file(s)…`);
+  try {
+    const ordered = inOrder ? files : scanOrder(files);
+    const r = await request({ type: 'loras', files: ordered });
+    lastLoras = ordered;
+    $('lora-list').textContent = r.names.length ? r.names.join(', ') : 'none';
+    status(`LoRAs: ${r.names.length}, used with <lora:NAME:WEIGHT> in the prompt`);
+  } catch (e) { status(e.message, true); }
+}
+
 let lastEmbeddings = [];
 async function loadEmbeddings(files) {
   if (!files.length) return;
@@ -285,9 +300,12 @@ function wire() {
     folderModels = discover(all.filter((f) => !/(^|\/)hypernetworks\//.test(f.webkitRelativePath)));
     const hns = all.filter((f) => /(^|\/)hypernetworks\/.*\.(pt|safetensors)$/i.test(f.webkitRelativePath));
     const embs = all.filter((f) => /(^|\/)embeddings\/.*\.(pt|bin|safetensors)$/i.test(f.webkitRelativePath));
+    // A1111 reads Lora/ before LyCORIS/.
+    const loraIn = (dir) => all.filter((f) => new RegExp(`(^|/)${dir}/.*\\.(safetensors|pt|ckpt)$`, 'i').test(f.webkitRelativePath));
+    const loras = [...scanOrder(loraIn('Lora')), ...scanOrder(loraIn('LyCORIS'))];
     const sel = $('model'); sel.innerHTML = '';
     folderModels.forEach((m, i) => sel.add(new Option(m.label, String(i))));
-    if (folderModels.length) loadModel(folderModels[0]).then(() => loadHypernets(hns)).then(() => loadEmbeddings(embs));
+    if (folderModels.length) loadModel(folderModels[0]).then(() => loadHypernets(hns)).then(() => loadEmbeddings(embs)).then(() => loadLoras(loras, true));
     else status('no .ckpt or .safetensors in that folder', true);
   });
   $('model').addEventListener('change', () => {
@@ -296,6 +314,7 @@ function wire() {
   });
   $('hypernets').addEventListener('change', () => loadHypernets([...$('hypernets').files]));
   $('embeddings').addEventListener('change', () => loadEmbeddings([...$('embeddings').files]));
+  $('loras').addEventListener('change', () => loadLoras([...$('loras').files]));
   $('generate').addEventListener('click', generate);
   $('cancel').addEventListener('click', cancel);
   $('random-seed').addEventListener('click', () => { $('seed').value = '-1'; });

@@ -1,6 +1,6 @@
 // The worker: owns the wasm engine and the WebGPU device; reads the user's files by byte
 // range with FileReaderSync (only possible off the main thread).
-import init, { initGpu, loadModel, loadHypernetworks, loadEmbeddings, generate, readInfotext, samplerLabels, scheduleLabels, hiresUpscalerLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
+import init, { initGpu, loadModel, loadHypernetworks, loadEmbeddings, loadLoras, generate, readInfotext, samplerLabels, scheduleLabels, hiresUpscalerLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
 
 const ready = init();
 
@@ -16,6 +16,8 @@ async function handle(m) {
       return { info: loadModel(m.checkpoint, m.yaml, m.vae), memoryBytes: wasmMemoryBytes() };
     case 'hypernets':
       return { names: loadHypernetworks(m.files) };
+    case 'loras':
+      return { names: loadLoras(m.files) };
     case 'embeddings': {
       const r = loadEmbeddings(m.files);
       return { names: r.names, warnings: r.warnings };

@@ -7,7 +7,7 @@
 // from an init image and mask picked in the form, and run hires fix, each against the CLI.
 // Run from the repository root: `node web/tests/e2e.mjs` (after web/ci.sh built web/dist).
 import { createServer } from 'node:http';
-import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, extname, resolve, dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -31,6 +31,9 @@ const CASES = [
   // (the native CLI reads the same files from embeddings/ beside models/).
   { ...BASE, label: 'embedding', prompt: 'a red cube, tinystyle', negative: 'quadstyle, blurry', seed: 7,
     expect: ['TI hashes: "tinystyle: ', 'quadstyle: '] },
+  // A LoRA picked through the file input: the page loads the model again with it applied.
+  { ...BASE, label: 'lora', prompt: 'a red cube <lora:tiny-lora:0.7>', seed: 8,
+    expect: ['<lora:tiny-lora:0.7>', 'Lora hashes: "tiny-lora: '] },
 ];
 const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; " +
   "connect-src 'self'; style-src 'self'; img-src 'self' blob: data:; base-uri 'none'; form-action 'none'";
@@ -172,6 +175,13 @@ async function main() {
     await page.waitForFunction(() => document.getElementById('embedding-list').textContent.includes('tinystyle'),
       null, { timeout: 60_000 }).catch(async () => fail(`embeddings not loaded: ${await page.textContent('#status')}`));
     console.log(`embeddings: ${await page.textContent('#embedding-list')}`);
+    const loraDir = join(MODELS, 'Lora');
+    const loraFiles = readdirSync(loraDir).filter((f) => /\.(safetensors|pt|ckpt)$/.test(f)).sort()
+      .map((f) => join(loraDir, f));
+    await page.setInputFiles('#loras', loraFiles);
+    await page.waitForFunction(() => document.getElementById('lora-list').textContent.includes('tiny-lora'),
+      null, { timeout: 60_000 }).catch(async () => fail(`LoRAs not loaded: ${await page.textContent('#status')}`));
+    console.log(`LoRAs: ${await page.textContent('#lora-list')}`);
 
     const hnHash = legacyHash(join(MODELS, 'hypernetworks/tiny-nai.pt'));
     for (const c of CASES) {

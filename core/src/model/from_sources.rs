@@ -10,6 +10,7 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::formats::{open_tensor_store_from, TensorStore};
 use crate::io::ByteSource;
+use crate::nn::SharedWeightPatch;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ fn stem(name: &str) -> &str {
 
 /// A checkpoint given as byte sources: the checkpoint itself, its yaml config's text and
 /// a VAE override, each named as the user's file is (the names go into the infotext).
+#[derive(Clone)]
 pub struct CheckpointSources {
     pub checkpoint: Arc<dyn ByteSource>,
     /// File name of the checkpoint, e.g. `tiny.ckpt`.
@@ -39,6 +41,16 @@ impl<B: Backend> StableDiffusion<B> {
     /// [`StableDiffusion::load`] for byte sources: opens the containers (by extension),
     /// parses the yaml, computes A1111's short hashes and builds the networks.
     pub fn load_from_sources(b: &B, sources: &CheckpointSources) -> Result<Self> {
+        Self::load_from_sources_patched(b, sources, None)
+    }
+
+    /// [`Self::load_from_sources`] with `patch` applied to the text encoder's and UNet's
+    /// weights as they load (LoRA).
+    pub fn load_from_sources_patched(
+        b: &B,
+        sources: &CheckpointSources,
+        patch: Option<SharedWeightPatch>,
+    ) -> Result<Self> {
         let store = open_tensor_store_from(
             sources.checkpoint.clone(),
             extension(&sources.checkpoint_name),
@@ -56,14 +68,13 @@ impl<B: Backend> StableDiffusion<B> {
             Some((_, src)) => Some(short_hash_of(src.as_ref())?),
             None => None,
         };
-        Self::load_from_stores(
-            b,
-            &store,
-            yaml_text,
-            vae_store.as_ref().map(|s| (sources.vae_name(), s)),
-            &sources.checkpoint_name,
-            (hash, vae_hash),
-        )
+        let parsed = match yaml_text {
+            Some((text, file)) => LdmYaml::parse(text, file)?,
+            None => LdmYaml::default(),
+        };
+        let vae = vae_store.as_ref().map(|s| (sources.vae_name(), s));
+        let info = source_info(yaml_text, vae, &sources.checkpoint_name, (hash, vae_hash));
+        Self::assemble(b, &store, parsed, vae.map(|(_, s)| s), info, patch)
     }
 
     /// Builds the model from already opened stores. `yaml` is `(text, file name)`; `vae` is
@@ -77,23 +88,32 @@ impl<B: Backend> StableDiffusion<B> {
         checkpoint_name: &str,
         hashes: (String, Option<String>),
     ) -> Result<Self> {
-        let (hash, vae_hash) = hashes;
         let parsed = match yaml {
             Some((text, file)) => LdmYaml::parse(text, file)?,
             None => LdmYaml::default(),
         };
-        let info = ModelInfo {
-            files: CheckpointFiles {
-                checkpoint: PathBuf::from(checkpoint_name),
-                config: yaml.map(|(_, f)| PathBuf::from(f)),
-                vae: vae.map(|(n, _)| PathBuf::from(n)),
-            },
-            name: stem(checkpoint_name).to_string(),
-            hash,
-            vae_name: vae.map(|(n, _)| n.to_string()),
-            vae_hash,
-        };
+        let info = source_info(yaml, vae, checkpoint_name, hashes);
         Self::assemble(b, store, parsed, vae.map(|(_, s)| s), info, None)
+    }
+}
+
+/// The infotext names and hashes of a model given by file names.
+fn source_info(
+    yaml: Option<(&str, &str)>,
+    vae: Option<(&str, &TensorStore)>,
+    checkpoint_name: &str,
+    (hash, vae_hash): (String, Option<String>),
+) -> ModelInfo {
+    ModelInfo {
+        files: CheckpointFiles {
+            checkpoint: PathBuf::from(checkpoint_name),
+            config: yaml.map(|(_, f)| PathBuf::from(f)),
+            vae: vae.map(|(n, _)| PathBuf::from(n)),
+        },
+        name: stem(checkpoint_name).to_string(),
+        hash,
+        vae_name: vae.map(|(n, _)| n.to_string()),
+        vae_hash,
     }
 }
 

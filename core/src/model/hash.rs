@@ -44,9 +44,31 @@ pub fn short_hash_of(source: &dyn ByteSource) -> Result<String> {
 
 /// The whole source's sha256, lower-case hex, read in slices (a browser `Blob` included).
 pub fn sha256_of(source: &dyn ByteSource) -> Result<String> {
+    sha256_from(source, 0)
+}
+
+/// The sha256 of a safetensors file's data (everything after its header): AutoV3, what
+/// A1111 hashes LoRAs by.
+pub fn safetensors_data_sha256_of(source: &dyn ByteSource) -> Result<String> {
+    let head = source.read_vec(0, 8)?;
+    let header = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+    let start = 8u64
+        .checked_add(header)
+        .filter(|&s| s <= source.len())
+        .ok_or_else(|| {
+            crate::error::Error::format(
+                source.name().to_string(),
+                "safetensors header length runs past the end of the file",
+            )
+        })?;
+    sha256_from(source, start)
+}
+
+/// sha256 of `source` from byte `start` to its end, lower-case hex.
+fn sha256_from(source: &dyn ByteSource, start: u64) -> Result<String> {
     let mut sha = Sha256::new();
     let len = source.len();
-    let mut offset = 0;
+    let mut offset = start;
     while offset < len {
         let n = (len - offset).min(SHORT_HASH_CHUNK) as usize;
         sha.update(source.read_vec(offset, n)?);

@@ -12,7 +12,9 @@ pub use files::{
     resolve_checkpoint_name, resolve_vae, walk_files, CheckpointFiles, VaeChoice,
 };
 pub use from_sources::CheckpointSources;
-pub use hash::{legacy_model_hash, legacy_model_hash_of, sha256_of, short_hash_of};
+pub use hash::{
+    legacy_model_hash, legacy_model_hash_of, safetensors_data_sha256_of, sha256_of, short_hash_of,
+};
 pub use hashes::{
     hash_file, hash_file_cached, sha256_file, short_hash_cached, FileHashes, HashCache,
 };

@@ -16,7 +16,9 @@ use crate::embeddings::{ti_hashes, EmbeddingDatabase, EmbeddingsCache, TI_HASHES
 use crate::image::UpscalerRegistry;
 use crate::infotext::Infotext;
 use crate::io::ByteSource;
-use crate::model::{checkpoint_files, resolve_checkpoint, ModelInfo, StableDiffusion, VaeChoice};
+use crate::model::{
+    checkpoint_files, resolve_checkpoint, CheckpointSources, ModelInfo, StableDiffusion, VaeChoice,
+};
 use crate::nn::taesd::TaesdFolder;
 use crate::nn::AttentionHook;
 use crate::pipeline::{
@@ -68,6 +70,9 @@ pub struct GenerationService<B: Backend> {
     model: Option<(ModelKey, Rc<StableDiffusion<B>>)>,
     /// [`PreparedPatch::key`] of the LoRA set the loaded model's weights carry.
     model_patch: String,
+    /// The checkpoint as byte sources (the page's picked files), loaded again from them
+    /// whenever the LoRA set changes.
+    model_sources: Option<CheckpointSources>,
     networks: Option<Box<dyn NetworkProvider<B>>>,
     /// `--embeddings-dir`; `None` = `embeddings/` beside the models folder (A1111's layout).
     embeddings_dir: Option<PathBuf>,
@@ -97,6 +102,7 @@ impl<B: Backend> GenerationService<B> {
             models_dir: None,
             model: None,
             model_patch: String::new(),
+            model_sources: None,
             networks: None,
             patches: None,
             job_patch: PreparedPatch::none(),
@@ -231,14 +237,28 @@ impl<B: Backend> GenerationService<B> {
         self.model.as_ref().map(|(_, m)| m.config.clip.hidden)
     }
 
-    /// Install a model loaded elsewhere (the page reads the user's files itself).
+    /// Install a model loaded elsewhere (LoRAs then cannot be applied to it).
     pub fn set_model(&mut self, model: StableDiffusion<B>) {
         self.model = Some((None, Rc::new(model)));
+        self.model_sources = None;
+    }
+
+    /// Load the checkpoint given as byte sources (the page's picked files), without a
+    /// models folder; jobs with LoRAs load it again from them with the LoRA set applied.
+    pub fn set_model_sources(&mut self, sources: CheckpointSources) -> Result<ModelInfo> {
+        self.unload_model();
+        let model = StableDiffusion::load_from_sources(&self.backend, &sources)?;
+        let info = model.info.clone();
+        self.model = Some((None, Rc::new(model)));
+        self.model_sources = Some(sources);
+        self.model_patch.clear();
+        Ok(info)
     }
 
     /// Free the loaded model.
     pub fn unload_model(&mut self) {
         self.model = None;
+        self.model_sources = None;
     }
 
     /// The checkpoint `name` (name, stem, path, hash or A1111 title; empty = the first) with
@@ -312,6 +332,9 @@ impl<B: Backend> GenerationService<B> {
         if self.models_dir.is_some() {
             return self.load_model_with_patch(&s.model, &s.vae);
         }
+        if let Some(sources) = self.model_sources.clone() {
+            return self.reload_sources_with_patch(&sources);
+        }
         if self.job_patch.patch.is_some() {
             self.warnings.push(
                 "LoRA needs the model loaded from a models folder; generating without it".into(),
@@ -321,6 +344,30 @@ impl<B: Backend> GenerationService<B> {
             .as_ref()
             .map(|(_, m)| (m.clone(), false))
             .ok_or_else(|| Error::Invalid("no model is loaded: pick a checkpoint first".into()))
+    }
+
+    /// The model of `sources` with `self.job_patch`'s LoRA set: the loaded one when it
+    /// carries that set, else loaded again from the sources (freeing the old one first).
+    fn reload_sources_with_patch(
+        &mut self,
+        sources: &CheckpointSources,
+    ) -> Result<(Rc<StableDiffusion<B>>, bool)> {
+        if let Some((_, m)) = &self.model {
+            if self.model_patch == self.job_patch.key {
+                return Ok((m.clone(), false));
+            }
+        }
+        self.model = None;
+        let patch = self.job_patch.patch.clone();
+        let model =
+            StableDiffusion::load_from_sources_patched(&self.backend, sources, patch.clone())?;
+        let model = Rc::new(model);
+        if let Some(p) = patch {
+            self.warnings.extend(p.report());
+        }
+        self.model = Some((None, model.clone()));
+        self.model_patch.clone_from(&self.job_patch.key);
+        Ok((model, true))
     }
 
     /// The pipeline parameters of batch 0 of `s` (prompt as written); every setting is

@@ -58,8 +58,12 @@ fn other_architecture(store: &TensorStore) -> Option<String> {
 
 impl LoraFile {
     pub fn read(path: &Path) -> Result<Self> {
-        let store = open_tensor_store(path)?;
-        if let Some(why) = other_architecture(&store) {
+        Self::from_store(&open_tensor_store(path)?, path)
+    }
+
+    /// The file already opened as `store`; `path` names it in messages.
+    pub fn from_store(store: &TensorStore, path: &Path) -> Result<Self> {
+        if let Some(why) = other_architecture(store) {
             return Err(err(
                 path,
                 format!("{why}: it does not fit this SD 1.x model"),

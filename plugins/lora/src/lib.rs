@@ -15,7 +15,8 @@
 //! - [`request`]: `<lora:name:te:unet:dyn>` tags and `--lora name[:w]`;
 //! - [`library`]: the files of `models/Lora` and `models/LyCORIS`, names, aliases, hashes;
 //! - [`infotext`]: `Lora hashes`, written and read back;
-//! - [`FolderLoras`]: the generation service's provider over a models folder.
+//! - [`FolderLoras`]: the generation service's provider over a models folder;
+//!   [`PickedLoras`] the same over files a browser user picked.
 
 pub mod file;
 pub mod infotext;
@@ -23,6 +24,7 @@ pub mod key_map;
 pub mod library;
 pub mod module;
 pub mod patch;
+pub mod picked;
 pub mod provider;
 pub mod request;
 
@@ -31,5 +33,6 @@ pub use infotext::{lora_hashes_field, rename_by_pasted_hashes};
 pub use library::{list_loras, resolve, LoraEntry};
 pub use module::{ModuleKind, NetworkModule};
 pub use patch::{AppliedLora, LoraPatch};
-pub use provider::FolderLoras;
+pub use picked::PickedLoras;
+pub use provider::{prepare_from, FolderLoras, LoraLibrary};
 pub use request::LoraRequest;

@@ -11,7 +11,7 @@
 
 use crate::file::LoraFile;
 use crate::infotext::lora_hashes_field;
-use crate::library::{list_loras, resolve};
+use crate::library::{list_loras, resolve, LoraEntry};
 use crate::patch::{AppliedLora, LoraPatch};
 use crate::request::LoraRequest;
 use easel_core::service::{NetworkSetting, PreparedPatch, WeightPatchProvider};
@@ -99,6 +99,33 @@ impl FolderLoras {
     }
 }
 
+/// Where a provider's LoRA files come from: a models folder, or files picked in a browser.
+pub trait LoraLibrary {
+    /// Every file, in A1111's order, named as A1111 names them.
+    fn entries(&mut self) -> Vec<LoraEntry>;
+    /// The file of `entry`, read (or taken from the cache).
+    fn file(&mut self, entry: &LoraEntry) -> Result<Arc<LoraFile>>;
+    /// A1111's short hash of `entry` (`Lora hashes`); empty when it cannot be computed.
+    fn short_hash(&mut self, entry: &LoraEntry) -> String;
+    /// What tells this file's contents apart in the patch key (a changed file reloads).
+    fn version(&self, entry: &LoraEntry) -> String;
+}
+
+impl LoraLibrary for FolderLoras {
+    fn entries(&mut self) -> Vec<LoraEntry> {
+        list_loras(&self.models)
+    }
+    fn file(&mut self, entry: &LoraEntry) -> Result<Arc<LoraFile>> {
+        FolderLoras::file(self, &entry.path)
+    }
+    fn short_hash(&mut self, entry: &LoraEntry) -> String {
+        FolderLoras::short_hash(self, entry)
+    }
+    fn version(&self, entry: &LoraEntry) -> String {
+        format!("{:?}", mtime(&entry.path))
+    }
+}
+
 impl WeightPatchProvider for FolderLoras {
     fn kinds(&self) -> Vec<String> {
         KINDS.iter().map(|k| k.to_string()).collect()
@@ -109,68 +136,78 @@ impl WeightPatchProvider for FolderLoras {
         tags: &[ExtraNetworkTag],
         requested: &[NetworkSetting],
     ) -> Result<PreparedPatch> {
-        let mut warnings = Vec::new();
-        let (from_tags, extra) = Self::requests(tags, requested, &mut warnings);
-        if from_tags.is_empty() && extra.is_empty() {
-            return Ok(PreparedPatch {
-                warnings,
-                ..PreparedPatch::none()
-            });
-        }
-        let entries = list_loras(&self.models);
-        let mut applied = Vec::new();
-        let mut hashes = Vec::new();
-        let mut key = String::new();
-        let mut missing = Vec::new();
-        for r in from_tags.iter().chain(&extra) {
-            let Some(entry) = resolve(&entries, &r.name).cloned() else {
-                missing.push(r.name.clone());
+        prepare_from(self, tags, requested)
+    }
+}
+
+/// A provider's answer for one job from `library`: the requests of the prompt's tags and
+/// of `requested`, resolved by A1111's names, read, hashed and made into one patch.
+pub fn prepare_from(
+    library: &mut dyn LoraLibrary,
+    tags: &[ExtraNetworkTag],
+    requested: &[NetworkSetting],
+) -> Result<PreparedPatch> {
+    let mut warnings = Vec::new();
+    let (from_tags, extra) = FolderLoras::requests(tags, requested, &mut warnings);
+    if from_tags.is_empty() && extra.is_empty() {
+        return Ok(PreparedPatch {
+            warnings,
+            ..PreparedPatch::none()
+        });
+    }
+    let entries = library.entries();
+    let mut applied = Vec::new();
+    let mut hashes = Vec::new();
+    let mut key = String::new();
+    let mut missing = Vec::new();
+    for r in from_tags.iter().chain(&extra) {
+        let Some(entry) = resolve(&entries, &r.name).cloned() else {
+            missing.push(r.name.clone());
+            continue;
+        };
+        let file = match library.file(&entry) {
+            Ok(f) => f,
+            Err(e) => {
+                warnings.push(format!("LoRA `{}` skipped: {e}", r.name));
                 continue;
-            };
-            let file = match self.file(&entry.path) {
-                Ok(f) => f,
-                Err(e) => {
-                    warnings.push(format!("LoRA `{}` skipped: {e}", r.name));
-                    continue;
-                }
-            };
-            hashes.push((r.name.clone(), self.short_hash(&entry)));
-            key.push_str(&format!(
-                "{}|{:?}|{}|{}|{:?};",
-                entry.path.display(),
-                mtime(&entry.path),
-                r.te_multiplier,
-                r.unet_multiplier,
-                r.dyn_dim
-            ));
-            applied.push(AppliedLora {
-                name: r.name.clone(),
-                file,
-                te_multiplier: r.te_multiplier,
-                unet_multiplier: r.unet_multiplier,
-                dyn_dim: r.dyn_dim,
-            });
-        }
-        if !missing.is_empty() {
-            warnings.push(format!("Lora not found: {}", missing.join(", ")));
-        }
-        let prompt_tags: String = extra.iter().map(LoraRequest::tag_text).collect();
-        if applied.is_empty() {
-            return Ok(PreparedPatch {
-                warnings,
-                prompt_tags,
-                ..PreparedPatch::none()
-            });
-        }
-        let infotext = lora_hashes_field(&hashes)
-            .map(|v| vec![("Lora hashes".to_string(), v)])
-            .unwrap_or_default();
-        Ok(PreparedPatch {
-            key,
-            patch: Some(Arc::new(LoraPatch::new(applied))),
-            infotext,
+            }
+        };
+        hashes.push((r.name.clone(), library.short_hash(&entry)));
+        key.push_str(&format!(
+            "{}|{}|{}|{}|{:?};",
+            entry.path.display(),
+            library.version(&entry),
+            r.te_multiplier,
+            r.unet_multiplier,
+            r.dyn_dim
+        ));
+        applied.push(AppliedLora {
+            name: r.name.clone(),
+            file,
+            te_multiplier: r.te_multiplier,
+            unet_multiplier: r.unet_multiplier,
+            dyn_dim: r.dyn_dim,
+        });
+    }
+    if !missing.is_empty() {
+        warnings.push(format!("Lora not found: {}", missing.join(", ")));
+    }
+    let prompt_tags: String = extra.iter().map(LoraRequest::tag_text).collect();
+    if applied.is_empty() {
+        return Ok(PreparedPatch {
             warnings,
             prompt_tags,
-        })
+            ..PreparedPatch::none()
+        });
     }
+    let infotext = lora_hashes_field(&hashes)
+        .map(|v| vec![("Lora hashes".to_string(), v)])
+        .unwrap_or_default();
+    Ok(PreparedPatch {
+        key,
+        patch: Some(Arc::new(LoraPatch::new(applied))),
+        infotext,
+        warnings,
+        prompt_tags,
+    })
 }
