@@ -105,9 +105,10 @@ impl<B: Backend> VaeMethods<B> {
     }
 }
 
-/// What offers VAE methods for a models folder (loaded with each checkpoint).
+/// What offers VAE methods, consulted with each checkpoint load: `models` is the models
+/// folder, `None` for a checkpoint given as byte sources (the page's picked files).
 pub trait VaeProvider<B: Backend> {
-    fn methods(&self, b: &B, models: &Path) -> Result<VaeMethods<B>>;
+    fn methods(&self, b: &B, models: Option<&Path>) -> Result<VaeMethods<B>>;
 }
 
 /// A job's VAE method by A1111's name: `Full` (the checkpoint's VAE, the default), `TAESD`,

@@ -558,7 +558,7 @@ fn a_plugin_vae_decoder_is_chosen_by_name() {
         fn methods(
             &self,
             _: &CandleBackend,
-            _: &std::path::Path,
+            _: Option<&std::path::Path>,
         ) -> easel_core::Result<VaeMethods<CandleBackend>> {
             let mut m = VaeMethods::default();
             m.decoders.push(Arc::new(Grey));

@@ -351,6 +351,13 @@ fn elementwise_and_layout_ops_match_candle() {
         &p.c.scale(&a.1, -0.37).unwrap(),
     );
     p.check("silu", &p.g.silu(&a.0).unwrap(), &p.c.silu(&a.1).unwrap());
+    for slope in [0.0, 0.2] {
+        p.check(
+            &format!("leaky_relu {slope}"),
+            &p.g.leaky_relu(&a.0, slope).unwrap(),
+            &p.c.leaky_relu(&a.1, slope).unwrap(),
+        );
+    }
     p.check("gelu", &p.g.gelu(&a.0).unwrap(), &p.c.gelu(&a.1).unwrap());
     p.check(
         "quick_gelu",

@@ -162,6 +162,31 @@ pub fn load_loras(files: Vec<File>) -> Result<Vec<String>, JsError> {
     Ok(names)
 }
 
+/// Uses TAESD from these files (`taesd_decoder.pth`, `taesd_encoder.pth`, either may be
+/// missing) for jobs whose VAE decoder or encoder is `TAESD`, as the CLI uses
+/// `models/VAE-approx/`. Returns `{decoder, encoder}`: which halves are available.
+#[wasm_bindgen(js_name = setTaesd)]
+pub fn set_taesd(decoder: Option<File>, encoder: Option<File>) -> Result<JsValue, JsError> {
+    let named = |f: &Option<File>| -> Result<Option<(String, Arc<dyn ByteSource>)>, JsError> {
+        Ok(match f {
+            Some(f) => Some((
+                f.name(),
+                Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?),
+            )),
+            None => None,
+        })
+    };
+    let files = easel_core::nn::taesd::TaesdFiles {
+        decoder: named(&decoder)?,
+        encoder: named(&encoder)?,
+    };
+    with_service(|svc| svc.set_vae_providers(vec![Box::new(files)]).map_err(js_err))?;
+    let out = Object::new();
+    set(&out, "decoder", decoder.is_some());
+    set(&out, "encoder", encoder.is_some());
+    Ok(out.into())
+}
+
 /// Uses these textual-inversion embedding files (`.pt`, `.bin`, `.safetensors`, in the
 /// folder's scan order) instead of an embeddings folder, as the CLI uses `embeddings/`
 /// beside the models: their file stems work in prompts. Returns `{names, warnings}` for the

@@ -116,6 +116,7 @@ function settings() {
     rng: $('rng').value, noise_device: $('noise-device').value,
     ensd: Math.max(0, Math.floor(Number($('ensd').value) || 0)),
     emphasis: $('emphasis').value, nai_braces: $('nai-braces').checked,
+    vae_decoder: $('vae-decoder').value, vae_encoder: $('vae-encoder').value,
     sampler_params: samplerParams(),
     hypernets: [...document.querySelectorAll('#hypernet-list input[type=checkbox]:checked')].map((c) => ({
       name: c.value, strength: Number(document.getElementById(`hn-strength-${c.dataset.index}`).value),
@@ -188,6 +189,7 @@ async function cancel() {
   if (lastHypernets.length) await loadHypernets(lastHypernets);
   if (lastEmbeddings.length) await loadEmbeddings(lastEmbeddings);
   if (lastLoras.length) await loadLoras(lastLoras, true);
+  if (lastTaesd) await loadTaesd(lastTaesd);
 }
 
 // A dropped PNG fills the form from its infotext, through the generation service's own
@@ -206,6 +208,8 @@ async function fillFromPng(file) {
   $('width').value = s.width; $('height').value = s.height; $('clip-skip').value = s.clip_skip;
   $('rng').value = s.rng; $('noise-device').value = s.noise_device; $('ensd').value = s.ensd;
   $('emphasis').value = s.emphasis; $('nai-braces').checked = s.nai_braces;
+  for (const [id, v] of [['vae-decoder', s.vae_decoder], ['vae-encoder', s.vae_encoder]])
+    if ([...$(id).options].some((o) => o.value === v)) $(id).value = v;
   for (const k of SAMPLER_PARAMS) $(`sp-${k}`).value = s.sampler_params[k] ?? '';
   $('denoising').value = s.denoising_strength; $('mask-blur').value = s.mask_blur;
   $('inpainting-fill').value = String(s.inpainting_fill); $('inpaint-full-res').checked = s.inpaint_full_res;
@@ -236,6 +240,19 @@ function scanOrder(files) {
       if (lastA || lastB) return lastA === lastB ? 0 : (lastA ? -1 : 1);
     }
   });
+}
+
+// TAESD's halves by their file names (A1111's taesd_decoder.pth / taesd_encoder.pth).
+let lastTaesd = null;
+async function loadTaesd(files) {
+  const decoder = files.find((f) => /taesd_decoder/i.test(f.name)) || null;
+  const encoder = files.find((f) => /taesd_encoder/i.test(f.name)) || null;
+  if (!decoder && !encoder) return;
+  try {
+    const r = await request({ type: 'taesd', decoder, encoder });
+    lastTaesd = files;
+    status(`TAESD: ${[r.decoder && 'decoder', r.encoder && 'encoder'].filter(Boolean).join(' and ')}`);
+  } catch (e) { status(e.message, true); }
 }
 
 let lastLoras = [];
@@ -300,12 +317,13 @@ function wire() {
     folderModels = discover(all.filter((f) => !/(^|\/)hypernetworks\//.test(f.webkitRelativePath)));
     const hns = all.filter((f) => /(^|\/)hypernetworks\/.*\.(pt|safetensors)$/i.test(f.webkitRelativePath));
     const embs = all.filter((f) => /(^|\/)embeddings\/.*\.(pt|bin|safetensors)$/i.test(f.webkitRelativePath));
+    const taesd = all.filter((f) => /(^|\/)VAE-approx\/taesd_(de|en)coder\.(pth|pt|safetensors)$/i.test(f.webkitRelativePath));
     // A1111 reads Lora/ before LyCORIS/.
     const loraIn = (dir) => all.filter((f) => new RegExp(`(^|/)${dir}/.*\\.(safetensors|pt|ckpt)$`, 'i').test(f.webkitRelativePath));
     const loras = [...scanOrder(loraIn('Lora')), ...scanOrder(loraIn('LyCORIS'))];
     const sel = $('model'); sel.innerHTML = '';
     folderModels.forEach((m, i) => sel.add(new Option(m.label, String(i))));
-    if (folderModels.length) loadModel(folderModels[0]).then(() => loadHypernets(hns)).then(() => loadEmbeddings(embs)).then(() => loadLoras(loras, true));
+    if (folderModels.length) loadModel(folderModels[0]).then(() => loadHypernets(hns)).then(() => loadEmbeddings(embs)).then(() => loadLoras(loras, true)).then(() => loadTaesd(taesd));
     else status('no .ckpt or .safetensors in that folder', true);
   });
   $('model').addEventListener('change', () => {
@@ -315,6 +333,7 @@ function wire() {
   $('hypernets').addEventListener('change', () => loadHypernets([...$('hypernets').files]));
   $('embeddings').addEventListener('change', () => loadEmbeddings([...$('embeddings').files]));
   $('loras').addEventListener('change', () => loadLoras([...$('loras').files]));
+  $('taesd').addEventListener('change', () => loadTaesd([...$('taesd').files]));
   $('generate').addEventListener('click', generate);
   $('cancel').addEventListener('click', cancel);
   $('random-seed').addEventListener('click', () => { $('seed').value = '-1'; });

@@ -1,6 +1,6 @@
 // The worker: owns the wasm engine and the WebGPU device; reads the user's files by byte
 // range with FileReaderSync (only possible off the main thread).
-import init, { initGpu, loadModel, loadHypernetworks, loadEmbeddings, loadLoras, generate, readInfotext, samplerLabels, scheduleLabels, hiresUpscalerLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
+import init, { initGpu, loadModel, loadHypernetworks, loadEmbeddings, loadLoras, setTaesd, generate, readInfotext, samplerLabels, scheduleLabels, hiresUpscalerLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
 
 const ready = init();
 
@@ -16,6 +16,10 @@ async function handle(m) {
       return { info: loadModel(m.checkpoint, m.yaml, m.vae), memoryBytes: wasmMemoryBytes() };
     case 'hypernets':
       return { names: loadHypernetworks(m.files) };
+    case 'taesd': {
+      const r = setTaesd(m.decoder ?? undefined, m.encoder ?? undefined);
+      return { decoder: r.decoder, encoder: r.encoder };
+    }
     case 'loras':
       return { names: loadLoras(m.files) };
     case 'embeddings': {

@@ -34,6 +34,9 @@ const CASES = [
   // A LoRA picked through the file input: the page loads the model again with it applied.
   { ...BASE, label: 'lora', prompt: 'a red cube <lora:tiny-lora:0.7>', seed: 8,
     expect: ['<lora:tiny-lora:0.7>', 'Lora hashes: "tiny-lora: '] },
+  // TAESD's decoder (A1111's VAE type for decode), picked through the file input.
+  { ...BASE, label: 'taesd', prompt: 'a red cube', seed: 9, vaeDecoder: 'TAESD',
+    cli: ['--vae-decoder', 'taesd'], expect: ['VAE Decoder: TAESD'] },
 ];
 const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; " +
   "connect-src 'self'; style-src 'self'; img-src 'self' blob: data:; base-uri 'none'; form-action 'none'";
@@ -119,7 +122,7 @@ function nativeImage(c) {
   execFileSync(join(ROOT, 'target/debug/easel'), ['generate', '--models', MODELS, '--model', 'tiny',
     '--prompt', c.prompt, '--negative', c.negative, '--steps', String(c.steps), '--sampler', c.sampler,
     '--cfg', String(c.cfg), '--seed', String(c.seed), '--size', `${c.width}x${c.height}`,
-    '--rng', c.rng, '--output', out], { stdio: 'inherit' });
+    '--rng', c.rng, ...(c.cli || []), '--output', out], { stdio: 'inherit' });
   return readPng(readFileSync(out));
 }
 
@@ -182,6 +185,9 @@ async function main() {
     await page.waitForFunction(() => document.getElementById('lora-list').textContent.includes('tiny-lora'),
       null, { timeout: 60_000 }).catch(async () => fail(`LoRAs not loaded: ${await page.textContent('#status')}`));
     console.log(`LoRAs: ${await page.textContent('#lora-list')}`);
+    await page.setInputFiles('#taesd', ['taesd_decoder.pth', 'taesd_encoder.pth'].map((f) => join(MODELS, 'VAE-approx', f)));
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('TAESD'),
+      null, { timeout: 60_000 }).catch(async () => fail(`TAESD not loaded: ${await page.textContent('#status')}`));
 
     const hnHash = legacyHash(join(MODELS, 'hypernetworks/tiny-nai.pt'));
     for (const c of CASES) {
@@ -196,6 +202,7 @@ async function main() {
       await page.fill('#width', String(c.width));
       await page.fill('#height', String(c.height));
       await page.selectOption('#rng', c.rng);
+      await page.selectOption('#vae-decoder', c.vaeDecoder || 'Full');
       const before = await page.evaluate(() => window.easel.results.length);
       await page.click('#generate');
       await waitState('done', 540_000);
@@ -222,6 +229,7 @@ async function main() {
       for (const a of c.absent || []) if (info.includes(a)) fail(`${c.label}: infotext has \`${a}\` (A1111 would apply the tag twice):\n${info}`);
       if (info !== native.text.parameters) fail(`${c.label}: infotext differs from the native one:\nweb:    ${info}\nnative: ${native.text.parameters}`);
     }
+    await page.selectOption('#vae-decoder', 'Full');
     // Dropping a PNG fills the form from its infotext (read by the wasm side).
     const dropped = readFileSync(join(OUT, 'native-plain.png'));
     await page.fill('#seed', '-1');

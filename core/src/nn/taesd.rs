@@ -104,13 +104,17 @@ impl<B: Backend> TaesdDecoder<B> {
     /// Reads the decoder from `path` (`taesd_decoder.pth` or a safetensors file with its
     /// keys); a missing key or another shape is an error naming the file and the key.
     pub fn load(b: &B, path: &Path) -> Result<Self> {
-        let store = open_tensor_store(path)?;
+        Self::from_store(b, &open_tensor_store(path)?, path)
+    }
+
+    /// The decoder in an opened file; `path` names it in messages.
+    pub fn from_store(b: &B, store: &TensorStore, path: &Path) -> Result<Self> {
         let mut layers = Vec::new();
         for (i, kind) in layout() {
             layers.push(match kind {
                 'c' => Layer::Conv(conv(
                     b,
-                    &store,
+                    store,
                     (path, "decoder"),
                     &i.to_string(),
                     (WIDTH, LATENT_CHANNELS),
@@ -118,7 +122,7 @@ impl<B: Backend> TaesdDecoder<B> {
                 )?),
                 'n' => Layer::Conv(conv(
                     b,
-                    &store,
+                    store,
                     (path, "decoder"),
                     &i.to_string(),
                     (WIDTH, WIDTH),
@@ -126,7 +130,7 @@ impl<B: Backend> TaesdDecoder<B> {
                 )?),
                 'o' => Layer::Conv(conv(
                     b,
-                    &store,
+                    store,
                     (path, "decoder"),
                     &i.to_string(),
                     (3, WIDTH),
@@ -137,7 +141,7 @@ impl<B: Backend> TaesdDecoder<B> {
                     let c = |j: usize| {
                         conv(
                             b,
-                            &store,
+                            store,
                             (path, "decoder"),
                             &format!("{i}.conv.{j}"),
                             (WIDTH, WIDTH),
@@ -228,34 +232,29 @@ impl<B: Backend> TaesdEncoder<B> {
     /// Reads the encoder from `path` (`taesd_encoder.pth` or a safetensors file with its
     /// keys); a missing key or another shape is an error naming the file and the key.
     pub fn load(b: &B, path: &Path) -> Result<Self> {
-        let store = open_tensor_store(path)?;
+        Self::from_store(b, &open_tensor_store(path)?, path)
+    }
+
+    /// The encoder in an opened file; `path` names it in messages.
+    pub fn from_store(b: &B, store: &TensorStore, path: &Path) -> Result<Self> {
         let at = (path, "encoder");
         let block = |i: usize| -> Result<EncoderLayer<B>> {
-            let c = |j: usize| {
-                conv(
-                    b,
-                    &store,
-                    at,
-                    &format!("{i}.conv.{j}"),
-                    (WIDTH, WIDTH),
-                    true,
-                )
-            };
+            let c = |j: usize| conv(b, store, at, &format!("{i}.conv.{j}"), (WIDTH, WIDTH), true);
             Ok(EncoderLayer::Block([c(0)?, c(2)?, c(4)?]))
         };
         let mut layers = vec![
-            EncoderLayer::Conv(conv(b, &store, at, "0", (WIDTH, 3), true)?, 1),
+            EncoderLayer::Conv(conv(b, store, at, "0", (WIDTH, 3), true)?, 1),
             block(1)?,
         ];
         for stage in 0..3 {
             let i = 2 + stage * 4;
-            let down = conv(b, &store, at, &i.to_string(), (WIDTH, WIDTH), false)?;
+            let down = conv(b, store, at, &i.to_string(), (WIDTH, WIDTH), false)?;
             layers.push(EncoderLayer::Conv(down, 2));
             for j in 1..=3 {
                 layers.push(block(i + j)?);
             }
         }
-        let out = conv(b, &store, at, "14", (LATENT_CHANNELS, WIDTH), true)?;
+        let out = conv(b, store, at, "14", (LATENT_CHANNELS, WIDTH), true)?;
         layers.push(EncoderLayer::Conv(out, 1));
         Ok(Self { layers })
     }
@@ -326,30 +325,70 @@ impl<B: Backend> crate::vae_plugin::LatentEncoder<B> for TaesdEncoder<B> {
 /// folder's `VAE-approx/`, each offered when present.
 pub struct TaesdFolder;
 
-impl<B: Backend> crate::vae_plugin::VaeProvider<B> for TaesdFolder {
-    fn methods(&self, b: &B, models: &Path) -> Result<crate::vae_plugin::VaeMethods<B>> {
-        let mut m = crate::vae_plugin::VaeMethods::default();
-        match TaesdDecoder::from_models_folder(b, models)? {
-            Some(d) => m.decoders.push(std::sync::Arc::new(d)),
-            None => m.hints.push((
-                "decoder".into(),
+/// Hints naming the file a missing TAESD half needs.
+fn missing_hints<B: Backend>(
+    m: &mut crate::vae_plugin::VaeMethods<B>,
+    decoder: bool,
+    encoder: bool,
+) {
+    for (missing, what, file) in [
+        (decoder, "decoder", TaesdDecoder::<B>::FILE),
+        (encoder, "encoder", TaesdEncoder::<B>::FILE),
+    ] {
+        if missing {
+            m.hints.push((
+                what.into(),
                 "TAESD".into(),
-                format!(
-                    "it needs `{}` in the models folder",
-                    TaesdDecoder::<B>::FILE
-                ),
-            )),
+                format!("it needs `{file}` in the models folder"),
+            ));
         }
-        match TaesdEncoder::from_models_folder(b, models)? {
-            Some(e) => m.encoders.push(std::sync::Arc::new(e)),
-            None => m.hints.push((
-                "encoder".into(),
-                "TAESD".into(),
-                format!(
-                    "it needs `{}` in the models folder",
-                    TaesdEncoder::<B>::FILE
-                ),
-            )),
+    }
+}
+
+impl<B: Backend> crate::vae_plugin::VaeProvider<B> for TaesdFolder {
+    fn methods(&self, b: &B, models: Option<&Path>) -> Result<crate::vae_plugin::VaeMethods<B>> {
+        let mut m = crate::vae_plugin::VaeMethods::default();
+        let Some(models) = models else {
+            return Ok(m);
+        };
+        let decoder = TaesdDecoder::from_models_folder(b, models)?;
+        let encoder = TaesdEncoder::from_models_folder(b, models)?;
+        missing_hints(&mut m, decoder.is_none(), encoder.is_none());
+        if let Some(d) = decoder {
+            m.decoders.push(std::sync::Arc::new(d));
+        }
+        if let Some(e) = encoder {
+            m.encoders.push(std::sync::Arc::new(e));
+        }
+        Ok(m)
+    }
+}
+
+/// TAESD from files given as byte sources (the page's picked `taesd_decoder.pth` and
+/// `taesd_encoder.pth`): `(file name, source)` of each half that was given.
+pub struct TaesdFiles {
+    pub decoder: Option<(String, std::sync::Arc<dyn crate::io::ByteSource>)>,
+    pub encoder: Option<(String, std::sync::Arc<dyn crate::io::ByteSource>)>,
+}
+
+fn open_named(
+    (name, source): &(String, std::sync::Arc<dyn crate::io::ByteSource>),
+) -> Result<TensorStore> {
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    crate::formats::open_tensor_store_from(source.clone(), ext)
+}
+
+impl<B: Backend> crate::vae_plugin::VaeProvider<B> for TaesdFiles {
+    fn methods(&self, b: &B, _: Option<&Path>) -> Result<crate::vae_plugin::VaeMethods<B>> {
+        let mut m = crate::vae_plugin::VaeMethods::default();
+        missing_hints(&mut m, self.decoder.is_none(), self.encoder.is_none());
+        if let Some(d) = &self.decoder {
+            let decoder = TaesdDecoder::from_store(b, &open_named(d)?, Path::new(&d.0))?;
+            m.decoders.push(std::sync::Arc::new(decoder));
+        }
+        if let Some(e) = &self.encoder {
+            let encoder = TaesdEncoder::from_store(b, &open_named(e)?, Path::new(&e.0))?;
+            m.encoders.push(std::sync::Arc::new(encoder));
         }
         Ok(m)
     }

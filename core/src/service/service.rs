@@ -121,6 +121,35 @@ impl<B: Backend> GenerationService<B> {
         self.vae_providers.push(provider);
     }
 
+    /// Replaces every VAE provider (the page's picked TAESD files) and attaches their
+    /// methods to the loaded model at once, when no job holds it.
+    pub fn set_vae_providers(&mut self, providers: Vec<Box<dyn VaeProvider<B>>>) -> Result<()> {
+        self.vae_providers = providers;
+        let models = self.models_dir.clone();
+        let Some((key, model)) = self.model.take() else {
+            return Ok(());
+        };
+        let mut model = Rc::try_unwrap(model).map_err(|m| {
+            self.model = Some((key.clone(), m));
+            Error::Invalid("the model is in use; pick the files again after the job".into())
+        })?;
+        model.vae_methods = Default::default();
+        self.attach_vae_methods(&mut model, models.as_deref());
+        self.model = Some((key, Rc::new(model)));
+        Ok(())
+    }
+
+    /// The VAE methods the providers offer (TAESD from `VAE-approx/`, plugins'), attached
+    /// to `model`; one that cannot load is a warning, and jobs not naming it go on.
+    fn attach_vae_methods(&mut self, model: &mut StableDiffusion<B>, models: Option<&Path>) {
+        for provider in &self.vae_providers {
+            match provider.methods(&self.backend, models) {
+                Ok(m) => model.vae_methods.extend(m),
+                Err(e) => self.warnings.push(e.to_string()),
+            }
+        }
+    }
+
     /// Read textual-inversion embeddings from `dir` instead of `embeddings/` beside the
     /// models folder.
     pub fn with_embeddings_folder(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -247,7 +276,8 @@ impl<B: Backend> GenerationService<B> {
     /// models folder; jobs with LoRAs load it again from them with the LoRA set applied.
     pub fn set_model_sources(&mut self, sources: CheckpointSources) -> Result<ModelInfo> {
         self.unload_model();
-        let model = StableDiffusion::load_from_sources(&self.backend, &sources)?;
+        let mut model = StableDiffusion::load_from_sources(&self.backend, &sources)?;
+        self.attach_vae_methods(&mut model, None);
         let info = model.info.clone();
         self.model = Some((None, Rc::new(model)));
         self.model_sources = Some(sources);
@@ -293,14 +323,7 @@ impl<B: Backend> GenerationService<B> {
         self.model = None;
         let patch = self.job_patch.patch.clone();
         let mut model = StableDiffusion::load_patched(&self.backend, &files, patch.clone())?;
-        // The VAE methods the folder offers (TAESD from `VAE-approx/`, plugins'); one that
-        // cannot load is a warning, and jobs not naming it go on.
-        for provider in &self.vae_providers {
-            match provider.methods(&self.backend, &dir) {
-                Ok(m) => model.vae_methods.extend(m),
-                Err(e) => self.warnings.push(e.to_string()),
-            }
-        }
+        self.attach_vae_methods(&mut model, Some(&dir));
         let model = Rc::new(model);
         if let Some(p) = patch {
             self.warnings.extend(p.report());
@@ -359,8 +382,9 @@ impl<B: Backend> GenerationService<B> {
         }
         self.model = None;
         let patch = self.job_patch.patch.clone();
-        let model =
+        let mut model =
             StableDiffusion::load_from_sources_patched(&self.backend, sources, patch.clone())?;
+        self.attach_vae_methods(&mut model, None);
         let model = Rc::new(model);
         if let Some(p) = patch {
             self.warnings.extend(p.report());

@@ -219,6 +219,12 @@ impl Backend for WgpuBackend {
         self.gpu.unary(x, UnaryOp::QuickGelu, 0.0)
     }
 
+    /// On the device: the browser cannot read tensors back synchronously, which the
+    /// host default needs (TAESD's ReLUs, the upscalers' leaky ReLUs).
+    fn leaky_relu(&self, x: &WgpuTensor, slope: f32) -> Result<WgpuTensor> {
+        self.gpu.unary(x, UnaryOp::LeakyRelu, slope)
+    }
+
     fn geglu(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
         self.gpu.geglu(x)
     }

@@ -13,6 +13,7 @@ pub(crate) enum UnaryOp {
     Silu = 1,
     Gelu = 2,
     QuickGelu = 3,
+    LeakyRelu = 4,
 }
 
 /// Operation codes of `binary.wgsl`.

@@ -1,4 +1,5 @@
-// Elementwise maps of one f32 tensor: scale, SiLU, exact (erf) GELU and CLIP's quick-GELU.
+// Elementwise maps of one f32 tensor: scale, SiLU, exact (erf) GELU, CLIP's quick-GELU and
+// leaky ReLU (slope `alpha`; 0 is ReLU, what TAESD uses).
 // Invocations cover the tensor over a 2-D grid (one dimension alone is limited to 65535
 // workgroups). `x_off`/`y_off` place this dispatch's range in windowed bindings.
 
@@ -18,6 +19,7 @@ const OP_SCALE: u32 = 0u;
 const OP_SILU: u32 = 1u;
 const OP_GELU: u32 = 2u;
 const OP_QUICK_GELU: u32 = 3u;
+const OP_LEAKY_RELU: u32 = 4u;
 
 // erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26); WGSL has no erf.
 fn erf_approx(v: f32) -> f32 {
@@ -47,6 +49,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         case OP_SILU: { r = v / (1.0 + exp(-v)); }
         case OP_GELU: { r = gelu(v); }
         case OP_QUICK_GELU: { r = v / (1.0 + exp(-1.702 * v)); }
+        case OP_LEAKY_RELU: { r = select(v * p.alpha, v, v > 0.0); }
         default: {}
     }
     y[i + p.y_off] = r;
