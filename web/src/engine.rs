@@ -187,6 +187,20 @@ pub fn set_taesd(decoder: Option<File>, encoder: Option<File>) -> Result<JsValue
     Ok(out.into())
 }
 
+/// Loads A1111's live preview networks: the VAE-approx network (`VAE-approx/model.pt`) and
+/// TAESD's decoder (`taesd_decoder.pth`), either may be missing. Returns `{approx, taesd}`:
+/// which preview methods besides the cheap one are available.
+#[wasm_bindgen(js_name = setPreviewNetworks)]
+pub fn set_preview_networks(approx: Option<File>, taesd: Option<File>) -> Result<JsValue, JsError> {
+    let b = with_service(|svc| Ok(svc.backend().clone()))?;
+    let (a, t) =
+        crate::live_preview::set_networks(&b, approx.as_ref(), taesd.as_ref()).map_err(js_err)?;
+    let out = Object::new();
+    set(&out, "approx", a);
+    set(&out, "taesd", t);
+    Ok(out.into())
+}
+
 /// Uses these textual-inversion embedding files (`.pt`, `.bin`, `.safetensors`, in the
 /// folder's scan order) instead of an embeddings folder, as the CLI uses `embeddings/`
 /// beside the models: their file stems work in prompts. Returns `{names, warnings}` for the
@@ -248,7 +262,8 @@ fn job_inputs(
 /// Generates with `settings_json` (the service's [`GenerationSettings`] JSON; every batch
 /// of the batch count), from `init_image` (and `mask`: inpainting) when given, as img2img.
 /// `on_step(step, total, previewRgba, previewWidth, previewHeight)` is called after every
-/// sampling step. Returns an array of `{png, infotext, seed, width, height}`; each PNG
+/// sampling step with the cheap preview; with `preview_method` `Approx NN` or `TAESD` (and
+/// its network loaded), `on_preview(rgba, width, height)` follows with the network's. Returns an array of `{png, infotext, seed, width, height}`; each PNG
 /// carries its infotext.
 #[wasm_bindgen]
 pub async fn generate(
@@ -256,7 +271,10 @@ pub async fn generate(
     init_image: Option<Vec<u8>>,
     mask: Option<Vec<u8>>,
     on_step: Function,
+    preview_method: String,
+    on_preview: Function,
 ) -> Result<Array, JsError> {
+    let method = crate::live_preview::PreviewMethod::parse(&preview_method);
     let settings = GenerationSettings::from_json(&settings_json).map_err(js_err)?;
     let inputs = job_inputs(init_image, mask)?;
     if BUSY.with(|b| *b.borrow()) {
@@ -278,6 +296,8 @@ pub async fn generate(
             &JsValue::from(lh as u32),
         );
         let _ = on_step.apply(&JsValue::NULL, &args);
+        // A1111's network previews, when picked: run on the GPU between the sampler's waits.
+        crate::live_preview::spawn(method, first.to_vec(), lh, lw, on_preview.clone());
     };
     let result = service
         .generate_with_inputs(&settings, &inputs, &mut progress, &CancelToken::new())

@@ -6,6 +6,7 @@
 pub mod blob_source;
 pub mod engine;
 pub mod hypernets;
+pub mod live_preview;
 pub mod settings;
 
 pub use blob_source::BlobSource;

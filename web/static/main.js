@@ -8,7 +8,7 @@ let loaded = null;          // {name, hash, vae} of the model on the GPU
 let lastFiles = null;       // what to reload after a cancel restarts the worker
 let folderModels = [];      // [{checkpoint, yaml, vae}] found in a picked folder
 let pending = null;         // {resolve, reject} of the request in flight
-window.easel = { timings: {}, results: [] };
+window.easel = { timings: {}, results: [], previews: [] };
 
 function status(text, isError = false) {
   $('status').textContent = text;
@@ -24,6 +24,13 @@ function request(msg) {
 
 function onWorkerMessage(ev) {
   const m = ev.data;
+  if (m.type === 'preview') {
+    const c = $('preview');
+    c.width = m.width; c.height = m.height;
+    c.getContext('2d').putImageData(new ImageData(m.rgba, m.width, m.height), 0, 0);
+    window.easel.previews.push({ method: $('preview-method').value, width: m.width, height: m.height });
+    return;
+  }
   if (m.type === 'step') {
     $('progress').max = m.total;
     $('progress').value = m.step;
@@ -166,7 +173,7 @@ async function generate() {
   const t0 = performance.now();
   try {
     const inputs = await imageInputs();
-    const r = await request({ type: 'generate', settings: JSON.stringify(settings()), ...inputs });
+    const r = await request({ type: 'generate', settings: JSON.stringify(settings()), previewMethod: $('preview-method').value, ...inputs });
     window.easel.timings.generateMs = performance.now() - t0;
     for (const img of r.images) { window.easel.results.push(img); showResult(img); }
     status(`done in ${(window.easel.timings.generateMs / 1000).toFixed(1)} s`);
@@ -242,16 +249,19 @@ function scanOrder(files) {
   });
 }
 
-// TAESD's halves by their file names (A1111's taesd_decoder.pth / taesd_encoder.pth).
+// A1111's VAE-approx/ files by name: TAESD's halves (taesd_decoder.pth, taesd_encoder.pth)
+// and the VAE-approx preview network (model.pt).
 let lastTaesd = null;
 async function loadTaesd(files) {
   const decoder = files.find((f) => /taesd_decoder/i.test(f.name)) || null;
   const encoder = files.find((f) => /taesd_encoder/i.test(f.name)) || null;
-  if (!decoder && !encoder) return;
+  const approx = files.find((f) => /^model\.(pt|safetensors)$/i.test(f.name)) || null;
+  if (!decoder && !encoder && !approx) return;
   try {
-    const r = await request({ type: 'taesd', decoder, encoder });
+    const r = await request({ type: 'taesd', decoder, encoder, approx });
     lastTaesd = files;
-    status(`TAESD: ${[r.decoder && 'decoder', r.encoder && 'encoder'].filter(Boolean).join(' and ')}`);
+    const have = [r.decoder && 'TAESD decoder', r.encoder && 'TAESD encoder', r.approx && 'VAE-approx'];
+    status(`VAE-approx: ${have.filter(Boolean).join(', ')}`);
   } catch (e) { status(e.message, true); }
 }
 
@@ -317,7 +327,7 @@ function wire() {
     folderModels = discover(all.filter((f) => !/(^|\/)hypernetworks\//.test(f.webkitRelativePath)));
     const hns = all.filter((f) => /(^|\/)hypernetworks\/.*\.(pt|safetensors)$/i.test(f.webkitRelativePath));
     const embs = all.filter((f) => /(^|\/)embeddings\/.*\.(pt|bin|safetensors)$/i.test(f.webkitRelativePath));
-    const taesd = all.filter((f) => /(^|\/)VAE-approx\/taesd_(de|en)coder\.(pth|pt|safetensors)$/i.test(f.webkitRelativePath));
+    const taesd = all.filter((f) => /(^|\/)VAE-approx\/(taesd_(de|en)coder\.(pth|pt|safetensors)|model\.pt)$/i.test(f.webkitRelativePath));
     // A1111 reads Lora/ before LyCORIS/.
     const loraIn = (dir) => all.filter((f) => new RegExp(`(^|/)${dir}/.*\\.(safetensors|pt|ckpt)$`, 'i').test(f.webkitRelativePath));
     const loras = [...scanOrder(loraIn('Lora')), ...scanOrder(loraIn('LyCORIS'))];

@@ -1,6 +1,6 @@
 // The worker: owns the wasm engine and the WebGPU device; reads the user's files by byte
 // range with FileReaderSync (only possible off the main thread).
-import init, { initGpu, loadModel, loadHypernetworks, loadEmbeddings, loadLoras, setTaesd, generate, readInfotext, samplerLabels, scheduleLabels, hiresUpscalerLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
+import init, { initGpu, loadModel, loadHypernetworks, loadEmbeddings, loadLoras, setTaesd, setPreviewNetworks, generate, readInfotext, samplerLabels, scheduleLabels, hiresUpscalerLabels, settingsFromInfotext, wasmMemoryBytes } from './pkg/easel_web.js';
 
 const ready = init();
 
@@ -18,7 +18,8 @@ async function handle(m) {
       return { names: loadHypernetworks(m.files) };
     case 'taesd': {
       const r = setTaesd(m.decoder ?? undefined, m.encoder ?? undefined);
-      return { decoder: r.decoder, encoder: r.encoder };
+      const p = setPreviewNetworks(m.approx ?? undefined, m.decoder ?? undefined);
+      return { decoder: r.decoder, encoder: r.encoder, approx: p.approx };
     }
     case 'loras':
       return { names: loadLoras(m.files) };
@@ -28,7 +29,8 @@ async function handle(m) {
     }
     case 'generate': {
       const images = await generate(m.settings, m.initImage ?? undefined, m.mask ?? undefined, (step, total, rgba, width, height) =>
-        postMessage({ type: 'step', step, total, rgba, width, height }));
+        postMessage({ type: 'step', step, total, rgba, width, height }), m.previewMethod || 'Approx cheap',
+      (rgba, width, height) => postMessage({ type: 'preview', rgba, width, height }));
       return { images };
     }
     case 'infotext': {

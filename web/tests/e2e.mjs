@@ -30,12 +30,13 @@ const CASES = [
   // Textual-inversion embeddings picked through the file input, named in both prompts
   // (the native CLI reads the same files from embeddings/ beside models/).
   { ...BASE, label: 'embedding', prompt: 'a red cube, tinystyle', negative: 'quadstyle, blurry', seed: 7,
+    previewMethod: 'Approx NN',
     expect: ['TI hashes: "tinystyle: ', 'quadstyle: '] },
   // A LoRA picked through the file input: the page loads the model again with it applied.
   { ...BASE, label: 'lora', prompt: 'a red cube <lora:tiny-lora:0.7>', seed: 8,
     expect: ['<lora:tiny-lora:0.7>', 'Lora hashes: "tiny-lora: '] },
   // TAESD's decoder (A1111's VAE type for decode), picked through the file input.
-  { ...BASE, label: 'taesd', prompt: 'a red cube', seed: 9, vaeDecoder: 'TAESD',
+  { ...BASE, label: 'taesd', prompt: 'a red cube', seed: 9, vaeDecoder: 'TAESD', previewMethod: 'TAESD',
     cli: ['--vae-decoder', 'taesd'], expect: ['VAE Decoder: TAESD'] },
 ];
 const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; " +
@@ -185,8 +186,8 @@ async function main() {
     await page.waitForFunction(() => document.getElementById('lora-list').textContent.includes('tiny-lora'),
       null, { timeout: 60_000 }).catch(async () => fail(`LoRAs not loaded: ${await page.textContent('#status')}`));
     console.log(`LoRAs: ${await page.textContent('#lora-list')}`);
-    await page.setInputFiles('#taesd', ['taesd_decoder.pth', 'taesd_encoder.pth'].map((f) => join(MODELS, 'VAE-approx', f)));
-    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('TAESD'),
+    await page.setInputFiles('#taesd', ['taesd_decoder.pth', 'taesd_encoder.pth', 'model.pt'].map((f) => join(MODELS, 'VAE-approx', f)));
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('VAE-approx: TAESD decoder'),
       null, { timeout: 60_000 }).catch(async () => fail(`TAESD not loaded: ${await page.textContent('#status')}`));
 
     const hnHash = legacyHash(join(MODELS, 'hypernetworks/tiny-nai.pt'));
@@ -203,10 +204,22 @@ async function main() {
       await page.fill('#height', String(c.height));
       await page.selectOption('#rng', c.rng);
       await page.selectOption('#vae-decoder', c.vaeDecoder || 'Full');
+      await page.selectOption('#preview-method', c.previewMethod || 'Approx cheap');
+      await page.evaluate(() => { window.easel.previews = []; });
       const before = await page.evaluate(() => window.easel.results.length);
       await page.click('#generate');
       await waitState('done', 540_000);
       timings[`generateMs_${c.label}`] = await page.evaluate(() => window.easel.timings.generateMs);
+      if (c.previewMethod) {
+        // A1111's network preview: VAE-approx at twice the latent's size, TAESD at full size.
+        await page.waitForFunction(() => window.easel.previews.length > 0, null, { timeout: 60_000 })
+          .catch(() => fail(`${c.label}: no ${c.previewMethod} live preview arrived`));
+        const pv = await page.evaluate(() => window.easel.previews[0]);
+        const want = c.previewMethod === 'TAESD' ? c.width : c.width / 4;
+        if (pv.width !== want || pv.height !== (c.previewMethod === 'TAESD' ? c.height : c.height / 4))
+          fail(`${c.label}: ${c.previewMethod} preview is ${pv.width}x${pv.height}`);
+        console.log(`${c.label}: ${c.previewMethod} live preview ${pv.width}x${pv.height}`);
+      }
       await page.screenshot({ path: join(OUT, `page-${c.label}.png`), fullPage: true });
 
       const pngBytes = Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), before));

@@ -45,7 +45,11 @@ impl<B: Backend> VaeApprox<B> {
     /// Reads `conv1` … `conv8` from A1111's `model.pt` (or a safetensors file with the same
     /// keys); a missing key or a shape that is not the network's is an error naming both.
     pub fn load(b: &B, path: &Path) -> Result<Self> {
-        let store = open_tensor_store(path)?;
+        Self::from_store(b, &open_tensor_store(path)?, path)
+    }
+
+    /// The network in an opened file; `path` names it in messages.
+    pub fn from_store(b: &B, store: &crate::formats::TensorStore, path: &Path) -> Result<Self> {
         let mut convs = Vec::new();
         let mut channels = LATENT_CHANNELS;
         for (i, &(k, out)) in LAYERS.iter().enumerate() {
