@@ -27,6 +27,10 @@ const CASES = [
   // A hypernetwork picked through the file input and applied by a prompt tag.
   { ...BASE, label: 'hypernet', prompt: 'a red cube <hypernet:tiny-nai:0.8>', seed: 99,
     expect: ['<hypernet:tiny-nai:0.8>'], absent: ['Hypernet:'] },
+  // An A1111 hypernetwork with ReLU and layer norm: every op on the GPU (the browser cannot
+  // read tensors back synchronously).
+  { ...BASE, label: 'hypernet_relu', prompt: 'a red cube <hypernet:tiny-relu-ln:0.6>', seed: 98,
+    expect: ['<hypernet:tiny-relu-ln:0.6>'] },
   // Textual-inversion embeddings picked through the file input, named in both prompts
   // (the native CLI reads the same files from embeddings/ beside models/).
   { ...BASE, label: 'embedding', prompt: 'a red cube, tinystyle', negative: 'quadstyle, blurry', seed: 7,
@@ -170,7 +174,7 @@ async function main() {
     await waitState('loaded', 300_000);
     timings.loadMs = await page.evaluate(() => window.easel.timings.loadMs);
     timings.wasmHeapAfterLoadBytes = await page.evaluate(() => window.easel.memoryBytes);
-    await page.setInputFiles('#hypernets', join(MODELS, 'hypernetworks/tiny-nai.pt'));
+    await page.setInputFiles('#hypernets', ['tiny-nai.pt', 'a1111/tiny-relu-ln.pt'].map((f) => join(MODELS, 'hypernetworks', f)));
     await page.waitForSelector('#hypernet-list input[value="tiny-nai"]', { timeout: 60_000 });
     const EMB = join(ROOT, 'tests/fixtures/embeddings');
     const embFiles = ['diffconcept.bin', 'oldti.pt', 'quadstyle.pt', 'stemb.safetensors', 'tinyneg.pt',

@@ -219,8 +219,10 @@ impl Activation {
         }
     }
 
-    /// Applies the activation on the backend. Identity, SiLU and GELU use the backend's own
-    /// kernels; the others, which the SD networks never need and so are not `Backend`
+    /// Applies the activation on the backend. Identity, SiLU, GELU and the ReLU family
+    /// (ReLU, leaky ReLU, RReLU in eval mode, PReLU with one weight) use the backend's own
+    /// kernels, so they also run where tensors cannot be read back synchronously (the
+    /// browser); the others, which the SD networks never need and so are not `Backend`
     /// operations, make one round trip through host memory (hypernetworks of the NovelAI
     /// kind have no activation and never take this path).
     pub fn apply<B: Backend>(self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
@@ -228,6 +230,10 @@ impl Activation {
             Activation::Identity => Ok(x.clone()),
             Activation::Silu => b.silu(x),
             Activation::Gelu => b.gelu(x),
+            Activation::Relu => b.leaky_relu(x, 0.0),
+            Activation::LeakyRelu => b.leaky_relu(x, 0.01),
+            Activation::Rrelu => b.leaky_relu(x, RRELU_SLOPE),
+            Activation::Prelu(a) => b.leaky_relu(x, a),
             other => {
                 let shape = b.shape(x);
                 let mut data = b.download(x)?;
