@@ -24,6 +24,13 @@ use std::path::PathBuf;
 /// A models folder holding `tiny-inpaint.safetensors` (tiny.ckpt with its UNet replaced
 /// by the 9-channel one) and tiny.vae.pt as its sidecar VAE.
 fn inpaint_models_dir() -> PathBuf {
+    // Built once per test process: tests run in parallel and must not read the folder while
+    // another writes it.
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_inpaint_models_dir).clone()
+}
+
+fn build_inpaint_models_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("easel-inpaint-{}", std::process::id()));
     let sd = dir.join("Stable-diffusion");
     std::fs::create_dir_all(&sd).unwrap();
