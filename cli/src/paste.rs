@@ -105,20 +105,19 @@ pub fn check_pasted(
     if !explicit.sampler {
         // A1111's `get_sampler_and_scheduler`: an unknown schedule type is Automatic, an
         // unknown sampler its first one (DPM++ 2M).
-        if let Some(name) = g.schedule_type.clone() {
-            if schedulers.get(&name).is_err() {
+        for (field, what, fallback) in [
+            (&mut g.schedule_type, "schedule type", "Automatic"),
+            (
+                &mut g.hr_schedule_type,
+                "hires schedule type",
+                "the first pass's",
+            ),
+        ] {
+            if let Some(name) = field.clone().filter(|n| schedulers.get(n).is_err()) {
                 warnings.push(format!(
-                    "the PNG's schedule type `{name}` is not available; using Automatic"
+                    "the PNG's {what} `{name}` is not available; using {fallback}"
                 ));
-                g.schedule_type = None;
-            }
-        }
-        if let Some(name) = g.hr_schedule_type.clone() {
-            if schedulers.get(&name).is_err() {
-                warnings.push(format!(
-                    "the PNG's hires schedule type `{name}` is not available; using the first pass's"
-                ));
-                g.hr_schedule_type = None;
+                *field = None;
             }
         }
         if let Err(e) =

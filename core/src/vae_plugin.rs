@@ -53,6 +53,16 @@ pub struct VaeMethods<B: Backend> {
     pub hints: Vec<(String, String, String)>,
 }
 
+impl<B: Backend> Clone for VaeMethods<B> {
+    fn clone(&self) -> Self {
+        Self {
+            decoders: self.decoders.clone(),
+            encoders: self.encoders.clone(),
+            hints: self.hints.clone(),
+        }
+    }
+}
+
 impl<B: Backend> Default for VaeMethods<B> {
     fn default() -> Self {
         Self {

@@ -6,7 +6,7 @@
 //! running keeps the cheap preview.
 
 use crate::blob_source::BlobSource;
-use easel_core::formats::open_tensor_store_from;
+use easel_core::formats::open_tensor_store_named;
 use easel_core::io::ByteSource;
 use easel_core::nn::{TaesdDecoder, VaeApprox};
 use easel_core::Result;
@@ -55,9 +55,7 @@ thread_local! {
 
 fn open(f: &File) -> Result<easel_core::formats::TensorStore> {
     let source: Arc<dyn ByteSource> = Arc::new(BlobSource::new(f.name(), f.clone().into())?);
-    let name = f.name();
-    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    open_tensor_store_from(source, ext)
+    open_tensor_store_named(&f.name(), source)
 }
 
 /// Loads the preview networks from `approx` (`model.pt`) and `taesd` (`taesd_decoder.pth`),

@@ -10,6 +10,6 @@ pub mod tensor_store;
 pub mod value;
 pub mod zip;
 
-pub use open::{open_tensor_store, open_tensor_store_from};
+pub use open::{open_tensor_store, open_tensor_store_from, open_tensor_store_named};
 pub use tensor_store::{DType, TensorInfo, TensorStore};
 pub use value::{StorageRef, TensorRef, Value};

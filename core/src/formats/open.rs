@@ -22,6 +22,16 @@ pub fn open_tensor_store(path: &Path) -> Result<TensorStore> {
     open_tensor_store_from(source, &ext)
 }
 
+/// [`open_tensor_store_from`] for a source given with its file name (the name's extension
+/// is the hint): a browser `File`, a picked file.
+pub fn open_tensor_store_named(
+    file_name: &str,
+    source: Arc<dyn ByteSource>,
+) -> Result<TensorStore> {
+    let ext = file_name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    open_tensor_store_from(source, &ext.to_ascii_lowercase())
+}
+
 /// Opens an already-open source (e.g. a browser `Blob`); `ext_hint` is the file's
 /// extension without the dot, or empty.
 pub fn open_tensor_store_from(source: Arc<dyn ByteSource>, ext_hint: &str) -> Result<TensorStore> {

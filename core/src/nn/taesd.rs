@@ -374,8 +374,7 @@ pub struct TaesdFiles {
 fn open_named(
     (name, source): &(String, std::sync::Arc<dyn crate::io::ByteSource>),
 ) -> Result<TensorStore> {
-    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    crate::formats::open_tensor_store_from(source.clone(), ext)
+    crate::formats::open_tensor_store_named(name, source.clone())
 }
 
 impl<B: Backend> crate::vae_plugin::VaeProvider<B> for TaesdFiles {

@@ -31,7 +31,7 @@ use crate::text::{
     emphasis_infotext, extract_extra_networks, kinds_in_order, parse_extra_networks,
     strip_comments, AttentionSyntax, ScheduleOptions,
 };
-use crate::vae_plugin::VaeProvider;
+use crate::vae_plugin::{VaeMethods, VaeProvider};
 use crate::{Backend, Error, Result};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -90,6 +90,9 @@ pub struct GenerationService<B: Backend> {
     upscalers: UpscalerRegistry,
     /// What offers VAE methods besides the checkpoint's VAE (TAESD built in, plugins').
     vae_providers: Vec<Box<dyn VaeProvider<B>>>,
+    /// What the providers offered, by the models folder they were asked about: a model
+    /// loaded again (another LoRA set, another checkpoint) reuses the loaded networks.
+    vae_methods: Option<(Option<PathBuf>, VaeMethods<B>)>,
 }
 
 impl<B: Backend> GenerationService<B> {
@@ -112,6 +115,7 @@ impl<B: Backend> GenerationService<B> {
             embedding_files: None,
             upscalers: UpscalerRegistry::with_builtins(),
             vae_providers: vec![Box::new(TaesdFolder)],
+            vae_methods: None,
         }
     }
 
@@ -119,12 +123,14 @@ impl<B: Backend> GenerationService<B> {
     /// checkpoint load after the built-in TAESD.
     pub fn add_vae_provider(&mut self, provider: Box<dyn VaeProvider<B>>) {
         self.vae_providers.push(provider);
+        self.vae_methods = None;
     }
 
     /// Replaces every VAE provider (the page's picked TAESD files) and attaches their
     /// methods to the loaded model at once, when no job holds it.
     pub fn set_vae_providers(&mut self, providers: Vec<Box<dyn VaeProvider<B>>>) -> Result<()> {
         self.vae_providers = providers;
+        self.vae_methods = None;
         let models = self.models_dir.clone();
         let Some((key, model)) = self.model.take() else {
             return Ok(());
@@ -133,20 +139,28 @@ impl<B: Backend> GenerationService<B> {
             self.model = Some((key.clone(), m));
             Error::Invalid("the model is in use; pick the files again after the job".into())
         })?;
-        model.vae_methods = Default::default();
         self.attach_vae_methods(&mut model, models.as_deref());
         self.model = Some((key, Rc::new(model)));
         Ok(())
     }
 
     /// The VAE methods the providers offer (TAESD from `VAE-approx/`, plugins'), attached
-    /// to `model`; one that cannot load is a warning, and jobs not naming it go on.
+    /// to `model`; loaded once per models folder and provider set. One that cannot load is
+    /// a warning, and jobs not naming it go on.
     fn attach_vae_methods(&mut self, model: &mut StableDiffusion<B>, models: Option<&Path>) {
-        for provider in &self.vae_providers {
-            match provider.methods(&self.backend, models) {
-                Ok(m) => model.vae_methods.extend(m),
-                Err(e) => self.warnings.push(e.to_string()),
+        let known = matches!(&self.vae_methods, Some((dir, _)) if dir.as_deref() == models);
+        if !known {
+            let mut all = VaeMethods::default();
+            for provider in &self.vae_providers {
+                match provider.methods(&self.backend, models) {
+                    Ok(m) => all.extend(m),
+                    Err(e) => self.warnings.push(e.to_string()),
+                }
             }
+            self.vae_methods = Some((models.map(Path::to_path_buf), all));
+        }
+        if let Some((_, methods)) = &self.vae_methods {
+            model.vae_methods = methods.clone();
         }
     }
 
@@ -264,12 +278,6 @@ impl<B: Backend> GenerationService<B> {
     /// The loaded model's text encoder width (what embeddings must match).
     pub fn loaded_text_width(&self) -> Option<usize> {
         self.model.as_ref().map(|(_, m)| m.config.clip.hidden)
-    }
-
-    /// Install a model loaded elsewhere (LoRAs then cannot be applied to it).
-    pub fn set_model(&mut self, model: StableDiffusion<B>) {
-        self.model = Some((None, Rc::new(model)));
-        self.model_sources = None;
     }
 
     /// Load the checkpoint given as byte sources (the page's picked files), without a

@@ -15,12 +15,12 @@ use easel_core::formats::open_tensor_store;
 use easel_core::model::files::{stem, walk_files};
 use easel_core::model::hash_file;
 use easel_core::{Error, Result};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// The folders A1111 reads LoRAs from, in order.
 pub const LORA_FOLDERS: [&str; 2] = ["Lora", "LyCORIS"];
-const EXTENSIONS: [&str; 3] = ["pt", "ckpt", "safetensors"];
+pub(crate) const EXTENSIONS: [&str; 3] = ["pt", "ckpt", "safetensors"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoraEntry {
@@ -32,6 +32,23 @@ pub struct LoraEntry {
 }
 
 impl LoraEntry {
+    /// The entry of file `path` named `name` (its stem), with the alias (`ss_output_name`)
+    /// and stored hash (`sshs_model_hash`) its safetensors metadata carries.
+    pub fn new(name: String, path: PathBuf, meta: &BTreeMap<String, String>) -> Self {
+        Self {
+            alias: meta
+                .get("ss_output_name")
+                .cloned()
+                .unwrap_or_else(|| name.clone()),
+            metadata_hash: meta
+                .get("sshs_model_hash")
+                .cloned()
+                .filter(|h| !h.is_empty()),
+            name,
+            path,
+        }
+    }
+
     fn is_safetensors(&self) -> bool {
         self.path
             .extension()
@@ -84,18 +101,7 @@ pub fn list_loras(models: &Path) -> Vec<LoraEntry> {
             } else {
                 Default::default()
             };
-            out.push(LoraEntry {
-                alias: meta
-                    .get("ss_output_name")
-                    .cloned()
-                    .unwrap_or_else(|| name.clone()),
-                metadata_hash: meta
-                    .get("sshs_model_hash")
-                    .cloned()
-                    .filter(|h| !h.is_empty()),
-                name,
-                path,
-            });
+            out.push(LoraEntry::new(name, path, &meta));
         }
     }
     out

@@ -3,9 +3,9 @@
 //! byte sources.
 
 use crate::file::LoraFile;
-use crate::library::LoraEntry;
+use crate::library::{LoraEntry, EXTENSIONS};
 use crate::provider::{prepare_from, LoraLibrary, KINDS};
-use easel_core::formats::open_tensor_store_from;
+use easel_core::formats::open_tensor_store_named;
 use easel_core::io::ByteSource;
 use easel_core::model::{safetensors_data_sha256_of, sha256_of};
 use easel_core::service::{NetworkSetting, PreparedPatch, WeightPatchProvider};
@@ -13,8 +13,6 @@ use easel_core::text::ExtraNetworkTag;
 use easel_core::Result;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-const EXTENSIONS: [&str; 3] = ["pt", "ckpt", "safetensors"];
 
 struct Picked {
     entry: LoraEntry,
@@ -49,25 +47,14 @@ impl PickedLoras {
                 .unwrap_or(&name)
                 .to_string();
             let meta = if ext == "safetensors" {
-                open_tensor_store_from(source.clone(), &ext)?
+                open_tensor_store_named(&name, source.clone())?
                     .metadata()
                     .clone()
             } else {
                 Default::default()
             };
             out.push(Picked {
-                entry: LoraEntry {
-                    alias: meta
-                        .get("ss_output_name")
-                        .cloned()
-                        .unwrap_or_else(|| stem.clone()),
-                    metadata_hash: meta
-                        .get("sshs_model_hash")
-                        .cloned()
-                        .filter(|h| !h.is_empty()),
-                    name: stem,
-                    path: PathBuf::from(&name),
-                },
+                entry: LoraEntry::new(stem, PathBuf::from(&name), &meta),
                 source,
                 file: None,
                 short_hash: None,
@@ -114,7 +101,7 @@ impl LoraLibrary for PickedLoras {
             return Ok(f.clone());
         }
         let name = p.entry.path.to_string_lossy().to_string();
-        let store = open_tensor_store_from(p.source.clone(), extension(&name))?;
+        let store = open_tensor_store_named(&name, p.source.clone())?;
         let f = Arc::new(LoraFile::from_store(&store, Path::new(&name))?);
         p.file = Some(f.clone());
         Ok(f)
