@@ -215,6 +215,18 @@ fn legacy_non_zip_torch_file_loads() {
     assert!(msg.contains("cut.pt") && msg.contains("truncated"), "{msg}");
 }
 
+/// Training checkpoints carry numpy arrays and scalars beside the weights (loop and callback
+/// states); A1111's safe unpickler accepts `numpy.core.multiarray._reconstruct`,
+/// `numpy.ndarray` and `numpy.dtype`, so the file loads here too, its weights as torch reads
+/// them and the numpy values as data.
+#[test]
+fn training_checkpoint_with_numpy_arrays_loads() {
+    let exp = &expected()["training.ckpt"];
+    let store = open_tensor_store(&fixture("training.ckpt")).unwrap();
+    assert_tensors(&store, &exp["tensors"]);
+    assert_metadata(&store, &exp["metadata"]);
+}
+
 #[test]
 fn unknown_pickle_global_is_refused_by_name() {
     match open_tensor_store(&fixture("unsafe-global.ckpt")) {

@@ -48,6 +48,9 @@ fn classify(module: &str, name: &str) -> Option<Allowed> {
         ("collections", "OrderedDict") => Some(Allowed::OrderedDict),
         ("torch._utils", "_rebuild_tensor_v2") => Some(Allowed::RebuildTensorV2),
         ("torch._utils", "_rebuild_parameter") => Some(Allowed::RebuildParameter),
+        // A tensor rebuilt from a pickled numpy array (XLA-style saves): kept as inert data,
+        // since its values live in the array's pickled bytes, not in a storage record.
+        ("torch._utils", "_rebuild_device_tensor_from_numpy") => Some(Allowed::Inert),
         ("torch", "DoubleStorage") => storage(DType::F64),
         ("torch", "FloatStorage") => storage(DType::F32),
         ("torch", "HalfStorage") => storage(DType::F16),
@@ -66,10 +69,16 @@ fn classify(module: &str, name: &str) -> Option<Allowed> {
         ("numpy.core.multiarray" | "numpy._core.multiarray", "scalar") => {
             Some(Allowed::NumpyScalar)
         }
-        ("numpy", "dtype") => Some(Allowed::Inert),
+        // numpy arrays in training checkpoints (`_reconstruct(ndarray, (0,), b"b")` then a
+        // BUILD with the array's state): data, never weights.
+        ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => {
+            Some(Allowed::Inert)
+        }
+        ("numpy", "dtype" | "ndarray") => Some(Allowed::Inert),
         ("_codecs", "encode") => Some(Allowed::CodecsEncode),
         ("builtins" | "__builtin__", "set") => Some(Allowed::Set),
-        ("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint") => Some(Allowed::Inert),
+        ("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint")
+        | ("pytorch_lightning.callbacks", "model_checkpoint") => Some(Allowed::Inert),
         // Original textual-inversion embeddings pickle their vectors in a ParameterDict; its
         // state (`_parameters` and empty hook dicts) is kept as data.
         ("torch.nn.modules.container", "ParameterDict") => Some(Allowed::Inert),
