@@ -19,7 +19,7 @@ pub fn remove_temp_files_on_signal() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 let sig = RECEIVED.load(Ordering::SeqCst);
                 if sig != 0 {
-                    easel_core::convert::atomic_file::remove_temp_files();
+                    easel_core::io::atomic_file::remove_temp_files();
                     std::process::exit(128 + sig);
                 }
             });

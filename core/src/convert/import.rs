@@ -645,7 +645,7 @@ fn place(source: &Path, root: &Path, dest: &str, mode: LinkMode) -> Result<&'sta
         .unwrap_or_default();
     let tmp = real_dir.join(format!(".{file_name}.{}.import", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let _tracked = super::atomic_file::TempFileGuard::track(&tmp);
+    let _tracked = crate::io::atomic_file::TempFileGuard::track(&tmp);
     let abs_source = std::fs::canonicalize(source).map_err(|e| Error::io(source, e))?;
     let made = match mode {
         LinkMode::Copy => std::fs::copy(&abs_source, &tmp).map(|_| "copy"),

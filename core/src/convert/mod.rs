@@ -8,7 +8,6 @@
 //!
 //! [`TensorStore`]: crate::formats::TensorStore
 
-pub mod atomic_file;
 pub mod checksum;
 pub mod import;
 pub mod precision;

@@ -6,7 +6,6 @@
 //! of the input plus a few chunk buffers, whatever the file size. The output appears only
 //! when complete; on any error it is removed and an existing file is left untouched.
 
-use super::atomic_file::AtomicFile;
 use super::precision::{convert_elements, Precision};
 use super::prune::{prune_plan, EmaMode, PlannedTensor};
 use super::safetensors_stream::{write_header, StreamedTensor};
@@ -14,6 +13,7 @@ use super::torch_pickle::{PickleScalar, PickledTensor};
 use super::torch_writer::{archive_root, TorchZipWriter};
 use crate::error::{Error, Result};
 use crate::formats::{open_tensor_store_from, TensorStore};
+use crate::io::AtomicFile;
 use crate::io::FileSource;
 use std::collections::BTreeMap;
 use std::io::Write;

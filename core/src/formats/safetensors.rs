@@ -9,8 +9,7 @@ use crate::error::{Error, Result};
 use crate::io::ByteSource;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 
 /// The reference implementation refuses headers above 100 MB; so do we.
@@ -276,7 +275,7 @@ pub fn write<B: AsRef<[u8]>>(
     while json.len() % 8 != 0 {
         json.push(b' ');
     }
-    write_atomically(path, |w| {
+    crate::io::AtomicFile::write_with(path, |w| {
         w.write_all(&(json.len() as u64).to_le_bytes())?;
         w.write_all(&json)?;
         for (_, _, _, data) in tensors {
@@ -300,40 +299,6 @@ pub fn write_f32(
         })
         .collect();
     write(path, &encoded, metadata)
-}
-
-/// Writes through a temporary file beside `path` and renames it into place; on any error
-/// the temporary file is removed and `path` is untouched.
-fn write_atomically(
-    path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::Invalid(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{base}.{}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let f = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(f);
-        fill(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@
 //! (UTF-8). Reading walks the chunk list itself rather than decoding the image, so it works
 //! on text placed after the image data and never inflates pixels it does not need.
 
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Cursor, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fs;
+use std::io::{Cursor, Read};
+use std::path::Path;
 
 use flate2::read::ZlibDecoder;
 
@@ -61,7 +59,7 @@ pub fn write_png(
     let path = path.as_ref();
     let bytes = encode(width, height, rgb, parameters)
         .map_err(|msg| Error::Invalid(format!("{}: {msg}", path.display())))?;
-    write_atomically(path, &bytes)
+    crate::io::AtomicFile::write_bytes(path, &bytes)
 }
 
 /// Largest PNG file read for its infotext (a 2048² RGBA image is 16 MiB uncompressed).
@@ -165,7 +163,7 @@ pub fn write_png_with_texts(
     let path = path.as_ref();
     let bytes = encode_texts(width, height, rgb, texts)
         .map_err(|msg| Error::Invalid(format!("{}: {msg}", path.display())))?;
-    write_atomically(path, &bytes)
+    crate::io::AtomicFile::write_bytes(path, &bytes)
 }
 
 fn encode(
@@ -222,64 +220,6 @@ fn encode_texts(
 
 /// Writes `bytes` to a fresh temporary file beside `path`, flushes it to disk and renames it
 /// over `path`. On any failure the temporary file is removed.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid(format!("{}: not a file path", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let (tmp, mut file) = create_temp_beside(&dir, file_name).map_err(|e| Error::io(path, e))?;
-    let result = (|| -> io::Result<()> {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// Creates a new hidden file in `dir` named after `file_name`, the process id (where the
-/// platform has one) and a counter. A name already taken (by another process, or left by a
-/// crash) just moves on to the next.
-fn create_temp_beside(dir: &Path, file_name: &OsStr) -> io::Result<(PathBuf, File)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    const ATTEMPTS: usize = 100;
-    let pid = process_id();
-    for _ in 0..ATTEMPTS {
-        let mut name = OsString::from(".");
-        name.push(file_name);
-        name.push(format!(
-            ".{pid}.{}.tmp",
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let tmp = dir.join(name);
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "no free name for a temporary file",
-    ))
-}
-
-/// `std::process::id` panics where there are no processes (wasm); there any id will do.
-#[cfg(not(target_family = "wasm"))]
-fn process_id() -> u32 {
-    std::process::id()
-}
-#[cfg(target_family = "wasm")]
-fn process_id() -> u32 {
-    0
-}
-
 /// One chunk of a PNG: its 4-letter type, its data, and the byte offset it starts at.
 struct Chunk<'a> {
     kind: [u8; 4],

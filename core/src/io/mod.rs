@@ -1,6 +1,8 @@
-//! Random-access reading of model files.
+//! Random-access reading of model files, and atomic writing of every output file.
+pub mod atomic_file;
 pub mod byte_source;
 pub mod file_source;
+pub use atomic_file::AtomicFile;
 pub use byte_source::{ByteSource, MemorySource, MmapSource};
 pub use file_source::FileSource;
 

@@ -221,7 +221,7 @@ impl HashCache {
         }
         let json = serde_json::to_vec_pretty(&self.data)
             .map_err(|e| Error::Invalid(format!("{}: {e}", self.path.display())))?;
-        let mut f = crate::convert::atomic_file::AtomicFile::create(&self.path, true)?;
+        let mut f = crate::io::AtomicFile::create(&self.path, true)?;
         std::io::Write::write_all(&mut f, &json).map_err(|e| f.err(e))?;
         f.commit()?;
         self.dirty = false;

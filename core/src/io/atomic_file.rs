@@ -1,21 +1,21 @@
 //! An output file that appears complete or not at all: bytes go to a hidden temporary file
-//! in the target's folder (so the final rename stays on one filesystem and is atomic), and
-//! the temporary file is deleted if the writer is dropped without [`AtomicFile::commit`] —
-//! on an error, a panic or an interrupted run alike.
+//! in the target's folder (so the final rename stays on one filesystem and is atomic), made
+//! and renamed by the `tempfile` crate, and deleted if the writer is dropped without
+//! [`AtomicFile::commit`] — on an error, a panic or an interrupted run alike. Every file
+//! Easel writes (converted checkpoints, safetensors, PNGs, the hash cache) goes through here.
 //!
 //! A run killed by a signal never drops its writers, so every live temporary file is also
 //! listed in a process-wide registry: a front end's Ctrl-C/SIGTERM handler calls
 //! [`remove_temp_files`] before exiting. What a `kill -9` or a power cut leaves behind
-//! (`.<name>.<pid>-<n>.part`) is swept by the next [`AtomicFile::create`] of the same
-//! target once the process that made it is gone.
+//! (`.<name>.<pid>-<random>.part`) is swept by the next [`AtomicFile::create`] in the same
+//! folder once the process that made it is gone.
 
 use crate::error::{Error, Result};
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use tempfile::NamedTempFile;
 
 /// Temporary files being written by this process.
 static LIVE_TEMP_FILES: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
@@ -56,6 +56,14 @@ pub fn remove_temp_files() {
     }
 }
 
+/// `std::process::id` panics where there are no processes (wasm); there any id will do.
+fn process_id() -> u32 {
+    #[cfg(not(target_family = "wasm"))]
+    return std::process::id();
+    #[cfg(target_family = "wasm")]
+    0
+}
+
 /// Whether process `pid` is running (Linux: `/proc/<pid>`); `None` where that cannot be
 /// told.
 fn process_alive(pid: u32) -> Option<bool> {
@@ -65,7 +73,7 @@ fn process_alive(pid: u32) -> Option<bool> {
         .then(|| Path::new("/proc").join(pid.to_string()).exists())
 }
 
-/// Removes `.<base>.<pid>-<n>.part` files in `dir` left by processes that no longer run.
+/// Removes `.<base>.<pid>-<any>.part` files in `dir` left by processes that no longer run.
 fn sweep_stale(dir: &Path, base: &str) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -81,7 +89,7 @@ fn sweep_stale(dir: &Path, base: &str) {
         };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid {
-            if pid != std::process::id() && process_alive(pid) == Some(false) {
+            if pid != process_id() && process_alive(pid) == Some(false) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -94,7 +102,7 @@ const BUFFER: usize = 1 << 20;
 pub struct AtomicFile {
     target: PathBuf,
     tmp: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: Option<BufWriter<NamedTempFile>>,
     _registered: TempFileGuard,
 }
 
@@ -102,7 +110,6 @@ impl AtomicFile {
     /// Starts writing `target`. Unless `overwrite`, an existing target is an error and is
     /// never touched. The folder must exist.
     pub fn create(target: &Path, overwrite: bool) -> Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         if !overwrite && target.symlink_metadata().is_ok() {
             return Err(Error::Invalid(format!(
                 "{}: already exists (pass --force to replace it)",
@@ -118,16 +125,12 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| Error::Invalid(format!("{}: not a file path", target.display())))?;
         sweep_stale(&dir, &base);
-        let tmp = dir.join(format!(
-            ".{base}.{}-{}.part",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
+        let file = tempfile::Builder::new()
+            .prefix(&format!(".{base}.{}-", process_id()))
+            .suffix(".part")
+            .tempfile_in(&dir)
             .map_err(|e| Error::io(target, e))?;
+        let tmp = file.path().to_path_buf();
         Ok(Self {
             target: target.to_path_buf(),
             _registered: TempFileGuard::track(&tmp),
@@ -136,8 +139,28 @@ impl AtomicFile {
         })
     }
 
+    /// Writes `bytes` to `target` atomically, replacing an existing file.
+    pub fn write_bytes(target: &Path, bytes: &[u8]) -> Result<()> {
+        Self::write_with(target, |w| w.write_all(bytes))
+    }
+
+    /// Writes `target` atomically (replacing an existing file) with what `fill` writes.
+    pub fn write_with(
+        target: &Path,
+        fill: impl FnOnce(&mut Self) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let mut file = Self::create(target, true)?;
+        fill(&mut file).map_err(|e| file.err(e))?;
+        file.commit()
+    }
+
     pub fn target(&self) -> &Path {
         &self.target
+    }
+
+    /// The hidden temporary file the bytes go to until [`AtomicFile::commit`].
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
     }
 
     /// Flushes, syncs and renames the temporary file over the target.
@@ -145,9 +168,9 @@ impl AtomicFile {
         let out = self.out.take().expect("writer present until commit");
         let result = (|| -> std::io::Result<()> {
             let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&self.tmp, &self.target)
+            file.as_file().sync_all()?;
+            file.persist(&self.target).map_err(|e| e.error)?;
+            Ok(())
         })();
         result.map_err(|e| Error::io(&self.target, e))
     }
@@ -157,7 +180,7 @@ impl AtomicFile {
         Error::io(&self.target, e)
     }
 
-    fn writer(&mut self) -> &mut BufWriter<File> {
+    fn writer(&mut self) -> &mut BufWriter<NamedTempFile> {
         self.out.as_mut().expect("writer present until commit")
     }
 }
@@ -177,15 +200,6 @@ impl Write for AtomicFile {
 impl Seek for AtomicFile {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         self.writer().seek(pos)
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if let Some(out) = self.out.take() {
-            drop(out);
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 
@@ -222,7 +236,7 @@ mod tests {
         let target = dir.join("y.bin");
         // What a killed run leaves: a temp file of a process that no longer exists (pid
         // 0x7fff_fff0 is above Linux's pid_max) and one of this live process.
-        let stale = dir.join(".y.bin.2147483632-0.part");
+        let stale = dir.join(".y.bin.2147483632-k3Xq9z.part");
         let live = dir.join(format!(".y.bin.{}-999.part", std::process::id()));
         std::fs::write(&stale, b"old").unwrap();
         std::fs::write(&live, b"mine").unwrap();
@@ -237,7 +251,7 @@ mod tests {
         assert!(live.exists(), "a live process' temp file was removed");
         // The file being written is in the registry a signal handler empties (calling
         // `remove_temp_files` here would also delete other tests' files), until dropped.
-        let tmp = f.tmp.clone();
+        let tmp = f.temp_path().to_path_buf();
         let tracked = |p: &Path| {
             LIVE_TEMP_FILES
                 .lock()
@@ -249,6 +263,28 @@ mod tests {
         drop(f);
         assert!(!tmp.exists() && !tracked(&tmp));
         assert!(!target.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failed_fill_leaves_no_file_and_keeps_the_old_one() {
+        let dir = std::env::temp_dir().join(format!("easel-atomic-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("z.png");
+        AtomicFile::write_bytes(&target, b"old").unwrap();
+        let err = AtomicFile::write_with(&target, |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("z.png") && err.contains("disk full"), "{err}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "temp file left"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
