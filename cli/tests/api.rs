@@ -534,7 +534,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn interrupt_queue_limit_and_progress() {
-    let s = Server::start(&["--queue-limit", "1"]);
+    let s = Server::start(&["--queue-limit", "1", "--max-steps", "1000"]);
     let first = long_job(&s, 1);
     wait_until("the first job to step", || {
         get(&s, "progress").1["state"]["sampling_step"]
@@ -601,7 +601,7 @@ fn interrupt_queue_limit_and_progress() {
 
 #[test]
 fn skip_ends_only_the_current_batch() {
-    let s = Server::start(&[]);
+    let s = Server::start(&["--max-steps", "1000"]);
     let url = s.url("txt2img");
     let job = std::thread::spawn(move || {
         let body = json!({"prompt": "x", "steps": 1000, "n_iter": 2, "width": 64, "height": 64,
@@ -627,7 +627,7 @@ fn skip_ends_only_the_current_batch() {
 #[test]
 fn a_client_that_disconnects_while_waiting_leaves_the_queue() {
     use std::io::Write;
-    let s = Server::start(&[]);
+    let s = Server::start(&["--max-steps", "1000"]);
     let first = long_job(&s, 1);
     wait_until("the first job to step", || {
         get(&s, "progress").1["state"]["sampling_step"]
@@ -1076,4 +1076,120 @@ fn lcm_hires_scheduler_and_taesd_encode_equal_easel_generate() {
         "taesd",
     );
     assert!(text.contains("VAE Encoder: TAESD"), "{text}");
+}
+
+/// Issue 16's hostile classes sent to the server: each is refused with a 4xx naming what was
+/// wrong (never a 500, a crash or a hang), per-request limits hold (A1111's slider maxima by
+/// default), a job past `--max-job-seconds` is interrupted with the images done so far, and
+/// the server answers after every one.
+#[test]
+fn hostile_requests_are_bounded_and_the_server_keeps_answering() {
+    let s = Server::start(&["--max-job-seconds", "1"]);
+    let refused = |body: &Value, status: u16, needle: &str| {
+        let (got, resp) = post(&s, "txt2img", body);
+        assert_eq!(got, status, "{body}: {resp}");
+        assert!(resp.to_string().contains(needle), "{body}: {resp}");
+        assert_eq!(get(&s, "progress").0, 200, "not answering after {body}");
+    };
+    // Per-request limits, before the request waits in the queue: 422 naming the field.
+    for (body, field) in [
+        (json!({"steps": 151}), "steps"),
+        (json!({"width": 4096, "height": 64}), "width"),
+        (json!({"batch_size": 100000}), "batch_size"),
+        (json!({"n_iter": 1000000000}), "n_iter"),
+        (
+            json!({"enable_hr": true, "hr_scale": 100, "width": 64, "height": 64}),
+            "hr_scale",
+        ),
+        (
+            json!({"enable_hr": true, "hr_second_pass_steps": 5000}),
+            "hr_second_pass_steps",
+        ),
+    ] {
+        let (status, resp) = post(&s, "txt2img", &body);
+        assert_eq!(status, 422, "{body}: {resp}");
+        assert_eq!(resp["detail"][0]["loc"], json!(["body", field]), "{resp}");
+        assert!(resp.to_string().contains("--max-"), "{resp}");
+    }
+    // Prompts that used to overflow the stack or run for minutes.
+    let small = |prompt: String| json!({"prompt": prompt, "steps": 1, "width": 64, "height": 64});
+    refused(
+        &small("(".repeat(17_000)),
+        422,
+        "nest deeper than 100 levels",
+    );
+    refused(
+        &small("[a:".repeat(17_000)),
+        422,
+        "nest deeper than 100 levels",
+    );
+    refused(&small("a ".repeat(500_000)), 422, "the limit is 32768");
+    refused(&small("a AND ".repeat(5_000)), 422, "AND-separated parts");
+    refused(&small("a BREAK ".repeat(3_000)), 422, "chunks of 75 tokens");
+    // JSON nested past serde's recursion limit, and numbers past i64.
+    let deep = format!(
+        "{{\"prompt\": \"x\", \"colour\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, resp) = call("POST", &s.url("txt2img"), Some(&deep), None);
+    assert_eq!(status, 422, "{resp}");
+    assert!(resp.to_string().contains("recursion limit"), "{resp}");
+    let (status, resp) = call(
+        "POST",
+        &s.url("txt2img"),
+        Some("{\"seed\": 1e400, \"steps\": 99999999999999999999999}"),
+        None,
+    );
+    assert_eq!(status, 422, "{resp}");
+    // Names from prompt tags are names: a path is never opened.
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"prompt": "a cat <hypernet:/etc/passwd:1>", "steps": 1, "width": 64, "height": 64}),
+    );
+    assert_eq!(status, 422, "{resp}");
+    assert!(resp.to_string().contains("is a path, not a name"), "{resp}");
+    // png-info on bytes that are not a PNG, and an Extras upscale past --max-size.
+    let (status, resp) = post(
+        &s,
+        "png-info",
+        &json!({"image": b64(&[0x89, b'P', 0, 1, 2])}),
+    );
+    assert_eq!(status, 422, "{resp}");
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"steps": 1, "width": 64, "height": 64}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let image = resp["images"][0].as_str().unwrap().to_string();
+    let (status, resp) = post(
+        &s,
+        "extra-single-image",
+        &json!({"image": image, "upscaling_resize": 1000, "upscaler_1": "None"}),
+    );
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(
+        resp["detail"][0]["loc"],
+        json!(["body", "upscaling_resize"])
+    );
+    // A job longer than --max-job-seconds: interrupted, with the images made so far.
+    let t0 = Instant::now();
+    let (status, resp) = post(
+        &s,
+        "txt2img",
+        &json!({"prompt": "slow", "steps": 150, "n_iter": 100, "width": 64, "height": 64}),
+    );
+    assert_eq!(status, 200, "{resp}");
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    let images = resp["images"].as_array().unwrap().len();
+    assert!((1..100).contains(&images), "{images} images");
+    assert!(
+        info(&resp)["warnings"]
+            .to_string()
+            .contains("--max-job-seconds"),
+        "{resp}"
+    );
+    assert_eq!(get(&s, "progress").0, 200);
 }

@@ -29,7 +29,7 @@ def start_server(*extra):
 
 
 def main():
-    server, port = start_server("--api-auth", "alice:s3cret")
+    server, port = start_server("--api-auth", "alice:s3cret", "--max-steps", "1000")
     try:
         api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
         api.set_auth("alice", "s3cret")

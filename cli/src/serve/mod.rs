@@ -7,6 +7,7 @@
 mod api_types;
 mod auth;
 mod img2img;
+pub mod limits;
 mod options;
 mod queue;
 mod routes;
@@ -62,6 +63,8 @@ pub struct ServeArgs {
     /// Textual-inversion embeddings folder [default: `embeddings/` beside the models folder].
     #[arg(long = "embeddings-dir")]
     pub embeddings_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: limits::RequestLimits,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
@@ -152,9 +155,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .join("embeddings")
     });
     let folders = (models.clone(), Some(embeddings.clone()));
+    let job_time = a.limits.job_time();
     let worker = match compute {
-        Compute::Cpu => worker::start(move || args.cpu(), folders)?,
-        Compute::Wgpu => worker::start(move || args.wgpu(), folders)?,
+        Compute::Cpu => worker::start(move || args.cpu(), folders, job_time)?,
+        Compute::Wgpu => worker::start(move || args.wgpu(), folders, job_time)?,
     };
     let page = static_files::page_dir(a.dir.clone());
     let state = Arc::new(routes::AppState {
@@ -166,6 +170,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         embeddings_cache: std::sync::Mutex::new(Default::default()),
         samplers: sampler_registry(),
         schedulers: scheduler_registry(),
+        limits: a.limits.clone(),
         cmd_flags: json!({
             "api": true,
             "listen": a.listen,
@@ -174,6 +179,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
             "cors_allow_origins": a.cors_allow_origins.clone(),
             "queue_limit": a.queue_limit,
             "max_body": a.max_body,
+            "max_steps": a.limits.max_steps,
+            "max_size": a.limits.max_size,
+            "max_batch_size": a.limits.max_batch_size,
+            "max_batch_count": a.limits.max_batch_count,
+            "max_job_seconds": a.limits.max_job_seconds,
             "backend": a.compute.backend.clone(),
             "insecure": a.insecure,
         }),

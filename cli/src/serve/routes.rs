@@ -5,6 +5,7 @@
 use super::api_types::*;
 use super::auth::{self, Credentials};
 use super::img2img::{base64_bytes, echoed_parameters, img2img_inputs};
+use super::limits::RequestLimits;
 use super::options::{apply_option, settings_from_options, Applied};
 use super::queue::{JobQueue, QueueFull};
 use super::static_files::serve_file;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub embeddings_cache: Mutex<EmbeddingsCache>,
     pub samplers: SamplerRegistry,
     pub schedulers: SchedulerRegistry,
+    /// What one request may ask for (`easel serve --max-*`).
+    pub limits: RequestLimits,
     pub cmd_flags: Value,
 }
 
@@ -191,9 +194,17 @@ async fn generate_and_answer(
         turn,
     })
     .await?;
-    let generated = generated.map_err(generation_error)?;
+    let mut warnings = warnings.to_vec();
+    if generated.timed_out {
+        warnings.push(format!(
+            "the job ran past this server's limit of {} s (easel serve --max-job-seconds) and \
+             was interrupted: the images finished so far are returned",
+            st.limits.max_job_seconds
+        ));
+    }
+    let generated = generated.result.map_err(generation_error)?;
     Ok(Json(response(
-        req, parameters, &settings, &generated, warnings, waited,
+        req, parameters, &settings, &generated, &warnings, waited,
     )?))
 }
 
@@ -208,6 +219,7 @@ async fn txt2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgRe
         &st.samplers,
         &st.schedulers,
     )?;
+    st.limits.check(&settings)?;
     let parameters = serde_json::to_value(&req).unwrap_or(Value::Null);
     generate_and_answer(
         &st,
@@ -238,6 +250,7 @@ async fn img2img(State(st): State<Shared>, body: Bytes) -> Result<Json<Txt2ImgRe
         &st.schedulers,
     )?;
     let inputs = img2img_inputs(&fields, &mut settings, &mut warnings)?;
+    st.limits.check(&settings)?;
     let parameters = echoed_parameters(&req, &fields);
     generate_and_answer(&st, &req, parameters, settings, inputs, &warnings).await
 }
@@ -285,6 +298,15 @@ async fn extra_single_image(
             ))
         }
     };
+    let (w, h) = (image.width as f64, image.height as f64);
+    match target {
+        UpscaleTarget::Scale(f) => st.limits.check_upscale("upscaling_resize", w * f, h * f)?,
+        UpscaleTarget::Size { width, height, .. } => {
+            let f = (width as f64 / w).max(height as f64 / h);
+            st.limits
+                .check_upscale("upscaling_resize_w", w * f, h * f)?
+        }
+    }
     let second = (req.upscaler_2 != "None" && req.extras_upscaler_2_visibility > 0.0).then(|| {
         (
             req.upscaler_2.clone(),

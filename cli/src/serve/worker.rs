@@ -14,7 +14,7 @@ use easel_core::{Backend, Error, Result};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
 /// What a handler asks of the generation thread.
@@ -25,7 +25,7 @@ pub enum Command {
         settings: Box<GenerationSettings>,
         /// Init images and mask (img2img); empty for txt2img.
         inputs: Box<GenerationInputs>,
-        reply: oneshot::Sender<Result<Vec<Generated>>>,
+        reply: oneshot::Sender<JobOutcome>,
         turn: OwnedMutexGuard<()>,
     },
     /// Load `model` (name/title) with `vae` now (A1111's reload-checkpoint, or setting
@@ -50,6 +50,13 @@ pub enum Command {
         reply: oneshot::Sender<()>,
         turn: OwnedMutexGuard<()>,
     },
+}
+
+/// A generation job's images (or error), and whether it was stopped for running past the
+/// server's time limit.
+pub struct JobOutcome {
+    pub result: Result<Vec<Generated>>,
+    pub timed_out: bool,
 }
 
 /// The live state of the job being run, for `GET progress`.
@@ -127,7 +134,12 @@ fn timestamp() -> String {
 
 /// Starts the generation thread; `make_backend` runs on it, so the backend never crosses
 /// threads. `folders` are the models folder and the embeddings folder.
-pub fn start<B, F>(make_backend: F, folders: (PathBuf, Option<PathBuf>)) -> Result<WorkerHandle>
+/// A job running longer than `job_time` is interrupted.
+pub fn start<B, F>(
+    make_backend: F,
+    folders: (PathBuf, Option<PathBuf>),
+    job_time: Option<Duration>,
+) -> Result<WorkerHandle>
 where
     B: SessionBackend,
     F: FnOnce() -> Result<B> + Send + 'static,
@@ -154,7 +166,14 @@ where
             let previewer = Previewer::load(&backend, &folders.0);
             let mut svc = service(backend, folders.0, folders.1);
             for command in rx {
-                run_command(&mut svc, command, &shared, &token, previewer.as_ref());
+                run_command(
+                    &mut svc,
+                    command,
+                    &shared,
+                    &token,
+                    previewer.as_ref(),
+                    job_time,
+                );
             }
         })
         .map_err(|e| Error::Invalid(format!("cannot start the generation thread: {e}")))?;
@@ -179,6 +198,7 @@ fn run_command<B: SessionBackend>(
     progress: &Mutex<LiveProgress>,
     cancel: &CancelToken,
     previewer: Option<&Previewer<B>>,
+    job_time: Option<Duration>,
 ) {
     match command {
         Command::Generate {
@@ -204,7 +224,13 @@ fn run_command<B: SessionBackend>(
                     ..Default::default()
                 };
             }
+            let started = Instant::now();
+            let mut timed_out = false;
             let mut on_step = |s: &StepProgress| {
+                if job_time.is_some_and(|limit| started.elapsed() > limit) && !timed_out {
+                    timed_out = true;
+                    cancel.interrupt();
+                }
                 let per_image: usize = s.latent_shape.iter().product();
                 // The network runs before the lock is taken, so `progress` never waits on it.
                 let [_, h, w] = s.latent_shape;
@@ -242,7 +268,7 @@ fn run_command<B: SessionBackend>(
             }))
             .unwrap_or_else(|_| Err(Error::Invalid("the generation failed unexpectedly".into())));
             *lock(progress) = LiveProgress::default();
-            let _ = reply.send(result);
+            let _ = reply.send(JobOutcome { result, timed_out });
             drop(turn);
         }
         Command::Load {
