@@ -2,6 +2,7 @@
 //! model and the golden outputs written by `tests/fixtures/make_fixtures.py` live, and
 //! small comparison utilities with tolerances stated by each test.
 
+pub mod fuzz;
 mod img2img_cases;
 
 pub use img2img_cases::{img2img_cases, img2img_golden, tiny_model, txt2img_params_of};

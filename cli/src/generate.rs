@@ -610,6 +610,7 @@ impl GenerateArgs {
         if let Some(info) = &pasted {
             let explicit = crate::paste::Explicit {
                 model: a.model.is_some(),
+                vae: !a.vae.eq_ignore_ascii_case("auto"),
                 hypernets: !a.hypernets.is_empty(),
                 sampler: a.sampler.is_some(),
             };

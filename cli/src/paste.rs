@@ -5,7 +5,7 @@
 //! turns the warnings into an error, for scripts that must not get a different image.
 
 use easel_core::infotext::Infotext;
-use easel_core::model::resolve_checkpoint;
+use easel_core::model::{check_plain_name, resolve_checkpoint, resolve_vae};
 use easel_core::registry::{SamplerChoice, SamplerRegistry, SchedulerRegistry};
 use easel_core::service::GenerationSettings;
 use easel_core::{Error, Result};
@@ -39,6 +39,8 @@ const UNSUPPORTED: [&str; 19] = [
 /// second-guessed).
 pub struct Explicit {
     pub model: bool,
+    /// `--vae` other than `auto`.
+    pub vae: bool,
     pub hypernets: bool,
     pub sampler: bool,
 }
@@ -86,6 +88,23 @@ pub fn check_pasted(
                 g.model
             ));
             g.model.clear();
+        }
+    }
+    // A1111's paste sets the `sd_vae` override from `VAE`; a name it cannot find is
+    // "None" (the checkpoint's own VAE) with a message. Names only: never a path.
+    if let (false, Some(name)) = (
+        explicit.vae,
+        t.vae().map(str::trim).filter(|n| !n.is_empty()),
+    ) {
+        match check_plain_name(name, "VAE").and_then(|()| resolve_vae(models, name)) {
+            Ok(_) => g.vae = name.to_string(),
+            Err(e) => {
+                warnings.push(format!(
+                    "the PNG's VAE `{name}` is not installed ({e}); using the checkpoint's own \
+                     VAE, as A1111 does"
+                ));
+                g.vae = "none".into();
+            }
         }
     }
     if !explicit.hypernets {

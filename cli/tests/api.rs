@@ -1174,6 +1174,29 @@ fn hostile_requests_are_bounded_and_the_server_keeps_answering() {
         resp["detail"][0]["loc"],
         json!(["body", "upscaling_resize"])
     );
+    // The committed hostile request bodies: each a 4xx holding the manifest's words.
+    let corpus = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/hostile"
+    ));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(corpus.join("manifest.json")).unwrap()).unwrap();
+    let mut sent = 0;
+    for (rel, want) in manifest.as_object().unwrap() {
+        if !rel.starts_with("api/") {
+            continue;
+        }
+        let body = String::from_utf8_lossy(&std::fs::read(corpus.join(rel)).unwrap()).into_owned();
+        let (status, resp) = call("POST", &s.url("txt2img"), Some(&body), None);
+        assert!((400..500).contains(&status), "{rel}: {status} {resp}");
+        for w in want["words"].as_array().unwrap() {
+            let w = w.as_str().unwrap();
+            assert!(resp.to_string().contains(w), "{rel}: `{w}` not in {resp}");
+        }
+        assert_eq!(get(&s, "progress").0, 200, "not answering after {rel}");
+        sent += 1;
+    }
+    assert!(sent >= 8, "{sent} corpus requests");
     // A job longer than --max-job-seconds: interrupted, with the images made so far.
     let t0 = Instant::now();
     let (status, resp) = post(

@@ -464,3 +464,177 @@ fn hostile_yaml_is_an_error_naming_the_file_and_key() {
     }
     std::fs::remove_dir_all(&models).ok();
 }
+
+/// The committed hostile corpus (`tests/fixtures/hostile/`, written by its
+/// `make_hostile_corpus.py`), each file run through the command a user would run on it:
+/// model files converted or loaded from a models folder, PNGs and infotexts pasted with
+/// `generate --from`, prompts generated (raw pickles as the `data.pkl` of a checkpoint).
+/// Every run must end by itself within a minute, its messages holding the manifest's words
+/// (the file's name among them for files); `error` must fail and leave no output or temp
+/// file behind, `warn` and `ok` must succeed.
+#[test]
+fn committed_hostile_corpus_ends_with_clear_messages() {
+    let root = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/hostile"
+    ));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
+    let dir = temp_dir("corpus");
+    let tiny = fixtures_models().join("Stable-diffusion/tiny.ckpt");
+    let input_png = png_with(&dir, "input.png", "x");
+    let mut checked = 0;
+    let mut faults: Vec<String> = Vec::new();
+    for (rel, want) in manifest.as_object().unwrap() {
+        let (class, file_name) = rel.split_once('/').unwrap();
+        let file = root.join(rel);
+        let stem = file_name.rsplit_once('.').unwrap().0;
+        let case = dir.join(format!("case-{checked}"));
+        let models = case.join("models");
+        std::fs::create_dir_all(models.join("Stable-diffusion")).unwrap();
+        std::fs::copy(&tiny, models.join("Stable-diffusion/tiny.ckpt")).unwrap();
+        let place = |sub: &str, name: &str| {
+            let to = models.join(sub).join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&file, &to).unwrap();
+            to
+        };
+        let out = case.join("out.png");
+        let generate = |extra: &[&str]| {
+            let mut c = easel();
+            c.current_dir(&case)
+                .args(["generate", "--models"])
+                .arg(&models)
+                .args(extra)
+                .arg("-o")
+                .arg(&out);
+            c
+        };
+        let text_of = || std::fs::read_to_string(&file).unwrap();
+        let small = ["--steps", "1", "--size", "64x64"];
+        let mut cmd = match class {
+            "pickle" | "ckpt" | "legacy" | "safetensors" => {
+                let input = if class == "pickle" {
+                    let pkl = std::fs::read(&file).unwrap();
+                    let zip =
+                        stored_zip(&[("archive/data.pkl", &pkl), ("archive/version", b"3\n")]);
+                    let input = case.join(format!("{file_name}.ckpt"));
+                    std::fs::write(&input, zip).unwrap();
+                    input
+                } else {
+                    let input = case.join(file_name);
+                    std::fs::copy(&file, &input).unwrap();
+                    input
+                };
+                let mut c = easel();
+                c.arg("convert")
+                    .arg(&input)
+                    .arg(case.join("out.safetensors"));
+                c
+            }
+            "yaml" => {
+                std::fs::copy(&tiny, models.join(format!("Stable-diffusion/{stem}.ckpt"))).unwrap();
+                place("Stable-diffusion", file_name);
+                let mut args = small.to_vec();
+                args.extend(["--model", stem, "-p", "x"]);
+                generate(&args)
+            }
+            "hypernetwork" => {
+                place("hypernetworks", file_name);
+                let mut args = small.to_vec();
+                args.extend(["--hypernet", stem, "-p", "x"]);
+                generate(&args)
+            }
+            "lora" => {
+                place("Lora", file_name);
+                let prompt = format!("x <lora:{stem}:1>");
+                let mut args = small.to_vec();
+                args.extend(["-p", prompt.as_str()]);
+                generate(&args)
+            }
+            "embedding" => {
+                let emb = case.join("embeddings");
+                std::fs::create_dir_all(&emb).unwrap();
+                std::fs::copy(&file, emb.join(file_name)).unwrap();
+                let emb = emb.display().to_string();
+                let mut args = small.to_vec();
+                args.extend(["--embeddings-dir", emb.as_str(), "-p", stem]);
+                generate(&args)
+            }
+            "upscaler" => {
+                place("ESRGAN", file_name);
+                let mut c = easel();
+                c.args(["upscale", "--models"])
+                    .arg(&models)
+                    .args(["--upscaler", stem, "--scale", "2", "-o"])
+                    .arg(&out)
+                    .arg(&input_png);
+                c
+            }
+            "png" => {
+                let png = case.join(file_name);
+                std::fs::copy(&file, &png).unwrap();
+                generate(&["--from", png.to_str().unwrap()])
+            }
+            "infotext" => {
+                let png = png_with(&case, "pasted.png", &text_of());
+                generate(&["--from", png.to_str().unwrap()])
+            }
+            "prompt" => {
+                let prompt = text_of();
+                let mut args = small.to_vec();
+                args.extend(["-p", prompt.as_str()]);
+                generate(&args)
+            }
+            // Request bodies go to the server in `cli/tests/api.rs`.
+            "api" => continue,
+            other => panic!("no command for corpus class `{other}`"),
+        };
+        let started = std::time::Instant::now();
+        let output = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let took = started.elapsed();
+        let mut check = |ok: bool, what: String| {
+            if !ok {
+                faults.push(format!(
+                    "{rel}: {what}\n    {}",
+                    text.replace('\n', "\n    ")
+                ));
+            }
+        };
+        check(
+            output.status.code().is_some(),
+            format!("killed by a signal ({:?})", output.status),
+        );
+        check(
+            took < std::time::Duration::from_secs(60),
+            format!("took {took:?}"),
+        );
+        for w in want["words"].as_array().unwrap() {
+            let w = w.as_str().unwrap();
+            check(text.contains(w), format!("`{w}` not in the messages"));
+        }
+        match want["expect"].as_str().unwrap() {
+            "error" => {
+                check(!output.status.success(), "succeeded".into());
+                // Nothing half-written: no output and no temp file beside it.
+                let left: Vec<_> = std::fs::read_dir(&case)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with('.') || n.starts_with("out"))
+                    .collect();
+                check(left.is_empty(), format!("left {left:?}"));
+            }
+            _ => check(output.status.success(), "failed".into()),
+        }
+        std::fs::remove_dir_all(&case).ok();
+        checked += 1;
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+    assert!(checked >= 60, "only {checked} corpus files");
+    std::fs::remove_dir_all(&dir).ok();
+}

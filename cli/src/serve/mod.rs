@@ -10,6 +10,8 @@ mod img2img;
 pub mod limits;
 mod options;
 mod queue;
+#[cfg(test)]
+mod request_fuzz;
 mod routes;
 mod static_files;
 mod txt2img;

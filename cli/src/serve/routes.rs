@@ -130,7 +130,7 @@ pub fn router(
 
 /// A JSON body as `T`; malformed JSON or a wrong type is a 422 naming the field, as
 /// FastAPI answers A1111's clients.
-fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -497,7 +497,13 @@ async fn cmd_flags(State(st): State<Shared>) -> Json<Value> {
 
 /// A1111's png-info: the `parameters` text, the other text chunks, and the parsed fields.
 async fn png_info(body: Bytes) -> ApiResult {
-    let req: PngInfoRequest = parse_body(&body)?;
+    png_info_of(&body).map(Json)
+}
+
+/// `POST png-info`'s answer for a request body: A1111's `info`, `items` and `parameters`
+/// (numbers as numbers) of the image's infotext.
+pub(super) fn png_info_of(body: &Bytes) -> Result<Value, ApiError> {
+    let req: PngInfoRequest = parse_body(body)?;
     let b64 = match req.image.split_once(";base64,") {
         Some((_, data)) => data,
         None => req.image.as_str(),
@@ -511,7 +517,7 @@ async fn png_info(body: Bytes) -> ApiResult {
     let text = parameters_from_png_bytes(&bytes, "image")
         .map_err(|e| ApiError::field("image", e.to_string()))?;
     let Some(text) = text else {
-        return Ok(Json(json!({ "info": "", "items": {}, "parameters": {} })));
+        return Ok(json!({ "info": "", "items": {}, "parameters": {} }));
     };
     let t = Infotext::parse(&text);
     let mut parameters = Map::new();
@@ -531,11 +537,11 @@ async fn png_info(body: Bytes) -> ApiResult {
         };
         parameters.insert(k, value);
     }
-    Ok(Json(json!({
+    Ok(json!({
         "info": text,
         "items": { "parameters": text },
         "parameters": parameters,
-    })))
+    }))
 }
 
 async fn samplers(State(st): State<Shared>) -> Json<Value> {

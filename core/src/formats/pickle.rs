@@ -334,7 +334,11 @@ pub fn unpickle_prefix(data: &[u8], file: &str) -> Result<Option<(Value, usize)>
     };
     match m.run() {
         Ok(item) => {
-            let budget = 1_000_000usize.saturating_add(data.len().saturating_mul(8));
+            // A real pickle has about one node per opcode byte (memo references to shared
+            // strings and globals count once per use); only a container referenced over
+            // and over multiplies that, which is what the budget stops, before it costs
+            // hundreds of MiB.
+            let budget = 100_000usize.saturating_add(data.len().saturating_mul(4));
             let mut conv = Converter { budget, file };
             let value = conv.convert(&item, 0)?;
             Ok(Some((value, m.pos)))

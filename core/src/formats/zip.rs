@@ -26,8 +26,9 @@ const ZIP64_EXTRA_ID: u16 = 0x0001;
 /// The archive comment is at most 64 KiB, so the end record lies in this many final bytes.
 const MAX_EOCD_SEARCH: u64 = EOCD_LEN + 0xFFFF;
 /// Whole-entry reads (`data.pkl`, small text entries) are refused above this size: tensor
-/// data is never read this way.
-const MAX_WHOLE_ENTRY: u64 = 1 << 30;
+/// data is never read this way, and a 4 GB checkpoint's `data.pkl` is well under 1 MiB (a
+/// training checkpoint with pickled optimizer state a few MiB).
+const MAX_WHOLE_ENTRY: u64 = 256 << 20;
 
 /// Compression method of an entry as the zip format numbers it.
 pub const METHOD_STORED: u16 = 0;
@@ -214,7 +215,11 @@ impl ZipArchive {
                 raw
             }
             METHOD_DEFLATED => {
-                let mut out = Vec::with_capacity(entry.uncompressed_size as usize);
+                // The directory's size is a claim: reserve at most what deflate can produce
+                // from the compressed bytes at hand (1032:1), grow past that only as real
+                // output arrives, and stop one byte past the claim.
+                let plausible = entry.compressed_size.saturating_mul(1032);
+                let mut out = Vec::with_capacity(entry.uncompressed_size.min(plausible) as usize);
                 flate2::read::DeflateDecoder::new(raw.as_slice())
                     .take(entry.uncompressed_size + 1)
                     .read_to_end(&mut out)

@@ -15,8 +15,11 @@ pub trait ByteSource: Send + Sync {
     }
     /// Fill `buf` from `offset`; reading past the end is a format error naming the file.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
-    /// Convenience: read `len` bytes at `offset` into a new vector.
+    /// Convenience: read `len` bytes at `offset` into a new vector. The range is checked
+    /// against the source's length first, so a length read from the file itself never
+    /// becomes an allocation larger than the file.
     fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        check_range(self.name(), self.len(), offset, len)?;
         let mut v = vec![0u8; len];
         self.read_at(offset, &mut v)?;
         Ok(v)

@@ -86,6 +86,10 @@ pub struct GenerationService<B: Backend> {
     job_patch: PreparedPatch,
     /// Warnings of the last job (networks skipped, unknown tags).
     warnings: Vec<String>,
+    /// What the last model load reported (LoRA layers that matched nothing or could not be
+    /// applied): part of the warnings of every `ready_model` call until the job that
+    /// caused the load ends, since a front end may ready the model before generating.
+    load_report: Vec<String>,
     /// Image upscalers by A1111 name (Lanczos, Nearest, model files) for hires fix.
     upscalers: UpscalerRegistry,
     /// What offers VAE methods besides the checkpoint's VAE (TAESD built in, plugins').
@@ -110,6 +114,7 @@ impl<B: Backend> GenerationService<B> {
             patches: None,
             job_patch: PreparedPatch::none(),
             warnings: Vec::new(),
+            load_report: Vec::new(),
             embeddings_dir: None,
             embeddings: EmbeddingsCache::default(),
             embedding_files: None,
@@ -333,9 +338,7 @@ impl<B: Backend> GenerationService<B> {
         let mut model = StableDiffusion::load_patched(&self.backend, &files, patch.clone())?;
         self.attach_vae_methods(&mut model, Some(&dir));
         let model = Rc::new(model);
-        if let Some(p) = patch {
-            self.warnings.extend(p.report());
-        }
+        self.load_report = patch.map(|p| p.report()).unwrap_or_default();
         self.model = Some((key, model.clone()));
         self.model_patch.clone_from(&self.job_patch.key);
         Ok((model, true))
@@ -349,6 +352,15 @@ impl<B: Backend> GenerationService<B> {
         s: &GenerationSettings,
     ) -> Result<(Rc<StableDiffusion<B>>, bool)> {
         self.warnings.clear();
+        let ready = self.ready_model_for_job(s);
+        self.warnings.extend(self.load_report.iter().cloned());
+        ready
+    }
+
+    fn ready_model_for_job(
+        &mut self,
+        s: &GenerationSettings,
+    ) -> Result<(Rc<StableDiffusion<B>>, bool)> {
         let prompt = strip_comments(&s.prompt);
         self.job_patch = match &mut self.patches {
             Some(provider) => {
@@ -394,9 +406,7 @@ impl<B: Backend> GenerationService<B> {
             StableDiffusion::load_from_sources_patched(&self.backend, sources, patch.clone())?;
         self.attach_vae_methods(&mut model, None);
         let model = Rc::new(model);
-        if let Some(p) = patch {
-            self.warnings.extend(p.report());
-        }
+        self.load_report = patch.map(|p| p.report()).unwrap_or_default();
         self.model = Some((None, model.clone()));
         self.model_patch.clone_from(&self.job_patch.key);
         Ok((model, true))
@@ -461,9 +471,28 @@ impl<B: Backend> GenerationService<B> {
         progress: &mut dyn FnMut(&StepProgress),
         cancel: &CancelToken,
     ) -> Result<Vec<Generated>> {
+        let generated = self.generate_job(s, inputs, progress, cancel).await;
+        // The load's report has been part of this job's warnings; the next job that
+        // reuses the model has nothing new to report.
+        self.load_report.clear();
+        generated
+    }
+
+    async fn generate_job(
+        &mut self,
+        s: &GenerationSettings,
+        inputs: &GenerationInputs,
+        progress: &mut dyn FnMut(&StepProgress),
+        cancel: &CancelToken,
+    ) -> Result<Vec<Generated>> {
         let mut params = self.params(s)?;
         let model = self.ready_model(s)?.0;
-        let (embeddings, _) = self.embeddings_for(model.config.clip.hidden);
+        let (embeddings, fresh) = self.embeddings_for(model.config.clip.hidden);
+        if fresh {
+            // A1111 reports each embedding file it could not load (naming it) once, when
+            // it reads the folder, and generates on.
+            self.warnings.extend(embeddings.warnings());
+        }
         let job =
             PreparedJob::prepare(s, inputs, &self.samplers, &self.schedulers, &self.upscalers)?;
         // A VAE method the model does not offer is refused before any sampling.

@@ -263,10 +263,20 @@ impl NetworkModule {
     /// A module from the tensors a file holds for one layer (names after the layer key's
     /// first `.`), recognised in A1111's order; `None` if no type accepts these names.
     pub fn from_parts(mut w: BTreeMap<String, Tensor>) -> Result<Option<Self>> {
-        let scalar =
-            |w: &BTreeMap<String, Tensor>, k: &str| w.get(k).and_then(|t| t.data.first().copied());
-        let alpha = scalar(&w, "alpha");
-        let scale = scalar(&w, "scale");
+        // A1111 reads these with `.item()`, which fails on anything but one value.
+        let scalar = |w: &BTreeMap<String, Tensor>, k: &str| -> Result<Option<f32>> {
+            match w.get(k) {
+                None => Ok(None),
+                Some(t) if t.data.len() == 1 => Ok(Some(t.data[0])),
+                Some(t) => Err(Error::Invalid(format!(
+                    "`{k}` holds {} values of shape {:?}; it must be one number",
+                    t.data.len(),
+                    t.shape
+                ))),
+            }
+        };
+        let alpha = scalar(&w, "alpha")?;
+        let scale = scalar(&w, "scale")?;
         let bias = w.get("bias").cloned();
         if w.contains_key("dora_scale") {
             return Err(Error::Invalid(
@@ -304,7 +314,7 @@ impl NetworkModule {
                     Some(dim),
                 )
             } else if w.contains_key("weight") {
-                let on_input = scalar(&w, "on_input").ok_or_else(|| {
+                let on_input = scalar(&w, "on_input")?.ok_or_else(|| {
                     Error::Invalid("(IA)³ module has `weight` but no `on_input`".into())
                 })? != 0.0;
                 (
