@@ -71,6 +71,50 @@ pub struct BenchArgs {
     /// tests/bench/bench_pipeline.py).
     #[arg(long)]
     pub json: bool,
+    /// Write the random full-size SD1.5 weights (UNet, VAE, text encoder; LDM keys) as an
+    /// fp16 `.safetensors` checkpoint (about 2.1 GB) and exit: a real-size model file for
+    /// trying a backend or the web page without downloading one.
+    #[arg(long = "write-checkpoint", conflicts_with_all = ["pipeline", "upscale"])]
+    pub write_checkpoint: Option<PathBuf>,
+}
+
+/// `--write-checkpoint`: the seeded random full-size SD1.5 weights, rounded to f16, as one
+/// safetensors checkpoint (written atomically).
+fn write_checkpoint(path: &Path) -> Result<()> {
+    use easel_core::formats::{safetensors, DType};
+    use easel_core::nn::{ClipConfig, VaeConfig};
+    let t0 = Instant::now();
+    let store = random_weights(
+        Some(&UNetConfig::sd15()),
+        Some(&VaeConfig::sd15()),
+        Some(&ClipConfig::vit_l14()),
+        WEIGHT_SEED,
+    );
+    let mut tensors = Vec::new();
+    for key in store.keys() {
+        let shape = store.info(key)?.shape.clone();
+        let bytes: Vec<u8> = store
+            .read_f32(key)?
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        tensors.push((key.to_string(), DType::F16, shape, bytes));
+    }
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert(
+        "easel".to_string(),
+        format!("random full-size SD1.5 weights (seed {WEIGHT_SEED}), not a trained model"),
+    );
+    safetensors::write(path, &tensors, &metadata)?;
+    let bytes: usize = tensors.iter().map(|t| t.3.len()).sum();
+    println!(
+        "wrote {} ({:.2} GB, {} tensors) in {:.1} s",
+        path.display(),
+        bytes as f64 / 1e9,
+        tensors.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Multiply-adds ×2 of one SD1.5 UNet forward for one image, by side (measured with a
@@ -122,6 +166,9 @@ fn check_sizes(sizes: &[usize]) -> Result<()> {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    if let Some(path) = &a.write_checkpoint {
+        return write_checkpoint(path);
+    }
     let compute = a.compute.choose()?;
     if a.sizes.is_empty() {
         let default: &[usize] = if a.pipeline || a.upscale {

@@ -125,9 +125,17 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| Error::Invalid(format!("{}: not a file path", target.display())))?;
         sweep_stale(&dir, &base);
-        let file = tempfile::Builder::new()
-            .prefix(&format!(".{base}.{}-", process_id()))
-            .suffix(".part")
+        let prefix = format!(".{base}.{}-", process_id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".part");
+        // A temp file is private (0600) by default; the finished file gets the mode any new
+        // file gets here (0666 less the umask), as a plain `File::create` would.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let file = builder
             .tempfile_in(&dir)
             .map_err(|e| Error::io(target, e))?;
         let tmp = file.path().to_path_buf();
@@ -285,6 +293,21 @@ mod tests {
             1,
             "temp file left"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn finished_file_has_the_usual_mode_not_the_temp_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("easel-atomic-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let target = dir.join("atomic");
+        AtomicFile::write_bytes(&target, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&target), mode(&plain));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
