@@ -100,4 +100,16 @@ if [ "${EASEL_WEB_SKIP_E2E:-0}" != 1 ]; then
   step "e2e in headless Chromium"
   NODE_PATH=$NODE_TOOLS node web/tests/e2e.mjs
 fi
+# --- the page on a full-size SD1.5 checkpoint (random weights; minutes on SwiftShader) ------
+if [ "${EASEL_WEB_FULL_SIZE:-0}" = 1 ]; then
+  cargo build -p easel-cli
+  ckpt=$ROOT/target/web-e2e/sd15-random.safetensors
+  if [ ! -f "$ckpt" ]; then
+    step "writing a full-size checkpoint with random weights ($ckpt)"
+    mkdir -p "$(dirname "$ckpt")"
+    "$ROOT/target/debug/easel" bench --write-checkpoint "$ckpt"
+  fi
+  step "e2e at full size in headless Chromium"
+  FULL_SIZE_CKPT=$ckpt NODE_PATH=$NODE_TOOLS node web/tests/e2e_full_size.mjs
+fi
 step "done"
