@@ -15,6 +15,36 @@ use std::pin::Pin;
 /// A boxed future without a `Send` bound: browser futures are single-threaded.
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
+/// Element-wise functions beyond the networks' own (SiLU, GELU, leaky ReLU): the torch
+/// activation modules an A1111 hypernetwork may name, with torch's default arguments.
+/// [`crate::backend_host`] defines each on one value; backends with kernels of their own
+/// match it to within f32 rounding of `exp`/`tanh`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementwiseFn {
+    Tanh,
+    Sigmoid,
+    /// α = 1 (CELU with α = 1 is the same function).
+    Elu,
+    Selu,
+    /// `x · relu6(x + 3) / 6`.
+    Hardswish,
+    Mish,
+    Relu6,
+    /// Clamp to [-1, 1].
+    Hardtanh,
+    /// `relu6(x + 3) / 6`.
+    Hardsigmoid,
+    /// β = 1, the identity above 20.
+    Softplus,
+    Softsign,
+    Tanhshrink,
+    LogSigmoid,
+    /// λ = 0.5.
+    Hardshrink,
+    /// λ = 0.5.
+    Softshrink,
+}
+
 pub trait Backend: 'static {
     type Tensor: Clone;
 
@@ -125,6 +155,13 @@ pub trait Backend: 'static {
     // `crate::backend_host`, upload), so every backend runs every upscaler; a backend
     // overrides the ones it has kernels for.
 
+    /// `f` applied to every element (the activations hypernetworks may name that the SD
+    /// networks themselves never use).
+    fn elementwise(&self, x: &Self::Tensor, f: ElementwiseFn) -> Result<Self::Tensor> {
+        let shape = self.shape(x);
+        let data = self.download(x)?;
+        self.upload(&crate::backend_host::elementwise(&data, f), &shape)
+    }
     /// `x` where `x > 0`, else `slope · x`.
     fn leaky_relu(&self, x: &Self::Tensor, slope: f32) -> Result<Self::Tensor> {
         let shape = self.shape(x);

@@ -1,5 +1,6 @@
 //! Host (plain Rust, f32) versions of the [`Backend`](crate::Backend) operations that the
-//! trait gives a default for: the upscaler networks' activations (leaky ReLU, PReLU), pixel
+//! trait gives a default for: the hypernetworks' activations ([`crate::ElementwiseFn`]), the
+//! upscaler networks' activations (leaky ReLU, PReLU), pixel
 //! (un)shuffle, and the Swin window operations. A backend without a kernel of its own runs
 //! them through these by a round trip (download, compute here, upload), so every backend
 //! runs every upscaler; the candle backend has native versions, and these double as the
@@ -30,6 +31,72 @@ fn dims4(op: &str, shape: &[usize]) -> Result<[usize; 4]> {
 fn dims3(op: &str, shape: &[usize]) -> Result<[usize; 3]> {
     <[usize; 3]>::try_from(shape)
         .map_err(|_| Error::Backend(format!("{op}: expected [N, L, C], got {shape:?}")))
+}
+
+const SELU_ALPHA: f32 = 1.673_263_2;
+const SELU_SCALE: f32 = 1.050_701;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `ln(1 + eˣ)`, the identity above 20 as torch's Softplus.
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+impl crate::ElementwiseFn {
+    /// The function on one value, in f32 as torch computes it.
+    pub fn apply(self, x: f32) -> f32 {
+        use crate::ElementwiseFn::*;
+        match self {
+            Tanh => x.tanh(),
+            Sigmoid => sigmoid(x),
+            Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            Selu => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * x.exp_m1() },
+            Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Mish => x * softplus(x).tanh(),
+            Relu6 => x.clamp(0.0, 6.0),
+            Hardtanh => x.clamp(-1.0, 1.0),
+            Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Softplus => softplus(x),
+            Softsign => x / (1.0 + x.abs()),
+            Tanhshrink => x - x.tanh(),
+            // torch's stable form: min(x, 0) − ln(1 + e^−|x|).
+            LogSigmoid => x.min(0.0) - (-x.abs()).exp().ln_1p(),
+            Hardshrink => {
+                if x.abs() > 0.5 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Softshrink => {
+                if x > 0.5 {
+                    x - 0.5
+                } else if x < -0.5 {
+                    x + 0.5
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+/// `f` on every element.
+pub fn elementwise(x: &[f32], f: crate::ElementwiseFn) -> Vec<f32> {
+    x.iter().map(|&v| f.apply(v)).collect()
 }
 
 /// `x` where `x > 0`, else `slope · x` (torch's `F.leaky_relu`).

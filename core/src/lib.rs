@@ -31,5 +31,5 @@ pub mod service;
 pub mod text;
 pub mod vae_plugin;
 
-pub use backend::Backend;
+pub use backend::{Backend, ElementwiseFn};
 pub use error::{Error, Result};

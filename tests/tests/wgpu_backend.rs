@@ -325,6 +325,54 @@ fn attention_beyond_llvmpipe_loop_limit_is_a_clear_error() {
     );
 }
 
+/// The hypernetworks' activations on the device against their host definitions (which
+/// `tests/hypernetwork.rs` checks against torch's modules), on random values and on the
+/// points where a naive formula overflows or changes branch (±20, ±88, ±0.5, 0, -3, 3).
+#[test]
+fn hypernetwork_activations_match_their_definitions() {
+    if skip() {
+        return;
+    }
+    use easel_core::ElementwiseFn::*;
+    let p = Pair::new(gpu());
+    let mut values = random(200, 311, 6.0);
+    values.extend([
+        -100.0, -88.0, -20.5, -20.0, -3.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 3.0, 19.9, 20.0,
+        20.5, 88.0, 100.0,
+    ]);
+    let shape = [values.len()];
+    let x = p.act(&values, &shape);
+    for f in [
+        Tanh,
+        Sigmoid,
+        Elu,
+        Selu,
+        Hardswish,
+        Mish,
+        Relu6,
+        Hardtanh,
+        Hardsigmoid,
+        Softplus,
+        Softsign,
+        Tanhshrink,
+        LogSigmoid,
+        Hardshrink,
+        Softshrink,
+    ] {
+        let got = p.g.download(&p.g.elementwise(&x.0, f).unwrap()).unwrap();
+        let want = easel_core::backend_host::elementwise(&values, f);
+        // Absolute, scaled by the output's size: exp/log/tanh differ by a few ulps.
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let tol = 2e-6 * w.abs().max(1.0);
+            assert!(
+                (g - w).abs() <= tol,
+                "{f:?}({}): wgpu {g}, host {w}",
+                values[i]
+            );
+        }
+    }
+}
+
 #[test]
 fn elementwise_and_layout_ops_match_candle() {
     if skip() {

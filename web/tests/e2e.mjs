@@ -25,6 +25,10 @@ const CASES = [
   // read tensors back synchronously).
   { ...BASE, label: 'hypernet_relu', prompt: 'a red cube <hypernet:tiny-relu-ln:0.6>', seed: 98,
     expect: ['<hypernet:tiny-relu-ln:0.6>'] },
+  // A1111's "swish" (torch's Hardswish): one of the activations beyond the ReLU family,
+  // on the backend's element-wise kernel.
+  { ...BASE, label: 'hypernet_swish', prompt: 'a red cube <hypernet:tiny-swish:0.7>', seed: 97,
+    expect: ['<hypernet:tiny-swish:0.7>'] },
   // Textual-inversion embeddings picked through the file input, named in both prompts
   // (the native CLI reads the same files from embeddings/ beside models/).
   { ...BASE, label: 'embedding', prompt: 'a red cube, tinystyle', negative: 'quadstyle, blurry', seed: 7,
@@ -93,7 +97,8 @@ async function main() {
     await waitState('loaded', 300_000);
     timings.loadMs = await page.evaluate(() => window.easel.timings.loadMs);
     timings.wasmHeapAfterLoadBytes = await page.evaluate(() => window.easel.memoryBytes);
-    await page.setInputFiles('#hypernets', ['tiny-nai.pt', 'a1111/tiny-relu-ln.pt'].map((f) => join(MODELS, 'hypernetworks', f)));
+    await page.setInputFiles('#hypernets', ['tiny-nai.pt', 'a1111/tiny-relu-ln.pt', 'a1111/tiny-swish.pt']
+      .map((f) => join(MODELS, 'hypernetworks', f)));
     await page.waitForSelector('#hypernet-list input[value="tiny-nai"]', { timeout: 60_000 });
     const EMB = join(ROOT, 'tests/fixtures/embeddings');
     const embFiles = ['diffconcept.bin', 'oldti.pt', 'quadstyle.pt', 'stemb.safetensors', 'tinyneg.pt',

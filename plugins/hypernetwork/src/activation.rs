@@ -7,7 +7,7 @@
 //! (`glu` halves the width, `softmax`/`softmin`/`logsoftmax`/`softmax2d` normalise over the
 //! batch dimension of a 3-D input, `threshold`/`multiheadattention` need arguments).
 
-use easel_core::{Backend, Error, Result};
+use easel_core::{Backend, ElementwiseFn, Error, Result};
 
 /// One element-wise activation, with torch's default constructor arguments.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -134,114 +134,73 @@ impl ActivationKind {
     }
 }
 
-const SELU_ALPHA: f32 = 1.673_263_2;
-const SELU_SCALE: f32 = 1.050_701;
 const RRELU_SLOPE: f32 = (1.0 / 8.0 + 1.0 / 3.0) / 2.0;
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// `ln(1 + eˣ)` without overflow, as torch's Softplus below its threshold.
-fn softplus(x: f32) -> f32 {
-    if x > 20.0 {
-        x
-    } else {
-        x.exp().ln_1p()
-    }
-}
-
 impl Activation {
-    /// The function on one value (f32 throughout, as torch computes in f32).
-    pub fn apply_scalar(self, x: f32) -> f32 {
+    /// The backend's element-wise function this activation is, where it is one.
+    pub fn elementwise_fn(self) -> Option<ElementwiseFn> {
         use Activation::*;
+        Some(match self {
+            Elu | Celu => ElementwiseFn::Elu,
+            Selu => ElementwiseFn::Selu,
+            Hardswish => ElementwiseFn::Hardswish,
+            Tanh => ElementwiseFn::Tanh,
+            Sigmoid => ElementwiseFn::Sigmoid,
+            Mish => ElementwiseFn::Mish,
+            Relu6 => ElementwiseFn::Relu6,
+            Hardtanh => ElementwiseFn::Hardtanh,
+            Hardsigmoid => ElementwiseFn::Hardsigmoid,
+            Softplus => ElementwiseFn::Softplus,
+            Softsign => ElementwiseFn::Softsign,
+            Tanhshrink => ElementwiseFn::Tanhshrink,
+            LogSigmoid => ElementwiseFn::LogSigmoid,
+            Hardshrink => ElementwiseFn::Hardshrink,
+            Softshrink => ElementwiseFn::Softshrink,
+            Identity | Relu | LeakyRelu | Gelu | Silu | Rrelu | Prelu(_) => return None,
+        })
+    }
+
+    /// The slope below zero of the ReLU family, which is the backend's leaky ReLU.
+    fn negative_slope(self) -> Option<f32> {
         match self {
-            Identity => x,
-            Relu => x.max(0.0),
-            LeakyRelu => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    0.01 * x
-                }
-            }
-            Elu | Celu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    x.exp_m1()
-                }
-            }
-            Selu => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * x.exp_m1() },
-            Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
-            Tanh => x.tanh(),
-            Sigmoid => sigmoid(x),
-            Gelu => 0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2)),
-            Silu => x * sigmoid(x),
-            Mish => x * softplus(x).tanh(),
-            Relu6 => x.clamp(0.0, 6.0),
-            Hardtanh => x.clamp(-1.0, 1.0),
-            Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
-            Softplus => softplus(x),
-            Softsign => x / (1.0 + x.abs()),
-            Tanhshrink => x - x.tanh(),
-            LogSigmoid => -softplus(-x),
-            Hardshrink => {
-                if x.abs() > 0.5 {
-                    x
-                } else {
-                    0.0
-                }
-            }
-            Softshrink => {
-                if x > 0.5 {
-                    x - 0.5
-                } else if x < -0.5 {
-                    x + 0.5
-                } else {
-                    0.0
-                }
-            }
-            Rrelu => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    RRELU_SLOPE * x
-                }
-            }
-            Prelu(a) => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    a * x
-                }
-            }
+            Activation::Relu => Some(0.0),
+            Activation::LeakyRelu => Some(0.01),
+            Activation::Rrelu => Some(RRELU_SLOPE),
+            Activation::Prelu(a) => Some(a),
+            _ => None,
         }
     }
 
-    /// Applies the activation on the backend. Identity, SiLU, GELU and the ReLU family
-    /// (ReLU, leaky ReLU, RReLU in eval mode, PReLU with one weight) use the backend's own
-    /// kernels, so they also run where tensors cannot be read back synchronously (the
-    /// browser); the others, which the SD networks never need and so are not `Backend`
-    /// operations, make one round trip through host memory (hypernetworks of the NovelAI
-    /// kind have no activation and never take this path).
-    pub fn apply<B: Backend>(self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
+    /// The function on one value (f32 throughout, as torch computes in f32).
+    pub fn apply_scalar(self, x: f32) -> f32 {
+        if let Some(f) = self.elementwise_fn() {
+            return f.apply(x);
+        }
+        if let Some(slope) = self.negative_slope() {
+            return if x >= 0.0 { x } else { slope * x };
+        }
         match self {
-            Activation::Identity => Ok(x.clone()),
+            Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2)),
+            Activation::Silu => x / (1.0 + (-x).exp()),
+            _ => x,
+        }
+    }
+
+    /// Applies the activation on the backend, every one with the backend's own kernels
+    /// (SiLU, GELU, leaky ReLU for the ReLU family, [`Backend::elementwise`] for the rest),
+    /// so hypernetworks with any activation also run where tensors cannot be read back
+    /// synchronously (the browser).
+    pub fn apply<B: Backend>(self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        if let Some(f) = self.elementwise_fn() {
+            return b.elementwise(x, f);
+        }
+        if let Some(slope) = self.negative_slope() {
+            return b.leaky_relu(x, slope);
+        }
+        match self {
             Activation::Silu => b.silu(x),
             Activation::Gelu => b.gelu(x),
-            Activation::Relu => b.leaky_relu(x, 0.0),
-            Activation::LeakyRelu => b.leaky_relu(x, 0.01),
-            Activation::Rrelu => b.leaky_relu(x, RRELU_SLOPE),
-            Activation::Prelu(a) => b.leaky_relu(x, a),
-            other => {
-                let shape = b.shape(x);
-                let mut data = b.download(x)?;
-                for v in &mut data {
-                    *v = other.apply_scalar(*v);
-                }
-                b.upload(&data, &shape)
-            }
+            _ => Ok(x.clone()),
         }
     }
 }

@@ -225,6 +225,11 @@ impl Backend for WgpuBackend {
         self.gpu.unary(x, UnaryOp::LeakyRelu, slope)
     }
 
+    /// On the device, for the same reason as `leaky_relu` (hypernetworks' activations).
+    fn elementwise(&self, x: &WgpuTensor, f: easel_core::ElementwiseFn) -> Result<WgpuTensor> {
+        self.gpu.unary(x, UnaryOp::from(f), 0.0)
+    }
+
     fn geglu(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
         self.gpu.geglu(x)
     }

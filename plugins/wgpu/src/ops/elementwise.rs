@@ -14,6 +14,44 @@ pub(crate) enum UnaryOp {
     Gelu = 2,
     QuickGelu = 3,
     LeakyRelu = 4,
+    Tanh = 5,
+    Sigmoid = 6,
+    Elu = 7,
+    Selu = 8,
+    Hardswish = 9,
+    Mish = 10,
+    Relu6 = 11,
+    Hardtanh = 12,
+    Hardsigmoid = 13,
+    Softplus = 14,
+    Softsign = 15,
+    Tanhshrink = 16,
+    LogSigmoid = 17,
+    Hardshrink = 18,
+    Softshrink = 19,
+}
+
+impl From<easel_core::ElementwiseFn> for UnaryOp {
+    fn from(f: easel_core::ElementwiseFn) -> Self {
+        use easel_core::ElementwiseFn as F;
+        match f {
+            F::Tanh => UnaryOp::Tanh,
+            F::Sigmoid => UnaryOp::Sigmoid,
+            F::Elu => UnaryOp::Elu,
+            F::Selu => UnaryOp::Selu,
+            F::Hardswish => UnaryOp::Hardswish,
+            F::Mish => UnaryOp::Mish,
+            F::Relu6 => UnaryOp::Relu6,
+            F::Hardtanh => UnaryOp::Hardtanh,
+            F::Hardsigmoid => UnaryOp::Hardsigmoid,
+            F::Softplus => UnaryOp::Softplus,
+            F::Softsign => UnaryOp::Softsign,
+            F::Tanhshrink => UnaryOp::Tanhshrink,
+            F::LogSigmoid => UnaryOp::LogSigmoid,
+            F::Hardshrink => UnaryOp::Hardshrink,
+            F::Softshrink => UnaryOp::Softshrink,
+        }
+    }
 }
 
 /// Operation codes of `binary.wgsl`.
