@@ -45,6 +45,27 @@ pub enum ElementwiseFn {
     Softshrink,
 }
 
+impl ElementwiseFn {
+    /// Every function, for tests and listings.
+    pub const ALL: [ElementwiseFn; 15] = [
+        ElementwiseFn::Tanh,
+        ElementwiseFn::Sigmoid,
+        ElementwiseFn::Elu,
+        ElementwiseFn::Selu,
+        ElementwiseFn::Hardswish,
+        ElementwiseFn::Mish,
+        ElementwiseFn::Relu6,
+        ElementwiseFn::Hardtanh,
+        ElementwiseFn::Hardsigmoid,
+        ElementwiseFn::Softplus,
+        ElementwiseFn::Softsign,
+        ElementwiseFn::Tanhshrink,
+        ElementwiseFn::LogSigmoid,
+        ElementwiseFn::Hardshrink,
+        ElementwiseFn::Softshrink,
+    ];
+}
+
 pub trait Backend: 'static {
     type Tensor: Clone;
 

@@ -16,37 +16,16 @@ pub enum Activation {
     Relu,
     /// Negative slope 0.01.
     LeakyRelu,
-    /// α = 1.
-    Elu,
-    /// α = 1.
-    Celu,
-    Selu,
-    /// `x · relu6(x + 3) / 6` (A1111's "swish").
-    Hardswish,
-    Tanh,
-    Sigmoid,
     /// Exact (erf) GELU.
     Gelu,
     Silu,
-    Mish,
-    Relu6,
-    /// Clamp to [-1, 1].
-    Hardtanh,
-    /// `relu6(x + 3) / 6`.
-    Hardsigmoid,
-    /// β = 1, linear above 20.
-    Softplus,
-    Softsign,
-    Tanhshrink,
-    LogSigmoid,
-    /// λ = 0.5.
-    Hardshrink,
-    /// λ = 0.5.
-    Softshrink,
     /// Evaluation mode: a fixed negative slope, the mean of the bounds 1/8 and 1/3.
     Rrelu,
     /// Learned negative slope (one parameter, `linear.N.weight` of shape `[1]`).
     Prelu(f32),
+    /// One of the backend's other element-wise functions (ELU and CELU, both with α = 1,
+    /// are one function; A1111's "swish" is torch's Hardswish).
+    Elementwise(ElementwiseFn),
 }
 
 /// Names accepted in `activation_func`, as A1111 spells them.
@@ -93,6 +72,7 @@ impl ActivationKind {
     /// file in the error for a name Easel does not support.
     pub fn parse(name: Option<&str>, file: &str) -> Result<Self> {
         use Activation::*;
+        use ElementwiseFn as F;
         let Some(name) = name else {
             return Ok(ActivationKind::None);
         };
@@ -101,24 +81,23 @@ impl ActivationKind {
             "prelu" => return Ok(ActivationKind::Prelu),
             "relu" => Relu,
             "leakyrelu" => LeakyRelu,
-            "elu" => Elu,
-            "celu" => Celu,
-            "selu" => Selu,
-            "swish" | "hardswish" => Hardswish,
-            "tanh" => Tanh,
-            "sigmoid" => Sigmoid,
             "gelu" => Gelu,
             "silu" => Silu,
-            "mish" => Mish,
-            "relu6" => Relu6,
-            "hardtanh" => Hardtanh,
-            "hardsigmoid" => Hardsigmoid,
-            "softplus" => Softplus,
-            "softsign" => Softsign,
-            "tanhshrink" => Tanhshrink,
-            "logsigmoid" => LogSigmoid,
-            "hardshrink" => Hardshrink,
-            "softshrink" => Softshrink,
+            "elu" | "celu" => Elementwise(F::Elu),
+            "selu" => Elementwise(F::Selu),
+            "swish" | "hardswish" => Elementwise(F::Hardswish),
+            "tanh" => Elementwise(F::Tanh),
+            "sigmoid" => Elementwise(F::Sigmoid),
+            "mish" => Elementwise(F::Mish),
+            "relu6" => Elementwise(F::Relu6),
+            "hardtanh" => Elementwise(F::Hardtanh),
+            "hardsigmoid" => Elementwise(F::Hardsigmoid),
+            "softplus" => Elementwise(F::Softplus),
+            "softsign" => Elementwise(F::Softsign),
+            "tanhshrink" => Elementwise(F::Tanhshrink),
+            "logsigmoid" => Elementwise(F::LogSigmoid),
+            "hardshrink" => Elementwise(F::Hardshrink),
+            "softshrink" => Elementwise(F::Softshrink),
             "rrelu" => Rrelu,
             other => {
                 return Err(Error::format(
@@ -139,25 +118,10 @@ const RRELU_SLOPE: f32 = (1.0 / 8.0 + 1.0 / 3.0) / 2.0;
 impl Activation {
     /// The backend's element-wise function this activation is, where it is one.
     pub fn elementwise_fn(self) -> Option<ElementwiseFn> {
-        use Activation::*;
-        Some(match self {
-            Elu | Celu => ElementwiseFn::Elu,
-            Selu => ElementwiseFn::Selu,
-            Hardswish => ElementwiseFn::Hardswish,
-            Tanh => ElementwiseFn::Tanh,
-            Sigmoid => ElementwiseFn::Sigmoid,
-            Mish => ElementwiseFn::Mish,
-            Relu6 => ElementwiseFn::Relu6,
-            Hardtanh => ElementwiseFn::Hardtanh,
-            Hardsigmoid => ElementwiseFn::Hardsigmoid,
-            Softplus => ElementwiseFn::Softplus,
-            Softsign => ElementwiseFn::Softsign,
-            Tanhshrink => ElementwiseFn::Tanhshrink,
-            LogSigmoid => ElementwiseFn::LogSigmoid,
-            Hardshrink => ElementwiseFn::Hardshrink,
-            Softshrink => ElementwiseFn::Softshrink,
-            Identity | Relu | LeakyRelu | Gelu | Silu | Rrelu | Prelu(_) => return None,
-        })
+        match self {
+            Activation::Elementwise(f) => Some(f),
+            _ => None,
+        }
     }
 
     /// The slope below zero of the ReLU family, which is the backend's leaky ReLU.
@@ -242,7 +206,7 @@ mod tests {
         );
         assert_eq!(
             ActivationKind::parse(Some("swish"), "f").unwrap(),
-            ActivationKind::Fixed(Activation::Hardswish)
+            ActivationKind::Fixed(Activation::Elementwise(ElementwiseFn::Hardswish))
         );
         for name in SUPPORTED_NAMES {
             assert!(ActivationKind::parse(Some(name), "f").is_ok(), "{name}");
@@ -257,16 +221,25 @@ mod tests {
     fn scalar_values_match_their_definitions() {
         let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         assert!(close(
-            Activation::Hardswish.apply_scalar(1.0),
+            Activation::Elementwise(ElementwiseFn::Hardswish).apply_scalar(1.0),
             1.0 * 4.0 / 6.0
         ));
-        assert!(close(Activation::Hardswish.apply_scalar(-4.0), 0.0));
+        assert!(close(
+            Activation::Elementwise(ElementwiseFn::Hardswish).apply_scalar(-4.0),
+            0.0
+        ));
         assert!(close(Activation::Gelu.apply_scalar(1.0), 0.841_344_7));
         assert!(close(Activation::Gelu.apply_scalar(-0.5), -0.154_268_5));
-        assert!(close(Activation::Selu.apply_scalar(-1.0), -1.111_330_7));
-        assert!(close(Activation::Mish.apply_scalar(1.0), 0.865_098_4));
         assert!(close(
-            Activation::LogSigmoid.apply_scalar(0.0),
+            Activation::Elementwise(ElementwiseFn::Selu).apply_scalar(-1.0),
+            -1.111_330_7
+        ));
+        assert!(close(
+            Activation::Elementwise(ElementwiseFn::Mish).apply_scalar(1.0),
+            0.865_098_4
+        ));
+        assert!(close(
+            Activation::Elementwise(ElementwiseFn::LogSigmoid).apply_scalar(0.0),
             -std::f32::consts::LN_2
         ));
         assert!(close(Activation::Rrelu.apply_scalar(-1.0), -11.0 / 48.0));
