@@ -45,7 +45,11 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 pub struct CountingAlloc;
 
 fn note(delta: isize) {
-    COUNTING.store(true, Ordering::Relaxed);
+    // Set once: a store on every allocation would bounce the flag's cache line between the
+    // threads fuzzing side by side.
+    if !COUNTING.load(Ordering::Relaxed) {
+        COUNTING.store(true, Ordering::Relaxed);
+    }
     let _ = LIVE.try_with(|live| {
         let now = live.get() + delta;
         live.set(now);

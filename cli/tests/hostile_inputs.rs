@@ -35,12 +35,17 @@ fn finished(cmd: &mut Command) -> (Output, String) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = format!(
+    let text = messages(&out);
+    (out, text)
+}
+
+/// A run's stderr and stdout joined, for matching messages.
+fn messages(out: &Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
-    );
-    (out, text)
+    )
 }
 
 fn fails_with(cmd: &mut Command, needles: &[&str]) {
@@ -592,11 +597,7 @@ fn committed_hostile_corpus_ends_with_clear_messages() {
         };
         let started = std::time::Instant::now();
         let output = cmd.output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stderr),
-            String::from_utf8_lossy(&output.stdout)
-        );
+        let text = messages(&output);
         let took = started.elapsed();
         let mut check = |ok: bool, what: String| {
             if !ok {

@@ -65,22 +65,12 @@ pub fn set_networks(
     approx: Option<&File>,
     taesd: Option<&File>,
 ) -> Result<(bool, bool)> {
-    let approx = match approx {
-        Some(f) => Some(Rc::new(VaeApprox::from_store(
-            b,
-            &open(f)?,
-            Path::new(&f.name()),
-        )?)),
-        None => None,
-    };
-    let taesd = match taesd {
-        Some(f) => Some(Rc::new(TaesdDecoder::from_store(
-            b,
-            &open(f)?,
-            Path::new(&f.name()),
-        )?)),
-        None => None,
-    };
+    let approx = approx
+        .map(|f| VaeApprox::from_store(b, &open(f)?, Path::new(&f.name())).map(Rc::new))
+        .transpose()?;
+    let taesd = taesd
+        .map(|f| TaesdDecoder::from_store(b, &open(f)?, Path::new(&f.name())).map(Rc::new))
+        .transpose()?;
     let available = (approx.is_some(), taesd.is_some());
     NETWORKS.with(|n| {
         *n.borrow_mut() = Networks {

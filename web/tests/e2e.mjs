@@ -10,7 +10,7 @@ import { readFileSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { ROOT, DIST, OUT, fail, readPng, serve, launchChromium, waitState as waitPageState, fillForm } from './harness.mjs';
+import { ROOT, DIST, OUT, fail, readPng, serve, launchChromium, waitState as waitPageState, fillForm, maxDiff } from './harness.mjs';
 
 const MODELS = join(ROOT, 'tests/fixtures/models');
 const SD = join(MODELS, 'Stable-diffusion');
@@ -145,11 +145,10 @@ async function main() {
       writeFileSync(join(OUT, `web-${c.label}.png`), pngBytes);
       const web = readPng(pngBytes);
       if (web.width !== c.width || web.height !== c.height) fail(`${c.label}: web image is ${web.width}x${web.height}`);
-      let maxDiff = 0;
-      for (let i = 0; i < web.rgb.length; i++) maxDiff = Math.max(maxDiff, Math.abs(web.rgb[i] - native.rgb[i]));
-      timings[`maxPixelDiff_${c.label}`] = maxDiff;
-      console.log(`${c.label}: max pixel difference web vs native: ${maxDiff} (tolerance ${TOLERANCE})`);
-      if (maxDiff > TOLERANCE) fail(`${c.label}: image differs from the native CLI's by ${maxDiff} > ${TOLERANCE}`);
+      const diff = maxDiff(web.rgb, native.rgb);
+      timings[`maxPixelDiff_${c.label}`] = diff;
+      console.log(`${c.label}: max pixel difference web vs native: ${diff} (tolerance ${TOLERANCE})`);
+      if (diff > TOLERANCE) fail(`${c.label}: image differs from the native CLI's by ${diff} > ${TOLERANCE}`);
 
       const info = web.text.parameters;
       if (!info) fail(`${c.label}: the PNG has no parameters chunk`);
@@ -198,8 +197,7 @@ async function main() {
     await page.click('#generate');
     await waitState('done', 540_000);
     const naiWeb = readPng(Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), naiBefore)));
-    let naiDiff = 0;
-    for (let i = 0; i < naiWeb.rgb.length; i++) naiDiff = Math.max(naiDiff, Math.abs(naiWeb.rgb[i] - naiNative.rgb[i]));
+    const naiDiff = maxDiff(naiWeb.rgb, naiNative.rgb);
     timings.maxPixelDiff_novelai_png = naiDiff;
     console.log(`NovelAI-style PNG dropped and regenerated: max pixel difference ${naiDiff} (tolerance ${TOLERANCE})`);
     if (naiDiff > TOLERANCE) fail(`the dropped NovelAI-style PNG regenerated a different image (difference ${naiDiff})`);
@@ -248,11 +246,10 @@ async function main() {
       timings[`generateMs_${c.label}`] = await page.evaluate(() => window.easel.timings.generateMs);
       const web = readPng(Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), before)));
       if (web.width !== c.size[0] || web.height !== c.size[1]) fail(`${c.label}: web image is ${web.width}x${web.height}`);
-      let maxDiff = 0;
-      for (let i = 0; i < web.rgb.length; i++) maxDiff = Math.max(maxDiff, Math.abs(web.rgb[i] - native.rgb[i]));
-      timings[`maxPixelDiff_${c.label}`] = maxDiff;
-      console.log(`${c.label}: max pixel difference web vs native: ${maxDiff} (tolerance ${TOLERANCE})`);
-      if (maxDiff > TOLERANCE) fail(`${c.label}: image differs from the native CLI's by ${maxDiff} > ${TOLERANCE}`);
+      const diff = maxDiff(web.rgb, native.rgb);
+      timings[`maxPixelDiff_${c.label}`] = diff;
+      console.log(`${c.label}: max pixel difference web vs native: ${diff} (tolerance ${TOLERANCE})`);
+      if (diff > TOLERANCE) fail(`${c.label}: image differs from the native CLI's by ${diff} > ${TOLERANCE}`);
       for (const e of c.expect) if (!web.text.parameters.includes(e)) fail(`${c.label}: infotext lacks \`${e}\`:\n${web.text.parameters}`);
       if (web.text.parameters !== native.text.parameters)
         fail(`${c.label}: infotext differs from the native one:\nweb:    ${web.text.parameters}\nnative: ${native.text.parameters}`);

@@ -59,39 +59,39 @@ impl RequestLimits {
 
     /// Refuses settings beyond the limits with a 422 naming the request field.
     pub fn check(&self, s: &GenerationSettings) -> Result<(), ApiError> {
-        if s.steps > self.max_steps {
-            return Err(over("steps", s.steps, self.max_steps, "--max-steps"));
-        }
-        for (field, v) in [("width", s.width), ("height", s.height)] {
-            if v > self.max_size {
-                return Err(over(field, v, self.max_size, "--max-size"));
-            }
-        }
-        if s.batch_size > self.max_batch_size {
-            return Err(over(
+        // (request field, value, limit, flag); the hires steps only when hires fix is on.
+        let hires_steps = if s.enable_hr {
+            s.hr_second_pass_steps
+        } else {
+            0
+        };
+        let counts = [
+            ("steps", s.steps, self.max_steps, "--max-steps"),
+            ("width", s.width, self.max_size, "--max-size"),
+            ("height", s.height, self.max_size, "--max-size"),
+            (
                 "batch_size",
                 s.batch_size,
                 self.max_batch_size,
                 "--max-batch-size",
-            ));
-        }
-        if s.batch_count > self.max_batch_count {
-            return Err(over(
+            ),
+            (
                 "n_iter",
                 s.batch_count,
                 self.max_batch_count,
                 "--max-batch-count",
-            ));
+            ),
+            (
+                "hr_second_pass_steps",
+                hires_steps,
+                self.max_steps,
+                "--max-steps",
+            ),
+        ];
+        if let Some(&(field, v, limit, flag)) = counts.iter().find(|c| c.1 > c.2) {
+            return Err(over(field, v, limit, flag));
         }
         if s.enable_hr {
-            if s.hr_second_pass_steps > self.max_steps {
-                return Err(over(
-                    "hr_second_pass_steps",
-                    s.hr_second_pass_steps,
-                    self.max_steps,
-                    "--max-steps",
-                ));
-            }
             let (w, h) = hires_target(s);
             if w.max(h) > self.max_size as f64 {
                 return Err(over(

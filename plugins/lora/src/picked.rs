@@ -4,12 +4,10 @@
 
 use crate::file::LoraFile;
 use crate::library::{LoraEntry, EXTENSIONS};
-use crate::provider::{prepare_from, LoraLibrary, KINDS};
+use crate::provider::LoraLibrary;
 use easel_core::formats::open_tensor_store_named;
 use easel_core::io::ByteSource;
 use easel_core::model::{safetensors_data_sha256_of, sha256_of};
-use easel_core::service::{NetworkSetting, PreparedPatch, WeightPatchProvider};
-use easel_core::text::ExtraNetworkTag;
 use easel_core::Result;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -122,16 +120,4 @@ impl LoraLibrary for PickedLoras {
     }
 }
 
-impl WeightPatchProvider for PickedLoras {
-    fn kinds(&self) -> Vec<String> {
-        KINDS.iter().map(|k| k.to_string()).collect()
-    }
-
-    fn prepare(
-        &mut self,
-        tags: &[ExtraNetworkTag],
-        requested: &[NetworkSetting],
-    ) -> Result<PreparedPatch> {
-        prepare_from(self, tags, requested)
-    }
-}
+crate::provider::library_weight_patches!(PickedLoras);

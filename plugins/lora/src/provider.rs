@@ -14,7 +14,7 @@ use crate::infotext::lora_hashes_field;
 use crate::library::{list_loras, resolve, LoraEntry};
 use crate::patch::{AppliedLora, LoraPatch};
 use crate::request::LoraRequest;
-use easel_core::service::{NetworkSetting, PreparedPatch, WeightPatchProvider};
+use easel_core::service::{NetworkSetting, PreparedPatch};
 use easel_core::text::{kinds_in_order, ExtraNetworkTag};
 use easel_core::Result;
 use std::collections::HashMap;
@@ -126,19 +126,31 @@ impl LoraLibrary for FolderLoras {
     }
 }
 
-impl WeightPatchProvider for FolderLoras {
-    fn kinds(&self) -> Vec<String> {
-        KINDS.iter().map(|k| k.to_string()).collect()
-    }
+/// The weight-patch provider of a [`LoraLibrary`]: `<lora:…>` / `<lyco:…>` tags and
+/// requested LoRAs, prepared by [`prepare_from`] (one impl for the folder and for picked files).
+macro_rules! library_weight_patches {
+    ($library:ty) => {
+        impl easel_core::service::WeightPatchProvider for $library {
+            fn kinds(&self) -> Vec<String> {
+                $crate::provider::KINDS
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect()
+            }
 
-    fn prepare(
-        &mut self,
-        tags: &[ExtraNetworkTag],
-        requested: &[NetworkSetting],
-    ) -> Result<PreparedPatch> {
-        prepare_from(self, tags, requested)
-    }
+            fn prepare(
+                &mut self,
+                tags: &[easel_core::text::ExtraNetworkTag],
+                requested: &[easel_core::service::NetworkSetting],
+            ) -> easel_core::Result<easel_core::service::PreparedPatch> {
+                $crate::provider::prepare_from(self, tags, requested)
+            }
+        }
+    };
 }
+pub(crate) use library_weight_patches;
+
+library_weight_patches!(FolderLoras);
 
 /// A provider's answer for one job from `library`: the requests of the prompt's tags and
 /// of `requested`, resolved by A1111's names, read, hashed and made into one patch.
