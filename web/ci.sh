@@ -89,8 +89,9 @@ step "bundle: easel_web_bg.wasm $wasm_bytes bytes ($wasm_gz gzipped)"
 
 # --- the crate's own unit tests (pure Rust parts; run natively) -----------------------------
 if [ "${EASEL_WEB_SKIP_UNIT:-0}" != 1 ]; then
-  step "easel-web unit tests (native)"
-  (cd web && cargo test --target-dir "$ROOT/target")
+  step "easel-web format, lints and unit tests (native)"
+  (cd web && cargo fmt -- --check && cargo clippy --target-dir "$ROOT/target" --all-targets -- -D warnings \
+     && cargo test --target-dir "$ROOT/target")
 fi
 
 # --- the native reference image and the e2e test ------------------------------------------

@@ -7,6 +7,34 @@ use easel_core::{Error, Result};
 use js_sys::Uint8Array;
 use web_sys::{Blob, FileReaderSync};
 
+/// The bytes read so far and who is told.
+type ReadObserver = Option<(u64, Box<dyn Fn(u64)>)>;
+
+thread_local! {
+    /// Told the running total of bytes read from every [`BlobSource`] while set: the worker
+    /// reports a model load's progress through it (the load itself is synchronous).
+    static READ_OBSERVER: std::cell::RefCell<ReadObserver> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Calls `observer` with the bytes read so far after each read, until [`stop_observing`].
+pub fn observe_reads(observer: impl Fn(u64) + 'static) {
+    READ_OBSERVER.with(|o| *o.borrow_mut() = Some((0, Box::new(observer))));
+}
+
+pub fn stop_observing() {
+    READ_OBSERVER.with(|o| *o.borrow_mut() = None);
+}
+
+fn count_read(n: usize) {
+    READ_OBSERVER.with(|o| {
+        if let Some((total, observer)) = o.borrow_mut().as_mut() {
+            *total += n as u64;
+            observer(*total);
+        }
+    });
+}
+
 pub struct BlobSource {
     name: String,
     blob: Blob,
@@ -92,6 +120,7 @@ impl ByteSource for BlobSource {
             ));
         }
         view.copy_to(buf);
+        count_read(buf.len());
         Ok(())
     }
 }

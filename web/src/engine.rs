@@ -12,7 +12,7 @@ use easel_core::pipeline::{latent_preview_rgb, CancelToken};
 use easel_core::service::{GenerationInputs, GenerationService, GenerationSettings, StepProgress};
 use easel_core::Error;
 use easel_wgpu::{AdapterChoice, F16Storage, WgpuBackend, WgpuOptions};
-use js_sys::{Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray};
+use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use std::cell::RefCell;
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
@@ -24,6 +24,33 @@ thread_local! {
     /// interleave with it.
     static SERVICE: RefCell<Option<GenerationService<WgpuBackend>>> = const { RefCell::new(None) };
     static BUSY: RefCell<bool> = const { RefCell::new(false) };
+    /// The running job's token: the worker's `skip` and `interrupt` messages reach it while
+    /// the job waits for the GPU.
+    static CANCEL: RefCell<CancelToken> = RefCell::new(CancelToken::new());
+}
+
+/// Skip (end the current image of the batch count) or interrupt (end the job) the running
+/// job; nothing when none runs.
+pub fn cancel_running(interrupt: bool) {
+    CANCEL.with(|c| {
+        let c = c.borrow();
+        if interrupt {
+            c.interrupt()
+        } else {
+            c.skip()
+        }
+    });
+}
+
+/// One sampling step as the page shows it: the cheap preview of the first image as RGBA.
+pub struct StepEvent {
+    pub step: usize,
+    pub total: usize,
+    pub batch: usize,
+    pub batch_count: usize,
+    pub rgba: Vec<u8>,
+    pub width: usize,
+    pub height: usize,
 }
 
 fn js_err(e: Error) -> JsError {
@@ -37,19 +64,21 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
 
 /// Opens the WebGPU adapter (weights packed two f16 per word: most browsers' software and
 /// many hardware adapters lack `shader-f16`). Returns the adapter's description.
-#[wasm_bindgen(js_name = initGpu)]
 pub async fn init_gpu() -> Result<String, JsError> {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("navigator"))
+        .unwrap_or(JsValue::UNDEFINED);
+    let has_gpu = !navigator.is_undefined()
+        && js_sys::Reflect::has(&navigator, &JsValue::from_str("gpu")).unwrap_or(false);
+    if !has_gpu {
+        return Err(JsError::new(crate::user_errors::NO_WEBGPU));
+    }
     let b = WgpuBackend::new(WgpuOptions {
         adapter: AdapterChoice::Default,
         f16: F16Storage::Packed,
         ..Default::default()
     })
     .await
-    .map_err(|e| {
-        JsError::new(&format!(
-            "WebGPU is not usable here: {e}. Use a browser with WebGPU enabled."
-        ))
-    })?;
+    .map_err(|e| JsError::new(&crate::user_errors::gpu_start_error(&e.to_string())))?;
     let name = easel_core::Backend::name(&b);
     let service = GenerationService::new(b, sampler_registry(), scheduler_registry())
         .with_networks(Box::new(PickedHypernets(Vec::new())));
@@ -82,7 +111,6 @@ fn read_text(file: &File) -> Result<String, JsError> {
 
 /// Loads a checkpoint (`.ckpt`/`.safetensors`) with an optional LDM yaml and VAE override
 /// onto the GPU, replacing any loaded one. Returns `{name, hash, vae}`.
-#[wasm_bindgen(js_name = loadModel)]
 pub fn load_model(
     checkpoint: File,
     yaml: Option<File>,
@@ -128,7 +156,6 @@ pub fn load_model(
 
 /// Loads hypernetwork files (`.pt`/`.safetensors`) onto the GPU, replacing the set loaded
 /// before. Returns their names (file stems) for the form and for `<hypernet:NAME:S>` tags.
-#[wasm_bindgen(js_name = loadHypernetworks)]
 pub fn load_hypernetworks(files: Vec<File>) -> Result<Vec<String>, JsError> {
     with_service(|svc| {
         svc.set_networks(Box::new(PickedHypernets(Vec::new())));
@@ -145,7 +172,6 @@ pub fn load_hypernetworks(files: Vec<File>) -> Result<Vec<String>, JsError> {
 
 /// Uses these LoRA / LyCORIS files (`.safetensors`, `.pt`, `.ckpt`, in A1111's order) for
 /// `<lora:NAME:W>` tags, replacing the set picked before. Returns their names.
-#[wasm_bindgen(js_name = loadLoras)]
 pub fn load_loras(files: Vec<File>) -> Result<Vec<String>, JsError> {
     let mut sources: Vec<(String, Arc<dyn ByteSource>)> = Vec::new();
     for f in &files {
@@ -165,9 +191,9 @@ pub fn load_loras(files: Vec<File>) -> Result<Vec<String>, JsError> {
 /// Uses TAESD from these files (`taesd_decoder.pth`, `taesd_encoder.pth`, either may be
 /// missing) for jobs whose VAE decoder or encoder is `TAESD`, as the CLI uses
 /// `models/VAE-approx/`. Returns `{decoder, encoder}`: which halves are available.
-#[wasm_bindgen(js_name = setTaesd)]
 pub fn set_taesd(decoder: Option<File>, encoder: Option<File>) -> Result<JsValue, JsError> {
-    let named = |f: &Option<File>| -> Result<Option<(String, Arc<dyn ByteSource>)>, JsError> {
+    type Named = Option<(String, Arc<dyn ByteSource>)>;
+    let named = |f: &Option<File>| -> Result<Named, JsError> {
         Ok(match f {
             Some(f) => Some((
                 f.name(),
@@ -190,7 +216,6 @@ pub fn set_taesd(decoder: Option<File>, encoder: Option<File>) -> Result<JsValue
 /// Loads A1111's live preview networks: the VAE-approx network (`VAE-approx/model.pt`) and
 /// TAESD's decoder (`taesd_decoder.pth`), either may be missing. Returns `{approx, taesd}`:
 /// which preview methods besides the cheap one are available.
-#[wasm_bindgen(js_name = setPreviewNetworks)]
 pub fn set_preview_networks(approx: Option<File>, taesd: Option<File>) -> Result<JsValue, JsError> {
     let b = with_service(|svc| Ok(svc.backend().clone()))?;
     let (a, t) =
@@ -206,7 +231,6 @@ pub fn set_preview_networks(approx: Option<File>, taesd: Option<File>) -> Result
 /// beside the models: their file stems work in prompts. Returns `{names, warnings}` for the
 /// loaded model's text encoder (SD1.x's before one is loaded; files of another width are
 /// skipped with a warning, as A1111 does).
-#[wasm_bindgen(js_name = loadEmbeddings)]
 pub fn load_embeddings(files: Vec<File>) -> Result<JsValue, JsError> {
     let mut sources: Vec<(String, Arc<dyn ByteSource>)> = Vec::new();
     for f in &files {
@@ -261,16 +285,15 @@ fn job_inputs(
 
 /// Generates with `settings_json` (the service's [`GenerationSettings`] JSON; every batch
 /// of the batch count), from `init_image` (and `mask`: inpainting) when given, as img2img.
-/// `on_step(step, total, previewRgba, previewWidth, previewHeight)` is called after every
-/// sampling step with the cheap preview; with `preview_method` `Approx NN` or `TAESD` (and
-/// its network loaded), `on_preview(rgba, width, height)` follows with the network's. Returns an array of `{png, infotext, seed, width, height}`; each PNG
+/// `on_step` hears every sampling step with the cheap preview; with `preview_method`
+/// `Approx NN` or `TAESD` (and its network loaded), `on_preview(rgba, width, height)` follows
+/// with the network's. Returns an array of `{png, infotext, seed, width, height}`; each PNG
 /// carries its infotext.
-#[wasm_bindgen]
 pub async fn generate(
     settings_json: String,
     init_image: Option<Vec<u8>>,
     mask: Option<Vec<u8>>,
-    on_step: Function,
+    on_step: &dyn Fn(StepEvent),
     preview_method: String,
     on_preview: Function,
 ) -> Result<Array, JsError> {
@@ -284,23 +307,25 @@ pub async fn generate(
         .with(|s| s.borrow_mut().take())
         .ok_or_else(|| JsError::new("the GPU is not initialised (call initGpu first)"))?;
     BUSY.with(|b| *b.borrow_mut() = true);
+    let cancel = CancelToken::new();
+    CANCEL.with(|c| *c.borrow_mut() = cancel.clone());
     let mut progress = |p: &StepProgress| {
         let [_, lh, lw] = p.latent_shape;
         let first = &p.latent[..p.latent.len().min(p.latent_shape.iter().product())];
-        let rgba = Uint8ClampedArray::from(preview_rgba(first, lh, lw).as_slice());
-        let args = Array::of5(
-            &JsValue::from(p.step as u32 + 1),
-            &JsValue::from(p.steps as u32),
-            &rgba,
-            &JsValue::from(lw as u32),
-            &JsValue::from(lh as u32),
-        );
-        let _ = on_step.apply(&JsValue::NULL, &args);
+        on_step(StepEvent {
+            step: p.step + 1,
+            total: p.steps,
+            batch: p.batch,
+            batch_count: p.batch_count,
+            rgba: preview_rgba(first, lh, lw),
+            width: lw,
+            height: lh,
+        });
         // A1111's network previews, when picked: run on the GPU between the sampler's waits.
         crate::live_preview::spawn(method, first.to_vec(), lh, lw, on_preview.clone());
     };
     let result = service
-        .generate_with_inputs(&settings, &inputs, &mut progress, &CancelToken::new())
+        .generate_with_inputs(&settings, &inputs, &mut progress, &cancel)
         .await;
     SERVICE.with(|s| *s.borrow_mut() = Some(service));
     BUSY.with(|b| *b.borrow_mut() = false);
@@ -325,7 +350,6 @@ pub async fn generate(
 /// The settings JSON an infotext describes (what a dropped PNG restores: every setting
 /// A1111 records, ENSD, emphasis and sampler parameters included), or an error naming the
 /// bad field.
-#[wasm_bindgen(js_name = settingsFromInfotext)]
 pub fn settings_from_infotext(text: &str) -> Result<String, JsError> {
     let s = GenerationSettings::from_infotext(&Infotext::parse(text)).map_err(js_err)?;
     Ok(s.to_json())
@@ -333,7 +357,6 @@ pub fn settings_from_infotext(text: &str) -> Result<String, JsError> {
 
 /// The A1111 infotext stored in a PNG's `parameters` chunk, or `null` (to fill the form from
 /// a dropped image).
-#[wasm_bindgen(js_name = readInfotext)]
 pub fn read_infotext(png: &[u8]) -> Option<String> {
     easel_core::infotext::parameters_from_png_bytes(png, "image")
         .ok()
@@ -342,7 +365,6 @@ pub fn read_infotext(png: &[u8]) -> Option<String> {
 
 /// Size of the wasm heap in bytes (it only grows), to check that loading a checkpoint
 /// streams tensors rather than holding the file.
-#[wasm_bindgen(js_name = wasmMemoryBytes)]
 pub fn wasm_memory_bytes() -> f64 {
     wasm_bindgen::memory()
         .unchecked_into::<js_sys::WebAssembly::Memory>()
@@ -352,14 +374,12 @@ pub fn wasm_memory_bytes() -> f64 {
 }
 
 /// Sampler labels for the form, in registry order.
-#[wasm_bindgen(js_name = samplerLabels)]
 pub fn sampler_labels() -> Vec<String> {
     sampler_registry().labels()
 }
 
 /// The hires-fix upscalers the page offers: A1111's latent modes, then Lanczos and
 /// Nearest (upscaler model files are not read in the browser yet).
-#[wasm_bindgen(js_name = hiresUpscalerLabels)]
 pub fn hires_upscaler_labels() -> Vec<String> {
     easel_core::pipeline::LATENT_UPSCALERS
         .iter()
@@ -369,7 +389,6 @@ pub fn hires_upscaler_labels() -> Vec<String> {
 }
 
 /// Schedule type labels for the form, in registry order.
-#[wasm_bindgen(js_name = scheduleLabels)]
 pub fn schedule_labels() -> Vec<String> {
     scheduler_registry().labels()
 }

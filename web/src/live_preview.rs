@@ -103,18 +103,19 @@ pub fn spawn(method: PreviewMethod, latent: Vec<f32>, h: usize, w: usize, done: 
     let Some(b) = backend else {
         return false;
     };
-    let job: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Vec<u8>, usize, usize)>>>> =
-        match (method, approx, taesd) {
-            (PreviewMethod::ApproxNn, Some(net), _) => Box::pin(async move {
-                let rgb = net.preview_rgb(&b, &latent, h, w).await?;
-                Ok((rgb, 2 * w, 2 * h))
-            }),
-            (PreviewMethod::Taesd, _, Some(net)) => Box::pin(async move {
-                let rgb = net.decode_rgb(&b, &latent, h, w).await?;
-                Ok((rgb, 8 * w, 8 * h))
-            }),
-            _ => return false,
-        };
+    type PreviewJob =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Vec<u8>, usize, usize)>>>>;
+    let job: PreviewJob = match (method, approx, taesd) {
+        (PreviewMethod::ApproxNn, Some(net), _) => Box::pin(async move {
+            let rgb = net.preview_rgb(&b, &latent, h, w).await?;
+            Ok((rgb, 2 * w, 2 * h))
+        }),
+        (PreviewMethod::Taesd, _, Some(net)) => Box::pin(async move {
+            let rgb = net.decode_rgb(&b, &latent, h, w).await?;
+            Ok((rgb, 8 * w, 8 * h))
+        }),
+        _ => return false,
+    };
     IN_FLIGHT.with(|f| f.set(true));
     wasm_bindgen_futures::spawn_local(async move {
         let result = job.await;

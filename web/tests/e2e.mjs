@@ -8,7 +8,7 @@
 // Run from the repository root: `node web/tests/e2e.mjs` (after web/ci.sh built web/dist).
 import { readFileSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { ROOT, DIST, OUT, fail, readPng, serve, launchChromium, waitState as waitPageState, fillForm, maxDiff } from './harness.mjs';
 
@@ -62,6 +62,47 @@ function nativeImage(c) {
   return readPng(readFileSync(out));
 }
 
+// Server mode: the page served by `easel serve` runs the job there through /sdapi/v1, with
+// the same form; the image equals the CLI's for the same settings.
+async function serverMode(browser, timings) {
+  const server = spawn(join(ROOT, 'target/debug/easel'), ['serve', '--port', '0', '--models', MODELS,
+    '--dir', DIST, '--threads', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const origin = await new Promise((ok, bad) => {
+      let out = '';
+      server.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[0-9.:]+)\//); if (m) ok(m[1]); });
+      server.on('exit', (c) => bad(new Error(`easel serve exited with ${c}: ${out}`)));
+    });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    page.on('console', (m) => console.log(`[server page ${m.type()}] ${m.text()}`));
+    await page.goto(origin + '/');
+    await waitPageState(page, 'ready', 120_000);
+    await page.waitForSelector('#target', { timeout: 30_000 });
+    await page.selectOption('#target', 'server');
+    await page.selectOption('#server-model', 'tiny');
+    const c = CASES[0];
+    await fillForm(page, c);
+    const t0 = Date.now();
+    await page.click('#generate');
+    await waitPageState(page, 'done', 300_000);
+    timings.generateMs_server = Date.now() - t0;
+    const webPng = Buffer.from(await page.evaluate(() => Array.from(window.easel.results[0].png)));
+    writeFileSync(join(OUT, 'web-server-mode.png'), webPng);
+    const web = readPng(webPng);
+    const native = readPng(readFileSync(join(OUT, `native-${c.label}.png`)));
+    console.log(`server mode infotext: ${web.text.parameters}`);
+    if (web.text.parameters !== native.text.parameters)
+      fail(`server mode's infotext differs:\nserver: ${web.text.parameters}\nnative: ${native.text.parameters}`);
+    const diff = maxDiff(web.rgb, native.rgb);
+    timings.maxPixelDiff_server = diff;
+    console.log(`server mode: max pixel difference vs native: ${diff}`);
+    if (diff > TOLERANCE) fail(`server mode made another image (difference ${diff})`);
+    await page.screenshot({ path: join(OUT, 'page-server-mode.png'), fullPage: true });
+  } finally {
+    server.kill();
+  }
+}
+
 async function main() {
   mkdirSync(OUT, { recursive: true });
   const { server, requests, port } = await serve();
@@ -84,16 +125,15 @@ async function main() {
 
     // A file that is not a checkpoint gives an error naming it.
     await page.setInputFiles('#ckpt', join(SD, 'tiny.yaml'));
-    await page.click('#load');
     await page.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: 60_000 });
     const badMsg = await page.textContent('#status');
     if (!badMsg.includes('tiny.yaml')) fail(`error for a non-checkpoint does not name the file: ${badMsg}`);
     console.log(`non-checkpoint rejected: ${badMsg}`);
 
-    await page.setInputFiles('#ckpt', join(SD, 'tiny.ckpt'));
+    // The sidecars first: picking the checkpoint loads it (with what is picked beside it).
     await page.setInputFiles('#yaml', join(SD, 'tiny.yaml'));
     await page.setInputFiles('#vae', join(SD, 'tiny.vae.pt'));
-    await page.click('#load');
+    await page.setInputFiles('#ckpt', join(SD, 'tiny.ckpt'));
     await waitState('loaded', 300_000);
     timings.loadMs = await page.evaluate(() => window.easel.timings.loadMs);
     timings.wasmHeapAfterLoadBytes = await page.evaluate(() => window.easel.memoryBytes);
@@ -256,20 +296,59 @@ async function main() {
     }
     await page.setChecked('#enable-hr', false);
 
-    // Cancel stops a running generation and leaves the model ready again.
+    // A1111's token counter and Ctrl+Up/Down attention keys in the prompt box.
+    await page.fill('#prompt', 'a red cube');
+    await page.waitForFunction(() => document.getElementById('prompt-tokens').textContent === '3/75', null, { timeout: 10_000 })
+      .catch(async () => fail(`token counter shows ${await page.textContent('#prompt-tokens')} for "a red cube" (CLIP: 3 tokens)`));
+    await page.evaluate(() => { const t = document.getElementById('prompt'); t.focus(); t.setSelectionRange(4, 4); });
+    await page.keyboard.press('Control+ArrowUp');
+    const edited = await page.inputValue('#prompt');
+    if (edited !== 'a (red:1.1) cube') fail(`Ctrl+Up on "red" made ${JSON.stringify(edited)}`);
+    console.log(`token counter 3/75; Ctrl+Up: ${edited}`);
+
+    // Every invalid form value is named, and nothing is sent.
+    await page.fill('#steps', '0'); await page.fill('#width', '100'); await page.fill('#cfg', '');
+    await page.click('#generate');
+    await page.waitForFunction(() => document.body.dataset.state === 'invalid', null, { timeout: 10_000 });
+    const invalid = await page.textContent('#status');
+    for (const want of ['Sampling steps: 0', 'Width: 100 is not a multiple of 8', 'CFG scale: no value'])
+      if (!invalid.includes(want)) fail(`the invalid-form message lacks \`${want}\`: ${invalid}`);
+    console.log(`invalid form: ${invalid}`);
+    await page.fill('#width', '64'); await page.fill('#cfg', '7');
+
+    // Interrupt stops a running generation after a step, keeps its image and leaves the
+    // model ready; while it runs, loading other files is disabled.
     await page.fill('#steps', '20');
     await page.click('#generate');
     await page.waitForFunction(() => Number(document.getElementById('progress').value) >= 1, null, { timeout: 120_000 });
+    for (const sel of ['#ckpt', '#folder', '#hypernets', '#loras', '#model'])
+      if (!(await page.isDisabled(sel))) fail(`${sel} is usable while a job runs`);
     await page.click('#cancel');
     await waitState('loaded', 300_000);
-    if (await page.isDisabled('#generate')) fail('generate stays disabled after a cancel');
-    console.log('cancel stopped the generation; model reloaded');
+    if (await page.isDisabled('#generate')) fail('generate stays disabled after an interrupt');
+    if (Number(await page.evaluate(() => document.getElementById('progress').value)) !== 0) fail('the progress bar keeps its value after an interrupt');
+    console.log('interrupt stopped the generation; the model stays loaded');
     await page.screenshot({ path: join(OUT, 'page.png'), fullPage: true });
 
+    // The gallery is kept in the browser (IndexedDB) and survives a reload.
+    const cards = await page.locator('#gallery .card').count();
+    const firstInfo = await page.textContent('#gallery .card .infotext');
+    if (cards < CASES.length) fail(`the gallery has ${cards} images after ${CASES.length}+ jobs`);
+    await page.reload();
+    await waitState('ready', 120_000);
+    await page.waitForFunction((n) => document.querySelectorAll('#gallery .card').length === n, cards, { timeout: 30_000 })
+      .catch(async () => fail(`after a reload the gallery has ${await page.locator('#gallery .card').count()} of ${cards} images`));
+    if (await page.textContent('#gallery .card .infotext') !== firstInfo) fail('the gallery lost its newest infotext on reload');
+    if (await page.inputValue('#steps') !== '20') fail('the form was not remembered across the reload');
+    console.log(`gallery kept ${cards} images and the form across a reload`);
+    await page.screenshot({ path: join(OUT, 'page-reloaded.png'), fullPage: true });
+
     if (foreign.length) fail(`the page requested foreign URLs: ${foreign.join(', ')}`);
-    const assets = requests.filter((u) => !/^\/(|index\.html|main\.js|worker\.js|style\.css|pkg\/easel_web(_bg\.wasm|\.js))$/.test(u));
+    // Its own assets, and the API probe (server mode is offered only when it answers).
+    const assets = requests.filter((u) => !/^\/(|index\.html|main\.js|worker\.js|style\.css|pkg\/easel_web(_bg\.wasm|\.js)|sdapi\/v1\/sd-models)$/.test(u));
     if (assets.length) fail(`unexpected requests to the server: ${assets.join(', ')}`);
     timings.wasmBytes = readFileSync(join(DIST, 'pkg/easel_web_bg.wasm')).length;
+    await serverMode(browser, timings);
     writeFileSync(join(OUT, 'timings.json'), JSON.stringify(timings, null, 2));
     console.log(`e2e passed: ${JSON.stringify(timings)}`);
   } finally {
@@ -278,4 +357,10 @@ async function main() {
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+// EASEL_WEB_E2E_SERVER_ONLY=1: only the server-mode part (after a full run made its reference).
+if (process.env.EASEL_WEB_E2E_SERVER_ONLY) {
+  launchChromium().then(async (b) => { try { await serverMode(b, {}); } finally { await b.close(); } })
+    .catch((e) => { console.error(e); process.exit(1); });
+} else {
+  main().catch((e) => { console.error(e); process.exit(1); });
+}
