@@ -296,6 +296,67 @@ async function main() {
     }
     await page.setChecked('#enable-hr', false);
 
+    // Batch count 2: two jobs' seeds (seed, seed + 1) in one run, each image equal to the
+    // CLI's `--batch-count 2` image.
+    {
+      const out = join(OUT, 'native-batch.png');
+      execFileSync(join(ROOT, 'target/debug/easel'), ['generate', '--models', MODELS, '--model', 'tiny',
+        '--prompt', 'a red cube on a table', '--negative', 'blurry', '--steps', '3', '--sampler', 'Euler',
+        '--cfg', '7', '--seed', '55', '--size', '64x64', '--rng', 'cpu', '--batch-count', '2', '--output', out], { stdio: 'inherit' });
+      await page.fill('#seed', '55'); await page.fill('#batch-count', '2');
+      const before = await page.evaluate(() => window.easel.results.length);
+      await page.click('#generate');
+      await waitState('done', 540_000);
+      for (const [i, file] of [[0, out], [1, join(OUT, 'native-batch-2.png')]]) {
+        const native = readPng(readFileSync(file));
+        const web = readPng(Buffer.from(await page.evaluate((k) => Array.from(window.easel.results[k].png), before + i)));
+        const diff = maxDiff(web.rgb, native.rgb);
+        timings[`maxPixelDiff_batch_${i + 1}`] = diff;
+        console.log(`batch count image ${i + 1}: max pixel difference ${diff}`);
+        if (diff > TOLERANCE) fail(`batch count image ${i + 1} differs from the CLI's by ${diff}`);
+        if (web.text.parameters !== native.text.parameters)
+          fail(`batch count image ${i + 1}: infotext differs:\nweb:    ${web.text.parameters}\nnative: ${native.text.parameters}`);
+      }
+      // Skip ends the first image early and goes on with the second.
+      await page.fill('#steps', '6');
+      const beforeSkip = await page.evaluate(() => window.easel.results.length);
+      await page.click('#generate');
+      await page.waitForFunction(() => Number(document.getElementById('progress').value) >= 1, null, { timeout: 120_000 });
+      await page.click('#skip');
+      await waitState('done', 540_000);
+      const made = await page.evaluate((b) => window.easel.results.length - b, beforeSkip);
+      if (made !== 2) fail(`skip left ${made} images of a batch count of 2`);
+      console.log('skip ended the first image and made the second');
+      await page.fill('#batch-count', '1'); await page.fill('#steps', '3');
+    }
+
+    // Inpainting with a mask painted over the init image on the page's canvas.
+    {
+      await page.setInputFiles('#init-image', join(ROOT, 'tests/fixtures/image/in_rgb.png'));
+      await page.setInputFiles('#mask', []);
+      const canvas = await page.waitForSelector('#mask-canvas', { timeout: 10_000 });
+      const box = await canvas.boundingBox();
+      await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.5, { steps: 8 });
+      await page.mouse.up();
+      const before = await page.evaluate(() => window.easel.results.length);
+      await page.click('#generate');
+      await waitState('done', 540_000);
+      const web = readPng(Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), before)));
+      if (!web.text.parameters.includes('Mask blur: ')) fail(`a painted mask made no inpainting job: ${web.text.parameters}`);
+      const plainImg2img = readPng(readFileSync(join(OUT, 'native-inpaint.png')));
+      console.log(`painted-mask inpainting: ${web.width}x${web.height}, differs from the file-mask job by ${maxDiff(web.rgb, plainImg2img.rgb)}`);
+      await page.screenshot({ path: join(OUT, 'page-mask-painted.png'), fullPage: true });
+      await page.click('#img2img button:has-text("Remove init image")');
+    }
+
+    // A gallery image sent to img2img becomes the init image.
+    await page.click('#gallery .card .send-img2img');
+    await page.waitForFunction(() => document.querySelector('#img2img summary').textContent.includes('easel-'), null, { timeout: 10_000 })
+      .catch(() => fail('"Send to img2img" set no init image'));
+    await page.click('#img2img button:has-text("Remove init image")');
+
     // A1111's token counter and Ctrl+Up/Down attention keys in the prompt box.
     await page.fill('#prompt', 'a red cube');
     await page.waitForFunction(() => document.getElementById('prompt-tokens').textContent === '3/75', null, { timeout: 10_000 })
