@@ -11,7 +11,9 @@
 //! is f32 summation order and the kernels' exp/erf (erf to 1.5e-7): 1e-5 (observed ≤ 1.2e-6
 //! on lavapipe). The tiny model's weights are f16-representable, so the network goldens
 //! lose nothing to f16 either: text 1e-5 (observed 5e-7), UNet 5e-5 (1.6e-6), VAE 5e-5
-//! (9e-7); a GPU's faster exp leaves room within these. Real SD weights that are not
+//! (9e-7); a GPU's faster exp leaves room within these. Permutations (the layout ops, the
+//! upscalers' pixel (un)shuffle and window partition / merge) must be exact; the upscalers'
+//! PReLU and window attention are held to the op tolerance (observed: exact and 6.3e-7). Real SD weights that are not
 //! f16-exact would differ by ~1e-3 relative, as any f16 inference does.
 
 use easel_candle::CandleBackend;
@@ -123,6 +125,16 @@ impl Pair<'_> {
             self.g.upload_weight(data, shape).unwrap(),
             self.c.upload(&stored, shape).unwrap(),
         )
+    }
+    /// A permutation: the reference's values exactly.
+    fn check_exact(&self, what: &str, got: &GT, want: &CT) {
+        assert_eq!(self.g.shape(got), self.c.shape(want), "{what}: shape");
+        let (got, want) = (
+            self.g.download(got).unwrap(),
+            self.c.download(want).unwrap(),
+        );
+        assert!(got == want, "{what}: values differ");
+        println!("{what}: exact");
     }
     fn check(&self, what: &str, got: &GT, want: &CT) {
         assert_eq!(self.g.shape(got), self.c.shape(want), "{what}: shape");
@@ -480,6 +492,257 @@ fn embedding_matches_candle_including_windowed_tables() {
         let err = p.g.embedding(&table.0, &[500]).unwrap_err().to_string();
         assert!(err.contains("id 500"), "{err}");
     }
+}
+
+/// Swin's shifted-window mask pattern on random windows: 0 where two tokens may attend,
+/// -100 where not (SwinIR's value), a token always seeing itself.
+fn window_mask(windows: usize, l: usize, seed: u64) -> Vec<f32> {
+    let r = random(windows * l * l, seed, 1.0);
+    (0..windows * l * l)
+        .map(|i| {
+            let (row, col) = (i / l % l, i % l);
+            if row == col || r[i] > -0.3 {
+                0.0
+            } else {
+                -100.0
+            }
+        })
+        .collect()
+}
+
+/// The upscaler networks' operations against candle's own versions: PReLU (one slope per
+/// channel and a single one, f32 and f16 slopes) at the op tolerance, pixel (un)shuffle
+/// (r = 2 and 4) and Swin's window partition and merge (shifted and not) exactly, window
+/// attention (several heads, odd head dims, with and without the mask, an f16 bias as
+/// SwinIR uploads it) at the op tolerance. `big` adds shapes over a 64 KiB binding
+/// (the split paths of the capped backends).
+fn check_upscaler_ops(g: &WgpuBackend, tag: &str) {
+    let p = Pair::new(g);
+    // PReLU: (shape, slopes).
+    for (i, (shape, slopes)) in [
+        (vec![2, 5, 7, 3], 5),
+        (vec![2, 5, 7, 3], 1),
+        (vec![3, 4], 4),
+        (vec![1, 64, 33, 31], 64),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 700 + 10 * i as u64;
+        let n: usize = shape.iter().product();
+        let x = p.act(&random(n, seed, 2.0), &shape);
+        let w = p.weight(&random(slopes, seed + 1, 0.5), &[slopes]);
+        p.check(
+            &format!("{tag} prelu {shape:?} {slopes} slopes"),
+            &p.g.prelu(&x.0, &w.0).unwrap(),
+            &p.c.prelu(&x.1, &w.1).unwrap(),
+        );
+    }
+    // Slopes stored in f16 (a weight of rank 2), against the host definition.
+    let xs = random(2 * 6 * 5, 750, 2.0);
+    let slopes = random(6, 751, 0.5);
+    let x = p.g.upload(&xs, &[2, 6, 5]).unwrap();
+    let w = p.g.upload_weight(&slopes, &[6, 1]).unwrap();
+    assert_eq!(w.dtype(), easel_wgpu::DType::F16);
+    let want = easel_core::backend_host::prelu(&xs, &[2, 6, 5], &f16_round(&slopes)).unwrap();
+    assert_close(
+        &format!("{tag} prelu f16 slopes"),
+        &p.g.download(&p.g.prelu(&x, &w).unwrap()).unwrap(),
+        &want,
+        OP_TOL,
+    );
+    assert!(p
+        .g
+        .prelu(&x, &p.g.upload(&[0.1; 4], &[4]).unwrap())
+        .is_err());
+
+    // Pixel shuffle (n, c out, h, w, r) and unshuffle (n, c in, h out, w out, r).
+    for (i, &(n, c, h, w, r)) in [
+        (2, 3, 5, 7, 2),
+        (1, 2, 3, 5, 4),
+        (1, 1, 9, 11, 4),
+        (1, 16, 20, 20, 2),
+        (2, 3, 4, 4, 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 760 + 10 * i as u64;
+        let x = p.act(
+            &random(n * c * r * r * h * w, seed, 1.0),
+            &[n, c * r * r, h, w],
+        );
+        p.check_exact(
+            &format!("{tag} pixel_shuffle {n}x{}x{h}x{w} r{r}", c * r * r),
+            &p.g.pixel_shuffle(&x.0, r).unwrap(),
+            &p.c.pixel_shuffle(&x.1, r).unwrap(),
+        );
+        let y = p.act(
+            &random(n * c * r * r * h * w, seed + 1, 1.0),
+            &[n, c, h * r, w * r],
+        );
+        p.check_exact(
+            &format!("{tag} pixel_unshuffle {n}x{c}x{}x{} r{r}", h * r, w * r),
+            &p.g.pixel_unshuffle(&y.0, r).unwrap(),
+            &p.c.pixel_unshuffle(&y.1, r).unwrap(),
+        );
+    }
+    let odd = p.g.upload(&[0.0; 2 * 3 * 5], &[1, 2, 3, 5]).unwrap();
+    assert!(p.g.pixel_shuffle(&odd, 2).is_err());
+    assert!(p.g.pixel_unshuffle(&odd, 2).is_err());
+
+    // Window partition and merge: (n, h, w, c, window, shift).
+    for (i, &(n, h, w, c, win, shift)) in [
+        (2, 8, 12, 5, 4, 0),
+        (2, 8, 12, 5, 4, 2),
+        (1, 15, 10, 3, 5, 2),
+        (3, 16, 16, 7, 8, 4),
+        (1, 48, 48, 16, 8, 0),
+        (3, 24, 24, 16, 8, 4),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 820 + 10 * i as u64;
+        let what = format!("{tag} {n}x{h}x{w}x{c} window {win} shift {shift}");
+        let x = p.act(&random(n * h * w * c, seed, 1.0), &[n, h * w, c]);
+        let parts = (
+            p.g.window_partition(&x.0, h, w, win, shift).unwrap(),
+            p.c.window_partition(&x.1, h, w, win, shift).unwrap(),
+        );
+        p.check_exact(&format!("{what} partition"), &parts.0, &parts.1);
+        p.check_exact(
+            &format!("{what} merge of the partition"),
+            &p.g.window_merge(&parts.0, h, w, win, shift).unwrap(),
+            &x.1,
+        );
+        let windows = n * (h / win) * (w / win);
+        let y = p.act(
+            &random(n * h * w * c, seed + 1, 1.0),
+            &[windows, win * win, c],
+        );
+        p.check_exact(
+            &format!("{what} merge"),
+            &p.g.window_merge(&y.0, h, w, win, shift).unwrap(),
+            &p.c.window_merge(&y.1, h, w, win, shift).unwrap(),
+        );
+    }
+    let x = p.g.upload(&[0.0; 6 * 6 * 2], &[1, 36, 2]).unwrap();
+    assert!(p.g.window_partition(&x, 6, 6, 4, 0).is_err());
+    assert!(p.g.window_partition(&x, 6, 6, 3, 3).is_err());
+    assert!(p.g.window_merge(&x, 6, 6, 3, 1).is_err());
+
+    // Window attention: (windows, window, heads, head dim, windows per mask or none).
+    // L = 16, 49, 64 (SwinIR's 8x8) and 100 (crossing the kernel's 32-query and
+    // 64-key blocks).
+    for (i, &(b, win, heads, d, nw)) in [
+        (6, 4, 3, 5, Some(3)),
+        (6, 4, 3, 5, None),
+        (4, 7, 2, 16, Some(2)),
+        (8, 8, 3, 12, Some(4)),
+        (8, 8, 3, 12, None),
+        (2, 10, 1, 8, Some(1)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 900 + 10 * i as u64;
+        let l = win * win;
+        let width = heads * d;
+        let q = p.act(&random(b * l * width, seed, 2.0), &[b, l, width]);
+        let k = p.act(&random(b * l * width, seed + 1, 2.0), &[b, l, width]);
+        let v = p.act(&random(b * l * width, seed + 2, 1.0), &[b, l, width]);
+        let bias = p.weight(&random(heads * l * l, seed + 3, 3.0), &[heads, l, l]);
+        let mask = nw.map(|nw| p.act(&window_mask(nw, l, seed + 4), &[nw, l, l]));
+        p.check(
+            &format!("{tag} window_attention b{b} L{l} h{heads} d{d} mask {nw:?}"),
+            &p.g.window_attention(
+                &q.0,
+                &k.0,
+                &v.0,
+                heads,
+                &bias.0,
+                mask.as_ref().map(|m| &m.0),
+            )
+            .unwrap(),
+            &p.c.window_attention(
+                &q.1,
+                &k.1,
+                &v.1,
+                heads,
+                &bias.1,
+                mask.as_ref().map(|m| &m.1),
+            )
+            .unwrap(),
+        );
+    }
+    // An f32 bias (an activation) works too; mismatched shapes are errors.
+    let (b, l, heads, d) = (4, 9, 2, 3);
+    let q = p.act(&random(b * l * heads * d, 990, 2.0), &[b, l, heads * d]);
+    let bias = p.act(&random(heads * l * l, 991, 1.0), &[heads, l, l]);
+    let mask = p.act(&window_mask(2, l, 992), &[2, l, l]);
+    p.check(
+        &format!("{tag} window_attention f32 bias"),
+        &p.g.window_attention(&q.0, &q.0, &q.0, heads, &bias.0, Some(&mask.0))
+            .unwrap(),
+        &p.c.window_attention(&q.1, &q.1, &q.1, heads, &bias.1, Some(&mask.1))
+            .unwrap(),
+    );
+    let three = p.g.upload(&vec![0.0; 3 * l * l], &[3, l, l]).unwrap();
+    assert!(p
+        .g
+        .window_attention(&q.0, &q.0, &q.0, heads, &bias.0, Some(&three))
+        .is_err());
+    assert!(p
+        .g
+        .window_attention(&q.0, &q.0, &q.0, 3, &bias.0, None)
+        .is_err());
+}
+
+#[test]
+fn upscaler_ops_match_candle() {
+    if skip() {
+        return;
+    }
+    check_upscaler_ops(gpu(), "f16");
+    // More windows x heads than one dispatch dimension holds (65535 workgroups).
+    let p = Pair::new(gpu());
+    let (b, l, heads, d, nw) = (11_000, 16, 6, 2, 8);
+    let q = p.act(&random(b * l * heads * d, 995, 2.0), &[b, l, heads * d]);
+    let k = p.act(&random(b * l * heads * d, 996, 2.0), &[b, l, heads * d]);
+    let bias = p.weight(&random(heads * l * l, 997, 1.0), &[heads, l, l]);
+    let mask = p.act(&window_mask(nw, l, 998), &[nw, l, l]);
+    p.check(
+        &format!("window_attention {b} windows x {heads} heads"),
+        &p.g.window_attention(&q.0, &k.0, &q.0, heads, &bias.0, Some(&mask.0))
+            .unwrap(),
+        &p.c.window_attention(&q.1, &k.1, &q.1, heads, &bias.1, Some(&mask.1))
+            .unwrap(),
+    );
+}
+
+/// The same under a 64 KiB binding cap (whole images, rows of windows, planes and query
+/// ranges per dispatch), with packed and native f16 weights; and a shifted partition
+/// whose image does not fit one binding is a clear error.
+#[test]
+fn upscaler_ops_split_over_binding_windows_match_candle() {
+    if skip() {
+        return;
+    }
+    check_upscaler_ops(split_gpu(), "split f16");
+    check_upscaler_ops(packed_gpu(), "split packed");
+    let b = split_gpu();
+    let x = b
+        .upload(&vec![0.5; 48 * 48 * 16], &[1, 48 * 48, 16])
+        .unwrap();
+    let err = b
+        .window_partition(&x, 48, 48, 8, 4)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("window_partition") && err.contains("max_storage_buffer_binding_size"),
+        "{err}"
+    );
 }
 
 /// Native f16 weights (where the adapter has them) and the same 64 KiB binding cap as

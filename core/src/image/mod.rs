@@ -26,9 +26,10 @@ pub use mask::{
     prepare_mask, CropRegion, InpaintingFill, LatentMask, MaskSettings, PreparedInit, PreparedMask,
 };
 pub use resample::{Filter, SourceBox};
-pub use resize_mode::{resize_image, ResizeMode};
+pub use resize_mode::{resize_image, resize_image_async, ResizeMode};
 pub use upscale::{
-    upscale, ImageUpscaler, LanczosUpscaler, NearestUpscaler, UpscaleTarget, UpscalerRegistry,
+    upscale, upscale_async, ImageUpscaler, LanczosUpscaler, NearestUpscaler, UpscaleTarget,
+    UpscalerRegistry,
 };
 
 use crate::{Error, Result};

@@ -9,8 +9,9 @@
 //! with it (masks), while the init image itself is not resized at all in that mode.
 
 use super::resample::{check_size, SourceBox};
-use super::upscale::{upscale_loop, ImageUpscaler};
+use super::upscale::{upscale_loop, ImageUpscaler, PassMode};
 use super::{Filter, GrayImage, Pixels, RgbImage};
+use crate::sampler::block_on;
 use crate::{Error, Result};
 
 /// img2img's "Resize mode".
@@ -63,12 +64,14 @@ impl ResizeMode {
     }
 }
 
-/// The inner `resize(im, w, h)` of `resize_image`.
-fn inner_resize(
+/// The inner `resize(im, w, h)` of `resize_image`, running the upscaler's passes as
+/// `pass` says.
+async fn inner_resize(
     im: &Pixels,
     w: usize,
     h: usize,
     upscaler: Option<&dyn ImageUpscaler>,
+    pass: PassMode,
 ) -> Result<Pixels> {
     check_size("resize", w, h)?;
     let upscaler = match upscaler {
@@ -79,7 +82,7 @@ fn inner_resize(
     let mut im = im.clone();
     if scale > 1.0 {
         let rgb: RgbImage = im.into();
-        im = upscale_loop(&rgb, scale, upscaler)?.as_pixels();
+        im = upscale_loop(&rgb, scale, upscaler, pass).await?.as_pixels();
     }
     if im.width != w || im.height != h {
         im = im.resize(w, h, Filter::Lanczos, None)?;
@@ -87,6 +90,7 @@ fn inner_resize(
     Ok(im)
 }
 
+/// `resize_image` with the upscaler's passes blocking (see [`PassMode`]).
 fn resize_pixels(
     mode: ResizeMode,
     im: &Pixels,
@@ -94,9 +98,27 @@ fn resize_pixels(
     height: usize,
     upscaler: Option<&dyn ImageUpscaler>,
 ) -> Result<Pixels> {
+    block_on(resize_pixels_with(
+        mode,
+        im,
+        width,
+        height,
+        upscaler,
+        PassMode::Blocking,
+    ))
+}
+
+async fn resize_pixels_with(
+    mode: ResizeMode,
+    im: &Pixels,
+    width: usize,
+    height: usize,
+    upscaler: Option<&dyn ImageUpscaler>,
+    pass: PassMode,
+) -> Result<Pixels> {
     check_size("resize_image", width, height)?;
     if mode == ResizeMode::JustResize {
-        return inner_resize(im, width, height, upscaler);
+        return inner_resize(im, width, height, upscaler, pass).await;
     }
     let (iw, ih) = (im.width, im.height);
     let ratio = width as f64 / height as f64;
@@ -119,7 +141,7 @@ fn resize_pixels(
         } else {
             ih * width / iw
         };
-        let resized = inner_resize(im, src_w, src_h, upscaler)?;
+        let resized = inner_resize(im, src_w, src_h, upscaler, pass).await?;
         let (x, y) = centre(src_w, src_h);
         res.paste(&resized, x, y);
         return Ok(res);
@@ -134,7 +156,7 @@ fn resize_pixels(
     } else {
         ih * width / iw
     };
-    let resized = inner_resize(im, src_w, src_h, upscaler)?;
+    let resized = inner_resize(im, src_w, src_h, upscaler, pass).await?;
     let (x, y) = centre(src_w, src_h);
     res.paste(&resized, x, y);
     let (rw, rh) = (resized.width as f32, resized.height as f32);
@@ -211,6 +233,21 @@ pub fn resize_image(
     upscaler: Option<&dyn ImageUpscaler>,
 ) -> Result<RgbImage> {
     Ok(resize_pixels(mode, &im.as_pixels(), width, height, upscaler)?.into())
+}
+
+/// [`resize_image`] through [`ImageUpscaler::upscale_pass_async`]: what the generation
+/// pipeline (hires fix) calls, so an upscaler model runs on a backend that cannot block
+/// on the device (the browser's WebGPU).
+pub async fn resize_image_async(
+    mode: ResizeMode,
+    im: &RgbImage,
+    width: usize,
+    height: usize,
+    upscaler: Option<&dyn ImageUpscaler>,
+) -> Result<RgbImage> {
+    let px = im.as_pixels();
+    let out = resize_pixels_with(mode, &px, width, height, upscaler, PassMode::Async).await?;
+    Ok(out.into())
 }
 
 impl GrayImage {

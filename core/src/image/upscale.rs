@@ -6,9 +6,16 @@
 //! is at least that big (stopping early if a pass does not change the size), then a PIL
 //! Lanczos resize lands exactly on the target. A1111's built-in "Lanczos" and "Nearest"
 //! upscalers resize straight to `int(size * scale)` in their pass, so they get there in one.
+//!
+//! The loop is written once, as an async function that either calls the blocking pass or
+//! awaits [`ImageUpscaler::upscale_pass_async`] ([`PassMode`]): the browser's WebGPU
+//! backend can only read a model's output back asynchronously, so hires fix (already async)
+//! takes the async passes, while `easel upscale` and the server keep the blocking API.
 
 use super::resample::check_size;
 use super::{Filter, RgbImage};
+use crate::backend::LocalBoxFuture;
+use crate::sampler::block_on;
 use crate::{Error, Result};
 
 /// An image-to-image upscaler, looked up by its A1111 name.
@@ -24,6 +31,43 @@ pub trait ImageUpscaler: Send + Sync {
     fn upscale_pass(&self, img: &RgbImage, scale: f64) -> Result<RgbImage> {
         let _ = scale;
         self.upscale_once(img)
+    }
+    /// [`Self::upscale_pass`] for callers that must not block on the device: a backend
+    /// that refuses `Backend::download` (WebGPU in a browser) reads a network's output only
+    /// through `Backend::download_async`, so a model upscaler overrides this. The default
+    /// runs the blocking pass, which is right for upscalers that never wait on a device
+    /// (Lanczos, Nearest) and keeps every existing implementation working unchanged.
+    fn upscale_pass_async<'a>(
+        &'a self,
+        img: &'a RgbImage,
+        scale: f64,
+    ) -> LocalBoxFuture<'a, Result<RgbImage>> {
+        Box::pin(async move { self.upscale_pass(img, scale) })
+    }
+}
+
+/// Which of an upscaler's passes the shared loop runs. With `Blocking` nothing in the loop
+/// ever waits on a pending future, so the synchronous entry points drive it with
+/// [`block_on`], which then returns at the first poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PassMode {
+    /// [`ImageUpscaler::upscale_pass`] (the CLI, the server).
+    Blocking,
+    /// [`ImageUpscaler::upscale_pass_async`] (the generation pipeline, hence the browser).
+    Async,
+}
+
+impl PassMode {
+    async fn pass(
+        self,
+        upscaler: &dyn ImageUpscaler,
+        img: &RgbImage,
+        scale: f64,
+    ) -> Result<RgbImage> {
+        match self {
+            Self::Blocking => upscaler.upscale_pass(img, scale),
+            Self::Async => upscaler.upscale_pass_async(img, scale).await,
+        }
     }
 }
 
@@ -50,11 +94,12 @@ fn check_scale(scale: f64) -> Result<()> {
     Ok(())
 }
 
-/// A1111 `Upscaler.upscale(img, scale)`.
-pub(crate) fn upscale_loop(
+/// A1111 `Upscaler.upscale(img, scale)` with `mode`'s passes.
+pub(crate) async fn upscale_loop(
     img: &RgbImage,
     scale: f64,
     upscaler: &dyn ImageUpscaler,
+    mode: PassMode,
 ) -> Result<RgbImage> {
     check_scale(scale)?;
     let dest = |side: usize| ((side as f64 * scale) / 8.0).floor() * 8.0;
@@ -82,7 +127,7 @@ pub(crate) fn upscale_loop(
             break;
         }
         let shape = (img.width, img.height);
-        img = upscaler.upscale_pass(&img, scale)?;
+        img = mode.pass(upscaler, &img, scale).await?;
         if shape == (img.width, img.height) {
             break;
         }
@@ -93,14 +138,34 @@ pub(crate) fn upscale_loop(
     Ok(img)
 }
 
-/// Upscales `img` with `upscaler` as A1111 does (Extras and hires fix).
+/// Upscales `img` with `upscaler` as A1111 does (Extras and hires fix), blocking on each
+/// pass.
 pub fn upscale(
     img: &RgbImage,
     target: UpscaleTarget,
     upscaler: &dyn ImageUpscaler,
 ) -> Result<RgbImage> {
+    block_on(upscale_to(img, target, upscaler, PassMode::Blocking))
+}
+
+/// [`upscale`] through [`ImageUpscaler::upscale_pass_async`], for front ends whose backend
+/// cannot block (the browser).
+pub async fn upscale_async(
+    img: &RgbImage,
+    target: UpscaleTarget,
+    upscaler: &dyn ImageUpscaler,
+) -> Result<RgbImage> {
+    upscale_to(img, target, upscaler, PassMode::Async).await
+}
+
+async fn upscale_to(
+    img: &RgbImage,
+    target: UpscaleTarget,
+    upscaler: &dyn ImageUpscaler,
+    mode: PassMode,
+) -> Result<RgbImage> {
     match target {
-        UpscaleTarget::Scale(s) => upscale_loop(img, s, upscaler),
+        UpscaleTarget::Scale(s) => upscale_loop(img, s, upscaler, mode).await,
         UpscaleTarget::Size {
             width,
             height,
@@ -111,7 +176,7 @@ pub fn upscale(
                 width as f64 / img.width as f64,
                 height as f64 / img.height as f64,
             );
-            let up = upscale_loop(img, s, upscaler)?;
+            let up = upscale_loop(img, s, upscaler, mode).await?;
             if !crop {
                 return Ok(up);
             }

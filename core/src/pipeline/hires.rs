@@ -19,7 +19,7 @@ use super::txt2img::{
     decode_batch, decode_latent_image, txt2img_latents, GeneratedImage, Progress, Txt2ImgParams,
 };
 use super::vae_encode::encode_rgb8_with;
-use crate::backend::Backend;
+use crate::backend::{Backend, LocalBoxFuture};
 use crate::error::{Error, Result};
 use crate::model::StableDiffusion;
 use crate::nn::hook::AttentionHook;
@@ -105,6 +105,19 @@ pub trait HiresImageUpscaler {
         to_w: usize,
         to_h: usize,
     ) -> Result<Vec<u8>>;
+    /// [`Self::resize`] without blocking on the device; the pipeline calls this one, so an
+    /// upscaler model can read its output back with `Backend::download_async` (the only
+    /// read-back the browser's WebGPU allows). The default runs [`Self::resize`].
+    fn resize_async<'a>(
+        &'a self,
+        rgb: &'a [u8],
+        width: usize,
+        height: usize,
+        to_w: usize,
+        to_h: usize,
+    ) -> LocalBoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(async move { self.resize(rgb, width, height, to_w, to_h) })
+    }
 }
 
 /// How the first pass is enlarged.
@@ -271,7 +284,9 @@ pub async fn txt2img_hires<B: Backend>(
                 let lat = &latent[i * per_image..(i + 1) * per_image];
                 // A1111 decodes and re-encodes with the job's VAE methods.
                 let rgb = decode_latent_image(b, model, params, lat, shape).await?;
-                let big = up.resize(&rgb, params.width, params.height, uw, uh)?;
+                let big = up
+                    .resize_async(&rgb, params.width, params.height, uw, uh)
+                    .await?;
                 out.extend(encode_rgb8_with(b, model, &big, (uw, uh), &params.vae_encoder).await?);
             }
             out

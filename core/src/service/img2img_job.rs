@@ -4,10 +4,11 @@
 //! [`PreparedJob::run_batch`] samples one batch and writes the extra infotext fields.
 
 use super::settings::GenerationSettings;
+use crate::backend::LocalBoxFuture;
 use crate::image::{
-    apply_overlay, latent_mask, prepare_init_image, prepare_mask, resize_image, GrayImage,
-    ImageUpscaler, InpaintingFill, MaskSettings, PreparedMask, ResizeMode, RgbImage, RgbaImage,
-    UpscalerRegistry,
+    apply_overlay, latent_mask, prepare_init_image, prepare_mask, resize_image, resize_image_async,
+    GrayImage, ImageUpscaler, InpaintingFill, MaskSettings, PreparedMask, ResizeMode, RgbImage,
+    RgbaImage, UpscalerRegistry,
 };
 use crate::infotext::Infotext;
 use crate::model::StableDiffusion;
@@ -58,13 +59,28 @@ pub(crate) struct Img2ImgJob {
     mask_fields: Vec<(&'static str, String)>,
 }
 
-/// [`HiresImageUpscaler`] over A1111's `images.resize_image(0, …, upscaler_name)`.
+/// [`HiresImageUpscaler`] over A1111's `images.resize_image(0, …, upscaler_name)`; the
+/// pipeline takes the async version, so an upscaler model never blocks on the device.
 struct ResizeWith<'u>(Option<&'u dyn ImageUpscaler>);
 
 impl HiresImageUpscaler for ResizeWith<'_> {
     fn resize(&self, rgb: &[u8], w: usize, h: usize, to_w: usize, to_h: usize) -> Result<Vec<u8>> {
         let img = RgbImage::new(w, h, rgb.to_vec())?;
         Ok(resize_image(ResizeMode::JustResize, &img, to_w, to_h, self.0)?.data)
+    }
+    fn resize_async<'a>(
+        &'a self,
+        rgb: &'a [u8],
+        w: usize,
+        h: usize,
+        to_w: usize,
+        to_h: usize,
+    ) -> LocalBoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(async move {
+            let img = RgbImage::new(w, h, rgb.to_vec())?;
+            let out = resize_image_async(ResizeMode::JustResize, &img, to_w, to_h, self.0).await?;
+            Ok(out.data)
+        })
     }
 }
 

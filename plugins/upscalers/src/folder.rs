@@ -3,18 +3,29 @@
 //! `hr_upscaler` does. A folder may hold dozens of models of 16–70 MB while a job uses one,
 //! so each is read the first time it is used and then kept; a file that fails to load is
 //! tried again next time (the user may have replaced it), and the error names the file.
+//! Files the front end opened itself (the browser's picked files, [`crate::sources`]) are
+//! loaded the same way.
 
 use crate::library::{list_upscalers, UpscalerEntry};
+use crate::sources::SourceEntry;
 use crate::upscaler::{ModelUpscaler, TileSettings};
-use easel_core::backend::Backend;
+use easel_core::backend::{Backend, LocalBoxFuture};
 use easel_core::image::{ImageUpscaler, RgbImage, UpscalerRegistry};
 use easel_core::Result;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// Where a model's bytes are.
+enum ModelFile {
+    /// A file in a models folder.
+    Folder(UpscalerEntry),
+    /// A file the front end already opened.
+    Source(SourceEntry),
+}
+
 /// An upscaler model that is loaded on its first use.
 pub struct LazyModelUpscaler<B: Backend> {
-    entry: UpscalerEntry,
+    file: ModelFile,
     backend: B,
     tiles: TileSettings,
     loaded: Mutex<Option<Arc<ModelUpscaler<B>>>>,
@@ -22,8 +33,17 @@ pub struct LazyModelUpscaler<B: Backend> {
 
 impl<B: Backend + Clone> LazyModelUpscaler<B> {
     pub fn new(entry: UpscalerEntry, backend: B, tiles: TileSettings) -> Self {
+        Self::with_file(ModelFile::Folder(entry), backend, tiles)
+    }
+
+    /// A model in an already open file, read from it on first use.
+    pub fn from_source(entry: SourceEntry, backend: B, tiles: TileSettings) -> Self {
+        Self::with_file(ModelFile::Source(entry), backend, tiles)
+    }
+
+    fn with_file(file: ModelFile, backend: B, tiles: TileSettings) -> Self {
         Self {
-            entry,
+            file,
             backend,
             tiles,
             loaded: Mutex::new(None),
@@ -36,11 +56,11 @@ impl<B: Backend + Clone> LazyModelUpscaler<B> {
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
-        let m = Arc::new(ModelUpscaler::open(
-            &self.entry,
-            self.backend.clone(),
-            self.tiles,
-        )?);
+        let backend = self.backend.clone();
+        let m = Arc::new(match &self.file {
+            ModelFile::Folder(e) => ModelUpscaler::open(e, backend, self.tiles)?,
+            ModelFile::Source(e) => ModelUpscaler::from_source(e, backend, self.tiles)?,
+        });
         *slot = Some(m.clone());
         Ok(m)
     }
@@ -52,7 +72,10 @@ where
     B::Tensor: Send + Sync,
 {
     fn name(&self) -> &str {
-        &self.entry.name
+        match &self.file {
+            ModelFile::Folder(e) => &e.name,
+            ModelFile::Source(e) => &e.name,
+        }
     }
     /// The model's scale; 4 (what nearly every model in these folders is) while the file
     /// cannot be read. Nothing in the upscale loop depends on it.
@@ -61,6 +84,13 @@ where
     }
     fn upscale_once(&self, img: &RgbImage) -> Result<RgbImage> {
         self.model()?.upscale_once(img)
+    }
+    fn upscale_pass_async<'a>(
+        &'a self,
+        img: &'a RgbImage,
+        scale: f64,
+    ) -> LocalBoxFuture<'a, Result<RgbImage>> {
+        Box::pin(async move { self.model()?.upscale_pass_async(img, scale).await })
     }
 }
 
@@ -72,14 +102,25 @@ where
     B: Backend + Clone + Send + Sync + 'static,
     B::Tensor: Send + Sync,
 {
+    registry_of(
+        list_upscalers(models)
+            .into_iter()
+            .map(|entry| LazyModelUpscaler::new(entry, backend.clone(), tiles)),
+    )
+}
+
+/// The built-ins followed by `models` in their order.
+pub(crate) fn registry_of<B>(
+    models: impl IntoIterator<Item = LazyModelUpscaler<B>>,
+) -> UpscalerRegistry
+where
+    B: Backend + Clone + Send + Sync + 'static,
+    B::Tensor: Send + Sync,
+{
     let mut registry = UpscalerRegistry::with_builtins();
-    for entry in list_upscalers(models) {
+    for model in models {
         // A duplicate name (or a model named like a built-in) is skipped: first wins.
-        let _ = registry.register(Box::new(LazyModelUpscaler::new(
-            entry,
-            backend.clone(),
-            tiles,
-        )));
+        let _ = registry.register(Box::new(model));
     }
     registry
 }

@@ -9,7 +9,10 @@
 //!   the network as spandrel's model descriptor does (padding, clamping, cropping);
 //! - [`tiling`]: A1111's two tiled-upscale loops, so large images run in bounded memory;
 //! - [`library`]: the folders, A1111's names for the files, and lookup by name;
-//! - [`upscaler`]: a named model with its folder's tiling, upscaling 8-bit RGB images.
+//! - [`sources`]: model files handed in already open (the browser's picked files), named
+//!   and ordered as in a folder;
+//! - [`upscaler`]: a named model with its folder's tiling, upscaling 8-bit RGB images,
+//!   blocking or (for a backend that reads back only asynchronously) async.
 //!
 //! Every network is written once over [`easel_core::Backend`].
 
@@ -20,6 +23,7 @@ pub mod model;
 pub mod padding;
 pub mod pixels;
 pub mod rrdb;
+pub mod sources;
 pub mod state_dict;
 pub mod swinir;
 pub mod synthetic;
@@ -27,7 +31,8 @@ pub mod tiling;
 pub mod upscaler;
 
 pub use folder::{folder_upscalers, LazyModelUpscaler};
-pub use library::{find_upscaler, list_upscalers, UpscalerEntry, UpscalerFolder};
+pub use library::{find_upscaler, list_upscalers, upscaler_name, UpscalerEntry, UpscalerFolder};
 pub use model::{architecture_of, Architecture, UpscalerModel};
+pub use sources::{list_source_upscalers, source_upscalers, SourceEntry};
 pub use tiling::Rgb8;
 pub use upscaler::{ModelUpscaler, TileSettings, Tiling};

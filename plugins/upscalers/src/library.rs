@@ -36,6 +36,19 @@ impl UpscalerFolder {
             Self::SwinIr => "SwinIR",
         }
     }
+
+    /// The folder whose [`Self::dir_name`] is `name`, in any case: a front end that gets the
+    /// folder from a user's picked directory may see it spelled as the file system kept it.
+    pub fn from_dir_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.dir_name().eq_ignore_ascii_case(name))
+    }
+
+    /// Where the folder comes in A1111's listing before the names are sorted.
+    fn position(self) -> usize {
+        Self::ALL.iter().position(|f| *f == self).unwrap_or(0)
+    }
 }
 
 /// Real-ESRGAN releases A1111 knows: (file stem, A1111's name).
@@ -56,13 +69,8 @@ pub struct UpscalerEntry {
     pub folder: UpscalerFolder,
 }
 
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn is_model_file(p: &Path) -> bool {
+/// Whether A1111 (and Easel) would list `p` as an upscaler model, by its extension.
+pub fn is_model_file(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
         ["pth", "pt", "safetensors"]
             .iter()
@@ -70,25 +78,43 @@ fn is_model_file(p: &Path) -> bool {
     })
 }
 
+/// A1111's name for the model file `path` in `folder`: its stem, or for a Real-ESRGAN
+/// release A1111 knows, A1111's own name for it.
+pub fn upscaler_name(folder: UpscalerFolder, path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match folder {
+        UpscalerFolder::RealEsrgan => REAL_ESRGAN_RELEASES
+            .iter()
+            .find(|(file, _)| stem.ends_with(file))
+            .map_or(stem, |(_, name)| name.to_string()),
+        _ => stem,
+    }
+}
+
+/// Puts upscalers in A1111's order (`shared.sd_upscalers`): folder by folder, each folder's
+/// files by path, then stably by lower-cased name. `key` gives an item's folder, path and
+/// name; models from a folder and models handed in as open files are ordered alike.
+pub fn sort_a1111<T>(items: &mut [T], key: impl Fn(&T) -> (UpscalerFolder, &Path, &str)) {
+    items.sort_by(|a, b| {
+        let ((fa, pa, _), (fb, pb, _)) = (key(a), key(b));
+        (fa.position(), pa).cmp(&(fb.position(), pb))
+    });
+    items.sort_by_cached_key(|e| key(e).2.to_lowercase());
+}
+
 /// Every upscaler model under `models/{ESRGAN,RealESRGAN,SwinIR}`, sorted by A1111's rule.
 pub fn list_upscalers(models: &Path) -> Vec<UpscalerEntry> {
     let mut out = Vec::new();
     for folder in UpscalerFolder::ALL {
-        let mut files = walk_files(&models.join(folder.dir_name()), true, &is_model_file);
-        files.sort();
-        for path in files {
-            let s = stem(&path);
-            let name = match folder {
-                UpscalerFolder::RealEsrgan => REAL_ESRGAN_RELEASES
-                    .iter()
-                    .find(|(file, _)| s.ends_with(file))
-                    .map_or(s, |(_, name)| name.to_string()),
-                _ => s,
-            };
+        for path in walk_files(&models.join(folder.dir_name()), true, &is_model_file) {
+            let name = upscaler_name(folder, &path);
             out.push(UpscalerEntry { name, path, folder });
         }
     }
-    out.sort_by_key(|e| e.name.to_lowercase());
+    sort_a1111(&mut out, |e| (e.folder, &e.path, &e.name));
     out
 }
 

@@ -14,9 +14,11 @@ use crate::rrdb::{self, RrdbConfig, RrdbNet};
 use crate::state_dict::StateDict;
 use crate::swinir::{self, SwinIr, SwinIrConfig, RGB_MEAN};
 use easel_core::backend::Backend;
-use easel_core::formats::{open_tensor_store, TensorStore};
+use easel_core::formats::{open_tensor_store, open_tensor_store_named, TensorStore};
+use easel_core::io::ByteSource;
 use easel_core::{Error, Result};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The recognised architecture and what the tensors say about it.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,6 +142,13 @@ impl<B: Backend> UpscalerModel<B> {
         Self::from_store(b, &store)
     }
 
+    /// Loads from an already open file (a browser's picked file); `file_name`'s extension
+    /// is the format hint, as the path's is for [`Self::load`].
+    pub fn load_source(b: &B, file_name: &str, source: Arc<dyn ByteSource>) -> Result<Self> {
+        let store = open_tensor_store_named(file_name, source)?;
+        Self::from_store(b, &store)
+    }
+
     pub fn from_store(b: &B, store: &TensorStore) -> Result<Self> {
         let (architecture, sd) = recognise(store)?;
         let (cin, cout) = architecture.channels();
@@ -175,8 +184,25 @@ impl<B: Backend> UpscalerModel<B> {
     }
 
     /// One image (or tile) through the network as spandrel's descriptor runs it:
-    /// `input` is `[3, h, w]` (BGR, [0, 1]); the result is `[3, h·s, w·s]`, clamped.
+    /// `input` is `[3, h, w]` (BGR, [0, 1]); the result is `[3, h·s, w·s]`, clamped. Reads
+    /// the result back with the blocking `Backend::download` (native backends).
     pub fn run(&self, b: &B, input: &[f32], h: usize, w: usize) -> Result<Vec<f32>> {
+        let pending = self.start(b, input, h, w)?;
+        let y = b.download(&pending.output)?;
+        Ok(pending.finish(y))
+    }
+
+    /// [`Self::run`] reading the result back with `Backend::download_async`, the only
+    /// read-back a browser's WebGPU backend allows; everything else is shared with it.
+    pub async fn run_async(&self, b: &B, input: &[f32], h: usize, w: usize) -> Result<Vec<f32>> {
+        let pending = self.start(b, input, h, w)?;
+        let y = b.download_async(&pending.output).await?;
+        Ok(pending.finish(y))
+    }
+
+    /// Everything of [`Self::run`] up to the read-back: checks the input, pads it to the
+    /// architecture's requirements, uploads it and runs the network.
+    fn start(&self, b: &B, input: &[f32], h: usize, w: usize) -> Result<Pending<B::Tensor>> {
         let c = 3;
         if input.len() != c * h * w || h == 0 || w == 0 {
             return Err(Error::Invalid(format!(
@@ -196,9 +222,11 @@ impl<B: Backend> UpscalerModel<B> {
         } else {
             (input.to_vec(), h, w)
         };
-        let out = match &self.net {
+        // Each arm gives the network's output and the input size it ran at (after the
+        // architecture's own padding); the output's top-left `h·s × w·s` is the result.
+        let (output, (nh, nw), swin_range) = match &self.net {
             Net::Rrdb(net) => {
-                let (x, xh2, xw2) = match net.config.shuffle {
+                let (x, nh, nw) = match net.config.shuffle {
                     Some(r) => pad_bottom_right(
                         &x,
                         c,
@@ -210,15 +238,14 @@ impl<B: Backend> UpscalerModel<B> {
                     )?,
                     None => (x, xh, xw),
                 };
-                let t = b.upload(&x, &[1, c, xh2, xw2])?;
-                let y = b.download(&net.forward(b, &t)?)?;
-                crop(&y, c, xh2 * s, xw2 * s, xh * s, xw * s)
+                let t = b.upload(&x, &[1, c, nh, nw])?;
+                (net.forward(b, &t)?, (nh, nw), None)
             }
             Net::Compact(net) => {
                 let t = b.upload(&x, &[1, c, xh, xw])?;
                 let base = nearest(&x, c, xh, xw, s);
                 let base = b.upload(&base, &[1, c, xh * s, xw * s])?;
-                b.download(&net.forward(b, &t, &base)?)?
+                (net.forward(b, &t, &base)?, (xh, xw), None)
             }
             Net::SwinIr(net) => {
                 let win = net.config.window;
@@ -239,30 +266,57 @@ impl<B: Backend> UpscalerModel<B> {
                         *v = (*v - mean) * range;
                     }
                 }
-                let y = b.download(&net.forward(b, &b.upload(&t, &[1, c, th, tw])?)?)?;
-                let mut y = crop(&y, c, th * s, tw * s, xh * s, xw * s);
-                let plane = xh * s * xw * s;
-                for (ci, p) in y.chunks_mut(plane).enumerate() {
-                    let mean = RGB_MEAN[ci];
-                    for v in p {
-                        *v = *v / range + mean;
-                    }
-                }
-                y
+                let t = b.upload(&t, &[1, c, th, tw])?;
+                (net.forward(b, &t)?, (th, tw), Some(range))
             }
         };
-        let mut out = crop(&out, c, xh * s, xw * s, h * s, w * s);
+        Ok(Pending {
+            output,
+            full: (nh * s, nw * s),
+            size: (h * s, w * s),
+            swin_range,
+        })
+    }
+}
+
+/// A network output not yet read back, with what turns it into [`UpscalerModel::run`]'s
+/// result; the blocking and the async run differ only in how `output` reaches the host.
+struct Pending<T> {
+    output: T,
+    /// The output's `(height, width)`.
+    full: (usize, usize),
+    /// The result's `(height, width)`: the input's, times the scale.
+    size: (usize, usize),
+    /// SwinIR's `img_range`: its output is normalised and is mapped back to [0, 1].
+    swin_range: Option<f32>,
+}
+
+impl<T> Pending<T> {
+    /// Crops the padding away, undoes SwinIR's normalisation and clamps to [0, 1].
+    fn finish(&self, y: Vec<f32>) -> Vec<f32> {
+        let c = 3;
+        let (fh, fw) = self.full;
+        let (h, w) = self.size;
+        let mut out = crop(y, c, fh, fw, h, w);
+        if let Some(range) = self.swin_range {
+            for (ci, p) in out.chunks_mut(h * w).enumerate() {
+                let mean = RGB_MEAN[ci];
+                for v in p {
+                    *v = *v / range + mean;
+                }
+            }
+        }
         for v in &mut out {
             *v = v.clamp(0.0, 1.0);
         }
-        Ok(out)
+        out
     }
 }
 
 /// The top-left `th×tw` of each `[h, w]` plane.
-fn crop(x: &[f32], c: usize, h: usize, w: usize, th: usize, tw: usize) -> Vec<f32> {
+fn crop(x: Vec<f32>, c: usize, h: usize, w: usize, th: usize, tw: usize) -> Vec<f32> {
     if (th, tw) == (h, w) {
-        return x.to_vec();
+        return x;
     }
     let mut out = Vec::with_capacity(c * th * tw);
     for ci in 0..c {

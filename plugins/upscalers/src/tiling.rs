@@ -15,8 +15,15 @@
 //!
 //! Either way only one tile is in the network at a time, so memory is bounded by the tile
 //! size, not the image size. A tile size of 0 runs the whole image at once.
+//!
+//! Each loop is written once, over an async tile function ([`upscale_grid_async`],
+//! [`upscale_tensor_tiles_async`]), so a backend that reads results back only
+//! asynchronously (WebGPU in a browser) tiles exactly as the native ones do; the blocking
+//! versions hand it tile functions that are ready at once and drive it with `block_on`.
 
+use easel_core::sampler::block_on;
 use easel_core::{Error, Result};
+use std::future::{ready, Future};
 
 /// An 8-bit RGB image, row-major, 3 bytes per pixel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,8 +154,25 @@ pub fn upscale_grid(
     overlap: usize,
     mut upscale: impl FnMut(&Rgb8) -> Result<Rgb8>,
 ) -> Result<Rgb8> {
+    block_on(upscale_grid_async(img, tile, overlap, |t| {
+        ready(upscale(&t))
+    }))
+}
+
+/// [`upscale_grid`] with a tile function that may wait (for a read-back from the device);
+/// it gets each tile by value, so its future owns what it works on.
+pub async fn upscale_grid_async<F, Fut>(
+    img: &Rgb8,
+    tile: usize,
+    overlap: usize,
+    mut upscale: F,
+) -> Result<Rgb8>
+where
+    F: FnMut(Rgb8) -> Fut,
+    Fut: Future<Output = Result<Rgb8>>,
+{
     if tile == 0 {
-        return upscale(img);
+        return upscale(img.clone()).await;
     }
     let grid = split_grid(img.width, img.height, tile, overlap)?;
     if grid.first().is_none_or(|row| row.is_empty()) {
@@ -163,7 +187,7 @@ pub fn upscale_grid(
     for line in &grid {
         let mut tiles = Vec::with_capacity(line.len());
         for t in line {
-            let out = upscale(&img.crop(t.x, t.y, tile, tile))?;
+            let out = upscale(img.crop(t.x, t.y, tile, tile)).await?;
             scale = out.width / tile;
             tiles.push((t.x, out));
         }
@@ -222,10 +246,36 @@ pub fn upscale_tensor_tiles(
     scale: usize,
     mut upscale: impl FnMut(&[f32], usize, usize) -> Result<Vec<f32>>,
 ) -> Result<Vec<f32>> {
+    block_on(upscale_tensor_tiles_async(
+        img,
+        h,
+        w,
+        tile,
+        overlap,
+        scale,
+        |p, th, tw| ready(upscale(&p, th, tw)),
+    ))
+}
+
+/// [`upscale_tensor_tiles`] with a tile function that may wait (for a read-back from the
+/// device); it gets each `[3, t, t]` tile by value, so its future owns what it works on.
+pub async fn upscale_tensor_tiles_async<F, Fut>(
+    img: &[f32],
+    h: usize,
+    w: usize,
+    tile: usize,
+    overlap: usize,
+    scale: usize,
+    mut upscale: F,
+) -> Result<Vec<f32>>
+where
+    F: FnMut(Vec<f32>, usize, usize) -> Fut,
+    Fut: Future<Output = Result<Vec<f32>>>,
+{
     let c = 3;
     let tile = tile.min(h).min(w);
     if tile == 0 {
-        return upscale(img, h, w);
+        return upscale(img.to_vec(), h, w).await;
     }
     if overlap >= tile {
         return Err(Error::Invalid(format!(
@@ -243,16 +293,16 @@ pub fn upscale_tensor_tiles(
     let mut result = vec![0f32; c * oh * ow];
     let mut weights = vec![0f32; c * oh * ow];
     let ot = tile * scale;
-    let mut patch = vec![0f32; c * tile * tile];
     for &y0 in &ys {
         for &x0 in &xs {
+            let mut patch = vec![0f32; c * tile * tile];
             for ci in 0..c {
                 for y in 0..tile {
                     let src = &img[(ci * h + y0 + y) * w + x0..][..tile];
                     patch[(ci * tile + y) * tile..][..tile].copy_from_slice(src);
                 }
             }
-            let out = upscale(&patch, tile, tile)?;
+            let out = upscale(patch, tile, tile).await?;
             if out.len() != c * ot * ot {
                 return Err(Error::Invalid(format!(
                     "upscaler returned {} values for a {ot}×{ot} tile",

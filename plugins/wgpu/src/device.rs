@@ -42,6 +42,11 @@ pub struct WgpuOptions {
     /// Caps the buffer size below the adapter's (tests of the too-large-tensor error, or
     /// mimicking WebGPU's default 256 MiB on a native adapter).
     pub max_buffer_size: Option<u64>,
+    /// Refuses the blocking `download` natively too, as the browser must (there only
+    /// `download_async` reads back): tests run the browser's paths with it, so that an
+    /// operation left to the trait's host default (a blocking read-back) fails instead of
+    /// passing unnoticed.
+    pub refuse_blocking_download: bool,
 }
 
 /// An open device and what was learnt about its adapter.
@@ -59,8 +64,10 @@ pub(crate) struct OpenDevice {
 /// Storage bindings smaller than a tensor are handled by splitting ops (`split.rs`); the
 /// rest are fixed by the kernels' workgroup shapes: 256 invocations (128 along y in the
 /// narrow GEMM tiles), 15.4 KiB of workgroup memory (attention's tiles), four storage
-/// bindings, and up to 65535 workgroups along x (a convolution over the 262144 pixels of
-/// a 512x512 VAE layer dispatches 4096).
+/// bindings (SwinIR's window attention needs six, WebGPU's default is eight: checked when
+/// it runs, so that an adapter with four still runs the SD networks), and up to 65535
+/// workgroups along x (a convolution over the 262144 pixels of a 512x512 VAE layer
+/// dispatches 4096).
 /// A limit: its wgpu name, how to read it, the least the kernels need.
 type Requirement = (&'static str, fn(&wgpu::Limits) -> u64, u64);
 

@@ -23,6 +23,9 @@ pub(crate) enum Kernel {
     GroupNormApply,
     LayerNorm,
     Attention,
+    /// `attention.wgsl` with Swin's relative position bias and window mask added to the
+    /// scores (two more inputs).
+    WindowAttention,
     Unary,
     Binary,
     Geglu,
@@ -31,6 +34,7 @@ pub(crate) enum Kernel {
     Copy,
     Cast,
     Embedding,
+    Rearrange,
 }
 
 impl Kernel {
@@ -42,7 +46,7 @@ impl Kernel {
             Kernel::GroupStats => include_str!("shaders/group_stats.wgsl"),
             Kernel::GroupNormApply => include_str!("shaders/group_norm_apply.wgsl"),
             Kernel::LayerNorm => include_str!("shaders/layer_norm.wgsl"),
-            Kernel::Attention => include_str!("shaders/attention.wgsl"),
+            Kernel::Attention | Kernel::WindowAttention => include_str!("shaders/attention.wgsl"),
             Kernel::Unary => include_str!("shaders/unary.wgsl"),
             Kernel::Binary => include_str!("shaders/binary.wgsl"),
             Kernel::Geglu => include_str!("shaders/geglu.wgsl"),
@@ -51,12 +55,14 @@ impl Kernel {
             Kernel::Copy => include_str!("shaders/copy.wgsl"),
             Kernel::Cast => include_str!("shaders/cast.wgsl"),
             Kernel::Embedding => include_str!("shaders/embedding.wgsl"),
+            Kernel::Rearrange => include_str!("shaders/rearrange.wgsl"),
         }
     }
 
     /// Number of storage inputs (the output binding follows them).
     pub fn inputs(self) -> u32 {
         match self {
+            Kernel::WindowAttention => 5,
             Kernel::Linear
             | Kernel::Conv2d
             | Kernel::GroupNorm
@@ -86,6 +92,7 @@ impl Kernel {
             Kernel::GroupNormApply => "group_norm_apply",
             Kernel::LayerNorm => "layer_norm",
             Kernel::Attention => "attention",
+            Kernel::WindowAttention => "window_attention",
             Kernel::Unary => "unary",
             Kernel::Binary => "binary",
             Kernel::Geglu => "geglu",
@@ -94,6 +101,7 @@ impl Kernel {
             Kernel::Copy => "copy",
             Kernel::Cast => "cast",
             Kernel::Embedding => "embedding",
+            Kernel::Rearrange => "rearrange",
         }
     }
 }
@@ -126,7 +134,8 @@ impl Variant {
         }
     }
 
-    /// Full WGSL text: `enable f16` if needed, constants, the weight prelude, the kernel.
+    /// Full WGSL text: `enable f16` if needed, constants, the weight prelude, the kernel
+    /// (attention's after the declarations that differ between its two variants).
     pub fn wgsl(&self) -> String {
         let mut s = String::new();
         if let Some(binding) = self.kernel.weight_binding() {
@@ -170,7 +179,14 @@ impl Variant {
                 "ws",
                 "xs",
             )),
-            Kernel::Attention => s.push_str(&unroll_attention(source, konst("TD"))),
+            Kernel::Attention => {
+                s.push_str(include_str!("shaders/attention_no_bias.wgsl"));
+                s.push_str(&unroll_attention(source, konst("TD")));
+            }
+            Kernel::WindowAttention => {
+                s.push_str(include_str!("shaders/attention_window_bias.wgsl"));
+                s.push_str(&unroll_attention(source, konst("TD")));
+            }
             _ => s.push_str(source),
         }
         s

@@ -5,9 +5,12 @@
 //! adapter has `shader-f16`, else two per u32 word widened in the shader), and every kernel
 //! accumulates in f32. Kernels: a tiled GEMM for `linear`, convolutions as an implicit GEMM,
 //! group norm with fused SiLU, layer norm, flash-style attention with an online softmax, and
-//! the elementwise and layout ops the networks need (see `src/shaders/`). Dispatches are
-//! batched into few submissions; buffers come from a pool, so a sampling loop allocates
-//! nothing after its first step; reading back never blocks in `download_async`.
+//! the elementwise and layout ops the networks need (see `src/shaders/`), the upscalers'
+//! (PReLU, pixel (un)shuffle, Swin's window partition, merge and attention) included, so
+//! that nothing falls back to the trait's host defaults, which read back synchronously
+//! and so cannot run in the browser. Dispatches are batched into few submissions; buffers
+//! come from a pool, so a sampling loop allocates nothing after its first step; reading
+//! back never blocks in `download_async`.
 //!
 //! Limits: the kernels are written for WebGPU's default limits. What an adapter must offer
 //! is checked once when it is opened (`device.rs`); operands larger than one storage
@@ -33,13 +36,22 @@ use easel_core::backend::{Backend, LocalBoxFuture};
 use easel_core::{Error, Result};
 use gpu::Gpu;
 use ops::elementwise::UnaryOp;
+use ops::Windows;
 use std::sync::Arc;
 
 /// A wgpu device with Easel's operations on it. Cloning shares the device.
 #[derive(Clone)]
 pub struct WgpuBackend {
     gpu: Arc<Gpu>,
+    /// `download` is refused (always in the browser; natively with
+    /// [`WgpuOptions::refuse_blocking_download`]).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    refuse_blocking_download: bool,
 }
+
+/// Why `download` fails where it is refused.
+const BLOCKING_DOWNLOAD_REFUSED: &str =
+    "wgpu reads tensors back only with download_async here (as in the browser)";
 
 impl WgpuBackend {
     /// Opens the adapter `options` choose. Fails with a message naming what is missing when
@@ -48,6 +60,7 @@ impl WgpuBackend {
         let open = device::open(&options).await?;
         Ok(Self {
             gpu: Arc::new(Gpu::new(open)),
+            refuse_blocking_download: options.refuse_blocking_download,
         })
     }
 
@@ -102,6 +115,24 @@ fn check_len(op: &str, data: &[f32], shape: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// Trait methods whose work is all one `Gpu` method (the kernels' host sides, in `ops/`):
+/// `fn op(args) => method(call);` is `fn op(&self, args) -> Result<WgpuTensor>` with the
+/// body `self.gpu.method(call)`. The forwarding is written once, and no signature is
+/// repeated line for line beside the `Gpu` method's.
+macro_rules! on_the_gpu {
+    ($(
+        $(#[$attr:meta])*
+        fn $op:ident($($arg:ident: $ty:ty),*) => $method:ident($($call:expr),*);
+    )*) => {
+        $(
+            $(#[$attr])*
+            fn $op(&self, $($arg: $ty),*) -> Result<WgpuTensor> {
+                self.gpu.$method($($call),*)
+            }
+        )*
+    };
+}
+
 impl Backend for WgpuBackend {
     type Tensor = WgpuTensor;
 
@@ -138,6 +169,9 @@ impl Backend for WgpuBackend {
 
     #[cfg(not(target_arch = "wasm32"))]
     fn download(&self, t: &WgpuTensor) -> Result<Vec<f32>> {
+        if self.refuse_blocking_download {
+            return Err(Error::Backend(BLOCKING_DOWNLOAD_REFUSED.into()));
+        }
         let t = self.gpu.as_f32(t)?;
         readback::start(&self.gpu, &t).wait()
     }
@@ -145,9 +179,7 @@ impl Backend for WgpuBackend {
     /// A browser cannot block: use `download_async` there.
     #[cfg(target_arch = "wasm32")]
     fn download(&self, _t: &WgpuTensor) -> Result<Vec<f32>> {
-        Err(Error::Backend(
-            "wgpu in the browser reads tensors back only with download_async".into(),
-        ))
+        Err(Error::Backend(BLOCKING_DOWNLOAD_REFUSED.into()))
     }
 
     fn download_async<'a>(&'a self, t: &'a WgpuTensor) -> LocalBoxFuture<'a, Result<Vec<f32>>> {
@@ -175,118 +207,48 @@ impl Backend for WgpuBackend {
         })
     }
 
-    fn nchw_to_nlc(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.nchw_to_nlc(x)
-    }
-
-    fn nlc_to_nchw(&self, x: &WgpuTensor, h: usize, w: usize) -> Result<WgpuTensor> {
-        self.gpu.nlc_to_nchw(x, h, w)
-    }
-
-    fn concat(&self, xs: &[&WgpuTensor], dim: usize) -> Result<WgpuTensor> {
-        self.gpu.concat(xs, dim)
-    }
-
-    fn narrow(&self, x: &WgpuTensor, dim: usize, start: usize, len: usize) -> Result<WgpuTensor> {
-        self.gpu.narrow(x, dim, start, len)
-    }
-
-    fn add(&self, a: &WgpuTensor, b: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.add(a, b)
-    }
-
-    fn mul(&self, a: &WgpuTensor, b: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.mul(a, b)
-    }
-
-    fn scale(&self, a: &WgpuTensor, s: f32) -> Result<WgpuTensor> {
-        self.gpu.unary(a, UnaryOp::Scale, s)
-    }
-
-    fn add_channel_vector(&self, x: &WgpuTensor, v: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.add_channel_vector(x, v)
-    }
-
-    fn silu(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.unary(x, UnaryOp::Silu, 0.0)
-    }
-
-    fn gelu(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.unary(x, UnaryOp::Gelu, 0.0)
-    }
-
-    fn quick_gelu(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.unary(x, UnaryOp::QuickGelu, 0.0)
-    }
-
-    /// On the device: the browser cannot read tensors back synchronously, which the
-    /// host default needs (TAESD's ReLUs, the upscalers' leaky ReLUs).
-    fn leaky_relu(&self, x: &WgpuTensor, slope: f32) -> Result<WgpuTensor> {
-        self.gpu.unary(x, UnaryOp::LeakyRelu, slope)
-    }
-
-    /// On the device, for the same reason as `leaky_relu` (hypernetworks' activations).
-    fn elementwise(&self, x: &WgpuTensor, f: easel_core::ElementwiseFn) -> Result<WgpuTensor> {
-        self.gpu.unary(x, UnaryOp::from(f), 0.0)
-    }
-
-    fn geglu(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.geglu(x)
-    }
-
-    fn linear(&self, x: &WgpuTensor, w: &WgpuTensor, b: Option<&WgpuTensor>) -> Result<WgpuTensor> {
-        self.gpu.linear(x, w, b)
-    }
-
-    fn conv2d(
-        &self,
-        x: &WgpuTensor,
-        w: &WgpuTensor,
-        b: Option<&WgpuTensor>,
-        stride: usize,
-        padding: usize,
-    ) -> Result<WgpuTensor> {
-        self.gpu.conv2d(x, w, b, stride, padding)
-    }
-
-    fn group_norm(
-        &self,
-        x: &WgpuTensor,
-        groups: usize,
-        gamma: &WgpuTensor,
-        beta: &WgpuTensor,
-        eps: f32,
-        silu: bool,
-    ) -> Result<WgpuTensor> {
-        self.gpu.group_norm(x, groups, gamma, beta, eps, silu)
-    }
-
-    fn layer_norm(
-        &self,
-        x: &WgpuTensor,
-        gamma: &WgpuTensor,
-        beta: &WgpuTensor,
-        eps: f32,
-    ) -> Result<WgpuTensor> {
-        self.gpu.layer_norm(x, gamma, beta, eps)
-    }
-
-    fn attention(
-        &self,
-        q: &WgpuTensor,
-        k: &WgpuTensor,
-        v: &WgpuTensor,
-        heads: usize,
-        causal: bool,
-    ) -> Result<WgpuTensor> {
-        self.gpu.attention(q, k, v, heads, causal)
-    }
-
-    fn upsample_nearest2x(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        self.gpu.upsample_nearest2x(x)
-    }
-
-    fn embedding(&self, table: &WgpuTensor, ids: &[u32]) -> Result<WgpuTensor> {
-        self.gpu.embedding(table, ids)
+    on_the_gpu! {
+        fn nchw_to_nlc(x: &WgpuTensor) => nchw_to_nlc(x);
+        fn nlc_to_nchw(x: &WgpuTensor, h: usize, w: usize) => nlc_to_nchw(x, h, w);
+        fn concat(xs: &[&WgpuTensor], dim: usize) => concat(xs, dim);
+        fn narrow(x: &WgpuTensor, dim: usize, start: usize, len: usize)
+            => narrow(x, dim, start, len);
+        fn add(a: &WgpuTensor, b: &WgpuTensor) => add(a, b);
+        fn mul(a: &WgpuTensor, b: &WgpuTensor) => mul(a, b);
+        fn scale(a: &WgpuTensor, s: f32) => unary(a, UnaryOp::Scale, s);
+        fn add_channel_vector(x: &WgpuTensor, v: &WgpuTensor) => add_channel_vector(x, v);
+        fn silu(x: &WgpuTensor) => unary(x, UnaryOp::Silu, 0.0);
+        fn gelu(x: &WgpuTensor) => unary(x, UnaryOp::Gelu, 0.0);
+        fn quick_gelu(x: &WgpuTensor) => unary(x, UnaryOp::QuickGelu, 0.0);
+        /// On the device: the browser cannot read tensors back synchronously, which the
+        /// host default needs (TAESD's ReLUs, the upscalers' leaky ReLUs).
+        fn leaky_relu(x: &WgpuTensor, slope: f32) => unary(x, UnaryOp::LeakyRelu, slope);
+        /// On the device, for the same reason as `leaky_relu` (hypernetworks' activations).
+        fn elementwise(x: &WgpuTensor, f: easel_core::ElementwiseFn)
+            => unary(x, UnaryOp::from(f), 0.0);
+        /// On the device, as every upscaler operation below: the trait's host defaults read
+        /// back synchronously, which the browser refuses.
+        fn prelu(x: &WgpuTensor, weight: &WgpuTensor) => prelu(x, weight);
+        fn pixel_shuffle(x: &WgpuTensor, r: usize) => pixel_shuffle(x, r);
+        fn pixel_unshuffle(x: &WgpuTensor, r: usize) => pixel_unshuffle(x, r);
+        fn window_partition(x: &WgpuTensor, h: usize, w: usize, window: usize, shift: usize)
+            => window_partition(x, Windows { h, w, window, shift });
+        fn window_merge(x: &WgpuTensor, h: usize, w: usize, window: usize, shift: usize)
+            => window_merge(x, Windows { h, w, window, shift });
+        fn window_attention(q: &WgpuTensor, k: &WgpuTensor, v: &WgpuTensor, heads: usize,
+            bias: &WgpuTensor, mask: Option<&WgpuTensor>)
+            => window_attention(q, k, v, heads, bias, mask);
+        fn geglu(x: &WgpuTensor) => geglu(x);
+        fn linear(x: &WgpuTensor, w: &WgpuTensor, b: Option<&WgpuTensor>) => linear(x, w, b);
+        fn conv2d(x: &WgpuTensor, w: &WgpuTensor, b: Option<&WgpuTensor>, stride: usize,
+            padding: usize) => conv2d(x, w, b, stride, padding);
+        fn group_norm(x: &WgpuTensor, groups: usize, gamma: &WgpuTensor, beta: &WgpuTensor,
+            eps: f32, silu: bool) => group_norm(x, groups, gamma, beta, eps, silu);
+        fn layer_norm(x: &WgpuTensor, gamma: &WgpuTensor, beta: &WgpuTensor, eps: f32)
+            => layer_norm(x, gamma, beta, eps);
+        fn attention(q: &WgpuTensor, k: &WgpuTensor, v: &WgpuTensor, heads: usize,
+            causal: bool) => attention(q, k, v, heads, causal, None);
+        fn upsample_nearest2x(x: &WgpuTensor) => upsample_nearest2x(x);
+        fn embedding(table: &WgpuTensor, ids: &[u32]) => embedding(table, ids);
     }
 }

@@ -3,17 +3,26 @@
 //! workgroup memory in 8- or 16-wide chunks, so neither registers nor workgroup memory grow
 //! with it, and the score matrix is never stored (online softmax over 64-key blocks).
 //!
-//! Limits: images go whole into one dispatch where their operands fit one storage binding;
-//! otherwise one image's queries are split into ranges, and that image's keys and values
-//! must fit one binding (checked here; the error names `max_storage_buffer_binding_size`).
+//! Swin's window attention (SwinIR) is the same kernel with the relative position bias and
+//! the shifted-window mask added to the scaled scores (`Kernel::WindowAttention`): windows
+//! are images of L = window² tokens, and neither the score matrix nor a combined bias of
+//! every window is ever stored.
+//!
+//! Limits: images go whole into one dispatch where their operands fit one storage binding
+//! and images × heads stays within `max_compute_workgroups_per_dimension` (an untiled
+//! 1024x1024 SwinIR input has 16384 windows of 6 heads); otherwise one image's queries are split into ranges, and
+//! that image's keys and values must fit one binding (checked here; the error names
+//! `max_storage_buffer_binding_size`). Window attention binds its bias and mask whole and
+//! needs six storage bindings (the SD networks' attention four), checked when it runs.
 //! The workgroup counts (queries / 32, images × heads) are checked by `Gpu::dispatch`.
 //! On llvmpipe (lavapipe), whose loop limiter would cut the kernel short, key count × head
 //! dim is bounded here too (`LLVMPIPE_MAX_STEPS`; 4096 keys at head dim 512).
 
 use super::op_err;
-use crate::gpu::Gpu;
+use crate::gpu::{Bind, Gpu};
 use crate::kernels::{Kernel, Variant};
 use crate::tensor::WgpuTensor;
+use easel_core::backend_host::WindowAttentionDims;
 use easel_core::Result;
 
 /// Queries per workgroup in `attention.wgsl` (query ranges of a split are multiples of it,
@@ -30,6 +39,17 @@ pub(crate) const ATTENTION_WORKGROUP_BYTES: u64 = 4 * (32 * 17 + 64 * 17 + 32 * 
 /// head dim 64), 4096 not. Real GPUs have no such limit.
 const LLVMPIPE_MAX_STEPS: usize = 2048;
 
+/// Storage bindings of `Kernel::WindowAttention`: q, k, v, bias, mask and the output.
+const WINDOW_ATTENTION_BINDINGS: u32 = 6;
+
+/// The terms window attention adds to the scaled scores: `bias: [H, L, L]` (f32) for
+/// every window and, with a shift, `mask: [nW, L, L]` (f32) for window `b` as
+/// `mask[b mod nW]`.
+pub(crate) struct ScoreBias<'a> {
+    bias: &'a WgpuTensor,
+    mask: Option<(&'a WgpuTensor, usize)>,
+}
+
 /// Head-dim columns staged per step: 16 where the head dim is a multiple of 16 (SD's 64,
 /// 80, 160, 320, 512), else 8 (40), so that no chunk is mostly padding.
 fn chunk_width(d: usize) -> usize {
@@ -41,6 +61,56 @@ fn chunk_width(d: usize) -> usize {
 }
 
 impl Gpu {
+    /// Swin's window attention: `q, k, v: [B, L, H·D]`, per head
+    /// `softmax((q·D^-½) kᵀ + bias[h] + mask[b mod nW]) v`, shapes checked as the host
+    /// version checks them. The bias (f16 where it was uploaded as a weight) and the mask
+    /// are read as f32.
+    pub(crate) fn window_attention(
+        &self,
+        q: &WgpuTensor,
+        k: &WgpuTensor,
+        v: &WgpuTensor,
+        heads: usize,
+        bias: &WgpuTensor,
+        mask: Option<&WgpuTensor>,
+    ) -> Result<WgpuTensor> {
+        let dims = WindowAttentionDims::check(
+            &q.shape,
+            &k.shape,
+            &v.shape,
+            heads,
+            &bias.shape,
+            mask.map(|m| &m.shape[..]),
+        )?;
+        let have = self.limits.max_storage_buffers_per_shader_stage;
+        if have < WINDOW_ATTENTION_BINDINGS {
+            return Err(op_err(
+                "window_attention",
+                format!(
+                    "needs {WINDOW_ATTENTION_BINDINGS} storage buffers per shader stage (q, k, \
+                     v, bias, mask, output); the adapter's max_storage_buffers_per_shader_stage \
+                     is {have}"
+                ),
+            ));
+        }
+        let bias = self.as_f32(bias)?;
+        let mask = mask.map(|m| self.as_f32(m)).transpose()?;
+        for (what, t) in [("bias", Some(&bias)), ("mask", mask.as_ref())] {
+            if let Some(t) = t.filter(|t| !self.fits(t, 0, t.numel())) {
+                return Err(
+                    self.binding_error("window_attention", format!("the {what} {:?}", t.shape))
+                );
+            }
+        }
+        let score = ScoreBias {
+            bias: &bias,
+            mask: mask.as_ref().zip(dims.windows),
+        };
+        self.attention(q, k, v, heads, false, Some(score))
+    }
+
+    /// Attention; `score` holds window attention's terms added to the scaled scores
+    /// (`None` for the SD networks' attention).
     pub(crate) fn attention(
         &self,
         q: &WgpuTensor,
@@ -48,6 +118,7 @@ impl Gpu {
         v: &WgpuTensor,
         heads: usize,
         causal: bool,
+        score: Option<ScoreBias>,
     ) -> Result<WgpuTensor> {
         let (&[n, lq, width], &[nk, lk, wk]) = (&q.shape[..], &k.shape[..]) else {
             return Err(op_err(
@@ -84,9 +155,13 @@ impl Gpu {
         }
         let (q, k, v) = (self.as_f32(q)?, self.as_f32(k)?, self.as_f32(v)?);
         let out = self.alloc(&q.shape)?;
+        let kernel = match score {
+            None => Kernel::Attention,
+            Some(_) => Kernel::WindowAttention,
+        };
         let variant = Variant {
             consts: vec![("D", d as u32), ("TD", chunk_width(d) as u32)],
-            ..Variant::plain(Kernel::Attention)
+            ..Variant::plain(kernel)
         };
         let scale = 1.0 / (d as f32).sqrt();
         // Pieces: whole images where they fit one binding, else query ranges of one image
@@ -95,9 +170,11 @@ impl Gpu {
         let kv_fit = |i0: usize, i1: usize| {
             self.fits(&k, i0 * krow, i1 * krow) && self.fits(&v, i0 * krow, i1 * krow)
         };
+        let max_groups = self.limits.max_compute_workgroups_per_dimension as usize;
         let mut pieces = Vec::new();
         match self.plan("attention", n, 1, |i0, i1| {
-            kv_fit(i0, i1)
+            (i1 - i0) * heads <= max_groups
+                && kv_fit(i0, i1)
                 && self.fits(&q, i0 * qrow, i1 * qrow)
                 && self.fits(&out, i0 * qrow, i1 * qrow)
         }) {
@@ -126,6 +203,12 @@ impl Gpu {
             let (kb, k_base) = self.window(&k, ks, ke);
             let (vb, v_base) = self.window(&v, ks, ke);
             let (ob, o_base) = self.window(&out, qs, qe);
+            let mut inputs = vec![qb, kb, vb];
+            if let Some(score) = &score {
+                let mask = score.mask.map_or(&self.dummy, |(m, _)| m.buffer());
+                inputs.extend([Bind::whole(score.bias.buffer()), Bind::whole(mask)]);
+            }
+            let windows = score.as_ref().and_then(|s| s.mask).map_or(0, |(_, nw)| nw);
             self.dispatch(
                 &variant,
                 &[
@@ -139,8 +222,10 @@ impl Gpu {
                     (ks - k_base) as u32,
                     (ks - v_base) as u32,
                     (qs - o_base) as u32,
+                    imgs.start as u32,
+                    windows as u32,
                 ],
-                &[qb, kb, vb],
+                &inputs,
                 &ob,
                 [
                     rows.len().div_ceil(QUERY_BLOCK) as u32,

@@ -1,4 +1,5 @@
-//! Elementwise kernels: unary maps, binary ops, GEGLU.
+//! Elementwise kernels: unary maps, binary ops (PReLU among them: a per-channel slope is
+//! a broadcast second operand), GEGLU.
 
 use super::op_err;
 use crate::gpu::Gpu;
@@ -60,6 +61,7 @@ enum BinaryOp {
     Add = 0,
     Mul = 1,
     AddChannel = 2,
+    Prelu = 3,
 }
 
 impl Gpu {
@@ -89,18 +91,23 @@ impl Gpu {
         Ok(out)
     }
 
+    /// `op` on `a` and `b`; `inner` is the run of `a`'s elements sharing one element of a
+    /// broadcast `b` (`AddChannel`, `Prelu`), `channels` the length of PReLU's `b`.
     fn binary(
         &self,
         a: &WgpuTensor,
         b: &WgpuTensor,
         op: BinaryOp,
         inner: usize,
+        channels: usize,
     ) -> Result<WgpuTensor> {
         let (a, b) = (self.as_f32(a)?, self.as_f32(b)?);
         let out = self.alloc(&a.shape)?;
-        // Elements s..e of a read b's elements b_range(s, e).
+        // Elements s..e of a read b's elements b_range(s, e): PReLU's slopes (one per
+        // channel, cycling over images) are bound whole.
         let b_range = |s: usize, e: usize| match op {
             BinaryOp::AddChannel => (s / inner, (e - 1) / inner + 1),
+            BinaryOp::Prelu => (0, channels),
             _ => (s, e),
         };
         let ranges = self.plan("binary op", a.numel(), 256, |s, e| {
@@ -122,6 +129,7 @@ impl Gpu {
                     s - a_base,
                     bs - b_base,
                     s - y_base,
+                    channels,
                 ]
                 .map(|v| v as u32),
                 &[ab, bb],
@@ -134,12 +142,12 @@ impl Gpu {
 
     pub(crate) fn add(&self, a: &WgpuTensor, b: &WgpuTensor) -> Result<WgpuTensor> {
         same_shape("add", a, b)?;
-        self.binary(a, b, BinaryOp::Add, 1)
+        self.binary(a, b, BinaryOp::Add, 1, 1)
     }
 
     pub(crate) fn mul(&self, a: &WgpuTensor, b: &WgpuTensor) -> Result<WgpuTensor> {
         same_shape("mul", a, b)?;
-        self.binary(a, b, BinaryOp::Mul, 1)
+        self.binary(a, b, BinaryOp::Mul, 1, 1)
     }
 
     /// `x[n, c, ...] + v[n, c]`.
@@ -154,7 +162,28 @@ impl Gpu {
             ));
         }
         let inner = x.shape[2..].iter().product::<usize>();
-        self.binary(x, v, BinaryOp::AddChannel, inner.max(1))
+        self.binary(x, v, BinaryOp::AddChannel, inner.max(1), 1)
+    }
+
+    /// PReLU of `x: [N, C, ...]` with `weight` holding one slope per channel or a single
+    /// slope for all (`nn.PReLU`'s two forms), in whatever storage it was uploaded.
+    pub(crate) fn prelu(&self, x: &WgpuTensor, weight: &WgpuTensor) -> Result<WgpuTensor> {
+        if x.shape.len() < 2 {
+            return Err(op_err(
+                "prelu",
+                format!("expected [N, C, ...], got {:?}", x.shape),
+            ));
+        }
+        let c = x.shape[1];
+        let slopes = weight.numel();
+        if slopes != c && slopes != 1 {
+            return Err(op_err(
+                "prelu",
+                format!("{slopes} weights for {c} channels"),
+            ));
+        }
+        let inner = x.shape[2..].iter().product::<usize>();
+        self.binary(x, weight, BinaryOp::Prelu, inner.max(1), slopes)
     }
 
     pub(crate) fn geglu(&self, x: &WgpuTensor) -> Result<WgpuTensor> {

@@ -2,7 +2,7 @@
 //! into dispatches over windows of its operands where they exceed one storage binding: the
 //! transpose over matrices and then blocks of rows x columns, the others over elements.
 
-use super::op_err;
+use super::{dims, op_err};
 use crate::gpu::Gpu;
 use crate::kernels::{Kernel, Variant};
 use crate::tensor::WgpuTensor;
@@ -86,22 +86,12 @@ impl Gpu {
     }
 
     pub(crate) fn nchw_to_nlc(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        let [n, c, h, w] = x.shape[..] else {
-            return Err(op_err(
-                "nchw_to_nlc",
-                format!("expected [N, C, H, W], got {:?}", x.shape),
-            ));
-        };
+        let [n, c, h, w] = dims("nchw_to_nlc", x, "[N, C, H, W]")?;
         self.transpose(x, (n, c, h * w), &[n, h * w, c])
     }
 
     pub(crate) fn nlc_to_nchw(&self, x: &WgpuTensor, h: usize, w: usize) -> Result<WgpuTensor> {
-        let [n, l, c] = x.shape[..] else {
-            return Err(op_err(
-                "nlc_to_nchw",
-                format!("expected [N, L, C], got {:?}", x.shape),
-            ));
-        };
+        let [n, l, c] = dims("nlc_to_nchw", x, "[N, L, C]")?;
         if l != h * w {
             return Err(op_err(
                 "nlc_to_nchw",
@@ -236,12 +226,7 @@ impl Gpu {
     }
 
     pub(crate) fn upsample_nearest2x(&self, x: &WgpuTensor) -> Result<WgpuTensor> {
-        let [n, c, h, w] = x.shape[..] else {
-            return Err(op_err(
-                "upsample_nearest2x",
-                format!("expected [N, C, H, W], got {:?}", x.shape),
-            ));
-        };
+        let [n, c, h, w] = dims("upsample_nearest2x", x, "[N, C, H, W]")?;
         let x = self.as_f32(x)?;
         let out = self.alloc(&[n, c, 2 * h, 2 * w])?;
         // Input elements output elements s..e read: whole input rows (two output rows

@@ -9,6 +9,8 @@ mod embedding;
 mod layout;
 mod linear;
 mod norm;
+mod rearrange;
+pub(crate) use rearrange::Windows;
 mod tile;
 
 use crate::gpu::Gpu;
@@ -18,6 +20,14 @@ use easel_core::{Error, Result};
 
 pub(crate) fn op_err(op: &str, msg: impl std::fmt::Display) -> Error {
     Error::Backend(format!("{op}: {msg}"))
+}
+
+/// `x`'s `R` dims, or an error saying that `op` expects the `layout` (e.g. `[N, C, H, W]`).
+pub(crate) fn dims<const R: usize>(op: &str, x: &WgpuTensor, layout: &str) -> Result<[usize; R]> {
+    x.shape
+        .as_slice()
+        .try_into()
+        .map_err(|_| op_err(op, format!("expected {layout}, got {:?}", x.shape)))
 }
 
 impl Gpu {

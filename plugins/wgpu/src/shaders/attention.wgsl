@@ -20,7 +20,12 @@
 // run at most (keys / 64) x (D / TD) x 4 times (32768 for the VAE at 1024x1024).
 // q: [N, Lq, H*D], k, v: [N, Lk, H*D], out: [N, Lq, H*D]. A dispatch covers `lq` queries
 // per image starting at query q0 (whole images, or one image's query range when q does not
-// fit one binding); the offsets place its first element in the (windowed) bindings.
+// fit one binding) of the images from img0 on; the offsets place its first element in the
+// (windowed) bindings.
+// The host prepends one of two variants' declarations: the output binding and
+// `add_score_bias`, which adds nothing to the scaled scores (`attention_no_bias.wgsl`, the
+// SD networks) or Swin's relative position bias and shifted-window mask
+// (`attention_window_bias.wgsl`, SwinIR), bound as two more inputs before the output.
 
 struct Params {
     lq: u32,
@@ -33,13 +38,14 @@ struct Params {
     k_off: u32,
     v_off: u32,
     o_off: u32,
+    img0: u32,
+    windows: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
 
 const BQ: u32 = 32u;
 const BK: u32 = 64u;
@@ -125,8 +131,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         // 2. Online softmax: the block's row max over the row's lanes.
         var tile_max = NEG;
         for (var jj = 0u; jj < BK / LANES; jj++) {
+            let kj = k0 + lane + LANES * jj;
             s[jj] *= p.scale;
-            if (visible(k0 + lane + LANES * jj, qpos)) {
+            if (visible(kj, qpos)) {
+                s[jj] = add_score_bias(s[jj], img, head, qi, kj);
                 tile_max = max(tile_max, s[jj]);
             }
         }

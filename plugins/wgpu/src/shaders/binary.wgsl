@@ -1,7 +1,10 @@
-// Elementwise ops of two f32 tensors: a + b, a * b, and a + b broadcast per
-// (image, channel) over the `inner` = H*W values of each plane (the UNet's time embedding).
+// Elementwise ops of two f32 tensors: a + b, a * b, a + b broadcast per (image, channel)
+// over the `inner` = H*W values of each plane (the UNet's time embedding), and PReLU: a
+// where a >= 0, else a times the slope b[c] of its channel c (`channels` slopes, 1 for one
+// slope shared by all; the upscalers' compact network).
 // A dispatch covers elements first..first+n; the offsets place them in windowed bindings
-// (for the broadcast, `b_off` is where b's element first / inner sits).
+// (for the broadcast, `b_off` is where b's element first / inner sits; PReLU binds its
+// slopes whole).
 
 struct Params {
     n: u32,
@@ -11,6 +14,7 @@ struct Params {
     a_off: u32,
     b_off: u32,
     y_off: u32,
+    channels: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -21,6 +25,7 @@ struct Params {
 const OP_ADD: u32 = 0u;
 const OP_MUL: u32 = 1u;
 const OP_ADD_CHANNEL: u32 = 2u;
+const OP_PRELU: u32 = 3u;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
@@ -36,6 +41,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         case OP_ADD_CHANNEL: {
             let bi = (p.first + i) / p.inner - p.first / p.inner;
             y[i + p.y_off] = a[i + p.a_off] + b[bi + p.b_off];
+        }
+        case OP_PRELU: {
+            let v = a[i + p.a_off];
+            let slope = b[((p.first + i) / p.inner) % p.channels + p.b_off];
+            y[i + p.y_off] = select(v * slope, v, v >= 0.0);
         }
         default: {}
     }
