@@ -188,6 +188,40 @@ pub fn load_loras(files: Vec<File>) -> Result<Vec<String>, JsError> {
     Ok(names)
 }
 
+/// Uses these upscaler model files (ESRGAN, Real-ESRGAN, SwinIR; each with the A1111 folder
+/// it came from, which decides its name and tiling) for hires fix, beside Lanczos and
+/// Nearest, replacing those picked before. Each loads on its first use. Returns the names
+/// hires fix can now use, in A1111's order.
+pub fn set_upscalers(files: Vec<(File, String)>) -> Result<Vec<String>, JsError> {
+    let mut sources: Vec<(String, String, Arc<dyn ByteSource>)> = Vec::new();
+    for (f, folder) in &files {
+        let source: Arc<dyn ByteSource> =
+            Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?);
+        sources.push((f.name(), folder.clone(), source));
+    }
+    with_service(|svc| {
+        let registry = easel_upscalers::source_upscalers(
+            sources,
+            svc.backend(),
+            easel_upscalers::TileSettings::A1111,
+        )
+        .map_err(js_err)?;
+        svc.set_upscalers(registry);
+        Ok(upscaler_labels(svc))
+    })
+}
+
+/// The hires-fix upscalers: A1111's latent modes, None, then the image upscalers (Lanczos,
+/// Nearest and the picked models).
+fn upscaler_labels(svc: &GenerationService<WgpuBackend>) -> Vec<String> {
+    easel_core::pipeline::LATENT_UPSCALERS
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .chain(std::iter::once("None".to_string()))
+        .chain(svc.upscalers().names().into_iter().map(String::from))
+        .collect()
+}
+
 /// Uses TAESD from these files (`taesd_decoder.pth`, `taesd_encoder.pth`, either may be
 /// missing) for jobs whose VAE decoder or encoder is `TAESD`, as the CLI uses
 /// `models/VAE-approx/`. Returns `{decoder, encoder}`: which halves are available.
@@ -378,14 +412,9 @@ pub fn sampler_labels() -> Vec<String> {
     sampler_registry().labels()
 }
 
-/// The hires-fix upscalers the page offers: A1111's latent modes, then Lanczos and
-/// Nearest (upscaler model files are not read in the browser yet).
-pub fn hires_upscaler_labels() -> Vec<String> {
-    easel_core::pipeline::LATENT_UPSCALERS
-        .iter()
-        .map(|(name, _)| name.to_string())
-        .chain(["None", "Lanczos", "Nearest"].map(String::from))
-        .collect()
+/// The hires-fix upscalers the page offers before any model file is picked.
+pub fn hires_upscaler_labels() -> Result<Vec<String>, JsError> {
+    with_service(|svc| Ok(upscaler_labels(svc)))
 }
 
 /// Schedule type labels for the form, in registry order.

@@ -62,6 +62,8 @@ pub mod kind {
     pub const TAESD: &str = "taesd";
     pub const LORAS: &str = "loras";
     pub const EMBEDDINGS: &str = "embeddings";
+    /// Upscaler model `files` with the A1111 `folders` they came from (same order).
+    pub const UPSCALERS: &str = "upscalers";
     pub const GENERATE: &str = "generate";
     pub const INFOTEXT: &str = "infotext";
     /// Ends the current image of the batch count and goes on with the next (A1111's Skip).

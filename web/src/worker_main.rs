@@ -50,7 +50,10 @@ async fn handle(msg: JsValue) -> Result<JsValue, JsValue> {
                 ("adapter", adapter.into()),
                 ("samplers", strings(engine::sampler_labels()).into()),
                 ("schedules", strings(engine::schedule_labels()).into()),
-                ("upscalers", strings(engine::hires_upscaler_labels()).into()),
+                (
+                    "upscalers",
+                    strings(engine::hires_upscaler_labels().map_err(JsValue::from)?).into(),
+                ),
             ]))
         }
         kind::LOAD => {
@@ -83,6 +86,12 @@ async fn handle(msg: JsValue) -> Result<JsValue, JsValue> {
         kind::LORAS => js(engine::load_loras(files(&msg, "files"))
             .map(|n| n.into_iter().map(JsValue::from).collect::<Array>())),
         kind::EMBEDDINGS => js(engine::load_embeddings(files(&msg, "files"))),
+        kind::UPSCALERS => {
+            let folders = crate::protocol::get_strings(&msg, "folders");
+            let picked = files(&msg, "files").into_iter().zip(folders).collect();
+            js(engine::set_upscalers(picked)
+                .map(|n| n.into_iter().map(JsValue::from).collect::<Array>()))
+        }
         kind::TAESD => {
             let (decoder, encoder) = (file(&msg, "decoder"), file(&msg, "encoder"));
             let halves = engine::set_taesd(decoder.clone(), encoder).map_err(JsValue::from)?;

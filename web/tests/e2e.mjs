@@ -6,7 +6,7 @@
 // PNG (Euler a, ENSD 31337, clip skip 2, emphasis, GPU noise) and regenerate it; inpaint
 // from an init image and mask picked in the form, and run hires fix, each against the CLI.
 // Run from the repository root: `node web/tests/e2e.mjs` (after web/ci.sh built web/dist).
-import { readFileSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -296,6 +296,43 @@ async function main() {
     }
     await page.setChecked('#enable-hr', false);
 
+    // Hires fix with an ESRGAN model picked through the upscaler input, against the CLI with
+    // the same file in the models folder's ESRGAN/.
+    {
+      const esrgan = join(ROOT, 'tests/fixtures/upscalers/models/ESRGAN/tiny-esrgan-x4.pth');
+      const models = join(OUT, 'models-esrgan');
+      for (const [dir, files] of [['Stable-diffusion', ['tiny.ckpt', 'tiny.yaml', 'tiny.vae.pt']], ['ESRGAN', []]]) {
+        mkdirSync(join(models, dir), { recursive: true });
+        for (const f of files) copyFileSync(join(SD, f), join(models, dir, f));
+      }
+      copyFileSync(esrgan, join(models, 'ESRGAN', 'tiny-esrgan-x4.pth'));
+      const out = join(OUT, 'native-hires-esrgan.png');
+      execFileSync(join(ROOT, 'target/debug/easel'), ['generate', '--models', models, '--model', 'tiny',
+        '--prompt', 'a red cube on a table', '--negative', 'blurry', '--steps', '3', '--sampler', 'Euler',
+        '--cfg', '7', '--seed', '77', '--size', '64x64', '--rng', 'cpu', '--hires', '--hr-scale', '2',
+        '--hr-upscaler', 'tiny-esrgan-x4', '--hr-second-pass-steps', '2', '--denoising-strength', '0.5',
+        '--output', out], { stdio: 'inherit' });
+      await page.setInputFiles('#upscalers', esrgan);
+      await page.waitForFunction(() => document.getElementById('upscaler-list').textContent.includes('tiny-esrgan-x4'),
+        null, { timeout: 60_000 }).catch(async () => fail(`the upscaler was not loaded: ${await page.textContent('#status')}`));
+      await page.setChecked('#enable-hr', true);
+      await page.selectOption('#hr-upscaler', 'tiny-esrgan-x4');
+      await page.fill('#hr-scale', '2');
+      const before = await page.evaluate(() => window.easel.results.length);
+      await page.click('#generate');
+      await waitState('done', 540_000);
+      const native = readPng(readFileSync(out));
+      const web = readPng(Buffer.from(await page.evaluate((i) => Array.from(window.easel.results[i].png), before)));
+      if (web.width !== 128 || web.height !== 128) fail(`hires with ESRGAN: web image is ${web.width}x${web.height}`);
+      const diff = maxDiff(web.rgb, native.rgb);
+      timings.maxPixelDiff_hires_esrgan = diff;
+      console.log(`hires_esrgan: max pixel difference web vs native: ${diff} (tolerance ${TOLERANCE})`);
+      if (diff > TOLERANCE) fail(`hires with ESRGAN differs from the native CLI's by ${diff}`);
+      if (web.text.parameters !== native.text.parameters)
+        fail(`hires with ESRGAN: infotext differs:\nweb:    ${web.text.parameters}\nnative: ${native.text.parameters}`);
+      await page.setChecked('#enable-hr', false);
+    }
+
     // Batch count 2: two jobs' seeds (seed, seed + 1) in one run, each image equal to the
     // CLI's `--batch-count 2` image.
     {
@@ -335,6 +372,7 @@ async function main() {
       await page.setInputFiles('#init-image', join(ROOT, 'tests/fixtures/image/in_rgb.png'));
       await page.setInputFiles('#mask', []);
       const canvas = await page.waitForSelector('#mask-canvas', { timeout: 10_000 });
+      await canvas.scrollIntoViewIfNeeded();
       const box = await canvas.boundingBox();
       await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
       await page.mouse.down();
@@ -390,6 +428,20 @@ async function main() {
     if (Number(await page.evaluate(() => document.getElementById('progress').value)) !== 0) fail('the progress bar keeps its value after an interrupt');
     console.log('interrupt stopped the generation; the model stays loaded');
     await page.screenshot({ path: join(OUT, 'page.png'), fullPage: true });
+
+    // A whole models/ folder: its first checkpoint loads by itself (with its sidecars), the
+    // model list shows names below Stable-diffusion/, and the folder's networks are loaded.
+    await page.evaluate(() => { document.getElementById('status').textContent = ''; });
+    await page.setInputFiles('#folder', MODELS);
+    await page.waitForFunction(() => document.body.dataset.state === 'loaded'
+      && document.getElementById('status').textContent.startsWith('VAE-approx:'), null, { timeout: 300_000 })
+      .catch(async () => fail(`picking the models folder did not load it: ${await page.textContent('#status')}`));
+    const listed = await page.evaluate(() => [...document.getElementById('model').options].map((o) => o.textContent));
+    const want = readdirSync(SD).filter((f) => /\.(ckpt|safetensors)$/.test(f) && !f.includes('.vae.'));
+    if (listed.length !== want.length || listed.some((l) => l.includes('/') || !want.includes(l)))
+      fail(`the folder's model list is ${JSON.stringify(listed)}, want ${JSON.stringify(want)}`);
+    const info = await page.textContent('#model-info');
+    console.log(`models folder: ${JSON.stringify(listed)}; loaded ${info}; hypernetworks ${await page.locator('#hypernet-list input[type=checkbox]').count()}`);
 
     // The gallery is kept in the browser (IndexedDB) and survives a reload.
     const cards = await page.locator('#gallery .card').count();

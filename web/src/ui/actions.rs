@@ -286,6 +286,35 @@ pub async fn set_embeddings(st: AppState, files: Vec<File>) {
     }
 }
 
+/// Upscaler models for hires fix, each with its A1111 folder (`ESRGAN`, `RealESRGAN`,
+/// `SwinIR`); the form's upscaler list becomes what the worker reports.
+pub async fn set_upscalers(st: AppState, files: Vec<(File, &'static str)>) {
+    if files.is_empty() {
+        return;
+    }
+    let before = st.state.get_untracked();
+    st.state.set("loading");
+    let list: Vec<File> = files.iter().map(|(f, _)| f.clone()).collect();
+    let folders: Array = files.iter().map(|(_, d)| JsValue::from(*d)).collect();
+    let r = worker_client::request(
+        kind::UPSCALERS,
+        vec![("files", files_array(&list)), ("folders", folders.into())],
+    )
+    .await;
+    st.state.set(before);
+    match r {
+        Ok(r) => {
+            let names: Vec<String> = r
+                .dyn_into::<Array>()
+                .map(|a| a.iter().filter_map(|x| x.as_string()).collect())
+                .unwrap_or_default();
+            st.say(format!("upscalers for hires fix: {}", names.join(", ")));
+            st.upscalers.set(names);
+        }
+        Err(e) => st.fail(format!("upscaler files: {e}")),
+    }
+}
+
 /// TAESD's halves and the VAE-approx network, by their A1111 file names.
 pub async fn set_vae_approx(st: AppState, files: Vec<File>) {
     let named = |pred: &dyn Fn(&str) -> bool| {
@@ -392,6 +421,11 @@ pub async fn load_folder(st: AppState, files: Vec<File>) {
     )
     .await;
     set_loras(st, pick(super::discovery::loras(&paths))).await;
+    let upscalers: Vec<(File, &'static str)> = super::discovery::upscalers(&paths)
+        .into_iter()
+        .map(|(i, folder)| (files[i].clone(), folder))
+        .collect();
+    set_upscalers(st, upscalers).await;
     let approx = pick(super::discovery::vae_approx(&paths));
     if !approx.is_empty() {
         set_vae_approx(st, approx).await;

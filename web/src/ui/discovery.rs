@@ -93,6 +93,35 @@ pub fn loras(paths: &[String]) -> Vec<usize> {
     out
 }
 
+/// Upscaler models (`ESRGAN/`, `RealESRGAN/`, `SwinIR/`, in A1111's order) with the
+/// folder each is in (it decides how the model is tiled).
+pub fn upscalers(paths: &[String]) -> Vec<(usize, &'static str)> {
+    let mut out = Vec::new();
+    for folder in UPSCALER_FOLDERS {
+        let mut found: Vec<usize> = (0..paths.len())
+            .filter(|&i| {
+                under(&paths[i], folder) && has_ext(&paths[i], &["pth", "pt", "safetensors"])
+            })
+            .collect();
+        found.sort_by(|&a, &b| paths[a].cmp(&paths[b]));
+        out.extend(found.into_iter().map(|i| (i, folder)));
+    }
+    out
+}
+
+/// The upscaler folders, in the order A1111 lists their models.
+pub const UPSCALER_FOLDERS: [&str; 3] = ["ESRGAN", "RealESRGAN", "SwinIR"];
+
+/// The folder a single picked upscaler file is taken from: SwinIR by its name, else ESRGAN
+/// (the tiling of ESRGAN and Real-ESRGAN is the same).
+pub fn upscaler_folder_of(name: &str) -> &'static str {
+    if lower(name).contains("swinir") {
+        "SwinIR"
+    } else {
+        "ESRGAN"
+    }
+}
+
 /// `VAE-approx/` files the page uses: TAESD's halves and the VAE-approx network.
 pub fn vae_approx(paths: &[String]) -> Vec<usize> {
     (0..paths.len())
@@ -175,5 +204,25 @@ mod tests {
         );
         assert_eq!(loras(&p), vec![4, 3]);
         assert_eq!(vae_approx(&p), vec![5, 6]);
+        let u = paths(&[
+            "m/SwinIR/s.pth",
+            "m/ESRGAN/b.pth",
+            "m/ESRGAN/a.pth",
+            "m/RealESRGAN/r.pth",
+            "m/ESRGAN/x.txt",
+        ]);
+        assert_eq!(
+            upscalers(&u),
+            vec![
+                (2, "ESRGAN"),
+                (1, "ESRGAN"),
+                (3, "RealESRGAN"),
+                (0, "SwinIR")
+            ]
+        );
+        assert_eq!(
+            upscaler_folder_of("003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth"),
+            "SwinIR"
+        );
     }
 }

@@ -67,6 +67,17 @@ pub fn ExtraNetworks() -> impl IntoView {
                 <label>"Files " <input id="embeddings" type="file" accept=".pt,.bin,.safetensors" multiple
                     on:change=move |ev| { let f = files_of(&ev); leptos::task::spawn_local(actions::set_embeddings(st, f)) }/></label>
                 <p id="embedding-list" class="names">{move || names(st.embeddings.get())}</p>
+                <h3>"Upscalers (hires fix)"</h3>
+                <label>"Files " <input id="upscalers" type="file" accept=".pth,.pt,.safetensors" multiple
+                    title="ESRGAN, Real-ESRGAN and SwinIR models (models/ESRGAN, RealESRGAN, SwinIR)"
+                    on:change=move |ev| {
+                        let f = files_of(&ev).into_iter().map(|f| { let d = super::discovery::upscaler_folder_of(&f.name()); (f, d) }).collect();
+                        leptos::task::spawn_local(actions::set_upscalers(st, f))
+                    }/></label>
+                <p id="upscaler-list" class="names">{move || {
+                    let models: Vec<String> = st.upscalers.get().into_iter().skip_while(|n| n != "Nearest").skip(1).collect();
+                    if models.is_empty() { "none".to_string() } else { models.join(", ") }
+                }}</p>
                 <h3>"VAE-approx (TAESD, previews)"</h3>
                 <label>"Files " <input id="taesd" type="file" accept=".pth,.pt,.safetensors" multiple
                     title="taesd_decoder.pth, taesd_encoder.pth and model.pt from models/VAE-approx"

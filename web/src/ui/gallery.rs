@@ -34,7 +34,8 @@ async fn open() -> Result<Database, String> {
     request.await.map_err(|e| e.to_string())
 }
 
-fn record(img: &GalleryItem) -> JsValue {
+/// An image as a plain object (what the history stores, and what the tests read).
+pub fn record(img: &GalleryItem) -> JsValue {
     object(&[
         ("png", Uint8Array::from(img.png.as_slice()).into()),
         ("infotext", img.infotext.clone().into()),

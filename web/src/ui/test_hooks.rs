@@ -3,7 +3,7 @@
 
 use super::state::GalleryItem;
 use crate::protocol::{get, object};
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
 
 fn hooks() -> JsValue {
@@ -59,16 +59,7 @@ impl DynArray for JsValue {
 }
 
 pub fn push_result(img: &GalleryItem) {
-    push(
-        "results",
-        object(&[
-            ("png", Uint8Array::from(img.png.as_slice()).into()),
-            ("infotext", img.infotext.clone().into()),
-            ("seed", (img.seed as f64).into()),
-            ("width", img.width.into()),
-            ("height", img.height.into()),
-        ]),
-    );
+    push("results", super::gallery::record(img));
 }
 
 pub fn push_preview(method: &str, width: u32, height: u32) {
