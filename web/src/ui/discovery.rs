@@ -48,7 +48,8 @@ const OTHER_FOLDERS: [&str; 9] = [
     "SwinIR",
 ];
 
-/// The checkpoints among `paths` with their sidecars, in the given order.
+/// The checkpoints among `paths` with their sidecars, in the CLI's scan order (the browser
+/// hands a folder's files over in no fixed order).
 pub fn models(paths: &[String]) -> Vec<FoundModel> {
     let find = |want: &str| paths.iter().position(|p| p == want);
     let mut out = Vec::new();
@@ -73,6 +74,7 @@ pub fn models(paths: &[String]) -> Vec<FoundModel> {
                 .find_map(|e| find(&format!("{stem}.vae.{e}"))),
         });
     }
+    out.sort_by(|a, b| scan_order(&paths[a.checkpoint], &paths[b.checkpoint]));
     out
 }
 
@@ -178,11 +180,11 @@ mod tests {
         ]);
         let m = models(&p);
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0].label, "sub/b.safetensors");
         assert_eq!(
-            (m[1].label.as_str(), m[1].yaml, m[1].vae),
+            (m[0].label.as_str(), m[0].yaml, m[0].vae),
             ("a.ckpt", Some(2), Some(3))
         );
+        assert_eq!(m[1].label, "sub/b.safetensors");
         assert_eq!(models(&paths(&["x.safetensors"]))[0].label, "x.safetensors");
     }
 
