@@ -51,6 +51,14 @@ unsafe impl Send for BlobSource {}
 unsafe impl Sync for BlobSource {}
 
 impl BlobSource {
+    /// A picked `File` as a shared source, named by its file name.
+    pub fn of_file(file: &web_sys::File) -> Result<std::sync::Arc<dyn ByteSource>> {
+        Ok(std::sync::Arc::new(Self::new(
+            file.name(),
+            file.clone().into(),
+        )?))
+    }
+
     /// Wraps `blob`; `name` is used in error messages (the user's file name).
     pub fn new(name: impl Into<String>, blob: Blob) -> Result<Self> {
         let name = name.into();

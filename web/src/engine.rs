@@ -170,15 +170,20 @@ pub fn load_hypernetworks(files: Vec<File>) -> Result<Vec<String>, JsError> {
     })
 }
 
+/// A picked file as (file name, source), the shape the network loaders take.
+type NamedSource = (String, Arc<dyn ByteSource>);
+
+fn named_sources(files: &[File]) -> Result<Vec<NamedSource>, JsError> {
+    files
+        .iter()
+        .map(|f| Ok((f.name(), BlobSource::of_file(f).map_err(js_err)?)))
+        .collect()
+}
+
 /// Uses these LoRA / LyCORIS files (`.safetensors`, `.pt`, `.ckpt`, in A1111's order) for
 /// `<lora:NAME:W>` tags, replacing the set picked before. Returns their names.
 pub fn load_loras(files: Vec<File>) -> Result<Vec<String>, JsError> {
-    let mut sources: Vec<(String, Arc<dyn ByteSource>)> = Vec::new();
-    for f in &files {
-        let source: Arc<dyn ByteSource> =
-            Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?);
-        sources.push((f.name(), source));
-    }
+    let sources = named_sources(&files)?;
     let picked = easel_lora::PickedLoras::new(sources).map_err(js_err)?;
     let names = picked.names();
     with_service(|svc| {
@@ -195,9 +200,11 @@ pub fn load_loras(files: Vec<File>) -> Result<Vec<String>, JsError> {
 pub fn set_upscalers(files: Vec<(File, String)>) -> Result<Vec<String>, JsError> {
     let mut sources: Vec<(String, String, Arc<dyn ByteSource>)> = Vec::new();
     for (f, folder) in &files {
-        let source: Arc<dyn ByteSource> =
-            Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?);
-        sources.push((f.name(), folder.clone(), source));
+        sources.push((
+            f.name(),
+            folder.clone(),
+            BlobSource::of_file(f).map_err(js_err)?,
+        ));
     }
     with_service(|svc| {
         let registry = easel_upscalers::source_upscalers(
@@ -226,13 +233,9 @@ fn upscaler_labels(svc: &GenerationService<WgpuBackend>) -> Vec<String> {
 /// missing) for jobs whose VAE decoder or encoder is `TAESD`, as the CLI uses
 /// `models/VAE-approx/`. Returns `{decoder, encoder}`: which halves are available.
 pub fn set_taesd(decoder: Option<File>, encoder: Option<File>) -> Result<JsValue, JsError> {
-    type Named = Option<(String, Arc<dyn ByteSource>)>;
-    let named = |f: &Option<File>| -> Result<Named, JsError> {
+    let named = |f: &Option<File>| -> Result<Option<NamedSource>, JsError> {
         Ok(match f {
-            Some(f) => Some((
-                f.name(),
-                Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?),
-            )),
+            Some(f) => Some((f.name(), BlobSource::of_file(f).map_err(js_err)?)),
             None => None,
         })
     };
@@ -266,12 +269,7 @@ pub fn set_preview_networks(approx: Option<File>, taesd: Option<File>) -> Result
 /// loaded model's text encoder (SD1.x's before one is loaded; files of another width are
 /// skipped with a warning, as A1111 does).
 pub fn load_embeddings(files: Vec<File>) -> Result<JsValue, JsError> {
-    let mut sources: Vec<(String, Arc<dyn ByteSource>)> = Vec::new();
-    for f in &files {
-        let source: Arc<dyn ByteSource> =
-            Arc::new(BlobSource::new(f.name(), f.clone().into()).map_err(js_err)?);
-        sources.push((f.name(), source));
-    }
+    let sources = named_sources(&files)?;
     let db = with_service(|svc| {
         svc.set_embedding_files(Some(sources));
         let width = svc

@@ -26,8 +26,7 @@ pub struct PickedHypernet {
 impl PickedHypernet {
     pub fn load(b: &WgpuBackend, file: &File) -> Result<Self> {
         let name = file.name();
-        let source: Arc<dyn easel_core::io::ByteSource> =
-            Arc::new(BlobSource::new(name.clone(), file.clone().into())?);
+        let source = BlobSource::of_file(file)?;
         let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
         let store = open_tensor_store_from(source.clone(), ext)?;
         let stem = name

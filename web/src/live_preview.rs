@@ -7,7 +7,6 @@
 
 use crate::blob_source::BlobSource;
 use easel_core::formats::open_tensor_store_named;
-use easel_core::io::ByteSource;
 use easel_core::nn::{TaesdDecoder, VaeApprox};
 use easel_core::Result;
 use easel_wgpu::WgpuBackend;
@@ -15,7 +14,6 @@ use js_sys::{Array, Function, Uint8ClampedArray};
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
 use wasm_bindgen::JsValue;
 use web_sys::File;
 
@@ -54,8 +52,7 @@ thread_local! {
 }
 
 fn open(f: &File) -> Result<easel_core::formats::TensorStore> {
-    let source: Arc<dyn ByteSource> = Arc::new(BlobSource::new(f.name(), f.clone().into())?);
-    open_tensor_store_named(&f.name(), source)
+    open_tensor_store_named(&f.name(), BlobSource::of_file(f)?)
 }
 
 /// Loads the preview networks from `approx` (`model.pt`) and `taesd` (`taesd_decoder.pth`),

@@ -365,20 +365,7 @@ pub async fn set_vae_approx(st: AppState, files: Vec<File>) {
 /// Everything in a picked `models/` folder: the first checkpoint loads by itself, then the
 /// folder's networks.
 pub async fn load_folder(st: AppState, files: Vec<File>) {
-    let paths: Vec<String> = files
-        .iter()
-        .map(|f| {
-            let rel = js_sys::Reflect::get(f, &"webkitRelativePath".into())
-                .ok()
-                .and_then(|v| v.as_string())
-                .unwrap_or_default();
-            if rel.is_empty() {
-                f.name()
-            } else {
-                rel
-            }
-        })
-        .collect();
+    let paths: Vec<String> = files.iter().map(super::discovery::picked_path).collect();
     let pick = |idx: Vec<usize>| {
         idx.into_iter()
             .map(|i| files[i].clone())

@@ -6,6 +6,23 @@
 
 use std::cmp::Ordering;
 
+/// The files picked in an `<input type=file>` (in the order the browser gives them).
+pub fn picked_files(input: &web_sys::HtmlInputElement) -> Vec<web_sys::File> {
+    let list = input.files();
+    (0..list.as_ref().map_or(0, |l| l.length()))
+        .filter_map(|i| list.as_ref().and_then(|l| l.get(i)))
+        .collect()
+}
+
+/// A picked file's path inside its picked folder (`webkitRelativePath`), or its name.
+pub fn picked_path(f: &web_sys::File) -> String {
+    js_sys::Reflect::get(f, &"webkitRelativePath".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| f.name())
+}
+
 /// A checkpoint found among `paths`, as indices into them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoundModel {

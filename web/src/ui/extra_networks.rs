@@ -7,21 +7,15 @@ use super::state::{use_state, Target};
 use leptos::prelude::*;
 use web_sys::{File, HtmlInputElement};
 
+/// The picked files in the folder's scan order.
 fn files_of(ev: &leptos::ev::Event) -> Vec<File> {
     let input: HtmlInputElement = event_target(ev);
-    let list = input.files();
-    let mut files: Vec<File> = (0..list.as_ref().map_or(0, |l| l.length()))
-        .filter_map(|i| list.as_ref().and_then(|l| l.get(i)))
-        .collect();
+    let mut files = super::discovery::picked_files(&input);
     files.sort_by(|a, b| {
-        let path = |f: &File| {
-            js_sys::Reflect::get(f, &"webkitRelativePath".into())
-                .ok()
-                .and_then(|v| v.as_string())
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| f.name())
-        };
-        super::discovery::scan_order(&path(a), &path(b))
+        super::discovery::scan_order(
+            &super::discovery::picked_path(a),
+            &super::discovery::picked_path(b),
+        )
     });
     files
 }

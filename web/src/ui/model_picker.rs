@@ -9,11 +9,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{File, HtmlInputElement};
 
 fn files_of(ev: &leptos::ev::Event) -> Vec<File> {
-    let input: HtmlInputElement = event_target(ev);
-    let list = input.files();
-    (0..list.as_ref().map_or(0, |l| l.length()))
-        .filter_map(|i| list.as_ref().and_then(|l| l.get(i)))
-        .collect()
+    super::discovery::picked_files(&event_target::<HtmlInputElement>(ev))
 }
 
 fn input_file(id: &str) -> Option<File> {
