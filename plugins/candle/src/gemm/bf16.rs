@@ -65,6 +65,131 @@ pub fn pair_panels(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
     pair_panels_scalar(src, width, kc, dst)
 }
 
+/// Packs `data`'s lines `lines` (line `l`, depth `d` at `data[l·ld + d]`: the rows of a
+/// row-major `A`, the columns of a transposed `B`) over depths `ks` straight into
+/// [`pair_panels`]'s layout with `W`-line panels (panel `q` at word `q·W·kc`): each line's
+/// consecutive depths are already its consecutive pairs, so a line converts as one run
+/// and the runs are interleaved. Lines past `lines.end` are zero.
+///
+/// # Panics
+/// If `ks` is deeper than the driver's blocks (`KC`) or `dst` is too short.
+pub fn pair_panels_from_lines<const W: usize, T: super::Element>(
+    data: &[T],
+    ld: usize,
+    lines: std::ops::Range<usize>,
+    ks: std::ops::Range<usize>,
+    dst: &mut [u32],
+) {
+    const MAX_PAIRS: usize = super::KC / 2;
+    let kc = ks.len();
+    let kp = kc.div_ceil(2);
+    assert!(
+        kp <= MAX_PAIRS,
+        "pair_panels_from_lines: depth {kc} above one block"
+    );
+    let mut runs = [[0u32; MAX_PAIRS]; W];
+    for (q, l0) in lines.clone().step_by(W).enumerate() {
+        for (j, run) in runs.iter_mut().enumerate() {
+            let line = l0 + j;
+            if line < lines.end {
+                T::bf16_pairs(&data[line * ld + ks.start..][..kc], &mut run[..kp]);
+            } else {
+                run[..kp].fill(0);
+            }
+        }
+        let panel = &mut dst[q * W * kc..][..kp * W];
+        for (p, group) in panel.chunks_exact_mut(W).enumerate() {
+            for (w, run) in group.iter_mut().zip(&runs) {
+                *w = run[p];
+            }
+        }
+    }
+}
+
+/// Packs the block `data[ks, cols]` of a row-major f32 matrix (row stride `ld`) straight
+/// into [`pair_panels`]'s layout with `width`-column panels (panel `q` at word
+/// `q·width·kc`): rows `2p` and `2p + 1` of the block become group `p`. Columns past
+/// `cols.end` are zero. Returns false, packing nothing, where the CPU lacks AVX512-BF16
+/// (the layout is only read by that kernel).
+///
+/// # Panics
+/// If the block lies outside `data` or `dst` is too short.
+pub fn pair_rows(
+    data: &[f32],
+    ld: usize,
+    ks: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    width: usize,
+    dst: &mut [u32],
+) -> bool {
+    if ks.is_empty() || cols.is_empty() {
+        return true;
+    }
+    assert!(
+        cols.end <= ld && (ks.end - 1) * ld + cols.end <= data.len(),
+        "pair_rows: block outside the matrix"
+    );
+    let panels = cols.len().div_ceil(width);
+    let kc = ks.len();
+    assert!(
+        dst.len() >= (panels - 1) * width * kc + kc.div_ceil(2) * width,
+        "pair_rows: destination too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if bf16_kernel_available() {
+        // SAFETY: the CPU has the instructions; the bounds are checked above.
+        unsafe { pair_rows_avx512(data, ld, ks, cols, width, dst) };
+        return true;
+    }
+    false
+}
+
+/// [`pair_rows`] sixteen words per step.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX512-BF16; the block and `dst` as checked by
+/// [`pair_rows`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pair_rows_avx512(
+    data: &[f32],
+    ld: usize,
+    ks: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    width: usize,
+    dst: &mut [u32],
+) {
+    use std::arch::x86_64::*;
+    let kc = ks.len();
+    let bits = |v: __m512| -> __m512i {
+        _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+            _mm512_cvtneps_pbh(v),
+        ))
+    };
+    let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
+    for (q, c0) in cols.clone().step_by(width).enumerate() {
+        let live = width.min(cols.end - c0);
+        let panel = dst.as_mut_ptr().add(q * width * kc);
+        for p in 0..kc.div_ceil(2) {
+            let low = data.as_ptr().add((ks.start + 2 * p) * ld + c0);
+            let high =
+                (2 * p + 1 < kc).then(|| data.as_ptr().add((ks.start + 2 * p + 1) * ld + c0));
+            let words = panel.add(p * width);
+            for j in (0..width).step_by(16) {
+                // Lanes past the block's last column are masked off (never read), so
+                // their addresses may lie past the matrix.
+                let load = lanes(live.saturating_sub(j));
+                let mut w = bits(_mm512_maskz_loadu_ps(load, low.wrapping_add(j)));
+                if let Some(high) = high {
+                    let h = bits(_mm512_maskz_loadu_ps(load, high.wrapping_add(j)));
+                    w = _mm512_or_si512(w, _mm512_slli_epi32::<16>(h));
+                }
+                _mm512_mask_storeu_epi32(words.add(j).cast(), lanes(width - j), w);
+            }
+        }
+    }
+}
+
 /// Whether `src_len` floats are whole panels whose pairs fit in `dst_len` words.
 fn paired_len_fits(src_len: usize, width: usize, kc: usize, dst_len: usize) -> bool {
     let panel_len = kc * width;

@@ -149,7 +149,7 @@ pub mod x86 {
     ///
     /// # Safety
     /// As for the kernels above.
-    #[target_feature(enable = "avx512f")]
+    #[inline(always)]
     unsafe fn store_512(acc: &[[__m512; 2]; MR_512], c: *mut f32, ldc: usize, e: Epilogue) {
         let (cb0, cb1) = if e.col_bias.is_null() {
             (_mm512_setzero_ps(), _mm512_setzero_ps())

@@ -350,6 +350,15 @@ impl<T: PackA> PackA for &T {
     ) -> bool {
         (**self).pack_a_tiles(rows, ks, dst)
     }
+
+    fn pack_a_pairs<const MR: usize>(
+        &self,
+        rows: std::ops::Range<usize>,
+        ks: std::ops::Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        (**self).pack_a_pairs::<MR>(rows, ks, dst)
+    }
 }
 
 impl<T: PackB> PackB for &T {
@@ -368,6 +377,15 @@ impl<T: PackB> PackB for &T {
         cols: std::ops::Range<usize>,
     ) -> Option<&[f32]> {
         (**self).prepacked::<NR>(ks, cols)
+    }
+
+    fn pack_b_pairs<const NR: usize>(
+        &self,
+        ks: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        (**self).pack_b_pairs::<NR>(ks, cols, dst)
     }
 }
 
@@ -626,23 +644,33 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let b_len = kc * nc.next_multiple_of(NR);
-                let b_f32: Vec<&[f32]> = bs
-                    .iter()
-                    .zip(bp.chunks_exact_mut(b_stride))
-                    .map(
-                        |(b, dst)| match b.prepacked::<NR>(pc..pc + kc, jc..jc + nc) {
-                            Some(panels) => &panels[..b_len],
-                            None => {
-                                b.pack_b::<NR>(pc..pc + kc, jc..jc + nc, &mut dst[..b_len]);
-                                &dst[..b_len]
-                            }
-                        },
-                    )
-                    .collect();
-                // Every item's block of B is re-laid (bf16) once here and then serves all
-                // row blocks of A.
-                let b_blocks =
-                    kernel_blocks::<NR>(p.layout, Operand::B, &b_f32, b_stride, kc, &PAIRED_B);
+                let b_blocks = match b_pairs_direct::<NR, B>(
+                    p.layout,
+                    &bs,
+                    pc..pc + kc,
+                    jc..jc + nc,
+                    b_stride,
+                ) {
+                    Some(blocks) => blocks,
+                    None => {
+                        let b_f32: Vec<&[f32]> = bs
+                            .iter()
+                            .zip(bp.chunks_exact_mut(b_stride))
+                            .map(
+                                |(b, dst)| match b.prepacked::<NR>(pc..pc + kc, jc..jc + nc) {
+                                    Some(panels) => &panels[..b_len],
+                                    None => {
+                                        b.pack_b::<NR>(pc..pc + kc, jc..jc + nc, &mut dst[..b_len]);
+                                        &dst[..b_len]
+                                    }
+                                },
+                            )
+                            .collect();
+                        // Every item's block of B is re-laid (bf16) once here and then
+                        // serves all row blocks of A.
+                        kernel_blocks::<NR>(p.layout, Operand::B, &b_f32, b_stride, kc, &PAIRED_B)
+                    }
+                };
                 let depth = p.layout.panel_depth(kc);
                 for ic in t.rows.clone().step_by(MC) {
                     let mc = MC.min(t.rows.end - ic);
@@ -699,25 +727,62 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     });
 }
 
-/// For the AMX layout, `A[rows, ks]` packed by the operand itself straight into this
-/// thread's re-layout buffer (see [`PackA::pack_a_tiles`]), when it can.
+/// For the bf16 layouts, `A[rows, ks]` packed by the operand itself straight into this
+/// thread's re-layout buffer (see [`PackA::pack_a_tiles`], [`PackA::pack_a_pairs`]), when
+/// it can.
 fn a_tiles_direct<const MR: usize, A: PackA>(
     p: &Problem<'_, A, impl Sized>,
     rows: std::ops::Range<usize>,
     ks: std::ops::Range<usize>,
 ) -> Option<*const f32> {
-    if p.layout != PanelLayout::AmxTiles || p.a.prepacked::<MR>(rows.clone(), ks.clone()).is_some()
-    {
+    if p.layout == PanelLayout::F32 || p.a.prepacked::<MR>(rows.clone(), ks.clone()).is_some() {
         return None;
     }
     PAIRED_A.with(|words| {
         let mut words = words.borrow_mut();
-        let len = rows.len().next_multiple_of(MR) * amx::depth_words(ks.len());
+        let len = rows.len().next_multiple_of(MR) * p.layout.panel_depth(ks.len());
         if words.len() < len {
             words.resize(len, 0);
         }
-        p.a.pack_a_tiles(rows, ks, &mut words[..len])
-            .then(|| words.as_ptr().cast::<f32>())
+        let dst = &mut words[..len];
+        let packed = match p.layout {
+            PanelLayout::AmxTiles => p.a.pack_a_tiles(rows, ks, dst),
+            _ => p.a.pack_a_pairs::<MR>(rows, ks, dst),
+        };
+        packed.then(|| words.as_ptr().cast::<f32>())
+    })
+}
+
+/// For the AVX512-BF16 layout, each item's `B[ks, cols]` packed by the operand itself
+/// straight into this thread's re-layout buffer (see [`PackB::pack_b_pairs`]), blocks
+/// `stride` words apart, when every item can.
+fn b_pairs_direct<const NR: usize, B: PackB>(
+    layout: PanelLayout,
+    bs: &[B],
+    ks: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    stride: usize,
+) -> Option<Vec<*const f32>> {
+    if layout != PanelLayout::Bf16Pairs
+        || bs
+            .iter()
+            .any(|b| b.prepacked::<NR>(ks.clone(), cols.clone()).is_some())
+    {
+        return None;
+    }
+    PAIRED_B.with(|words| {
+        let mut words = words.borrow_mut();
+        if words.len() < stride * bs.len() {
+            words.resize(stride * bs.len(), 0);
+        }
+        let mut blocks = Vec::with_capacity(bs.len());
+        for (b, dst) in bs.iter().zip(words.chunks_exact_mut(stride)) {
+            if !b.pack_b_pairs::<NR>(ks.clone(), cols.clone(), dst) {
+                return None;
+            }
+            blocks.push(dst.as_ptr().cast::<f32>());
+        }
+        Some(blocks)
     })
 }
 

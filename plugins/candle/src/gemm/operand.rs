@@ -27,6 +27,18 @@ pub trait PackA: Sync {
     fn pack_a_tiles(&self, _rows: Range<usize>, _ks: Range<usize>, _dst: &mut [u32]) -> bool {
         false
     }
+
+    /// Packs `A[rows, ks]` straight into the AVX512-BF16 kernel's pair layout (that of
+    /// [`super::bf16::pair_panels`] over `MR`-row panels) when the operand can do so
+    /// without f32 panels first; returns false when it cannot.
+    fn pack_a_pairs<const MR: usize>(
+        &self,
+        _rows: Range<usize>,
+        _ks: Range<usize>,
+        _dst: &mut [u32],
+    ) -> bool {
+        false
+    }
 }
 
 /// The right operand `B[k, n]`.
@@ -39,12 +51,26 @@ pub trait PackB: Sync {
     fn prepacked<const NR: usize>(&self, _ks: Range<usize>, _cols: Range<usize>) -> Option<&[f32]> {
         None
     }
+
+    /// Packs `B[ks, cols]` straight into the AVX512-BF16 kernel's pair layout (that of
+    /// [`super::bf16::pair_panels`] over `NR`-column panels) when the operand can do so
+    /// without f32 panels first; returns false when it cannot.
+    fn pack_b_pairs<const NR: usize>(
+        &self,
+        _ks: Range<usize>,
+        _cols: Range<usize>,
+        _dst: &mut [u32],
+    ) -> bool {
+        false
+    }
 }
 
 /// What a matrix operand may hold: f32, or bf16 (weights kept resident in bf16 on the
 /// bf16 path; they widen to f32 exactly while packed).
 pub trait Element: Copy + Send + Sync + 'static {
     fn widen(self) -> f32;
+    /// The slice itself when the elements are f32 (for packers with an f32-only fast path).
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
     /// `src` in order as bf16 pairs (consecutive values share a word, the first in the low
     /// half), zero past its end; `dst` holds at least `ceil(src.len()/2)` words.
     fn bf16_pairs(src: &[Self], dst: &mut [u32]);
@@ -56,6 +82,10 @@ impl Element for f32 {
         self
     }
 
+    fn as_f32(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
+    }
+
     fn bf16_pairs(src: &[f32], dst: &mut [u32]) {
         super::amx::f32_to_bf16_pairs(src, dst)
     }
@@ -65,6 +95,10 @@ impl Element for half::bf16 {
     #[inline(always)]
     fn widen(self) -> f32 {
         self.to_f32()
+    }
+
+    fn as_f32(_: &[half::bf16]) -> Option<&[f32]> {
+        None
     }
 
     /// Already bf16: the bits pair up unchanged.
@@ -101,6 +135,19 @@ impl<T: Element> PackA for RowMajor<'_, T> {
     /// in place, with no transpose.
     fn pack_a_tiles(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [u32]) -> bool {
         super::amx::pack_a_rows_from_lines(self.data, self.ld, rows, ks, dst);
+        true
+    }
+
+    /// Each row's consecutive depths are its consecutive pairs: converted row by row and
+    /// interleaved, with no f32 panels in between (a bf16 weight's bits are copied as
+    /// they are).
+    fn pack_a_pairs<const MR: usize>(
+        &self,
+        rows: Range<usize>,
+        ks: Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        super::bf16::pair_panels_from_lines::<MR, T>(self.data, self.ld, rows, ks, dst);
         true
     }
 }
@@ -206,11 +253,35 @@ impl<T: Element> PackB for RowMajor<'_, T> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
         pack_lines_contiguous::<NR, T>(self.data, self.ld, cols, ks, dst)
     }
+
+    /// Two consecutive rows give one group of pairs (attention's probabilities, the
+    /// right operand of its second product): converted and interleaved in one pass.
+    fn pack_b_pairs<const NR: usize>(
+        &self,
+        ks: Range<usize>,
+        cols: Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        T::as_f32(self.data)
+            .is_some_and(|data| super::bf16::pair_rows(data, self.ld, ks, cols, NR, dst))
+    }
 }
 
 impl<T: Element> PackB for Transposed<'_, T> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
         pack_depth_contiguous::<NR, T>(self.data, self.ld, cols, ks, dst)
+    }
+
+    /// A column's depths are contiguous (a row of the `[out, in]` weight): as for a
+    /// row-major `A`.
+    fn pack_b_pairs<const NR: usize>(
+        &self,
+        ks: Range<usize>,
+        cols: Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        super::bf16::pair_panels_from_lines::<NR, T>(self.data, self.ld, cols, ks, dst);
+        true
     }
 }
 
@@ -294,15 +365,73 @@ impl Im2col<'_> {
 impl PackB for Im2col<'_> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
         let kc = ks.len();
+        // Where each depth row of the block reads: its channel plane and kernel offset
+        // (worked out once per block, not once per panel).
+        let taps: Vec<Tap> = ks.clone().map(|k| self.tap(k)).collect();
         for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
             let c0 = cols.start + q * NR;
             if c0 >= cols.end {
                 break;
             }
             let live = NR.min(cols.end - c0);
-            for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
-                self.fill_row(ks.start + k, c0, &mut row[..live]);
-                row[live..].fill(0.0);
+            let (oy, ox) = (c0 / self.out_width, c0 % self.out_width);
+            if self.stride == 1 && live == NR && ox + NR <= self.out_width {
+                // The common case: the panel's columns lie in one output row, so each depth
+                // row is one run of the input row (zero outside it), copied at a fixed width.
+                for (tap, row) in taps.iter().zip(panel.chunks_exact_mut(NR)) {
+                    self.fill_run::<NR>(tap, oy, ox, row.try_into().expect("NR-wide row"));
+                }
+            } else {
+                for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
+                    self.fill_row(ks.start + k, c0, &mut row[..live]);
+                    row[live..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// One depth row of a convolution's column matrix: the channel plane it reads (offset
+/// into the image) and the kernel position.
+#[derive(Clone, Copy, Debug)]
+struct Tap {
+    plane: usize,
+    ky: usize,
+    kx: usize,
+}
+
+impl Im2col<'_> {
+    fn tap(&self, k: usize) -> Tap {
+        let kk = self.kernel * self.kernel;
+        Tap {
+            plane: (k / kk) * self.height * self.width,
+            ky: (k % kk) / self.kernel,
+            kx: k % self.kernel,
+        }
+    }
+
+    /// Stride 1: the `W` columns from output `(oy, ox)` on (one output row) of `tap`'s
+    /// depth row, which read input row `oy + ky − p` from column `ox + kx − p` on.
+    #[inline]
+    fn fill_run<const W: usize>(&self, tap: &Tap, oy: usize, ox: usize, out: &mut [f32; W]) {
+        let iy = (oy + tap.ky).wrapping_sub(self.padding);
+        if iy >= self.height {
+            *out = [0.0; W];
+            return;
+        }
+        let row = &self.image[tap.plane + iy * self.width..][..self.width];
+        let first = (ox + tap.kx) as isize - self.padding as isize;
+        if first >= 0 && first as usize + W <= self.width {
+            let first = first as usize;
+            *out = row[first..first + W].try_into().expect("W-wide run");
+        } else {
+            for (t, o) in out.iter_mut().enumerate() {
+                let ix = first + t as isize;
+                *o = if ix >= 0 && (ix as usize) < self.width {
+                    row[ix as usize]
+                } else {
+                    0.0
+                };
             }
         }
     }

@@ -199,6 +199,12 @@ fn implicit_im2col_matches_a_direct_convolution() {
         (1, 1, 1, 2, 3, 1, 1),
         (31, 16, 16, 17, 3, 1, 1),
         (40, 33, 35, 7, 3, 2, 1),
+        // Rows of 32 output columns and more: the fixed-width runs of stride 1, with the
+        // left and right padding inside them, and ragged panels falling back.
+        (3, 6, 64, 5, 3, 1, 1),
+        (2, 5, 70, 3, 3, 1, 1),
+        (2, 4, 40, 3, 5, 1, 2),
+        (2, 3, 33, 2, 3, 1, 0),
     ];
     for isa in Isa::available() {
         for (t, &(c, h, wd, cout, k, s, p)) in cases.iter().enumerate() {
@@ -324,10 +330,18 @@ fn check_bf16_kernel(kernel: Bf16Kernel) {
             .collect();
         let row_bias = random(m, 70 + t as u64);
         let col_bias = random(n, 80 + t as u64);
+        // The same operands as a bf16 weight `A` and a transposed `B` (a linear layer's
+        // weight), which pack straight into pairs.
+        let a_bf16: Vec<half::bf16> = a.iter().map(|&x| half::bf16::from_f32(x)).collect();
+        let bs_t: Vec<Vec<f32>> = bs
+            .iter()
+            .map(|b| (0..n * k).map(|i| b[(i % k) * n + i / k]).collect())
+            .collect();
         for (form, bias) in [
             (0, Bias::PerRow(&row_bias)),
             (1, Bias::PerColumn(&col_bias)),
             (2, Bias::None),
+            (3, Bias::PerRow(&row_bias)),
         ] {
             let mut c = vec![f32::NAN; 2 * m * n];
             let out = Output {
@@ -343,6 +357,16 @@ fn check_bf16_kernel(kernel: Bf16Kernel) {
             };
             if form == 2 {
                 matmul_batched_bf16_on(kernel, dims, 2, &packed, b_of, out, bias, true);
+            } else if form == 3 {
+                let rows = RowMajor {
+                    data: &a_bf16,
+                    ld: k,
+                };
+                let b_of = |i: usize| Transposed {
+                    data: &bs_t[i],
+                    ld: k,
+                };
+                matmul_batched_bf16_on(kernel, dims, 2, &rows, b_of, out, bias, true);
             } else {
                 matmul_batched_bf16_on(kernel, dims, 2, &rows, b_of, out, bias, form == 0);
             }

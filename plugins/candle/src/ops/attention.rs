@@ -3,7 +3,7 @@
 //! stays under a byte budget: at 512×512 the first UNet attention would otherwise hold
 //! 8 × 4096 × 4096 scores per image.
 
-use super::fused_attention::{FusedAttention, MAX_BLOCK_ROWS};
+use super::fused_attention::{block_rows_for, FusedAttention};
 use super::softmax::{scaled_softmax, CausalRows};
 use crate::gemm::Precision;
 use candle_core::{bail, DType, Result, Tensor};
@@ -16,7 +16,7 @@ pub fn query_chunk_rows(batch_heads: usize, lq: usize, lk: usize, block_bytes: u
 
 /// `q: [N, Lq, H·D]`, `k, v: [N, Lk, H·D]` → `[N, Lq, H·D]`, scale `1/√D`; `causal`
 /// hides keys after each query's position. On the CPU this runs the fused kernel (query
-/// blocks of at most [`MAX_BLOCK_ROWS`], fewer if `block_bytes` asks for it, its products
+/// blocks of at most [`super::fused_attention::MAX_BLOCK_ROWS`], fewer if `block_bytes` asks for it, its products
 /// in `precision`); elsewhere batched matmuls over query chunks of at most `block_bytes` of
 /// scores.
 pub fn attention(
@@ -71,7 +71,7 @@ pub fn attention_with(
         let op = FusedAttention {
             scale,
             causal,
-            block_rows: chunk.min(MAX_BLOCK_ROWS),
+            block_rows: chunk.min(block_rows_for(n * heads, lq, rayon::current_num_threads())),
             heads,
             precision,
         };
