@@ -72,7 +72,7 @@ pub fn pair_panels(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
 /// and the runs are interleaved. Lines past `lines.end` are zero.
 ///
 /// # Panics
-/// If `ks` is deeper than the driver's blocks (`KC`) or `dst` is too short.
+/// If `ks` is deeper than the driver's blocks (`KC_PAIRS`) or `dst` is too short.
 pub fn pair_panels_from_lines<const W: usize, T: super::Element>(
     data: &[T],
     ld: usize,
@@ -80,7 +80,7 @@ pub fn pair_panels_from_lines<const W: usize, T: super::Element>(
     ks: std::ops::Range<usize>,
     dst: &mut [u32],
 ) {
-    const MAX_PAIRS: usize = super::KC / 2;
+    const MAX_PAIRS: usize = super::KC_PAIRS / 2;
     let kc = ks.len();
     let kp = kc.div_ceil(2);
     assert!(

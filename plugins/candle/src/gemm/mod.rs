@@ -33,6 +33,11 @@ use std::sync::OnceLock;
 
 /// Depth of one packed block: a `KC × NR` panel of `B` (32 KiB at 256 × 32) stays in L1.
 const KC: usize = 256;
+/// Depth of one block for the AVX512-BF16 kernel, whose pair panels take half the bytes
+/// per depth: the same 32 KiB panel of `B`, and half as many passes over `C` (measured on
+/// Zen 5: a linear layer 8192 × 2560 × 320 in one pass instead of two, 340 → 480
+/// GFLOP/s).
+const KC_PAIRS: usize = 2 * KC;
 /// Tile of the portable kernel.
 const PORTABLE_MR: usize = 4;
 const PORTABLE_NR: usize = 16;
@@ -483,6 +488,9 @@ struct Problem<'p, A, FB> {
     ld: usize,
     batch_stride: usize,
     bias: Bias<'p>,
+    /// Depth of the packed blocks: [`KC`], or [`KC_PAIRS`] for the AVX512-BF16 layout
+    /// when neither operand is prepacked (prepacked panels are cut at `KC`).
+    kc_block: usize,
 }
 
 /// One batched product as the public entry points received it (see [`matmul_batched`]).
@@ -536,7 +544,16 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             });
         }
     }
+    let first = (0..MR.min(dims.m), 0..KC.min(dims.k), 0..NR.min(dims.n));
+    let prepacked = a.prepacked::<MR>(first.0, first.1.clone()).is_some()
+        || b(0).prepacked::<NR>(first.1, first.2).is_some();
+    let kc_block = if layout == PanelLayout::Bf16Pairs && !prepacked {
+        KC_PAIRS
+    } else {
+        KC
+    };
     let problem = Problem {
+        kc_block,
         kernel,
         layout,
         dims,
@@ -610,7 +627,7 @@ unsafe fn run_task<const MR: usize, const NR: usize, A: PackA, B: PackB, FB>(
         return;
     }
     let nc_max = NC.min(t.cols.len()).next_multiple_of(NR);
-    let b_stride = KC.min(k) * nc_max;
+    let b_stride = p.kc_block.min(k) * nc_max;
     // Items whose packed blocks of B are held at once: all of them when the blocks are
     // small (few columns, where sharing each packed block of A matters), fewer when they
     // are large (where repacking A per group costs little next to the product).
@@ -638,11 +655,11 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
         let mut bufs = cell.borrow_mut();
         let (a_buf, b_buf) = &mut *bufs;
         let bp = b_buf.get(b_stride * bs.len());
-        let ap = a_buf.get(KC.min(k) * MC.min(t.rows.len()).next_multiple_of(MR));
+        let ap = a_buf.get(p.kc_block.min(k) * MC.min(t.rows.len()).next_multiple_of(MR));
         for jc in t.cols.clone().step_by(NC) {
             let nc = NC.min(t.cols.end - jc);
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
+            for pc in (0..k).step_by(p.kc_block) {
+                let kc = p.kc_block.min(k - pc);
                 let b_len = kc * nc.next_multiple_of(NR);
                 let b_blocks = match b_pairs_direct::<NR, B>(
                     p.layout,
