@@ -4,7 +4,7 @@
 //! width).
 
 use super::operand::{PackA, PackB};
-use super::{Isa, KC};
+use super::{block_depth, Isa, KC};
 use std::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
@@ -21,7 +21,7 @@ fn tile() -> (usize, usize) {
     }
 }
 
-/// A whole matrix in panel layout: for each `KC`-deep block of the depth, all
+/// A whole matrix in panel layout: for each block of the depth ([`block_depth`]), all
 /// `ceil(len/panel)` panels of `panel` lines along the other dimension, each depth-major.
 /// `A` and `B` share this form (their panels differ only in which side is the line).
 #[derive(Clone, Debug)]
@@ -45,8 +45,9 @@ impl Panels {
     ) -> Self {
         let width = len.next_multiple_of(panel);
         let mut data = vec![0f32; depth * width];
-        for pc in (0..depth).step_by(KC) {
-            let kc = KC.min(depth - pc);
+        let block = block_depth(depth, KC);
+        for pc in (0..depth).step_by(block) {
+            let kc = block.min(depth - pc);
             pack(pc..pc + kc, &mut data[pc * width..(pc + kc) * width]);
         }
         Self {
@@ -60,15 +61,18 @@ impl Panels {
     /// Element at depth `k`, line `line`.
     fn get(&self, k: usize, line: usize) -> f32 {
         let width = self.len.next_multiple_of(self.panel);
-        let pc = k - k % KC;
-        let kc = KC.min(self.depth - pc);
+        let block = block_depth(self.depth, KC);
+        let pc = k - k % block;
+        let kc = block.min(self.depth - pc);
         let p = line / self.panel;
         self.data[pc * width + p * kc * self.panel + (k - pc) * self.panel + line % self.panel]
     }
 
     /// The packed block for `lines` × `ks`, if it is laid out as the driver wants it.
     fn block(&self, panel: usize, lines: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
-        let whole_block = ks.start.is_multiple_of(KC) && ks.end == (ks.start + KC).min(self.depth);
+        let block = block_depth(self.depth, KC);
+        let whole_block =
+            ks.start.is_multiple_of(block) && ks.end == (ks.start + block).min(self.depth);
         if panel != self.panel
             || !whole_block
             || !lines.start.is_multiple_of(panel)
