@@ -365,31 +365,95 @@ impl Im2col<'_> {
 impl PackB for Im2col<'_> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
         let kc = ks.len();
-        // Where each depth row of the block reads: its channel plane and kernel offset
-        // (worked out once per block, not once per panel).
-        let taps: Vec<Tap> = ks.clone().map(|k| self.tap(k)).collect();
-        for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
-            let c0 = cols.start + q * NR;
-            if c0 >= cols.end {
-                break;
+        let panels = self.panels::<NR>(cols);
+        // Depth row by depth row, every panel: each pass reads one input row along its
+        // length (panel by panel, the rows of every tap would be read a few floats at a
+        // time, which the prefetcher cannot follow).
+        for k in 0..kc {
+            let tap = self.tap(ks.start + k);
+            for (q, panel) in panels.iter().enumerate() {
+                let row: &mut [f32; NR] = (&mut dst[q * NR * kc + k * NR..][..NR])
+                    .try_into()
+                    .expect("NR-wide row");
+                self.fill_panel_row(&tap, ks.start + k, panel, row);
             }
-            let live = NR.min(cols.end - c0);
-            let (oy, ox) = (c0 / self.out_width, c0 % self.out_width);
-            if self.stride == 1 && live == NR && ox + NR <= self.out_width {
-                // The common case: the panel's columns lie in one output row, so each depth
-                // row is one run of the input row (zero outside it), copied at a fixed width.
-                for (tap, row) in taps.iter().zip(panel.chunks_exact_mut(NR)) {
-                    self.fill_run::<NR>(tap, oy, ox, row.try_into().expect("NR-wide row"));
-                }
+        }
+    }
+
+    fn pack_b_pairs<const NR: usize>(
+        &self,
+        ks: Range<usize>,
+        cols: Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if NR.is_multiple_of(16) && super::bf16::bf16_kernel_available() {
+            let panels = cols.len().div_ceil(NR);
+            assert!(
+                dst.len() >= panels * NR * ks.len(),
+                "im2col pairs: block too short"
+            );
+            // SAFETY: the CPU has the instructions; `dst` holds every panel.
+            unsafe { im2col_pairs_avx512::<NR>(self, ks, cols, dst) };
+            return true;
+        }
+        false
+    }
+}
+
+/// [`PackB::pack_b`]'s panels of an [`Im2col`] straight in the AVX512-BF16 pair layout:
+/// each two depth rows of a panel are filled as `pack_b` fills them (on the stack) and
+/// rounded and interleaved at once, so the f32 block is never written.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX512-BF16; `dst` holds the block's panels
+/// (`NR · kc` words apart).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn im2col_pairs_avx512<const NR: usize>(
+    im: &Im2col<'_>,
+    ks: Range<usize>,
+    cols: Range<usize>,
+    dst: &mut [u32],
+) {
+    use std::arch::x86_64::*;
+    let kc = ks.len();
+    let panels = im.panels::<NR>(cols);
+    let (mut lo, mut hi) = ([0f32; NR], [0f32; NR]);
+    // Pair by pair, every panel, as `pack_b` goes row by row.
+    for p in 0..kc.div_ceil(2) {
+        let (k_lo, k_hi) = (ks.start + 2 * p, ks.start + 2 * p + 1);
+        let (tap_lo, tap_hi) = (im.tap(k_lo), im.tap(k_hi));
+        for (q, panel) in panels.iter().enumerate() {
+            im.fill_panel_row(&tap_lo, k_lo, panel, &mut lo);
+            if k_hi < ks.end {
+                im.fill_panel_row(&tap_hi, k_hi, panel, &mut hi);
             } else {
-                for (k, row) in panel.chunks_exact_mut(NR).enumerate() {
-                    self.fill_row(ks.start + k, c0, &mut row[..live]);
-                    row[live..].fill(0.0);
-                }
+                hi = [0.0; NR];
+            }
+            let words = dst[q * NR * kc + p * NR..][..NR].as_mut_ptr();
+            for j in (0..NR).step_by(16) {
+                let l: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(
+                    _mm512_loadu_ps(hi.as_ptr().add(j)),
+                    _mm512_loadu_ps(lo.as_ptr().add(j)),
+                ));
+                // Lanes 0–15 hold the low row's bf16 values, 16–31 the high row's:
+                // interleave them into pairs.
+                let pairs = _mm512_permutexvar_epi16(PAIR_ORDER, l);
+                _mm512_storeu_si512(words.add(j).cast(), pairs);
             }
         }
     }
 }
+
+/// Word `j` of a pair group takes bf16 lane `j` (low half) and lane `16 + j` (high half).
+#[cfg(target_arch = "x86_64")]
+const PAIR_ORDER: std::arch::x86_64::__m512i = unsafe {
+    std::mem::transmute::<[u16; 32], std::arch::x86_64::__m512i>([
+        0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12,
+        28, 13, 29, 14, 30, 15, 31,
+    ])
+};
 
 /// One depth row of a convolution's column matrix: the channel plane it reads (offset
 /// into the image) and the kernel position.
@@ -400,7 +464,55 @@ struct Tap {
     kx: usize,
 }
 
+/// Where one `NR`-wide panel of the column matrix lies: its first column, how many of its
+/// columns are inside the matrix, and that column's output position; `run` when stride 1
+/// puts all its columns in one output row (each depth row is then one run of an input
+/// row).
+#[derive(Clone, Copy, Debug)]
+struct PanelSpan {
+    c0: usize,
+    live: usize,
+    oy: usize,
+    ox: usize,
+    run: bool,
+}
+
 impl Im2col<'_> {
+    fn panels<const NR: usize>(&self, cols: Range<usize>) -> Vec<PanelSpan> {
+        cols.clone()
+            .step_by(NR)
+            .map(|c0| {
+                let live = NR.min(cols.end - c0);
+                let (oy, ox) = (c0 / self.out_width, c0 % self.out_width);
+                let run = self.stride == 1 && live == NR && ox + NR <= self.out_width;
+                PanelSpan {
+                    c0,
+                    live,
+                    oy,
+                    ox,
+                    run,
+                }
+            })
+            .collect()
+    }
+
+    /// Depth row `k` (at `tap`) of `panel`, zero past the matrix's last column.
+    #[inline]
+    fn fill_panel_row<const NR: usize>(
+        &self,
+        tap: &Tap,
+        k: usize,
+        panel: &PanelSpan,
+        row: &mut [f32; NR],
+    ) {
+        if panel.run {
+            self.fill_run::<NR>(tap, panel.oy, panel.ox, row);
+        } else {
+            self.fill_row(k, panel.c0, &mut row[..panel.live]);
+            row[panel.live..].fill(0.0);
+        }
+    }
+
     fn tap(&self, k: usize) -> Tap {
         let kk = self.kernel * self.kernel;
         Tap {
