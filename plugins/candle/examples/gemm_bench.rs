@@ -1,12 +1,92 @@
-//! GFLOP/s of the blocked matrix product at UNet shapes, in f32 and (where the CPU has
+//! GFLOP/s of the blocked matrix product at UNet shapes, of the 3×3 convolutions of the
+//! UNet and the VAE decoder (their column matrix packed from the image), and of the fused
+//! attention at the UNet's and the VAE's 64² shapes, in f32 and (where the CPU has
 //! AVX512-BF16 or AMX) bf16:
 //! `RAYON_NUM_THREADS=1 cargo run --release -p easel-candle --example gemm_bench`.
 //! `EASEL_BF16_KERNEL=avx512bf16` runs bf16 on AVX512-BF16 on an AMX machine.
 
+use candle_core::{Device, Tensor};
 use easel_candle::gemm::{
-    kernel_name, matmul_in, Bias, Dims, PackA, PackedA, Precision, RowMajor, Transposed,
+    kernel_name, matmul_batched_in, matmul_in, Bias, Dims, Im2col, Output, PackA, PackedA,
+    Precision, RowMajor, Transposed,
 };
+use easel_candle::ops::attention::attention;
 use std::time::Instant;
+
+/// Best of `runs` timings of `f`, after one warm-up call, in seconds.
+fn best_of(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..runs)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+/// A 3×3, stride 1, padding 1 convolution `c → cout` of one `side²` image.
+fn conv(c: usize, cout: usize, side: usize, precision: Precision) {
+    let x: Vec<f32> = (0..c * side * side).map(|i| (i % 7) as f32 * 0.1).collect();
+    let w: Vec<f32> = (0..cout * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+    let n = side * side;
+    let mut y = vec![0f32; cout * n];
+    let dims = Dims {
+        m: cout,
+        n,
+        k: c * 9,
+    };
+    let t = best_of(3, || {
+        let cols = |_| Im2col {
+            image: &x,
+            channels: c,
+            height: side,
+            width: side,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            out_height: side,
+            out_width: side,
+        };
+        let out = Output {
+            data: &mut y,
+            ld: n,
+            batch_stride: 0,
+        };
+        let weight = RowMajor {
+            data: &w,
+            ld: dims.k,
+        };
+        matmul_batched_in(precision, dims, 1, &weight, cols, out, Bias::None, true);
+    });
+    let gflop = 2.0 * (dims.m * dims.n * dims.k) as f64 / 1e9;
+    println!(
+        "conv 3x3 {c:>3} -> {cout:>3} at {side:>3}² {precision:?}: {:7.2} ms  {:6.1} GFLOP/s",
+        t * 1e3,
+        gflop / t
+    );
+}
+
+/// Attention of a batch of 2 over `len` tokens `width` wide in `heads` heads.
+fn attention_timing(len: usize, width: usize, heads: usize, precision: Precision) {
+    let t = |seed: f32| {
+        let data: Vec<f32> = (0..2 * len * width)
+            .map(|i| (i as f32 * 0.001 + seed).sin())
+            .collect();
+        Tensor::from_vec(data, (2, len, width), &Device::Cpu).expect("tensor")
+    };
+    let (q, k, v) = (t(0.1), t(0.2), t(0.3));
+    let s = best_of(3, || {
+        std::hint::black_box(attention(&q, &k, &v, heads, false, 1 << 30, precision).unwrap());
+    });
+    // Two products of 2·len²·width flops per sample.
+    let gflop = 2.0 * 2.0 * 2.0 * (len * len * width) as f64 / 1e9;
+    println!(
+        "attention 2 × {len} × {width}, {heads} heads {precision:?}: {:7.2} ms  {:6.1} GFLOP/s",
+        s * 1e3,
+        gflop / s
+    );
+}
 
 fn main() {
     // (m, n, k, B transposed): conv 3×3 320 @64² as one image, linear 320/1280/640 layers.
@@ -86,5 +166,21 @@ fn main() {
             best * 1e3,
             gflop / best
         );
+    }
+    // The UNet's 3×3 convolutions at 64² and the VAE decoder's at 64²–512².
+    for p in &precisions {
+        for (c, cout, side) in [
+            (320, 320, 64),
+            (512, 512, 64),
+            (256, 256, 256),
+            (128, 128, 512),
+        ] {
+            conv(c, cout, side, *p);
+        }
+    }
+    // Self-attention at the UNet's 64² level (8 heads of 40) and the VAE's mid block.
+    for p in &precisions {
+        attention_timing(4096, 320, 8, *p);
+        attention_timing(4096, 512, 1, *p);
     }
 }
