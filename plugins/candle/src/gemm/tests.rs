@@ -187,76 +187,105 @@ fn direct_conv(
     (y, mag, ho, wo)
 }
 
+/// Convolutions the im2col tests run: (channels, height, width, out channels, kernel,
+/// stride, padding).
+const CONV_CASES: [(usize, usize, usize, usize, usize, usize, usize); 12] = [
+    (3, 7, 5, 4, 3, 1, 1),
+    (5, 9, 11, 13, 3, 2, 1),
+    (2, 8, 8, 3, 3, 1, 0),
+    (4, 6, 7, 5, 1, 1, 0),
+    (3, 5, 5, 2, 5, 1, 2),
+    (1, 1, 1, 2, 3, 1, 1),
+    (31, 16, 16, 17, 3, 1, 1),
+    (40, 33, 35, 7, 3, 2, 1),
+    // Rows of 32 output columns and more: the fixed-width runs of stride 1, with the
+    // left and right padding inside them, and ragged panels falling back.
+    (3, 6, 64, 5, 3, 1, 1),
+    (2, 5, 70, 3, 3, 1, 1),
+    (2, 4, 40, 3, 5, 1, 2),
+    (2, 3, 33, 2, 3, 1, 0),
+];
+
+/// Runs every [`CONV_CASES`] convolution on a batch of two images through `product`
+/// (weight, image operands, output) and checks it against a direct convolution of
+/// `round`ed inputs.
+fn check_convolutions(
+    what: &str,
+    round: impl Fn(f32) -> f32,
+    product: impl for<'a> Fn(Dims, &RowMajor<'a>, &'a (dyn Fn(usize) -> Im2col<'a> + Sync), Output<'a>),
+) {
+    for (t, &(c, h, wd, cout, k, s, p)) in CONV_CASES.iter().enumerate() {
+        let batch = 2;
+        let x = random(batch * c * h * wd, 5 * t as u64 + 1);
+        let w = random(cout * c * k * k, 5 * t as u64 + 2);
+        let (ho, wo) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1);
+        let mut y = vec![f32::NAN; batch * cout * ho * wo];
+        let depth = c * k * k;
+        let image = |i: usize| &x[i * c * h * wd..(i + 1) * c * h * wd];
+        let cols = |i: usize| Im2col {
+            image: image(i),
+            channels: c,
+            height: h,
+            width: wd,
+            kernel: k,
+            stride: s,
+            padding: p,
+            out_height: ho,
+            out_width: wo,
+        };
+        product(
+            Dims {
+                m: cout,
+                n: ho * wo,
+                k: depth,
+            },
+            &RowMajor {
+                data: &w,
+                ld: depth,
+            },
+            &cols,
+            Output {
+                data: &mut y,
+                ld: ho * wo,
+                batch_stride: cout * ho * wo,
+            },
+        );
+        let w_rounded: Vec<f32> = w.iter().map(|&v| round(v)).collect();
+        for i in 0..batch {
+            let x_rounded: Vec<f32> = image(i).iter().map(|&v| round(v)).collect();
+            let (want, mag, _, _) = direct_conv(&x_rounded, &w_rounded, (c, h, wd), cout, k, s, p);
+            let got = &y[i * cout * ho * wo..(i + 1) * cout * ho * wo];
+            assert_close(got, &want, &mag, &format!("{what} conv case {t} image {i}"));
+        }
+    }
+}
+
 #[test]
 fn implicit_im2col_matches_a_direct_convolution() {
-    // (channels, height, width, out channels, kernel, stride, padding)
-    let cases = [
-        (3, 7, 5, 4, 3, 1, 1),
-        (5, 9, 11, 13, 3, 2, 1),
-        (2, 8, 8, 3, 3, 1, 0),
-        (4, 6, 7, 5, 1, 1, 0),
-        (3, 5, 5, 2, 5, 1, 2),
-        (1, 1, 1, 2, 3, 1, 1),
-        (31, 16, 16, 17, 3, 1, 1),
-        (40, 33, 35, 7, 3, 2, 1),
-        // Rows of 32 output columns and more: the fixed-width runs of stride 1, with the
-        // left and right padding inside them, and ragged panels falling back.
-        (3, 6, 64, 5, 3, 1, 1),
-        (2, 5, 70, 3, 3, 1, 1),
-        (2, 4, 40, 3, 5, 1, 2),
-        (2, 3, 33, 2, 3, 1, 0),
-    ];
     for isa in Isa::available() {
-        for (t, &(c, h, wd, cout, k, s, p)) in cases.iter().enumerate() {
-            let batch = 2;
-            let x = random(batch * c * h * wd, 5 * t as u64 + 1);
-            let w = random(cout * c * k * k, 5 * t as u64 + 2);
-            let (ho, wo) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1);
-            let mut y = vec![f32::NAN; batch * cout * ho * wo];
-            let depth = c * k * k;
-            let image = |i: usize| &x[i * c * h * wd..(i + 1) * c * h * wd];
-            matmul_batched_on(
-                isa,
-                Dims {
-                    m: cout,
-                    n: ho * wo,
-                    k: depth,
-                },
-                batch,
-                &RowMajor {
-                    data: &w,
-                    ld: depth,
-                },
-                |i| Im2col {
-                    image: image(i),
-                    channels: c,
-                    height: h,
-                    width: wd,
-                    kernel: k,
-                    stride: s,
-                    padding: p,
-                    out_height: ho,
-                    out_width: wo,
-                },
-                Output {
-                    data: &mut y,
-                    ld: ho * wo,
-                    batch_stride: cout * ho * wo,
-                },
-                Bias::None,
-                true,
-            );
-            for i in 0..batch {
-                let (want, mag, _, _) = direct_conv(image(i), &w, (c, h, wd), cout, k, s, p);
-                let got = &y[i * cout * ho * wo..(i + 1) * cout * ho * wo];
-                assert_close(
-                    got,
-                    &want,
-                    &mag,
-                    &format!("{isa:?} conv case {t} image {i}"),
-                );
-            }
+        check_convolutions(
+            &format!("{isa:?}"),
+            |v| v,
+            |dims, w, cols, out| {
+                matmul_batched_on(isa, dims, 2, w, |i| cols(i), out, Bias::None, true)
+            },
+        );
+    }
+}
+
+/// The column matrix packed straight into bf16 pairs (AVX512-BF16) or re-laid for AMX
+/// tiles (emulated on every CPU) gives exact sums of the rounded image and weight.
+#[test]
+fn bf16_convolutions_are_exact_sums_of_rounded_inputs() {
+    let round = |x: f32| f32::from_bits(u32::from(bf16::to_bf16_bits(x)) << 16);
+    for kernel in [Bf16Kernel::Avx512Bf16, Bf16Kernel::AmxEmulated] {
+        if !kernel.is_supported() {
+            eprintln!("skipped: this CPU cannot run the {} kernel", kernel.name());
+            continue;
         }
+        check_convolutions(kernel.name(), round, |dims, w, cols, out| {
+            matmul_batched_bf16_on(kernel, dims, 2, w, |i| cols(i), out, Bias::None, true)
+        });
     }
 }
 
