@@ -193,6 +193,10 @@ fn unet_matches_golden_eps() {
 /// With `Precision::Bf16` (operands rounded to bf16, f32 sums, activations kept in f32)
 /// the UNet stays at least as close to the f32 reference as PyTorch's own bf16 inference
 /// (CPU autocast, `eps_torch_bf16` in the golden file), and measurably away from f32.
+/// "Close" is the root mean square of the difference over the reference's: the largest
+/// single difference among the 768 outputs moves by about a tenth with nothing but the
+/// order of the f32 sums (the GEMM's block depth: 1.15e-2 with 256-deep blocks, 1.24e-2
+/// with 512, against PyTorch's 1.19e-2), while the RMS stays put (0.75–0.79 of PyTorch's).
 #[test]
 fn unet_in_bf16_is_no_further_from_f32_than_torch_bf16() {
     let Some(b) = easel_tests::bf16_backend() else {
@@ -202,9 +206,21 @@ fn unet_in_bf16_is_no_further_from_f32_than_torch_bf16() {
     let store = model("tiny.ckpt");
     let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &b);
     let reference = tensor(&g, "eps").0;
-    let ours = max_rel_diff(&eps, &reference);
-    let torch = max_rel_diff(&tensor(&g, "eps_torch_bf16").0, &reference);
-    eprintln!("UNet bf16 relative deviation: Easel {ours:.2e}, PyTorch autocast {torch:.2e}");
+    let torch_bf16 = tensor(&g, "eps_torch_bf16").0;
+    let rms = |v: &mut dyn Iterator<Item = f64>| {
+        let (sum, n) = v.fold((0f64, 0usize), |(s, n), x| (s + x * x, n + 1));
+        (sum / n.max(1) as f64).sqrt()
+    };
+    let scale = rms(&mut reference.iter().map(|&r| r as f64));
+    let deviation =
+        |a: &[f32]| rms(&mut a.iter().zip(&reference).map(|(&x, &r)| (x - r) as f64)) / scale;
+    let (ours, torch) = (deviation(&eps), deviation(&torch_bf16));
+    eprintln!(
+        "UNet bf16 RMS deviation from f32: Easel {ours:.2e}, PyTorch autocast {torch:.2e} \
+         (largest: Easel {:.2e}, PyTorch {:.2e})",
+        max_rel_diff(&eps, &reference),
+        max_rel_diff(&torch_bf16, &reference)
+    );
     assert!(ours <= torch, "Easel {ours} vs PyTorch {torch}");
     assert!(ours > 1e-4, "{ours}: bf16 products not used?");
 }

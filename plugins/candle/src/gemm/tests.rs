@@ -266,9 +266,7 @@ fn implicit_im2col_matches_a_direct_convolution() {
         check_convolutions(
             &format!("{isa:?}"),
             |v| v,
-            |dims, w, cols, out| {
-                matmul_batched_on(isa, dims, 2, w, |i| cols(i), out, Bias::None, true)
-            },
+            |dims, w, cols, out| matmul_batched_on(isa, dims, 2, w, cols, out, Bias::None, true),
         );
     }
 }
@@ -284,7 +282,7 @@ fn bf16_convolutions_are_exact_sums_of_rounded_inputs() {
             continue;
         }
         check_convolutions(kernel.name(), round, |dims, w, cols, out| {
-            matmul_batched_bf16_on(kernel, dims, 2, w, |i| cols(i), out, Bias::None, true)
+            matmul_batched_bf16_on(kernel, dims, 2, w, cols, out, Bias::None, true)
         });
     }
 }
