@@ -207,13 +207,16 @@ fn unet_in_bf16_is_no_further_from_f32_than_torch_bf16() {
     let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &b);
     let reference = tensor(&g, "eps").0;
     let torch_bf16 = tensor(&g, "eps_torch_bf16").0;
-    let rms = |v: &mut dyn Iterator<Item = f64>| {
-        let (sum, n) = v.fold((0f64, 0usize), |(s, n), x| (s + x * x, n + 1));
-        (sum / n.max(1) as f64).sqrt()
+    let rms = |v: &[f64]| (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt();
+    let scale = rms(&reference.iter().map(|&r| r as f64).collect::<Vec<_>>());
+    let deviation = |a: &[f32]| {
+        let diff: Vec<f64> = a
+            .iter()
+            .zip(&reference)
+            .map(|(&x, &r)| (x - r) as f64)
+            .collect();
+        rms(&diff) / scale
     };
-    let scale = rms(&mut reference.iter().map(|&r| r as f64));
-    let deviation =
-        |a: &[f32]| rms(&mut a.iter().zip(&reference).map(|(&x, &r)| (x - r) as f64)) / scale;
     let (ours, torch) = (deviation(&eps), deviation(&torch_bf16));
     eprintln!(
         "UNet bf16 RMS deviation from f32: Easel {ours:.2e}, PyTorch autocast {torch:.2e} \

@@ -10,14 +10,13 @@ use web_sys::{File, HtmlInputElement};
 /// The picked files in the folder's scan order.
 fn files_of(ev: &leptos::ev::Event) -> Vec<File> {
     let input: HtmlInputElement = event_target(ev);
-    let mut files = super::discovery::picked_files(&input);
-    files.sort_by(|a, b| {
-        super::discovery::scan_order(
-            &super::discovery::picked_path(a),
-            &super::discovery::picked_path(b),
-        )
-    });
-    files
+    // Each file's path read once (a call into the browser), not once per comparison.
+    let mut keyed: Vec<(String, File)> = super::discovery::picked_files(&input)
+        .into_iter()
+        .map(|f| (super::discovery::picked_path(&f), f))
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| super::discovery::scan_order(a, b));
+    keyed.into_iter().map(|(_, f)| f).collect()
 }
 
 #[component]

@@ -144,7 +144,7 @@ pub fn pair_rows(
     false
 }
 
-/// [`pair_rows`] sixteen words per step.
+/// [`pair_rows`], one group of pairs at a time ([`pair_group_avx512`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F and AVX512-BF16; the block and `dst` as checked by
@@ -159,14 +159,7 @@ unsafe fn pair_rows_avx512(
     width: usize,
     dst: &mut [u32],
 ) {
-    use std::arch::x86_64::*;
     let kc = ks.len();
-    let bits = |v: __m512| -> __m512i {
-        _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
-            _mm512_cvtneps_pbh(v),
-        ))
-    };
-    let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
     for (q, c0) in cols.clone().step_by(width).enumerate() {
         let live = width.min(cols.end - c0);
         let panel = dst.as_mut_ptr().add(q * width * kc);
@@ -174,21 +167,52 @@ unsafe fn pair_rows_avx512(
             let low = data.as_ptr().add((ks.start + 2 * p) * ld + c0);
             let high =
                 (2 * p + 1 < kc).then(|| data.as_ptr().add((ks.start + 2 * p + 1) * ld + c0));
-            let words = panel.add(p * width);
-            for j in (0..width).step_by(16) {
-                // Lanes past the block's last column are masked off (never read), so
-                // their addresses may lie past the matrix.
-                let load = lanes(live.saturating_sub(j));
-                let mut w = bits(_mm512_maskz_loadu_ps(load, low.wrapping_add(j)));
-                if let Some(high) = high {
-                    let h = bits(_mm512_maskz_loadu_ps(load, high.wrapping_add(j)));
-                    w = _mm512_or_si512(w, _mm512_slli_epi32::<16>(h));
-                }
-                _mm512_mask_storeu_epi32(words.add(j).cast(), lanes(width - j), w);
-            }
+            pair_group_avx512(low, high, live, width, panel.add(p * width));
         }
     }
 }
+
+/// One group of a pair panel: word `j` of `width` holds `low[j]` and `high[j]` rounded to
+/// bf16 by the CPU (the low depth in the low half; a zero high half without `high`), zero
+/// from `live` on. Sixteen words per step; lanes past `live` are masked off (never read),
+/// so their addresses may lie past the source.
+///
+/// # Safety
+/// Only for callers compiled with AVX-512F and AVX512-BF16; `low` and `high` are readable
+/// for `live` floats, `words` writable for `width`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn pair_group_avx512(
+    low: *const f32,
+    high: Option<*const f32>,
+    live: usize,
+    width: usize,
+    words: *mut u32,
+) {
+    use std::arch::x86_64::*;
+    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
+    for j in (0..width).step_by(16) {
+        let load = lanes(live.saturating_sub(j));
+        let lo = _mm512_maskz_loadu_ps(load, low.wrapping_add(j));
+        let hi = match high {
+            Some(high) => _mm512_maskz_loadu_ps(load, high.wrapping_add(j)),
+            None => _mm512_setzero_ps(),
+        };
+        // Lanes 0–15 hold the low depth's bf16 values, 16–31 the high one's: interleave.
+        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        let pairs = _mm512_permutexvar_epi16(PAIR_ORDER, both);
+        _mm512_mask_storeu_epi32(words.add(j).cast(), lanes(width - j), pairs);
+    }
+}
+
+/// Word `j` of a pair group takes bf16 lane `j` (low half) and lane `16 + j` (high half).
+#[cfg(target_arch = "x86_64")]
+const PAIR_ORDER: std::arch::x86_64::__m512i = unsafe {
+    std::mem::transmute::<[u16; 32], std::arch::x86_64::__m512i>([
+        0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12,
+        28, 13, 29, 14, 30, 15, 31,
+    ])
+};
 
 /// Whether `src_len` floats are whole panels whose pairs fit in `dst_len` words.
 fn paired_len_fits(src_len: usize, width: usize, kc: usize, dst_len: usize) -> bool {
@@ -222,43 +246,18 @@ fn pair_panels_scalar(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
     }
 }
 
-/// [`pair_panels`] sixteen words per step (masked for a narrower tail, as for the 12-row
-/// A panels): both depths converted by the CPU (same rounding) and merged into 32-bit
-/// lanes.
+/// [`pair_panels`] with the vector conversion: each panel is a row-major block of `kc`
+/// depth rows, `width` wide, paired as [`pair_rows`] pairs a matrix's rows.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and AVX512-BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn pair_panels_avx512(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
-    use std::arch::x86_64::*;
     let panel_len = kc * width;
     assert!(paired_len_fits(src.len(), width, kc, dst.len()));
-    let bits = |v: __m512| -> __m512i {
-        // bf16 values, zero-extended to one per 32-bit lane.
-        _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
-            _mm512_cvtneps_pbh(v),
-        ))
-    };
     for (panel, out) in src.chunks_exact(panel_len).zip(dst.chunks_mut(panel_len)) {
-        for p in 0..kc.div_ceil(2) {
-            let low = panel.as_ptr().add(2 * p * width);
-            let high = (2 * p + 1 < kc).then(|| panel.as_ptr().add((2 * p + 1) * width));
-            let words = out.as_mut_ptr().add(p * width);
-            for j in (0..width).step_by(16) {
-                let mask: __mmask16 = if width - j >= 16 {
-                    0xFFFF
-                } else {
-                    (1 << (width - j)) - 1
-                };
-                let mut w = bits(_mm512_maskz_loadu_ps(mask, low.add(j)));
-                if let Some(high) = high {
-                    let h = bits(_mm512_maskz_loadu_ps(mask, high.add(j)));
-                    w = _mm512_or_si512(w, _mm512_slli_epi32::<16>(h));
-                }
-                _mm512_mask_storeu_epi32(words.add(j).cast(), mask, w);
-            }
-        }
+        pair_rows_avx512(panel, width, 0..kc, 0..width, width, out);
     }
 }
 

@@ -556,15 +556,21 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             });
         }
     }
-    let kc = block_depth(dims.k, KC);
-    let first = (0..MR.min(dims.m), 0..kc, 0..NR.min(dims.n));
-    let prepacked = a.prepacked::<MR>(first.0, first.1.clone()).is_some()
-        || b(0).prepacked::<NR>(first.1, first.2).is_some();
-    let kc_block = if layout == PanelLayout::Bf16Pairs && !prepacked {
-        block_depth(dims.k, KC_PAIRS)
+    // Prepacked operands hold `KC`-cut blocks; the pair layout goes deeper only when it
+    // packs both operands itself.
+    let first_block = 0..block_depth(dims.k, KC);
+    let prepacked = a
+        .prepacked::<MR>(0..MR.min(dims.m), first_block.clone())
+        .is_some()
+        || b(0)
+            .prepacked::<NR>(first_block, 0..NR.min(dims.n))
+            .is_some();
+    let deepest = if layout == PanelLayout::Bf16Pairs && !prepacked {
+        KC_PAIRS
     } else {
-        kc
+        KC
     };
+    let kc_block = block_depth(dims.k, deepest);
     let problem = Problem {
         kc_block,
         kernel,
@@ -705,7 +711,7 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                 for ic in t.rows.clone().step_by(MC) {
                     let mc = MC.min(t.rows.end - ic);
                     let a_len = kc * mc.next_multiple_of(MR);
-                    let a_ptr = match a_tiles_direct::<MR, A>(p, ic..ic + mc, pc..pc + kc) {
+                    let a_ptr = match a_relaid_direct::<MR, A>(p, ic..ic + mc, pc..pc + kc) {
                         Some(ptr) => ptr,
                         None => {
                             let a_block: &[f32] = match p
@@ -760,7 +766,7 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
 /// For the bf16 layouts, `A[rows, ks]` packed by the operand itself straight into this
 /// thread's re-layout buffer (see [`PackA::pack_a_tiles`], [`PackA::pack_a_pairs`]), when
 /// it can.
-fn a_tiles_direct<const MR: usize, A: PackA>(
+fn a_relaid_direct<const MR: usize, A: PackA>(
     p: &Problem<'_, A, impl Sized>,
     rows: std::ops::Range<usize>,
     ks: std::ops::Range<usize>,

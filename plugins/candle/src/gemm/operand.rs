@@ -313,13 +313,10 @@ impl Im2col<'_> {
         self.out_height * self.out_width
     }
 
-    /// Writes columns `n0..n0 + out.len()` of depth row `k` into `out`.
-    fn fill_row(&self, k: usize, n0: usize, out: &mut [f32]) {
-        let kk = self.kernel * self.kernel;
-        let c = k / kk;
-        let ky = (k % kk) / self.kernel;
-        let kx = k % self.kernel;
-        let plane = &self.image[c * self.height * self.width..][..self.height * self.width];
+    /// Writes columns `n0..n0 + out.len()` of `tap`'s depth row into `out`.
+    fn fill_row(&self, tap: &Tap, n0: usize, out: &mut [f32]) {
+        let (ky, kx) = (tap.ky, tap.kx);
+        let plane = &self.image[tap.plane..][..self.height * self.width];
         let (wo, s) = (self.out_width, self.stride);
         let mut n = n0;
         let mut j = 0;
@@ -375,7 +372,7 @@ impl PackB for Im2col<'_> {
                 let row: &mut [f32; NR] = (&mut dst[q * NR * kc + k * NR..][..NR])
                     .try_into()
                     .expect("NR-wide row");
-                self.fill_panel_row(&tap, ks.start + k, panel, row);
+                self.fill_panel_row(&tap, panel, row);
             }
         }
     }
@@ -416,44 +413,24 @@ unsafe fn im2col_pairs_avx512<const NR: usize>(
     cols: Range<usize>,
     dst: &mut [u32],
 ) {
-    use std::arch::x86_64::*;
     let kc = ks.len();
     let panels = im.panels::<NR>(cols);
     let (mut lo, mut hi) = ([0f32; NR], [0f32; NR]);
     // Pair by pair, every panel, as `pack_b` goes row by row.
     for p in 0..kc.div_ceil(2) {
-        let (k_lo, k_hi) = (ks.start + 2 * p, ks.start + 2 * p + 1);
-        let (tap_lo, tap_hi) = (im.tap(k_lo), im.tap(k_hi));
+        let tap_lo = im.tap(ks.start + 2 * p);
+        let tap_hi = (2 * p + 1 < kc).then(|| im.tap(ks.start + 2 * p + 1));
         for (q, panel) in panels.iter().enumerate() {
-            im.fill_panel_row(&tap_lo, k_lo, panel, &mut lo);
-            if k_hi < ks.end {
-                im.fill_panel_row(&tap_hi, k_hi, panel, &mut hi);
-            } else {
-                hi = [0.0; NR];
-            }
+            im.fill_panel_row(&tap_lo, panel, &mut lo);
+            let high = tap_hi.map(|tap| {
+                im.fill_panel_row(&tap, panel, &mut hi);
+                hi.as_ptr()
+            });
             let words = dst[q * NR * kc + p * NR..][..NR].as_mut_ptr();
-            for j in (0..NR).step_by(16) {
-                let l: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(
-                    _mm512_loadu_ps(hi.as_ptr().add(j)),
-                    _mm512_loadu_ps(lo.as_ptr().add(j)),
-                ));
-                // Lanes 0–15 hold the low row's bf16 values, 16–31 the high row's:
-                // interleave them into pairs.
-                let pairs = _mm512_permutexvar_epi16(PAIR_ORDER, l);
-                _mm512_storeu_si512(words.add(j).cast(), pairs);
-            }
+            super::bf16::pair_group_avx512(lo.as_ptr(), high, NR, NR, words);
         }
     }
 }
-
-/// Word `j` of a pair group takes bf16 lane `j` (low half) and lane `16 + j` (high half).
-#[cfg(target_arch = "x86_64")]
-const PAIR_ORDER: std::arch::x86_64::__m512i = unsafe {
-    std::mem::transmute::<[u16; 32], std::arch::x86_64::__m512i>([
-        0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12,
-        28, 13, 29, 14, 30, 15, 31,
-    ])
-};
 
 /// One depth row of a convolution's column matrix: the channel plane it reads (offset
 /// into the image) and the kernel position.
@@ -496,19 +473,13 @@ impl Im2col<'_> {
             .collect()
     }
 
-    /// Depth row `k` (at `tap`) of `panel`, zero past the matrix's last column.
+    /// `tap`'s depth row of `panel`, zero past the matrix's last column.
     #[inline]
-    fn fill_panel_row<const NR: usize>(
-        &self,
-        tap: &Tap,
-        k: usize,
-        panel: &PanelSpan,
-        row: &mut [f32; NR],
-    ) {
+    fn fill_panel_row<const NR: usize>(&self, tap: &Tap, panel: &PanelSpan, row: &mut [f32; NR]) {
         if panel.run {
             self.fill_run::<NR>(tap, panel.oy, panel.ox, row);
         } else {
-            self.fill_row(k, panel.c0, &mut row[..panel.live]);
+            self.fill_row(tap, panel.c0, &mut row[..panel.live]);
             row[panel.live..].fill(0.0);
         }
     }

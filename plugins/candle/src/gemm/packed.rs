@@ -33,6 +33,8 @@ struct Panels {
     len: usize,
     /// Lines per panel (`MR` or `NR`).
     panel: usize,
+    /// Depth of the blocks (`block_depth(depth, KC)`, as the driver cuts them).
+    block: usize,
 }
 
 impl Panels {
@@ -55,24 +57,23 @@ impl Panels {
             depth,
             len,
             panel,
+            block,
         }
     }
 
     /// Element at depth `k`, line `line`.
     fn get(&self, k: usize, line: usize) -> f32 {
         let width = self.len.next_multiple_of(self.panel);
-        let block = block_depth(self.depth, KC);
-        let pc = k - k % block;
-        let kc = block.min(self.depth - pc);
+        let pc = k - k % self.block;
+        let kc = self.block.min(self.depth - pc);
         let p = line / self.panel;
         self.data[pc * width + p * kc * self.panel + (k - pc) * self.panel + line % self.panel]
     }
 
     /// The packed block for `lines` × `ks`, if it is laid out as the driver wants it.
     fn block(&self, panel: usize, lines: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
-        let block = block_depth(self.depth, KC);
-        let whole_block =
-            ks.start.is_multiple_of(block) && ks.end == (ks.start + block).min(self.depth);
+        let whole_block = ks.start.is_multiple_of(self.block)
+            && ks.end == (ks.start + self.block).min(self.depth);
         if panel != self.panel
             || !whole_block
             || !lines.start.is_multiple_of(panel)

@@ -16,9 +16,9 @@ pub fn query_chunk_rows(batch_heads: usize, lq: usize, lk: usize, block_bytes: u
 
 /// `q: [N, Lq, H·D]`, `k, v: [N, Lk, H·D]` → `[N, Lq, H·D]`, scale `1/√D`; `causal`
 /// hides keys after each query's position. On the CPU this runs the fused kernel (query
-/// blocks of at most [`super::fused_attention::MAX_BLOCK_ROWS`], fewer if `block_bytes` asks for it, its products
-/// in `precision`); elsewhere batched matmuls over query chunks of at most `block_bytes` of
-/// scores.
+/// blocks as [`block_rows_for`] sizes them, fewer rows if `block_bytes` asks for it, its
+/// products in `precision`); elsewhere batched matmuls over query chunks of at most
+/// `block_bytes` of scores.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
