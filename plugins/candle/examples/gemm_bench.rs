@@ -11,6 +11,7 @@ use easel_candle::gemm::{
     Precision, RowMajor, Transposed,
 };
 use easel_candle::ops::attention::attention;
+use easel_candle::ops::winograd::{self, Conv3x3};
 use std::time::Instant;
 
 /// Best of `runs` timings of `f`, after one warm-up call, in seconds.
@@ -64,6 +65,72 @@ fn conv(c: usize, cout: usize, side: usize, precision: Precision) {
         "conv 3x3 {c:>3} -> {cout:>3} at {side:>3}² {precision:?}: {:7.2} ms  {:6.1} GFLOP/s",
         t * 1e3,
         gflop / t
+    );
+}
+
+/// A 3×3 f32 convolution of `images` `side²` images through Winograd's transform and
+/// through the column matrix, both in GFLOP/s of the direct convolution.
+fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
+    let x: Vec<f32> = (0..images * c * side * side)
+        .map(|i| (i % 7) as f32 * 0.1)
+        .collect();
+    let w: Vec<f32> = (0..cout * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+    let n = side * side;
+    let mut y = vec![0f32; images * cout * n];
+    let s = Conv3x3 {
+        images,
+        channels: c,
+        height: side,
+        width: side,
+        out_channels: cout,
+    };
+    let winograd = best_of(3, || {
+        winograd::conv3x3(s, &x, &w, &mut y, None, Precision::F32)
+    });
+    let dims = Dims {
+        m: cout,
+        n,
+        k: c * 9,
+    };
+    let im2col = best_of(3, || {
+        let cols = |i: usize| Im2col {
+            image: &x[i * c * n..(i + 1) * c * n],
+            channels: c,
+            height: side,
+            width: side,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            out_height: side,
+            out_width: side,
+        };
+        let out = Output {
+            data: &mut y,
+            ld: n,
+            batch_stride: cout * n,
+        };
+        let weight = RowMajor {
+            data: &w,
+            ld: dims.k,
+        };
+        matmul_batched_in(
+            Precision::F32,
+            dims,
+            images,
+            &weight,
+            cols,
+            out,
+            Bias::None,
+            true,
+        );
+    });
+    let gflop = 2.0 * (images * cout * n * c * 9) as f64 / 1e9;
+    println!(
+        "conv 3x3 {c:>4} -> {cout:>4} at {side:>3}² × {images} F32: winograd {:7.2} ms ({:5.1} GFLOP/s), im2col {:7.2} ms ({:5.1})",
+        winograd * 1e3,
+        gflop / winograd,
+        im2col * 1e3,
+        gflop / im2col
     );
 }
 
@@ -177,6 +244,19 @@ fn main() {
         ] {
             conv(c, cout, side, *p);
         }
+    }
+    // The same through Winograd's transform, and the UNet's deeper levels (batch of 2).
+    for (c, cout, side, images) in [
+        (320, 320, 64, 1),
+        (512, 512, 64, 1),
+        (256, 256, 256, 1),
+        (128, 128, 512, 1),
+        (320, 320, 64, 2),
+        (640, 640, 32, 2),
+        (1280, 1280, 16, 2),
+        (1280, 1280, 8, 2),
+    ] {
+        winograd_conv(c, cout, side, images);
     }
     // Self-attention at the UNet's 64² level (8 heads of 40) and the VAE's mid block.
     for p in &precisions {

@@ -26,7 +26,7 @@ mod packed;
 
 pub use bf16::Precision;
 pub use operand::{Element, Im2col, PackA, PackB, RowMajor, Transposed};
-pub use packed::{PackedA, PackedB};
+pub use packed::{PackedA, PackedB, PackedBView, PanelsOfB};
 
 use kernels::{Epilogue, KernelFn};
 use rayon::prelude::*;

@@ -21,12 +21,12 @@ fn tile() -> (usize, usize) {
     }
 }
 
-/// A whole matrix in panel layout: for each block of the depth ([`block_depth`]), all
-/// `ceil(len/panel)` panels of `panel` lines along the other dimension, each depth-major.
-/// `A` and `B` share this form (their panels differ only in which side is the line).
-#[derive(Clone, Debug)]
-struct Panels {
-    data: Vec<f32>,
+/// Where the elements of a whole matrix in panel layout live: for each block of the depth
+/// ([`block_depth`]), all `ceil(len/panel)` panels of `panel` lines along the other
+/// dimension, each depth-major. `A` and `B` share this form (their panels differ only in
+/// which side is the line).
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
     /// Depth (`k`).
     depth: usize,
     /// Lines along the panel dimension (`m` for `A`, `n` for `B`).
@@ -37,41 +37,44 @@ struct Panels {
     block: usize,
 }
 
-impl Panels {
-    /// Builds the panels block by block with `pack(depth range, dst)`.
-    fn build(
-        depth: usize,
-        len: usize,
-        panel: usize,
-        pack: impl Fn(Range<usize>, &mut [f32]),
-    ) -> Self {
-        let width = len.next_multiple_of(panel);
-        let mut data = vec![0f32; depth * width];
-        let block = block_depth(depth, KC);
-        for pc in (0..depth).step_by(block) {
-            let kc = block.min(depth - pc);
-            pack(pc..pc + kc, &mut data[pc * width..(pc + kc) * width]);
-        }
+impl Geometry {
+    fn new(depth: usize, len: usize, panel: usize) -> Self {
         Self {
-            data,
             depth,
             len,
             panel,
-            block,
+            block: block_depth(depth, KC),
         }
     }
 
-    /// Element at depth `k`, line `line`.
-    fn get(&self, k: usize, line: usize) -> f32 {
-        let width = self.len.next_multiple_of(self.panel);
+    /// Lines rounded up to whole panels.
+    fn width(&self) -> usize {
+        self.len.next_multiple_of(self.panel)
+    }
+
+    /// Elements of the packed matrix.
+    fn size(&self) -> usize {
+        self.depth * self.width()
+    }
+
+    /// Index of the element at depth `k`, line `line`.
+    #[inline(always)]
+    fn offset(&self, k: usize, line: usize) -> usize {
         let pc = k - k % self.block;
         let kc = self.block.min(self.depth - pc);
         let p = line / self.panel;
-        self.data[pc * width + p * kc * self.panel + (k - pc) * self.panel + line % self.panel]
+        pc * self.width() + p * kc * self.panel + (k - pc) * self.panel + line % self.panel
     }
 
-    /// The packed block for `lines` × `ks`, if it is laid out as the driver wants it.
-    fn block(&self, panel: usize, lines: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
+    /// The packed block for `lines` × `ks` in `data`, if it is laid out as the driver
+    /// wants it.
+    fn block<'d>(
+        &self,
+        data: &'d [f32],
+        panel: usize,
+        lines: Range<usize>,
+        ks: Range<usize>,
+    ) -> Option<&'d [f32]> {
         let whole_block = ks.start.is_multiple_of(self.block)
             && ks.end == (ks.start + self.block).min(self.depth);
         if panel != self.panel
@@ -81,14 +84,20 @@ impl Panels {
         {
             return None;
         }
-        let width = self.len.next_multiple_of(panel);
         let kc = ks.len();
-        let start = ks.start * width + (lines.start / panel) * kc * panel;
-        Some(&self.data[start..start + kc * lines.len().next_multiple_of(panel)])
+        let start = ks.start * self.width() + (lines.start / panel) * kc * panel;
+        Some(&data[start..start + kc * lines.len().next_multiple_of(panel)])
     }
 
-    /// Repacks for a kernel with another panel size (tests run every kernel).
-    fn repack(&self, panel: usize, lines: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
+    /// Repacks `data` for a kernel with another panel size (tests run every kernel).
+    fn repack(
+        &self,
+        data: &[f32],
+        panel: usize,
+        lines: Range<usize>,
+        ks: Range<usize>,
+        dst: &mut [f32],
+    ) {
         let kc = ks.len();
         for (q, chunk) in dst.chunks_exact_mut(panel * kc).enumerate() {
             let l0 = lines.start + q * panel;
@@ -99,13 +108,50 @@ impl Panels {
                 for (j, v) in row.iter_mut().enumerate() {
                     let line = l0 + j;
                     *v = if line < lines.end {
-                        self.get(ks.start + k, line)
+                        data[self.offset(ks.start + k, line)]
                     } else {
                         0.0
                     };
                 }
             }
         }
+    }
+}
+
+/// A whole matrix in panel layout, owning its elements.
+#[derive(Clone, Debug)]
+struct Panels {
+    data: Vec<f32>,
+    geometry: Geometry,
+}
+
+impl Panels {
+    /// Builds the panels block by block with `pack(depth range, dst)`, in `storage`
+    /// (whose contents are overwritten).
+    fn build(
+        depth: usize,
+        len: usize,
+        panel: usize,
+        mut data: Vec<f32>,
+        pack: impl Fn(Range<usize>, &mut [f32]),
+    ) -> Self {
+        let geometry = Geometry::new(depth, len, panel);
+        let width = geometry.width();
+        data.clear();
+        data.resize(geometry.size(), 0.0);
+        for pc in (0..depth).step_by(geometry.block) {
+            let kc = geometry.block.min(depth - pc);
+            pack(pc..pc + kc, &mut data[pc * width..(pc + kc) * width]);
+        }
+        Self { data, geometry }
+    }
+
+    fn block(&self, panel: usize, lines: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
+        self.geometry.block(&self.data, panel, lines, ks)
+    }
+
+    fn repack(&self, panel: usize, lines: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
+        self.geometry.repack(&self.data, panel, lines, ks, dst)
     }
 }
 
@@ -116,14 +162,33 @@ pub struct PackedA(Panels);
 impl PackedA {
     /// Packs all of `a` (`m × k`).
     pub fn new(a: &impl PackA, m: usize, k: usize) -> Self {
+        Self::new_in(a, m, k, Vec::new())
+    }
+
+    /// [`PackedA::new`] in the memory of `storage` (from [`PackedA::into_storage`]), so
+    /// that operands packed again and again do not fault in fresh pages every time.
+    pub fn new_in(a: &impl PackA, m: usize, k: usize, storage: Vec<f32>) -> Self {
         let (mr, _) = tile();
-        Self(Panels::build(k, m, mr, |ks, dst| match Isa::detect() {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => a.pack_a::<{ x86::MR_512 }>(0..m, ks, dst),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => a.pack_a::<{ x86::MR_256 }>(0..m, ks, dst),
-            _ => a.pack_a::<{ super::PORTABLE_MR }>(0..m, ks, dst),
-        }))
+        Self(Panels::build(
+            k,
+            m,
+            mr,
+            storage,
+            |ks, dst| match Isa::detect() {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => a.pack_a::<{ x86::MR_512 }>(0..m, ks, dst),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => a.pack_a::<{ x86::MR_256 }>(0..m, ks, dst),
+                _ => a.pack_a::<{ super::PORTABLE_MR }>(0..m, ks, dst),
+            },
+        ))
+    }
+}
+
+impl PackedA {
+    /// The memory of the packed panels, for [`PackedA::new_in`].
+    pub fn into_storage(self) -> Vec<f32> {
+        self.0.data
     }
 }
 
@@ -145,13 +210,19 @@ impl PackedB {
     /// Packs all of `b` (`k × n`).
     pub fn new(b: &impl PackB, k: usize, n: usize) -> Self {
         let (_, nr) = tile();
-        Self(Panels::build(k, n, nr, |ks, dst| match Isa::detect() {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => b.pack_b::<{ x86::NR_512 }>(ks, 0..n, dst),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => b.pack_b::<{ x86::NR_256 }>(ks, 0..n, dst),
-            _ => b.pack_b::<{ super::PORTABLE_NR }>(ks, 0..n, dst),
-        }))
+        Self(Panels::build(
+            k,
+            n,
+            nr,
+            Vec::new(),
+            |ks, dst| match Isa::detect() {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => b.pack_b::<{ x86::NR_512 }>(ks, 0..n, dst),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => b.pack_b::<{ x86::NR_256 }>(ks, 0..n, dst),
+                _ => b.pack_b::<{ super::PORTABLE_NR }>(ks, 0..n, dst),
+            },
+        ))
     }
 }
 
@@ -162,5 +233,63 @@ impl PackB for PackedB {
 
     fn prepacked<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>) -> Option<&[f32]> {
         self.0.block(NR, cols, ks)
+    }
+}
+
+/// The panel layout of a `k × n` right operand for the kernel [`Isa::detect`] picks, for
+/// producers that write `B` in packed form themselves instead of handing the GEMM a matrix
+/// to pack (Winograd's transformed input tiles: see `ops::winograd`).
+#[derive(Clone, Copy, Debug)]
+pub struct PanelsOfB(Geometry);
+
+impl PanelsOfB {
+    pub fn new(k: usize, n: usize) -> Self {
+        Self(Geometry::new(k, n, tile().1))
+    }
+
+    /// Elements the packed operand takes (its columns rounded up to whole panels).
+    pub fn size(&self) -> usize {
+        self.0.size()
+    }
+
+    /// Columns per panel: the columns `c..c + r` of one depth are contiguous when they lie
+    /// in one panel.
+    pub fn panel(&self) -> usize {
+        self.0.panel
+    }
+
+    /// Index of element `(k, col)`.
+    #[inline(always)]
+    pub fn offset(&self, k: usize, col: usize) -> usize {
+        self.0.offset(k, col)
+    }
+
+    /// `data` (of [`PanelsOfB::size`] elements, written in this layout) as an operand.
+    ///
+    /// # Panics
+    /// If `data` is shorter than the layout.
+    pub fn view<'a>(&self, data: &'a [f32]) -> PackedBView<'a> {
+        assert!(data.len() >= self.size(), "gemm: packed operand too short");
+        PackedBView {
+            data,
+            geometry: self.0,
+        }
+    }
+}
+
+/// A right operand already in panel layout, in borrowed memory (see [`PanelsOfB`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PackedBView<'a> {
+    data: &'a [f32],
+    geometry: Geometry,
+}
+
+impl PackB for PackedBView<'_> {
+    fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
+        self.geometry.repack(self.data, NR, cols, ks, dst)
+    }
+
+    fn prepacked<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>) -> Option<&[f32]> {
+        self.geometry.block(self.data, NR, cols, ks)
     }
 }

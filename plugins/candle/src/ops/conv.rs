@@ -1,10 +1,12 @@
-//! 2-D convolution. On the CPU (f32) it is one blocked matrix product per image,
+//! 2-D convolution. On the CPU, a 3×3 stride-1 convolution in f32 goes through Winograd's
+//! transform ([`winograd`]); any other is one blocked matrix product per image,
 //! `out[Cout, Ho·Wo] = W[Cout, C·k·k] · cols[C·k·k, Ho·Wo] + bias`, whose column matrix is
 //! packed straight from the image block by block ([`Im2col`]) and never materialised; a
 //! 1×1 convolution reads the image itself as the right operand. Other devices use candle's
 //! conv2d.
 
 use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, WeightData};
+use super::winograd::{self, Conv3x3};
 use crate::gemm::{matmul_batched_in, Bias, Dims, Element, Im2col, Output, Precision, RowMajor};
 use candle_core::{bail, Device, Result, Tensor};
 
@@ -80,6 +82,23 @@ fn conv2d_cpu(
         ho,
         wo,
     };
+    if winograd::applies(k, stride, padding, n, h, wd, precision) {
+        let s = Conv3x3 {
+            images: n,
+            channels: c,
+            height: h,
+            width: wd,
+            out_channels: cout,
+        };
+        let bias = bias.as_deref();
+        with_f32_data(x, "conv2d", |xs| {
+            with_weight_data(w, "conv2d", |wd| match wd {
+                WeightData::F32(ws) => winograd::conv3x3(s, xs, ws, &mut y, bias, precision),
+                WeightData::Bf16(ws) => winograd::conv3x3(s, xs, ws, &mut y, bias, precision),
+            })
+        })??;
+        return Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu);
+    }
     let bias = bias.as_deref().map_or(Bias::None, Bias::PerRow);
     with_f32_data(x, "conv2d", |xs| {
         with_weight_data(w, "conv2d", |wd| match wd {

@@ -15,3 +15,4 @@ pub mod norm;
 pub mod pixel_shuffle;
 pub mod softmax;
 pub mod window;
+pub mod winograd;
