@@ -129,6 +129,22 @@ pub trait Backend: 'static {
         w: &Self::Tensor,
         b: Option<&Self::Tensor>,
     ) -> Result<Self::Tensor>;
+    /// The transformer's GEGLU feed-forward, `geglu(x · w1ᵀ + b1) · w2ᵀ + b2` with
+    /// `w1: [2·inner, in]` and `w2: [out, inner]`. The default composes [`Backend::linear`]
+    /// and [`Backend::geglu`]; a backend may fuse it so that the `2·inner`-wide
+    /// intermediate (84 MiB per call at 512² on the CPU) never exists whole.
+    fn feed_forward_geglu(
+        &self,
+        x: &Self::Tensor,
+        w1: &Self::Tensor,
+        b1: Option<&Self::Tensor>,
+        w2: &Self::Tensor,
+        b2: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        let h = self.linear(x, w1, b1)?;
+        let h = self.geglu(&h)?;
+        self.linear(&h, w2, b2)
+    }
     /// 2-D convolution, square kernel from `w: [out, in, k, k]`, symmetric zero padding.
     fn conv2d(
         &self,

@@ -29,6 +29,13 @@ impl<B: Backend> Linear<B> {
     pub fn forward(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
         b.linear(x, &self.weight, self.bias.as_ref())
     }
+    /// The `[out, in]` weight (for fused backend ops that take several layers at once).
+    pub fn weight(&self) -> &B::Tensor {
+        &self.weight
+    }
+    pub fn bias(&self) -> Option<&B::Tensor> {
+        self.bias.as_ref()
+    }
 }
 
 /// Square-kernel 2-D convolution with bias.

@@ -137,9 +137,14 @@ impl<B: Backend> FeedForward<B> {
         })
     }
     pub fn forward(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
-        let h = self.proj_in.forward(b, x)?;
-        let h = b.geglu(&h)?;
-        self.proj_out.forward(b, &h)
+        let (proj_in, proj_out) = (&self.proj_in, &self.proj_out);
+        b.feed_forward_geglu(
+            x,
+            proj_in.weight(),
+            proj_in.bias(),
+            proj_out.weight(),
+            proj_out.bias(),
+        )
     }
 }
 

@@ -237,6 +237,17 @@ impl Backend for CandleBackend {
         ops::linear::linear(x, w, b, self.precision).be()
     }
 
+    fn feed_forward_geglu(
+        &self,
+        x: &Tensor,
+        w1: &Tensor,
+        b1: Option<&Tensor>,
+        w2: &Tensor,
+        b2: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        ops::feed_forward::feed_forward_geglu(x, [w1, w2], [b1, b2], self.precision).be()
+    }
+
     fn conv2d(
         &self,
         x: &Tensor,

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod conv;
 pub mod cpu_kernel;
 pub mod fast_math;
+pub mod feed_forward;
 pub mod fused_attention;
 pub mod key_major_softmax;
 pub mod layout;
