@@ -165,6 +165,11 @@ impl PackedA {
         Self::new_in(a, m, k, Vec::new())
     }
 
+    /// Floats the storage of an `m × k` operand takes (see [`PackedA::new_in`]).
+    pub fn storage_len(m: usize, k: usize) -> usize {
+        Geometry::new(k, m, tile().0).size()
+    }
+
     /// [`PackedA::new`] in the memory of `storage` (from [`PackedA::into_storage`]), so
     /// that operands packed again and again do not fault in fresh pages every time.
     pub fn new_in(a: &impl PackA, m: usize, k: usize, storage: Vec<f32>) -> Self {
