@@ -26,73 +26,30 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
-/// A 3×3, stride 1, padding 1 convolution `c → cout` of one `side²` image.
-fn conv(c: usize, cout: usize, side: usize, precision: Precision) {
-    let x: Vec<f32> = (0..c * side * side).map(|i| (i % 7) as f32 * 0.1).collect();
-    let w: Vec<f32> = (0..cout * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+/// Inputs of a 3×3 convolution `c → cout` of `images` `side²` images: image, weight.
+fn conv_inputs(c: usize, cout: usize, side: usize, images: usize) -> (Vec<f32>, Vec<f32>) {
+    let x = (0..images * c * side * side)
+        .map(|i| (i % 7) as f32 * 0.1)
+        .collect();
+    let w = (0..cout * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+    (x, w)
+}
+
+/// Best time of a 3×3, stride 1, padding 1 convolution of `images` `side²` images through
+/// the column matrix (packed from the image), and its GFLOP.
+fn im2col_conv(
+    (x, w): (&[f32], &[f32]),
+    (c, cout, side, images): (usize, usize, usize, usize),
+    precision: Precision,
+) -> (f64, f64) {
     let n = side * side;
-    let mut y = vec![0f32; cout * n];
+    let mut y = vec![0f32; images * cout * n];
     let dims = Dims {
         m: cout,
         n,
         k: c * 9,
     };
     let t = best_of(3, || {
-        let cols = |_| Im2col {
-            image: &x,
-            channels: c,
-            height: side,
-            width: side,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            out_height: side,
-            out_width: side,
-        };
-        let out = Output {
-            data: &mut y,
-            ld: n,
-            batch_stride: 0,
-        };
-        let weight = RowMajor {
-            data: &w,
-            ld: dims.k,
-        };
-        matmul_batched_in(precision, dims, 1, &weight, cols, out, Bias::None, true);
-    });
-    let gflop = 2.0 * (dims.m * dims.n * dims.k) as f64 / 1e9;
-    println!(
-        "conv 3x3 {c:>3} -> {cout:>3} at {side:>3}² {precision:?}: {:7.2} ms  {:6.1} GFLOP/s",
-        t * 1e3,
-        gflop / t
-    );
-}
-
-/// A 3×3 f32 convolution of `images` `side²` images through Winograd's transform and
-/// through the column matrix, both in GFLOP/s of the direct convolution.
-fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
-    let x: Vec<f32> = (0..images * c * side * side)
-        .map(|i| (i % 7) as f32 * 0.1)
-        .collect();
-    let w: Vec<f32> = (0..cout * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
-    let n = side * side;
-    let mut y = vec![0f32; images * cout * n];
-    let s = Conv3x3 {
-        images,
-        channels: c,
-        height: side,
-        width: side,
-        out_channels: cout,
-    };
-    let winograd = best_of(3, || {
-        winograd::conv3x3(s, &x, &w, &mut y, None, Precision::F32)
-    });
-    let dims = Dims {
-        m: cout,
-        n,
-        k: c * 9,
-    };
-    let im2col = best_of(3, || {
         let cols = |i: usize| Im2col {
             image: &x[i * c * n..(i + 1) * c * n],
             channels: c,
@@ -110,11 +67,11 @@ fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
             batch_stride: cout * n,
         };
         let weight = RowMajor {
-            data: &w,
+            data: w,
             ld: dims.k,
         };
         matmul_batched_in(
-            Precision::F32,
+            precision,
             dims,
             images,
             &weight,
@@ -124,7 +81,36 @@ fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
             true,
         );
     });
-    let gflop = 2.0 * (images * cout * n * c * 9) as f64 / 1e9;
+    (t, 2.0 * (images * dims.m * dims.n * dims.k) as f64 / 1e9)
+}
+
+/// A 3×3, stride 1, padding 1 convolution `c → cout` of one `side²` image.
+fn conv(c: usize, cout: usize, side: usize, precision: Precision) {
+    let (x, w) = conv_inputs(c, cout, side, 1);
+    let (t, gflop) = im2col_conv((&x, &w), (c, cout, side, 1), precision);
+    println!(
+        "conv 3x3 {c:>3} -> {cout:>3} at {side:>3}² {precision:?}: {:7.2} ms  {:6.1} GFLOP/s",
+        t * 1e3,
+        gflop / t
+    );
+}
+
+/// A 3×3 f32 convolution of `images` `side²` images through Winograd's transform and
+/// through the column matrix, both in GFLOP/s of the direct convolution.
+fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
+    let (x, w) = conv_inputs(c, cout, side, images);
+    let mut y = vec![0f32; images * cout * side * side];
+    let s = Conv3x3 {
+        images,
+        channels: c,
+        height: side,
+        width: side,
+        out_channels: cout,
+    };
+    let winograd = best_of(3, || {
+        winograd::conv3x3(s, &x, &w, &mut y, None, Precision::F32)
+    });
+    let (im2col, gflop) = im2col_conv((&x, &w), (c, cout, side, images), Precision::F32);
     println!(
         "conv 3x3 {c:>4} -> {cout:>4} at {side:>3}² × {images} F32: winograd {:7.2} ms ({:5.1} GFLOP/s), im2col {:7.2} ms ({:5.1})",
         winograd * 1e3,

@@ -278,61 +278,51 @@ fn chunks(s: Conv3x3) -> Vec<Chunk> {
     chunks
 }
 
-/// Runs `body` compiled for the widest vector unit this CPU has (the transforms are
-/// written as fixed-width lanes for the compiler to vectorise).
-macro_rules! dispatch {
-    ($body:ident($($arg:expr),*), $avx512:ident, $avx2:ident) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { $avx512($($arg),*) };
+/// Defines `fn $name(args)` as `$body(args)` compiled for the widest vector unit this CPU
+/// has (the transforms are written as fixed-width lanes for the compiler to vectorise):
+/// `$body` is inlined into one copy per instruction set, picked at run time.
+macro_rules! per_isa {
+    ($(#[$doc:meta])* fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA.
-                return unsafe { $avx2($($arg),*) };
-            }
+            $body($($arg),*)
         }
-        $body($($arg),*)
-    }};
+    };
 }
 
 /// Tiles a transform handles per step: one AVX-512 vector of f32.
 const LANES: usize = 16;
 
-/// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with
-/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` and `d` the 4×4
-/// input block starting one row and column before the tile's output (zero outside).
-fn transform_input(s: Conv3x3, image: &[f32], chunk: &Chunk, panels: &PanelsOfB, v: &mut [f32]) {
-    dispatch!(
-        transform_input_body(s, image, chunk, panels, v),
-        transform_input_avx512,
-        transform_input_avx2
+per_isa! {
+    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with
+    /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` and `d` the 4×4
+    /// input block starting one row and column before the tile's output (zero outside).
+    fn transform_input = transform_input_body(
+        s: Conv3x3,
+        image: &[f32],
+        chunk: &Chunk,
+        panels: &PanelsOfB,
+        v: &mut [f32],
     )
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_input_avx512(
-    s: Conv3x3,
-    image: &[f32],
-    chunk: &Chunk,
-    panels: &PanelsOfB,
-    v: &mut [f32],
-) {
-    transform_input_body(s, image, chunk, panels, v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transform_input_avx2(
-    s: Conv3x3,
-    image: &[f32],
-    chunk: &Chunk,
-    panels: &PanelsOfB,
-    v: &mut [f32],
-) {
-    transform_input_body(s, image, chunk, panels, v)
 }
 
 #[inline(always)]
@@ -477,44 +467,16 @@ fn combine_into(
     }
 }
 
-/// `y = Aᵀ M A + bias` for every output channel and tile of the chunk, with
-/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; tiles past the image's edge are cut.
-fn transform_output(
-    s: Conv3x3,
-    m: &[f32],
-    chunk: &Chunk,
-    bias: Option<&[f32]>,
-    out: &SharedOutput,
-) {
-    dispatch!(
-        transform_output_body(s, m, chunk, bias, out),
-        transform_output_avx512,
-        transform_output_avx2
+per_isa! {
+    /// `y = Aᵀ M A + bias` for every output channel and tile of the chunk, with
+    /// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; tiles past the image's edge are cut.
+    fn transform_output = transform_output_body(
+        s: Conv3x3,
+        m: &[f32],
+        chunk: &Chunk,
+        bias: Option<&[f32]>,
+        out: &SharedOutput,
     )
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_output_avx512(
-    s: Conv3x3,
-    m: &[f32],
-    chunk: &Chunk,
-    bias: Option<&[f32]>,
-    out: &SharedOutput,
-) {
-    transform_output_body(s, m, chunk, bias, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transform_output_avx2(
-    s: Conv3x3,
-    m: &[f32],
-    chunk: &Chunk,
-    bias: Option<&[f32]>,
-    out: &SharedOutput,
-) {
-    transform_output_body(s, m, chunk, bias, out)
 }
 
 #[inline(always)]
