@@ -82,24 +82,7 @@ fn conv2d_cpu(
         ho,
         wo,
     };
-    if winograd::applies(k, stride, padding, n, h, wd, precision) {
-        let s = Conv3x3 {
-            images: n,
-            channels: c,
-            height: h,
-            width: wd,
-            out_channels: cout,
-        };
-        let bias = bias.as_deref();
-        with_f32_data(x, "conv2d", |xs| {
-            with_weight_data(w, "conv2d", |wd| match wd {
-                WeightData::F32(ws) => winograd::conv3x3(s, xs, ws, &mut y, bias, precision),
-                WeightData::Bf16(ws) => winograd::conv3x3(s, xs, ws, &mut y, bias, precision),
-            })
-        })??;
-        return Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu);
-    }
-    let bias = bias.as_deref().map_or(Bias::None, Bias::PerRow);
+    let bias = bias.as_deref();
     with_f32_data(x, "conv2d", |xs| {
         with_weight_data(w, "conv2d", |wd| match wd {
             WeightData::F32(ws) => conv_products(&shape, xs, ws, &mut y, bias, precision),
@@ -123,16 +106,28 @@ struct ConvShape {
     wo: usize,
 }
 
-/// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16.
+/// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16: through
+/// Winograd's transform where it applies, else one product per image.
 fn conv_products<T: Element>(
     s: &ConvShape,
     xs: &[f32],
     ws: &[T],
     y: &mut [f32],
-    bias: Bias<'_>,
+    bias: Option<&[f32]>,
     precision: Precision,
 ) {
     let (c, h, wd) = (s.c, s.h, s.wd);
+    if winograd::applies(s.k, s.stride, s.padding, s.n, h, wd, precision) {
+        let shape = Conv3x3 {
+            images: s.n,
+            channels: c,
+            height: h,
+            width: wd,
+            out_channels: s.cout,
+        };
+        return winograd::conv3x3(shape, xs, ws, y, bias, precision);
+    }
+    let bias = bias.map_or(Bias::None, Bias::PerRow);
     let dims = Dims {
         m: s.cout,
         n: s.ho * s.wo,

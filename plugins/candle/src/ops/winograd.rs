@@ -125,12 +125,8 @@ pub fn conv3x3<T: Element>(
     if let Some(b) = bias {
         assert_eq!(b.len(), s.out_channels, "winograd: bias");
     }
-    let t0 = std::time::Instant::now();
     let mut kernels = KERNEL_BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let u = transformed_kernels(s, w, &mut kernels);
-    if std::env::var_os("WINO_T").is_some() {
-        eprintln!("U {:?} {:.2} ms", s, t0.elapsed().as_secs_f64() * 1e3);
-    }
     let chunks = chunks(s);
     let out = SharedOutput(y.as_mut_ptr(), y.len());
     chunks.par_iter().for_each(|chunk| {
