@@ -227,7 +227,10 @@ impl<B: Backend> AutoencoderKl<B> {
                 h = block.forward(b, &h, None)?;
             }
             if let Some(conv) = &level.resample {
-                h = conv.forward(b, &b.upsample_nearest2x(&h)?)?;
+                // The low-resolution input is freed before the conv's output is made.
+                let up = b.upsample_nearest2x(&h)?;
+                drop(h);
+                h = conv.forward(b, &up)?;
             }
         }
         let h = self.dec_norm_out.forward_silu(b, &h)?;
