@@ -2,6 +2,14 @@
 //! format, network and sampler lives in the library crates.
 
 mod allocator;
+#[cfg(target_os = "linux")]
+mod recycling_allocator;
+
+/// Large blocks recycled (see [`allocator`]); the unit tests keep the system allocator.
+#[cfg(all(target_os = "linux", not(test)))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: recycling_allocator::RecyclingAllocator =
+    recycling_allocator::RecyclingAllocator::new();
 mod bench;
 mod compute;
 mod convert;

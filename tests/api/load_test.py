@@ -1,7 +1,8 @@
 """A bounded load test: 64 concurrent txt2img requests on the tiny model against one
 `easel serve` on loopback (queue limit 32), 30 s at most. Every request must get an
 answer: its images (200) or an immediate "queue full" (503); none may be lost, and the
-server must still answer afterwards. Prints the figures as JSON.
+server must still answer afterwards. Then one 512² image, and the memory its buffers took
+must go back to the system once the server is idle. Prints the figures as JSON.
 
 Usage: python load_test.py EASEL_BINARY MODELS_DIR
 """
@@ -70,7 +71,18 @@ def main():
             "rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1),
             "server_answers_after": alive,
         }
+        # A larger image's buffers are kept for reuse while jobs come, and handed back to
+        # the system once the server has been idle for 2 s.
+        r = requests.post(f"{base}/txt2img", json={"steps": 1, "width": 512, "height": 512},
+                          timeout=120)
+        assert r.status_code == 200, r.text
+        rss_busy = rss_bytes(server.pid)
+        time.sleep(3.5)
+        rss_idle = rss_bytes(server.pid)
+        report["rss_after_512_mb"] = round(rss_busy / 2**20, 1)
+        report["rss_idle_mb"] = round(rss_idle / 2**20, 1)
         print("load test:", json.dumps(report))
+        assert rss_busy - rss_idle > 64 * 2**20, f"the server kept its memory when idle: {report}"
         assert len(results) == CLIENTS, "some clients never got an answer"
         assert not other, other
         assert served + busy == CLIENTS and served >= 33, report

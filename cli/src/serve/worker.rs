@@ -77,6 +77,10 @@ pub struct LiveProgress {
     pub preview: Option<(Vec<u8>, usize, usize)>,
 }
 
+/// How long the generation thread waits without a job before it returns the memory the
+/// last one freed (see [`crate::allocator`]).
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
 /// A1111's `show_progress_every_n_steps` default.
 pub const PREVIEW_EVERY: usize = 10;
 
@@ -165,7 +169,22 @@ where
             };
             let previewer = Previewer::load(&backend, &folders.0);
             let mut svc = service(backend, folders.0, folders.1);
-            for command in rx {
+            // After a job, free memory goes back to the system once no other job has
+            // come for IDLE_RELEASE (at once after an unload).
+            let mut idle_released = true;
+            loop {
+                let command = match rx.recv_timeout(IDLE_RELEASE) {
+                    Ok(command) => command,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if !idle_released {
+                            crate::allocator::release_free_memory();
+                            idle_released = true;
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                let unload = matches!(command, Command::Unload { .. });
                 run_command(
                     &mut svc,
                     command,
@@ -174,6 +193,10 @@ where
                     previewer.as_ref(),
                     job_time,
                 );
+                idle_released = unload;
+                if unload {
+                    crate::allocator::release_free_memory();
+                }
             }
         })
         .map_err(|e| Error::Invalid(format!("cannot start the generation thread: {e}")))?;
