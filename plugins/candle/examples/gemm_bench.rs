@@ -3,7 +3,8 @@
 //! attention at the UNet's and the VAE's 64² shapes, in f32 and (where the CPU has
 //! AVX512-BF16 or AMX) bf16:
 //! `RAYON_NUM_THREADS=1 cargo run --release -p easel-candle --example gemm_bench`.
-//! `EASEL_BF16_KERNEL=avx512bf16` runs bf16 on AVX512-BF16 on an AMX machine.
+//! `EASEL_BF16_KERNEL=avx512bf16` runs bf16 on AVX512-BF16 on an AMX machine. An argument
+//! (`matmul`, `conv`, `winograd`, `attention`) runs only that part (after the packing figures).
 
 use candle_core::{Device, Tensor};
 use easel_candle::gemm::{
@@ -142,6 +143,8 @@ fn attention_timing(len: usize, width: usize, heads: usize, precision: Precision
 }
 
 fn main() {
+    let only = std::env::args().nth(1);
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     // (m, n, k, B transposed): conv 3×3 320 @64² as one image, linear 320/1280/640 layers.
     let shapes = [
         (320, 4096, 2880, false),
@@ -187,6 +190,7 @@ fn main() {
     }
     for (m, n, k, t, p) in shapes
         .into_iter()
+        .filter(|_| wants("matmul"))
         .flat_map(|s| precisions.iter().map(move |&p| (s, p)))
         .map(|((m, n, k, t), p)| (m, n, k, t, p))
     {
@@ -221,7 +225,7 @@ fn main() {
         );
     }
     // The UNet's 3×3 convolutions at 64² and the VAE decoder's at 64²–512².
-    for p in &precisions {
+    for p in precisions.iter().filter(|_| wants("conv")) {
         for (c, cout, side) in [
             (320, 320, 64),
             (512, 512, 64),
@@ -241,11 +245,14 @@ fn main() {
         (640, 640, 32, 2),
         (1280, 1280, 16, 2),
         (1280, 1280, 8, 2),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| wants("winograd"))
+    {
         winograd_conv(c, cout, side, images);
     }
     // Self-attention at the UNet's 64² level (8 heads of 40) and the VAE's mid block.
-    for p in &precisions {
+    for p in precisions.iter().filter(|_| wants("attention")) {
         attention_timing(4096, 320, 8, *p);
         attention_timing(4096, 512, 1, *p);
     }
