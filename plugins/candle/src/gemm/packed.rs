@@ -231,6 +231,30 @@ impl PackedB {
     }
 }
 
+impl PackedB {
+    /// `b` (`k × n`) packed in panels of `NR` columns (the driver's kernel), its depth
+    /// blocks packed in parallel on rayon's pool; `b_of` gives the operand (called once per
+    /// block, on the thread packing it).
+    pub(crate) fn for_kernel<const NR: usize, B: PackB>(
+        b_of: impl Fn() -> B + Sync,
+        k: usize,
+        n: usize,
+    ) -> Self {
+        use rayon::prelude::*;
+        let geometry = Geometry::new(k, n, NR);
+        let width = geometry.width();
+        let mut data = vec![0.0; geometry.size()];
+        data.par_chunks_mut(geometry.block * width)
+            .enumerate()
+            .for_each(|(i, dst)| {
+                let pc = i * geometry.block;
+                let kc = dst.len() / width;
+                b_of().pack_b::<NR>(pc..pc + kc, 0..n, dst);
+            });
+        Self(Panels { data, geometry })
+    }
+}
+
 impl PackB for PackedB {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
         self.0.repack(NR, cols, ks, dst)

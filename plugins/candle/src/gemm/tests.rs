@@ -328,6 +328,48 @@ fn large_batches_are_run_in_groups() {
     }
 }
 
+/// With several threads and few columns the tasks split only the rows of `A`; the right
+/// operands (a batch of two, two depth blocks, ragged columns) are then packed once and
+/// shared, and every item must still match the triple loop.
+#[test]
+fn row_split_tasks_share_one_packing_of_b() {
+    let (m, n, k, batch) = (300, 45, 500, 2);
+    let dims = Dims { m, n, k };
+    let a = random(m * k, 81);
+    let bs: Vec<Vec<f32>> = (0..batch).map(|i| random(k * n, 82 + i as u64)).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("thread pool");
+    for isa in Isa::available() {
+        let mut c = vec![f32::NAN; batch * m * n];
+        pool.install(|| {
+            matmul_batched_on(
+                isa,
+                dims,
+                batch,
+                &RowMajor { data: &a, ld: k },
+                |i| Transposed {
+                    data: &bs[i],
+                    ld: k,
+                },
+                Output {
+                    data: &mut c,
+                    ld: n,
+                    batch_stride: m * n,
+                },
+                Bias::None,
+                true,
+            )
+        });
+        for (i, b) in bs.iter().enumerate() {
+            let (want, mag) = reference(dims, |r, p| a[r * k + p], |p, j| b[j * k + p], Bias::None);
+            let got = &c[i * m * n..(i + 1) * m * n];
+            assert_close(got, &want, &mag, &format!("{isa:?} item {i}"));
+        }
+    }
+}
+
 /// The bf16 products against exact arithmetic on the bf16-rounded inputs (so only the f32
 /// sums may differ), at ragged sizes, odd depths, several `KC` blocks, a batch, both bias
 /// forms and a prepacked operand; and within bf16's input rounding of the f32 product.
