@@ -287,58 +287,23 @@ fn bf16_convolutions_are_exact_sums_of_rounded_inputs() {
     }
 }
 
-/// A batch whose packed right operands are too large to hold together is run item group by
-/// item group (here one item at a time), each item still matching the triple loop.
-#[test]
-fn large_batches_are_run_in_groups() {
-    let (m, n, k, batch) = (5, 4200, 300, 3);
-    let dims = Dims { m, n, k };
-    let a = random(m * k, 71);
-    let bs: Vec<Vec<f32>> = (0..batch).map(|i| random(k * n, 72 + i as u64)).collect();
-    let bias = random(m, 75);
-    for isa in Isa::available() {
-        let mut c = vec![f32::NAN; batch * m * n];
-        matmul_batched_on(
-            isa,
-            dims,
-            batch,
-            &RowMajor { data: &a, ld: k },
-            |i| RowMajor {
-                data: &bs[i],
-                ld: n,
-            },
-            Output {
-                data: &mut c,
-                ld: n,
-                batch_stride: m * n,
-            },
-            Bias::PerRow(&bias),
-            false,
-        );
-        for (i, b) in bs.iter().enumerate() {
-            let (want, mag) = reference(
-                dims,
-                |r, p| a[r * k + p],
-                |p, j| b[p * n + j],
-                Bias::PerRow(&bias),
-            );
-            let got = &c[i * m * n..(i + 1) * m * n];
-            assert_close(got, &want, &mag, &format!("{isa:?} item {i}"));
-        }
-    }
-}
-
-/// With several threads and few columns the tasks split only the rows of `A`; the right
-/// operands (a batch of two, two depth blocks, ragged columns) are then packed once and
-/// shared, and every item must still match the triple loop.
-#[test]
-fn row_split_tasks_share_one_packing_of_b() {
-    let (m, n, k, batch) = (300, 45, 500, 2);
-    let dims = Dims { m, n, k };
-    let a = random(m * k, 81);
-    let bs: Vec<Vec<f32>> = (0..batch).map(|i| random(k * n, 82 + i as u64)).collect();
+/// Runs a batch of products (one shared `A`, a row-major `B` per item) on every kernel, in
+/// a pool of `threads` threads (in parallel when more than one), and checks each item
+/// against the triple loop.
+fn check_batch(dims: Dims, batch: usize, seed: u64, with_bias: bool, threads: usize) {
+    let Dims { m, n, k } = dims;
+    let a = random(m * k, seed);
+    let bs: Vec<Vec<f32>> = (0..batch)
+        .map(|i| random(k * n, seed + 1 + i as u64))
+        .collect();
+    let bias_values = random(m, seed + 100);
+    let bias = if with_bias {
+        Bias::PerRow(&bias_values)
+    } else {
+        Bias::None
+    };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
+        .num_threads(threads)
         .build()
         .expect("thread pool");
     for isa in Isa::available() {
@@ -349,25 +314,60 @@ fn row_split_tasks_share_one_packing_of_b() {
                 dims,
                 batch,
                 &RowMajor { data: &a, ld: k },
-                |i| Transposed {
+                |i| RowMajor {
                     data: &bs[i],
-                    ld: k,
+                    ld: n,
                 },
                 Output {
                     data: &mut c,
                     ld: n,
                     batch_stride: m * n,
                 },
-                Bias::None,
-                true,
+                bias,
+                threads > 1,
             )
         });
         for (i, b) in bs.iter().enumerate() {
-            let (want, mag) = reference(dims, |r, p| a[r * k + p], |p, j| b[j * k + p], Bias::None);
+            let (want, mag) = reference(dims, |r, p| a[r * k + p], |p, j| b[p * n + j], bias);
             let got = &c[i * m * n..(i + 1) * m * n];
-            assert_close(got, &want, &mag, &format!("{isa:?} item {i}"));
+            assert_close(got, &want, &mag, &format!("{isa:?} {dims:?} item {i}"));
         }
     }
+}
+
+/// A batch whose packed right operands are too large to hold together is run item group by
+/// item group (here one item at a time), each item still matching the triple loop.
+#[test]
+fn large_batches_are_run_in_groups() {
+    check_batch(
+        Dims {
+            m: 5,
+            n: 4200,
+            k: 300,
+        },
+        3,
+        71,
+        true,
+        1,
+    );
+}
+
+/// With several threads and few columns the tasks split only the rows of `A`; the right
+/// operands (a batch of two, two depth blocks, ragged columns) are then packed once and
+/// shared, and every item must still match the triple loop.
+#[test]
+fn row_split_tasks_share_one_packing_of_b() {
+    check_batch(
+        Dims {
+            m: 300,
+            n: 45,
+            k: 500,
+        },
+        2,
+        81,
+        false,
+        3,
+    );
 }
 
 /// The bf16 products against exact arithmetic on the bf16-rounded inputs (so only the f32
