@@ -62,8 +62,6 @@ impl RecyclingAllocator {
     /// A block for `len` mapped bytes and whether it was recycled (then its contents are
     /// whatever the last user left).
     fn take(&self, len: usize) -> Option<(*mut u8, bool)> {
-        let mut dropped = [Block { addr: 0, len: 0 }; KEPT];
-        let mut n_dropped = 0;
         let found = {
             let mut free = self.lock();
             let count = free.count;
@@ -73,24 +71,13 @@ impl RecyclingAllocator {
                 .filter(|(_, b)| b.len >= len)
                 .min_by_key(|(_, b)| b.len)
                 .map(|(i, _)| i);
-            match best {
-                Some(i) => {
-                    let block = free.blocks[i];
-                    free.blocks[i] = free.blocks[count - 1];
-                    free.count -= 1;
-                    Some(block)
-                }
-                None => {
-                    dropped[..count].copy_from_slice(&free.blocks[..count]);
-                    n_dropped = count;
-                    free.count = 0;
-                    None
-                }
-            }
+            best.map(|i| {
+                let block = free.blocks[i];
+                free.blocks[i] = free.blocks[count - 1];
+                free.count -= 1;
+                block
+            })
         };
-        for b in &dropped[..n_dropped] {
-            unmap(b.addr, b.len);
-        }
         match found {
             Some(block) => {
                 if block.len > len {
@@ -99,9 +86,10 @@ impl RecyclingAllocator {
                 Some((block.addr as *mut u8, true))
             }
             None => {
-                // Growing: first hand back what the small-block heap holds free (e.g. the
-                // UNet's activations before a VAE decode), so that the process's peak is
-                // not that memory plus this block.
+                // Growing: none of the kept blocks can serve this, so they go, and so does
+                // what the small-block heap holds free (e.g. the UNet's activations before
+                // a VAE decode): the process's peak is then not that memory plus this block.
+                self.release();
                 #[cfg(target_env = "gnu")]
                 // SAFETY: malloc_trim only walks glibc's own free lists; no lock of this
                 // allocator is held.

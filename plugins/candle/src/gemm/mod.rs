@@ -582,6 +582,11 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     // thread, pack each item's `B` once, in parallel, and let every task read it.
     let splits_rows_only = tasks.len() > 1 && nc >= dims.n;
     let shared_floats = batch * dims.k * dims.n.next_multiple_of(NR);
+    let kc_block = block_depth(dims.k, deepest);
+    let c = SharedOut(out.data.as_mut_ptr());
+    let (ld, batch_stride) = (out.ld, out.batch_stride);
+    // SAFETY (both calls): the assertions above keep every tile inside `out`; tasks cover
+    // disjoint blocks of it.
     if threads > 1
         && splits_rows_only
         && layout == PanelLayout::F32
@@ -592,39 +597,35 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             .map(|i| PackedB::for_kernel::<NR, B>(|| b(i), dims.k, dims.n))
             .collect();
         let problem = Problem {
-            kc_block: block_depth(dims.k, KC),
+            kc_block,
             kernel,
             layout,
             dims,
             batch,
             a,
             b: |i: usize| &packed[i],
-            c: SharedOut(out.data.as_mut_ptr()),
-            ld: out.ld,
-            batch_stride: out.batch_stride,
+            c,
+            ld,
+            batch_stride,
             bias,
         };
-        // SAFETY: as below.
         unsafe { run_tasks::<MR, NR, _, _, _>(&problem, &tasks, threads) };
-        return;
+    } else {
+        let problem = Problem {
+            kc_block,
+            kernel,
+            layout,
+            dims,
+            batch,
+            a,
+            b,
+            c,
+            ld,
+            batch_stride,
+            bias,
+        };
+        unsafe { run_tasks::<MR, NR, _, _, _>(&problem, &tasks, threads) };
     }
-    let kc_block = block_depth(dims.k, deepest);
-    let problem = Problem {
-        kc_block,
-        kernel,
-        layout,
-        dims,
-        batch,
-        a,
-        b,
-        c: SharedOut(out.data.as_mut_ptr()),
-        ld: out.ld,
-        batch_stride: out.batch_stride,
-        bias,
-    };
-    // SAFETY: the assertions above keep every tile inside `out`; tasks cover disjoint
-    // blocks of it.
-    unsafe { run_tasks::<MR, NR, _, _, _>(&problem, &tasks, threads) };
 }
 
 /// Runs `tasks` of `p`, in parallel when there are several and more than one thread.
