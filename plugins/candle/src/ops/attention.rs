@@ -71,7 +71,12 @@ pub fn attention_with(
         let op = FusedAttention {
             scale,
             causal,
-            block_rows: chunk.min(block_rows_for(n * heads, lq, rayon::current_num_threads())),
+            block_rows: chunk.min(block_rows_for(
+                n * heads,
+                lq,
+                lk,
+                rayon::current_num_threads(),
+            )),
             heads,
             precision,
         };

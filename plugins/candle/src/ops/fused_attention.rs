@@ -12,6 +12,7 @@
 //! product packs with plain copies. (Query-major, the scores would have to be transposed
 //! into panels for every block, which costs as much as the products at a head width of 40.)
 
+use super::cpu_cache;
 use super::cpu_kernel::f32_slice;
 use super::key_major_softmax::exp_columns_in_place;
 use crate::gemm::{matmul_in, Bias, Dims, PackedA, Precision, RowMajor, Transposed};
@@ -21,20 +22,40 @@ use std::cell::RefCell;
 
 /// Most query rows per task: the products of a block run at their full rate only when
 /// it is several kernel panels wide (measured on Zen 5 at Lk = 4096, one thread: 64 rows
-/// took 20–40 % longer per attention than 192, the VAE's single 512-wide head the most);
-/// the `Lk × rows` score block (3 MiB at Lk = 4096) then lives in L3, which costs less
-/// than the narrow products did.
+/// took 20–40 % longer per attention than 192, the VAE's single 512-wide head the most).
 pub const MAX_BLOCK_ROWS: usize = 192;
-/// Fewest query rows per task, when narrower blocks are needed to give every thread work.
+/// Fewest query rows per task, when narrower blocks are needed to give every thread work
+/// or to keep the score block near the level-2 cache.
 const MIN_BLOCK_ROWS: usize = 64;
+/// Largest score block (`Lk × rows` floats) as a multiple of the level-2 cache. The block
+/// is written, read twice by the softmax and packed for the second product, so where it
+/// lives matters: on Zen 5 (1 MiB L2, fast L3) 192 rows at Lk = 4096 (3 MiB) were best;
+/// on Zen 1 (512 KiB L2, slower L3) 64–96 rows, 9 % faster than 192 for the UNet's 8
+/// heads at 64² and 4 % for the VAE's one 512-wide head.
+const SCORE_BLOCK_L2_MULTIPLE: usize = 3;
 
-/// Query rows per task for `batch_heads` heads of `lq` queries on `threads` threads: as
-/// many as [`MAX_BLOCK_ROWS`] while that still leaves four tasks per thread, down to
-/// `MIN_BLOCK_ROWS`.
-pub fn block_rows_for(batch_heads: usize, lq: usize, threads: usize) -> usize {
+/// Query rows per task for `batch_heads` heads of `lq` queries against `lk` keys on
+/// `threads` threads: as many as [`MAX_BLOCK_ROWS`] while that still leaves four tasks
+/// per thread and the score block within [`SCORE_BLOCK_L2_MULTIPLE`] level-2 caches,
+/// down to `MIN_BLOCK_ROWS`.
+pub fn block_rows_for(batch_heads: usize, lq: usize, lk: usize, threads: usize) -> usize {
+    block_rows_within(batch_heads, lq, lk, threads, cpu_cache::l2_bytes())
+}
+
+/// [`block_rows_for`] on a CPU whose level-2 cache holds `l2_bytes`.
+fn block_rows_within(
+    batch_heads: usize,
+    lq: usize,
+    lk: usize,
+    threads: usize,
+    l2_bytes: usize,
+) -> usize {
+    let cache_rows =
+        (SCORE_BLOCK_L2_MULTIPLE * l2_bytes / (lk.max(1) * std::mem::size_of::<f32>())) / 32 * 32;
     (batch_heads * lq)
         .div_ceil(4 * threads.max(1))
         .next_multiple_of(32)
+        .min(cache_rows)
         .clamp(MIN_BLOCK_ROWS, MAX_BLOCK_ROWS)
 }
 
@@ -221,5 +242,25 @@ impl CustomOp3 for FusedAttention {
             });
         });
         Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_blocks_follow_the_level_2_cache() {
+        // The UNet's 64² attention at 512² (2 images × 8 heads, 4096 queries and keys).
+        assert_eq!(block_rows_within(16, 4096, 4096, 1, 512 << 10), 96);
+        assert_eq!(block_rows_within(16, 4096, 4096, 1, 1 << 20), 192);
+        assert_eq!(
+            block_rows_within(16, 4096, 4096, 1, 64 << 10),
+            MIN_BLOCK_ROWS
+        );
+        // Shorter key rows fit more queries, up to the cap.
+        assert_eq!(block_rows_within(16, 1024, 1024, 1, 512 << 10), 192);
+        // Work for every thread comes first.
+        assert_eq!(block_rows_within(2, 256, 256, 8, 1 << 20), MIN_BLOCK_ROWS);
     }
 }

@@ -3,7 +3,7 @@
 //! vectorises with no horizontal reductions, and the block is already in the layout the
 //! following product with the values reads.
 
-use super::fast_math;
+use super::fast_math::{self, Fused, MulAdd, Unfused};
 
 /// Replaces each column `j` of `scores` (`[keys, queries]`, row-major) by
 /// `exp(scale · (s − max_j))`, where `max_j` is over the keys query `j` may see, and writes
@@ -35,19 +35,19 @@ pub fn exp_columns_in_place(
             return unsafe { exp_columns_avx2(scores, scale, causal_first, sums) };
         }
     }
-    exp_columns(scores, scale, causal_first, sums)
+    exp_columns::<Unfused>(scores, scale, causal_first, sums)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn exp_columns_avx512(s: &mut [f32], scale: f32, causal: Option<usize>, sums: &mut [f32]) {
-    exp_columns(s, scale, causal, sums)
+    exp_columns::<Fused>(s, scale, causal, sums)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp_columns_avx2(s: &mut [f32], scale: f32, causal: Option<usize>, sums: &mut [f32]) {
-    exp_columns(s, scale, causal, sums)
+    exp_columns::<Fused>(s, scale, causal, sums)
 }
 
 /// First query column that may see key `key`.
@@ -57,15 +57,23 @@ fn first_visible(key: usize, causal_first: Option<usize>) -> usize {
 
 /// The body, inlined into each instruction-set wrapper so it is vectorised for it.
 #[inline(always)]
-fn exp_columns(scores: &mut [f32], scale: f32, causal_first: Option<usize>, sums: &mut [f32]) {
+fn exp_columns<M: MulAdd>(
+    scores: &mut [f32],
+    scale: f32,
+    causal_first: Option<usize>,
+    sums: &mut [f32],
+) {
     let queries = sums.len();
+    let keys = scores.len() / queries;
     // The column maxima, kept in `sums` until the exponentials need it.
     let shifts = sums;
     shifts.fill(f32::NEG_INFINITY);
     for (key, row) in scores.chunks_exact(queries).enumerate() {
         let j0 = first_visible(key, causal_first).min(queries);
+        // A maximum of values, not a store on a condition: the compiler turns the latter
+        // into masked stores, which take a dozen cycles each on AMD's AVX2 cores.
         for (m, &v) in shifts[j0..].iter_mut().zip(&row[j0..]) {
-            *m = if v > *m { v } else { *m };
+            *m = m.max(v);
         }
     }
     // Every query sees key 0, so each maximum is finite.
@@ -81,20 +89,49 @@ fn exp_columns(scores: &mut [f32], scale: f32, causal_first: Option<usize>, sums
         let maxima = &maxima[..len];
         let sums = &mut shifts[cols.clone()];
         sums.fill(0.0);
-        for (key, row) in scores.chunks_exact_mut(queries).enumerate() {
-            let j0 = first_visible(key, causal_first).clamp(start, start + len) - start;
-            let row = &mut row[cols.clone()];
-            row[..j0].fill(0.0);
-            for ((v, &m), s) in row[j0..]
+        let visible =
+            |key: usize| first_visible(key, causal_first).clamp(start, start + len) - start;
+        // Two keys at a time: two independent chains of the exponential's polynomial per
+        // column keep the FP units busy where one chain would wait on its own latency.
+        let mut pairs = scores.chunks_exact_mut(2 * queries);
+        for (pair, rows) in pairs.by_ref().enumerate() {
+            let (a, b) = rows.split_at_mut(queries);
+            let (ja, jb) = (visible(2 * pair), visible(2 * pair + 1));
+            let (a, b) = (&mut a[cols.clone()], &mut b[cols.clone()]);
+            a[..ja].fill(0.0);
+            b[..jb].fill(0.0);
+            // Keys later in the order see no more queries than earlier ones: ja ≤ jb.
+            exp_row::<M>(&mut a[ja..jb], &maxima[ja..jb], &mut sums[ja..jb], scale);
+            for (((va, vb), &m), s) in a[jb..]
                 .iter_mut()
-                .zip(&maxima[j0..])
-                .zip(sums[j0..].iter_mut())
+                .zip(b[jb..].iter_mut())
+                .zip(&maxima[jb..])
+                .zip(sums[jb..].iter_mut())
             {
-                let e = fast_math::exp(*v * scale - m);
-                *v = e;
-                *s += e;
+                let ea = fast_math::exp_with::<M>(*va * scale - m);
+                let eb = fast_math::exp_with::<M>(*vb * scale - m);
+                *va = ea;
+                *vb = eb;
+                *s += ea + eb;
             }
         }
+        let last = pairs.into_remainder();
+        if !last.is_empty() {
+            let j0 = visible(keys - 1);
+            let row = &mut last[cols.clone()];
+            row[..j0].fill(0.0);
+            exp_row::<M>(&mut row[j0..], &maxima[j0..], &mut sums[j0..], scale);
+        }
         start += len;
+    }
+}
+
+/// `row[j] = exp(scale · row[j] − maxima[j])`, added to `sums[j]`.
+#[inline(always)]
+fn exp_row<M: MulAdd>(row: &mut [f32], maxima: &[f32], sums: &mut [f32], scale: f32) {
+    for ((v, &m), s) in row.iter_mut().zip(maxima).zip(sums.iter_mut()) {
+        let e = fast_math::exp_with::<M>(*v * scale - m);
+        *v = e;
+        *s += e;
     }
 }

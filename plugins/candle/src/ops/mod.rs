@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod attention;
 pub mod conv;
+pub mod cpu_cache;
 pub mod cpu_kernel;
 pub mod fast_math;
 pub mod feed_forward;
