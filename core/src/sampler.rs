@@ -176,23 +176,38 @@ pub trait Sampler: Send + Sync {
     ) -> LocalBoxFuture<'a, Result<Vec<f32>>>;
 }
 
-/// Drive a future to completion on the current thread. Native denoisers never actually
-/// suspend, so a no-op waker that just polls again is enough.
+/// Drive a future to completion on the current thread. Native denoisers never suspend, so
+/// most futures are ready at the first poll. One that is pending is a device read-back
+/// (wgpu): its mapping completes only when the device is polled, which the read-back's own
+/// `poll` does, so it is polled again when its waker fires or after a short park (50 µs,
+/// doubling to 1 ms). Parking instead of spinning leaves the cores to the device — with a
+/// software Vulkan driver on a 2-core machine, a spinning waiter took a third of them.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
-    fn clone(_: *const ()) -> RawWaker {
-        RawWaker::new(std::ptr::null(), &VTABLE)
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
     }
-    fn noop(_: *const ()) {}
-    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
-    // SAFETY: the vtable functions ignore the data pointer entirely.
-    let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
+    #[cfg(not(target_arch = "wasm32"))]
+    let mut nap = std::time::Duration::from_micros(50);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        std::thread::yield_now();
+        // A browser's event loop cannot be waited for here: there the loop only re-polls.
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            std::thread::park_timeout(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(1));
+        }
     }
 }
