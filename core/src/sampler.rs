@@ -180,8 +180,8 @@ pub trait Sampler: Send + Sync {
 /// most futures are ready at the first poll. One that is pending is a device read-back
 /// (wgpu): its mapping completes only when the device is polled, which the read-back's own
 /// `poll` does, so it is polled again when its waker fires or after a short park (50 µs,
-/// doubling to 1 ms). Parking instead of spinning leaves the cores to the device — with a
-/// software Vulkan driver on a 2-core machine, a spinning waiter took a third of them.
+/// doubling to 1 ms). Parking instead of spinning leaves the cores to the device: a
+/// software Vulkan driver (lavapipe) computes on the same cores as the waiting thread.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
