@@ -178,24 +178,14 @@ pub trait Sampler: Send + Sync {
 
 /// Drive a future to completion on the current thread. Native denoisers never suspend, so
 /// most futures are ready at the first poll. One that is pending is a device read-back
-/// (wgpu): its mapping completes only when the device is polled, which the read-back's own
-/// `poll` does, so it is polled again when its waker fires or after a short park (50 µs,
-/// doubling to 1 ms). Parking instead of spinning leaves the cores to the device: a
-/// software Vulkan driver (lavapipe) computes on the same cores as the waiting thread.
+/// (wgpu): its mapping completes only inside a device poll, which the read-back's own
+/// `poll` makes, so nothing else would wake this thread and the waker can be a no-op; the
+/// future is polled again after a short sleep (50 µs, doubling to 1 ms). Sleeping instead of
+/// spinning leaves the cores to the device: a software Vulkan driver (lavapipe) computes on
+/// the same cores as the waiting thread.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-        fn wake_by_ref(self: &Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
     let mut fut = std::pin::pin!(fut);
     #[cfg(not(target_arch = "wasm32"))]
     let mut nap = std::time::Duration::from_micros(50);
@@ -206,7 +196,7 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         // A browser's event loop cannot be waited for here: there the loop only re-polls.
         #[cfg(not(target_arch = "wasm32"))]
         {
-            std::thread::park_timeout(nap);
+            std::thread::sleep(nap);
             nap = (nap * 2).min(std::time::Duration::from_millis(1));
         }
     }
