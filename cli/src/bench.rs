@@ -146,7 +146,8 @@ pub fn peak_rss_mib() -> Option<f64> {
 pub fn cpu_dispatch_line(precision: Precision) -> String {
     let name = match precision {
         Precision::F32 => "fp32",
-        Precision::Bf16 => "bf16 inputs, f32 sums",
+        Precision::Bf16 if precision.rounds_products() => "bf16 inputs, f32 sums",
+        Precision::Bf16 => "bf16 weights, f32 products",
     };
     format!(
         "CPU kernels: fp32 on {}, bf16 on {}; precision {name} (runs on {})",

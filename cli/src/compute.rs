@@ -19,10 +19,11 @@ pub struct ComputeArgs {
     /// CPU threads (default: all cores; at most 1024).
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub threads: Option<usize>,
-    /// Arithmetic of the CPU backend's matrix products: fp32, bf16 (inputs rounded to
-    /// bf16, sums in f32, weights kept in bf16; about 1.5× faster on CPUs with AVX512-BF16
-    /// or AMX, half the weight memory, slightly different images), or auto (bf16 where the
-    /// CPU has a bf16 kernel, else fp32) [default: fp32].
+    /// Arithmetic of the CPU backend's matrix products: fp32, bf16 (weights kept in bf16:
+    /// half the weight memory on every CPU, slightly different images; on CPUs with
+    /// AVX512-BF16 or AMX the products' inputs are rounded to bf16 too, sums in f32, about
+    /// 1.5× faster; elsewhere the products stay f32), or auto (bf16 where the CPU has bf16
+    /// arithmetic, else fp32) [default: fp32].
     #[arg(long)]
     pub precision: Option<String>,
 }
@@ -75,15 +76,14 @@ pub fn cpu_backend(precision: Option<&str>) -> Result<CandleBackend> {
     let precision = match precision.map(|p| p.trim().to_ascii_lowercase()).as_deref() {
         None | Some("fp32" | "f32" | "full") => Precision::F32,
         Some("bf16") => Precision::Bf16,
-        Some("auto") if Precision::Bf16.is_supported() => Precision::Bf16,
-        Some("auto") => Precision::F32,
+        Some("auto") => Precision::fastest(),
         Some(other) => {
             return Err(Error::Invalid(format!(
                 "unknown --precision `{other}` (valid: fp32, bf16, auto)"
             )))
         }
     };
-    CandleBackend::cpu().with_precision(precision)
+    Ok(CandleBackend::cpu().with_precision(precision))
 }
 
 /// `--precision` chooses the CPU backend's arithmetic; the wgpu backend has its own.

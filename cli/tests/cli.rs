@@ -1197,3 +1197,65 @@ fn grid_prompt_sr_varies_a_lora_weight() {
     }
     assert!(cells[0] != cells[1], "the LoRA weight changed nothing");
 }
+
+/// `--precision bf16` runs on every CPU (bf16 products where the CPU has bf16 arithmetic,
+/// as `/proc/cpuinfo` lists it, and bf16 weights in f32 products elsewhere), `-v` names
+/// which, the image is close to fp32's but not equal, and `auto` is exactly the precision
+/// that is faster on this CPU: bf16 with bf16 arithmetic, fp32 without.
+#[test]
+fn bf16_runs_on_every_cpu_and_auto_picks_it_only_with_bf16_arithmetic() {
+    let dir = temp_dir("precision");
+    let run = |precision: &str| {
+        let latents = dir.join(format!("{precision}.safetensors"));
+        let out = easel()
+            .current_dir(&dir)
+            .args(["generate", "--prompt", "a lighthouse", "--steps", "2"])
+            .args([
+                "--seed",
+                "3",
+                "--size",
+                "64x64",
+                "-v",
+                "--precision",
+                precision,
+            ])
+            .arg("-o")
+            .arg(dir.join(format!("{precision}.png")))
+            .arg("--save-latents")
+            .arg(&latents)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{precision}: {err}");
+        let store = open_tensor_store(&latents).unwrap();
+        (store.read_f32("latent").unwrap(), err)
+    };
+    let (fp32, _) = run("fp32");
+    let (bf16, said) = run("bf16");
+    let (auto, auto_said) = run("auto");
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let native = cpuinfo.lines().filter(|l| l.starts_with("flags")).any(|l| {
+        l.split_whitespace()
+            .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+    });
+    let weights_only = said.contains("bf16 weights only");
+    assert!(said.contains("bf16 products on"), "{said}");
+    assert_eq!(weights_only, !native, "{said}");
+    let largest = fp32.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = fp32
+        .iter()
+        .zip(&bf16)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        diff > 1e-4 * largest && diff < 0.1 * largest,
+        "{diff} of {largest}"
+    );
+    if native {
+        assert!(auto_said.contains("bf16 products on"), "{auto_said}");
+        assert_eq!(auto, bf16);
+    } else {
+        assert!(auto_said.contains("fp32 products on"), "{auto_said}");
+        assert_eq!(auto, fp32);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -190,8 +190,9 @@ fn unet_matches_golden_eps() {
     );
 }
 
-/// With `Precision::Bf16` (operands rounded to bf16, f32 sums, activations kept in f32)
-/// the UNet stays at least as close to the f32 reference as PyTorch's own bf16 inference
+/// With `Precision::Bf16` (operands rounded to bf16, f32 sums, activations kept in f32;
+/// on a CPU without bf16 arithmetic only the weights rounded: 7.2e-3 RMS on Zen 1) the UNet
+/// stays at least as close to the f32 reference as PyTorch's own bf16 inference
 /// (CPU autocast, `eps_torch_bf16` in the golden file), and measurably away from f32.
 /// "Close" is the root mean square of the difference over the reference's: the largest
 /// single difference among the 768 outputs moves by about a tenth with nothing but the
@@ -199,9 +200,7 @@ fn unet_matches_golden_eps() {
 /// with 512, against PyTorch's 1.19e-2), while the RMS stays put (0.75–0.79 of PyTorch's).
 #[test]
 fn unet_in_bf16_is_no_further_from_f32_than_torch_bf16() {
-    let Some(b) = easel_tests::bf16_backend() else {
-        return;
-    };
+    let b = easel_tests::bf16_backend();
     let g = golden("unet.safetensors");
     let store = model("tiny.ckpt");
     let eps = run_unet(&store, &Weights::new(&store, "model.diffusion_model"), &b);

@@ -65,17 +65,12 @@ impl CandleBackend {
         }
     }
 
-    /// Run the CPU matrix products in `precision`; bf16 needs a CPU with AVX512-BF16 or AMX
-    /// and is refused with a clear error elsewhere.
-    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
-        if !precision.is_supported() {
-            return Err(Error::Invalid(format!(
-                "{precision:?} products need a CPU with AVX512-BF16 (Zen 4 or later, Intel \
-                 Cooper Lake or Sapphire Rapids); this one has none"
-            )));
-        }
+    /// Run the CPU matrix products in `precision`. Every CPU runs bf16: with bf16 products
+    /// on AMX or AVX512-BF16, elsewhere as bf16 weights in f32 products (see
+    /// [`Precision::Bf16`]).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
-        Ok(self)
+        self
     }
 
     pub fn precision(&self) -> Precision {

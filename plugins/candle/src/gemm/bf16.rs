@@ -5,6 +5,12 @@
 //! panels of the ordinary path are re-laid as such pairs (two consecutive depths of a line
 //! in one 32-bit word), rounded to nearest even as torch and the CPU's own conversion do.
 //! Only the operands are rounded; sums, biases and everything between layers stay f32.
+//!
+//! A CPU without bf16 arithmetic (an AVX2-only x86, AVX-512 without BF16, other
+//! architectures) would gain nothing from rounding its operands: its products would cost
+//! what f32 ones do and lose precision. There [`Precision::Bf16`] keeps only the weights in
+//! bf16 (half the memory, widened exactly to f32 as they are packed) and multiplies in f32,
+//! Winograd's convolutions included, so its results are those of the rounded weights alone.
 
 /// Which arithmetic the matrix products use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -12,18 +18,28 @@ pub enum Precision {
     /// f32 inputs and sums (the reference arithmetic).
     #[default]
     F32,
-    /// Inputs rounded to bf16, sums in f32: about twice as fast on AVX512-BF16 CPUs, with
-    /// the inputs' relative error of 2⁻⁹.
+    /// Weights resident in bf16 (half the memory) on every CPU; where the CPU has bf16
+    /// arithmetic (AMX, AVX512-BF16), every product's inputs rounded to bf16 with sums in
+    /// f32: about twice as fast, with the inputs' relative error of 2⁻⁹.
     Bf16,
 }
 
 impl Precision {
-    /// Whether this CPU can run the precision's kernel.
-    pub fn is_supported(self) -> bool {
-        match self {
-            Precision::F32 => true,
-            Precision::Bf16 => bf16_kernel_available(),
+    /// The faster precision on this CPU: bf16 where it has bf16 arithmetic, f32 elsewhere
+    /// (there bf16 saves memory, not time).
+    pub fn fastest() -> Precision {
+        if super::Bf16Kernel::detect().is_some() {
+            Precision::Bf16
+        } else {
+            Precision::F32
         }
+    }
+
+    /// Whether the products round their inputs to bf16 and run on a bf16 kernel: bf16 on
+    /// a CPU with bf16 arithmetic. Otherwise they are f32 products (of bf16 weights widened
+    /// exactly, in bf16).
+    pub fn rounds_products(self) -> bool {
+        self == Precision::Bf16 && super::Bf16Kernel::detect().is_some()
     }
 }
 

@@ -200,11 +200,11 @@ pub fn matmul_in<A: PackA, B: PackB>(
     matmul_batched_in(precision, dims, 1, a, |_| b, output, bias, parallel)
 }
 
-/// [`matmul_batched`] in the given precision.
+/// [`matmul_batched`] in the given precision: bf16 on [`Bf16Kernel::detect`]'s kernel, or
+/// in f32 on a CPU without one (see [`Precision::rounds_products`]).
 ///
 /// # Panics
-/// As [`matmul_batched`], and for [`Precision::Bf16`] on a CPU without AVX512-BF16 (check
-/// [`Precision::is_supported`] first).
+/// As [`matmul_batched`].
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_batched_in<A: PackA, B: PackB>(
     precision: Precision,
@@ -217,11 +217,11 @@ pub fn matmul_batched_in<A: PackA, B: PackB>(
     parallel: bool,
 ) {
     match precision {
+        Precision::Bf16 => match Bf16Kernel::detect() {
+            Some(kernel) => matmul_batched_bf16_on(kernel, dims, batch, a, b, out, bias, parallel),
+            None => matmul_batched(dims, batch, a, b, out, bias, parallel),
+        },
         Precision::F32 => matmul_batched(dims, batch, a, b, out, bias, parallel),
-        Precision::Bf16 => {
-            let kernel = Bf16Kernel::detect().expect("gemm: this CPU has no bf16 kernel");
-            matmul_batched_bf16_on(kernel, dims, batch, a, b, out, bias, parallel)
-        }
     }
 }
 
@@ -271,12 +271,15 @@ impl Bf16Kernel {
     }
 }
 
-/// The kernel a product in `precision` runs on, for reports: e.g. `AVX-512 (f32)` or
-/// `AMX (tdpbf16ps)`.
+/// The kernel a product in `precision` runs on, for reports: e.g. `AVX-512 (f32 FMA)`,
+/// `AMX (tdpbf16ps)`, or for bf16 on a CPU without bf16 arithmetic
+/// `Avx2 (f32 FMA; bf16 weights only)`.
 pub fn kernel_name(precision: Precision) -> String {
-    match precision {
-        Precision::F32 => format!("{:?} (f32 FMA)", Isa::detect()),
-        Precision::Bf16 => Bf16Kernel::detect().map_or("none".into(), |k| k.name().into()),
+    let f32_kernel = format!("{:?} (f32 FMA)", Isa::detect());
+    match (precision, Bf16Kernel::detect()) {
+        (Precision::Bf16, Some(kernel)) => kernel.name().into(),
+        (Precision::Bf16, None) => format!("{f32_kernel}; bf16 weights only"),
+        (Precision::F32, _) => f32_kernel,
     }
 }
 

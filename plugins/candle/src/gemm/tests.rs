@@ -479,14 +479,57 @@ fn amx_layouts_and_tiling_are_exact_on_every_cpu() {
 }
 
 /// `Precision::Bf16` runs on the fastest kernel present, and forcing each kernel gives the
-/// same products up to f32 summation order.
+/// same products up to f32 summation order; on a CPU without one its products are f32
+/// products, to the bit, and `--precision auto` keeps f32.
 #[test]
 fn bf16_dispatch_prefers_amx_and_kernels_agree() {
     let Some(best) = Bf16Kernel::detect() else {
-        eprintln!("skipped: this CPU has no bf16 kernel");
+        assert!(!Precision::Bf16.rounds_products());
+        assert_eq!(Precision::fastest(), Precision::F32);
+        let dims = Dims {
+            m: 45,
+            n: 77,
+            k: 300,
+        };
+        let a = random(dims.m * dims.k, 5);
+        let b = random(dims.k * dims.n, 6);
+        let rows = RowMajor {
+            data: &a,
+            ld: dims.k,
+        };
+        let cols = RowMajor {
+            data: &b,
+            ld: dims.n,
+        };
+        let run = |precision| {
+            let mut c = vec![0f32; dims.m * dims.n];
+            matmul_in(
+                precision,
+                dims,
+                &rows,
+                &cols,
+                &mut c,
+                dims.n,
+                Bias::None,
+                true,
+            );
+            c
+        };
+        let got = run(Precision::Bf16);
+        let (want, mag) = reference(
+            dims,
+            |r, d| a[r * dims.k + d],
+            |d, c| b[d * dims.n + c],
+            Bias::None,
+        );
+        assert_close(&got, &want, &mag, "bf16 without a bf16 kernel");
+        assert_eq!(got, run(Precision::F32));
+        eprintln!("no bf16 kernel on this CPU: checked that bf16 products are f32 ones");
         return;
     };
     assert_eq!(best == Bf16Kernel::Amx, amx::amx_available());
+    assert!(Precision::Bf16.rounds_products());
+    assert_eq!(Precision::fastest(), Precision::Bf16);
     let dims = Dims {
         m: 45,
         n: 77,

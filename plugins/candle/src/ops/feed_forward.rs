@@ -10,7 +10,8 @@
 //! as the layer-by-layer path, so the result is the same to the bit.
 //!
 //! With bf16 products the packed weights would be re-laid as bf16 pairs for every block
-//! of rows, so that precision (and every other device) takes the layer-by-layer path.
+//! of rows, so that precision (and every other device) takes the layer-by-layer path; bf16
+//! weights on a CPU without bf16 arithmetic (f32 products) are packed as f32 once here.
 
 use super::activation::geglu;
 use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, zip_map_into};
@@ -61,7 +62,7 @@ pub fn feed_forward_geglu(
     let mut others = vec![x];
     others.extend(b1);
     others.extend(b2);
-    let fused = precision == Precision::F32
+    let fused = !precision.rounds_products()
         && cpu_kernel_operands(w1, &others)
         && cpu_kernel_operands(w2, &others);
     if !fused {

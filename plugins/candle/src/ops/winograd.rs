@@ -46,7 +46,9 @@ const MIN_TILES: usize = 512;
 const MIN_CHUNK_TILES: usize = 64;
 
 /// Whether [`conv3x3`] computes a convolution of this shape: a 3×3 kernel at stride 1 with
-/// padding 1, in f32, with at least [`MIN_TILES`] tiles.
+/// padding 1, with f32 products (f32, or bf16 weights on a CPU without bf16 arithmetic; bf16
+/// products would round the transformed inputs, which adds more error than rounding the
+/// image itself), with at least [`MIN_TILES`] tiles.
 pub fn applies(
     kernel: usize,
     stride: usize,
@@ -57,7 +59,7 @@ pub fn applies(
     precision: Precision,
 ) -> bool {
     kernel == 3
-        && precision == Precision::F32
+        && !precision.rounds_products()
         && stride == 1
         && padding == 1
         && images * height.div_ceil(2) * width.div_ceil(2) >= MIN_TILES
