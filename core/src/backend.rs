@@ -164,6 +164,22 @@ pub trait Backend: 'static {
         eps: f32,
         silu: bool,
     ) -> Result<Self::Tensor>;
+    /// [`group_norm`](Self::group_norm) of a tensor the caller gives up: a backend may
+    /// write the result over `x`'s own storage, so `x` must share it with no other live
+    /// tensor (no clone, view or reshape of it kept). A block can then normalise a large
+    /// activation without a second one beside it (at the VAE decoder's 512² level each is
+    /// 128–256 MiB per image). The default normalises into a new tensor and drops `x`.
+    fn group_norm_owned(
+        &self,
+        x: Self::Tensor,
+        groups: usize,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f32,
+        silu: bool,
+    ) -> Result<Self::Tensor> {
+        self.group_norm(&x, groups, gamma, beta, eps, silu)
+    }
     /// Layer norm over the last dim.
     fn layer_norm(
         &self,

@@ -184,6 +184,26 @@ fn group_norm_matches_reference() {
         check("group_norm", &b.download(&y).unwrap(), &want);
         let y = b.group_norm(&xt, groups, &gt, &bt, eps, true).unwrap();
         check("group_norm+silu", &b.download(&y).unwrap(), &want_silu);
+        // In the input's own storage: the same values, in the same buffer.
+        for (silu, want) in [(false, &want), (true, &want_silu)] {
+            let owned = up(&b, &x, &[n, c, h, w]);
+            let id = owned.id();
+            let y = b
+                .group_norm_owned(owned, groups, &gt, &bt, eps, silu)
+                .unwrap();
+            assert_eq!(y.id(), id, "normalised in place");
+            check("group_norm_owned", &b.download(&y).unwrap(), want);
+        }
+        // A transposed view (strided where both spatial sizes exceed 1) as group_norm.
+        let view = |t: &<CandleBackend as Backend>::Tensor| t.transpose(2, 3).unwrap();
+        let expect = b
+            .group_norm(&view(&xt), groups, &gt, &bt, eps, false)
+            .unwrap();
+        let owned = view(&up(&b, &x, &[n, c, h, w]));
+        let y = b
+            .group_norm_owned(owned, groups, &gt, &bt, eps, false)
+            .unwrap();
+        assert_eq!(b.download(&y).unwrap(), b.download(&expect).unwrap());
     }
 }
 

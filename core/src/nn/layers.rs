@@ -99,6 +99,12 @@ impl<B: Backend> GroupNorm<B> {
     pub fn forward_silu(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
         b.group_norm(x, self.groups, &self.gamma, &self.beta, self.eps, true)
     }
+
+    /// [`forward_silu`](Self::forward_silu) of a tensor no one else holds, possibly in its
+    /// own storage (see [`Backend::group_norm_owned`]).
+    pub fn forward_silu_owned(&self, b: &B, x: B::Tensor) -> Result<B::Tensor> {
+        b.group_norm_owned(x, self.groups, &self.gamma, &self.beta, self.eps, true)
+    }
 }
 
 /// Layer norm over the last dim.

@@ -65,25 +65,45 @@ impl<B: Backend> ResBlock<B> {
     /// `x: [N, in, H, W]`; `emb_silu: [N, emb_dim]` is SiLU(time embedding), required for
     /// UNet blocks and ignored by VAE blocks.
     pub fn forward(&self, b: &B, x: &B::Tensor, emb_silu: Option<&B::Tensor>) -> Result<B::Tensor> {
-        // Each intermediate is dropped as soon as the next one exists (a shadowed binding
-        // would live to the end of the function): at the VAE decoder's 512² level these are
-        // 128–256 MiB each, and keeping them raised the decode's peak by 384 MiB.
-        let mut h = {
-            let a = self.norm1.forward_silu(b, x)?;
-            self.conv1.forward(b, &a)?
-        };
-        if let (Some(proj), Some(emb)) = (&self.emb_proj, emb_silu) {
-            let offset = proj.forward(b, emb)?;
-            h = b.add_channel_vector(&h, &offset)?;
-        }
-        let h = {
-            let a = self.norm2.forward_silu(b, &h)?;
-            drop(h);
-            self.conv2.forward(b, &a)?
-        };
+        let h = self.branch(b, self.norm1.forward_silu(b, x)?, emb_silu)?;
         match &self.skip {
             Some(skip) => b.add(&skip.forward(b, x)?, &h),
             None => b.add(x, &h),
         }
+    }
+
+    /// [`forward`](Self::forward) of an `x` no one else holds. A block that changes the
+    /// width adds its 1×1 conv of `x` rather than `x` itself, so it takes that conv first
+    /// and then normalises `x` in `x`'s own storage: `x`, its normalised copy and the first
+    /// conv's output never coexist. At the VAE decoder's first 512² block (256 → 128
+    /// channels) that lowers the block's peak from 640 to 512 MiB per image, and with it
+    /// the decode's. Same arithmetic, same result to the bit.
+    pub fn forward_owned(
+        &self,
+        b: &B,
+        x: B::Tensor,
+        emb_silu: Option<&B::Tensor>,
+    ) -> Result<B::Tensor> {
+        let Some(skip) = &self.skip else {
+            return self.forward(b, &x, emb_silu);
+        };
+        let residual = skip.forward(b, &x)?;
+        let h = self.branch(b, self.norm1.forward_silu_owned(b, x)?, emb_silu)?;
+        b.add(&residual, &h)
+    }
+
+    /// The residual branch from the normalised input `a`: conv1, the embedding's offset,
+    /// GroupNorm+SiLU (in the conv output's own storage), conv2. Each intermediate is freed
+    /// as soon as the next exists: at the VAE decoder's 512² level they are 128–256 MiB
+    /// each, and keeping them raised the decode's peak by 384 MiB.
+    fn branch(&self, b: &B, a: B::Tensor, emb_silu: Option<&B::Tensor>) -> Result<B::Tensor> {
+        let mut h = self.conv1.forward(b, &a)?;
+        drop(a);
+        if let (Some(proj), Some(emb)) = (&self.emb_proj, emb_silu) {
+            let offset = proj.forward(b, emb)?;
+            h = b.add_channel_vector(&h, &offset)?;
+        }
+        let a = self.norm2.forward_silu_owned(b, h)?;
+        self.conv2.forward(b, &a)
     }
 }

@@ -224,7 +224,7 @@ impl<B: Backend> AutoencoderKl<B> {
         h = self.dec_mid.forward(b, &h)?;
         for level in &self.dec_levels {
             for block in &level.blocks {
-                h = block.forward(b, &h, None)?;
+                h = block.forward_owned(b, h, None)?;
             }
             if let Some(conv) = &level.resample {
                 // The low-resolution input is freed before the conv's output is made.
@@ -250,7 +250,7 @@ impl<B: Backend> AutoencoderKl<B> {
         let mut h = self.enc_conv_in.forward(b, x)?;
         for level in &self.enc_levels {
             for block in &level.blocks {
-                h = block.forward(b, &h, None)?;
+                h = block.forward_owned(b, h, None)?;
             }
             if let Some(conv) = &level.resample {
                 h = conv.forward(b, &pad_right_bottom(b, &h)?)?;

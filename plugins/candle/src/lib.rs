@@ -266,6 +266,18 @@ impl Backend for CandleBackend {
         ops::norm::group_norm(x, groups, gamma, beta, eps, silu).be()
     }
 
+    fn group_norm_owned(
+        &self,
+        x: Tensor,
+        groups: usize,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+        silu: bool,
+    ) -> Result<Tensor> {
+        ops::norm::group_norm_owned(x, groups, gamma, beta, eps, silu).be()
+    }
+
     fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
         ops::norm::layer_norm(x, gamma, beta, eps).be()
     }

@@ -3,9 +3,11 @@
 //! accumulated in f64 so long groups (a 64×64×10-channel group is 40 960 values) do not
 //! lose precision; other devices use a composition of candle ops.
 
-use super::cpu_kernel::f32_slice;
+use super::cpu_kernel::{f32_slice, f32_slice_mut};
 use super::fast_math;
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{
+    bail, CpuStorage, CustomOp3, DType, InplaceOp1, Layout, Result, Shape, Tensor, D,
+};
 use rayon::prelude::*;
 
 /// Sum of a slice in eight f32 lanes (vectorisable), totalled in f64.
@@ -95,6 +97,85 @@ impl CustomOp3 for GroupNormCpu {
             });
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
+}
+
+/// [`GroupNormCpu`] over the tensor's own buffer: each group's moments are taken before
+/// the group is overwritten, and groups are disjoint, so the result is the same to the bit.
+struct GroupNormInPlace {
+    groups: usize,
+    eps: f32,
+    silu: bool,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl InplaceOp1 for GroupNormInPlace {
+    fn name(&self) -> &'static str {
+        "group_norm"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let data = f32_slice_mut(storage, layout, "group_norm")?;
+        let dims = layout.dims();
+        let channels = dims[1];
+        let spatial: usize = dims[2..].iter().product();
+        let per_group = channels / self.groups;
+        let block = per_group * spatial;
+        if block == 0 {
+            return Ok(());
+        }
+        data.par_chunks_mut(block).enumerate().for_each(|(i, xg)| {
+            let g = i % self.groups;
+            let (mean, rstd) = moments(xg, self.eps);
+            for (ci, xc) in xg.chunks_exact_mut(spatial).enumerate() {
+                let c = g * per_group + ci;
+                let a = rstd * self.gamma[c];
+                let b = self.beta[c] - mean * a;
+                if self.silu {
+                    for v in xc.iter_mut() {
+                        let y = *v * a + b;
+                        *v = y * fast_math::sigmoid(y);
+                    }
+                } else {
+                    for v in xc.iter_mut() {
+                        *v = *v * a + b;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// [`group_norm`] of a tensor the caller gives up: on the CPU the result is written over
+/// `x`'s buffer (when contiguous), so the caller must hold no other handle to it (no
+/// clone, view or reshape). Elsewhere, or for a strided `x`, as [`group_norm`].
+pub fn group_norm_owned(
+    x: Tensor,
+    groups: usize,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    silu: bool,
+) -> Result<Tensor> {
+    let in_place = x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous();
+    if !in_place || x.dims().len() < 2 {
+        return group_norm(&x, groups, gamma, beta, eps, silu);
+    }
+    let channels = x.dims()[1];
+    if groups == 0 || !channels.is_multiple_of(groups) {
+        bail!("group_norm: {channels} channels do not split into {groups} groups");
+    }
+    check_affine("group_norm", channels, gamma, beta)?;
+    let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
+    x.inplace_op1(&GroupNormInPlace {
+        groups,
+        eps,
+        silu,
+        gamma: values(gamma)?,
+        beta: values(beta)?,
+    })?;
+    Ok(x)
 }
 
 fn check_affine(op: &str, channels: usize, gamma: &Tensor, beta: &Tensor) -> Result<()> {
