@@ -28,7 +28,7 @@ impl Precision {
     /// The faster precision on this CPU: bf16 where it has bf16 arithmetic, f32 elsewhere
     /// (there bf16 saves memory, not time).
     pub fn fastest() -> Precision {
-        if super::Bf16Kernel::detect().is_some() {
+        if Precision::Bf16.rounds_products() {
             Precision::Bf16
         } else {
             Precision::F32
@@ -36,8 +36,8 @@ impl Precision {
     }
 
     /// Whether the products round their inputs to bf16 and run on a bf16 kernel: bf16 on
-    /// a CPU with bf16 arithmetic. Otherwise they are f32 products (of bf16 weights widened
-    /// exactly, in bf16).
+    /// a CPU with bf16 arithmetic. Otherwise they are f32 products (in bf16, of the bf16
+    /// weights widened exactly).
     pub fn rounds_products(self) -> bool {
         self == Precision::Bf16 && super::Bf16Kernel::detect().is_some()
     }
