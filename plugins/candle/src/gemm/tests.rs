@@ -483,24 +483,24 @@ fn amx_layouts_and_tiling_are_exact_on_every_cpu() {
 /// products, to the bit, and `--precision auto` keeps f32.
 #[test]
 fn bf16_dispatch_prefers_amx_and_kernels_agree() {
+    let dims = Dims {
+        m: 45,
+        n: 77,
+        k: 300,
+    };
+    let a = random(dims.m * dims.k, 5);
+    let b = random(dims.k * dims.n, 6);
+    let rows = RowMajor {
+        data: &a,
+        ld: dims.k,
+    };
+    let cols = RowMajor {
+        data: &b,
+        ld: dims.n,
+    };
     let Some(best) = Bf16Kernel::detect() else {
         assert!(!Precision::Bf16.rounds_products());
         assert_eq!(Precision::fastest(), Precision::F32);
-        let dims = Dims {
-            m: 45,
-            n: 77,
-            k: 300,
-        };
-        let a = random(dims.m * dims.k, 5);
-        let b = random(dims.k * dims.n, 6);
-        let rows = RowMajor {
-            data: &a,
-            ld: dims.k,
-        };
-        let cols = RowMajor {
-            data: &b,
-            ld: dims.n,
-        };
         let run = |precision| {
             let mut c = vec![0f32; dims.m * dims.n];
             matmul_in(
@@ -530,21 +530,6 @@ fn bf16_dispatch_prefers_amx_and_kernels_agree() {
     assert_eq!(best == Bf16Kernel::Amx, amx::amx_available());
     assert!(Precision::Bf16.rounds_products());
     assert_eq!(Precision::fastest(), Precision::Bf16);
-    let dims = Dims {
-        m: 45,
-        n: 77,
-        k: 300,
-    };
-    let a = random(dims.m * dims.k, 5);
-    let b = random(dims.k * dims.n, 6);
-    let rows = RowMajor {
-        data: &a,
-        ld: dims.k,
-    };
-    let cols = RowMajor {
-        data: &b,
-        ld: dims.n,
-    };
     let run = |kernel: Option<Bf16Kernel>| {
         let mut c = vec![0f32; dims.m * dims.n];
         let out = Output {

@@ -43,6 +43,45 @@ struct GroupNormCpu {
     silu: bool,
 }
 
+/// Values per copy-then-map chunk of the out-of-place kernel: the copy stays in L1 for
+/// the in-place map that follows.
+const CHUNK: usize = 4096;
+
+impl GroupNormCpu {
+    /// `(channels per group, values per channel)` of a tensor of `dims`.
+    fn sizes(&self, dims: &[usize]) -> (usize, usize) {
+        (dims[1] / self.groups, dims[2..].iter().product())
+    }
+
+    /// Each channel's affine map `(a, b)` (`y = x·a + b`) for the group at block `i` of the
+    /// tensor, whose values are `xg`.
+    fn channel_maps(&self, i: usize, xg: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<(f32, f32)> {
+        let g = i % self.groups;
+        let channels = gamma.len() / self.groups;
+        let (mean, rstd) = moments(xg, self.eps);
+        (g * channels..(g + 1) * channels)
+            .map(|c| {
+                let a = rstd * gamma[c];
+                (a, beta[c] - mean * a)
+            })
+            .collect()
+    }
+
+    /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
+    fn apply(&self, (a, b): (f32, f32), values: &mut [f32]) {
+        if self.silu {
+            for v in values.iter_mut() {
+                let y = *v * a + b;
+                *v = y * fast_math::sigmoid(y);
+            }
+        } else {
+            for v in values.iter_mut() {
+                *v = *v * a + b;
+            }
+        }
+    }
+}
+
 impl CustomOp3 for GroupNormCpu {
     fn name(&self) -> &'static str {
         "group_norm"
@@ -60,38 +99,21 @@ impl CustomOp3 for GroupNormCpu {
         let x = f32_slice(xs, xl, "group_norm")?;
         let gamma = f32_slice(gs, gl, "group_norm")?;
         let beta = f32_slice(bs, bl, "group_norm")?;
-        let dims = xl.dims();
-        let channels = dims[1];
-        let spatial: usize = dims[2..].iter().product();
-        let per_group = channels / self.groups;
-        let block = per_group * spatial;
+        let (per_group, spatial) = self.sizes(xl.dims());
         let mut out = vec![0f32; x.len()];
-        if block == 0 {
+        if per_group * spatial == 0 {
             return Ok((CpuStorage::F32(out), xl.shape().clone()));
         }
-        out.par_chunks_mut(block)
-            .zip(x.par_chunks(block))
+        out.par_chunks_mut(per_group * spatial)
+            .zip(x.par_chunks(per_group * spatial))
             .enumerate()
             .for_each(|(i, (o, xg))| {
-                let g = i % self.groups;
-                let (mean, rstd) = moments(xg, self.eps);
-                for (ci, (oc, xc)) in o
-                    .chunks_exact_mut(spatial)
-                    .zip(xg.chunks_exact(spatial))
-                    .enumerate()
-                {
-                    let c = g * per_group + ci;
-                    let a = rstd * gamma[c];
-                    let b = beta[c] - mean * a;
-                    if self.silu {
-                        for (o, &v) in oc.iter_mut().zip(xc) {
-                            let y = v * a + b;
-                            *o = y * fast_math::sigmoid(y);
-                        }
-                    } else {
-                        for (o, &v) in oc.iter_mut().zip(xc) {
-                            *o = v * a + b;
-                        }
+                let maps = self.channel_maps(i, xg, gamma, beta);
+                let channels = o.chunks_exact_mut(spatial).zip(xg.chunks_exact(spatial));
+                for (map, (oc, xc)) in maps.into_iter().zip(channels) {
+                    for (o, x) in oc.chunks_mut(CHUNK).zip(xc.chunks(CHUNK)) {
+                        o.copy_from_slice(x);
+                        self.apply(map, o);
                     }
                 }
             });
@@ -102,9 +124,7 @@ impl CustomOp3 for GroupNormCpu {
 /// [`GroupNormCpu`] over the tensor's own buffer: each group's moments are taken before
 /// the group is overwritten, and groups are disjoint, so the result is the same to the bit.
 struct GroupNormInPlace {
-    groups: usize,
-    eps: f32,
-    silu: bool,
+    norm: GroupNormCpu,
     gamma: Vec<f32>,
     beta: Vec<f32>,
 }
@@ -116,33 +136,18 @@ impl InplaceOp1 for GroupNormInPlace {
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
         let data = f32_slice_mut(storage, layout, "group_norm")?;
-        let dims = layout.dims();
-        let channels = dims[1];
-        let spatial: usize = dims[2..].iter().product();
-        let per_group = channels / self.groups;
-        let block = per_group * spatial;
-        if block == 0 {
+        let (per_group, spatial) = self.norm.sizes(layout.dims());
+        if per_group * spatial == 0 {
             return Ok(());
         }
-        data.par_chunks_mut(block).enumerate().for_each(|(i, xg)| {
-            let g = i % self.groups;
-            let (mean, rstd) = moments(xg, self.eps);
-            for (ci, xc) in xg.chunks_exact_mut(spatial).enumerate() {
-                let c = g * per_group + ci;
-                let a = rstd * self.gamma[c];
-                let b = self.beta[c] - mean * a;
-                if self.silu {
-                    for v in xc.iter_mut() {
-                        let y = *v * a + b;
-                        *v = y * fast_math::sigmoid(y);
-                    }
-                } else {
-                    for v in xc.iter_mut() {
-                        *v = *v * a + b;
-                    }
+        data.par_chunks_mut(per_group * spatial)
+            .enumerate()
+            .for_each(|(i, xg)| {
+                let maps = self.norm.channel_maps(i, xg, &self.gamma, &self.beta);
+                for (map, xc) in maps.into_iter().zip(xg.chunks_exact_mut(spatial)) {
+                    self.norm.apply(map, xc);
                 }
-            }
-        });
+            });
         Ok(())
     }
 }
@@ -158,24 +163,31 @@ pub fn group_norm_owned(
     eps: f32,
     silu: bool,
 ) -> Result<Tensor> {
-    let in_place = x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous();
-    if !in_place || x.dims().len() < 2 {
+    if !(x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous()) {
         return group_norm(&x, groups, gamma, beta, eps, silu);
     }
-    let channels = x.dims()[1];
-    if groups == 0 || !channels.is_multiple_of(groups) {
-        bail!("group_norm: {channels} channels do not split into {groups} groups");
-    }
-    check_affine("group_norm", channels, gamma, beta)?;
+    check_group_norm(&x, groups, gamma, beta)?;
     let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
     x.inplace_op1(&GroupNormInPlace {
-        groups,
-        eps,
-        silu,
+        norm: GroupNormCpu { groups, eps, silu },
         gamma: values(gamma)?,
         beta: values(beta)?,
     })?;
     Ok(x)
+}
+
+/// `x` has a channel dim that splits into `groups`, and `gamma` and `beta` one value per
+/// channel.
+fn check_group_norm(x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor) -> Result<()> {
+    let dims = x.dims();
+    if dims.len() < 2 {
+        bail!("group_norm: input {dims:?} has no channel dim");
+    }
+    let channels = dims[1];
+    if groups == 0 || !channels.is_multiple_of(groups) {
+        bail!("group_norm: {channels} channels do not split into {groups} groups");
+    }
+    check_affine("group_norm", channels, gamma, beta)
 }
 
 fn check_affine(op: &str, channels: usize, gamma: &Tensor, beta: &Tensor) -> Result<()> {
@@ -198,15 +210,9 @@ pub fn group_norm(
     eps: f32,
     silu: bool,
 ) -> Result<Tensor> {
+    check_group_norm(x, groups, gamma, beta)?;
     let dims = x.dims();
-    if dims.len() < 2 {
-        bail!("group_norm: input {dims:?} has no channel dim");
-    }
     let channels = dims[1];
-    if groups == 0 || !channels.is_multiple_of(groups) {
-        bail!("group_norm: {channels} channels do not split into {groups} groups");
-    }
-    check_affine("group_norm", channels, gamma, beta)?;
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         return x.contiguous()?.apply_op3_no_bwd(
             &gamma.contiguous()?,
