@@ -3,10 +3,10 @@
 //! accumulated in f64 so long groups (a 64×64×10-channel group is 40 960 values) do not
 //! lose precision; other devices use a composition of candle ops.
 
-use super::cpu_kernel::{f32_slice, f32_slice_mut};
+use super::cpu_kernel::{f32_slice, f32_slice_mut, with_f32_data};
 use super::fast_math;
 use candle_core::{
-    bail, CpuStorage, CustomOp3, DType, InplaceOp1, Layout, Result, Shape, Tensor, D,
+    bail, CpuStorage, CustomOp1, CustomOp3, DType, InplaceOp1, Layout, Result, Shape, Tensor, D,
 };
 use rayon::prelude::*;
 
@@ -37,10 +37,14 @@ fn moments(xs: &[f32], eps: f32) -> (f32, f32) {
     (m, (1.0 / (var + eps as f64).sqrt()) as f32)
 }
 
+/// The CPU group norm: out of place ([`CustomOp1`]) or over the tensor's own buffer
+/// ([`InplaceOp1`]), with the same arithmetic, so the two agree to the bit.
 struct GroupNormCpu {
     groups: usize,
     eps: f32,
     silu: bool,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
 }
 
 /// Values per copy-then-map chunk of the out-of-place kernel: the copy stays in L1 for
@@ -48,23 +52,34 @@ struct GroupNormCpu {
 const CHUNK: usize = 4096;
 
 impl GroupNormCpu {
-    /// `(channels per group, values per channel)` of a tensor of `dims`.
+    /// The op for `x` (checked by [`check_group_norm`]) with `gamma` and `beta` read out.
+    fn new(groups: usize, eps: f32, silu: bool, gamma: &Tensor, beta: &Tensor) -> Result<Self> {
+        let values = |t: &Tensor| with_f32_data(t, "group_norm", |v| v.to_vec());
+        Ok(Self {
+            groups,
+            eps,
+            silu,
+            gamma: values(gamma)?,
+            beta: values(beta)?,
+        })
+    }
+
+    /// `(values per group, values per channel)` of a tensor of `dims`.
     fn sizes(&self, dims: &[usize]) -> (usize, usize) {
-        (dims[1] / self.groups, dims[2..].iter().product())
+        let spatial: usize = dims[2..].iter().product();
+        (dims[1] / self.groups * spatial, spatial)
     }
 
     /// Each channel's affine map `(a, b)` (`y = x·a + b`) for the group at block `i` of the
-    /// tensor, whose values are `xg`.
-    fn channel_maps(&self, i: usize, xg: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<(f32, f32)> {
-        let g = i % self.groups;
-        let channels = gamma.len() / self.groups;
+    /// tensor, whose values are `xg`, in order.
+    fn channel_maps(&self, i: usize, xg: &[f32]) -> impl Iterator<Item = (f32, f32)> + '_ {
+        let per_group = self.gamma.len() / self.groups;
+        let first = i % self.groups * per_group;
         let (mean, rstd) = moments(xg, self.eps);
-        (g * channels..(g + 1) * channels)
-            .map(|c| {
-                let a = rstd * gamma[c];
-                (a, beta[c] - mean * a)
-            })
-            .collect()
+        (first..first + per_group).map(move |c| {
+            let a = rstd * self.gamma[c];
+            (a, self.beta[c] - mean * a)
+        })
     }
 
     /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
@@ -82,35 +97,24 @@ impl GroupNormCpu {
     }
 }
 
-impl CustomOp3 for GroupNormCpu {
+impl CustomOp1 for GroupNormCpu {
     fn name(&self) -> &'static str {
         "group_norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(xs, xl, "group_norm")?;
-        let gamma = f32_slice(gs, gl, "group_norm")?;
-        let beta = f32_slice(bs, bl, "group_norm")?;
-        let (per_group, spatial) = self.sizes(xl.dims());
+        let (block, spatial) = self.sizes(xl.dims());
         let mut out = vec![0f32; x.len()];
-        if per_group * spatial == 0 {
+        if block == 0 {
             return Ok((CpuStorage::F32(out), xl.shape().clone()));
         }
-        out.par_chunks_mut(per_group * spatial)
-            .zip(x.par_chunks(per_group * spatial))
+        out.par_chunks_mut(block)
+            .zip(x.par_chunks(block))
             .enumerate()
             .for_each(|(i, (o, xg))| {
-                let maps = self.channel_maps(i, xg, gamma, beta);
                 let channels = o.chunks_exact_mut(spatial).zip(xg.chunks_exact(spatial));
-                for (map, (oc, xc)) in maps.into_iter().zip(channels) {
+                for (map, (oc, xc)) in self.channel_maps(i, xg).zip(channels) {
                     for (o, x) in oc.chunks_mut(CHUNK).zip(xc.chunks(CHUNK)) {
                         o.copy_from_slice(x);
                         self.apply(map, o);
@@ -121,33 +125,25 @@ impl CustomOp3 for GroupNormCpu {
     }
 }
 
-/// [`GroupNormCpu`] over the tensor's own buffer: each group's moments are taken before
-/// the group is overwritten, and groups are disjoint, so the result is the same to the bit.
-struct GroupNormInPlace {
-    norm: GroupNormCpu,
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
-}
-
-impl InplaceOp1 for GroupNormInPlace {
+/// Each group's moments are taken before the group is overwritten, and groups are
+/// disjoint.
+impl InplaceOp1 for GroupNormCpu {
     fn name(&self) -> &'static str {
         "group_norm"
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
         let data = f32_slice_mut(storage, layout, "group_norm")?;
-        let (per_group, spatial) = self.norm.sizes(layout.dims());
-        if per_group * spatial == 0 {
+        let (block, spatial) = self.sizes(layout.dims());
+        if block == 0 {
             return Ok(());
         }
-        data.par_chunks_mut(per_group * spatial)
-            .enumerate()
-            .for_each(|(i, xg)| {
-                let maps = self.norm.channel_maps(i, xg, &self.gamma, &self.beta);
-                for (map, xc) in maps.into_iter().zip(xg.chunks_exact_mut(spatial)) {
-                    self.norm.apply(map, xc);
-                }
-            });
+        data.par_chunks_mut(block).enumerate().for_each(|(i, xg)| {
+            let maps: Vec<(f32, f32)> = self.channel_maps(i, xg).collect();
+            for (map, xc) in maps.into_iter().zip(xg.chunks_exact_mut(spatial)) {
+                self.apply(map, xc);
+            }
+        });
         Ok(())
     }
 }
@@ -167,12 +163,7 @@ pub fn group_norm_owned(
         return group_norm(&x, groups, gamma, beta, eps, silu);
     }
     check_group_norm(&x, groups, gamma, beta)?;
-    let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
-    x.inplace_op1(&GroupNormInPlace {
-        norm: GroupNormCpu { groups, eps, silu },
-        gamma: values(gamma)?,
-        beta: values(beta)?,
-    })?;
+    x.inplace_op1(&GroupNormCpu::new(groups, eps, silu, gamma, beta)?)?;
     Ok(x)
 }
 
@@ -214,11 +205,9 @@ pub fn group_norm(
     let dims = x.dims();
     let channels = dims[1];
     if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return x.contiguous()?.apply_op3_no_bwd(
-            &gamma.contiguous()?,
-            &beta.contiguous()?,
-            &GroupNormCpu { groups, eps, silu },
-        );
+        return x
+            .contiguous()?
+            .apply_op1_no_bwd(&GroupNormCpu::new(groups, eps, silu, gamma, beta)?);
     }
     let n = dims[0];
     let grouped = x.reshape((n, groups, ()))?;
