@@ -30,7 +30,7 @@ use easel_core::sampler::block_on;
 use easel_core::Backend;
 use easel_tests::random;
 use easel_tests::{golden_path, max_rel_diff, models_dir};
-use easel_wgpu::{half, wgpu, AdapterChoice, F16Storage, WgpuBackend, WgpuOptions};
+use easel_wgpu::{half, wgpu, AdapterChoice, F16Storage, KernelShapes, WgpuBackend, WgpuOptions};
 use std::sync::OnceLock;
 
 const OP_TOL: f32 = 1e-5;
@@ -67,13 +67,16 @@ fn gpu() -> &'static WgpuBackend {
 }
 
 /// Weights packed two per u32 (the browser path without `shader-f16`) and a 64 KiB storage
-/// binding cap, so the windowed embedding and the split paths run too.
+/// binding cap, so the windowed embedding and the split paths run too; in a GPU's
+/// 256-invocation workgroups, which [`gpu`] leaves for a software adapter's 64 (what
+/// lavapipe and SwiftShader run), so that both kernel shapes are checked.
 fn packed_gpu() -> &'static WgpuBackend {
     static GPU: OnceLock<WgpuBackend> = OnceLock::new();
     GPU.get_or_init(|| {
         open(WgpuOptions {
             f16: F16Storage::Packed,
             max_storage_binding: Some(64 << 10),
+            kernel_shapes: KernelShapes::Gpu,
             ..Default::default()
         })
     })
@@ -745,13 +748,15 @@ fn upscaler_ops_split_over_binding_windows_match_candle() {
     );
 }
 
-/// Native f16 weights (where the adapter has them) and the same 64 KiB binding cap as
-/// [`packed_gpu`]: with tensors of a few hundred KiB every op runs its split paths.
+/// Native f16 weights (where the adapter has them) and the same 64 KiB binding cap and GPU
+/// workgroups as [`packed_gpu`]: with tensors of a few hundred KiB every op runs its split
+/// paths.
 fn split_gpu() -> &'static WgpuBackend {
     static GPU: OnceLock<WgpuBackend> = OnceLock::new();
     GPU.get_or_init(|| {
         open(WgpuOptions {
             max_storage_binding: Some(64 << 10),
+            kernel_shapes: KernelShapes::Gpu,
             ..Default::default()
         })
     })

@@ -32,7 +32,7 @@ use easel_core::sampler::block_on;
 use easel_core::Backend;
 use easel_tests::random;
 use easel_tests::{max_rel_diff, sampler_and_schedule};
-use easel_wgpu::{half, WgpuBackend, WgpuOptions};
+use easel_wgpu::{half, KernelShapes, WgpuBackend, WgpuOptions};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -49,7 +49,13 @@ fn skip() -> bool {
 fn gpu() -> &'static WgpuBackend {
     static GPU: OnceLock<WgpuBackend> = OnceLock::new();
     GPU.get_or_init(|| {
-        let b = WgpuBackend::new_blocking(WgpuOptions::default()).unwrap_or_else(|e| {
+        // A GPU's workgroup shapes: what a real checkpoint runs on a real GPU (the gated
+        // txt2img below and the page's full-size run keep the software adapter's own).
+        let options = WgpuOptions {
+            kernel_shapes: KernelShapes::Gpu,
+            ..Default::default()
+        };
+        let b = WgpuBackend::new_blocking(options).unwrap_or_else(|e| {
             panic!("wgpu backend unavailable: {e}\n(set EASEL_SKIP_WGPU=1 to skip these tests)")
         });
         eprintln!("wgpu full-size tests on {}", b.name());
@@ -594,7 +600,10 @@ fn full_size_txt2img_matches_cpu() {
         synthetic.tensors().clone(),
         Default::default(),
     );
-    let (got, load_g, run_g) = generate(gpu(), &store);
+    // In the workgroup shapes the adapter picks for itself (a software adapter's here; the
+    // op checks above run a GPU's).
+    let own = WgpuBackend::new_blocking(WgpuOptions::default()).expect("wgpu backend");
+    let (got, load_g, run_g) = generate(&own, &store);
     println!("wgpu: loaded in {load_g:.1} s, generated in {run_g:.1} s");
     let (want, load_c, run_c) = generate(&CandleBackend::cpu(), &store);
     println!("cpu: loaded in {load_c:.1} s, generated in {run_c:.1} s");

@@ -46,6 +46,8 @@ pub(crate) struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub native_f16: bool,
+    /// Kernels run in 64-invocation workgroups (a software adapter; `KernelShapes`).
+    pub small_workgroups: bool,
     pub pipelines: Pipelines,
     pub pool: Arc<BufferPool>,
     pub staging: Arc<BufferPool>,
@@ -64,6 +66,7 @@ impl Gpu {
             info,
             limits,
             native_f16,
+            small_workgroups,
         } = open;
         let slot_bytes = (limits.min_uniform_buffer_offset_alignment as u64).max(PARAM_BYTES);
         let params = device.create_buffer(&wgpu::BufferDescriptor {
@@ -91,6 +94,7 @@ impl Gpu {
             info,
             limits,
             native_f16,
+            small_workgroups,
             params,
             slot_bytes,
             recorder: Mutex::new(Recorder {
@@ -265,6 +269,19 @@ impl Gpu {
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind_group, &[offset as u32]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        drop(pass);
+        if std::env::var_os("EASEL_WGPU_PROF").is_some() {
+            self.submit(&mut rec);
+            let t = std::time::Instant::now();
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+            eprintln!(
+                "PROF {:?} {:?} {:?} {:.3}",
+                variant.kernel,
+                groups,
+                &params[..params.len().min(8)],
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
         Ok(())
     }
 

@@ -187,6 +187,10 @@ impl Variant {
                 s.push_str(include_str!("shaders/attention_window_bias.wgsl"));
                 s.push_str(&unroll_attention(source, konst("TD")));
             }
+            Kernel::GroupNorm | Kernel::GroupStats | Kernel::LayerNorm => {
+                s.push_str(include_str!("shaders/workgroup_sum.wgsl"));
+                s.push_str(source);
+            }
             _ => s.push_str(source),
         }
         s

@@ -27,7 +27,7 @@ mod readback;
 mod split;
 mod tensor;
 
-pub use device::{check_limits, AdapterChoice, F16Storage, WgpuOptions};
+pub use device::{check_limits, AdapterChoice, F16Storage, KernelShapes, WgpuOptions};
 pub use tensor::{DType, WgpuTensor};
 /// The wgpu (and half) versions this backend is built on, for callers that configure it.
 pub use {half, wgpu};

@@ -14,7 +14,8 @@
 //! that image's keys and values must fit one binding (checked here; the error names
 //! `max_storage_buffer_binding_size`). Window attention binds its bias and mask whole and
 //! needs six storage bindings (the SD networks' attention four), checked when it runs.
-//! The workgroup counts (queries / 32, images × heads) are checked by `Gpu::dispatch`.
+//! The workgroup counts (queries / 32, or / 8 on software adapters, images × heads) are
+//! checked by `Gpu::dispatch`.
 //! On llvmpipe (lavapipe), whose loop limiter would cut the kernel short, key count × head
 //! dim is bounded here too (`LLVMPIPE_MAX_STEPS`; 4096 keys at head dim 512).
 
@@ -25,9 +26,11 @@ use crate::tensor::WgpuTensor;
 use easel_core::backend_host::WindowAttentionDims;
 use easel_core::Result;
 
-/// Queries per workgroup in `attention.wgsl` (query ranges of a split are multiples of it,
-/// so only the last block of an image is partly filled).
+/// Queries per workgroup in `attention.wgsl` on a GPU (query ranges of a split are
+/// multiples of the block, so only the last block of an image is partly filled).
 const QUERY_BLOCK: usize = 32;
+/// Queries per workgroup on a software adapter (64 invocations; `KernelShapes`).
+const QUERY_BLOCK_SMALL: usize = 8;
 
 /// Workgroup memory `attention.wgsl` declares: query chunk [32][16 + 1], key/value chunk
 /// [64][16 + 1], probabilities [32][64 + 8], in f32 (15744 bytes).
@@ -143,7 +146,8 @@ impl Gpu {
         }
         let d = width / heads;
         let steps = lk.div_ceil(64) * d.div_ceil(chunk_width(d));
-        if steps > LLVMPIPE_MAX_STEPS && self.info.name.contains("llvmpipe") {
+        let llvmpipe = self.info.name.contains("llvmpipe");
+        if steps > LLVMPIPE_MAX_STEPS && llvmpipe {
             return Err(op_err(
                 "attention",
                 format!(
@@ -159,8 +163,20 @@ impl Gpu {
             None => Kernel::Attention,
             Some(_) => Kernel::WindowAttention,
         };
+        // A workgroup of 64 runs its staging loops four times as often, so on llvmpipe the
+        // small blocks stay within the loop limit only up to a quarter of the steps.
+        let query_block = if self.small_workgroups && !(llvmpipe && 4 * steps > LLVMPIPE_MAX_STEPS)
+        {
+            QUERY_BLOCK_SMALL
+        } else {
+            QUERY_BLOCK
+        };
         let variant = Variant {
-            consts: vec![("D", d as u32), ("TD", chunk_width(d) as u32)],
+            consts: vec![
+                ("D", d as u32),
+                ("TD", chunk_width(d) as u32),
+                ("BQ", query_block as u32),
+            ],
             ..Variant::plain(kernel)
         };
         let scale = 1.0 / (d as f32).sqrt();
@@ -188,7 +204,7 @@ impl Gpu {
                         ));
                     }
                     let at = |r: usize| (img * lq + r) * width;
-                    let ranges = self.plan("attention", lq, QUERY_BLOCK, |r0, r1| {
+                    let ranges = self.plan("attention", lq, query_block, |r0, r1| {
                         self.fits(&q, at(r0), at(r1)) && self.fits(&out, at(r0), at(r1))
                     })?;
                     pieces.extend(ranges.into_iter().map(|(r0, r1)| (img..img + 1, r0..r1)));
@@ -228,7 +244,7 @@ impl Gpu {
                 &inputs,
                 &ob,
                 [
-                    rows.len().div_ceil(QUERY_BLOCK) as u32,
+                    rows.len().div_ceil(query_block) as u32,
                     (imgs.len() * heads) as u32,
                     1,
                 ],

@@ -166,9 +166,10 @@ impl Gpu {
         let kk2 = s.ks * s.ks;
         let rows = outs.len();
         let npix = imgs.len() * s.oh * s.ow;
-        let tile = Tile::pick(rows, npix);
+        let tile = Tile::pick(rows, npix, self.small_workgroups);
         let variant = tile.apply(Variant {
             weight: self.weight_read(w.dtype),
+            consts: vec![("KS", s.ks as u32)],
             ..Variant::plain(Kernel::Conv2d)
         });
         let bias_buf = bias.map_or(&self.dummy, |b| b.buffer());
@@ -180,7 +181,6 @@ impl Gpu {
             rows,
             s.oh,
             s.ow,
-            s.ks,
             s.stride,
             s.pad,
             (bias.is_some() && first) as usize,

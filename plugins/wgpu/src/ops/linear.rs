@@ -52,7 +52,7 @@ impl Gpu {
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("rank ≥ 1") = n;
         let out = self.alloc(&shape)?;
-        let tile = Tile::pick(m, n);
+        let tile = Tile::pick(m, n, self.small_workgroups);
         let variant = tile.apply(Variant {
             weight: self.weight_read(w.dtype),
             ..Variant::plain(Kernel::Linear)

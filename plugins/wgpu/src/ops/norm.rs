@@ -53,7 +53,7 @@ impl Gpu {
             let (xb, x_base) = self.window(&x, g0 * group_len, g1 * group_len);
             let (yb, y_base) = self.window(&out, g0 * group_len, g1 * group_len);
             self.dispatch(
-                &Variant::plain(Kernel::GroupNorm),
+                &self.reduction(Kernel::GroupNorm),
                 &[
                     c as u32,
                     s as u32,
@@ -102,7 +102,7 @@ impl Gpu {
             let mut wgs = self.groups_1d((r1 - r0) * 256);
             wgs[2] = 1;
             self.dispatch(
-                &Variant::plain(Kernel::LayerNorm),
+                &self.reduction(Kernel::LayerNorm),
                 &[
                     (r1 - r0) as u32,
                     c as u32,
@@ -156,7 +156,7 @@ impl Gpu {
             let base = pair * group_len;
             let (xb, x_base) = self.window(x, base + a, base + b);
             self.dispatch(
-                &Variant::plain(Kernel::GroupStats),
+                &self.reduction(Kernel::GroupStats),
                 &[(b - a) as u32, (base + a - x_base) as u32, slot as u32],
                 &[xb],
                 &Bind::whole(stats.buffer()),
@@ -198,5 +198,21 @@ impl Gpu {
             )?;
         }
         Ok(out)
+    }
+}
+
+impl Gpu {
+    /// A norm kernel in workgroups of 64 invocations on software adapters and 256 on GPUs
+    /// (`workgroup_sum.wgsl` reduces over ROWS x ROWS of them).
+    fn reduction(&self, kernel: Kernel) -> Variant {
+        let (wg, rows) = if self.small_workgroups {
+            (64, 8)
+        } else {
+            (256, 16)
+        };
+        Variant {
+            consts: vec![("WG", wg), ("ROWS", rows)],
+            ..Variant::plain(kernel)
+        }
     }
 }

@@ -2,8 +2,11 @@
 //! nearly all its work when one side of the product is tiny: the UNet's deepest layers at
 //! 64x64 pixels see 1-4 pixels per image, the time embedding is a GEMM of two rows. There a
 //! tall (or wide) tile that is only 4 or 16 wide along the short side does the same job
-//! with 16 (or 4) times fewer wasted products. Every shape has 256 invocations (Chromium's
-//! limit) and stays under 9 KiB of workgroup memory (16 KiB is WebGPU's guarantee).
+//! with 16 (or 4) times fewer wasted products. Every GPU shape has 256 invocations
+//! (Chromium's limit); the software adapters' shapes ([`crate::KernelShapes`]) have 64, each
+//! computing an 8-row block where the GPU's computes 2 or 4. All stay under 9 KiB of
+//! workgroup memory (16 KiB is WebGPU's guarantee), and every tile's columns divide its
+//! invocations (the convolution stages one patch column per invocation).
 
 use crate::kernels::Variant;
 
@@ -42,9 +45,64 @@ const COLS_16: Tile = Tile {
     tk: 16,
 };
 
+/// The software adapters' shapes: 64 x 64 (8x8 outputs per invocation) ...
+const SQUARE_SMALL: Tile = Tile {
+    wx: 8,
+    wy: 8,
+    rm: 8,
+    rn: 8,
+    tk: 16,
+};
+/// ... 256 rows x 4 columns ...
+const COLS_4_SMALL: Tile = Tile {
+    wx: 2,
+    wy: 32,
+    rm: 8,
+    rn: 2,
+    tk: 8,
+};
+/// ... 128 rows x 16 columns ...
+const COLS_16_SMALL: Tile = Tile {
+    wx: 4,
+    wy: 16,
+    rm: 8,
+    rn: 4,
+    tk: 16,
+};
+/// ... 4 rows x 64 columns ...
+const ROWS_4_SMALL: Tile = Tile {
+    wx: 32,
+    wy: 2,
+    rm: 2,
+    rn: 2,
+    tk: 16,
+};
+/// ... and 16 rows x 64 columns.
+const ROWS_16_SMALL: Tile = Tile {
+    wx: 16,
+    wy: 4,
+    rm: 4,
+    rn: 4,
+    tk: 16,
+};
+
 impl Tile {
-    /// The tile for an output of `rows` x `cols`.
-    pub fn pick(rows: usize, cols: usize) -> Tile {
+    /// The tile for an output of `rows` x `cols`, from the 64-invocation shapes when
+    /// `small` (a software adapter).
+    pub fn pick(rows: usize, cols: usize, small: bool) -> Tile {
+        if small {
+            return if cols <= 4 && cols <= rows {
+                COLS_4_SMALL
+            } else if rows <= 4 {
+                ROWS_4_SMALL
+            } else if cols <= 32 && cols <= rows {
+                COLS_16_SMALL
+            } else if rows <= 32 {
+                ROWS_16_SMALL
+            } else {
+                SQUARE_SMALL
+            };
+        }
         let transpose = |t: Tile| Tile {
             wx: t.wy,
             wy: t.wx,
@@ -94,14 +152,21 @@ mod tests {
 
     #[test]
     fn shapes_fit_browser_limits() {
-        for t in [SQUARE, COLS_4, COLS_16] {
-            assert_eq!(t.wx * t.wy, 256);
-            let words = t.tk * (t.wy * t.rm + t.wx * t.rn);
-            assert!(words * 4 <= 16384, "{t:?}");
+        for small in [false, true] {
+            let invocations = if small { 64 } else { 256 };
+            for (rows, cols) in [(1280, 2), (2, 1280), (320, 32), (32, 320), (320, 4096)] {
+                let t = Tile::pick(rows, cols, small);
+                assert_eq!(t.wx * t.wy, invocations, "{t:?}");
+                let words = t.tk * (t.wy * t.rm + t.wx * t.rn);
+                assert!(words * 4 <= 9 * 1024, "{t:?}");
+                assert_eq!(invocations % t.cols() as u32, 0, "{t:?}");
+                assert_eq!(t.tk % 8, 0, "{t:?}");
+            }
+            assert_eq!(Tile::pick(1280, 2, small).cols(), 4);
+            assert_eq!(Tile::pick(2, 1280, small).rows(), 4);
+            assert_eq!(Tile::pick(320, 32, small).cols(), 16);
+            assert_eq!(Tile::pick(32, 320, small).rows(), 16);
+            assert_eq!(Tile::pick(320, 4096, small).rows(), 64);
         }
-        assert_eq!(Tile::pick(1280, 2), COLS_4);
-        assert_eq!(Tile::pick(2, 1280).rows(), 4);
-        assert_eq!(Tile::pick(320, 32).cols(), 16);
-        assert_eq!(Tile::pick(320, 4096), SQUARE);
     }
 }

@@ -2,8 +2,10 @@
 // dim: the Lq x Lk score matrix never exists, and no invocation holds a whole query or
 // output row, so D = 40 (SD's UNet) and D = 512 (the VAE's single head) run the same code.
 //
-// One workgroup of 256 invocations per (block of BQ = 32 queries, image, head), laid out
-// as 32 rows x 8 lanes: invocation (r, lane) owns query r of the block. Keys and values
+// One workgroup of BQ x 8 invocations per (block of BQ queries, image, head), laid out as
+// BQ rows x 8 lanes: invocation (r, lane) owns query r of the block. The host substitutes
+// BQ: 32 on GPUs, 8 on software adapters (where every invocation of a workgroup costs a
+// switch at each barrier). Keys and values
 // stream through in blocks of BK = 64. Per key block:
 //   1. scores: the 32 x 64 tile Q K^T, accumulated over chunks of TD head-dim columns staged
 //      in workgroup memory; invocation (r, lane) computes keys lane, lane + 8, ...
@@ -47,10 +49,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 
-const BQ: u32 = 32u;
 const BK: u32 = 64u;
 const LANES: u32 = 8u;
-const THREADS: u32 = 256u;
+const THREADS: u32 = BQ * LANES;
 // Head-dim chunks, and accumulators per invocation (head-dim columns lane + 8 i).
 const NCH: u32 = (D + TD - 1u) / TD;
 const PER_CHUNK: u32 = TD / LANES;
@@ -61,7 +62,7 @@ const KS: u32 = TD + 1u;
 const PS: u32 = BK + 8u;
 const NEG: f32 = -3.0e38;
 
-// Query chunk [BQ][TD] (also the row-max and denominator exchange, 256 words).
+// Query chunk [BQ][TD] (also the row-max and denominator exchange, THREADS words).
 var<workgroup> qt: array<f32, BQ * QS>;
 // Key chunk [BK][TD] in step 1, value chunk in step 3.
 var<workgroup> kv: array<f32, BK * KS>;
@@ -72,7 +73,7 @@ fn visible(kj: u32, qpos: u32) -> bool {
     return kj < p.lk && !(p.causal != 0u && kj > qpos);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let img = wg.y / p.heads;
     let head = wg.y % p.heads;

@@ -2,8 +2,9 @@
 // kk = (channel, ky, kx) and the patch gathered from x on the fly (zero outside the image), so
 // no im2col buffer exists. Tiled like linear.wgsl: rows are output channels, columns output
 // pixels of all images of the dispatch; the host picks the tile shape (WX, WY, RM, RN, TK)
-// per call, narrow where there are few pixels (the UNet's deepest layers). Weights (binding
-// 2) come from the weight prelude.
+// per call, narrow where there are few pixels (the UNet's deepest layers), substitutes the
+// kernel size KS, and writes the RM x RN accumulators out as scalars at the `@` markers (as
+// in linear.wgsl). Weights (binding 2) come from the weight prelude.
 //
 // When x or y exceed one storage binding the host splits the convolution: per image, over
 // ranges of output channels and of input channels. A dispatch then sees `c` input channels
@@ -19,7 +20,6 @@ struct Params {
     o: u32,
     oh: u32,
     ow: u32,
-    ks: u32,
     stride: u32,
     pad: u32,
     has_bias: u32,
@@ -42,6 +42,9 @@ struct Params {
 const TM: u32 = WY * RM;
 const TN: u32 = WX * RN;
 const THREADS: u32 = WX * WY;
+const KK2: u32 = KS * KS;
+// Patch rows one invocation stages per k-slice step (every tile's TN divides THREADS).
+const KK_STEP: u32 = THREADS / TN;
 
 var<workgroup> ws: array<f32, TK * TM>; // [TK][TM] weight rows (output channels)
 var<workgroup> xs: array<f32, TK * TN>; // [TK][TN] patch columns (output pixels)
@@ -53,8 +56,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     let row0 = wg.y * TM;
     let col0 = wg.x * TN;
     let plane = p.oh * p.ow;
-    let kk2 = p.ks * p.ks;
-    var acc: array<f32, RM * RN>;
+    // The patch column this invocation stages is the same in every k-slice: its pixel's
+    // image and position are worked out once, not per element (integer division costs
+    // dozens of instructions on GPUs and more on software adapters).
+    let col = li % TN;
+    let pix = col0 + col;
+    let pix_ok = pix < p.npix;
+    let img = pix / plane;
+    let rem = pix % plane;
+    let iy0 = i32((rem / p.ow) * p.stride) - i32(p.pad);
+    let ix0 = i32((rem % p.ow) * p.stride) - i32(p.pad);
+    let x_img = img * p.c * p.h * p.w + p.x_off;
+    // @accumulators
     for (var k0 = 0u; k0 < p.kdim; k0 += TK) {
         // Weights: consecutive invocations read consecutive kk of one output channel.
         for (var e = li; e < TK * TM; e += THREADS) {
@@ -68,67 +81,44 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
             }
             ws[kk * TM + r] = wv;
         }
-        // Patch: consecutive invocations read consecutive output pixels.
-        for (var e = li; e < TK * TN; e += THREADS) {
-            let col = e % TN;
-            let kk = e / TN;
+        // Patch: consecutive invocations read consecutive output pixels; the kernel size
+        // is a constant, so the (channel, tap) split of k needs no division.
+        for (var kk = li / TN; kk < TK; kk += KK_STEP) {
             let pk = k0 + kk;
-            let pix = col0 + col;
             var xv = 0.0;
-            if (pix < p.npix && pk < p.kdim) {
-                let img = pix / plane;
-                let rem = pix % plane;
-                let oy = rem / p.ow;
-                let ox = rem % p.ow;
-                let ci = pk / kk2;
-                let kr = pk % kk2;
-                let iy = i32(oy * p.stride + kr / p.ks) - i32(p.pad);
-                let ix = i32(ox * p.stride + kr % p.ks) - i32(p.pad);
+            if (pix_ok && pk < p.kdim) {
+                let ci = pk / KK2;
+                let kr = pk % KK2;
+                let iy = iy0 + i32(kr / KS);
+                let ix = ix0 + i32(kr % KS);
                 if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                    xv = x[((img * p.c + ci) * p.h + u32(iy)) * p.w + u32(ix) + p.x_off];
+                    xv = x[x_img + (ci * p.h + u32(iy)) * p.w + u32(ix)];
                 }
             }
             xs[kk * TN + col] = xv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            var a: array<f32, RM>;
-            var b: array<f32, RN>;
-            for (var i = 0u; i < RM; i++) {
-                a[i] = ws[kk * TM + lid.y + WY * i];
-            }
-            for (var j = 0u; j < RN; j++) {
-                b[j] = xs[kk * TN + lid.x + WX * j];
-            }
-            for (var i = 0u; i < RM; i++) {
-                for (var j = 0u; j < RN; j++) {
-                    acc[i * RN + j] += a[i] * b[j];
-                }
-            }
+            // @multiply_accumulate
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < RM; i++) {
-        let oc = row0 + lid.y + WY * i;
-        if (oc >= p.o) {
-            continue;
-        }
-        var b = 0.0;
+    // @store
+}
+
+// Output channel `oc`, pixel `pix` of the dispatch: bias, and what earlier input-channel
+// ranges wrote when accumulating.
+fn store(oc: u32, pix: u32, acc: f32) {
+    if (oc < p.o && pix < p.npix) {
+        let plane = p.oh * p.ow;
+        let yi = ((pix / plane) * p.o + oc) * plane + pix % plane + p.y_off;
+        var v = acc;
         if (p.has_bias != 0u) {
-            b = bias[p.o_first + oc];
+            v += bias[p.o_first + oc];
         }
-        for (var j = 0u; j < RN; j++) {
-            let pix = col0 + lid.x + WX * j;
-            if (pix < p.npix) {
-                let img = pix / plane;
-                let rem = pix % plane;
-                let yi = (img * p.o + oc) * plane + rem + p.y_off;
-                var v = acc[i * RN + j] + b;
-                if (p.accumulate != 0u) {
-                    v += y[yi];
-                }
-                y[yi] = v;
-            }
+        if (p.accumulate != 0u) {
+            v += y[yi];
         }
+        y[yi] = v;
     }
 }
