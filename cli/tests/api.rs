@@ -120,10 +120,12 @@ fn info(resp: &Value) -> Value {
     serde_json::from_str(resp["info"].as_str().unwrap()).unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("easel-api-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed (with what the test wrote) when the returned guard drops.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("easel-api-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
@@ -150,7 +152,8 @@ fn txt2img_images_equal_easel_generate_and_carry_their_infotext() {
     assert_eq!(resp["parameters"]["steps"], json!(3));
 
     // The same settings through the CLI.
-    let dir = temp_dir("same");
+    let dir_guard = temp_dir("same");
+    let dir = dir_guard.path();
     let out = dir.join("cli.png");
     let ok = easel()
         .args(["generate", "--models"])
@@ -731,8 +734,9 @@ fn cli_image(dir: &std::path::Path, name: &str, args: &[&str]) -> (Vec<u8>, Stri
 #[test]
 fn img2img_inpainting_and_hires_equal_easel_generate() {
     let s = Server::start(&[]);
-    let dir = temp_dir("img2img");
-    let (init, mask) = init_and_mask(&dir);
+    let dir_guard = temp_dir("img2img");
+    let dir = dir_guard.path();
+    let (init, mask) = init_and_mask(dir);
     let init_b64 = b64(&std::fs::read(&init).unwrap());
     let mask_b64 = b64(&std::fs::read(&mask).unwrap());
     let shared = [
@@ -762,7 +766,7 @@ fn img2img_inpainting_and_hires_equal_easel_generate() {
     let mut args = shared.to_vec();
     let init_arg = init.to_str().unwrap();
     args.extend(["--init-img", init_arg, "--denoising-strength", "0.6"]);
-    let (cli_rgb, cli_text) = cli_image(&dir, "i2i.png", &args);
+    let (cli_rgb, cli_text) = cli_image(dir, "i2i.png", &args);
     assert_eq!(text, cli_text);
     assert!(text.contains("Denoising strength: 0.6"), "{text}");
     assert!(
@@ -808,7 +812,7 @@ fn img2img_inpainting_and_hires_equal_easel_generate() {
         "--inpaint-full-res-padding",
         "0",
     ]);
-    let (cli_rgb, cli_text) = cli_image(&dir, "inpaint.png", &args);
+    let (cli_rgb, cli_text) = cli_image(dir, "inpaint.png", &args);
     assert_eq!(text, cli_text);
     assert!(
         decode_png_rgb(&png, "api").unwrap().2 == cli_rgb,
@@ -847,7 +851,7 @@ fn img2img_inpainting_and_hires_equal_easel_generate() {
         "--hr-upscaler",
         "Latent",
     ]);
-    let (cli_rgb, cli_text) = cli_image(&dir, "hires.png", &args);
+    let (cli_rgb, cli_text) = cli_image(dir, "hires.png", &args);
     assert!(rgb == cli_rgb, "hires pixels differ");
     assert_eq!(text, cli_text.replace(", Hires upscaler: Latent", ""));
 
@@ -872,7 +876,8 @@ fn img2img_inpainting_and_hires_equal_easel_generate() {
 /// as PIL's `Image.blend` does; face restoration is refused by name.
 #[test]
 fn extras_upscale_equals_easel_upscale() {
-    let dir = temp_dir("extras");
+    let dir_guard = temp_dir("extras");
+    let dir = dir_guard.path();
     let fixtures = models().join("..");
     let m = dir.join("models");
     std::fs::create_dir_all(&m).unwrap();
@@ -883,7 +888,7 @@ fn extras_upscale_equals_easel_upscale() {
         let _ = std::fs::remove_file(m.join(link));
         std::os::unix::fs::symlink(to, m.join(link)).unwrap();
     }
-    let (init, _) = init_and_mask(&dir);
+    let (init, _) = init_and_mask(dir);
     let s = Server::start_with_models(&m, &[]);
     let cli = |upscaler: &str, extra: &[&str], out: &str| {
         let path = dir.join(out);
@@ -984,8 +989,9 @@ fn extras_upscale_equals_easel_upscale() {
 #[test]
 fn lcm_hires_scheduler_and_taesd_encode_equal_easel_generate() {
     let s = Server::start(&[]);
-    let dir = temp_dir("lcm");
-    let (init, _) = init_and_mask(&dir);
+    let dir_guard = temp_dir("lcm");
+    let dir = dir_guard.path();
+    let (init, _) = init_and_mask(dir);
     let init_b64 = b64(&std::fs::read(&init).unwrap());
     let shared = [
         "--prompt",
@@ -1009,7 +1015,7 @@ fn lcm_hires_scheduler_and_taesd_encode_equal_easel_generate() {
         let text = parameters_from_png_bytes(&png, "api").unwrap().unwrap();
         let mut args = shared.to_vec();
         args.extend(extra);
-        let (cli_rgb, cli_text) = cli_image(&dir, &format!("{name}.png"), &args);
+        let (cli_rgb, cli_text) = cli_image(dir, &format!("{name}.png"), &args);
         assert_eq!(text, cli_text, "{name}");
         assert!(
             decode_png_rgb(&png, "api").unwrap().2 == cli_rgb,

@@ -10,10 +10,12 @@ fn easel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_easel"))
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("easel-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed (with what the test wrote) when the returned guard drops.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("easel-cli-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A small PNG whose `parameters` chunk is `infotext`: an A1111 PNG as far as `--from` looks.
@@ -37,11 +39,12 @@ fn generate_png(models: &std::path::Path, args: &[&str], out: &std::path::Path) 
 
 #[test]
 fn generate_writes_png_with_infotext_and_latents() {
-    let dir = temp_dir("gen");
+    let dir_guard = temp_dir("gen");
+    let dir = dir_guard.path();
     let out = dir.join("fox.png");
     let latents = dir.join("lat.safetensors");
     let status = easel()
-        .current_dir(&dir) // no ./models here: the bundled tiny model is used
+        .current_dir(dir) // no ./models here: the bundled tiny model is used
         .args([
             "generate",
             "--prompt",
@@ -87,7 +90,6 @@ fn generate_writes_png_with_infotext_and_latents() {
     let store = open_tensor_store(&latents).unwrap();
     assert_eq!(store.info("noise").unwrap().shape, vec![2, 4, 6, 8]);
     assert_eq!(store.info("latent").unwrap().shape, vec![2, 4, 6, 8]);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -152,13 +154,14 @@ fn tokenize_reports_tokens_and_chunks() {
 
 #[test]
 fn from_png_regenerates_the_same_image_and_flags_override() {
-    let dir = temp_dir("from");
+    let dir_guard = temp_dir("from");
+    let dir = dir_guard.path();
     let first = dir.join("a.png");
     let again = dir.join("b.png");
     let other = dir.join("c.png");
     let gen = |extra: &[&str], out: &PathBuf| {
         let status = easel()
-            .current_dir(&dir)
+            .current_dir(dir)
             .arg("generate")
             .args(extra)
             .arg("-o")
@@ -229,18 +232,17 @@ fn from_png_regenerates_the_same_image_and_flags_override() {
     assert_eq!(v["parameters"]["Seed"], "11");
     assert_eq!(v["parameters"]["Size-1"], "64");
     assert_eq!(v["parameters"]["Clip skip"], "2");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn info_on_a_png_without_parameters_is_an_error() {
-    let dir = temp_dir("noinfo");
+    let dir_guard = temp_dir("noinfo");
+    let dir = dir_guard.path();
     let png = dir.join("plain.png");
     easel_core::infotext::write_png(&png, 2, 2, &[0u8; 12], None).unwrap();
     let out = easel().args(["info"]).arg(&png).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no A1111 `parameters`"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -313,7 +315,8 @@ fn sampler_labels_reproduce_reference_latents() {
         "{golden}/sampler_matrix.safetensors"
     )))
     .unwrap();
-    let dir = temp_dir("labels");
+    let dir_guard = temp_dir("labels");
+    let dir = dir_guard.path();
     // (label as typed, --schedule-type, golden case)
     for (label, schedule_type, case_name) in [
         ("DPM++ 2M Karras", None, "dpmpp_2m_karras"),
@@ -338,7 +341,7 @@ fn sampler_labels_reproduce_reference_latents() {
         assert_eq!(case["batch_size"], 1);
         let latents = dir.join(format!("{case_name}.safetensors"));
         let mut cmd = easel();
-        cmd.current_dir(&dir).args([
+        cmd.current_dir(dir).args([
             "generate",
             "--prompt",
             case["prompt"].as_str().unwrap(),
@@ -386,7 +389,6 @@ fn sampler_labels_reproduce_reference_latents() {
             diff / scale
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A1111's sampler parameters: written to the infotext only when not at the sampler's
@@ -394,11 +396,12 @@ fn sampler_labels_reproduce_reference_latents() {
 /// and they change the image; an eta of 0 drops `ENSD` as A1111 does.
 #[test]
 fn sampler_parameters_round_trip_through_the_png() {
-    let dir = temp_dir("params");
+    let dir_guard = temp_dir("params");
+    let dir = dir_guard.path();
     let gen = |extra: &[&str], name: &str| {
         let out = dir.join(name);
         let status = easel()
-            .current_dir(&dir)
+            .current_dir(dir)
             .args(["generate", "--prompt", "a cat", "--steps", "3"])
             .args(["--size", "64x64", "--seed", "5", "--ensd", "31337"])
             .args(extra)
@@ -450,23 +453,23 @@ fn sampler_parameters_round_trip_through_the_png() {
     assert_eq!(info(&plain_rho).get("Schedule rho"), None);
 
     let out = easel()
-        .current_dir(&dir)
+        .current_dir(dir)
         .args(["generate", "--eta=-1", "-o", "x.png"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--eta"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A grid over A1111's `Eta` axis: each cell's PNG records the eta it was made with
 /// (DDIM reads the same `p.eta` as `Eta DDIM`), and the cells differ.
 #[test]
 fn grid_varies_eta_per_cell() {
-    let dir = temp_dir("grid-eta");
+    let dir_guard = temp_dir("grid-eta");
+    let dir = dir_guard.path();
     let status = easel()
-        .current_dir(&dir)
+        .current_dir(dir)
         .args([
             "grid", "--prompt", "a cat", "--steps", "2", "--size", "64x64",
         ])
@@ -504,7 +507,6 @@ fn grid_varies_eta_per_cell() {
     pixels.sort();
     pixels.dedup();
     assert_eq!(pixels.len(), 4);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `--embeddings-dir` replaces the `embeddings/` folder beside the models: the prompt's
@@ -512,7 +514,8 @@ fn grid_varies_eta_per_cell() {
 /// and not found when the folder is empty.
 #[test]
 fn embeddings_dir_chooses_the_embeddings_folder() {
-    let dir = temp_dir("embdir");
+    let dir_guard = temp_dir("embdir");
+    let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fixtures.join("embeddings/expected.json")).unwrap(),
@@ -573,7 +576,8 @@ fn embeddings_dir_chooses_the_embeddings_folder() {
 /// missing hypernetwork, an unknown sampler, and fields of features Easel lacks.
 #[test]
 fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
-    let dir = temp_dir("autov2");
+    let dir_guard = temp_dir("autov2");
+    let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let sd = dir.join("models/Stable-diffusion");
     std::fs::create_dir_all(&sd).unwrap();
@@ -651,7 +655,8 @@ fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
 /// image; `--downcast-alphas-cumprod` on a fresh run gives that same image.
 #[test]
 fn old_version_pngs_sample_over_the_fp16_schedule() {
-    let dir = temp_dir("downcast");
+    let dir_guard = temp_dir("downcast");
+    let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let base = [
         "--prompt",
@@ -738,7 +743,8 @@ fn models_lists_embeddings() {
 /// after the last step; "Approx cheap" (the latent's size) without it.
 #[test]
 fn preview_writes_the_live_preview() {
-    let dir = temp_dir("preview");
+    let dir_guard = temp_dir("preview");
+    let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let run = |models: &std::path::Path, name: &str| {
         let o = easel()
@@ -830,7 +836,8 @@ fn preview_writes_the_live_preview() {
 /// (`VAE Decoder: TAESD` in the infotext, as A1111 writes it) and `--from` reads it back.
 #[test]
 fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
-    let dir = temp_dir("taesd");
+    let dir_guard = temp_dir("taesd");
+    let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let out = dir.join("taesd.png");
     let latents = dir.join("taesd.safetensors");
@@ -887,7 +894,8 @@ fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
 /// of a square one.
 #[test]
 fn vae_tiling_is_recorded_and_repeated() {
-    let dir = temp_dir("tiling");
+    let dir_guard = temp_dir("tiling");
+    let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let gen = |extra: &[&str], out: &str| {
         let png = generate_png(&models, extra, &dir.join(out));
@@ -916,7 +924,8 @@ fn vae_tiling_is_recorded_and_repeated() {
 /// tag, so a PNG holding both would apply the hypernetwork twice there.
 #[test]
 fn hypernetworks_are_recorded_once() {
-    let dir = temp_dir("hn-once");
+    let dir_guard = temp_dir("hn-once");
+    let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let gen = |extra: &[&str], out: &str| {
         let mut args = vec!["--steps", "1", "--size", "64x64", "--seed", "1"];
@@ -943,7 +952,8 @@ fn hypernetworks_are_recorded_once() {
 /// sampler's fields, and `--from` repeats it.
 #[test]
 fn cond_padding_is_recorded_when_it_applied_and_repeated() {
-    let dir = temp_dir("padconds");
+    let dir_guard = temp_dir("padconds");
+    let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let long = "a photo of a cat, ".repeat(20);
     let gen = |extra: &[&str], out: &str| {
@@ -986,7 +996,8 @@ fn cond_padding_is_recorded_when_it_applied_and_repeated() {
 #[test]
 fn infotext_corpus_pastes_like_a1111() {
     use serde_json::Value;
-    let dir = temp_dir("corpus");
+    let dir_guard = temp_dir("corpus");
+    let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let corpus: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(fixtures.join("infotext/corpus.json")).unwrap(),
@@ -1155,7 +1166,8 @@ fn infotext_corpus_pastes_like_a1111() {
 /// cell patches the UNet with its own weight and equals a plain `generate` of its prompt.
 #[test]
 fn grid_prompt_sr_varies_a_lora_weight() {
-    let dir = temp_dir("lora-grid");
+    let dir_guard = temp_dir("lora-grid");
+    let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let common = ["--steps", "2", "--size", "64x64", "--seed", "3"];
     let o = easel()
@@ -1204,11 +1216,12 @@ fn grid_prompt_sr_varies_a_lora_weight() {
 /// that is faster on this CPU: bf16 with bf16 arithmetic, fp32 without.
 #[test]
 fn bf16_runs_on_every_cpu_and_auto_picks_it_only_with_bf16_arithmetic() {
-    let dir = temp_dir("precision");
+    let dir_guard = temp_dir("precision");
+    let dir = dir_guard.path();
     let run = |precision: &str| {
         let latents = dir.join(format!("{precision}.safetensors"));
         let out = easel()
-            .current_dir(&dir)
+            .current_dir(dir)
             .args(["generate", "--prompt", "a lighthouse", "--steps", "2"])
             .args([
                 "--seed",
@@ -1257,5 +1270,4 @@ fn bf16_runs_on_every_cpu_and_auto_picks_it_only_with_bf16_arithmetic() {
         assert!(auto_said.contains("fp32 products on"), "{auto_said}");
         assert_eq!(auto, fp32);
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

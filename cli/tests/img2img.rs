@@ -17,10 +17,12 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("easel-i2i-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed (with what the test wrote) when the returned guard drops.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("easel-i2i-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn run(args: &[&str]) -> (bool, String) {
@@ -61,7 +63,8 @@ fn assert_close(got: &[u8], want: &[u8], what: &str) {
 
 #[test]
 fn img2img_matches_the_reference_and_round_trips() {
-    let dir = temp_dir("img2img");
+    let dir_guard = temp_dir("img2img");
+    let dir = dir_guard.path();
     let store = open_tensor_store(&fixtures().join("img2img/img2img.safetensors")).unwrap();
     let (_, init) = store.read_raw("euler_gpu_d075.init").unwrap();
     let init_png = dir.join("init.png");
@@ -115,7 +118,8 @@ fn img2img_matches_the_reference_and_round_trips() {
 
 #[test]
 fn hires_fix_matches_the_reference_and_round_trips() {
-    let dir = temp_dir("hires");
+    let dir_guard = temp_dir("hires");
+    let dir = dir_guard.path();
     let store = open_tensor_store(&fixtures().join("img2img/hires.safetensors")).unwrap();
     let out = dir.join("hr.png");
     let (ok, err) = run(&[
@@ -163,7 +167,8 @@ fn hires_fix_matches_the_reference_and_round_trips() {
 
 #[test]
 fn bad_img2img_input_is_refused_naming_it() {
-    let dir = temp_dir("bad");
+    let dir_guard = temp_dir("bad");
+    let dir = dir_guard.path();
     let not_image = dir.join("notes.txt");
     std::fs::write(&not_image, "not a picture").unwrap();
     let out = dir.join("x.png");
@@ -224,8 +229,9 @@ fn models_with_upscalers(dir: &Path) -> PathBuf {
 /// pixels as the one hires run.
 #[test]
 fn hires_fix_with_a_model_upscaler_is_txt2img_upscale_img2img() {
-    let dir = temp_dir("hires-esrgan");
-    let models = models_with_upscalers(&dir);
+    let dir_guard = temp_dir("hires-esrgan");
+    let dir = dir_guard.path();
+    let models = models_with_upscalers(dir);
     let m = models.to_str().unwrap();
     let gen = |args: &[&str], out: &Path| {
         let o = easel()
@@ -339,7 +345,8 @@ fn hires_fix_with_a_model_upscaler_is_txt2img_upscale_img2img() {
 /// through its own steps instead, so the images differ.
 #[test]
 fn hires_pass_schedules_prompt_edits_as_a1111_1_6() {
-    let dir = temp_dir("hires-schedule");
+    let dir_guard = temp_dir("hires-schedule");
+    let dir = dir_guard.path();
     let gen = |extra: &[&str], name: &str| {
         let out = dir.join(name);
         let mut args = vec![
@@ -383,7 +390,8 @@ fn hires_pass_schedules_prompt_edits_as_a1111_1_6() {
 /// `VAE Encoder: TAESD` where A1111 does (after the img2img fields) and `--from` repeats it.
 #[test]
 fn taesd_encoder_is_used_recorded_and_repeated() {
-    let dir = temp_dir("taesd-encode");
+    let dir_guard = temp_dir("taesd-encode");
+    let dir = dir_guard.path();
     let store = open_tensor_store(&fixtures().join("img2img/img2img.safetensors")).unwrap();
     let (_, init) = store.read_raw("euler_gpu_d075.init").unwrap();
     let init_png = dir.join("init.png");
@@ -469,7 +477,8 @@ fn taesd_encoder_is_used_recorded_and_repeated() {
 /// repeats it.
 #[test]
 fn hires_schedule_type_is_the_first_passes_unless_given() {
-    let dir = temp_dir("hires-schedule");
+    let dir_guard = temp_dir("hires-schedule");
+    let dir = dir_guard.path();
     let base = [
         "--prompt",
         "a photo of a cat",
