@@ -269,19 +269,6 @@ impl Gpu {
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind_group, &[offset as u32]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        drop(pass);
-        if std::env::var_os("EASEL_WGPU_PROF").is_some() {
-            self.submit(&mut rec);
-            let t = std::time::Instant::now();
-            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
-            eprintln!(
-                "PROF {:?} {:?} {:?} {:.3}",
-                variant.kernel,
-                groups,
-                &params[..params.len().min(8)],
-                t.elapsed().as_secs_f64() * 1e3
-            );
-        }
         Ok(())
     }
 

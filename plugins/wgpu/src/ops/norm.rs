@@ -199,19 +199,13 @@ impl Gpu {
         }
         Ok(out)
     }
-}
 
-impl Gpu {
     /// A norm kernel in workgroups of 64 invocations on software adapters and 256 on GPUs
     /// (`workgroup_sum.wgsl` reduces over ROWS x ROWS of them).
     fn reduction(&self, kernel: Kernel) -> Variant {
-        let (wg, rows) = if self.small_workgroups {
-            (64, 8)
-        } else {
-            (256, 16)
-        };
+        let rows = if self.small_workgroups { 8 } else { 16 };
         Variant {
-            consts: vec![("WG", wg), ("ROWS", rows)],
+            consts: vec![("ROWS", rows)],
             ..Variant::plain(kernel)
         }
     }

@@ -86,40 +86,65 @@ const ROWS_16_SMALL: Tile = Tile {
     tk: 16,
 };
 
+/// One kind of adapter's tiles, by the output's narrow side.
+struct TileSet {
+    /// At most 4 columns (and no more than the rows).
+    cols_4: Tile,
+    /// At most 4 rows.
+    rows_4: Tile,
+    /// At most 32 columns (and no more than the rows).
+    cols_16: Tile,
+    /// At most 32 rows.
+    rows_16: Tile,
+    /// Everything larger.
+    square: Tile,
+}
+
+/// A GPU's: the narrow row tiles are the column tiles transposed.
+const GPU_TILES: TileSet = TileSet {
+    cols_4: COLS_4,
+    rows_4: COLS_4.transposed(),
+    cols_16: COLS_16,
+    rows_16: COLS_16.transposed(),
+    square: SQUARE,
+};
+
+/// A software adapter's: the row tiles stay 64 columns wide, since the convolution stages
+/// one patch column per invocation.
+const SMALL_TILES: TileSet = TileSet {
+    cols_4: COLS_4_SMALL,
+    rows_4: ROWS_4_SMALL,
+    cols_16: COLS_16_SMALL,
+    rows_16: ROWS_16_SMALL,
+    square: SQUARE_SMALL,
+};
+
 impl Tile {
     /// The tile for an output of `rows` x `cols`, from the 64-invocation shapes when
     /// `small` (a software adapter).
     pub fn pick(rows: usize, cols: usize, small: bool) -> Tile {
-        if small {
-            return if cols <= 4 && cols <= rows {
-                COLS_4_SMALL
-            } else if rows <= 4 {
-                ROWS_4_SMALL
-            } else if cols <= 32 && cols <= rows {
-                COLS_16_SMALL
-            } else if rows <= 32 {
-                ROWS_16_SMALL
-            } else {
-                SQUARE_SMALL
-            };
-        }
-        let transpose = |t: Tile| Tile {
-            wx: t.wy,
-            wy: t.wx,
-            rm: t.rn,
-            rn: t.rm,
-            tk: t.tk,
-        };
+        let set = if small { &SMALL_TILES } else { &GPU_TILES };
         if cols <= 4 && cols <= rows {
-            COLS_4
+            set.cols_4
         } else if rows <= 4 {
-            transpose(COLS_4)
+            set.rows_4
         } else if cols <= 32 && cols <= rows {
-            COLS_16
+            set.cols_16
         } else if rows <= 32 {
-            transpose(COLS_16)
+            set.rows_16
         } else {
-            SQUARE
+            set.square
+        }
+    }
+
+    /// Rows and columns swapped.
+    const fn transposed(self) -> Tile {
+        Tile {
+            wx: self.wy,
+            wy: self.wx,
+            rm: self.rn,
+            rn: self.rm,
+            tk: self.tk,
         }
     }
 

@@ -1,9 +1,10 @@
 // The sum of one f32 from each invocation of a workgroup of WG = ROWS * ROWS, returned to
-// all of them; prepended to the norm kernels (the host substitutes WG: 256 on GPUs, 64 on
+// all of them; prepended to the norm kernels (the host substitutes ROWS: 16 on GPUs, 8 on
 // software adapters). Two levels of ROWS instead of a tree of halvings: three barriers per
 // sum instead of up to ten, which software adapters run by switching between all of the
 // workgroup's invocations; on a GPU the few extra adds cost nothing.
 
+const WG: u32 = ROWS * ROWS;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> red_rows: array<f32, ROWS>;
 
