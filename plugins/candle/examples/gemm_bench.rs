@@ -96,8 +96,8 @@ fn conv(c: usize, cout: usize, side: usize, precision: Precision) {
     );
 }
 
-/// A 3×3 f32 convolution of `images` `side²` images through Winograd's transform and
-/// through the column matrix, both in GFLOP/s of the direct convolution.
+/// A 3×3 f32 convolution of `images` `side²` images through Winograd's two tilings and
+/// through the column matrix, all in GFLOP/s of the direct convolution.
 fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
     let (x, w) = conv_inputs(c, cout, side, images);
     let mut y = vec![0f32; images * cout * side * side];
@@ -108,14 +108,19 @@ fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
         width: side,
         out_channels: cout,
     };
-    let winograd = best_of(3, || {
-        winograd::conv3x3(s, &x, &w, &mut y, None, Precision::F32)
+    let [f2, f4] = [winograd::Tiling::F2x2, winograd::Tiling::F4x4].map(|tiling| {
+        best_of(3, || {
+            winograd::conv3x3_tiled(tiling, s, &x, &w, &mut y, None, Precision::F32)
+        })
     });
+    let picked = winograd::Tiling::pick(s);
     let (im2col, gflop) = im2col_conv((&x, &w), (c, cout, side, images), Precision::F32);
     println!(
-        "conv 3x3 {c:>4} -> {cout:>4} at {side:>3}² × {images} F32: winograd {:7.2} ms ({:5.1} GFLOP/s), im2col {:7.2} ms ({:5.1})",
-        winograd * 1e3,
-        gflop / winograd,
+        "conv 3x3 {c:>4} -> {cout:>4} at {side:>3}² × {images} F32: F(2x2) {:7.2} ms ({:5.1} GFLOP/s), F(4x4) {:7.2} ms ({:5.1}), im2col {:7.2} ms ({:5.1}); picked {picked:?}",
+        f2 * 1e3,
+        gflop / f2,
+        f4 * 1e3,
+        gflop / f4,
         im2col * 1e3,
         gflop / im2col
     );

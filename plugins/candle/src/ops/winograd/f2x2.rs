@@ -1,0 +1,210 @@
+//! F(2×2, 3×3): each 2×2 block of output from the 4×4 block of input around it, 16
+//! multiplications per input channel instead of 36 (2.25× fewer). Every transform
+//! coefficient is 0, ±1 or ±½, exact in binary, so the only rounding beyond a direct
+//! convolution's is in the sums of the transforms.
+
+use super::{load_lanes, store_lanes, window, Chunk, Conv3x3, SharedOutput, LANES};
+use crate::gemm::PanelsOfB;
+
+/// Output pixels a tile covers in each direction.
+pub(super) const SIDE: usize = 2;
+/// Input pixels a tile reads in each direction, and so the side of a transformed tile.
+const T: usize = SIDE + 2;
+/// Positions of a transformed tile.
+pub(super) const POSITIONS: usize = T * T;
+
+/// `U = G g Gᵀ` of one 3×3 kernel `g` (row-major), as `put(ξ, value)` for each position
+/// `ξ = row · 4 + column`, with `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+#[inline(always)]
+pub(super) fn transform_kernel(g: &[f32; 9], mut put: impl FnMut(usize, f32)) {
+    // G g: 4 × 3, rows transformed.
+    let mut gg = [0f32; 12];
+    for col in 0..3 {
+        let (g0, g1, g2) = (g[col], g[3 + col], g[6 + col]);
+        gg[col] = g0;
+        gg[3 + col] = 0.5 * (g0 + g1 + g2);
+        gg[6 + col] = 0.5 * (g0 - g1 + g2);
+        gg[9 + col] = g2;
+    }
+    // (G g) Gᵀ: 4 × 4, columns transformed.
+    for row in 0..4 {
+        let (g0, g1, g2) = (gg[row * 3], gg[row * 3 + 1], gg[row * 3 + 2]);
+        let vals = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
+        for (col, v) in vals.into_iter().enumerate() {
+            put(row * 4 + col, v);
+        }
+    }
+}
+
+per_isa! {
+    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with
+    /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` and `d` the 4×4
+    /// input block starting one row and column before the tile's output (zero outside).
+    pub(super) fn transform_input = transform_input_body(
+        s: Conv3x3,
+        image: &[f32],
+        chunk: &Chunk,
+        panels: &PanelsOfB,
+        v: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn transform_input_body(
+    s: Conv3x3,
+    image: &[f32],
+    chunk: &Chunk,
+    panels: &PanelsOfB,
+    v: &mut [f32],
+) {
+    let seg = chunk.cols.len();
+    let plane = s.height * s.width;
+    let size = panels.size();
+    // The row transform of the tile's 4 input rows: t[row][b][j].
+    let mut t = vec![0f32; T * T * seg];
+    for c in 0..s.channels {
+        let channel = &image[c * plane..][..plane];
+        for (ti, i) in chunk.rows.clone().enumerate() {
+            for dr in 0..T {
+                let r = (SIDE * i + dr).wrapping_sub(1);
+                let rt = &mut t[dr * T * seg..][..T * seg];
+                if r < s.height {
+                    let row = &channel[r * s.width..][..s.width];
+                    transform_row(row, chunk.cols.start, rt, seg);
+                } else {
+                    rt.fill(0.0);
+                }
+            }
+            let base = ti * seg;
+            for b in 0..T {
+                let row = |dr: usize| &t[(dr * T + b) * seg..][..seg];
+                let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
+                let at = |a: usize| (a * T + b) * size..(a * T + b + 1) * size;
+                combine_into(&mut v[at(0)], panels, c, base, t0, t2, |p, q| p - q);
+                combine_into(&mut v[at(1)], panels, c, base, t1, t2, |p, q| p + q);
+                combine_into(&mut v[at(2)], panels, c, base, t2, t1, |p, q| p - q);
+                combine_into(&mut v[at(3)], panels, c, base, t1, t3, |p, q| p - q);
+            }
+        }
+    }
+}
+
+/// Input columns one step of [`transform_row`] reads.
+const STEP_COLUMNS: usize = SIDE * LANES + 2;
+
+/// The row half of the input transform, `d B`, for the `seg` tiles from tile column `j0`
+/// of one input row.
+#[inline(always)]
+fn transform_row(row: &[f32], j0: usize, rt: &mut [f32], seg: usize) {
+    let (r0, rest) = rt.split_at_mut(seg);
+    let (r1, rest) = rest.split_at_mut(seg);
+    let (r2, r3) = rest.split_at_mut(seg);
+    for j in (0..seg).step_by(LANES) {
+        let p: [f32; STEP_COLUMNS] = window(row, SIDE * (j0 + j));
+        let mut d = [[0f32; LANES]; 4];
+        for (k, d) in d.iter_mut().enumerate() {
+            for (l, d) in d.iter_mut().enumerate() {
+                *d = p[SIDE * l + k];
+            }
+        }
+        let mut lanes = [[0f32; LANES]; 4];
+        for l in 0..LANES {
+            lanes[0][l] = d[0][l] - d[2][l];
+            lanes[1][l] = d[1][l] + d[2][l];
+            lanes[2][l] = d[2][l] - d[1][l];
+            lanes[3][l] = d[1][l] - d[3][l];
+        }
+        let n = LANES.min(seg - j);
+        for (dst, src) in [&mut *r0, &mut *r1, &mut *r2, &mut *r3]
+            .into_iter()
+            .zip(&lanes)
+        {
+            store_lanes(&mut dst[j..j + n], src);
+        }
+    }
+}
+
+/// `B[k, t0 + j] = f(p[j], q[j])` for the operand `b` in panel layout `panels`.
+#[inline(always)]
+fn combine_into(
+    b: &mut [f32],
+    panels: &PanelsOfB,
+    k: usize,
+    t0: usize,
+    p: &[f32],
+    q: &[f32],
+    f: impl Fn(f32, f32) -> f32,
+) {
+    let panel = panels.panel();
+    let mut j = 0;
+    while j < p.len() {
+        let t = t0 + j;
+        // The run of columns left in this panel.
+        let n = (panel - t % panel).min(p.len() - j);
+        let dst = &mut b[panels.offset(k, t)..][..n];
+        for ((d, &a), &b) in dst.iter_mut().zip(&p[j..j + n]).zip(&q[j..j + n]) {
+            *d = f(a, b);
+        }
+        j += n;
+    }
+}
+
+per_isa! {
+    /// `y = Aᵀ M A + bias` for every output channel and tile of the chunk, with
+    /// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; tiles past the image's edge are cut.
+    pub(super) fn transform_output = transform_output_body(
+        s: Conv3x3,
+        m: &[f32],
+        chunk: &Chunk,
+        bias: Option<&[f32]>,
+        out: &SharedOutput,
+    )
+}
+
+#[inline(always)]
+fn transform_output_body(
+    s: Conv3x3,
+    m: &[f32],
+    chunk: &Chunk,
+    bias: Option<&[f32]>,
+    out: &SharedOutput,
+) {
+    let tiles = chunk.tiles();
+    let seg = chunk.cols.len();
+    let padded = seg.next_multiple_of(LANES);
+    // The two output rows of a segment of tiles, columns interleaved as in the image.
+    let mut ys = vec![0f32; SIDE * SIDE * padded];
+    for o in 0..s.out_channels {
+        let b0 = bias.map_or(0.0, |b| b[o]);
+        for (ti, i) in chunk.rows.clone().enumerate() {
+            let at = |xi: usize| &m[(xi * s.out_channels + o) * tiles + ti * seg..][..seg];
+            let ms: [&[f32]; POSITIONS] = std::array::from_fn(at);
+            let (y0, y1) = ys.split_at_mut(SIDE * padded);
+            for j in (0..seg).step_by(LANES) {
+                let n = LANES.min(seg - j);
+                let mut e = [[0f32; LANES]; POSITIONS];
+                for (e, m) in e.iter_mut().zip(&ms) {
+                    *e = load_lanes(&m[j..j + n]);
+                }
+                // Aᵀ on the rows of M, then on its columns.
+                let mut s0 = [[0f32; LANES]; 4];
+                let mut s1 = [[0f32; LANES]; 4];
+                for b in 0..4 {
+                    for l in 0..LANES {
+                        s0[b][l] = e[b][l] + e[4 + b][l] + e[8 + b][l];
+                        s1[b][l] = e[4 + b][l] - e[8 + b][l] - e[12 + b][l];
+                    }
+                }
+                for (y, s) in [(&mut *y0, &s0), (&mut *y1, &s1)] {
+                    let pairs: &mut [f32; SIDE * LANES] =
+                        (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
+                    for l in 0..LANES {
+                        pairs[2 * l] = s[0][l] + s[1][l] + s[2][l] + b0;
+                        pairs[2 * l + 1] = s[1][l] - s[2][l] - s[3][l] + b0;
+                    }
+                }
+            }
+            out.write_rows(s, chunk, o, SIDE * i, &ys, SIDE * padded);
+        }
+    }
+}

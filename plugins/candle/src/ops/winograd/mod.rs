@@ -1,0 +1,705 @@
+//! 3×3, stride-1, padding-1 convolutions by Winograd's minimal filtering F(m×m, 3×3):
+//! each m×m block of output is computed from the (m+2)×(m+2) block of input around it
+//! with (m+2)² multiplications per input channel instead of 9m², so the products (which
+//! are nearly all of a UNet's or a VAE decoder's convolution time) shrink: 2.25× with
+//! F(2×2, 3×3) ([`f2x2`]), 4× with F(4×4, 3×3) ([`f4x4`]).
+//!
+//! In matrix form, with `d` an input tile, `g` a 3×3 kernel and the fixed transforms `Bᵀ`,
+//! `G`, `Aᵀ` of the tiling, the output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`. Summed over
+//! input channels, the element-wise product becomes one matrix product per position `ξ`
+//! of the transformed tile: `M_ξ[out, tiles] = U_ξ[out, in] · V_ξ[in, tiles]`, which run
+//! on the blocked GEMM ([`crate::gemm`]) like any other product.
+//!
+//! The tiles of a batch are cut into chunks of whole tile-row segments. One task takes a
+//! chunk: it transforms its input tiles into `V` (`ξ × in × tiles`), multiplies, and
+//! transforms `M` back into the output, so the transformed data of a chunk (a few MiB)
+//! stays in cache instead of going to memory several times the size of the image. The
+//! kernel transforms `U` are computed once per call and packed once for the GEMM.
+//!
+//! The larger tile multiplies less but rounds more (see [`f4x4`]), and its `U` is 4× the
+//! weight instead of 16/9, so it pays only over enough tiles: [`Tiling::pick`] takes it
+//! where it measured faster.
+//!
+//! The backend takes this path in f32 only. In bf16 the GEMM re-lays each chunk's `U_ξ`
+//! as bf16 pairs, which costs as much as the products it multiplies: on the 2-core Zen 5
+//! the VAE decoder's 128- and 256-channel convolutions gain a fifth, the UNet's 320 and
+//! 512 lose as much.
+
+use crate::gemm::{matmul_in, Bias, Dims, Element, PackedA, PanelsOfB, Precision, RowMajor};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Tiles (of F(2×2, 3×3)) a convolution needs for the transform to pay: each chunk
+/// multiplies by all of `U` (16/9 of the weight), so with few tiles the products are
+/// bound by reading `U`, and transforming it each call costs about what it saves. On the
+/// 2-core Zen 5 (`examples/gemm_bench.rs`, 1 thread / 2 threads, batch of 2): 320
+/// channels at 64² (2048 tiles) take 38 / 21 ms against 64 / 35 through the column
+/// matrix, 640 at 32² (512 tiles) 40 / 23 against 62 / 35, and 1280 at 16² (128 tiles)
+/// 68 / 36 against 61 / 36.
+const MIN_TILES: usize = 512;
+
+/// Whether [`conv3x3`] computes a convolution of this shape: a 3×3 kernel at stride 1 with
+/// padding 1, with f32 products (f32, or bf16 weights on a CPU without bf16 arithmetic; bf16
+/// products would round the transformed inputs, which adds more error than rounding the
+/// image itself), with at least [`MIN_TILES`] tiles.
+pub fn applies(
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    images: usize,
+    height: usize,
+    width: usize,
+    precision: Precision,
+) -> bool {
+    kernel == 3
+        && !precision.rounds_products()
+        && stride == 1
+        && padding == 1
+        && Tiling::F2x2.tiles(images, height, width) >= MIN_TILES
+}
+
+/// One of the minimal filterings this module computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiling {
+    /// F(2×2, 3×3): [`f2x2`].
+    F2x2,
+    /// F(4×4, 3×3): [`f4x4`].
+    F4x4,
+}
+
+impl Tiling {
+    /// Output pixels a tile covers in each direction.
+    pub fn side(self) -> usize {
+        match self {
+            Tiling::F2x2 => f2x2::SIDE,
+            Tiling::F4x4 => f4x4::SIDE,
+        }
+    }
+
+    /// Positions `ξ` of a transformed tile: the matrix products per chunk.
+    fn positions(self) -> usize {
+        match self {
+            Tiling::F2x2 => f2x2::POSITIONS,
+            Tiling::F4x4 => f4x4::POSITIONS,
+        }
+    }
+
+    /// Tiles of `images` `height × width` images.
+    fn tiles(self, images: usize, height: usize, width: usize) -> usize {
+        images * height.div_ceil(self.side()) * width.div_ceil(self.side())
+    }
+
+    /// Tiles a chunk aims for: enough columns for the GEMM to reuse each packed `U_ξ`
+    /// block over, few enough that `V` and `M` of a chunk (`ξ × (in + out) × tiles`
+    /// floats) stay in the L3 cache: 256 of F(2×2) and 128 of F(4×4), whose chunk of the
+    /// same memory covers twice the pixels.
+    fn chunk_tiles(self) -> usize {
+        match self {
+            Tiling::F2x2 => 256,
+            Tiling::F4x4 => 128,
+        }
+    }
+
+    /// The tiling [`conv3x3`] uses for a shape [`applies`] to: F(4×4, 3×3) once the image
+    /// has [`MIN_TILES_4X4`] of its tiles, else F(2×2, 3×3).
+    pub fn pick(s: Conv3x3) -> Tiling {
+        if Tiling::F4x4.tiles(s.images, s.height, s.width) >= MIN_TILES_4X4 {
+            Tiling::F4x4
+        } else {
+            Tiling::F2x2
+        }
+    }
+
+    #[inline(always)]
+    fn transform_kernel(self, g: &[f32; 9], put: impl FnMut(usize, f32)) {
+        match self {
+            Tiling::F2x2 => f2x2::transform_kernel(g, put),
+            Tiling::F4x4 => f4x4::transform_kernel(g, put),
+        }
+    }
+
+    fn transform_input(
+        self,
+        s: Conv3x3,
+        image: &[f32],
+        chunk: &Chunk,
+        panels: &PanelsOfB,
+        v: &mut [f32],
+    ) {
+        match self {
+            Tiling::F2x2 => f2x2::transform_input(s, image, chunk, panels, v),
+            Tiling::F4x4 => f4x4::transform_input(s, image, chunk, panels, v),
+        }
+    }
+
+    fn transform_output(
+        self,
+        s: Conv3x3,
+        m: &[f32],
+        chunk: &Chunk,
+        bias: Option<&[f32]>,
+        out: &SharedOutput,
+    ) {
+        match self {
+            Tiling::F2x2 => f2x2::transform_output(s, m, chunk, bias, out),
+            Tiling::F4x4 => f4x4::transform_output(s, m, chunk, bias, out),
+        }
+    }
+}
+
+/// F(4×4, 3×3) tiles a convolution needs before [`Tiling::pick`] takes it over
+/// F(2×2, 3×3): its `U` is 36/16 of F(2×2)'s, so over few tiles reading and transforming
+/// it costs more than the products save. On the 2-core first-generation Zen (AVX2,
+/// `examples/gemm_bench.rs`, 1 thread / 2 threads): 320 channels at 64² (256 tiles) take
+/// 66 / 37 ms against F(2×2)'s 93 / 50, 512 at 64² 200 / 118 against 239 / 123, 256 at
+/// 256² 596 / 343 against 927 / 530; but 640 at 32² × 2 (128 tiles) 201 / 140 against
+/// 178 / 105.
+const MIN_TILES_4X4: usize = 256;
+
+/// The fewest tiles a chunk is cut down to so that every thread has chunks to take.
+const MIN_CHUNK_TILES: usize = 32;
+
+/// The sizes of one convolution: `images` of `[channels, height, width]` into
+/// `[out_channels, height, width]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv3x3 {
+    pub images: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+}
+
+/// A chunk of tiles: rows `rows` of tile columns `cols` of image `image`.
+#[derive(Clone, Debug)]
+struct Chunk {
+    image: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+}
+
+impl Chunk {
+    fn tiles(&self) -> usize {
+        self.rows.len() * self.cols.len()
+    }
+}
+
+/// The output, written by many tasks at once, each to its own tiles.
+struct SharedOutput(*mut f32, usize);
+// SAFETY: tasks write disjoint elements (their chunks' tiles), and the buffer outlives them.
+unsafe impl Sync for SharedOutput {}
+
+impl SharedOutput {
+    /// Writes the output rows of one tile row of `chunk` in output channel `o`, starting at
+    /// image row `first`: `ys` holds them `row_len` apart, columns as in the image; rows
+    /// and columns past the image's edge are cut.
+    fn write_rows(
+        &self,
+        s: Conv3x3,
+        chunk: &Chunk,
+        o: usize,
+        first: usize,
+        ys: &[f32],
+        row_len: usize,
+    ) {
+        let side = ys.len() / row_len;
+        let c0 = side * chunk.cols.start;
+        let width = (side * chunk.cols.len()).min(s.width - c0);
+        let channel = (chunk.image * s.out_channels + o) * s.height * s.width;
+        for (dr, y) in ys.chunks_exact(row_len).enumerate() {
+            let r = first + dr;
+            if r >= s.height {
+                break;
+            }
+            let start = channel + r * s.width + c0;
+            assert!(start + width <= self.1);
+            // SAFETY: in bounds (checked), and this chunk's tiles are the only writers of
+            // these elements.
+            let row = unsafe { std::slice::from_raw_parts_mut(self.0.add(start), width) };
+            row.copy_from_slice(&y[..width]);
+        }
+    }
+}
+
+thread_local! {
+    /// The transformed kernels of the last convolution the thread started.
+    static KERNEL_BUFFERS: RefCell<KernelBuffers> = RefCell::new(KernelBuffers::default());
+    /// `V` and `M` of the chunk a thread is working on, kept between calls.
+    static CHUNK_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `y = conv(x, w) + bias` for a 3×3 kernel at stride 1 with padding 1: `x` is
+/// `[images, channels, height, width]`, `w` is `[out, channels, 3, 3]` and `y` is
+/// `[images, out, height, width]`; through the tiling [`Tiling::pick`] takes.
+///
+/// # Panics
+/// If a slice does not have the length its shape says.
+pub fn conv3x3<T: Element>(
+    s: Conv3x3,
+    x: &[f32],
+    w: &[T],
+    y: &mut [f32],
+    bias: Option<&[f32]>,
+    precision: Precision,
+) {
+    conv3x3_tiled(Tiling::pick(s), s, x, w, y, bias, precision)
+}
+
+/// [`conv3x3`] through a given tiling.
+///
+/// # Panics
+/// If a slice does not have the length its shape says.
+pub fn conv3x3_tiled<T: Element>(
+    tiling: Tiling,
+    s: Conv3x3,
+    x: &[f32],
+    w: &[T],
+    y: &mut [f32],
+    bias: Option<&[f32]>,
+    precision: Precision,
+) {
+    let plane = s.height * s.width;
+    assert_eq!(x.len(), s.images * s.channels * plane, "winograd: input");
+    assert_eq!(w.len(), s.out_channels * s.channels * 9, "winograd: weight");
+    assert_eq!(
+        y.len(),
+        s.images * s.out_channels * plane,
+        "winograd: output"
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), s.out_channels, "winograd: bias");
+    }
+    let positions = tiling.positions();
+    let mut kernels = KERNEL_BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let u = transformed_kernels(tiling, s, w, &mut kernels);
+    let chunks = chunks(tiling, s);
+    let out = SharedOutput(y.as_mut_ptr(), y.len());
+    chunks.par_iter().for_each(|chunk| {
+        CHUNK_BUFFER.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            let tiles = chunk.tiles();
+            let panels = PanelsOfB::new(s.channels, tiles);
+            let (v_len, m_len) = (
+                positions * panels.size(),
+                positions * s.out_channels * tiles,
+            );
+            if buffer.len() < v_len + m_len {
+                buffer.resize(v_len + m_len, 0.0);
+            }
+            let (v, m) = buffer.split_at_mut(v_len);
+            let m = &mut m[..m_len];
+            let image = &x[chunk.image * s.channels * plane..][..s.channels * plane];
+            tiling.transform_input(s, image, chunk, &panels, v);
+            for (xi, u) in u.iter().enumerate() {
+                let dims = Dims {
+                    m: s.out_channels,
+                    n: tiles,
+                    k: s.channels,
+                };
+                let v = panels.view(&v[xi * panels.size()..][..panels.size()]);
+                let m = &mut m[xi * s.out_channels * tiles..][..s.out_channels * tiles];
+                matmul_in(precision, dims, u, &v, m, tiles, Bias::None, false);
+            }
+            tiling.transform_output(s, m, chunk, bias, &out);
+        })
+    });
+    kernels.packed = u.into_iter().map(PackedA::into_storage).collect();
+    if kernels.bytes() <= KEEP_KERNEL_BYTES {
+        KERNEL_BUFFERS.with(|b| *b.borrow_mut() = kernels);
+    }
+}
+
+/// The most memory [`KernelBuffers`] keep between calls: enough for the UNet's 320- and
+/// 640-channel convolutions. Larger ones (1280 channels at 32²: 210 MiB) are given back
+/// after the call; their packed kernels come from the calling thread's heap, whose freed
+/// pages the allocator keeps (see the CLI's allocator settings) and hands to the next
+/// large allocations, so giving them back costs no fresh pages. On the 2-core Zen 5 this
+/// took a 512² fp32 step from 7.34 to 7.05 s at 1 thread (no change at 2) and the peak RSS
+/// of a tiled 1024² decode from 5896 to 5745 MiB, against keeping everything.
+const KEEP_KERNEL_BYTES: usize = 64 << 20;
+
+/// Memory for the transformed kernels, kept between calls: a convolution's `U` is as
+/// large as 16/9 of its weight, and fresh pages for it each call cost more than
+/// transforming it.
+#[derive(Default)]
+struct KernelBuffers {
+    /// `U` as `[out][ξ][in]`.
+    rows: Vec<f32>,
+    /// The storage of each packed `U_ξ`.
+    packed: Vec<Vec<f32>>,
+}
+
+impl KernelBuffers {
+    fn bytes(&self) -> usize {
+        let floats = self.rows.capacity() + self.packed.iter().map(Vec::capacity).sum::<usize>();
+        floats * std::mem::size_of::<f32>()
+    }
+}
+
+/// `U_ξ = (G g Gᵀ)_ξ` of the tiling for every output and input channel, each packed for
+/// the GEMM.
+fn transformed_kernels<T: Element>(
+    tiling: Tiling,
+    s: Conv3x3,
+    w: &[T],
+    buffers: &mut KernelBuffers,
+) -> Vec<PackedA> {
+    let (out, cin) = (s.out_channels, s.channels);
+    let positions = tiling.positions();
+    // Laid out [out][ξ][in], so that each output channel is one task's.
+    let u = &mut buffers.rows;
+    u.resize(positions * out * cin, 0.0);
+    u.par_chunks_exact_mut(positions * cin)
+        .zip(w.par_chunks_exact(9 * cin))
+        .for_each(|(u, w)| {
+            for (i, g) in w.chunks_exact(9).enumerate() {
+                let g: [f32; 9] = std::array::from_fn(|k| g[k].widen());
+                tiling.transform_kernel(&g, |xi, v| u[xi * cin + i] = v);
+            }
+        });
+    buffers.packed.resize_with(positions, Vec::new);
+    // Grown here, on the calling thread, not by the workers that pack: memory a worker
+    // allocates comes from its own arena, and returns there (not to the system or to the
+    // arena the activations use) when the storage is later dropped or grown again.
+    let len = PackedA::storage_len(out, cin);
+    for storage in &mut buffers.packed {
+        if storage.capacity() < len {
+            *storage = Vec::with_capacity(len);
+        }
+    }
+    let u = &*u;
+    buffers
+        .packed
+        .par_iter_mut()
+        .enumerate()
+        .map(|(xi, storage)| {
+            let storage = std::mem::take(storage);
+            let rows = RowMajor {
+                data: &u[xi * cin..],
+                ld: positions * cin,
+            };
+            PackedA::new_in(&rows, out, cin, storage)
+        })
+        .collect()
+}
+
+/// The chunks of a convolution's tiles: segments of at most [`Tiling::chunk_tiles`] tile
+/// columns, grouped by whole rows up to about that many tiles, smaller when the threads
+/// would otherwise go without work.
+fn chunks(tiling: Tiling, s: Conv3x3) -> Vec<Chunk> {
+    let side = tiling.side();
+    let (rows, cols) = (s.height.div_ceil(side), s.width.div_ceil(side));
+    let total = s.images * rows * cols;
+    let threads = rayon::current_num_threads().max(1);
+    let target = (total / (2 * threads)).clamp(MIN_CHUNK_TILES, tiling.chunk_tiles());
+    let seg = cols.min(target);
+    let rows_per = (target / seg).max(1);
+    let mut chunks = Vec::new();
+    for image in 0..s.images {
+        for r in (0..rows).step_by(rows_per) {
+            for c in (0..cols).step_by(seg) {
+                chunks.push(Chunk {
+                    image,
+                    rows: r..(r + rows_per).min(rows),
+                    cols: c..(c + seg).min(cols),
+                });
+            }
+        }
+    }
+    chunks
+}
+
+/// Defines `fn $name(args)` as `$body(args)` compiled for the widest vector unit this CPU
+/// has (the transforms are written as fixed-width lanes for the compiler to vectorise):
+/// `$body` is inlined into one copy per instruction set, picked at run time.
+macro_rules! per_isa {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+mod f2x2;
+mod f4x4;
+
+/// Tiles a transform handles per step: one AVX-512 vector of f32.
+const LANES: usize = 16;
+
+/// `N` columns of `row` from column `first - 1` on, zero outside the row (the transforms'
+/// input window, with the convolution's padding of one).
+#[inline(always)]
+fn window<const N: usize>(row: &[f32], first: usize) -> [f32; N] {
+    let first = first.wrapping_sub(1);
+    match row.get(first..first.wrapping_add(N)) {
+        Some(inside) => *<&[f32; N]>::try_from(inside).unwrap(),
+        None => {
+            // At the image's edges: the columns inside, zeros around them.
+            let mut p = [0f32; N];
+            let skip = usize::from(first == usize::MAX);
+            let inside = row.get(first.wrapping_add(skip)..).unwrap_or(&[]);
+            for (d, &v) in p[skip..].iter_mut().zip(inside) {
+                *d = v;
+            }
+            p
+        }
+    }
+}
+
+/// `src`, zero past its end (`src` holds at most [`LANES`] values).
+#[inline(always)]
+fn load_lanes(src: &[f32]) -> [f32; LANES] {
+    match <&[f32; LANES]>::try_from(src) {
+        Ok(lanes) => *lanes,
+        Err(_) => {
+            let mut lanes = [0f32; LANES];
+            for (l, &v) in lanes.iter_mut().zip(src) {
+                *l = v;
+            }
+            lanes
+        }
+    }
+}
+
+/// The first `dst.len()` (at most [`LANES`]) values of `src` into `dst`.
+#[inline(always)]
+fn store_lanes(dst: &mut [f32], src: &[f32; LANES]) {
+    match <&mut [f32; LANES]>::try_from(&mut *dst) {
+        Ok(whole) => *whole = *src,
+        Err(_) => {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+            })
+            .collect()
+    }
+
+    /// A direct 3×3, padding-1 convolution in f64, and the sum of the magnitudes of each
+    /// output's terms (the scale of its rounding error).
+    fn direct(s: Conv3x3, x: &[f32], w: &[f32], bias: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let (h, wd) = (s.height, s.width);
+        let mut y = Vec::new();
+        let mut mag = Vec::new();
+        for n in 0..s.images {
+            for o in 0..s.out_channels {
+                for r in 0..h {
+                    for c in 0..wd {
+                        let (mut acc, mut m) = (bias[o] as f64, bias[o].abs() as f64);
+                        for ci in 0..s.channels {
+                            for (ky, kx) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
+                                let (iy, ix) = ((r + ky).wrapping_sub(1), (c + kx).wrapping_sub(1));
+                                if iy >= h || ix >= wd {
+                                    continue;
+                                }
+                                let p = x[((n * s.channels + ci) * h + iy) * wd + ix] as f64
+                                    * w[((o * s.channels + ci) * 3 + ky) * 3 + kx] as f64;
+                                acc += p;
+                                m += p.abs();
+                            }
+                        }
+                        y.push(acc);
+                        mag.push(m);
+                    }
+                }
+            }
+        }
+        (y, mag)
+    }
+
+    /// The bound on a result's error relative to the magnitudes of its terms: a few units
+    /// in the last place of f32 for F(2×2, 3×3) (2.0e-7 measured here); F(4×4, 3×3)'s
+    /// larger coefficients and inexact kernel transform round about ten times as much
+    /// (2.4e-6).
+    fn tolerance(tiling: Tiling) -> f64 {
+        match tiling {
+            Tiling::F2x2 => 4e-6,
+            Tiling::F4x4 => 4e-5,
+        }
+    }
+
+    #[test]
+    fn winograd_matches_a_direct_convolution() {
+        // (images, channels, height, width, out): sides that are not multiples of the
+        // tile cut the last tiles; the wide images split tile rows into several column
+        // segments.
+        let cases = [
+            (1, 3, 4, 4, 2),
+            (2, 5, 7, 9, 4),
+            (1, 1, 1, 1, 1),
+            (1, 17, 16, 16, 33),
+            (3, 4, 5, 150, 3),
+            (2, 2, 3, 301, 5),
+            (1, 40, 33, 35, 19),
+            (1, 6, 10, 530, 7),
+            (1, 64, 21, 18, 20),
+        ];
+        for tiling in [Tiling::F2x2, Tiling::F4x4] {
+            let mut worst = 0f64;
+            for (i, &(images, channels, height, width, out)) in cases.iter().enumerate() {
+                let s = Conv3x3 {
+                    images,
+                    channels,
+                    height,
+                    width,
+                    out_channels: out,
+                };
+                let x = values(images * channels * height * width, 3 * i as u64);
+                let w = values(out * channels * 9, 3 * i as u64 + 1);
+                let bias = values(out, 3 * i as u64 + 2);
+                let mut y = vec![f32::NAN; images * out * height * width];
+                conv3x3_tiled(tiling, s, &x, &w, &mut y, Some(&bias), Precision::F32);
+                let (want, mag) = direct(s, &x, &w, &bias);
+                for (k, ((&got, &want), &mag)) in y.iter().zip(&want).zip(&mag).enumerate() {
+                    let err = (got as f64 - want).abs();
+                    worst = worst.max(err / mag);
+                    assert!(
+                        err <= tolerance(tiling) * mag + 1e-30,
+                        "{tiling:?} {s:?}: element {k} is {got}, a direct convolution gives {want} (terms' magnitude {mag})"
+                    );
+                }
+            }
+            println!("{tiling:?}: largest error {worst:.2e} of the terms' magnitude");
+        }
+    }
+
+    /// The backend's convolution takes this path at the shapes it applies to (the tiny test
+    /// models' latents are too small for it, so the pipeline tests rarely get here).
+    #[test]
+    fn conv2d_goes_through_the_transform_and_matches_a_direct_convolution() {
+        use candle_core::{Device, Tensor};
+        let s = Conv3x3 {
+            images: 2,
+            channels: 3,
+            height: 33,
+            width: 31,
+            out_channels: 4,
+        };
+        assert!(applies(
+            3,
+            1,
+            1,
+            s.images,
+            s.height,
+            s.width,
+            Precision::F32
+        ));
+        assert!(!applies(
+            3,
+            2,
+            1,
+            s.images,
+            s.height,
+            s.width,
+            Precision::F32
+        ));
+        assert!(!applies(3, 1, 1, 1, 8, 8, Precision::F32));
+        // The smaller image has 144 tiles of 4×4, the larger 324: F(2×2) for the one,
+        // F(4×4) for the other.
+        for (s, tiling) in [
+            (s, Tiling::F2x2),
+            (
+                Conv3x3 {
+                    images: 1,
+                    height: 70,
+                    width: 66,
+                    ..s
+                },
+                Tiling::F4x4,
+            ),
+        ] {
+            assert_eq!(Tiling::pick(s), tiling, "{s:?}");
+            let x = values(s.images * 3 * s.height * s.width, 50);
+            let w = values(4 * 3 * 9, 51);
+            let bias = values(4, 52);
+            let t =
+                |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+            let shape = [s.images, 3, s.height, s.width];
+            let y = crate::ops::conv::conv2d(
+                &t(&x, &shape),
+                &t(&w, &[4, 3, 3, 3]),
+                Some(&t(&bias, &[4])),
+                1,
+                1,
+                Precision::F32,
+            )
+            .unwrap();
+            assert_eq!(y.dims(), [s.images, 4, s.height, s.width]);
+            let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut tiled = vec![0f32; y.len()];
+            conv3x3_tiled(tiling, s, &x, &w, &mut tiled, Some(&bias), Precision::F32);
+            assert!(y == tiled, "{s:?}: the backend did not take {tiling:?}");
+            let (want, mag) = direct(s, &x, &w, &bias);
+            for (k, ((&got, &want), &mag)) in y.iter().zip(&want).zip(&mag).enumerate() {
+                assert!(
+                    (got as f64 - want).abs() <= tolerance(tiling) * mag + 1e-30,
+                    "{s:?} element {k}: {got}, a direct convolution gives {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_weights_are_widened_exactly() {
+        let s = Conv3x3 {
+            images: 1,
+            channels: 6,
+            height: 10,
+            width: 12,
+            out_channels: 5,
+        };
+        let x = values(6 * 10 * 12, 40);
+        let w: Vec<half::bf16> = values(5 * 6 * 9, 41)
+            .into_iter()
+            .map(half::bf16::from_f32)
+            .collect();
+        let wide: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+        let bias = vec![0f32; 5];
+        let (want, mag) = direct(s, &x, &wide, &bias);
+        for tiling in [Tiling::F2x2, Tiling::F4x4] {
+            let mut y = vec![0f32; 5 * 10 * 12];
+            conv3x3_tiled(tiling, s, &x, &w, &mut y, None, Precision::F32);
+            for ((&got, &want), &mag) in y.iter().zip(&want).zip(&mag) {
+                assert!((got as f64 - want).abs() <= tolerance(tiling) * mag + 1e-30);
+            }
+        }
+    }
+}
