@@ -3,7 +3,10 @@
 //! coefficient is 0, ±1 or ±½, exact in binary, so the only rounding beyond a direct
 //! convolution's is in the sums of the transforms.
 
-use super::{load_lanes, store_lanes, window, Chunk, Conv3x3, SharedOutput, LANES};
+use super::{
+    each_input_tile_row, each_output_block, store_lanes, window, Chunk, Conv3x3, SharedOutput,
+    LANES,
+};
 use crate::gemm::PanelsOfB;
 
 /// Output pixels a tile covers in each direction.
@@ -58,35 +61,18 @@ fn transform_input_body(
     v: &mut [f32],
 ) {
     let seg = chunk.cols.len();
-    let plane = s.height * s.width;
     let size = panels.size();
-    // The row transform of the tile's 4 input rows: t[row][b][j].
-    let mut t = vec![0f32; T * T * seg];
-    for c in 0..s.channels {
-        let channel = &image[c * plane..][..plane];
-        for (ti, i) in chunk.rows.clone().enumerate() {
-            for dr in 0..T {
-                let r = (SIDE * i + dr).wrapping_sub(1);
-                let rt = &mut t[dr * T * seg..][..T * seg];
-                if r < s.height {
-                    let row = &channel[r * s.width..][..s.width];
-                    transform_row(row, chunk.cols.start, rt, seg);
-                } else {
-                    rt.fill(0.0);
-                }
-            }
-            let base = ti * seg;
-            for b in 0..T {
-                let row = |dr: usize| &t[(dr * T + b) * seg..][..seg];
-                let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
-                let at = |a: usize| (a * T + b) * size..(a * T + b + 1) * size;
-                combine_into(&mut v[at(0)], panels, c, base, t0, t2, |p, q| p - q);
-                combine_into(&mut v[at(1)], panels, c, base, t1, t2, |p, q| p + q);
-                combine_into(&mut v[at(2)], panels, c, base, t2, t1, |p, q| p - q);
-                combine_into(&mut v[at(3)], panels, c, base, t1, t3, |p, q| p - q);
-            }
+    each_input_tile_row(s, image, chunk, SIDE, transform_row, |c, base, t| {
+        for b in 0..T {
+            let row = |dr: usize| &t[(dr * T + b) * seg..][..seg];
+            let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
+            let at = |a: usize| (a * T + b) * size..(a * T + b + 1) * size;
+            combine_into(&mut v[at(0)], panels, c, base, t0, t2, |p, q| p - q);
+            combine_into(&mut v[at(1)], panels, c, base, t1, t2, |p, q| p + q);
+            combine_into(&mut v[at(2)], panels, c, base, t2, t1, |p, q| p - q);
+            combine_into(&mut v[at(3)], panels, c, base, t1, t3, |p, q| p - q);
         }
-    }
+    });
 }
 
 /// Input columns one step of [`transform_row`] reads.
@@ -169,42 +155,24 @@ fn transform_output_body(
     bias: Option<&[f32]>,
     out: &SharedOutput,
 ) {
-    let tiles = chunk.tiles();
-    let seg = chunk.cols.len();
-    let padded = seg.next_multiple_of(LANES);
-    // The two output rows of a segment of tiles, columns interleaved as in the image.
-    let mut ys = vec![0f32; SIDE * SIDE * padded];
-    for o in 0..s.out_channels {
-        let b0 = bias.map_or(0.0, |b| b[o]);
-        for (ti, i) in chunk.rows.clone().enumerate() {
-            let at = |xi: usize| &m[(xi * s.out_channels + o) * tiles + ti * seg..][..seg];
-            let ms: [&[f32]; POSITIONS] = std::array::from_fn(at);
-            let (y0, y1) = ys.split_at_mut(SIDE * padded);
-            for j in (0..seg).step_by(LANES) {
-                let n = LANES.min(seg - j);
-                let mut e = [[0f32; LANES]; POSITIONS];
-                for (e, m) in e.iter_mut().zip(&ms) {
-                    *e = load_lanes(&m[j..j + n]);
-                }
-                // Aᵀ on the rows of M, then on its columns.
-                let mut s0 = [[0f32; LANES]; 4];
-                let mut s1 = [[0f32; LANES]; 4];
-                for b in 0..4 {
-                    for l in 0..LANES {
-                        s0[b][l] = e[b][l] + e[4 + b][l] + e[8 + b][l];
-                        s1[b][l] = e[4 + b][l] - e[8 + b][l] - e[12 + b][l];
-                    }
-                }
-                for (y, s) in [(&mut *y0, &s0), (&mut *y1, &s1)] {
-                    let pairs: &mut [f32; SIDE * LANES] =
-                        (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
-                    for l in 0..LANES {
-                        pairs[2 * l] = s[0][l] + s[1][l] + s[2][l] + b0;
-                        pairs[2 * l + 1] = s[1][l] - s[2][l] - s[3][l] + b0;
-                    }
-                }
+    each_output_block::<POSITIONS>(s, m, chunk, bias, out, SIDE, |e, j, b0, ys| {
+        // Aᵀ on the rows of M, then on its columns.
+        let mut s0 = [[0f32; LANES]; 4];
+        let mut s1 = [[0f32; LANES]; 4];
+        for b in 0..4 {
+            for l in 0..LANES {
+                s0[b][l] = e[b][l] + e[4 + b][l] + e[8 + b][l];
+                s1[b][l] = e[4 + b][l] - e[8 + b][l] - e[12 + b][l];
             }
-            out.write_rows(s, chunk, o, SIDE * i, &ys, SIDE * padded);
         }
-    }
+        let row_len = ys.len() / SIDE;
+        for (y, s) in ys.chunks_exact_mut(row_len).zip([&s0, &s1]) {
+            let pairs: &mut [f32; SIDE * LANES] =
+                (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
+            for l in 0..LANES {
+                pairs[2 * l] = s[0][l] + s[1][l] + s[2][l] + b0;
+                pairs[2 * l + 1] = s[1][l] - s[2][l] - s[3][l] + b0;
+            }
+        }
+    });
 }

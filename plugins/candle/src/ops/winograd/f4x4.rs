@@ -7,7 +7,10 @@
 //! few times F(2×2)'s. The kernel transform is computed in f64 and rounded once; the
 //! tests bound the error against a direct convolution in f64.
 
-use super::{load_lanes, store_lanes, window, Chunk, Conv3x3, SharedOutput, LANES};
+use super::{
+    each_input_tile_row, each_output_block, load_lanes, store_lanes, window, Chunk, Conv3x3,
+    SharedOutput, LANES,
+};
 use crate::gemm::PanelsOfB;
 
 /// Output pixels a tile covers in each direction.
@@ -103,41 +106,24 @@ fn transform_input_body(
     v: &mut [f32],
 ) {
     let seg = chunk.cols.len();
-    let plane = s.height * s.width;
     let size = panels.size();
-    // The row transform of the tile's 6 input rows: t[row][b][j].
-    let mut t = vec![0f32; T * T * seg];
     // One column of the transform, `(Bᵀ d B)[a][b]` for every a: col[a][j].
     let mut col = vec![0f32; T * seg];
-    for c in 0..s.channels {
-        let channel = &image[c * plane..][..plane];
-        for (ti, i) in chunk.rows.clone().enumerate() {
-            for dr in 0..T {
-                let r = (SIDE * i + dr).wrapping_sub(1);
-                let rt = &mut t[dr * T * seg..][..T * seg];
-                if r < s.height {
-                    let row = &channel[r * s.width..][..s.width];
-                    transform_row(row, chunk.cols.start, rt, seg);
-                } else {
-                    rt.fill(0.0);
+    each_input_tile_row(s, image, chunk, SIDE, transform_row, |c, base, t| {
+        for b in 0..T {
+            for j in (0..seg).step_by(LANES) {
+                let n = LANES.min(seg - j);
+                let d = std::array::from_fn(|dr| load_lanes(&t[(dr * T + b) * seg + j..][..n]));
+                for (a, lanes) in bt(&d).iter().enumerate() {
+                    store_lanes(&mut col[a * seg + j..][..n], lanes);
                 }
             }
-            let base = ti * seg;
-            for b in 0..T {
-                for j in (0..seg).step_by(LANES) {
-                    let n = LANES.min(seg - j);
-                    let d = std::array::from_fn(|dr| load_lanes(&t[(dr * T + b) * seg + j..][..n]));
-                    for (a, lanes) in bt(&d).iter().enumerate() {
-                        store_lanes(&mut col[a * seg + j..][..n], lanes);
-                    }
-                }
-                for a in 0..T {
-                    let dst = &mut v[(a * T + b) * size..][..size];
-                    place(dst, panels, c, base, &col[a * seg..][..seg]);
-                }
+            for a in 0..T {
+                let dst = &mut v[(a * T + b) * size..][..size];
+                place(dst, panels, c, base, &col[a * seg..][..seg]);
             }
         }
-    }
+    });
 }
 
 /// Input columns one step of [`transform_row`] reads.
@@ -191,40 +177,25 @@ fn transform_output_body(
     bias: Option<&[f32]>,
     out: &SharedOutput,
 ) {
-    let tiles = chunk.tiles();
-    let seg = chunk.cols.len();
-    let padded = seg.next_multiple_of(LANES);
-    // The four output rows of a segment of tiles, columns interleaved as in the image.
-    let mut ys = vec![0f32; SIDE * SIDE * padded];
-    for o in 0..s.out_channels {
-        let b0 = bias.map_or(0.0, |b| b[o]);
-        for (ti, i) in chunk.rows.clone().enumerate() {
-            let at_xi = |xi: usize| &m[(xi * s.out_channels + o) * tiles + ti * seg..][..seg];
-            let ms: [&[f32]; POSITIONS] = std::array::from_fn(at_xi);
-            for j in (0..seg).step_by(LANES) {
-                let n = LANES.min(seg - j);
-                // Aᵀ on the rows of M (each column b), then on its columns (each row k).
-                let mut rows = [[[0f32; LANES]; T]; SIDE];
-                for b in 0..T {
-                    let e = std::array::from_fn(|a| load_lanes(&ms[a * T + b][j..j + n]));
-                    for (k, lanes) in at(&e).into_iter().enumerate() {
-                        rows[k][b] = lanes;
-                    }
-                }
-                for (k, row) in rows.iter().enumerate() {
-                    let y = at(row);
-                    let dst: &mut [f32; SIDE * LANES] = (&mut ys[k * SIDE * padded + SIDE * j..]
-                        [..SIDE * LANES])
-                        .try_into()
-                        .unwrap();
-                    for l in 0..LANES {
-                        for (q, y) in y.iter().enumerate() {
-                            dst[SIDE * l + q] = y[l] + b0;
-                        }
-                    }
+    each_output_block::<POSITIONS>(s, m, chunk, bias, out, SIDE, |e, j, b0, ys| {
+        // Aᵀ on the rows of M (each column b), then on its columns (each row k).
+        let mut rows = [[[0f32; LANES]; T]; SIDE];
+        for b in 0..T {
+            let column = std::array::from_fn(|a| e[a * T + b]);
+            for (k, lanes) in at(&column).into_iter().enumerate() {
+                rows[k][b] = lanes;
+            }
+        }
+        let row_len = ys.len() / SIDE;
+        for (y, row) in ys.chunks_exact_mut(row_len).zip(&rows) {
+            let y4 = at(row);
+            let dst: &mut [f32; SIDE * LANES] =
+                (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
+            for l in 0..LANES {
+                for (q, y) in y4.iter().enumerate() {
+                    dst[SIDE * l + q] = y[l] + b0;
                 }
             }
-            out.write_rows(s, chunk, o, SIDE * i, &ys, SIDE * padded);
         }
-    }
+    });
 }

@@ -466,6 +466,76 @@ fn window<const N: usize>(row: &[f32], first: usize) -> [f32; N] {
     }
 }
 
+/// The input transform's loop over a chunk, shared by the tilings: for every channel `c`
+/// and every tile row of the chunk (the `ti`-th), the row half of the transform of the tile
+/// row's `side + 2` input rows, `rows[dr][b][j]` (`transform_row(input row, first tile
+/// column, rows[dr], tiles)`; zero for rows outside the image), then
+/// `columns(c, ti · tiles, rows)` for the column half.
+#[inline(always)]
+fn each_input_tile_row(
+    s: Conv3x3,
+    image: &[f32],
+    chunk: &Chunk,
+    side: usize,
+    transform_row: impl Fn(&[f32], usize, &mut [f32], usize),
+    mut columns: impl FnMut(usize, usize, &[f32]),
+) {
+    let t = side + 2;
+    let seg = chunk.cols.len();
+    let plane = s.height * s.width;
+    let mut rows = vec![0f32; t * t * seg];
+    for c in 0..s.channels {
+        let channel = &image[c * plane..][..plane];
+        for (ti, i) in chunk.rows.clone().enumerate() {
+            for dr in 0..t {
+                let r = (side * i + dr).wrapping_sub(1);
+                let rt = &mut rows[dr * t * seg..][..t * seg];
+                if r < s.height {
+                    let row = &channel[r * s.width..][..s.width];
+                    transform_row(row, chunk.cols.start, rt, seg);
+                } else {
+                    rt.fill(0.0);
+                }
+            }
+            columns(c, ti * seg, &rows);
+        }
+    }
+}
+
+/// The output transform's loop over a chunk, shared by the tilings: for every output
+/// channel and tile row of the chunk, and each run of [`LANES`] tiles from tile `j` in it,
+/// `block(e, j, bias, ys)` with `e[ξ]` the run's values of `M_ξ` writes the run's `side`
+/// output rows into `ys` (rows `ys.len() / side` apart, columns as in the image, from
+/// column `side · j`); the rows are then written out, cut at the image's edges.
+#[inline(always)]
+fn each_output_block<const P: usize>(
+    s: Conv3x3,
+    m: &[f32],
+    chunk: &Chunk,
+    bias: Option<&[f32]>,
+    out: &SharedOutput,
+    side: usize,
+    mut block: impl FnMut(&[[f32; LANES]; P], usize, f32, &mut [f32]),
+) {
+    let tiles = chunk.tiles();
+    let seg = chunk.cols.len();
+    let row_len = side * seg.next_multiple_of(LANES);
+    let mut ys = vec![0f32; side * row_len];
+    for o in 0..s.out_channels {
+        let b0 = bias.map_or(0.0, |b| b[o]);
+        for (ti, i) in chunk.rows.clone().enumerate() {
+            let at = |xi: usize| &m[(xi * s.out_channels + o) * tiles + ti * seg..][..seg];
+            let ms: [&[f32]; P] = std::array::from_fn(at);
+            for j in (0..seg).step_by(LANES) {
+                let n = LANES.min(seg - j);
+                let e = std::array::from_fn(|xi| load_lanes(&ms[xi][j..j + n]));
+                block(&e, j, b0, &mut ys);
+            }
+            out.write_rows(s, chunk, o, side * i, &ys, row_len);
+        }
+    }
+}
+
 /// `src`, zero past its end (`src` holds at most [`LANES`] values).
 #[inline(always)]
 fn load_lanes(src: &[f32]) -> [f32; LANES] {
