@@ -4,8 +4,8 @@
 //! convolution's is in the sums of the transforms.
 
 use super::{
-    each_input_tile_row, each_output_block, store_lanes, window, Chunk, Conv3x3, SharedOutput,
-    LANES,
+    each_input_tile_row, each_output_block, panel_row_runs, store_lanes, window, Chunk, Conv3x3,
+    SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -39,21 +39,11 @@ pub(super) fn transform_kernel(g: &[f32; 9], mut put: impl FnMut(usize, f32)) {
     }
 }
 
-per_isa! {
-    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with
-    /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` and `d` the 4×4
-    /// input block starting one row and column before the tile's output (zero outside).
-    pub(super) fn transform_input = transform_input_body(
-        s: Conv3x3,
-        image: &[f32],
-        chunk: &Chunk,
-        panels: &PanelsOfB,
-        v: &mut [f32],
-    )
-}
-
+/// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with
+/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` and `d` the 4×4
+/// input block starting one row and column before the tile's output (zero outside).
 #[inline(always)]
-fn transform_input_body(
+pub(super) fn transform_input(
     s: Conv3x3,
     image: &[f32],
     chunk: &Chunk,
@@ -121,34 +111,17 @@ fn combine_into(
     q: &[f32],
     f: impl Fn(f32, f32) -> f32,
 ) {
-    let panel = panels.panel();
-    let mut j = 0;
-    while j < p.len() {
-        let t = t0 + j;
-        // The run of columns left in this panel.
-        let n = (panel - t % panel).min(p.len() - j);
-        let dst = &mut b[panels.offset(k, t)..][..n];
-        for ((d, &a), &b) in dst.iter_mut().zip(&p[j..j + n]).zip(&q[j..j + n]) {
+    panel_row_runs(b, panels, k, t0, p.len(), |dst, run| {
+        for ((d, &a), &b) in dst.iter_mut().zip(&p[run.clone()]).zip(&q[run]) {
             *d = f(a, b);
         }
-        j += n;
-    }
+    });
 }
 
-per_isa! {
-    /// `y = Aᵀ M A + bias` for every output channel and tile of the chunk, with
-    /// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; tiles past the image's edge are cut.
-    pub(super) fn transform_output = transform_output_body(
-        s: Conv3x3,
-        m: &[f32],
-        chunk: &Chunk,
-        bias: Option<&[f32]>,
-        out: &SharedOutput,
-    )
-}
-
+/// `y = Aᵀ M A + bias` for every output channel and tile of the chunk, with
+/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; tiles past the image's edge are cut.
 #[inline(always)]
-fn transform_output_body(
+pub(super) fn transform_output(
     s: Conv3x3,
     m: &[f32],
     chunk: &Chunk,

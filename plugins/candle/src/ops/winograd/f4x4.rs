@@ -8,8 +8,8 @@
 //! tests bound the error against a direct convolution in f64.
 
 use super::{
-    each_input_tile_row, each_output_block, load_lanes, store_lanes, window, Chunk, Conv3x3,
-    SharedOutput, LANES,
+    each_input_tile_row, each_output_block, load_lanes, panel_row_runs, store_lanes, window, Chunk,
+    Conv3x3, SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -84,21 +84,11 @@ fn at(m: &[[f32; LANES]; T]) -> [[f32; LANES]; SIDE] {
     y
 }
 
-per_isa! {
-    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with `d`
-    /// the 6×6 input block starting one row and column before the tile's output (zero
-    /// outside).
-    pub(super) fn transform_input = transform_input_body(
-        s: Conv3x3,
-        image: &[f32],
-        chunk: &Chunk,
-        panels: &PanelsOfB,
-        v: &mut [f32],
-    )
-}
-
+/// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with `d`
+/// the 6×6 input block starting one row and column before the tile's output (zero
+/// outside).
 #[inline(always)]
-fn transform_input_body(
+pub(super) fn transform_input(
     s: Conv3x3,
     image: &[f32],
     chunk: &Chunk,
@@ -119,8 +109,11 @@ fn transform_input_body(
                 }
             }
             for a in 0..T {
+                let src = &col[a * seg..][..seg];
                 let dst = &mut v[(a * T + b) * size..][..size];
-                place(dst, panels, c, base, &col[a * seg..][..seg]);
+                panel_row_runs(dst, panels, c, base, seg, |dst, run| {
+                    dst.copy_from_slice(&src[run]);
+                });
             }
         }
     });
@@ -143,34 +136,10 @@ fn transform_row(row: &[f32], j0: usize, rt: &mut [f32], seg: usize) {
     }
 }
 
-/// `B[k, t0 + j] = src[j]` for the operand `b` in panel layout `panels`.
+/// `y = Aᵀ M A + bias` for every output channel and tile of the chunk; tiles past the
+/// image's edge are cut.
 #[inline(always)]
-fn place(b: &mut [f32], panels: &PanelsOfB, k: usize, t0: usize, src: &[f32]) {
-    let panel = panels.panel();
-    let mut j = 0;
-    while j < src.len() {
-        let t = t0 + j;
-        // The run of columns left in this panel.
-        let n = (panel - t % panel).min(src.len() - j);
-        b[panels.offset(k, t)..][..n].copy_from_slice(&src[j..j + n]);
-        j += n;
-    }
-}
-
-per_isa! {
-    /// `y = Aᵀ M A + bias` for every output channel and tile of the chunk; tiles past the
-    /// image's edge are cut.
-    pub(super) fn transform_output = transform_output_body(
-        s: Conv3x3,
-        m: &[f32],
-        chunk: &Chunk,
-        bias: Option<&[f32]>,
-        out: &SharedOutput,
-    )
-}
-
-#[inline(always)]
-fn transform_output_body(
+pub(super) fn transform_output(
     s: Conv3x3,
     m: &[f32],
     chunk: &Chunk,

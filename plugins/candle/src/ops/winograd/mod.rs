@@ -92,7 +92,8 @@ impl Tiling {
     /// Tiles a chunk aims for: enough columns for the GEMM to reuse each packed `U_ξ`
     /// block over, few enough that `V` and `M` of a chunk (`ξ × (in + out) × tiles`
     /// floats) stay in the L3 cache: 256 of F(2×2) and 128 of F(4×4), whose chunk of the
-    /// same memory covers twice the pixels.
+    /// same memory covers twice the pixels. A chunk is cut down to a quarter of that at
+    /// most, so that every thread has chunks to take.
     fn chunk_tiles(self) -> usize {
         match self {
             Tiling::F2x2 => 256,
@@ -117,34 +118,6 @@ impl Tiling {
             Tiling::F4x4 => f4x4::transform_kernel(g, put),
         }
     }
-
-    fn transform_input(
-        self,
-        s: Conv3x3,
-        image: &[f32],
-        chunk: &Chunk,
-        panels: &PanelsOfB,
-        v: &mut [f32],
-    ) {
-        match self {
-            Tiling::F2x2 => f2x2::transform_input(s, image, chunk, panels, v),
-            Tiling::F4x4 => f4x4::transform_input(s, image, chunk, panels, v),
-        }
-    }
-
-    fn transform_output(
-        self,
-        s: Conv3x3,
-        m: &[f32],
-        chunk: &Chunk,
-        bias: Option<&[f32]>,
-        out: &SharedOutput,
-    ) {
-        match self {
-            Tiling::F2x2 => f2x2::transform_output(s, m, chunk, bias, out),
-            Tiling::F4x4 => f4x4::transform_output(s, m, chunk, bias, out),
-        }
-    }
 }
 
 /// F(4×4, 3×3) tiles a convolution needs before [`Tiling::pick`] takes it over
@@ -155,9 +128,6 @@ impl Tiling {
 /// 256² 596 / 343 against 927 / 530; but 640 at 32² × 2 (128 tiles) 201 / 140 against
 /// 178 / 105.
 const MIN_TILES_4X4: usize = 256;
-
-/// The fewest tiles a chunk is cut down to so that every thread has chunks to take.
-const MIN_CHUNK_TILES: usize = 32;
 
 /// The sizes of one convolution: `images` of `[channels, height, width]` into
 /// `[out_channels, height, width]`.
@@ -289,7 +259,7 @@ pub fn conv3x3_tiled<T: Element>(
             let (v, m) = buffer.split_at_mut(v_len);
             let m = &mut m[..m_len];
             let image = &x[chunk.image * s.channels * plane..][..s.channels * plane];
-            tiling.transform_input(s, image, chunk, &panels, v);
+            transform_input(tiling, s, image, chunk, &panels, v);
             for (xi, u) in u.iter().enumerate() {
                 let dims = Dims {
                     m: s.out_channels,
@@ -300,7 +270,7 @@ pub fn conv3x3_tiled<T: Element>(
                 let m = &mut m[xi * s.out_channels * tiles..][..s.out_channels * tiles];
                 matmul_in(precision, dims, u, &v, m, tiles, Bias::None, false);
             }
-            tiling.transform_output(s, m, chunk, bias, &out);
+            transform_output(tiling, s, m, chunk, bias, &out);
         })
     });
     kernels.packed = u.into_iter().map(PackedA::into_storage).collect();
@@ -391,7 +361,8 @@ fn chunks(tiling: Tiling, s: Conv3x3) -> Vec<Chunk> {
     let (rows, cols) = (s.height.div_ceil(side), s.width.div_ceil(side));
     let total = s.images * rows * cols;
     let threads = rayon::current_num_threads().max(1);
-    let target = (total / (2 * threads)).clamp(MIN_CHUNK_TILES, tiling.chunk_tiles());
+    let most = tiling.chunk_tiles();
+    let target = (total / (2 * threads)).clamp(most / 4, most);
     let seg = cols.min(target);
     let rows_per = (target / seg).max(1);
     let mut chunks = Vec::new();
@@ -413,9 +384,9 @@ fn chunks(tiling: Tiling, s: Conv3x3) -> Vec<Chunk> {
 /// has (the transforms are written as fixed-width lanes for the compiler to vectorise):
 /// `$body` is inlined into one copy per instruction set, picked at run time.
 macro_rules! per_isa {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+    ($(#[$doc:meta])* fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
         $(#[$doc])*
-        $vis fn $name($($arg: $ty),*) {
+        fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
@@ -442,6 +413,84 @@ macro_rules! per_isa {
 
 mod f2x2;
 mod f4x4;
+
+per_isa! {
+    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` of `tiling` for every channel `c` and tile `t` of the chunk,
+    /// `d` the input block around the tile's output (zero outside the image).
+    fn transform_input = transform_input_body(
+        tiling: Tiling,
+        s: Conv3x3,
+        image: &[f32],
+        chunk: &Chunk,
+        panels: &PanelsOfB,
+        v: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn transform_input_body(
+    tiling: Tiling,
+    s: Conv3x3,
+    image: &[f32],
+    chunk: &Chunk,
+    panels: &PanelsOfB,
+    v: &mut [f32],
+) {
+    match tiling {
+        Tiling::F2x2 => f2x2::transform_input(s, image, chunk, panels, v),
+        Tiling::F4x4 => f4x4::transform_input(s, image, chunk, panels, v),
+    }
+}
+
+per_isa! {
+    /// `y = Aᵀ M A + bias` of `tiling` for every output channel and tile of the chunk; tiles
+    /// past the image's edge are cut.
+    fn transform_output = transform_output_body(
+        tiling: Tiling,
+        s: Conv3x3,
+        m: &[f32],
+        chunk: &Chunk,
+        bias: Option<&[f32]>,
+        out: &SharedOutput,
+    )
+}
+
+#[inline(always)]
+fn transform_output_body(
+    tiling: Tiling,
+    s: Conv3x3,
+    m: &[f32],
+    chunk: &Chunk,
+    bias: Option<&[f32]>,
+    out: &SharedOutput,
+) {
+    match tiling {
+        Tiling::F2x2 => f2x2::transform_output(s, m, chunk, bias, out),
+        Tiling::F4x4 => f4x4::transform_output(s, m, chunk, bias, out),
+    }
+}
+
+/// Row `k` of an operand in panel layout `panels`, columns `t0..t0 + len`: `fill(dst,
+/// run)` for each run of those columns that lies within one panel, `dst` the run's slots
+/// in `b` and `run` its columns counted from `t0`.
+#[inline(always)]
+fn panel_row_runs(
+    b: &mut [f32],
+    panels: &PanelsOfB,
+    k: usize,
+    t0: usize,
+    len: usize,
+    mut fill: impl FnMut(&mut [f32], std::ops::Range<usize>),
+) {
+    let panel = panels.panel();
+    let mut j = 0;
+    while j < len {
+        let t = t0 + j;
+        let n = (panel - t % panel).min(len - j);
+        fill(&mut b[panels.offset(k, t)..][..n], j..j + n);
+        j += n;
+    }
+}
 
 /// Tiles a transform handles per step: one AVX-512 vector of f32.
 const LANES: usize = 16;
