@@ -86,3 +86,12 @@ pub fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// A scratch folder named from `prefix`, removed with what the test wrote when the returned
+/// guard drops (pass or fail), so runs leave nothing in the temp dir.
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir()
+        .unwrap()
+}

@@ -120,14 +120,6 @@ fn info(resp: &Value) -> Value {
     serde_json::from_str(resp["info"].as_str().unwrap()).unwrap()
 }
 
-/// A scratch folder, removed (with what the test wrote) when the returned guard drops.
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("easel-api-{name}-"))
-        .tempdir()
-        .unwrap()
-}
-
 #[test]
 fn txt2img_images_equal_easel_generate_and_carry_their_infotext() {
     let s = Server::start(&[]);
@@ -152,7 +144,7 @@ fn txt2img_images_equal_easel_generate_and_carry_their_infotext() {
     assert_eq!(resp["parameters"]["steps"], json!(3));
 
     // The same settings through the CLI.
-    let dir_guard = temp_dir("same");
+    let dir_guard = easel_tests::scratch_dir("easel-api-same");
     let dir = dir_guard.path();
     let out = dir.join("cli.png");
     let ok = easel()
@@ -734,7 +726,7 @@ fn cli_image(dir: &std::path::Path, name: &str, args: &[&str]) -> (Vec<u8>, Stri
 #[test]
 fn img2img_inpainting_and_hires_equal_easel_generate() {
     let s = Server::start(&[]);
-    let dir_guard = temp_dir("img2img");
+    let dir_guard = easel_tests::scratch_dir("easel-api-img2img");
     let dir = dir_guard.path();
     let (init, mask) = init_and_mask(dir);
     let init_b64 = b64(&std::fs::read(&init).unwrap());
@@ -876,7 +868,7 @@ fn img2img_inpainting_and_hires_equal_easel_generate() {
 /// as PIL's `Image.blend` does; face restoration is refused by name.
 #[test]
 fn extras_upscale_equals_easel_upscale() {
-    let dir_guard = temp_dir("extras");
+    let dir_guard = easel_tests::scratch_dir("easel-api-extras");
     let dir = dir_guard.path();
     let fixtures = models().join("..");
     let m = dir.join("models");
@@ -989,7 +981,7 @@ fn extras_upscale_equals_easel_upscale() {
 #[test]
 fn lcm_hires_scheduler_and_taesd_encode_equal_easel_generate() {
     let s = Server::start(&[]);
-    let dir_guard = temp_dir("lcm");
+    let dir_guard = easel_tests::scratch_dir("easel-api-lcm");
     let dir = dir_guard.path();
     let (init, _) = init_and_mask(dir);
     let init_b64 = b64(&std::fs::read(&init).unwrap());

@@ -10,14 +10,6 @@ fn easel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_easel"))
 }
 
-/// A scratch folder, removed (with what the test wrote) when the returned guard drops.
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("easel-cli-{name}-"))
-        .tempdir()
-        .unwrap()
-}
-
 /// A small PNG whose `parameters` chunk is `infotext`: an A1111 PNG as far as `--from` looks.
 fn png_with_infotext(path: &std::path::Path, infotext: &str) {
     easel_core::infotext::write_png(path, 8, 8, &[0u8; 8 * 8 * 3], Some(infotext)).unwrap();
@@ -39,7 +31,7 @@ fn generate_png(models: &std::path::Path, args: &[&str], out: &std::path::Path) 
 
 #[test]
 fn generate_writes_png_with_infotext_and_latents() {
-    let dir_guard = temp_dir("gen");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-gen");
     let dir = dir_guard.path();
     let out = dir.join("fox.png");
     let latents = dir.join("lat.safetensors");
@@ -154,7 +146,7 @@ fn tokenize_reports_tokens_and_chunks() {
 
 #[test]
 fn from_png_regenerates_the_same_image_and_flags_override() {
-    let dir_guard = temp_dir("from");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-from");
     let dir = dir_guard.path();
     let first = dir.join("a.png");
     let again = dir.join("b.png");
@@ -236,7 +228,7 @@ fn from_png_regenerates_the_same_image_and_flags_override() {
 
 #[test]
 fn info_on_a_png_without_parameters_is_an_error() {
-    let dir_guard = temp_dir("noinfo");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-noinfo");
     let dir = dir_guard.path();
     let png = dir.join("plain.png");
     easel_core::infotext::write_png(&png, 2, 2, &[0u8; 12], None).unwrap();
@@ -315,7 +307,7 @@ fn sampler_labels_reproduce_reference_latents() {
         "{golden}/sampler_matrix.safetensors"
     )))
     .unwrap();
-    let dir_guard = temp_dir("labels");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-labels");
     let dir = dir_guard.path();
     // (label as typed, --schedule-type, golden case)
     for (label, schedule_type, case_name) in [
@@ -396,7 +388,7 @@ fn sampler_labels_reproduce_reference_latents() {
 /// and they change the image; an eta of 0 drops `ENSD` as A1111 does.
 #[test]
 fn sampler_parameters_round_trip_through_the_png() {
-    let dir_guard = temp_dir("params");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-params");
     let dir = dir_guard.path();
     let gen = |extra: &[&str], name: &str| {
         let out = dir.join(name);
@@ -466,7 +458,7 @@ fn sampler_parameters_round_trip_through_the_png() {
 /// (DDIM reads the same `p.eta` as `Eta DDIM`), and the cells differ.
 #[test]
 fn grid_varies_eta_per_cell() {
-    let dir_guard = temp_dir("grid-eta");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-grid-eta");
     let dir = dir_guard.path();
     let status = easel()
         .current_dir(dir)
@@ -514,7 +506,7 @@ fn grid_varies_eta_per_cell() {
 /// and not found when the folder is empty.
 #[test]
 fn embeddings_dir_chooses_the_embeddings_folder() {
-    let dir_guard = temp_dir("embdir");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-embdir");
     let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let expected: serde_json::Value = serde_json::from_str(
@@ -576,7 +568,7 @@ fn embeddings_dir_chooses_the_embeddings_folder() {
 /// missing hypernetwork, an unknown sampler, and fields of features Easel lacks.
 #[test]
 fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
-    let dir_guard = temp_dir("autov2");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-autov2");
     let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let sd = dir.join("models/Stable-diffusion");
@@ -655,7 +647,7 @@ fn from_resolves_autov2_hashes_and_warns_like_a1111s_paste() {
 /// image; `--downcast-alphas-cumprod` on a fresh run gives that same image.
 #[test]
 fn old_version_pngs_sample_over_the_fp16_schedule() {
-    let dir_guard = temp_dir("downcast");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-downcast");
     let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let base = [
@@ -743,7 +735,7 @@ fn models_lists_embeddings() {
 /// after the last step; "Approx cheap" (the latent's size) without it.
 #[test]
 fn preview_writes_the_live_preview() {
-    let dir_guard = temp_dir("preview");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-preview");
     let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let run = |models: &std::path::Path, name: &str| {
@@ -836,7 +828,7 @@ fn preview_writes_the_live_preview() {
 /// (`VAE Decoder: TAESD` in the infotext, as A1111 writes it) and `--from` reads it back.
 #[test]
 fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
-    let dir_guard = temp_dir("taesd");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-taesd");
     let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let out = dir.join("taesd.png");
@@ -894,7 +886,7 @@ fn vae_decoder_taesd_decodes_with_the_folders_taesd() {
 /// of a square one.
 #[test]
 fn vae_tiling_is_recorded_and_repeated() {
-    let dir_guard = temp_dir("tiling");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-tiling");
     let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let gen = |extra: &[&str], out: &str| {
@@ -924,7 +916,7 @@ fn vae_tiling_is_recorded_and_repeated() {
 /// tag, so a PNG holding both would apply the hypernetwork twice there.
 #[test]
 fn hypernetworks_are_recorded_once() {
-    let dir_guard = temp_dir("hn-once");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-hn-once");
     let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let gen = |extra: &[&str], out: &str| {
@@ -952,7 +944,7 @@ fn hypernetworks_are_recorded_once() {
 /// sampler's fields, and `--from` repeats it.
 #[test]
 fn cond_padding_is_recorded_when_it_applied_and_repeated() {
-    let dir_guard = temp_dir("padconds");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-padconds");
     let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let long = "a photo of a cat, ".repeat(20);
@@ -996,7 +988,7 @@ fn cond_padding_is_recorded_when_it_applied_and_repeated() {
 #[test]
 fn infotext_corpus_pastes_like_a1111() {
     use serde_json::Value;
-    let dir_guard = temp_dir("corpus");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-corpus");
     let dir = dir_guard.path();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let corpus: Vec<Value> = serde_json::from_str(
@@ -1166,7 +1158,7 @@ fn infotext_corpus_pastes_like_a1111() {
 /// cell patches the UNet with its own weight and equals a plain `generate` of its prompt.
 #[test]
 fn grid_prompt_sr_varies_a_lora_weight() {
-    let dir_guard = temp_dir("lora-grid");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-lora-grid");
     let dir = dir_guard.path();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
     let common = ["--steps", "2", "--size", "64x64", "--seed", "3"];
@@ -1216,7 +1208,7 @@ fn grid_prompt_sr_varies_a_lora_weight() {
 /// that is faster on this CPU: bf16 with bf16 arithmetic, fp32 without.
 #[test]
 fn bf16_runs_on_every_cpu_and_auto_picks_it_only_with_bf16_arithmetic() {
-    let dir_guard = temp_dir("precision");
+    let dir_guard = easel_tests::scratch_dir("easel-cli-precision");
     let dir = dir_guard.path();
     let run = |precision: &str| {
         let latents = dir.join(format!("{precision}.safetensors"));

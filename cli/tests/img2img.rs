@@ -17,14 +17,6 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
-/// A scratch folder, removed (with what the test wrote) when the returned guard drops.
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("easel-i2i-{name}-"))
-        .tempdir()
-        .unwrap()
-}
-
 fn run(args: &[&str]) -> (bool, String) {
     let models = fixtures().join("models");
     let out = easel()
@@ -63,7 +55,7 @@ fn assert_close(got: &[u8], want: &[u8], what: &str) {
 
 #[test]
 fn img2img_matches_the_reference_and_round_trips() {
-    let dir_guard = temp_dir("img2img");
+    let dir_guard = easel_tests::scratch_dir("easel-i2i-img2img");
     let dir = dir_guard.path();
     let store = open_tensor_store(&fixtures().join("img2img/img2img.safetensors")).unwrap();
     let (_, init) = store.read_raw("euler_gpu_d075.init").unwrap();
@@ -118,7 +110,7 @@ fn img2img_matches_the_reference_and_round_trips() {
 
 #[test]
 fn hires_fix_matches_the_reference_and_round_trips() {
-    let dir_guard = temp_dir("hires");
+    let dir_guard = easel_tests::scratch_dir("easel-i2i-hires");
     let dir = dir_guard.path();
     let store = open_tensor_store(&fixtures().join("img2img/hires.safetensors")).unwrap();
     let out = dir.join("hr.png");
@@ -167,7 +159,7 @@ fn hires_fix_matches_the_reference_and_round_trips() {
 
 #[test]
 fn bad_img2img_input_is_refused_naming_it() {
-    let dir_guard = temp_dir("bad");
+    let dir_guard = easel_tests::scratch_dir("easel-i2i-bad");
     let dir = dir_guard.path();
     let not_image = dir.join("notes.txt");
     std::fs::write(&not_image, "not a picture").unwrap();
@@ -229,7 +221,7 @@ fn models_with_upscalers(dir: &Path) -> PathBuf {
 /// pixels as the one hires run.
 #[test]
 fn hires_fix_with_a_model_upscaler_is_txt2img_upscale_img2img() {
-    let dir_guard = temp_dir("hires-esrgan");
+    let dir_guard = easel_tests::scratch_dir("easel-i2i-hires-esrgan");
     let dir = dir_guard.path();
     let models = models_with_upscalers(dir);
     let m = models.to_str().unwrap();
@@ -345,7 +337,7 @@ fn hires_fix_with_a_model_upscaler_is_txt2img_upscale_img2img() {
 /// through its own steps instead, so the images differ.
 #[test]
 fn hires_pass_schedules_prompt_edits_as_a1111_1_6() {
-    let dir_guard = temp_dir("hires-schedule");
+    let dir_guard = easel_tests::scratch_dir("easel-i2i-hires-schedule");
     let dir = dir_guard.path();
     let gen = |extra: &[&str], name: &str| {
         let out = dir.join(name);
@@ -390,7 +382,7 @@ fn hires_pass_schedules_prompt_edits_as_a1111_1_6() {
 /// `VAE Encoder: TAESD` where A1111 does (after the img2img fields) and `--from` repeats it.
 #[test]
 fn taesd_encoder_is_used_recorded_and_repeated() {
-    let dir_guard = temp_dir("taesd-encode");
+    let dir_guard = easel_tests::scratch_dir("easel-i2i-taesd-encode");
     let dir = dir_guard.path();
     let store = open_tensor_store(&fixtures().join("img2img/img2img.safetensors")).unwrap();
     let (_, init) = store.read_raw("euler_gpu_d075.init").unwrap();
@@ -477,7 +469,7 @@ fn taesd_encoder_is_used_recorded_and_repeated() {
 /// repeats it.
 #[test]
 fn hires_schedule_type_is_the_first_passes_unless_given() {
-    let dir_guard = temp_dir("hires-schedule");
+    let dir_guard = easel_tests::scratch_dir("easel-i2i-hires-schedule");
     let dir = dir_guard.path();
     let base = [
         "--prompt",
