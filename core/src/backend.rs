@@ -145,6 +145,22 @@ pub trait Backend: 'static {
         let h = self.geglu(&h)?;
         self.linear(&h, w2, b2)
     }
+    /// `x` in the storage this backend keeps large activations in, if it has one: a network
+    /// calls it where its activations grow large (the VAE decoder's upper levels, 128–256
+    /// MiB per tensor at 512² in f32). The CPU backend with bf16 weights stores a tensor
+    /// of 64 MiB or more (as f32) in bf16, as PyTorch's bf16 autocast stores convolution
+    /// outputs; every other backend and precision hands `x` back unchanged (the default). A compact tensor may go only to [`conv2d`](Self::conv2d),
+    /// [`group_norm`](Self::group_norm), [`group_norm_owned`](Self::group_norm_owned),
+    /// [`add`](Self::add) (with another compact tensor) and
+    /// [`upsample_nearest2x`](Self::upsample_nearest2x), which keep it compact, and to
+    /// [`widen`](Self::widen) and the downloads.
+    fn compact(&self, x: Self::Tensor) -> Result<Self::Tensor> {
+        Ok(x)
+    }
+    /// `x` back in the backend's full precision (undoes [`compact`](Self::compact)).
+    fn widen(&self, x: Self::Tensor) -> Result<Self::Tensor> {
+        Ok(x)
+    }
     /// 2-D convolution, square kernel from `w: [out, in, k, k]`, symmetric zero padding.
     fn conv2d(
         &self,

@@ -295,6 +295,51 @@ fn vae_config_is_inferred_from_shapes() {
     );
 }
 
+/// RMS of `a − reference` over the RMS of `reference`.
+fn rms_deviation(a: &[f32], reference: &[f32]) -> f64 {
+    let rms = |v: &mut dyn Iterator<Item = f64>| {
+        let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x * x, n + 1));
+        (sum / n.max(1) as f64).sqrt()
+    };
+    let diff = rms(&mut a.iter().zip(reference).map(|(&x, &r)| (x - r) as f64));
+    diff / rms(&mut reference.iter().map(|&r| r as f64))
+}
+
+/// With bf16 weights the backend keeps the decoder's large activations in bf16 (from 64
+/// MiB; here from the first level, the tiny decoder having no large ones), as PyTorch's
+/// autocast keeps its convolution outputs: the decode stays at least as close to f32 as
+/// PyTorch's own bf16 decode (`decoded_torch_bf16`, CPU autocast) and measurably away
+/// from it.
+#[test]
+fn vae_decode_with_compact_activations_is_no_further_from_f32_than_torch_bf16() {
+    let g = golden("vae.safetensors");
+    let store = model("tiny.ckpt");
+    let decode = |b: &CandleBackend| {
+        let (z, zs) = tensor(&g, "z");
+        let z = b.upload(&z, &zs).unwrap();
+        let weights = Weights::new(&store, "first_stage_model");
+        let vae = AutoencoderKl::load(b, &weights, &tiny_vae_config()).unwrap();
+        b.download(&vae.decode(b, &z).unwrap()).unwrap()
+    };
+    let decoded = decode(&easel_tests::bf16_backend().with_compact_from_bytes(0));
+    let reference = tensor(&g, "decoded").0;
+    let torch_bf16 = tensor(&g, "decoded_torch_bf16").0;
+    let (ours, torch) = (
+        rms_deviation(&decoded, &reference),
+        rms_deviation(&torch_bf16, &reference),
+    );
+    eprintln!(
+        "VAE decode RMS deviation from f32: Easel bf16 {ours:.2e}, PyTorch autocast {torch:.2e}"
+    );
+    assert!(ours <= torch, "Easel {ours} vs PyTorch {torch}");
+    assert!(ours > 1e-4, "{ours}: activations not kept in bf16?");
+    // With the default threshold the tiny decoder's activations stay f32: only the
+    // weights are bf16, which moves the decode less.
+    let weights_only = rms_deviation(&decode(&easel_tests::bf16_backend()), &reference);
+    eprintln!("VAE decode RMS deviation from f32 with bf16 weights alone: {weights_only:.2e}");
+    assert!(weights_only < ours, "{weights_only} vs {ours}");
+}
+
 #[test]
 fn vae_matches_golden_decode_and_encode() {
     let b = CandleBackend::cpu();

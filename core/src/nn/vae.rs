@@ -223,6 +223,9 @@ impl<B: Backend> AutoencoderKl<B> {
         let mut h = self.dec_conv_in.forward(b, &h)?;
         h = self.dec_mid.forward(b, &h)?;
         for level in &self.dec_levels {
+            // Each level is four times the size of the last: from where the activations
+            // are large, the backend may keep them in a compact form.
+            h = b.compact(h)?;
             for block in &level.blocks {
                 h = block.forward_owned(b, h, None)?;
             }
@@ -233,8 +236,10 @@ impl<B: Backend> AutoencoderKl<B> {
                 h = conv.forward(b, &up)?;
             }
         }
-        let h = self.dec_norm_out.forward_silu(b, &h)?;
-        self.dec_conv_out.forward(b, &h)
+        // Normalised in its own storage, then back to full precision for the last conv,
+        // whose three channels are the image.
+        let h = self.dec_norm_out.forward_silu_owned(b, h)?;
+        self.dec_conv_out.forward(b, &b.widen(h)?)
     }
 
     /// RGB `x: [N, in_channels, H, W]` in [-1, 1] → the posterior mean

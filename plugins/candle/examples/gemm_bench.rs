@@ -110,7 +110,15 @@ fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
     };
     let [f2, f4] = [winograd::Tiling::F2x2, winograd::Tiling::F4x4].map(|tiling| {
         best_of(3, || {
-            winograd::conv3x3_tiled(tiling, s, &x, &w, &mut y, None, Precision::F32)
+            winograd::conv3x3_tiled(
+                tiling,
+                s,
+                winograd::ActivationData::F32(&x),
+                &w,
+                winograd::ActivationDataMut::F32(&mut y),
+                None,
+                Precision::F32,
+            )
         })
     });
     let picked = winograd::Tiling::pick(s);
@@ -248,6 +256,7 @@ fn main() {
         (128, 128, 512, 1),
         (320, 320, 64, 2),
         (640, 640, 32, 2),
+        (1280, 1280, 32, 2),
         (1280, 1280, 16, 2),
         (1280, 1280, 8, 2),
     ]

@@ -38,7 +38,15 @@ pub struct CandleBackend {
     attention_block_bytes: usize,
     /// Arithmetic of the CPU matrix products (convolutions, linear layers, attention).
     precision: Precision,
+    /// With bf16 weights on the CPU, the size (as f32) from which [`Backend::compact`]
+    /// stores an activation in bf16.
+    compact_from_bytes: usize,
 }
+
+/// 64 MiB: at a 512² decode, the VAE decoder's two upper levels (256² with 512 and 256
+/// channels, 512² with 256 and 128), whose tensors set the whole image's peak memory; the
+/// levels below, and the UNet's activations, stay f32.
+pub const DEFAULT_COMPACT_FROM_BYTES: usize = 64 << 20;
 
 /// 256 MiB: at 512×512 the first UNet attention has 4096×4096 scores per head, which would
 /// be 1 GiB per image for 8 heads; this keeps the working set bounded.
@@ -62,6 +70,7 @@ impl CandleBackend {
             device,
             attention_block_bytes: DEFAULT_ATTENTION_BLOCK_BYTES,
             precision: Precision::F32,
+            compact_from_bytes: DEFAULT_COMPACT_FROM_BYTES,
         }
     }
 
@@ -75,6 +84,13 @@ impl CandleBackend {
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Change the size from which activations are kept in bf16 with bf16 weights (tests
+    /// use 0 to run the tiny networks' compact path).
+    pub fn with_compact_from_bytes(mut self, bytes: usize) -> Self {
+        self.compact_from_bytes = bytes;
+        self
     }
 
     /// Change the attention score-block budget (tests use a tiny one to exercise chunking).
@@ -241,6 +257,29 @@ impl Backend for CandleBackend {
         b2: Option<&Tensor>,
     ) -> Result<Tensor> {
         ops::feed_forward::feed_forward_geglu(x, [w1, w2], [b1, b2], self.precision).be()
+    }
+
+    /// With bf16 weights on the CPU, large activations in bf16: half the memory of the VAE
+    /// decoder's upper levels, which set a 512² image's peak. Every value is rounded to
+    /// bf16 once, as it is stored (PyTorch's autocast stores its convolution outputs the
+    /// same way); the kernels widen them exactly as they read them and sum in f32.
+    fn compact(&self, x: Tensor) -> Result<Tensor> {
+        let large = x.elem_count() * std::mem::size_of::<f32>() >= self.compact_from_bytes;
+        if self.precision == Precision::Bf16
+            && self.device.is_cpu()
+            && x.dtype() == DType::F32
+            && large
+        {
+            return x.to_dtype(DType::BF16).be();
+        }
+        Ok(x)
+    }
+
+    fn widen(&self, x: Tensor) -> Result<Tensor> {
+        match x.dtype() {
+            DType::F32 => Ok(x),
+            _ => x.to_dtype(DType::F32).be(),
+        }
     }
 
     fn conv2d(

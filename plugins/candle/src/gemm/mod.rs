@@ -29,7 +29,7 @@ pub mod operand;
 mod packed;
 
 pub use bf16::Precision;
-pub use operand::{Element, Im2col, PackA, PackB, RowMajor, Transposed};
+pub use operand::{ColumnsFrom, Element, Im2col, PackA, PackB, RowMajor, Transposed};
 pub use packed::{PackedA, PackedB, PackedBView, PanelsOfB};
 
 use kernels::{Epilogue, KernelFn};

@@ -74,6 +74,18 @@ pub trait Element: Copy + Send + Sync + 'static {
     /// `src` in order as bf16 pairs (consecutive values share a word, the first in the low
     /// half), zero past its end; `dst` holds at least `ceil(src.len()/2)` words.
     fn bf16_pairs(src: &[Self], dst: &mut [u32]);
+    /// `dst[i] = src[i].widen()` (the lengths match).
+    #[inline(always)]
+    fn widen_into(src: &[Self], dst: &mut [f32]) {
+        match Self::as_f32(src) {
+            Some(f) => dst.copy_from_slice(f),
+            None => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v.widen();
+                }
+            }
+        }
+    }
 }
 
 impl Element for f32 {
@@ -289,9 +301,12 @@ impl<T: Element> PackB for Transposed<'_, T> {
 /// without materialising it: row `k = (c·kh + ky)·kw + kx` (the order of a `[out, C, kh,
 /// kw]` weight flattened to `[out, K]`), column `n = oy·Wo + ox`, value
 /// `x[c, oy·s + ky − p, ox·s + kx − p]` or 0 in the padding.
+///
+/// The image may be bf16 (an activation the backend keeps compact): its values widen
+/// exactly as they are packed.
 #[derive(Clone, Copy, Debug)]
-pub struct Im2col<'a> {
-    pub image: &'a [f32],
+pub struct Im2col<'a, T: Element = f32> {
+    pub image: &'a [T],
     pub channels: usize,
     pub height: usize,
     pub width: usize,
@@ -302,7 +317,7 @@ pub struct Im2col<'a> {
     pub out_width: usize,
 }
 
-impl Im2col<'_> {
+impl<T: Element> Im2col<'_, T> {
     /// Depth of the column matrix (`C · k · k`).
     pub fn depth(&self) -> usize {
         self.channels * self.kernel * self.kernel
@@ -339,14 +354,14 @@ impl Im2col<'_> {
                     dst[..lead].fill(0.0);
                     if end > lead {
                         let src0 = (first + lead as isize) as usize;
-                        dst[lead..end].copy_from_slice(&row[src0..src0 + (end - lead)]);
+                        T::widen_into(&row[src0..src0 + (end - lead)], &mut dst[lead..end]);
                     }
                     dst[end..].fill(0.0);
                 } else {
                     for (t, d) in dst.iter_mut().enumerate() {
                         let ix = first + (t * s) as isize;
                         *d = if ix >= 0 && ix < self.width as isize {
-                            row[ix as usize]
+                            row[ix as usize].widen()
                         } else {
                             0.0
                         };
@@ -359,7 +374,7 @@ impl Im2col<'_> {
     }
 }
 
-impl PackB for Im2col<'_> {
+impl<T: Element> PackB for Im2col<'_, T> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
         let kc = ks.len();
         let panels = self.panels::<NR>(cols);
@@ -391,7 +406,7 @@ impl PackB for Im2col<'_> {
                 "im2col pairs: block too short"
             );
             // SAFETY: the CPU has the instructions; `dst` holds every panel.
-            unsafe { im2col_pairs_avx512::<NR>(self, ks, cols, dst) };
+            unsafe { im2col_pairs_avx512::<NR, T>(self, ks, cols, dst) };
             return true;
         }
         false
@@ -407,8 +422,8 @@ impl PackB for Im2col<'_> {
 /// (`NR · kc` words apart).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn im2col_pairs_avx512<const NR: usize>(
-    im: &Im2col<'_>,
+unsafe fn im2col_pairs_avx512<const NR: usize, T: Element>(
+    im: &Im2col<'_, T>,
     ks: Range<usize>,
     cols: Range<usize>,
     dst: &mut [u32],
@@ -454,7 +469,7 @@ struct PanelSpan {
     run: bool,
 }
 
-impl Im2col<'_> {
+impl<T: Element> Im2col<'_, T> {
     fn panels<const NR: usize>(&self, cols: Range<usize>) -> Vec<PanelSpan> {
         cols.clone()
             .step_by(NR)
@@ -506,16 +521,42 @@ impl Im2col<'_> {
         let first = (ox + tap.kx) as isize - self.padding as isize;
         if first >= 0 && first as usize + W <= self.width {
             let first = first as usize;
-            *out = row[first..first + W].try_into().expect("W-wide run");
+            T::widen_into(&row[first..first + W], out);
         } else {
             for (t, o) in out.iter_mut().enumerate() {
                 let ix = first + t as isize;
                 *o = if ix >= 0 && (ix as usize) < self.width {
-                    row[ix as usize]
+                    row[ix as usize].widen()
                 } else {
                     0.0
                 };
             }
         }
+    }
+}
+
+/// Columns `first..` of `operand`, as a matrix of their own: a product over a window of a
+/// wide right operand (a convolution's output pixels, a few thousand at a time, so that
+/// each window's f32 result is small before it is stored in bf16).
+#[derive(Clone, Copy, Debug)]
+pub struct ColumnsFrom<B> {
+    pub operand: B,
+    pub first: usize,
+}
+
+impl<B: PackB> PackB for ColumnsFrom<B> {
+    fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
+        let cols = cols.start + self.first..cols.end + self.first;
+        self.operand.pack_b::<NR>(ks, cols, dst)
+    }
+
+    fn pack_b_pairs<const NR: usize>(
+        &self,
+        ks: Range<usize>,
+        cols: Range<usize>,
+        dst: &mut [u32],
+    ) -> bool {
+        let cols = cols.start + self.first..cols.end + self.first;
+        self.operand.pack_b_pairs::<NR>(ks, cols, dst)
     }
 }

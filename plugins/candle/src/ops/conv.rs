@@ -4,11 +4,23 @@
 //! packed straight from the image block by block ([`Im2col`]) and never materialised; a
 //! 1×1 convolution reads the image itself as the right operand. Other devices use candle's
 //! conv2d.
+//!
+//! An image the backend keeps compact (bf16, see `CandleBackend::compact`) gives a compact
+//! output: its values widen exactly as they are read, the sums stay f32, and each output
+//! value is rounded once as it is stored. Through the matrix products the output is made a
+//! window of pixels at a time, so that no whole f32 copy of it exists beside it.
 
-use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, WeightData};
+use super::cpu_kernel::{
+    cpu_kernel_operands, is_compact_cpu, with_activation_data, with_f32_data, with_weight_data,
+    ActivationData, ActivationDataMut, WeightData,
+};
 use super::winograd::{self, Conv3x3};
-use crate::gemm::{matmul_batched_in, Bias, Dims, Element, Im2col, Output, Precision, RowMajor};
-use candle_core::{bail, Device, Result, Tensor};
+use crate::gemm::{
+    matmul_batched_in, matmul_in, Bias, ColumnsFrom, Dims, Element, Im2col, Output, PackB,
+    Precision, RowMajor,
+};
+use candle_core::{bail, DType, Device, Result, Tensor};
+use half::bf16;
 
 /// Square-kernel convolution of `[N, C, H, W]` by `w: [out, C, k, k]`, its products on
 /// the CPU in `precision`.
@@ -40,8 +52,16 @@ pub fn conv2d(
             bail!("conv2d: bias {:?} is not [{out}]", b.dims());
         }
     }
-    let mut others = vec![x];
-    others.extend(b);
+    let mut others: Vec<&Tensor> = b.into_iter().collect();
+    if is_compact_cpu(x) && cpu_kernel_operands(w, &others) {
+        return conv2d_cpu(x, w, b, stride, padding, precision);
+    }
+    if is_compact_cpu(x) {
+        // No kernel of ours for this weight: candle's, in f32, stored compact again.
+        let y = conv2d(&x.to_dtype(DType::F32)?, w, b, stride, padding, precision)?;
+        return y.to_dtype(DType::BF16);
+    }
+    others.push(x);
     if cpu_kernel_operands(w, &others) {
         return conv2d_cpu(x, w, b, stride, padding, precision);
     }
@@ -65,7 +85,6 @@ fn conv2d_cpu(
     let (cout, _, k, _) = w.dims4()?;
     let ho = (h + 2 * padding - k) / stride + 1;
     let wo = (wd + 2 * padding - k) / stride + 1;
-    let mut y = vec![0f32; n * cout * ho * wo];
     let bias = match b {
         Some(b) => Some(with_f32_data(b, "conv2d", |v| v.to_vec())?),
         None => None,
@@ -83,13 +102,25 @@ fn conv2d_cpu(
         wo,
     };
     let bias = bias.as_deref();
-    with_f32_data(x, "conv2d", |xs| {
-        with_weight_data(w, "conv2d", |wd| match wd {
-            WeightData::F32(ws) => conv_products(&shape, xs, ws, &mut y, bias, precision),
-            WeightData::Bf16(ws) => conv_products(&shape, xs, ws, &mut y, bias, precision),
+    let len = n * cout * ho * wo;
+    let products = |y: ActivationDataMut<'_>| {
+        with_activation_data(x, "conv2d", |xs| {
+            with_weight_data(w, "conv2d", |wd| match wd {
+                WeightData::F32(ws) => conv_products(&shape, xs, ws, y, bias, precision),
+                WeightData::Bf16(ws) => conv_products(&shape, xs, ws, y, bias, precision),
+            })
         })
-    })??;
-    Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
+    };
+    // The output is kept as compact as the input.
+    if is_compact_cpu(x) {
+        let mut y = vec![bf16::ZERO; len];
+        products(ActivationDataMut::Bf16(&mut y))??;
+        Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
+    } else {
+        let mut y = vec![0f32; len];
+        products(ActivationDataMut::F32(&mut y))??;
+        Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
+    }
 }
 
 /// The sizes of one CPU convolution (input, weight, output).
@@ -106,27 +137,49 @@ struct ConvShape {
     wo: usize,
 }
 
-/// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16: through
-/// Winograd's transform where it applies, else one product per image.
+/// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16 and the image
+/// and output f32 or compact: through Winograd's transform where it applies, else one
+/// product per image.
 fn conv_products<T: Element>(
     s: &ConvShape,
-    xs: &[f32],
+    xs: ActivationData<'_>,
     ws: &[T],
-    y: &mut [f32],
+    y: ActivationDataMut<'_>,
     bias: Option<&[f32]>,
     precision: Precision,
 ) {
-    let (c, h, wd) = (s.c, s.h, s.wd);
-    if winograd::applies(s.k, s.stride, s.padding, s.n, h, wd, precision) {
+    if winograd::applies(s.k, s.stride, s.padding, s.n, s.h, s.wd, precision) {
         let shape = Conv3x3 {
             images: s.n,
-            channels: c,
-            height: h,
-            width: wd,
+            channels: s.c,
+            height: s.h,
+            width: s.wd,
             out_channels: s.cout,
         };
         return winograd::conv3x3(shape, xs, ws, y, bias, precision);
     }
+    match xs {
+        ActivationData::F32(xs) => image_products(s, xs, ws, y, bias, precision),
+        ActivationData::Bf16(xs) => image_products(s, xs, ws, y, bias, precision),
+    }
+}
+
+/// Floats of f32 output a compact convolution computes at a time before storing them in
+/// bf16 (4 MiB: a few thousand pixels of every output channel).
+const COMPACT_WINDOW_FLOATS: usize = 1 << 20;
+
+/// [`conv_products`] through the GEMM: the image itself as the right operand (1×1) or its
+/// column matrix. A compact output is made a window of pixels at a time, so no f32 copy of
+/// it is ever whole.
+fn image_products<T: Element, X: Element>(
+    s: &ConvShape,
+    xs: &[X],
+    ws: &[T],
+    y: ActivationDataMut<'_>,
+    bias: Option<&[f32]>,
+    precision: Precision,
+) {
+    let (c, h, wd) = (s.c, s.h, s.wd);
     let bias = bias.map_or(Bias::None, Bias::PerRow);
     let dims = Dims {
         m: s.cout,
@@ -137,30 +190,84 @@ fn conv_products<T: Element>(
         data: ws,
         ld: dims.k,
     };
-    let output = Output {
-        data: y,
-        ld: dims.n,
-        batch_stride: s.cout * dims.n,
-    };
     let image = |i: usize| &xs[i * c * h * wd..(i + 1) * c * h * wd];
-    if s.k == 1 && s.stride == 1 && s.padding == 0 {
-        let cols = |i| RowMajor {
-            data: image(i),
-            ld: h * wd,
-        };
-        matmul_batched_in(precision, dims, s.n, &weight, cols, output, bias, true);
-    } else {
-        let cols = |i| Im2col {
-            image: image(i),
-            channels: c,
-            height: h,
-            width: wd,
-            kernel: s.k,
-            stride: s.stride,
-            padding: s.padding,
-            out_height: s.ho,
-            out_width: s.wo,
-        };
-        matmul_batched_in(precision, dims, s.n, &weight, cols, output, bias, true);
+    let pointwise = s.k == 1 && s.stride == 1 && s.padding == 0;
+    let columns = |i: usize| Im2col {
+        image: image(i),
+        channels: c,
+        height: h,
+        width: wd,
+        kernel: s.k,
+        stride: s.stride,
+        padding: s.padding,
+        out_height: s.ho,
+        out_width: s.wo,
+    };
+    let pixels = |i: usize| RowMajor {
+        data: image(i),
+        ld: h * wd,
+    };
+    match y {
+        ActivationDataMut::F32(y) => {
+            let output = Output {
+                data: y,
+                ld: dims.n,
+                batch_stride: s.cout * dims.n,
+            };
+            if pointwise {
+                matmul_batched_in(precision, dims, s.n, &weight, pixels, output, bias, true);
+            } else {
+                matmul_batched_in(precision, dims, s.n, &weight, columns, output, bias, true);
+            }
+        }
+        ActivationDataMut::Bf16(y) => {
+            if pointwise {
+                compact_products(s, dims, &weight, pixels, y, bias, precision);
+            } else {
+                compact_products(s, dims, &weight, columns, y, bias, precision);
+            }
+        }
+    }
+}
+
+/// `y = W · B_i + bias` for every image `i`, stored compact: a window of
+/// [`COMPACT_WINDOW_FLOATS`] of f32 results at a time, each rounded as it is stored.
+fn compact_products<T: Element, B: PackB>(
+    s: &ConvShape,
+    dims: Dims,
+    weight: &RowMajor<'_, T>,
+    operand: impl Fn(usize) -> B,
+    y: &mut [bf16],
+    bias: Bias<'_>,
+    precision: Precision,
+) {
+    let window = (COMPACT_WINDOW_FLOATS / s.cout).clamp(64, dims.n.max(64));
+    let mut part = vec![0f32; s.cout * window];
+    for i in 0..s.n {
+        for first in (0..dims.n).step_by(window) {
+            let len = window.min(dims.n - first);
+            let part = &mut part[..s.cout * len];
+            let columns = ColumnsFrom {
+                operand: operand(i),
+                first,
+            };
+            let window_dims = Dims { n: len, ..dims };
+            matmul_in(
+                precision,
+                window_dims,
+                weight,
+                &columns,
+                part,
+                len,
+                bias,
+                true,
+            );
+            for (o, values) in part.chunks_exact(len).enumerate() {
+                let out = &mut y[(i * s.cout + o) * dims.n + first..][..len];
+                for (d, &v) in out.iter_mut().zip(values) {
+                    *d = bf16::from_f32(v);
+                }
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Plumbing shared by the custom CPU kernels: reading candle's CPU storage as f32 slices.
+//! Plumbing shared by the custom CPU kernels: reading candle's CPU storage as f32 slices (or
+//! as f32 or bf16, for weights and for the activations the backend keeps compact).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
@@ -51,28 +52,106 @@ pub fn with_f32_data<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Re
     }
 }
 
-/// A weight's CPU elements: f32, or bf16 where the backend keeps weights resident in bf16
-/// (see `CandleBackend::upload_weight`).
-pub enum WeightData<'a> {
+/// A CPU tensor's elements as the custom kernels read them: f32, or bf16 (weights kept
+/// resident in bf16, see `CandleBackend::upload_weight`; activations kept compact, see
+/// `CandleBackend::compact`).
+#[derive(Clone, Copy, Debug)]
+pub enum CpuElements<'a> {
     F32(&'a [f32]),
     Bf16(&'a [half::bf16]),
 }
 
-/// Runs `f` on the elements of a CPU weight (f32 or bf16), made contiguous first.
-pub fn with_weight_data<R>(t: &Tensor, op: &str, f: impl FnOnce(WeightData<'_>) -> R) -> Result<R> {
+/// A weight's elements.
+pub type WeightData<'a> = CpuElements<'a>;
+/// An activation's elements.
+pub type ActivationData<'a> = CpuElements<'a>;
+
+impl<'a> CpuElements<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::F32(v) => v.len(),
+            Self::Bf16(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Elements `range` of the same kind.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> CpuElements<'a> {
+        match self {
+            Self::F32(v) => Self::F32(&v[range]),
+            Self::Bf16(v) => Self::Bf16(&v[range]),
+        }
+    }
+}
+
+/// Runs `f` on the elements (f32 or bf16) of a CPU tensor, made contiguous first; `what`
+/// names the operand in errors.
+fn with_cpu_elements<R>(
+    t: &Tensor,
+    op: &str,
+    what: &str,
+    f: impl FnOnce(CpuElements<'_>) -> R,
+) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
-        bail!("{op}: the tensor is not on the CPU")
+        bail!("{op}: the {what} is not on the CPU")
     };
     let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{op}: the weight must be contiguous")
+        bail!("{op}: the {what} must be contiguous")
     };
     Ok(match cpu {
-        CpuStorage::F32(v) => f(WeightData::F32(&v[start..end])),
-        CpuStorage::BF16(v) => f(WeightData::Bf16(&v[start..end])),
-        other => bail!("{op}: weights must be f32 or bf16, got {:?}", other.dtype()),
+        CpuStorage::F32(v) => f(CpuElements::F32(&v[start..end])),
+        CpuStorage::BF16(v) => f(CpuElements::Bf16(&v[start..end])),
+        other => bail!(
+            "{op}: the {what} must be f32 or bf16, got {:?}",
+            other.dtype()
+        ),
     })
+}
+
+/// Runs `f` on the elements of a CPU weight (f32 or bf16).
+pub fn with_weight_data<R>(t: &Tensor, op: &str, f: impl FnOnce(WeightData<'_>) -> R) -> Result<R> {
+    with_cpu_elements(t, op, "weight", f)
+}
+
+/// Runs `f` on the elements of a CPU activation (f32, or compact bf16).
+pub fn with_activation_data<R>(
+    t: &Tensor,
+    op: &str,
+    f: impl FnOnce(ActivationData<'_>) -> R,
+) -> Result<R> {
+    with_cpu_elements(t, op, "input", f)
+}
+
+/// Where a kernel writes an activation: f32, or compact bf16 (each value rounded once, to
+/// nearest even, as it is stored).
+#[derive(Debug)]
+pub enum ActivationDataMut<'a> {
+    F32(&'a mut [f32]),
+    Bf16(&'a mut [half::bf16]),
+}
+
+impl ActivationDataMut<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::F32(v) => v.len(),
+            Self::Bf16(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether `t` is a compact (bf16) activation on the CPU, which the kernels that keep
+/// activations compact read as it is.
+pub fn is_compact_cpu(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::BF16
 }
 
 /// Whether `w` is a weight the custom kernels read on the CPU (f32, or resident bf16) and

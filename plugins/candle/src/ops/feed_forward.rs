@@ -86,7 +86,7 @@ pub fn feed_forward_geglu(
         with_weight_data(w1, "feed-forward", |w1| {
             with_weight_data(w2, "feed-forward", |w2| {
                 let biases = [b1.as_deref(), b2.as_deref()];
-                use super::cpu_kernel::WeightData::{Bf16, F32};
+                use super::cpu_kernel::CpuElements::{Bf16, F32};
                 match (w1, w2) {
                     (F32(w1), F32(w2)) => rows_through(shape, xs, (w1, w2), biases, &mut y),
                     (F32(w1), Bf16(w2)) => rows_through(shape, xs, (w1, w2), biases, &mut y),

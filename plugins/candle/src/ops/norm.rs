@@ -1,7 +1,9 @@
 //! Group norm (with an optional fused SiLU) and layer norm. The CPU kernels make one
 //! parallel task per (sample, group) or per row over contiguous data, with statistics
 //! accumulated in f64 so long groups (a 64×64×10-channel group is 40 960 values) do not
-//! lose precision; other devices use a composition of candle ops.
+//! lose precision; other devices use a composition of candle ops. A compact (bf16) input
+//! gives a compact group norm: each group widens, goes through the f32 arithmetic and is
+//! rounded back.
 
 use super::cpu_kernel::{f32_slice, f32_slice_mut, with_f32_data};
 use super::fast_math;
@@ -82,6 +84,29 @@ impl GroupNormCpu {
         })
     }
 
+    /// The group norm of a compact (bf16) tensor of `dims`, over its own elements: each
+    /// group widens into f32, goes through the f32 arithmetic and is rounded back, so the
+    /// result is the f32 kernel's on the widened input, rounded once.
+    fn compact_in_place(&self, data: &mut [half::bf16], dims: &[usize]) {
+        let (block, spatial) = self.sizes(dims);
+        if block == 0 {
+            return;
+        }
+        data.par_chunks_mut(block).enumerate().for_each(|(i, xg)| {
+            let mut wide = vec![0f32; block];
+            for (w, v) in wide.iter_mut().zip(xg.iter()) {
+                *w = v.to_f32();
+            }
+            let maps: Vec<(f32, f32)> = self.channel_maps(i, &wide).collect();
+            for (map, xc) in maps.into_iter().zip(wide.chunks_exact_mut(spatial)) {
+                self.apply(map, xc);
+            }
+            for (v, &w) in xg.iter_mut().zip(&wide) {
+                *v = half::bf16::from_f32(w);
+            }
+        });
+    }
+
     /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
     fn apply(&self, (a, b): (f32, f32), values: &mut [f32]) {
         if self.silu {
@@ -103,6 +128,14 @@ impl CustomOp1 for GroupNormCpu {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        if let CpuStorage::BF16(data) = xs {
+            let Some((start, end)) = xl.contiguous_offsets() else {
+                bail!("group_norm: the input must be contiguous")
+            };
+            let mut out = data[start..end].to_vec();
+            self.compact_in_place(&mut out, xl.dims());
+            return Ok((CpuStorage::BF16(out), xl.shape().clone()));
+        }
         let x = f32_slice(xs, xl, "group_norm")?;
         let (block, spatial) = self.sizes(xl.dims());
         let mut out = vec![0f32; x.len()];
@@ -133,6 +166,13 @@ impl InplaceOp1 for GroupNormCpu {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        if let CpuStorage::BF16(data) = storage {
+            let Some((start, end)) = layout.contiguous_offsets() else {
+                bail!("group_norm: the input must be contiguous")
+            };
+            self.compact_in_place(&mut data[start..end], layout.dims());
+            return Ok(());
+        }
         let data = f32_slice_mut(storage, layout, "group_norm")?;
         let (block, spatial) = self.sizes(layout.dims());
         if block == 0 {
@@ -159,7 +199,8 @@ pub fn group_norm_owned(
     eps: f32,
     silu: bool,
 ) -> Result<Tensor> {
-    if !(x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous()) {
+    let kernel_dtype = matches!(x.dtype(), DType::F32 | DType::BF16);
+    if !(x.device().is_cpu() && kernel_dtype && x.is_contiguous()) {
         return group_norm(&x, groups, gamma, beta, eps, silu);
     }
     check_group_norm(&x, groups, gamma, beta)?;
@@ -204,7 +245,8 @@ pub fn group_norm(
     check_group_norm(x, groups, gamma, beta)?;
     let dims = x.dims();
     let channels = dims[1];
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
+    // A compact (bf16) activation stays compact.
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::BF16) {
         return x
             .contiguous()?
             .apply_op1_no_bwd(&GroupNormCpu::new(groups, eps, silu, gamma, beta)?);

@@ -4,8 +4,8 @@
 //! convolution's is in the sums of the transforms.
 
 use super::{
-    each_input_tile_row, each_output_block, panel_row_runs, store_lanes, window, Chunk, Conv3x3,
-    SharedOutput, LANES,
+    each_input_tile_row, each_output_block, panel_row_runs, store_lanes, window, ActivationData,
+    Chunk, Conv3x3, SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -45,7 +45,7 @@ pub(super) fn transform_kernel(g: &[f32; 9], mut put: impl FnMut(usize, f32)) {
 #[inline(always)]
 pub(super) fn transform_input(
     s: Conv3x3,
-    image: &[f32],
+    image: ActivationData<'_>,
     chunk: &Chunk,
     panels: &PanelsOfB,
     v: &mut [f32],

@@ -8,8 +8,8 @@
 //! tests bound the error against a direct convolution in f64.
 
 use super::{
-    each_input_tile_row, each_output_block, load_lanes, panel_row_runs, store_lanes, window, Chunk,
-    Conv3x3, SharedOutput, LANES,
+    each_input_tile_row, each_output_block, load_lanes, panel_row_runs, store_lanes, window,
+    ActivationData, Chunk, Conv3x3, SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -90,7 +90,7 @@ fn at(m: &[[f32; LANES]; T]) -> [[f32; LANES]; SIDE] {
 #[inline(always)]
 pub(super) fn transform_input(
     s: Conv3x3,
-    image: &[f32],
+    image: ActivationData<'_>,
     chunk: &Chunk,
     panels: &PanelsOfB,
     v: &mut [f32],

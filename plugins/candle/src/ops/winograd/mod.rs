@@ -20,12 +20,19 @@
 //! weight instead of 16/9, so it pays only over enough tiles: [`Tiling::pick`] takes it
 //! where it measured faster.
 //!
-//! The backend takes this path in f32 only. In bf16 the GEMM re-lays each chunk's `U_ξ`
-//! as bf16 pairs, which costs as much as the products it multiplies: on the 2-core Zen 5
+//! The image and the output may each be compact (bf16 activations the backend keeps to
+//! halve the memory of the VAE decoder's upper levels): a chunk's input rows widen as they
+//! are read, and its output rows round as they are written.
+//!
+//! The backend takes this path with f32 products only. With bf16 products the GEMM
+//! re-lays each chunk's `U_ξ` as bf16 pairs, which costs as much as the products it
+//! multiplies: on the 2-core Zen 5
 //! the VAE decoder's 128- and 256-channel convolutions gain a fifth, the UNet's 320 and
 //! 512 lose as much.
 
+pub use super::cpu_kernel::{ActivationData, ActivationDataMut};
 use crate::gemm::{matmul_in, Bias, Dims, Element, PackedA, PanelsOfB, Precision, RowMajor};
+use half::bf16;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -154,8 +161,15 @@ impl Chunk {
     }
 }
 
-/// The output, written by many tasks at once, each to its own tiles.
-struct SharedOutput(*mut f32, usize);
+/// The output, written by many tasks at once, each to its own tiles: f32, or bf16 for a
+/// compact activation.
+struct SharedOutput(OutputPtr, usize);
+
+#[derive(Clone, Copy)]
+enum OutputPtr {
+    F32(*mut f32),
+    Bf16(*mut bf16),
+}
 // SAFETY: tasks write disjoint elements (their chunks' tiles), and the buffer outlives them.
 unsafe impl Sync for SharedOutput {}
 
@@ -183,10 +197,21 @@ impl SharedOutput {
             }
             let start = channel + r * s.width + c0;
             assert!(start + width <= self.1);
-            // SAFETY: in bounds (checked), and this chunk's tiles are the only writers of
-            // these elements.
-            let row = unsafe { std::slice::from_raw_parts_mut(self.0.add(start), width) };
-            row.copy_from_slice(&y[..width]);
+            match self.0 {
+                OutputPtr::F32(p) => {
+                    // SAFETY: in bounds (checked), and this chunk's tiles are the only
+                    // writers of these elements.
+                    let row = unsafe { std::slice::from_raw_parts_mut(p.add(start), width) };
+                    row.copy_from_slice(&y[..width]);
+                }
+                OutputPtr::Bf16(p) => {
+                    // SAFETY: as above.
+                    let row = unsafe { std::slice::from_raw_parts_mut(p.add(start), width) };
+                    for (d, &v) in row.iter_mut().zip(&y[..width]) {
+                        *d = bf16::from_f32(v);
+                    }
+                }
+            }
         }
     }
 }
@@ -200,15 +225,16 @@ thread_local! {
 
 /// `y = conv(x, w) + bias` for a 3×3 kernel at stride 1 with padding 1: `x` is
 /// `[images, channels, height, width]`, `w` is `[out, channels, 3, 3]` and `y` is
-/// `[images, out, height, width]`; through the tiling [`Tiling::pick`] takes.
+/// `[images, out, height, width]`; through the tiling [`Tiling::pick`] takes. `x` and `y`
+/// may each be compact (bf16): inputs widen exactly, outputs round once as stored.
 ///
 /// # Panics
 /// If a slice does not have the length its shape says.
 pub fn conv3x3<T: Element>(
     s: Conv3x3,
-    x: &[f32],
+    x: ActivationData<'_>,
     w: &[T],
-    y: &mut [f32],
+    y: ActivationDataMut<'_>,
     bias: Option<&[f32]>,
     precision: Precision,
 ) {
@@ -222,9 +248,9 @@ pub fn conv3x3<T: Element>(
 pub fn conv3x3_tiled<T: Element>(
     tiling: Tiling,
     s: Conv3x3,
-    x: &[f32],
+    x: ActivationData<'_>,
     w: &[T],
-    y: &mut [f32],
+    y: ActivationDataMut<'_>,
     bias: Option<&[f32]>,
     precision: Precision,
 ) {
@@ -243,7 +269,10 @@ pub fn conv3x3_tiled<T: Element>(
     let mut kernels = KERNEL_BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let u = transformed_kernels(tiling, s, w, &mut kernels);
     let chunks = chunks(tiling, s);
-    let out = SharedOutput(y.as_mut_ptr(), y.len());
+    let out = match y {
+        ActivationDataMut::F32(y) => SharedOutput(OutputPtr::F32(y.as_mut_ptr()), y.len()),
+        ActivationDataMut::Bf16(y) => SharedOutput(OutputPtr::Bf16(y.as_mut_ptr()), y.len()),
+    };
     chunks.par_iter().for_each(|chunk| {
         CHUNK_BUFFER.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
@@ -258,7 +287,8 @@ pub fn conv3x3_tiled<T: Element>(
             }
             let (v, m) = buffer.split_at_mut(v_len);
             let m = &mut m[..m_len];
-            let image = &x[chunk.image * s.channels * plane..][..s.channels * plane];
+            let first = chunk.image * s.channels * plane;
+            let image = x.slice(first..first + s.channels * plane);
             transform_input(tiling, s, image, chunk, &panels, v);
             for (xi, u) in u.iter().enumerate() {
                 let dims = Dims {
@@ -420,7 +450,7 @@ per_isa! {
     fn transform_input = transform_input_body(
         tiling: Tiling,
         s: Conv3x3,
-        image: &[f32],
+        image: ActivationData<'_>,
         chunk: &Chunk,
         panels: &PanelsOfB,
         v: &mut [f32],
@@ -431,7 +461,7 @@ per_isa! {
 fn transform_input_body(
     tiling: Tiling,
     s: Conv3x3,
-    image: &[f32],
+    image: ActivationData<'_>,
     chunk: &Chunk,
     panels: &PanelsOfB,
     v: &mut [f32],
@@ -523,7 +553,7 @@ fn window<const N: usize>(row: &[f32], first: usize) -> [f32; N] {
 #[inline(always)]
 fn each_input_tile_row(
     s: Conv3x3,
-    image: &[f32],
+    image: ActivationData<'_>,
     chunk: &Chunk,
     side: usize,
     transform_row: impl Fn(&[f32], usize, &mut [f32], usize),
@@ -533,14 +563,27 @@ fn each_input_tile_row(
     let seg = chunk.cols.len();
     let plane = s.height * s.width;
     let mut rows = vec![0f32; t * t * seg];
+    // A compact image's rows widen into `wide`, over the columns the chunk's input
+    // windows read (one before its first tile to one past its last).
+    let mut wide = Vec::new();
+    let reach =
+        (side * chunk.cols.start).saturating_sub(1)..(side * chunk.cols.end + 1).min(s.width);
     for c in 0..s.channels {
-        let channel = &image[c * plane..][..plane];
         for (ti, i) in chunk.rows.clone().enumerate() {
             for dr in 0..t {
                 let r = (side * i + dr).wrapping_sub(1);
                 let rt = &mut rows[dr * t * seg..][..t * seg];
                 if r < s.height {
-                    let row = &channel[r * s.width..][..s.width];
+                    let at = c * plane + r * s.width;
+                    let row = match image {
+                        ActivationData::F32(x) => &x[at..at + s.width],
+                        ActivationData::Bf16(x) => {
+                            wide.resize(s.width, 0.0);
+                            let src = &x[at + reach.start..at + reach.end];
+                            bf16::widen_into(src, &mut wide[reach.clone()]);
+                            &wide[..]
+                        }
+                    };
                     transform_row(row, chunk.cols.start, rt, seg);
                 } else {
                     rt.fill(0.0);
@@ -675,12 +718,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn winograd_matches_a_direct_convolution() {
-        // (images, channels, height, width, out): sides that are not multiples of the
-        // tile cut the last tiles; the wide images split tile rows into several column
-        // segments.
-        let cases = [
+    /// Test shapes: sides that are not multiples of the tile cut the last tiles; the wide
+    /// images split tile rows into several column segments.
+    fn cases() -> impl Iterator<Item = (usize, Conv3x3)> {
+        // (images, channels, height, width, out)
+        [
             (1, 3, 4, 4, 2),
             (2, 5, 7, 9, 4),
             (1, 1, 1, 1, 1),
@@ -690,22 +732,38 @@ mod tests {
             (1, 40, 33, 35, 19),
             (1, 6, 10, 530, 7),
             (1, 64, 21, 18, 20),
-        ];
+        ]
+        .into_iter()
+        .map(|(images, channels, height, width, out_channels)| Conv3x3 {
+            images,
+            channels,
+            height,
+            width,
+            out_channels,
+        })
+        .enumerate()
+    }
+
+    #[test]
+    fn winograd_matches_a_direct_convolution() {
         for tiling in [Tiling::F2x2, Tiling::F4x4] {
             let mut worst = 0f64;
-            for (i, &(images, channels, height, width, out)) in cases.iter().enumerate() {
-                let s = Conv3x3 {
-                    images,
-                    channels,
-                    height,
-                    width,
-                    out_channels: out,
-                };
+            for (i, s) in cases() {
+                let (images, channels, height, width, out) =
+                    (s.images, s.channels, s.height, s.width, s.out_channels);
                 let x = values(images * channels * height * width, 3 * i as u64);
                 let w = values(out * channels * 9, 3 * i as u64 + 1);
                 let bias = values(out, 3 * i as u64 + 2);
                 let mut y = vec![f32::NAN; images * out * height * width];
-                conv3x3_tiled(tiling, s, &x, &w, &mut y, Some(&bias), Precision::F32);
+                conv3x3_tiled(
+                    tiling,
+                    s,
+                    ActivationData::F32(&x),
+                    &w,
+                    ActivationDataMut::F32(&mut y),
+                    Some(&bias),
+                    Precision::F32,
+                );
                 let (want, mag) = direct(s, &x, &w, &bias);
                 for (k, ((&got, &want), &mag)) in y.iter().zip(&want).zip(&mag).enumerate() {
                     let err = (got as f64 - want).abs();
@@ -784,7 +842,15 @@ mod tests {
             assert_eq!(y.dims(), [s.images, 4, s.height, s.width]);
             let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let mut tiled = vec![0f32; y.len()];
-            conv3x3_tiled(tiling, s, &x, &w, &mut tiled, Some(&bias), Precision::F32);
+            conv3x3_tiled(
+                tiling,
+                s,
+                ActivationData::F32(&x),
+                &w,
+                ActivationDataMut::F32(&mut tiled),
+                Some(&bias),
+                Precision::F32,
+            );
             assert!(y == tiled, "{s:?}: the backend did not take {tiling:?}");
             let (want, mag) = direct(s, &x, &w, &bias);
             for (k, ((&got, &want), &mag)) in y.iter().zip(&want).zip(&mag).enumerate() {
@@ -815,9 +881,58 @@ mod tests {
         let (want, mag) = direct(s, &x, &wide, &bias);
         for tiling in [Tiling::F2x2, Tiling::F4x4] {
             let mut y = vec![0f32; 5 * 10 * 12];
-            conv3x3_tiled(tiling, s, &x, &w, &mut y, None, Precision::F32);
+            conv3x3_tiled(
+                tiling,
+                s,
+                ActivationData::F32(&x),
+                &w,
+                ActivationDataMut::F32(&mut y),
+                None,
+                Precision::F32,
+            );
             for ((&got, &want), &mag) in y.iter().zip(&want).zip(&mag) {
                 assert!((got as f64 - want).abs() <= tolerance(tiling) * mag + 1e-30);
+            }
+        }
+    }
+
+    /// A compact (bf16) image is read exactly and a compact output rounded once: the
+    /// result is within the tiling's own error of a direct convolution of the widened
+    /// image, plus one bf16 rounding of the value.
+    #[test]
+    fn compact_images_widen_exactly_and_outputs_round_once() {
+        // bf16's unit roundoff: 8 significant bits.
+        let half_ulp = 2f64.powi(-8);
+        for tiling in [Tiling::F2x2, Tiling::F4x4] {
+            for (i, s) in cases() {
+                let (images, channels, height, width, out) =
+                    (s.images, s.channels, s.height, s.width, s.out_channels);
+                let x: Vec<bf16> = values(images * channels * height * width, 7 * i as u64)
+                    .into_iter()
+                    .map(bf16::from_f32)
+                    .collect();
+                let wide: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
+                let w = values(out * channels * 9, 7 * i as u64 + 1);
+                let bias = values(out, 7 * i as u64 + 2);
+                let mut y = vec![bf16::NAN; images * out * height * width];
+                conv3x3_tiled(
+                    tiling,
+                    s,
+                    ActivationData::Bf16(&x),
+                    &w,
+                    ActivationDataMut::Bf16(&mut y),
+                    Some(&bias),
+                    Precision::F32,
+                );
+                let (want, mag) = direct(s, &wide, &w, &bias);
+                for (k, ((got, &want), &mag)) in y.iter().zip(&want).zip(&mag).enumerate() {
+                    let got = got.to_f64();
+                    let bound = tolerance(tiling) * mag * (1.0 + half_ulp) + half_ulp * want.abs();
+                    assert!(
+                        (got - want).abs() <= bound + 1e-30,
+                        "{tiling:?} {s:?}: element {k} is {got}, a direct convolution gives {want}"
+                    );
+                }
             }
         }
     }
