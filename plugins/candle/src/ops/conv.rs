@@ -21,6 +21,7 @@ use crate::gemm::{
 };
 use candle_core::{bail, DType, Device, Result, Tensor};
 use half::bf16;
+use half::slice::HalfFloatSliceExt;
 
 /// Square-kernel convolution of `[N, C, H, W]` by `w: [out, C, k, k]`, its products on
 /// the CPU in `precision`.
@@ -263,10 +264,7 @@ fn compact_products<T: Element, B: PackB>(
                 true,
             );
             for (o, values) in part.chunks_exact(len).enumerate() {
-                let out = &mut y[(i * s.cout + o) * dims.n + first..][..len];
-                for (d, &v) in out.iter_mut().zip(values) {
-                    *d = bf16::from_f32(v);
-                }
+                y[(i * s.cout + o) * dims.n + first..][..len].convert_from_f32_slice(values);
             }
         }
     }

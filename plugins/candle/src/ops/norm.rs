@@ -10,6 +10,7 @@ use super::fast_math;
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp3, DType, InplaceOp1, Layout, Result, Shape, Tensor, D,
 };
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 /// Sum of a slice in eight f32 lanes (vectorisable), totalled in f64.
@@ -94,17 +95,19 @@ impl GroupNormCpu {
         }
         data.par_chunks_mut(block).enumerate().for_each(|(i, xg)| {
             let mut wide = vec![0f32; block];
-            for (w, v) in wide.iter_mut().zip(xg.iter()) {
-                *w = v.to_f32();
-            }
-            let maps: Vec<(f32, f32)> = self.channel_maps(i, &wide).collect();
-            for (map, xc) in maps.into_iter().zip(wide.chunks_exact_mut(spatial)) {
-                self.apply(map, xc);
-            }
-            for (v, &w) in xg.iter_mut().zip(&wide) {
-                *v = half::bf16::from_f32(w);
-            }
+            xg.convert_to_f32_slice(&mut wide);
+            self.normalize_group(i, &mut wide, spatial);
+            xg.convert_from_f32_slice(&wide);
         });
+    }
+
+    /// Group `i` of the tensor, whose values are `xg` (`spatial` per channel), normalised
+    /// in place: its moments are taken before it is overwritten.
+    fn normalize_group(&self, i: usize, xg: &mut [f32], spatial: usize) {
+        let maps: Vec<(f32, f32)> = self.channel_maps(i, xg).collect();
+        for (map, xc) in maps.into_iter().zip(xg.chunks_exact_mut(spatial)) {
+            self.apply(map, xc);
+        }
     }
 
     /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
@@ -178,12 +181,9 @@ impl InplaceOp1 for GroupNormCpu {
         if block == 0 {
             return Ok(());
         }
-        data.par_chunks_mut(block).enumerate().for_each(|(i, xg)| {
-            let maps: Vec<(f32, f32)> = self.channel_maps(i, xg).collect();
-            for (map, xc) in maps.into_iter().zip(xg.chunks_exact_mut(spatial)) {
-                self.apply(map, xc);
-            }
-        });
+        data.par_chunks_mut(block)
+            .enumerate()
+            .for_each(|(i, xg)| self.normalize_group(i, xg, spatial));
         Ok(())
     }
 }

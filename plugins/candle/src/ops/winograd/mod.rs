@@ -33,6 +33,7 @@
 pub use super::cpu_kernel::{ActivationData, ActivationDataMut};
 use crate::gemm::{matmul_in, Bias, Dims, Element, PackedA, PanelsOfB, Precision, RowMajor};
 use half::bf16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -207,9 +208,7 @@ impl SharedOutput {
                 OutputPtr::Bf16(p) => {
                     // SAFETY: as above.
                     let row = unsafe { std::slice::from_raw_parts_mut(p.add(start), width) };
-                    for (d, &v) in row.iter_mut().zip(&y[..width]) {
-                        *d = bf16::from_f32(v);
-                    }
+                    row.convert_from_f32_slice(&y[..width]);
                 }
             }
         }
@@ -565,7 +564,10 @@ fn each_input_tile_row(
     let mut rows = vec![0f32; t * t * seg];
     // A compact image's rows widen into `wide`, over the columns the chunk's input
     // windows read (one before its first tile to one past its last).
-    let mut wide = Vec::new();
+    let mut wide = match image {
+        ActivationData::F32(_) => Vec::new(),
+        ActivationData::Bf16(_) => vec![0f32; s.width],
+    };
     let reach =
         (side * chunk.cols.start).saturating_sub(1)..(side * chunk.cols.end + 1).min(s.width);
     for c in 0..s.channels {
@@ -578,7 +580,6 @@ fn each_input_tile_row(
                     let row = match image {
                         ActivationData::F32(x) => &x[at..at + s.width],
                         ActivationData::Bf16(x) => {
-                            wide.resize(s.width, 0.0);
                             let src = &x[at + reach.start..at + reach.end];
                             bf16::widen_into(src, &mut wide[reach.clone()]);
                             &wide[..]
