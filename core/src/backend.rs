@@ -78,6 +78,12 @@ pub trait Backend: 'static {
     fn upload_weight(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor> {
         self.upload(data, shape)
     }
+    /// [`Backend::upload_weight`] of values the caller no longer needs: a backend whose
+    /// tensors live in host memory keeps the vector itself instead of copying it (loading a
+    /// checkpoint in fp32 would otherwise write its 4 GB twice).
+    fn upload_weight_owned(&self, data: Vec<f32>, shape: &[usize]) -> Result<Self::Tensor> {
+        self.upload_weight(&data, shape)
+    }
     /// Read a tensor back to the host (blocking; native backends).
     fn download(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
     /// Read a tensor back without blocking (what a browser backend must implement).

@@ -11,9 +11,12 @@ the VAE decode, then their total.
 
 Every engine and precision runs in a process of its own (one after another), so each
 peak RSS is that engine's. Load means: Easel - generate its random weights and lay them
-out (or read `--checkpoint`); PyTorch - build the networks (random init); OpenVINO - read
-the converted model from disk and compile it (the conversion itself, a one-off, is
-printed apart and cached under bench-models/). With `--steps` below 20 the table adds an
+out, or with `--checkpoint FILE` read that SD1.x checkpoint (`easel bench
+--write-checkpoint FILE` writes a full-size random one); PyTorch - build the networks
+(random init), or with `--checkpoint` read the same file (safetensors, diffusers'
+single-file key conversion, weights assigned to uninitialised networks and widened to
+fp32); OpenVINO - read its converted model from disk and compile it (the conversion
+itself, a one-off, is printed apart and cached under bench-models/). With `--steps` below 20 the table adds an
 estimated 20-step total (load + text + 20 x mean step + decode), marked as such.
 
 With `--hires-scale 2 --hires-steps N` every engine does A1111's hires fix with the `Latent`
@@ -114,9 +117,12 @@ def run_torch(args) -> dict:
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    text_encoder = sd15_models.build_text_encoder()
-    unet = sd15_models.build_unet()
-    vae = sd15_models.build_vae()
+    if args.checkpoint:
+        text_encoder, unet, vae = sd15_models.load_checkpoint(args.checkpoint)
+    else:
+        text_encoder = sd15_models.build_text_encoder()
+        unet = sd15_models.build_unet()
+        vae = sd15_models.build_vae()
     load = time.perf_counter() - t0
     bf16 = args.precision == "bf16"
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -341,7 +347,9 @@ def main() -> None:
     ap.add_argument("--runs", default=",".join(ALL_RUNS),
                     help="engine:precision list (engines easel, torch, openvino)")
     ap.add_argument("--easel", default=str(ROOT / "target" / "release" / "easel"))
-    ap.add_argument("--checkpoint", help="Easel: load this checkpoint instead of random weights")
+    ap.add_argument("--checkpoint",
+                    help="Easel and PyTorch: load this SD1.x .safetensors checkpoint instead of "
+                         "random weights")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -52,6 +52,44 @@ def build_text_encoder(seed: int = 2) -> CLIPTextModel:
     return CLIPTextModel(CLIPTextConfig(**SD15_CLIP)).eval()
 
 
+def load_checkpoint(path: str):
+    """`(text_encoder, unet, vae)` in fp32 from an SD1.x LDM checkpoint (`.safetensors`), as a
+    fast loader does it: the networks are built without initialising their weights (on the
+    meta device), diffusers' single-file converters rename the LDM keys, and the tensors are
+    assigned and then widened to fp32 (reading the file as they go)."""
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_clip_checkpoint,
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+    from safetensors.torch import load_file
+
+    import sd15_unet
+
+    state = load_file(path)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**sd15_unet.SD15_UNET)
+        vae = AutoencoderKL(**SD15_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_CLIP))
+    unet.load_state_dict(convert_ldm_unet_checkpoint(state, unet.config), assign=True)
+    vae.load_state_dict(convert_ldm_vae_checkpoint(state, vae.config), assign=True)
+    clip = convert_ldm_clip_checkpoint(state)
+    wanted = text_encoder.state_dict().keys()
+    if not any(k.startswith("text_model.") for k in wanted):
+        clip = {k.removeprefix("text_model."): v for k, v in clip.items()}
+    text_encoder.load_state_dict(clip, assign=True, strict=False)
+    missing = [k for k, v in text_encoder.named_parameters() if v.is_meta]
+    if missing:
+        raise KeyError(f"{path}: the text encoder's {missing[:3]} are not in the checkpoint")
+    # The one buffer not in a checkpoint: the positions 0..76.
+    for module in text_encoder.modules():
+        ids = getattr(module, "position_ids", None)
+        if isinstance(ids, torch.Tensor) and ids.is_meta:
+            module.register_buffer("position_ids", torch.arange(ids.shape[-1]).expand(1, -1),
+                                   persistent=False)
+    return text_encoder.float().eval(), unet.float().eval(), vae.float().eval()
+
+
 def token_ids(words: int) -> torch.Tensor:
     """`[1, 77]` ids: BOS, `words` ordinary tokens, then EOS padding (as A1111 pads). The
     values do not change the cost; the benchmark needs no tokenizer files."""

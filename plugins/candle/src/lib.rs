@@ -165,6 +165,21 @@ impl Backend for CandleBackend {
         Tensor::from_vec(bf16, shape, &self.device).be()
     }
 
+    fn upload_weight_owned(&self, data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+        let keeps_f32 = self.precision != Precision::Bf16 || shape.len() < 2;
+        if !keeps_f32 || !self.device.is_cpu() {
+            return self.upload_weight(&data, shape);
+        }
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::Backend(format!(
+                "upload_weight: {} values for shape {shape:?}",
+                data.len()
+            )));
+        }
+        Tensor::from_vec(data, shape, &self.device).be()
+    }
+
     fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
         t.flatten_all()
             .and_then(|t| t.to_dtype(DType::F32))
