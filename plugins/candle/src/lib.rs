@@ -115,6 +115,16 @@ fn check_same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// Refuses host data whose length is not the number of elements of `shape`, naming `op`.
+fn check_value_count(op: &str, values: usize, shape: &[usize]) -> Result<()> {
+    if values == shape.iter().product::<usize>() {
+        return Ok(());
+    }
+    Err(Error::Backend(format!(
+        "{op}: {values} values for shape {shape:?}"
+    )))
+}
+
 impl Backend for CandleBackend {
     type Tensor = Tensor;
 
@@ -135,13 +145,7 @@ impl Backend for CandleBackend {
     }
 
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(Error::Backend(format!(
-                "upload: {} values for shape {shape:?}",
-                data.len()
-            )));
-        }
+        check_value_count("upload", data.len(), shape)?;
         Tensor::from_slice(data, shape, &self.device).be()
     }
 
@@ -153,30 +157,19 @@ impl Backend for CandleBackend {
         if self.precision != Precision::Bf16 || !self.device.is_cpu() || shape.len() < 2 {
             return self.upload(data, shape);
         }
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(Error::Backend(format!(
-                "upload_weight: {} values for shape {shape:?}",
-                data.len()
-            )));
-        }
+        check_value_count("upload_weight", data.len(), shape)?;
         use rayon::prelude::*;
         let bf16: Vec<half::bf16> = data.par_iter().map(|&x| half::bf16::from_f32(x)).collect();
         Tensor::from_vec(bf16, shape, &self.device).be()
     }
 
+    /// An fp32 weight on the CPU becomes the tensor's storage as it is, with no copy.
     fn upload_weight_owned(&self, data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
         let keeps_f32 = self.precision != Precision::Bf16 || shape.len() < 2;
         if !keeps_f32 || !self.device.is_cpu() {
             return self.upload_weight(&data, shape);
         }
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(Error::Backend(format!(
-                "upload_weight: {} values for shape {shape:?}",
-                data.len()
-            )));
-        }
+        check_value_count("upload_weight", data.len(), shape)?;
         Tensor::from_vec(data, shape, &self.device).be()
     }
 
