@@ -60,10 +60,10 @@ impl DType {
     }
 
     /// Append a run of little-endian elements, decoded to f32, to `out` (a trailing partial
-    /// element is ignored). The dtype is matched once per run, not per element: a run of
-    /// floats aligned for its type converts as one slice (fp16 through F16C, eight at a
-    /// time, where the CPU has it), any other run element by element in a loop the compiler
-    /// can still vectorise. Loading a checkpoint converts about a billion elements.
+    /// element is ignored). A run of floats aligned for its type converts as one slice (fp16
+    /// through F16C, eight at a time, where the CPU has it): loading a checkpoint converts
+    /// about a billion elements, always from aligned runs ([`TensorStore::read_f32`]). Any
+    /// other run (integers, unaligned bytes, a big-endian host) goes element by element.
     pub fn extend_f32(self, bytes: &[u8], out: &mut Vec<f32>) {
         use half::slice::HalfFloatSliceExt;
         let n = bytes.len() / self.size();
@@ -94,21 +94,7 @@ impl DType {
                 _ => {}
             }
         }
-        fn each<const N: usize>(bytes: &[u8], out: &mut Vec<f32>, f: impl Fn([u8; N]) -> f32) {
-            out.extend(
-                bytes
-                    .chunks_exact(N)
-                    .map(|c| f(c.try_into().expect("chunks of N bytes"))),
-            )
-        }
-        match self {
-            DType::F32 => each(bytes, out, f32::from_le_bytes),
-            DType::F16 => each(bytes, out, |b| half::f16::from_le_bytes(b).to_f32()),
-            DType::BF16 => each(bytes, out, |b: [u8; 2]| {
-                f32::from_bits(u32::from(u16::from_le_bytes(b)) << 16)
-            }),
-            other => out.extend(bytes.chunks_exact(other.size()).map(|c| other.to_f32(c))),
-        }
+        out.extend(bytes.chunks_exact(self.size()).map(|c| self.to_f32(c)));
     }
     /// Decode one little-endian element to f32 (integers convert by value).
     pub fn to_f32(self, b: &[u8]) -> f32 {
@@ -229,9 +215,8 @@ impl TensorStore {
     pub fn read_f32(&self, key: &str) -> Result<Vec<f32>> {
         let info = self.info(key)?;
         let span = self.checked_span(key, info)?;
-        if !info.is_contiguous() || cfg!(target_endian = "big") {
-            let (dtype, bytes) = self.read_contiguous_bytes(key, info)?;
-            return Ok(dtype.slice_to_f32(&bytes));
+        if !info.is_contiguous() {
+            return Ok(info.dtype.slice_to_f32(&self.gather_bytes(info, span)?));
         }
         let es = info.dtype.size();
         let mut out = Vec::with_capacity(info.numel());
@@ -256,14 +241,20 @@ impl TensorStore {
     }
 
     fn read_contiguous_bytes(&self, key: &str, info: &TensorInfo) -> Result<(DType, Vec<u8>)> {
+        let span = self.checked_span(key, info)?;
+        Ok((info.dtype, self.gather_bytes(info, span)?))
+    }
+
+    /// The `span` bytes of the tensor, checked by [`Self::checked_span`], gathered into
+    /// row-major order.
+    fn gather_bytes(&self, info: &TensorInfo, span: usize) -> Result<Vec<u8>> {
         let es = info.dtype.size();
         let n = info.numel();
-        let span = self.checked_span(key, info)?;
         if n == 0 {
-            return Ok((info.dtype, Vec::new()));
+            return Ok(Vec::new());
         }
         if info.is_contiguous() {
-            return Ok((info.dtype, self.source.read_vec(info.offset, n * es)?));
+            return self.source.read_vec(info.offset, n * es);
         }
         let raw = self.source.read_vec(info.offset, span)?;
         let mut out = Vec::with_capacity(n * es);
@@ -279,7 +270,7 @@ impl TensorStore {
                 idx[d] = 0;
             }
         }
-        Ok((info.dtype, out))
+        Ok(out)
     }
 
     /// Bytes from the tensor's first element to just past its last one, after checking that

@@ -64,6 +64,12 @@ impl CandleBackend {
         Ok(Self::on(Device::new_cuda(ordinal).be()?))
     }
 
+    /// Whether a weight of `shape` is kept resident in bf16: matrices on the CPU with bf16
+    /// products (see `upload_weight`).
+    fn keeps_in_bf16(&self, shape: &[usize]) -> bool {
+        self.precision == Precision::Bf16 && self.device.is_cpu() && shape.len() >= 2
+    }
+
     /// Any candle device.
     pub fn on(device: Device) -> Self {
         Self {
@@ -154,7 +160,7 @@ impl Backend for CandleBackend {
     /// their operands to bf16 anyway, so the results are the same bit for bit. Vectors
     /// (biases, norm scales) stay f32, as the bf16 path keeps everything outside products.
     fn upload_weight(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
-        if self.precision != Precision::Bf16 || !self.device.is_cpu() || shape.len() < 2 {
+        if !self.keeps_in_bf16(shape) {
             return self.upload(data, shape);
         }
         check_value_count("upload_weight", data.len(), shape)?;
@@ -163,10 +169,9 @@ impl Backend for CandleBackend {
         Tensor::from_vec(bf16, shape, &self.device).be()
     }
 
-    /// An fp32 weight on the CPU becomes the tensor's storage as it is, with no copy.
+    /// An f32 weight on the CPU becomes the tensor's storage as it is, with no copy.
     fn upload_weight_owned(&self, data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
-        let keeps_f32 = self.precision != Precision::Bf16 || shape.len() < 2;
-        if !keeps_f32 || !self.device.is_cpu() {
+        if self.keeps_in_bf16(shape) {
             return self.upload_weight(&data, shape);
         }
         check_value_count("upload_weight", data.len(), shape)?;
