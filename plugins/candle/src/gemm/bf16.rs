@@ -83,40 +83,51 @@ pub fn pair_panels(src: &[f32], width: usize, kc: usize, dst: &mut [u32]) {
 
 /// Packs `data`'s lines `lines` (line `l`, depth `d` at `data[l·ld + d]`: the rows of a
 /// row-major `A`, the columns of a transposed `B`) over depths `ks` straight into
-/// [`pair_panels`]'s layout with `W`-line panels (panel `q` at word `q·W·kc`): each line's
+/// [`pair_panels`]'s layout with `W`-line panels (panel `q` at word `q·panel_words`,
+/// at least `W·ceil(kc/2)`: `W·kc` for that layout, less for AMX's): each line's
 /// consecutive depths are already its consecutive pairs, so a line converts as one run
 /// and the runs are interleaved. Lines past `lines.end` are zero.
 ///
 /// # Panics
-/// If `ks` is deeper than the driver's blocks (`KC_PAIRS`) or `dst` is too short.
+/// If `dst` is too short.
 pub fn pair_panels_from_lines<const W: usize, T: super::Element>(
     data: &[T],
     ld: usize,
     lines: std::ops::Range<usize>,
     ks: std::ops::Range<usize>,
+    panel_words: usize,
     dst: &mut [u32],
 ) {
+    /// Pairs converted per line at a time (the depth is taken in slices this deep).
     const MAX_PAIRS: usize = super::KC_PAIRS / 2;
     let kc = ks.len();
     let kp = kc.div_ceil(2);
     assert!(
-        kp <= MAX_PAIRS,
-        "pair_panels_from_lines: depth {kc} above one block"
+        panel_words >= kp * W
+            && (lines.is_empty()
+                || dst.len() >= (lines.len().div_ceil(W) - 1) * panel_words + kp * W),
+        "pair_panels_from_lines: destination too short"
     );
     let mut runs = [[0u32; MAX_PAIRS]; W];
     for (q, l0) in lines.clone().step_by(W).enumerate() {
-        for (j, run) in runs.iter_mut().enumerate() {
-            let line = l0 + j;
-            if line < lines.end {
-                T::bf16_pairs(&data[line * ld + ks.start..][..kc], &mut run[..kp]);
-            } else {
-                run[..kp].fill(0);
+        let panel = &mut dst[q * panel_words..][..kp * W];
+        // Slices of an even number of depths, so pairs never straddle two of them.
+        for p0 in (0..kp).step_by(MAX_PAIRS) {
+            let pairs = MAX_PAIRS.min(kp - p0);
+            let depths = ks.start + 2 * p0..(ks.start + 2 * (p0 + pairs)).min(ks.end);
+            for (j, run) in runs.iter_mut().enumerate() {
+                let line = l0 + j;
+                if line < lines.end {
+                    T::bf16_pairs(&data[line * ld..][depths.clone()], &mut run[..pairs]);
+                } else {
+                    run[..pairs].fill(0);
+                }
             }
-        }
-        let panel = &mut dst[q * W * kc..][..kp * W];
-        for (p, group) in panel.chunks_exact_mut(W).enumerate() {
-            for (w, run) in group.iter_mut().zip(&runs) {
-                *w = run[p];
+            let groups = &mut panel[p0 * W..(p0 + pairs) * W];
+            for (p, group) in groups.chunks_exact_mut(W).enumerate() {
+                for (w, run) in group.iter_mut().zip(&runs) {
+                    *w = run[p];
+                }
             }
         }
     }
@@ -124,7 +135,8 @@ pub fn pair_panels_from_lines<const W: usize, T: super::Element>(
 
 /// Packs the block `data[ks, cols]` of a row-major f32 matrix (row stride `ld`) straight
 /// into [`pair_panels`]'s layout with `width`-column panels (panel `q` at word
-/// `q·width·kc`): rows `2p` and `2p + 1` of the block become group `p`. Columns past
+/// `q·panel_words`, at least `width·ceil(kc/2)`): rows `2p` and `2p + 1` of the block
+/// become group `p`. Columns past
 /// `cols.end` are zero. Returns false, packing nothing, where the CPU lacks AVX512-BF16
 /// (the layout is only read by that kernel).
 ///
@@ -136,6 +148,7 @@ pub fn pair_rows(
     ks: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     width: usize,
+    panel_words: usize,
     dst: &mut [u32],
 ) -> bool {
     if ks.is_empty() || cols.is_empty() {
@@ -148,13 +161,14 @@ pub fn pair_rows(
     let panels = cols.len().div_ceil(width);
     let kc = ks.len();
     assert!(
-        dst.len() >= (panels - 1) * width * kc + kc.div_ceil(2) * width,
+        panel_words >= kc.div_ceil(2) * width
+            && dst.len() >= (panels - 1) * panel_words + kc.div_ceil(2) * width,
         "pair_rows: destination too short"
     );
     #[cfg(target_arch = "x86_64")]
     if bf16_kernel_available() {
         // SAFETY: the CPU has the instructions; the bounds are checked above.
-        unsafe { pair_rows_avx512(data, ld, ks, cols, width, dst) };
+        unsafe { pair_rows_avx512(data, ld, ks, cols, width, panel_words, dst) };
         return true;
     }
     false
@@ -173,12 +187,13 @@ unsafe fn pair_rows_avx512(
     ks: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     width: usize,
+    panel_words: usize,
     dst: &mut [u32],
 ) {
     let kc = ks.len();
     for (q, c0) in cols.clone().step_by(width).enumerate() {
         let live = width.min(cols.end - c0);
-        let panel = dst.as_mut_ptr().add(q * width * kc);
+        let panel = dst.as_mut_ptr().add(q * panel_words);
         for p in 0..kc.div_ceil(2) {
             let low = data.as_ptr().add((ks.start + 2 * p) * ld + c0);
             let high =
@@ -273,7 +288,7 @@ unsafe fn pair_panels_avx512(src: &[f32], width: usize, kc: usize, dst: &mut [u3
     let panel_len = kc * width;
     assert!(paired_len_fits(src.len(), width, kc, dst.len()));
     for (panel, out) in src.chunks_exact(panel_len).zip(dst.chunks_mut(panel_len)) {
-        pair_rows_avx512(panel, width, 0..kc, 0..width, width, out);
+        pair_rows_avx512(panel, width, 0..kc, 0..width, width, panel_len, out);
     }
 }
 

@@ -46,6 +46,12 @@ const KC: usize = 384;
 /// depth (32 KiB at 512 × 32): half the passes over `C` again (8192 × 2560 × 320 in bf16:
 /// 340 → 480 GFLOP/s against 256-deep blocks).
 const KC_PAIRS: usize = 512;
+/// Deepest block for the AMX kernel. A tile product is so fast that every pass over `C`
+/// (four 1 KiB accumulator tiles loaded and stored per 32 × 32 block) and every re-packed
+/// block shows: deeper blocks mean fewer of both. At 1024 a block's panels of `A` and
+/// `B` (64 KiB each in bf16) still sit in the level-2 cache (2 MiB on Sapphire Rapids)
+/// beside the `MC`-row block of `A`.
+const KC_AMX: usize = 1024;
 
 /// Depth of the packed blocks of a product `k` deep whose blocks may be at most `max`
 /// deep: the fewest blocks, of equal depth (the last may be shallower), so no pass over
@@ -53,6 +59,12 @@ const KC_PAIRS: usize = 512;
 fn block_depth(k: usize, max: usize) -> usize {
     k.div_ceil(k.div_ceil(max).max(1)).max(1)
 }
+/// [`block_depth`] for the AMX layout: whole 32-deep tiles per block (the last block
+/// takes the remainder), so that no block but the last pads its depth.
+fn amx_block_depth(k: usize, max: usize) -> usize {
+    block_depth(k, max).next_multiple_of(32).min(k.max(1))
+}
+
 /// Tile of the portable kernel.
 const PORTABLE_MR: usize = 4;
 const PORTABLE_NR: usize = 16;
@@ -368,6 +380,14 @@ impl<T: PackA> PackA for &T {
         (**self).prepacked::<MR>(rows, ks)
     }
 
+    fn prepacked_tiles(
+        &self,
+        rows: std::ops::Range<usize>,
+        ks: std::ops::Range<usize>,
+    ) -> Option<&[u32]> {
+        (**self).prepacked_tiles(rows, ks)
+    }
+
     fn pack_a_tiles(
         &self,
         rows: std::ops::Range<usize>,
@@ -409,9 +429,10 @@ impl<T: PackB> PackB for &T {
         &self,
         ks: std::ops::Range<usize>,
         cols: std::ops::Range<usize>,
+        panel_words: usize,
         dst: &mut [u32],
     ) -> bool {
-        (**self).pack_b_pairs::<NR>(ks, cols, dst)
+        (**self).pack_b_pairs::<NR>(ks, cols, panel_words, dst)
     }
 }
 
@@ -510,8 +531,8 @@ struct Problem<'p, A, FB> {
     batch_stride: usize,
     bias: Bias<'p>,
     /// Depth of the packed blocks ([`block_depth`] at most [`KC`], or at most
-    /// [`KC_PAIRS`] for the AVX512-BF16 layout when neither operand is prepacked:
-    /// prepacked panels are cut as for `KC`).
+    /// [`KC_PAIRS`] for the AVX512-BF16 layout and [`KC_AMX`] for the AMX one when neither
+    /// operand is prepacked in f32: prepacked panels are cut as for `KC`).
     kc_block: usize,
 }
 
@@ -575,17 +596,21 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
         || b(0)
             .prepacked::<NR>(first_block, 0..NR.min(dims.n))
             .is_some();
-    let deepest = if layout == PanelLayout::Bf16Pairs && !prepacked {
-        KC_PAIRS
-    } else {
-        KC
+    let deepest = match layout {
+        PanelLayout::Bf16Pairs if !prepacked => KC_PAIRS,
+        PanelLayout::AmxTiles if !prepacked => KC_AMX,
+        _ => KC,
     };
     // Tasks that split only the rows of `A` would each pack the same blocks of `B`
     // (a 16²-level convolution's column matrix, a linear layer's weight): with more than one
     // thread, pack each item's `B` once, in parallel, and let every task read it.
     let splits_rows_only = tasks.len() > 1 && nc >= dims.n;
     let shared_floats = batch * dims.k * dims.n.next_multiple_of(NR);
-    let kc_block = block_depth(dims.k, deepest);
+    let kc_block = if layout == PanelLayout::AmxTiles {
+        amx_block_depth(dims.k, deepest)
+    } else {
+        block_depth(dims.k, deepest)
+    };
     let c = SharedOut(out.data.as_mut_ptr());
     let (ld, batch_stride) = (out.ld, out.batch_stride);
     // SAFETY (both calls): the assertions above keep every tile inside `out`; tasks cover
@@ -830,6 +855,11 @@ fn a_relaid_direct<const MR: usize, A: PackA>(
     if p.layout == PanelLayout::F32 || p.a.prepacked::<MR>(rows.clone(), ks.clone()).is_some() {
         return None;
     }
+    if p.layout == PanelLayout::AmxTiles {
+        if let Some(tiles) = p.a.prepacked_tiles(rows.clone(), ks.clone()) {
+            return Some(tiles.as_ptr().cast::<f32>());
+        }
+    }
     PAIRED_A.with(|words| {
         let mut words = words.borrow_mut();
         let len = rows.len().next_multiple_of(MR) * p.layout.panel_depth(ks.len());
@@ -845,9 +875,11 @@ fn a_relaid_direct<const MR: usize, A: PackA>(
     })
 }
 
-/// For the AVX512-BF16 layout, each item's `B[ks, cols]` packed by the operand itself
-/// straight into this thread's re-layout buffer (see [`PackB::pack_b_pairs`]), blocks
-/// `stride` words apart, when every item can.
+/// For the bf16 layouts, each item's `B[ks, cols]` packed by the operand itself straight
+/// into this thread's re-layout buffer (see [`PackB::pack_b_pairs`]), blocks `stride` words
+/// apart (or more, where AMX's padded panels need it), when every item can. The AMX layout
+/// is the pair layout with each panel's depth padded to whole tiles: the operand writes
+/// its panels at their padded places and the padding is zeroed.
 fn b_pairs_direct<const NR: usize, B: PackB>(
     layout: PanelLayout,
     bs: &[B],
@@ -855,13 +887,16 @@ fn b_pairs_direct<const NR: usize, B: PackB>(
     cols: std::ops::Range<usize>,
     stride: usize,
 ) -> Option<Vec<*const f32>> {
-    if layout != PanelLayout::Bf16Pairs
+    if layout == PanelLayout::F32
         || bs
             .iter()
             .any(|b| b.prepacked::<NR>(ks.clone(), cols.clone()).is_some())
     {
         return None;
     }
+    let (kc, panels) = (ks.len(), cols.len().div_ceil(NR));
+    let panel_words = NR * layout.panel_depth(kc);
+    let stride = stride.max(panels * panel_words);
     PAIRED_B.with(|words| {
         let mut words = words.borrow_mut();
         if words.len() < stride * bs.len() {
@@ -869,8 +904,14 @@ fn b_pairs_direct<const NR: usize, B: PackB>(
         }
         let mut blocks = Vec::with_capacity(bs.len());
         for (b, dst) in bs.iter().zip(words.chunks_exact_mut(stride)) {
-            if !b.pack_b_pairs::<NR>(ks.clone(), cols.clone(), dst) {
+            if !b.pack_b_pairs::<NR>(ks.clone(), cols.clone(), panel_words, dst) {
                 return None;
+            }
+            if layout == PanelLayout::AmxTiles {
+                let used = kc.div_ceil(2) * NR;
+                for panel in dst.chunks_exact_mut(panel_words).take(panels) {
+                    panel[used..].fill(0);
+                }
             }
             blocks.push(dst.as_ptr().cast::<f32>());
         }

@@ -21,6 +21,12 @@ pub trait PackA: Sync {
         None
     }
 
+    /// The block `A[rows, ks]` already in the AMX kernel's tile layout (that of
+    /// [`super::amx::pack_a_rows`]), when the operand keeps one ([`super::PackedA::for_products`]).
+    fn prepacked_tiles(&self, _rows: Range<usize>, _ks: Range<usize>) -> Option<&[u32]> {
+        None
+    }
+
     /// Packs `A[rows, ks]` straight into the AMX kernel's layout (that of
     /// [`super::amx::pack_a_rows`]) when the operand can do so without f32 panels first;
     /// returns false when it cannot, and the driver packs and re-lays instead.
@@ -52,13 +58,16 @@ pub trait PackB: Sync {
         None
     }
 
-    /// Packs `B[ks, cols]` straight into the AVX512-BF16 kernel's pair layout (that of
-    /// [`super::bf16::pair_panels`] over `NR`-column panels) when the operand can do so
-    /// without f32 panels first; returns false when it cannot.
+    /// Packs `B[ks, cols]` straight into the pair layout of the bf16 kernels (that of
+    /// [`super::bf16::pair_panels`] over `NR`-column panels, `ceil(kc/2)` groups of `NR`
+    /// words each) with panel `q` at word `q·panel_words` (`NR·kc` for AVX512-BF16, the
+    /// tile-padded depth for AMX: groups past `ceil(kc/2)` are left as they are) when the
+    /// operand can do so without f32 panels first; returns false when it cannot.
     fn pack_b_pairs<const NR: usize>(
         &self,
         _ks: Range<usize>,
         _cols: Range<usize>,
+        _panel_words: usize,
         _dst: &mut [u32],
     ) -> bool {
         false
@@ -113,13 +122,24 @@ impl Element for half::bf16 {
         None
     }
 
-    /// Already bf16: the bits pair up unchanged.
+    /// Already bf16: the bits pair up unchanged (on a little-endian CPU a word's low half
+    /// is its first two bytes, so the pairs are the values' bytes as they lie: one copy).
     fn bf16_pairs(src: &[half::bf16], dst: &mut [u32]) {
-        for (w, pair) in dst.iter_mut().zip(src.chunks(2)) {
-            let hi = pair.get(1).map_or(0, |x| x.to_bits());
-            *w = u32::from(pair[0].to_bits()) | (u32::from(hi) << 16);
+        let whole = src.len() / 2;
+        if cfg!(target_endian = "little") {
+            let bytes: &[u8] = bytemuck::cast_slice(&src[..2 * whole]);
+            bytemuck::cast_slice_mut::<u32, u8>(&mut dst[..whole]).copy_from_slice(bytes);
+        } else {
+            for (w, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *w = u32::from(pair[0].to_bits()) | (u32::from(pair[1].to_bits()) << 16);
+            }
         }
-        dst[src.len().div_ceil(2)..].fill(0);
+        let mut next = whole;
+        if src.len() % 2 == 1 {
+            dst[next] = u32::from(src[src.len() - 1].to_bits());
+            next += 1;
+        }
+        dst[next..].fill(0);
     }
 }
 
@@ -159,7 +179,15 @@ impl<T: Element> PackA for RowMajor<'_, T> {
         ks: Range<usize>,
         dst: &mut [u32],
     ) -> bool {
-        super::bf16::pair_panels_from_lines::<MR, T>(self.data, self.ld, rows, ks, dst);
+        let panel_words = MR * ks.len();
+        super::bf16::pair_panels_from_lines::<MR, T>(
+            self.data,
+            self.ld,
+            rows,
+            ks,
+            panel_words,
+            dst,
+        );
         true
     }
 }
@@ -272,10 +300,12 @@ impl<T: Element> PackB for RowMajor<'_, T> {
         &self,
         ks: Range<usize>,
         cols: Range<usize>,
+        panel_words: usize,
         dst: &mut [u32],
     ) -> bool {
-        T::as_f32(self.data)
-            .is_some_and(|data| super::bf16::pair_rows(data, self.ld, ks, cols, NR, dst))
+        T::as_f32(self.data).is_some_and(|data| {
+            super::bf16::pair_rows(data, self.ld, ks, cols, NR, panel_words, dst)
+        })
     }
 }
 
@@ -290,9 +320,17 @@ impl<T: Element> PackB for Transposed<'_, T> {
         &self,
         ks: Range<usize>,
         cols: Range<usize>,
+        panel_words: usize,
         dst: &mut [u32],
     ) -> bool {
-        super::bf16::pair_panels_from_lines::<NR, T>(self.data, self.ld, cols, ks, dst);
+        super::bf16::pair_panels_from_lines::<NR, T>(
+            self.data,
+            self.ld,
+            cols,
+            ks,
+            panel_words,
+            dst,
+        );
         true
     }
 }
@@ -396,17 +434,19 @@ impl<T: Element> PackB for Im2col<'_, T> {
         &self,
         ks: Range<usize>,
         cols: Range<usize>,
+        panel_words: usize,
         dst: &mut [u32],
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if NR.is_multiple_of(16) && super::bf16::bf16_kernel_available() {
             let panels = cols.len().div_ceil(NR);
+            let used = ks.len().div_ceil(2) * NR;
             assert!(
-                dst.len() >= panels * NR * ks.len(),
+                panel_words >= used && dst.len() >= (panels - 1) * panel_words + used,
                 "im2col pairs: block too short"
             );
             // SAFETY: the CPU has the instructions; `dst` holds every panel.
-            unsafe { im2col_pairs_avx512::<NR, T>(self, ks, cols, dst) };
+            unsafe { im2col_pairs_avx512::<NR, T>(self, ks, cols, panel_words, dst) };
             return true;
         }
         false
@@ -419,13 +459,14 @@ impl<T: Element> PackB for Im2col<'_, T> {
 ///
 /// # Safety
 /// The CPU must support AVX-512F and AVX512-BF16; `dst` holds the block's panels
-/// (`NR · kc` words apart).
+/// (`panel_words` apart).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn im2col_pairs_avx512<const NR: usize, T: Element>(
     im: &Im2col<'_, T>,
     ks: Range<usize>,
     cols: Range<usize>,
+    panel_words: usize,
     dst: &mut [u32],
 ) {
     let kc = ks.len();
@@ -441,7 +482,7 @@ unsafe fn im2col_pairs_avx512<const NR: usize, T: Element>(
                 im.fill_panel_row(&tap, panel, &mut hi);
                 hi.as_ptr()
             });
-            let words = dst[q * NR * kc + p * NR..][..NR].as_mut_ptr();
+            let words = dst[q * panel_words + p * NR..][..NR].as_mut_ptr();
             super::bf16::pair_group_avx512(lo.as_ptr(), high, NR, NR, words);
         }
     }
@@ -554,9 +595,10 @@ impl<B: PackB> PackB for ColumnsFrom<B> {
         &self,
         ks: Range<usize>,
         cols: Range<usize>,
+        panel_words: usize,
         dst: &mut [u32],
     ) -> bool {
         let cols = cols.start + self.first..cols.end + self.first;
-        self.operand.pack_b_pairs::<NR>(ks, cols, dst)
+        self.operand.pack_b_pairs::<NR>(ks, cols, panel_words, dst)
     }
 }

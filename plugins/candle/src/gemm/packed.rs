@@ -3,8 +3,9 @@
 //! about as much as the products themselves (the depth of those products is only the head
 //! width).
 
+use super::amx::{depth_words, MR_AMX};
 use super::operand::{PackA, PackB};
-use super::{block_depth, Isa, KC};
+use super::{amx_block_depth, block_depth, Bf16Kernel, Isa, Precision, KC, KC_AMX};
 use std::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
@@ -155,14 +156,122 @@ impl Panels {
     }
 }
 
-/// `A[m, k]` packed for the kernel [`Isa::detect`] picks.
+/// `A[m, k]` in the AMX kernel's layout ([`super::amx::pack_a_rows`]): for each depth
+/// block as the driver cuts them for AMX (`amx_block_depth(k, KC_AMX)`), every 32-row panel,
+/// each row's depth pairs padded to whole tiles. Block `b` starts at word
+/// `b · panels · 32 · depth_words(block)` (the last, shallower block leaves a gap).
 #[derive(Clone, Debug)]
-pub struct PackedA(Panels);
+struct Tiles {
+    words: Vec<u32>,
+    depth: usize,
+    rows: usize,
+    block: usize,
+}
+
+impl Tiles {
+    fn build(a: &impl PackA, m: usize, k: usize) -> Self {
+        let block = amx_block_depth(k, KC_AMX);
+        let panels = m.div_ceil(MR_AMX);
+        let block_words = panels * MR_AMX * depth_words(block);
+        let mut words = vec![0u32; k.div_ceil(block) * block_words];
+        let mut f32_panels = Vec::new();
+        for (b, dst) in words.chunks_exact_mut(block_words).enumerate() {
+            let ks = b * block..((b + 1) * block).min(k);
+            let dst = &mut dst[..panels * MR_AMX * depth_words(ks.len())];
+            if !a.pack_a_tiles(0..m, ks.clone(), dst) {
+                f32_panels.resize(panels * MR_AMX * ks.len(), 0.0);
+                a.pack_a::<MR_AMX>(0..m, ks.clone(), &mut f32_panels);
+                super::amx::pack_a_rows(&f32_panels, MR_AMX, ks.len(), dst);
+            }
+        }
+        Self {
+            words,
+            depth: k,
+            rows: m,
+            block,
+        }
+    }
+
+    /// The tiles of `A[rows, ks]`, when `ks` is one of the blocks and `rows` starts a panel.
+    fn block(&self, rows: Range<usize>, ks: Range<usize>) -> Option<&[u32]> {
+        let whole_block = ks.start.is_multiple_of(self.block)
+            && ks.end == (ks.start + self.block).min(self.depth);
+        if !whole_block || !rows.start.is_multiple_of(MR_AMX) || rows.end > self.rows {
+            return None;
+        }
+        let panels = self.rows.div_ceil(MR_AMX);
+        let kp = depth_words(ks.len());
+        let start =
+            (ks.start / self.block) * panels * MR_AMX * depth_words(self.block) + rows.start * kp;
+        Some(&self.words[start..start + rows.len().next_multiple_of(MR_AMX) * kp])
+    }
+
+    /// `A[rows, ks]` widened from the tiles into `MR`-row f32 panels (for a kernel other
+    /// than the one the tiles were made for: the values are the bf16-rounded ones).
+    fn unpack<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
+        let panels = self.rows.div_ceil(MR_AMX);
+        let kc = ks.len();
+        for (q, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
+            for (d, line) in panel.chunks_exact_mut(MR).enumerate() {
+                let k = ks.start + d;
+                let (b, kk) = (k / self.block, k % self.block);
+                let kp = depth_words(self.block.min(self.depth - b * self.block));
+                let base = b * panels * MR_AMX * depth_words(self.block);
+                for (j, v) in line.iter_mut().enumerate() {
+                    let row = rows.start + q * MR + j;
+                    *v = if row < rows.end {
+                        let w = self.words[base + row * kp + kk / 2];
+                        let bits = if kk % 2 == 0 {
+                            w << 16
+                        } else {
+                            w & 0xFFFF_0000
+                        };
+                        f32::from_bits(bits)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// How a [`PackedA`] holds its matrix.
+#[derive(Clone, Debug)]
+enum PackedForm {
+    /// f32 panels for the kernel [`Isa::detect`] picks.
+    Panels(Panels),
+    /// bf16 tiles for the AMX kernel.
+    Tiles(Tiles),
+}
+
+/// `A[m, k]` packed once for many products: f32 panels for the kernel [`Isa::detect`]
+/// picks, or (see [`PackedA::for_products`]) the AMX kernel's tiles.
+#[derive(Clone, Debug)]
+pub struct PackedA(PackedForm);
 
 impl PackedA {
-    /// Packs all of `a` (`m × k`).
+    /// Packs all of `a` (`m × k`) in f32 panels.
     pub fn new(a: &impl PackA, m: usize, k: usize) -> Self {
         Self::new_in(a, m, k, Vec::new())
+    }
+
+    /// Packs all of `a` (`m × k`) for products in `precision`: where those run on the AMX
+    /// kernel, straight in its tile layout, so that no product re-lays it again (an
+    /// attention head's keys and values serve every block of its queries); elsewhere as
+    /// [`PackedA::new`].
+    pub fn for_products(precision: Precision, a: &impl PackA, m: usize, k: usize) -> Self {
+        if precision == Precision::Bf16 && Bf16Kernel::detect() == Some(Bf16Kernel::Amx) {
+            Self(PackedForm::Tiles(Tiles::build(a, m, k)))
+        } else {
+            Self::new(a, m, k)
+        }
+    }
+
+    /// `a` in the AMX tile layout whatever the CPU (tests check the layout everywhere).
+    #[cfg(test)]
+    pub(crate) fn amx_tiles(a: &impl PackA, m: usize, k: usize) -> Self {
+        Self(PackedForm::Tiles(Tiles::build(a, m, k)))
     }
 
     /// Floats the storage of an `m × k` operand takes (see [`PackedA::new_in`]).
@@ -174,7 +283,7 @@ impl PackedA {
     /// that operands packed again and again do not fault in fresh pages every time.
     pub fn new_in(a: &impl PackA, m: usize, k: usize, storage: Vec<f32>) -> Self {
         let (mr, _) = tile();
-        Self(Panels::build(
+        Self(PackedForm::Panels(Panels::build(
             k,
             m,
             mr,
@@ -186,24 +295,40 @@ impl PackedA {
                 Isa::Avx2 => a.pack_a::<{ x86::MR_256 }>(0..m, ks, dst),
                 _ => a.pack_a::<{ super::PORTABLE_MR }>(0..m, ks, dst),
             },
-        ))
+        )))
     }
 }
 
 impl PackedA {
-    /// The memory of the packed panels, for [`PackedA::new_in`].
+    /// The memory of the packed f32 panels, for [`PackedA::new_in`] (none for tiles).
     pub fn into_storage(self) -> Vec<f32> {
-        self.0.data
+        match self.0 {
+            PackedForm::Panels(p) => p.data,
+            PackedForm::Tiles(_) => Vec::new(),
+        }
     }
 }
 
 impl PackA for PackedA {
     fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
-        self.0.repack(MR, rows, ks, dst)
+        match &self.0 {
+            PackedForm::Panels(p) => p.repack(MR, rows, ks, dst),
+            PackedForm::Tiles(t) => t.unpack::<MR>(rows, ks, dst),
+        }
     }
 
     fn prepacked<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
-        self.0.block(MR, rows, ks)
+        match &self.0 {
+            PackedForm::Panels(p) => p.block(MR, rows, ks),
+            PackedForm::Tiles(_) => None,
+        }
+    }
+
+    fn prepacked_tiles(&self, rows: Range<usize>, ks: Range<usize>) -> Option<&[u32]> {
+        match &self.0 {
+            PackedForm::Panels(_) => None,
+            PackedForm::Tiles(t) => t.block(rows, ks),
+        }
     }
 }
 

@@ -388,6 +388,8 @@ fn check_bf16_kernel(kernel: Bf16Kernel) {
         (64, 96, 512),
         (33, 65, 31),
         (70, 40, 8),
+        // Deeper than one AMX block: three blocks, the last of odd depth.
+        (40, 70, 2101),
     ]
     .iter()
     .enumerate()
@@ -411,6 +413,7 @@ fn check_bf16_kernel(kernel: Bf16Kernel) {
             (1, Bias::PerColumn(&col_bias)),
             (2, Bias::None),
             (3, Bias::PerRow(&row_bias)),
+            (4, Bias::PerColumn(&col_bias)),
         ] {
             let mut c = vec![f32::NAN; 2 * m * n];
             let out = Output {
@@ -426,6 +429,11 @@ fn check_bf16_kernel(kernel: Bf16Kernel) {
             };
             if form == 2 {
                 matmul_batched_bf16_on(kernel, dims, 2, &packed, b_of, out, bias, true);
+            } else if form == 4 {
+                // `A` packed once in the AMX tile layout: read in place by the AMX kernels,
+                // widened back for the others.
+                let tiles = PackedA::amx_tiles(&rows, m, k);
+                matmul_batched_bf16_on(kernel, dims, 2, &tiles, b_of, out, bias, true);
             } else if form == 3 {
                 let rows = RowMajor {
                     data: &a_bf16,

@@ -202,7 +202,8 @@ impl CustomOp3 for FusedAttention {
             let end = start + (lk - 1) * width + d;
             let (k_head, v_head) = (&k[start..end], &v[start..end]);
             // Packed once per head, read by every block of queries.
-            let keys = PackedA::new(
+            let keys = PackedA::for_products(
+                self.precision,
                 &RowMajor {
                     data: k_head,
                     ld: width,
@@ -210,7 +211,8 @@ impl CustomOp3 for FusedAttention {
                 lk,
                 d,
             );
-            let values = PackedA::new(
+            let values = PackedA::for_products(
+                self.precision,
                 &Transposed {
                     data: v_head,
                     ld: width,
