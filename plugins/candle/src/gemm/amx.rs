@@ -76,11 +76,13 @@ fn passes_self_check() -> bool {
             accumulate: true,
             row_bias: std::ptr::null(),
             col_bias: std::ptr::null(),
+            a_row_bytes: 4 * kp,
         };
         let first = super::kernels::Epilogue {
             accumulate: false,
             row_bias: bias.as_ptr(),
             col_bias: std::ptr::null(),
+            a_row_bytes: 4 * kp,
         };
         // SAFETY: the buffers hold the panels and tile the kernel reads and writes; the
         // tile state was granted.
@@ -238,11 +240,17 @@ pub unsafe fn emulated(
     e: Epilogue,
 ) {
     let kp = depth_words(kc);
-    let a = std::slice::from_raw_parts(a.cast::<u32>(), MR_AMX * kp);
+    // The rows of `A`, `e.a_row_bytes` apart (packed tiles or a bf16 matrix in place).
+    let a: Vec<u32> = (0..MR_AMX * kp)
+        .map(|w| {
+            let row = a.cast::<u8>().add((w / kp) * e.a_row_bytes);
+            row.cast::<u32>().add(w % kp).read_unaligned()
+        })
+        .collect();
     let b = std::slice::from_raw_parts(b.cast::<u32>(), NR_AMX * kp);
     let c = std::slice::from_raw_parts_mut(c, (MR_AMX - 1) * ldc + NR_AMX);
     let row_bias = (!e.row_bias.is_null()).then(|| std::slice::from_raw_parts(e.row_bias, MR_AMX));
-    emulate_tile(kc, a, b, c, ldc, row_bias, e.accumulate);
+    emulate_tile(kc, &a, b, c, ldc, row_bias, e.accumulate);
     if !e.col_bias.is_null() {
         for i in 0..MR_AMX {
             for j in 0..NR_AMX {
@@ -254,7 +262,7 @@ pub unsafe fn emulated(
 
 #[cfg(target_arch = "x86_64")]
 pub mod x86 {
-    use super::{depth_words, MR_AMX, NR_AMX};
+    use super::{MR_AMX, NR_AMX};
     use crate::gemm::kernels::Epilogue;
     use std::arch::asm;
     use std::cell::Cell;
@@ -396,9 +404,8 @@ pub mod x86 {
             return;
         }
         configure_tiles();
-        let kp = depth_words(kc);
-        let a_lo = a.cast::<u32>();
-        let a_hi = a_lo.add(16 * kp);
+        let a_lo = a.cast::<u8>();
+        let a_hi = a_lo.add(16 * e.a_row_bytes);
         let c_hi = c.add(16 * ldc);
         asm!(
             "test {acc:e}, {acc:e}",
@@ -437,7 +444,7 @@ pub mod x86 {
             ldc = in(reg) ldc * 4,
             a_lo = inout(reg) a_lo => _,
             a_hi = inout(reg) a_hi => _,
-            lda = in(reg) kp * 4,
+            lda = in(reg) e.a_row_bytes,
             b = inout(reg) b => _,
             ldb = in(reg) NR_AMX * 4,
             b_step = const 16 * NR_AMX * 4,

@@ -133,6 +133,44 @@ pub fn pair_panels_from_lines<const W: usize, T: super::Element>(
     }
 }
 
+/// `out[j]` = `low[j]` and `high[j]` (0 without `high`) rounded to bf16, the first in the
+/// low half: two rows of a matrix as one row of its pairs (see [`PairedRows`](super::PairedRows)).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn pair_two_rows(low: &[f32], high: Option<&[f32]>, out: &mut [u32]) {
+    assert!(
+        low.len() == out.len() && high.is_none_or(|h| h.len() == low.len()),
+        "pair_two_rows: lengths differ"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if bf16_kernel_available() {
+        let n = low.len();
+        // SAFETY: the CPU has the instructions; every row holds `n` values.
+        unsafe { pair_two_rows_avx512(low.as_ptr(), high.map(<[f32]>::as_ptr), n, out) };
+        return;
+    }
+    for (j, w) in out.iter_mut().enumerate() {
+        let hi = high.map_or(0, |h| to_bf16_bits(h[j]));
+        *w = u32::from(to_bf16_bits(low[j])) | (u32::from(hi) << 16);
+    }
+}
+
+/// [`pair_two_rows`] sixteen words at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX512-BF16; the rows hold `n` values, `out` `n` words.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pair_two_rows_avx512(
+    low: *const f32,
+    high: Option<*const f32>,
+    n: usize,
+    out: &mut [u32],
+) {
+    pair_group_avx512(low, high, n, n, out.as_mut_ptr());
+}
+
 /// Packs the block `data[ks, cols]` of a row-major f32 matrix (row stride `ld`) straight
 /// into [`pair_panels`]'s layout with `width`-column panels (panel `q` at word
 /// `q·panel_words`, at least `width·ceil(kc/2)`): rows `2p` and `2p + 1` of the block

@@ -17,6 +17,11 @@ pub struct Epilogue {
     pub row_bias: *const f32,
     /// `NR` values added to each column, or null.
     pub col_bias: *const f32,
+    /// Bytes from one row of `A` to the next, for the AMX kernel, which loads `A` a tile
+    /// of rows at a time: `4·kp` in its packed layout, or a bf16 matrix's own row stride
+    /// when it reads the matrix in place. The other kernels read packed panels and
+    /// ignore it.
+    pub a_row_bytes: usize,
 }
 
 /// `C[0..MR, 0..NR] (row stride ldc) = epilogue + A·B` over depth `kc`.

@@ -29,7 +29,7 @@ pub mod operand;
 mod packed;
 
 pub use bf16::Precision;
-pub use operand::{ColumnsFrom, Element, Im2col, PackA, PackB, RowMajor, Transposed};
+pub use operand::{ColumnsFrom, Element, Im2col, PackA, PackB, PairedRows, RowMajor, Transposed};
 pub use packed::{PackedA, PackedB, PackedBView, PanelsOfB};
 
 use kernels::{Epilogue, KernelFn};
@@ -386,6 +386,14 @@ impl<T: PackA> PackA for &T {
         ks: std::ops::Range<usize>,
     ) -> Option<&[u32]> {
         (**self).prepacked_tiles(rows, ks)
+    }
+
+    fn tile_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+        ks: std::ops::Range<usize>,
+    ) -> Option<(*const u8, usize)> {
+        (**self).tile_rows(rows, ks)
     }
 
     fn pack_a_tiles(
@@ -792,39 +800,25 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
                 for ic in t.rows.clone().step_by(MC) {
                     let mc = MC.min(t.rows.end - ic);
                     let a_len = kc * mc.next_multiple_of(MR);
-                    let a_ptr = match a_relaid_direct::<MR, A>(p, ic..ic + mc, pc..pc + kc) {
-                        Some(ptr) => ptr,
-                        None => {
-                            let a_block: &[f32] = match p
-                                .a
-                                .prepacked::<MR>(ic..ic + mc, pc..pc + kc)
-                            {
-                                Some(panels) => &panels[..a_len],
-                                None => {
-                                    p.a.pack_a::<MR>(ic..ic + mc, pc..pc + kc, &mut ap[..a_len]);
-                                    &ap[..a_len]
-                                }
-                            };
-                            kernel_blocks::<MR>(
-                                p.layout,
-                                Operand::A,
-                                &[a_block],
-                                a_len,
-                                kc,
-                                &PAIRED_A,
-                            )[0]
-                        }
+                    // Where the kernel reads the block of A, and the bytes from one of its
+                    // rows to the next (a packed panel's rows are `depth` words apart).
+                    let (a_ptr, a_row_bytes) = match a_in_place::<A>(p, ic..ic + mc, pc..pc + kc) {
+                        Some(direct) => direct,
+                        None => (
+                            a_packed::<MR, A>(p, ic..ic + mc, pc..pc + kc, a_len, &mut ap[..a_len]),
+                            4 * depth,
+                        ),
                     };
                     for (item, &b_block) in b_blocks.iter().enumerate() {
                         let c = p.c.0.add((items.start + item) * p.batch_stride);
                         for jr in (0..nc).step_by(NR) {
                             let b_panel = b_block.add(jr * depth);
                             for ir in (0..mc).step_by(MR) {
-                                let a_panel = a_ptr.add(ir * depth);
+                                let a_panel = a_ptr.byte_add(ir * a_row_bytes);
                                 tile::<MR, NR>(
                                     p.kernel,
                                     kc,
-                                    a_panel,
+                                    (a_panel, a_row_bytes),
                                     b_panel,
                                     c,
                                     p.ld,
@@ -842,6 +836,49 @@ unsafe fn run_group<const MR: usize, const NR: usize, A: PackA, B: PackB>(
             }
         }
     });
+}
+
+/// The block `A[rows, ks]` where the kernel reads it: this thread's buffer, packed and (for
+/// a bf16 kernel) re-laid, or the operand's own prepacked panels.
+///
+/// # Safety
+/// The pointer is valid until the next packing on this thread.
+unsafe fn a_packed<const MR: usize, A: PackA>(
+    p: &Problem<'_, A, impl Sized>,
+    rows: std::ops::Range<usize>,
+    ks: std::ops::Range<usize>,
+    a_len: usize,
+    ap: &mut [f32],
+) -> *const f32 {
+    if let Some(ptr) = a_relaid_direct::<MR, A>(p, rows.clone(), ks.clone()) {
+        return ptr;
+    }
+    let kc = ks.len();
+    let a_block: &[f32] = match p.a.prepacked::<MR>(rows.clone(), ks.clone()) {
+        Some(panels) => &panels[..a_len],
+        None => {
+            p.a.pack_a::<MR>(rows, ks, ap);
+            ap
+        }
+    };
+    kernel_blocks::<MR>(p.layout, Operand::A, &[a_block], a_len, kc, &PAIRED_A)[0]
+}
+
+/// For the AMX kernel, `A[rows, ks]` read in place when the operand is a bf16 matrix the
+/// tile loads can stride through ([`PackA::tile_rows`]): whole 32-row panels and whole
+/// 32-deep tiles only, so the kernel never reads past the block (the convolution weights
+/// of SD's networks: no copy of them per product).
+fn a_in_place<A: PackA>(
+    p: &Problem<'_, A, impl Sized>,
+    rows: std::ops::Range<usize>,
+    ks: std::ops::Range<usize>,
+) -> Option<(*const f32, usize)> {
+    let whole = rows.len().is_multiple_of(amx::MR_AMX) && ks.len().is_multiple_of(32);
+    if p.layout != PanelLayout::AmxTiles || !whole {
+        return None;
+    }
+    p.a.tile_rows(rows, ks)
+        .map(|(ptr, stride)| (ptr.cast::<f32>(), stride))
 }
 
 /// For the bf16 layouts, `A[rows, ks]` packed by the operand itself straight into this
@@ -972,7 +1009,7 @@ fn kernel_blocks<const W: usize>(
 unsafe fn tile<const MR: usize, const NR: usize>(
     kernel: KernelFn,
     kc: usize,
-    a_panel: *const f32,
+    (a_panel, a_row_bytes): (*const f32, usize),
     b_panel: *const f32,
     c: *mut f32,
     ld: usize,
@@ -989,6 +1026,7 @@ unsafe fn tile<const MR: usize, const NR: usize>(
             accumulate,
             row_bias: std::ptr::null(),
             col_bias: std::ptr::null(),
+            a_row_bytes,
         };
         if !accumulate {
             match bias {
@@ -1018,6 +1056,7 @@ unsafe fn tile<const MR: usize, const NR: usize>(
         accumulate,
         row_bias: row_bias.as_ptr(),
         col_bias: col_bias.as_ptr(),
+        a_row_bytes,
     };
     kernel(kc, a_panel, b_panel, scratch.as_mut_ptr().cast(), NR, e);
     for (i, s) in scratch.iter().enumerate().take(rows) {

@@ -27,6 +27,14 @@ pub trait PackA: Sync {
         None
     }
 
+    /// `A[rows, ks]` as the AMX kernel can read it in place: the address of its first
+    /// element and the bytes from one row to the next, when the operand is a bf16 matrix
+    /// whose rows hold each depth pair in one 4-byte word (the tile layout's rows, at the
+    /// matrix's own stride) and the block lies inside it.
+    fn tile_rows(&self, _rows: Range<usize>, _ks: Range<usize>) -> Option<(*const u8, usize)> {
+        None
+    }
+
     /// Packs `A[rows, ks]` straight into the AMX kernel's layout (that of
     /// [`super::amx::pack_a_rows`]) when the operand can do so without f32 panels first;
     /// returns false when it cannot, and the driver packs and re-lays instead.
@@ -83,6 +91,8 @@ pub trait Element: Copy + Send + Sync + 'static {
     /// `src` in order as bf16 pairs (consecutive values share a word, the first in the low
     /// half), zero past its end; `dst` holds at least `ceil(src.len()/2)` words.
     fn bf16_pairs(src: &[Self], dst: &mut [u32]);
+    /// The slice itself when the elements are bf16 (read in place by the AMX kernel).
+    fn as_bf16(s: &[Self]) -> Option<&[half::bf16]>;
     /// `dst[i] = src[i].widen()` (the lengths match).
     #[inline(always)]
     fn widen_into(src: &[Self], dst: &mut [f32]) {
@@ -110,6 +120,10 @@ impl Element for f32 {
     fn bf16_pairs(src: &[f32], dst: &mut [u32]) {
         super::amx::f32_to_bf16_pairs(src, dst)
     }
+
+    fn as_bf16(_: &[f32]) -> Option<&[half::bf16]> {
+        None
+    }
 }
 
 impl Element for half::bf16 {
@@ -120,6 +134,10 @@ impl Element for half::bf16 {
 
     fn as_f32(_: &[half::bf16]) -> Option<&[f32]> {
         None
+    }
+
+    fn as_bf16(s: &[half::bf16]) -> Option<&[half::bf16]> {
+        Some(s)
     }
 
     /// Already bf16: the bits pair up unchanged (on a little-endian CPU a word's low half
@@ -161,6 +179,21 @@ pub struct Transposed<'a, T: Element = f32> {
 impl<T: Element> PackA for RowMajor<'_, T> {
     fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
         pack_depth_contiguous::<MR, T>(self.data, self.ld, rows, ks, dst)
+    }
+
+    /// A bf16 matrix's rows are the tile layout's rows at its own stride: pairs start at
+    /// even depths of even-length rows (little-endian words: the first value low).
+    fn tile_rows(&self, rows: Range<usize>, ks: Range<usize>) -> Option<(*const u8, usize)> {
+        let data = T::as_bf16(self.data)?;
+        let inside = !rows.is_empty()
+            && (rows.end - 1) * self.ld + ks.end <= data.len()
+            && ks.end <= self.ld;
+        let paired = self.ld.is_multiple_of(2) && ks.start.is_multiple_of(2);
+        if !(inside && paired && cfg!(target_endian = "little")) {
+            return None;
+        }
+        let first = &data[rows.start * self.ld + ks.start];
+        Some((std::ptr::from_ref(first).cast::<u8>(), 2 * self.ld))
     }
 
     /// A row's depths are contiguous, which is the AMX layout's order: each row converts
@@ -573,6 +606,88 @@ impl<T: Element> Im2col<'_, T> {
                 };
             }
         }
+    }
+}
+
+/// A `rows × ld` matrix already rounded to bf16 and stored as pairs of rows: word
+/// `p·ld + c` holds row `2p`, column `c` in its low half and row `2p + 1` in its high half
+/// (zero past the last row). The attention's probabilities come out of its softmax this way
+/// on the bf16 path, so the product with the values packs them with plain copies of words.
+#[derive(Clone, Copy, Debug)]
+pub struct PairedRows<'a> {
+    pub words: &'a [u32],
+    pub rows: usize,
+    pub ld: usize,
+}
+
+impl PairedRows<'_> {
+    /// The word of rows `2p`, `2p + 1` at column `c`.
+    #[inline]
+    fn word(&self, p: usize, c: usize) -> u32 {
+        self.words[p * self.ld + c]
+    }
+}
+
+impl PackB for PairedRows<'_> {
+    /// Widened back to f32 (exactly: the values are bf16), for the f32 layouts.
+    fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
+        let kc = ks.len();
+        for (q, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
+            let c0 = cols.start + q * NR;
+            if c0 >= cols.end {
+                break;
+            }
+            let live = NR.min(cols.end - c0);
+            for (d, line) in panel.chunks_exact_mut(NR).enumerate() {
+                let k = ks.start + d;
+                for (j, v) in line.iter_mut().enumerate() {
+                    *v = if j < live {
+                        let w = self.word(k / 2, c0 + j);
+                        f32::from_bits(if k.is_multiple_of(2) {
+                            w << 16
+                        } else {
+                            w & 0xFFFF_0000
+                        })
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    /// Blocks that start on a pair copy their groups word for word; a block ending
+    /// between the two rows of a pair keeps only the low half of its last group.
+    fn pack_b_pairs<const NR: usize>(
+        &self,
+        ks: Range<usize>,
+        cols: Range<usize>,
+        panel_words: usize,
+        dst: &mut [u32],
+    ) -> bool {
+        if !ks.start.is_multiple_of(2) || ks.end > self.rows || cols.end > self.ld {
+            return false;
+        }
+        let groups = ks.len().div_ceil(2);
+        let cut_high = ks.len() % 2 == 1;
+        assert!(
+            panel_words >= groups * NR
+                && dst.len() >= (cols.len().div_ceil(NR) - 1) * panel_words + groups * NR,
+            "paired rows: block too short"
+        );
+        for (q, c0) in cols.clone().step_by(NR).enumerate() {
+            let live = NR.min(cols.end - c0);
+            for g in 0..groups {
+                let p = ks.start / 2 + g;
+                let out = &mut dst[q * panel_words + g * NR..][..NR];
+                out[..live].copy_from_slice(&self.words[p * self.ld + c0..][..live]);
+                out[live..].fill(0);
+                if cut_high && g + 1 == groups {
+                    out.iter_mut().for_each(|w| *w &= 0xFFFF);
+                }
+            }
+        }
+        true
     }
 }
 

@@ -221,7 +221,7 @@ impl Tiles {
                     let row = rows.start + q * MR + j;
                     *v = if row < rows.end {
                         let w = self.words[base + row * kp + kk / 2];
-                        let bits = if kk % 2 == 0 {
+                        let bits = if kk.is_multiple_of(2) {
                             w << 16
                         } else {
                             w & 0xFFFF_0000

@@ -390,6 +390,10 @@ fn check_bf16_kernel(kernel: Bf16Kernel) {
         (70, 40, 8),
         // Deeper than one AMX block: three blocks, the last of odd depth.
         (40, 70, 2101),
+        // Whole 32-row panels of a bf16 weight (form 3): the AMX kernels read its first
+        // blocks in place (whole tiles deep), the last (odd depth) packed.
+        (64, 40, 2101),
+        (96, 33, 1024),
     ]
     .iter()
     .enumerate()
@@ -576,6 +580,72 @@ fn bf16_dispatch_prefers_amx_and_kernels_agree() {
                 (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
                 "{kernel:?}: {x} vs {y}"
             );
+        }
+    }
+}
+
+/// A matrix handed over as bf16 pairs of rows ([`PairedRows`], the attention's
+/// probabilities on the bf16 path) multiplies exactly as the same rounded values in f32
+/// rows: on every kernel, with an odd row count and blocks that end between the two rows
+/// of a pair (f32 blocks), to the bit.
+#[test]
+fn paired_rows_multiply_as_their_rounded_rows() {
+    let round = |x: f32| f32::from_bits(u32::from(bf16::to_bf16_bits(x)) << 16);
+    for &(m, n, k) in &[(40usize, 45usize, 77usize), (33, 70, 2101)] {
+        let a = random(m * k, 90);
+        let b: Vec<f32> = random(k * n, 91).into_iter().map(round).collect();
+        let mut words = vec![0u32; k.div_ceil(2) * n];
+        for (p, row) in words.chunks_exact_mut(n).enumerate() {
+            for (c, w) in row.iter_mut().enumerate() {
+                let lo = bf16::to_bf16_bits(b[2 * p * n + c]);
+                let hi = if 2 * p + 1 < k {
+                    bf16::to_bf16_bits(b[(2 * p + 1) * n + c])
+                } else {
+                    0
+                };
+                *w = u32::from(lo) | (u32::from(hi) << 16);
+            }
+        }
+        let paired = PairedRows {
+            words: &words,
+            rows: k,
+            ld: n,
+        };
+        let plain = RowMajor { data: &b, ld: n };
+        let rows = RowMajor { data: &a, ld: k };
+        let dims = Dims { m, n, k };
+        let run = |f: &dyn Fn(&mut [f32])| {
+            let mut c = vec![f32::NAN; m * n];
+            f(&mut c);
+            c
+        };
+        let f32_paired = run(&|c| matmul(dims, &rows, &paired, c, n, Bias::None, true));
+        let f32_plain = run(&|c| matmul(dims, &rows, &plain, c, n, Bias::None, true));
+        assert_eq!(f32_paired, f32_plain, "f32 {m}x{n}x{k}");
+        let mut kernels = vec![Bf16Kernel::AmxEmulated];
+        kernels.extend(Bf16Kernel::detect());
+        if bf16::bf16_kernel_available() {
+            kernels.push(Bf16Kernel::Avx512Bf16);
+        }
+        for kernel in kernels {
+            let product = |b: &dyn Fn(&mut [f32])| run(b);
+            let got = product(&|c| {
+                let out = Output {
+                    data: c,
+                    ld: n,
+                    batch_stride: 0,
+                };
+                matmul_batched_bf16_on(kernel, dims, 1, &rows, |_| paired, out, Bias::None, true)
+            });
+            let want = product(&|c| {
+                let out = Output {
+                    data: c,
+                    ld: n,
+                    batch_stride: 0,
+                };
+                matmul_batched_bf16_on(kernel, dims, 1, &rows, |_| plain, out, Bias::None, true)
+            });
+            assert_eq!(got, want, "{} {m}x{n}x{k}", kernel.name());
         }
     }
 }

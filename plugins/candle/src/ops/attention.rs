@@ -159,8 +159,29 @@ mod tests {
             let (q, k, v) = (t(lq, 1)?, t(lk, 2)?, t(lk, 3)?);
             let a = attention_with(&q, &k, &v, heads, causal, budget, Some(Precision::F32))?;
             let b = attention_with(&q, &k, &v, heads, causal, budget, None)?;
-            let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            let diff = (a - &b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
             assert!(diff < 1e-5, "lq={lq} causal={causal}: {diff}");
+            // bf16 products (keys and values in AMX tiles where the CPU has them, the
+            // probabilities rounded as the softmax pairs them) against the f32 attention of
+            // the same inputs rounded to bf16: apart only by the probabilities' rounding
+            // (2⁻⁹ of each weight of an average of values near 1; seen: 0.003, where the
+            // unrounded inputs' f32 attention is 0.025 away).
+            let c = attention_with(&q, &k, &v, heads, causal, budget, Some(Precision::Bf16))?;
+            // (Without bf16 arithmetic the products stay f32: the f32 attention itself.)
+            let r = |t: &Tensor| t.to_dtype(DType::BF16)?.to_dtype(DType::F32);
+            let (want, bound) = if Precision::Bf16.rounds_products() {
+                let rounded = (r(&q)?, r(&k)?, r(&v)?);
+                let (q, k, v) = (&rounded.0, &rounded.1, &rounded.2);
+                (attention_with(q, k, v, heads, causal, budget, None)?, 6e-3)
+            } else {
+                (b, 1e-5)
+            };
+            let diff = (c - want)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            assert!(diff < bound, "bf16 lq={lq} causal={causal}: {diff}");
         }
         Ok(())
     }

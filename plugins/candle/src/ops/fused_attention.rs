@@ -14,8 +14,8 @@
 
 use super::cpu_cache;
 use super::cpu_kernel::f32_slice;
-use super::key_major_softmax::exp_columns_in_place;
-use crate::gemm::{matmul_in, Bias, Dims, PackedA, Precision, RowMajor, Transposed};
+use super::key_major_softmax::{exp_columns_in_place, exp_columns_paired};
+use crate::gemm::{matmul_in, Bias, Dims, PackedA, PairedRows, Precision, RowMajor, Transposed};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -79,12 +79,14 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
-/// Per-thread buffers of one block: scores, transposed output, column sums.
+/// Per-thread buffers of one block: scores, transposed output, column sums, and (bf16
+/// products) the probabilities as bf16 pairs of rows.
 #[derive(Default)]
 struct BlockScratch {
     scores: Vec<f32>,
     out_t: Vec<f32>,
     sums: Vec<f32>,
+    paired: Vec<u32>,
 }
 
 thread_local! {
@@ -117,6 +119,7 @@ impl FusedAttention {
                 scores,
                 out_t,
                 sums,
+                paired,
             } = &mut *scratch;
             scores.resize(lk * n, 0.0);
             out_t.resize(d * n, 0.0);
@@ -134,20 +137,45 @@ impl FusedAttention {
                 Bias::None,
                 false,
             );
-            exp_columns_in_place(scores, self.scale, self.causal.then_some(first), sums);
-            matmul_in(
-                self.precision,
-                Dims { m: d, n, k: lk },
-                values,
-                &RowMajor {
-                    data: scores,
+            let causal = self.causal.then_some(first);
+            let dims = Dims { m: d, n, k: lk };
+            if self.precision.rounds_products() {
+                // The probabilities are rounded to bf16 for the product anyway: rounded
+                // and paired as the softmax makes them, they are packed by copying words.
+                paired.resize(lk.div_ceil(2) * n, 0);
+                exp_columns_paired(scores, self.scale, causal, sums, paired);
+                let probs = PairedRows {
+                    words: paired,
+                    rows: lk,
                     ld: n,
-                },
-                out_t,
-                n,
-                Bias::None,
-                false,
-            );
+                };
+                matmul_in(
+                    self.precision,
+                    dims,
+                    values,
+                    &probs,
+                    out_t,
+                    n,
+                    Bias::None,
+                    false,
+                );
+            } else {
+                exp_columns_in_place(scores, self.scale, causal, sums);
+                let probs = RowMajor {
+                    data: &scores[..],
+                    ld: n,
+                };
+                matmul_in(
+                    self.precision,
+                    dims,
+                    values,
+                    &probs,
+                    out_t,
+                    n,
+                    Bias::None,
+                    false,
+                );
+            }
             for (i, &sum) in sums.iter().enumerate() {
                 let inv = 1.0 / sum;
                 let row = std::slice::from_raw_parts_mut(out.add(i * width), d);

@@ -19,6 +19,40 @@ pub fn exp_columns_in_place(
     causal_first: Option<usize>,
     sums: &mut [f32],
 ) {
+    exp_columns_into(scores, scale, causal_first, sums, None)
+}
+
+/// [`exp_columns_in_place`], and the exponentials also rounded to bf16 as pairs of rows
+/// (`paired[p·queries + j]` holds keys `2p` and `2p + 1` of query `j`: the layout of
+/// [`PairedRows`](crate::gemm::PairedRows)), each pair converted while its two rows are
+/// still in cache, for a following product with bf16 inputs. The sums are of the
+/// unrounded values.
+///
+/// # Panics
+/// As [`exp_columns_in_place`], or if `paired` does not hold `ceil(keys/2) · queries` words.
+pub fn exp_columns_paired(
+    scores: &mut [f32],
+    scale: f32,
+    causal_first: Option<usize>,
+    sums: &mut [f32],
+    paired: &mut [u32],
+) {
+    let queries = sums.len().max(1);
+    assert_eq!(
+        paired.len(),
+        (scores.len() / queries).div_ceil(2) * queries,
+        "softmax: paired output size"
+    );
+    exp_columns_into(scores, scale, causal_first, sums, Some(paired))
+}
+
+fn exp_columns_into(
+    scores: &mut [f32],
+    scale: f32,
+    causal_first: Option<usize>,
+    sums: &mut [f32],
+    paired: Option<&mut [u32]>,
+) {
     let queries = sums.len();
     assert!(
         queries > 0 && scores.len().is_multiple_of(queries),
@@ -28,26 +62,38 @@ pub fn exp_columns_in_place(
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
-            return unsafe { exp_columns_avx512(scores, scale, causal_first, sums) };
+            return unsafe { exp_columns_avx512(scores, scale, causal_first, sums, paired) };
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { exp_columns_avx2(scores, scale, causal_first, sums) };
+            return unsafe { exp_columns_avx2(scores, scale, causal_first, sums, paired) };
         }
     }
-    exp_columns::<Unfused>(scores, scale, causal_first, sums)
+    exp_columns::<Unfused>(scores, scale, causal_first, sums, paired)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn exp_columns_avx512(s: &mut [f32], scale: f32, causal: Option<usize>, sums: &mut [f32]) {
-    exp_columns::<Fused>(s, scale, causal, sums)
+unsafe fn exp_columns_avx512(
+    s: &mut [f32],
+    scale: f32,
+    causal: Option<usize>,
+    sums: &mut [f32],
+    paired: Option<&mut [u32]>,
+) {
+    exp_columns::<Fused>(s, scale, causal, sums, paired)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn exp_columns_avx2(s: &mut [f32], scale: f32, causal: Option<usize>, sums: &mut [f32]) {
-    exp_columns::<Fused>(s, scale, causal, sums)
+unsafe fn exp_columns_avx2(
+    s: &mut [f32],
+    scale: f32,
+    causal: Option<usize>,
+    sums: &mut [f32],
+    paired: Option<&mut [u32]>,
+) {
+    exp_columns::<Fused>(s, scale, causal, sums, paired)
 }
 
 /// First query column that may see key `key`.
@@ -62,6 +108,7 @@ fn exp_columns<M: MulAdd>(
     scale: f32,
     causal_first: Option<usize>,
     sums: &mut [f32],
+    mut paired: Option<&mut [u32]>,
 ) {
     let queries = sums.len();
     let keys = scores.len() / queries;
@@ -114,6 +161,10 @@ fn exp_columns<M: MulAdd>(
                 *vb = eb;
                 *s += ea + eb;
             }
+            if let Some(out) = paired.as_deref_mut() {
+                let words = &mut out[pair * queries + start..][..len];
+                crate::gemm::bf16::pair_two_rows(a, Some(&*b), words);
+            }
         }
         let last = pairs.into_remainder();
         if !last.is_empty() {
@@ -121,6 +172,10 @@ fn exp_columns<M: MulAdd>(
             let row = &mut last[cols.clone()];
             row[..j0].fill(0.0);
             exp_row::<M>(&mut row[j0..], &maxima[j0..], &mut sums[j0..], scale);
+            if let Some(out) = paired.as_deref_mut() {
+                let words = &mut out[(keys / 2) * queries + start..][..len];
+                crate::gemm::bf16::pair_two_rows(row, None, words);
+            }
         }
         start += len;
     }
@@ -133,5 +188,47 @@ fn exp_row<M: MulAdd>(row: &mut [f32], maxima: &[f32], sums: &mut [f32], scale: 
         let e = fast_math::exp_with::<M>(*v * scale - m);
         *v = e;
         *s += e;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::bf16::to_bf16_bits;
+
+    /// The paired output is the in-place exponentials rounded to bf16, two keys a word
+    /// (the last, odd key with a zero high half), and the f32 results and sums are the
+    /// in-place ones to the bit: over more than one 256-column chunk, with and without the
+    /// causal mask.
+    #[test]
+    fn paired_output_is_the_rounded_exponentials() {
+        let (keys, queries) = (7, 300);
+        let scores: Vec<f32> = (0..keys * queries)
+            .map(|i| ((i * 7919 % 1000) as f32 / 100.0) - 5.0)
+            .collect();
+        for causal in [None, Some(2)] {
+            let (mut plain, mut sums) = (scores.clone(), vec![0f32; queries]);
+            exp_columns_in_place(&mut plain, 0.3, causal, &mut sums);
+            let (mut twin, mut twin_sums) = (scores.clone(), vec![0f32; queries]);
+            let mut paired = vec![u32::MAX; keys.div_ceil(2) * queries];
+            exp_columns_paired(&mut twin, 0.3, causal, &mut twin_sums, &mut paired);
+            assert_eq!(plain, twin);
+            assert_eq!(sums, twin_sums);
+            for (p, row) in paired.chunks_exact(queries).enumerate() {
+                for (j, &w) in row.iter().enumerate() {
+                    let lo = to_bf16_bits(plain[2 * p * queries + j]);
+                    let hi = if 2 * p + 1 < keys {
+                        to_bf16_bits(plain[(2 * p + 1) * queries + j])
+                    } else {
+                        0
+                    };
+                    assert_eq!(
+                        w,
+                        u32::from(lo) | (u32::from(hi) << 16),
+                        "key pair {p}, query {j}"
+                    );
+                }
+            }
+        }
     }
 }
