@@ -17,6 +17,12 @@
 //! Both are padded with zeros to a multiple of 32 depths (`kp = 16·ceil(kc/32)` words a
 //! line), so the kernel never needs a partial-depth tile.
 //!
+//! Most operands skip the f32 panels: a bf16 weight's rows already are `A`'s tile rows at
+//! the matrix's own stride, so whole 32-row, whole-tile blocks of it are read in place
+//! (`Epilogue::a_row_bytes`, `PackA::tile_rows`); an attention head's keys and values are
+//! laid out once (`PackedA::for_products`); and the right operands pair themselves straight
+//! into `B`'s layout at its padded panel stride (`PackB::pack_b_pairs`).
+//!
 //! Linux hands the tile state to a process only on request
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); [`amx_available`] asks once and
 //! reports AMX only when the CPU has it, the kernel enabled it in XCR0 and the request was
