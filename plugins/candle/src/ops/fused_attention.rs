@@ -15,7 +15,9 @@
 use super::cpu_cache;
 use super::cpu_kernel::f32_slice;
 use super::key_major_softmax::{exp_columns_in_place, exp_columns_paired};
-use crate::gemm::{matmul_in, Bias, Dims, PackedA, PairedRows, Precision, RowMajor, Transposed};
+use crate::gemm::{
+    matmul_in, Bias, Dims, PackB, PackedA, PairedRows, Precision, RowMajor, Transposed,
+};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -94,6 +96,21 @@ thread_local! {
 }
 
 impl FusedAttention {
+    /// `Oᵀ = Vᵀ·P` into `out_t` (`dims`: head width × queries × keys), with the
+    /// probabilities in whichever form the softmax left them.
+    fn values_times(&self, dims: Dims, values: &PackedA, probs: &impl PackB, out_t: &mut [f32]) {
+        matmul_in(
+            self.precision,
+            dims,
+            values,
+            probs,
+            out_t,
+            dims.n,
+            Bias::None,
+            false,
+        );
+    }
+
     /// One block of `n` queries (`q_block`: row `i` at `i·width`, `d` wide) against a
     /// head's packed keys (`[lk, d]`) and values (`[d, lk]`); row `i` of the result goes to
     /// `out + i·width`.
@@ -149,32 +166,14 @@ impl FusedAttention {
                     rows: lk,
                     ld: n,
                 };
-                matmul_in(
-                    self.precision,
-                    dims,
-                    values,
-                    &probs,
-                    out_t,
-                    n,
-                    Bias::None,
-                    false,
-                );
+                self.values_times(dims, values, &probs, out_t);
             } else {
                 exp_columns_in_place(scores, self.scale, causal, sums);
                 let probs = RowMajor {
                     data: &scores[..],
                     ld: n,
                 };
-                matmul_in(
-                    self.precision,
-                    dims,
-                    values,
-                    &probs,
-                    out_t,
-                    n,
-                    Bias::None,
-                    false,
-                );
+                self.values_times(dims, values, &probs, out_t);
             }
             for (i, &sum) in sums.iter().enumerate() {
                 let inv = 1.0 / sum;
