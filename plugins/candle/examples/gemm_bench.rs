@@ -62,11 +62,7 @@ fn im2col_conv(
             out_height: side,
             out_width: side,
         };
-        let out = Output {
-            data: &mut y,
-            ld: n,
-            batch_stride: cout * n,
-        };
+        let out = Output::new(&mut y, n, cout * n);
         let weight = RowMajor {
             data: w,
             ld: dims.k,

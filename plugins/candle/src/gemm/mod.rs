@@ -35,6 +35,7 @@ pub use packed::{PackedA, PackedB, PackedBView, PanelsOfB};
 use kernels::{Epilogue, KernelFn};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 /// Deepest packed block: a `KC × NR` panel of `B` (48 KiB at 384 × 32, Zen 5's L1) stays
@@ -150,11 +151,43 @@ pub struct Dims {
 
 /// Where the products are written: item `b` of the batch is the row-major `m × n` matrix
 /// at `data[b·batch_stride..]` with row stride `ld`.
+///
+/// The products only ever write their elements before reading them (a depth block after
+/// the first adds to what the first wrote), so the memory may also be uninitialised
+/// ([`Output::uninit`]): a new output then costs no zeroing pass over it.
 #[derive(Debug)]
 pub struct Output<'a> {
-    pub data: &'a mut [f32],
+    data: *mut f32,
+    len: usize,
     pub ld: usize,
     pub batch_stride: usize,
+    _memory: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> Output<'a> {
+    /// Products written over `data`.
+    pub fn new(data: &'a mut [f32], ld: usize, batch_stride: usize) -> Self {
+        Self {
+            data: data.as_mut_ptr(),
+            len: data.len(),
+            ld,
+            batch_stride,
+            _memory: std::marker::PhantomData,
+        }
+    }
+
+    /// Products written into memory that need not be initialised: afterwards every element
+    /// of every item's `m × n` matrix is (with `ld = n` and `batch_stride = m·n`, all of
+    /// `data[..batch·m·n]`); elements between rows or items are left as they were.
+    pub fn uninit(data: &'a mut [MaybeUninit<f32>], ld: usize, batch_stride: usize) -> Self {
+        Self {
+            data: data.as_mut_ptr().cast(),
+            len: data.len(),
+            ld,
+            batch_stride,
+            _memory: std::marker::PhantomData,
+        }
+    }
 }
 
 /// `C_b = A · B_b + bias` for `b in 0..batch` (one left operand shared by the batch, as a
@@ -204,12 +237,33 @@ pub fn matmul_in<A: PackA, B: PackB>(
     bias: Bias<'_>,
     parallel: bool,
 ) {
-    let output = Output {
-        data: out,
-        ld,
-        batch_stride: 0,
-    };
+    let output = Output::new(out, ld, 0);
     matmul_batched_in(precision, dims, 1, a, |_| b, output, bias, parallel)
+}
+
+/// [`matmul_in`] into a new `batch · m × n` vector (item after item, rows `n` apart), which
+/// is never zeroed first: the products write all of it.
+///
+/// # Panics
+/// As [`matmul_batched_in`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_batched_new<A: PackA, B: PackB>(
+    precision: Precision,
+    dims: Dims,
+    batch: usize,
+    a: &A,
+    b: impl Fn(usize) -> B + Sync,
+    bias: Bias<'_>,
+    parallel: bool,
+) -> Vec<f32> {
+    let len = batch * dims.m * dims.n;
+    let mut c = Vec::with_capacity(len);
+    let output = Output::uninit(&mut c.spare_capacity_mut()[..len], dims.n, dims.m * dims.n);
+    matmul_batched_in(precision, dims, batch, a, b, output, bias, parallel);
+    // SAFETY: with rows `n` apart and items `m·n` apart, the products wrote every element
+    // of `c[..len]` (see `Output::uninit`).
+    unsafe { c.set_len(len) };
+    c
 }
 
 /// [`matmul_batched`] in the given precision: bf16 on [`Bf16Kernel::detect`]'s kernel, or
@@ -574,7 +628,7 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     }
     assert!(out.ld >= dims.n, "gemm: row stride below the width");
     let needed = (batch - 1) * out.batch_stride + (dims.m - 1) * out.ld + dims.n;
-    assert!(out.data.len() >= needed, "gemm: output too small");
+    assert!(out.len >= needed, "gemm: output too small");
     match bias {
         Bias::PerRow(v) => assert_eq!(v.len(), dims.m, "gemm: row bias length"),
         Bias::PerColumn(v) => assert_eq!(v.len(), dims.n, "gemm: column bias length"),
@@ -619,7 +673,7 @@ fn drive<const MR: usize, const NR: usize, A: PackA, B: PackB>(
     } else {
         block_depth(dims.k, deepest)
     };
-    let c = SharedOut(out.data.as_mut_ptr());
+    let c = SharedOut(out.data);
     let (ld, batch_stride) = (out.ld, out.batch_stride);
     // SAFETY (both calls): the assertions above keep every tile inside `out`; tasks cover
     // disjoint blocks of it.

@@ -88,11 +88,7 @@ fn products_match_the_triple_loop_at_ragged_sizes() {
                 let ld = n + 3;
                 let mut c = vec![f32::NAN; m * ld];
                 let a_op = RowMajor { data: &a, ld: k };
-                let out = Output {
-                    data: &mut c,
-                    ld,
-                    batch_stride: 0,
-                };
+                let out = Output::new(&mut c, ld, 0);
                 let (want, mag) = if form == 3 {
                     // Both operands pre-packed; A from its transpose (`a` read as [k, m]).
                     let a_t = Transposed { data: &a, ld: m };
@@ -103,11 +99,7 @@ fn products_match_the_triple_loop_at_ragged_sizes() {
                         reference(dims, |i, p| a[p * m + i], |p, j| b[p * n + j], bias);
                     // Also A transposed without pre-packing.
                     let mut c2 = vec![0f32; m * n];
-                    let out2 = Output {
-                        data: &mut c2,
-                        ld: n,
-                        batch_stride: 0,
-                    };
+                    let out2 = Output::new(&mut c2, n, 0);
                     matmul_batched_on(
                         isa,
                         dims,
@@ -244,11 +236,7 @@ fn check_convolutions(
                 ld: depth,
             },
             &cols,
-            Output {
-                data: &mut y,
-                ld: ho * wo,
-                batch_stride: cout * ho * wo,
-            },
+            Output::new(&mut y, ho * wo, cout * ho * wo),
         );
         let w_rounded: Vec<f32> = w.iter().map(|&v| round(v)).collect();
         for i in 0..batch {
@@ -318,11 +306,7 @@ fn check_batch(dims: Dims, batch: usize, seed: u64, with_bias: bool, threads: us
                     data: &bs[i],
                     ld: n,
                 },
-                Output {
-                    data: &mut c,
-                    ld: n,
-                    batch_stride: m * n,
-                },
+                Output::new(&mut c, n, m * n),
                 bias,
                 threads > 1,
             )
@@ -420,11 +404,7 @@ fn check_bf16_kernel(kernel: Bf16Kernel) {
             (4, Bias::PerColumn(&col_bias)),
         ] {
             let mut c = vec![f32::NAN; 2 * m * n];
-            let out = Output {
-                data: &mut c,
-                ld: n,
-                batch_stride: m * n,
-            };
+            let out = Output::new(&mut c, n, m * n);
             let rows = RowMajor { data: &a, ld: k };
             let packed = PackedA::new(&rows, m, k);
             let b_of = |i: usize| RowMajor {
@@ -544,11 +524,7 @@ fn bf16_dispatch_prefers_amx_and_kernels_agree() {
     assert_eq!(Precision::fastest(), Precision::Bf16);
     let run = |kernel: Option<Bf16Kernel>| {
         let mut c = vec![0f32; dims.m * dims.n];
-        let out = Output {
-            data: &mut c,
-            ld: dims.n,
-            batch_stride: 0,
-        };
+        let out = Output::new(&mut c, dims.n, 0);
         match kernel {
             Some(k) => matmul_batched_bf16_on(k, dims, 1, &rows, |_| &cols, out, Bias::None, true),
             None => matmul_batched_in(
@@ -630,22 +606,109 @@ fn paired_rows_multiply_as_their_rounded_rows() {
         for kernel in kernels {
             let product = |b: &dyn Fn(&mut [f32])| run(b);
             let got = product(&|c| {
-                let out = Output {
-                    data: c,
-                    ld: n,
-                    batch_stride: 0,
-                };
+                let out = Output::new(c, n, 0);
                 matmul_batched_bf16_on(kernel, dims, 1, &rows, |_| paired, out, Bias::None, true)
             });
             let want = product(&|c| {
-                let out = Output {
-                    data: c,
-                    ld: n,
-                    batch_stride: 0,
-                };
+                let out = Output::new(c, n, 0);
                 matmul_batched_bf16_on(kernel, dims, 1, &rows, |_| plain, out, Bias::None, true)
             });
             assert_eq!(got, want, "{} {m}x{n}x{k}", kernel.name());
+        }
+    }
+}
+
+/// A product into uninitialised memory (`Output::uninit`, `matmul_batched_new`) writes
+/// every element of every item, never reads one before writing it, and gives the same
+/// values, bit for bit, as the product into zeroed memory; checked on every f32 kernel and
+/// both precisions, over shapes with partial tiles, several depth blocks and 2 threads'
+/// worth of tasks. The memory starts as NaN, which a read before a write would carry into
+/// the result and a skipped element would keep.
+#[test]
+fn products_into_uninitialised_memory_write_every_element() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (m, n, k) in [(1, 1, 1), (37, 300, 5), (130, 33, 1000), (7, 4100, 3)] {
+        let dims = Dims { m, n, k };
+        let a = random(m * k, 11);
+        let bs = [random(k * n, 12), random(k * n, 13)];
+        let bias = random(m, 14);
+        let rows = RowMajor { data: &a, ld: k };
+        let b_of = |i: usize| RowMajor {
+            data: &bs[i],
+            ld: n,
+        };
+        for precision in [Precision::F32, Precision::Bf16] {
+            pool.install(|| {
+                let mut zeroed = vec![0f32; 2 * m * n];
+                let out = Output::new(&mut zeroed, n, m * n);
+                matmul_batched_in(
+                    precision,
+                    dims,
+                    2,
+                    &rows,
+                    b_of,
+                    out,
+                    Bias::PerRow(&bias),
+                    true,
+                );
+                let mut fresh = vec![MaybeUninit::new(f32::NAN); 2 * m * n];
+                let out = Output::uninit(&mut fresh, n, m * n);
+                matmul_batched_in(
+                    precision,
+                    dims,
+                    2,
+                    &rows,
+                    b_of,
+                    out,
+                    Bias::PerRow(&bias),
+                    true,
+                );
+                let new =
+                    matmul_batched_new(precision, dims, 2, &rows, b_of, Bias::PerRow(&bias), true);
+                for (i, ((z, f), v)) in zeroed.iter().zip(&fresh).zip(&new).enumerate() {
+                    // SAFETY: every element was initialised (to NaN) before the product.
+                    let f = unsafe { f.assume_init() };
+                    assert!(
+                        z.is_finite(),
+                        "{m}×{n}×{k} {precision:?}: element {i} is {z}"
+                    );
+                    assert_eq!(
+                        z.to_bits(),
+                        f.to_bits(),
+                        "{m}×{n}×{k} {precision:?}: element {i}"
+                    );
+                    assert_eq!(
+                        z.to_bits(),
+                        v.to_bits(),
+                        "{m}×{n}×{k} {precision:?}: element {i}"
+                    );
+                }
+            });
+        }
+    }
+    for isa in Isa::available() {
+        let dims = Dims {
+            m: 29,
+            n: 70,
+            k: 400,
+        };
+        let (a, b) = (random(29 * 400, 15), random(400 * 70, 16));
+        let rows = RowMajor { data: &a, ld: 400 };
+        let cols = RowMajor { data: &b, ld: 70 };
+        let mut zeroed = vec![0f32; 29 * 70];
+        let out = Output::new(&mut zeroed, 70, 0);
+        matmul_batched_on(isa, dims, 1, &rows, |_| &cols, out, Bias::None, true);
+        let mut fresh = vec![MaybeUninit::new(f32::NAN); 29 * 70];
+        let out = Output::uninit(&mut fresh, 70, 0);
+        matmul_batched_on(isa, dims, 1, &rows, |_| &cols, out, Bias::None, true);
+        for (i, (z, f)) in zeroed.iter().zip(&fresh).enumerate() {
+            // SAFETY: initialised to NaN before the product.
+            let f = unsafe { f.assume_init() };
+            assert!(z.is_finite(), "{isa:?}: element {i}");
+            assert_eq!(z.to_bits(), f.to_bits(), "{isa:?}: element {i}");
         }
     }
 }

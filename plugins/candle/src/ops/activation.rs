@@ -2,7 +2,9 @@
 //! parallel kernels over contiguous data (candle's own unary maps are single-threaded);
 //! elsewhere they are compositions of candle ops.
 
-use super::cpu_kernel::{f32_slice, map_into, zip_map_into, ELEMENTWISE_CHUNK};
+use super::cpu_kernel::{
+    f32_slice, map_into, new_filled, zip_map_into, zip_map_over, ELEMENTWISE_CHUNK,
+};
 use super::fast_math;
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -20,13 +22,16 @@ impl<F: Fn(f32) -> f32 + Copy + Send + Sync> CustomOp1 for Elementwise<F> {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = f32_slice(storage, layout, self.name)?;
-        let mut dst = vec![0f32; src.len()];
         let f = self.f;
-        dst.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(src.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|(d, s)| {
-                map_into(d, s, f);
-            });
+        // SAFETY: the chunks of `dst` and `src` pair up one to one and `map_into` writes
+        // every element of each chunk of `dst`.
+        let dst = unsafe {
+            new_filled(src.len(), |dst| {
+                dst.par_chunks_mut(ELEMENTWISE_CHUNK)
+                    .zip(src.par_chunks(ELEMENTWISE_CHUNK))
+                    .for_each(|(d, s)| map_into(d, s, f));
+            })
+        };
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
@@ -90,18 +95,26 @@ impl CustomOp1 for Geglu {
         if let Some(last) = out_dims.last_mut() {
             *last = half;
         }
-        let mut dst = vec![0f32; src.len() / 2];
-        if let Some(rows) = ELEMENTWISE_CHUNK.checked_div(half) {
-            let rows_per_task = rows.max(1);
-            dst.par_chunks_mut(rows_per_task * half)
-                .zip(src.par_chunks(rows_per_task * width))
-                .for_each(|(d, s)| {
-                    for (d, s) in d.chunks_exact_mut(half).zip(s.chunks_exact(width)) {
-                        let (a, g) = s.split_at(half);
-                        zip_map_into(d, a, g, |a, g| a * fast_math::gelu(g));
-                    }
-                });
-        }
+        let dst = match ELEMENTWISE_CHUNK.checked_div(half) {
+            None => Vec::new(),
+            Some(rows) => {
+                let rows_per_task = rows.max(1);
+                // SAFETY: `src` holds `width = 2 · half` values per row of `dst`'s `half`;
+                // the chunks pair up row for row and every row of `dst` is written whole.
+                unsafe {
+                    new_filled(src.len() / 2, |dst| {
+                        dst.par_chunks_mut(rows_per_task * half)
+                            .zip(src.par_chunks(rows_per_task * width))
+                            .for_each(|(d, s)| {
+                                for (d, s) in d.chunks_exact_mut(half).zip(s.chunks_exact(width)) {
+                                    let (a, g) = s.split_at(half);
+                                    zip_map_into(d, a, g, |a, g| a * fast_math::gelu(g));
+                                }
+                            });
+                    })
+                }
+            }
+        };
         Ok((CpuStorage::F32(dst), Shape::from(out_dims)))
     }
 }
@@ -160,7 +173,7 @@ impl CustomOp1 for Prelu {
                     } else {
                         self.slopes[i % c]
                     };
-                    map_into(d, s, |v| if v >= 0.0 { v } else { a * v });
+                    zip_map_over(d, s, s, |v, _| if v >= 0.0 { v } else { a * v });
                 });
         }
         Ok((CpuStorage::F32(dst), layout.shape().clone()))

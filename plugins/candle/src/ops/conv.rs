@@ -104,7 +104,7 @@ fn conv2d_cpu(
     };
     let bias = bias.as_deref();
     let len = n * cout * ho * wo;
-    let products = |y: ActivationDataMut<'_>| {
+    let products = |y: ConvOutput<'_>| {
         with_activation_data(x, "conv2d", |xs| {
             with_weight_data(w, "conv2d", |wd| match wd {
                 WeightData::F32(ws) => conv_products(&shape, xs, ws, y, bias, precision),
@@ -115,13 +115,28 @@ fn conv2d_cpu(
     // The output is kept as compact as the input.
     if is_compact_cpu(x) {
         let mut y = vec![bf16::ZERO; len];
-        products(ActivationDataMut::Bf16(&mut y))??;
+        products(ConvOutput::Activation(ActivationDataMut::Bf16(&mut y)))??;
+        Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
+    } else if winograd::applies(k, stride, padding, n, h, wd, precision) {
+        let mut y = vec![0f32; len];
+        products(ConvOutput::Activation(ActivationDataMut::F32(&mut y)))??;
         Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
     } else {
-        let mut y = vec![0f32; len];
-        products(ActivationDataMut::F32(&mut y))??;
+        let mut y = Vec::with_capacity(len);
+        let fresh = Output::uninit(&mut y.spare_capacity_mut()[..len], ho * wo, cout * ho * wo);
+        products(ConvOutput::Fresh(fresh))??;
+        // SAFETY: the products wrote every element of `y[..len]`: `n` items `cout · ho · wo`
+        // apart, each `cout × ho·wo` with rows `ho · wo` apart (`Output::uninit`).
+        unsafe { y.set_len(len) };
         Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
     }
+}
+
+/// Where a CPU convolution writes: an activation (f32 or compact), or new f32 memory that
+/// the matrix products fill (never zeroed first; not for Winograd's convolutions).
+enum ConvOutput<'a> {
+    Activation(ActivationDataMut<'a>),
+    Fresh(Output<'a>),
 }
 
 /// The sizes of one CPU convolution (input, weight, output).
@@ -139,30 +154,45 @@ struct ConvShape {
 }
 
 /// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16 and the image
-/// and output f32 or compact: through Winograd's transform where it applies, else one
-/// product per image.
+/// and output f32 or compact: through Winograd's transform where it applies (to an
+/// activation), else one product per image.
 fn conv_products<T: Element>(
     s: &ConvShape,
     xs: ActivationData<'_>,
     ws: &[T],
-    y: ActivationDataMut<'_>,
+    y: ConvOutput<'_>,
     bias: Option<&[f32]>,
     precision: Precision,
 ) {
-    if winograd::applies(s.k, s.stride, s.padding, s.n, s.h, s.wd, precision) {
-        let shape = Conv3x3 {
-            images: s.n,
-            channels: s.c,
-            height: s.h,
-            width: s.wd,
-            out_channels: s.cout,
-        };
-        return winograd::conv3x3(shape, xs, ws, y, bias, precision);
-    }
+    let winograd = winograd::applies(s.k, s.stride, s.padding, s.n, s.h, s.wd, precision);
+    let y = match y {
+        ConvOutput::Activation(y) if winograd => {
+            let shape = Conv3x3 {
+                images: s.n,
+                channels: s.c,
+                height: s.h,
+                width: s.wd,
+                out_channels: s.cout,
+            };
+            return winograd::conv3x3(shape, xs, ws, y, bias, precision);
+        }
+        ConvOutput::Activation(ActivationDataMut::F32(y)) => {
+            ImageOutput::F32(Output::new(y, s.ho * s.wo, s.cout * s.ho * s.wo))
+        }
+        ConvOutput::Activation(ActivationDataMut::Bf16(y)) => ImageOutput::Compact(y),
+        ConvOutput::Fresh(out) => ImageOutput::F32(out),
+    };
     match xs {
         ActivationData::F32(xs) => image_products(s, xs, ws, y, bias, precision),
         ActivationData::Bf16(xs) => image_products(s, xs, ws, y, bias, precision),
     }
+}
+
+/// Where [`image_products`] writes: f32 products (rows `ho · wo` apart, images
+/// `cout · ho · wo` apart), or a compact activation.
+enum ImageOutput<'a> {
+    F32(Output<'a>),
+    Compact(&'a mut [bf16]),
 }
 
 /// Floats of f32 output a compact convolution computes at a time before storing them in
@@ -176,7 +206,7 @@ fn image_products<T: Element, X: Element>(
     s: &ConvShape,
     xs: &[X],
     ws: &[T],
-    y: ActivationDataMut<'_>,
+    y: ImageOutput<'_>,
     bias: Option<&[f32]>,
     precision: Precision,
 ) {
@@ -209,19 +239,14 @@ fn image_products<T: Element, X: Element>(
         ld: h * wd,
     };
     match y {
-        ActivationDataMut::F32(y) => {
-            let output = Output {
-                data: y,
-                ld: dims.n,
-                batch_stride: s.cout * dims.n,
-            };
+        ImageOutput::F32(output) => {
             if pointwise {
                 matmul_batched_in(precision, dims, s.n, &weight, pixels, output, bias, true);
             } else {
                 matmul_batched_in(precision, dims, s.n, &weight, columns, output, bias, true);
             }
         }
-        ActivationDataMut::Bf16(y) => {
+        ImageOutput::Compact(y) => {
             if pointwise {
                 compact_products(s, dims, &weight, pixels, y, bias, precision);
             } else {

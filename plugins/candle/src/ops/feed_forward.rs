@@ -14,13 +14,17 @@
 //! weights on a CPU without bf16 arithmetic (f32 products) are packed as f32 once here.
 
 use super::activation::geglu;
-use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, zip_map_into};
+use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, zip_map_over};
 use super::fast_math;
 use super::linear::linear;
-use crate::gemm::{matmul_in, Bias, Dims, Element, PackedB, Precision, RowMajor, Transposed};
+use crate::gemm::{
+    matmul_batched_in, matmul_in, Bias, Dims, Element, Output, PackedB, Precision, RowMajor,
+    Transposed,
+};
 use candle_core::{bail, Device, Result, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 /// Rows per task: enough for the GEMM to stream the packed weights efficiently, few
 /// enough that a 64²-level image splits into dozens of tasks.
@@ -81,21 +85,24 @@ pub fn feed_forward_geglu(
         inner,
         out,
     };
-    let mut y = vec![0f32; rows * out];
+    let mut y = Vec::with_capacity(rows * out);
     with_f32_data(x, "feed-forward", |xs| {
         with_weight_data(w1, "feed-forward", |w1| {
             with_weight_data(w2, "feed-forward", |w2| {
                 let biases = [b1.as_deref(), b2.as_deref()];
                 use super::cpu_kernel::CpuElements::{Bf16, F32};
+                let y = &mut y.spare_capacity_mut()[..rows * out];
                 match (w1, w2) {
-                    (F32(w1), F32(w2)) => rows_through(shape, xs, (w1, w2), biases, &mut y),
-                    (F32(w1), Bf16(w2)) => rows_through(shape, xs, (w1, w2), biases, &mut y),
-                    (Bf16(w1), F32(w2)) => rows_through(shape, xs, (w1, w2), biases, &mut y),
-                    (Bf16(w1), Bf16(w2)) => rows_through(shape, xs, (w1, w2), biases, &mut y),
+                    (F32(w1), F32(w2)) => rows_through(shape, xs, (w1, w2), biases, y),
+                    (F32(w1), Bf16(w2)) => rows_through(shape, xs, (w1, w2), biases, y),
+                    (Bf16(w1), F32(w2)) => rows_through(shape, xs, (w1, w2), biases, y),
+                    (Bf16(w1), Bf16(w2)) => rows_through(shape, xs, (w1, w2), biases, y),
                 }
             })
         })
     })???;
+    // SAFETY: `rows_through` wrote all of it (every block of rows, all `out` columns).
+    unsafe { y.set_len(rows * out) };
     let mut out_dims = lead.to_vec();
     out_dims.push(out);
     Tensor::from_vec(y, out_dims, &Device::Cpu)
@@ -110,13 +117,14 @@ struct Shape {
     out: usize,
 }
 
-/// The fused feed-forward on the CPU, [`ROWS`] rows per task.
+/// The fused feed-forward on the CPU, [`ROWS`] rows per task, into `y` (all of which it
+/// writes; it need not be initialised).
 fn rows_through<T: Element, U: Element>(
     s: Shape,
     xs: &[f32],
     (w1, w2): (&[T], &[U]),
     [b1, b2]: [Option<&[f32]>; 2],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     assert_eq!(xs.len(), s.rows * s.width, "feed-forward: input");
     assert_eq!(y.len(), s.rows * s.out, "feed-forward: output");
@@ -165,7 +173,7 @@ fn rows_through<T: Element, U: Element>(
                 matmul_in(Precision::F32, first, &x, &w1t, h, wide, b1, false);
                 for (g, h) in g.chunks_exact_mut(s.inner).zip(h.chunks_exact(wide)) {
                     let (a, gate) = h.split_at(s.inner);
-                    zip_map_into(g, a, gate, |a, gate| a * fast_math::gelu(gate));
+                    zip_map_over(g, a, gate, |a, gate| a * fast_math::gelu(gate));
                 }
                 let second = Dims {
                     m: rows,
@@ -176,7 +184,8 @@ fn rows_through<T: Element, U: Element>(
                     data: &*g,
                     ld: s.inner,
                 };
-                matmul_in(Precision::F32, second, &g, &w2t, y, s.out, b2, false);
+                let y = Output::uninit(y, s.out, 0);
+                matmul_batched_in(Precision::F32, second, 1, &g, |_| &w2t, y, b2, false);
             })
         });
 }

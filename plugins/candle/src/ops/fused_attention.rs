@@ -177,9 +177,13 @@ impl FusedAttention {
             }
             for (i, &sum) in sums.iter().enumerate() {
                 let inv = 1.0 / sum;
-                let row = std::slice::from_raw_parts_mut(out.add(i * width), d);
+                // Written, never read: the output may be uninitialised memory.
+                let row = std::slice::from_raw_parts_mut(
+                    out.add(i * width).cast::<std::mem::MaybeUninit<f32>>(),
+                    d,
+                );
                 for (c, o) in row.iter_mut().enumerate() {
-                    *o = out_t[c * n + i] * inv;
+                    o.write(out_t[c * n + i] * inv);
                 }
             }
         });
@@ -215,10 +219,13 @@ impl CustomOp3 for FusedAttention {
             );
         }
         let d = width / heads;
-        let mut out = vec![0f32; batch * lq * width];
-        if out.is_empty() || lk == 0 {
-            return Ok((CpuStorage::F32(out), ql.shape().clone()));
+        let len = batch * lq * width;
+        if len == 0 || lk == 0 {
+            return Ok((CpuStorage::F32(vec![0f32; len]), ql.shape().clone()));
         }
+        // Every element is written below (every head's columns of every query row), so the
+        // output is never zeroed first.
+        let mut out = Vec::<f32>::with_capacity(len);
         let rows = self.block_rows.max(1);
         let blocks = lq.div_ceil(rows);
         let shared = SharedOut(out.as_mut_ptr());
@@ -270,6 +277,9 @@ impl CustomOp3 for FusedAttention {
                 }
             });
         });
+        // SAFETY: the tasks wrote all `len` elements: the (sample, head, block) tasks cover
+        // every query row of every sample, each writing its head's `d` columns.
+        unsafe { out.set_len(len) };
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 }

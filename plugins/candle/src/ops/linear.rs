@@ -3,7 +3,7 @@
 //! kernel's epilogue; other devices use candle's matmul on the transposed view.
 
 use super::cpu_kernel::{cpu_kernel_operands, with_f32_data, with_weight_data, WeightData};
-use crate::gemm::{matmul_in, Bias, Dims, Element, Precision, RowMajor, Transposed};
+use crate::gemm::{matmul_batched_new, Bias, Dims, Element, Precision, RowMajor, Transposed};
 use candle_core::{bail, Device, Result, Tensor};
 
 /// `x[..., in] · wᵀ + b` with `w: [out, in]`.
@@ -27,7 +27,6 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, precision: Precision) 
     let mut others = vec![x];
     others.extend(b);
     if cpu_kernel_operands(w, &others) {
-        let mut y = vec![0f32; rows * out_features];
         let bias = match b {
             Some(b) => Some(with_f32_data(b, "linear", |v| v.to_vec())?),
             None => None,
@@ -38,10 +37,10 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, precision: Precision) 
             k: in_features,
         };
         let bias = bias.as_deref().map_or(Bias::None, Bias::PerColumn);
-        with_f32_data(x, "linear", |xs| {
+        let y = with_f32_data(x, "linear", |xs| {
             with_weight_data(w, "linear", |wd| match wd {
-                WeightData::F32(ws) => products(dims, xs, ws, &mut y, bias, precision),
-                WeightData::Bf16(ws) => products(dims, xs, ws, &mut y, bias, precision),
+                WeightData::F32(ws) => products(dims, xs, ws, bias, precision),
+                WeightData::Bf16(ws) => products(dims, xs, ws, bias, precision),
             })
         })??;
         return Tensor::from_vec(y, out_dims, &Device::Cpu);
@@ -54,15 +53,15 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, precision: Precision) 
     y.reshape(out_dims)
 }
 
-/// `y = x · Wᵀ + bias` with the `[out, in]` weight in f32 or bf16.
+/// `y = x · Wᵀ + bias` with the `[out, in]` weight in f32 or bf16 (a new output, never
+/// zeroed first).
 fn products<T: Element>(
     dims: Dims,
     xs: &[f32],
     ws: &[T],
-    y: &mut [f32],
     bias: Bias<'_>,
     precision: Precision,
-) {
+) -> Vec<f32> {
     let x = RowMajor {
         data: xs,
         ld: dims.k,
@@ -71,5 +70,5 @@ fn products<T: Element>(
         data: ws,
         ld: dims.k,
     };
-    matmul_in(precision, dims, &x, &w, y, dims.n, bias, true)
+    matmul_batched_new(precision, dims, 1, &x, |_| &w, bias, true)
 }

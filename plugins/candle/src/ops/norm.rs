@@ -5,13 +5,14 @@
 //! gives a compact group norm: each group widens, goes through the f32 arithmetic and is
 //! rounded back.
 
-use super::cpu_kernel::{f32_slice, f32_slice_mut, with_f32_data};
+use super::cpu_kernel::{f32_slice, f32_slice_mut, new_filled, with_f32_data, zip_map_into};
 use super::fast_math;
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp3, DType, InplaceOp1, Layout, Result, Shape, Tensor, D,
 };
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Sum of a slice in eight f32 lanes (vectorisable), totalled in f64.
 fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
@@ -49,10 +50,6 @@ struct GroupNormCpu {
     gamma: Vec<f32>,
     beta: Vec<f32>,
 }
-
-/// Values per copy-then-map chunk of the out-of-place kernel: the copy stays in L1 for
-/// the in-place map that follows.
-const CHUNK: usize = 4096;
 
 impl GroupNormCpu {
     /// The op for `x` (checked by [`check_group_norm`]) with `gamma` and `beta` read out.
@@ -111,6 +108,18 @@ impl GroupNormCpu {
     }
 
     /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
+    /// [`Self::apply`] from `src` into `dst` (every element of which it writes).
+    fn apply_into(&self, (a, b): (f32, f32), src: &[f32], dst: &mut [MaybeUninit<f32>]) {
+        if self.silu {
+            zip_map_into(dst, src, src, |v, _| {
+                let y = v * a + b;
+                y * fast_math::sigmoid(y)
+            });
+        } else {
+            zip_map_into(dst, src, src, |v, _| v * a + b);
+        }
+    }
+
     fn apply(&self, (a, b): (f32, f32), values: &mut [f32]) {
         if self.silu {
             for v in values.iter_mut() {
@@ -141,22 +150,34 @@ impl CustomOp1 for GroupNormCpu {
         }
         let x = f32_slice(xs, xl, "group_norm")?;
         let (block, spatial) = self.sizes(xl.dims());
-        let mut out = vec![0f32; x.len()];
         if block == 0 {
-            return Ok((CpuStorage::F32(out), xl.shape().clone()));
+            return Ok((CpuStorage::F32(vec![0f32; x.len()]), xl.shape().clone()));
         }
-        out.par_chunks_mut(block)
-            .zip(x.par_chunks(block))
-            .enumerate()
-            .for_each(|(i, (o, xg))| {
-                let channels = o.chunks_exact_mut(spatial).zip(xg.chunks_exact(spatial));
-                for (map, (oc, xc)) in self.channel_maps(i, xg).zip(channels) {
-                    for (o, x) in oc.chunks_mut(CHUNK).zip(xc.chunks(CHUNK)) {
-                        o.copy_from_slice(x);
-                        self.apply(map, o);
-                    }
-                }
-            });
+        if x.len() % block != 0
+            || self.gamma.len() != xl.dims()[1]
+            || self.beta.len() != self.gamma.len()
+        {
+            bail!(
+                "group_norm: input {:?} does not fit {} channel weights",
+                xl.dims(),
+                self.gamma.len()
+            );
+        }
+        // SAFETY: the groups of `out` and `x` pair up one to one, a group is its channels
+        // (`spatial` values each, one map per channel) and `apply_into` writes every value.
+        let out = unsafe {
+            new_filled(x.len(), |out| {
+                out.par_chunks_mut(block)
+                    .zip(x.par_chunks(block))
+                    .enumerate()
+                    .for_each(|(i, (o, xg))| {
+                        let channels = o.chunks_exact_mut(spatial).zip(xg.chunks_exact(spatial));
+                        for (map, (oc, xc)) in self.channel_maps(i, xg).zip(channels) {
+                            self.apply_into(map, xc, oc);
+                        }
+                    });
+            })
+        };
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 }
@@ -292,21 +313,29 @@ impl CustomOp3 for LayerNormCpu {
         let gamma = f32_slice(gs, gl, "layer_norm")?;
         let beta = f32_slice(bs, bl, "layer_norm")?;
         let width = gamma.len();
-        let mut out = vec![0f32; x.len()];
         if width == 0 {
-            return Ok((CpuStorage::F32(out), xl.shape().clone()));
+            return Ok((CpuStorage::F32(vec![0f32; x.len()]), xl.shape().clone()));
+        }
+        if x.len() % width != 0 || beta.len() != width {
+            bail!("layer_norm: {} values are not rows of {width}", x.len());
         }
         let rows_per_task = (16384 / width).max(1);
-        out.par_chunks_mut(rows_per_task * width)
-            .zip(x.par_chunks(rows_per_task * width))
-            .for_each(|(o, xr)| {
-                for (o, xr) in o.chunks_exact_mut(width).zip(xr.chunks_exact(width)) {
-                    let (mean, rstd) = moments(xr, self.eps);
-                    for (((o, &v), &g), &b) in o.iter_mut().zip(xr).zip(gamma).zip(beta) {
-                        *o = (v - mean) * rstd * g + b;
-                    }
-                }
-            });
+        // SAFETY: the chunks of `out` and `x` pair up one to one, both whole rows of
+        // `width` (checked above), and every value of every row is written.
+        let out = unsafe {
+            new_filled(x.len(), |out| {
+                out.par_chunks_mut(rows_per_task * width)
+                    .zip(x.par_chunks(rows_per_task * width))
+                    .for_each(|(o, xr)| {
+                        for (o, xr) in o.chunks_exact_mut(width).zip(xr.chunks_exact(width)) {
+                            let (mean, rstd) = moments(xr, self.eps);
+                            for (((o, &v), &g), &b) in o.iter_mut().zip(xr).zip(gamma).zip(beta) {
+                                o.write((v - mean) * rstd * g + b);
+                            }
+                        }
+                    });
+            })
+        };
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 }
