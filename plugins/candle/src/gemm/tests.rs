@@ -618,12 +618,29 @@ fn paired_rows_multiply_as_their_rounded_rows() {
     }
 }
 
+/// Runs `product` into zeroed memory and into uninitialised memory that holds NaN (which
+/// a read before a write would carry into the result and a skipped element would keep),
+/// and checks that the second wrote every element, bit for bit as the first. Returns the
+/// first.
+fn into_zeroed_and_uninit(len: usize, what: &str, product: impl Fn(Output<'_>)) -> Vec<f32> {
+    let mut zeroed = vec![0f32; len];
+    product(Output::new(&mut zeroed, 0, 0));
+    let mut fresh = vec![MaybeUninit::new(f32::NAN); len];
+    product(Output::uninit(&mut fresh, 0, 0));
+    for (i, (z, f)) in zeroed.iter().zip(&fresh).enumerate() {
+        // SAFETY: every element was initialised (to NaN) before the product.
+        let f = unsafe { f.assume_init() };
+        assert!(z.is_finite(), "{what}: element {i} is {z}");
+        assert_eq!(z.to_bits(), f.to_bits(), "{what}: element {i}");
+    }
+    zeroed
+}
+
 /// A product into uninitialised memory (`Output::uninit`, `matmul_batched_new`) writes
 /// every element of every item, never reads one before writing it, and gives the same
 /// values, bit for bit, as the product into zeroed memory; checked on every f32 kernel and
 /// both precisions, over shapes with partial tiles, several depth blocks and 2 threads'
-/// worth of tasks. The memory starts as NaN, which a read before a write would carry into
-/// the result and a skipped element would keep.
+/// worth of tasks.
 #[test]
 fn products_into_uninitialised_memory_write_every_element() {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -641,51 +658,19 @@ fn products_into_uninitialised_memory_write_every_element() {
             ld: n,
         };
         for precision in [Precision::F32, Precision::Bf16] {
+            let what = format!("{m}×{n}×{k} {precision:?}");
             pool.install(|| {
-                let mut zeroed = vec![0f32; 2 * m * n];
-                let out = Output::new(&mut zeroed, n, m * n);
-                matmul_batched_in(
-                    precision,
-                    dims,
-                    2,
-                    &rows,
-                    b_of,
-                    out,
-                    Bias::PerRow(&bias),
-                    true,
-                );
-                let mut fresh = vec![MaybeUninit::new(f32::NAN); 2 * m * n];
-                let out = Output::uninit(&mut fresh, n, m * n);
-                matmul_batched_in(
-                    precision,
-                    dims,
-                    2,
-                    &rows,
-                    b_of,
-                    out,
-                    Bias::PerRow(&bias),
-                    true,
-                );
-                let new =
-                    matmul_batched_new(precision, dims, 2, &rows, b_of, Bias::PerRow(&bias), true);
-                for (i, ((z, f), v)) in zeroed.iter().zip(&fresh).zip(&new).enumerate() {
-                    // SAFETY: every element was initialised (to NaN) before the product.
-                    let f = unsafe { f.assume_init() };
-                    assert!(
-                        z.is_finite(),
-                        "{m}×{n}×{k} {precision:?}: element {i} is {z}"
-                    );
-                    assert_eq!(
-                        z.to_bits(),
-                        f.to_bits(),
-                        "{m}×{n}×{k} {precision:?}: element {i}"
-                    );
-                    assert_eq!(
-                        z.to_bits(),
-                        v.to_bits(),
-                        "{m}×{n}×{k} {precision:?}: element {i}"
-                    );
-                }
+                let bias = Bias::PerRow(&bias);
+                let want = into_zeroed_and_uninit(2 * m * n, &what, |out| {
+                    let out = Output {
+                        ld: n,
+                        batch_stride: m * n,
+                        ..out
+                    };
+                    matmul_batched_in(precision, dims, 2, &rows, b_of, out, bias, true)
+                });
+                let new = matmul_batched_new(precision, dims, 2, &rows, b_of, bias, true);
+                assert_eq!(new, want, "{what}: matmul_batched_new");
             });
         }
     }
@@ -698,17 +683,9 @@ fn products_into_uninitialised_memory_write_every_element() {
         let (a, b) = (random(29 * 400, 15), random(400 * 70, 16));
         let rows = RowMajor { data: &a, ld: 400 };
         let cols = RowMajor { data: &b, ld: 70 };
-        let mut zeroed = vec![0f32; 29 * 70];
-        let out = Output::new(&mut zeroed, 70, 0);
-        matmul_batched_on(isa, dims, 1, &rows, |_| &cols, out, Bias::None, true);
-        let mut fresh = vec![MaybeUninit::new(f32::NAN); 29 * 70];
-        let out = Output::uninit(&mut fresh, 70, 0);
-        matmul_batched_on(isa, dims, 1, &rows, |_| &cols, out, Bias::None, true);
-        for (i, (z, f)) in zeroed.iter().zip(&fresh).enumerate() {
-            // SAFETY: initialised to NaN before the product.
-            let f = unsafe { f.assume_init() };
-            assert!(z.is_finite(), "{isa:?}: element {i}");
-            assert_eq!(z.to_bits(), f.to_bits(), "{isa:?}: element {i}");
-        }
+        into_zeroed_and_uninit(29 * 70, &format!("{isa:?}"), |out| {
+            let out = Output { ld: 70, ..out };
+            matmul_batched_on(isa, dims, 1, &rows, |_| &cols, out, Bias::None, true)
+        });
     }
 }
