@@ -4,6 +4,7 @@
 
 pub mod fuzz;
 mod img2img_cases;
+pub mod tiny_networks;
 
 pub use img2img_cases::{img2img_cases, img2img_golden, tiny_model, txt2img_params_of};
 use std::path::PathBuf;

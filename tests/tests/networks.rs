@@ -5,69 +5,18 @@
 //! magnitude of the reference tensor.
 
 use easel_candle::CandleBackend;
-use easel_core::formats::open_tensor_store;
 use easel_core::formats::TensorStore;
 use easel_core::nn::{
     infer_clip_config, infer_unet_config, infer_vae_config, AutoencoderKl, ClipConfig,
-    ClipTextEncoder, UNet, UNetConfig, VaeConfig, Weights,
+    ClipTextEncoder, UNet, UNetConfig, Weights,
 };
 use easel_core::Backend;
-use easel_tests::{golden_path, max_rel_diff, models_dir};
+use easel_tests::max_rel_diff;
+use easel_tests::tiny_networks::{
+    assert_close, chunk_tokens, golden, model, tensor, tiny_unet_config, tiny_vae_config, TEXT_TOL,
+    UNET_TOL, VAE_TOL,
+};
 use std::sync::Arc;
-
-/// Text encoder hidden states (4 layers): observed 5e-7.
-const TEXT_TOL: f32 = 5e-6;
-/// UNet eps (22 res blocks, 7 transformers): observed 1.6e-6.
-const UNET_TOL: f32 = 2e-5;
-/// VAE decode and encode: observed 2.6e-6.
-const VAE_TOL: f32 = 2e-5;
-
-fn model(name: &str) -> TensorStore {
-    open_tensor_store(&models_dir().join("Stable-diffusion").join(name)).unwrap()
-}
-
-fn golden(name: &str) -> TensorStore {
-    open_tensor_store(&golden_path(name)).unwrap()
-}
-
-/// f32 data and shape of a golden tensor.
-fn tensor(store: &TensorStore, key: &str) -> (Vec<f32>, Vec<usize>) {
-    let shape = store.info(key).unwrap().shape.clone();
-    (store.read_f32(key).unwrap(), shape)
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    let rel = max_rel_diff(got, want);
-    println!("{what}: max relative difference {rel:e}");
-    assert!(rel < tol, "{what}: max relative difference {rel} > {tol}");
-}
-
-/// Token ids of a one-chunk prompt as A1111 builds them, from `prompt_chunks.json`.
-fn chunk_tokens(prompt: &str) -> Vec<u32> {
-    let text = std::fs::read_to_string(golden_path("prompt_chunks.json")).unwrap();
-    let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let case = cases
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["prompt"] == prompt)
-        .unwrap_or_else(|| panic!("prompt {prompt:?} not in prompt_chunks.json"));
-    let chunks = case["chunks"].as_array().unwrap();
-    assert_eq!(chunks.len(), 1);
-    for m in chunks[0]["multipliers"].as_array().unwrap() {
-        assert_eq!(
-            m.as_f64(),
-            Some(1.0),
-            "raw encoder test needs a prompt without emphasis"
-        );
-    }
-    chunks[0]["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
 
 #[test]
 fn clip_config_is_inferred_from_shapes() {
@@ -135,16 +84,6 @@ fn unet_config_is_inferred_from_shapes() {
             use_linear_in_transformer: false,
         }
     );
-}
-
-fn tiny_unet_config() -> UNetConfig {
-    UNetConfig {
-        model_channels: 32,
-        attention_resolutions: vec![4, 2, 1],
-        channel_mult: vec![1, 1, 2, 2],
-        context_dim: 128,
-        ..UNetConfig::sd15()
-    }
 }
 
 fn run_unet(store: &TensorStore, w: &Weights, b: &CandleBackend) -> Vec<f32> {
@@ -273,14 +212,6 @@ fn unet_rejects_bad_inputs() {
         err.contains("model.diffusion_model.input_blocks.0.0.weight"),
         "{err}"
     );
-}
-
-fn tiny_vae_config() -> VaeConfig {
-    VaeConfig {
-        ch: 32,
-        ch_mult: vec![1, 2, 2, 2],
-        ..VaeConfig::sd15()
-    }
 }
 
 #[test]

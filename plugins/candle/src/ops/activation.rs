@@ -47,7 +47,7 @@ fn quick_gelu_f32(x: f32) -> f32 {
 }
 
 fn cpu_f32(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+    super::cpu_kernel::on_kernel_cpu(x) && x.dtype() == candle_core::DType::F32
 }
 
 /// `x · sigmoid(x)`.

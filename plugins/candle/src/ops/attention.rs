@@ -3,6 +3,7 @@
 //! stays under a byte budget: at 512×512 the first UNet attention would otherwise hold
 //! 8 × 4096 × 4096 scores per image.
 
+use super::cpu_kernel::on_kernel_cpu;
 use super::fused_attention::{block_rows_for, FusedAttention};
 use super::softmax::{scaled_softmax, CausalRows};
 use crate::gemm::Precision;
@@ -28,7 +29,7 @@ pub fn attention(
     block_bytes: usize,
     precision: Precision,
 ) -> Result<Tensor> {
-    let fused = (q.device().is_cpu() && q.dtype() == DType::F32).then_some(precision);
+    let fused = (on_kernel_cpu(q) && q.dtype() == DType::F32).then_some(precision);
     attention_with(q, k, v, heads, causal, block_bytes, fused)
 }
 

@@ -4,6 +4,24 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether the custom CPU kernels run at all (see [`set_cpu_kernels`]).
+static CPU_KERNELS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the custom CPU kernels off (or back on) for the whole process: every operation on
+/// CPU tensors then runs as the composition of candle operations that other devices (CUDA)
+/// run, so that those compositions can be checked against the reference outputs on a
+/// machine without a GPU (`tests/tests/composed_ops.rs`). fp32 only: the bf16 precision's
+/// resident weights and compact activations are the kernels' own forms. Much slower.
+pub fn set_cpu_kernels(on: bool) {
+    CPU_KERNELS.store(on, Ordering::Relaxed);
+}
+
+/// Whether `t` is on the CPU with the custom kernels on: where the kernels may take it.
+pub fn on_kernel_cpu(t: &Tensor) -> bool {
+    t.device().is_cpu() && CPU_KERNELS.load(Ordering::Relaxed)
+}
 
 /// Elements handed to one rayon task by the elementwise kernels: large enough to amortise
 /// scheduling, small enough to spread a 64×64×320 activation over every core.
@@ -152,19 +170,19 @@ impl ActivationDataMut<'_> {
 /// Whether `t` is a compact (bf16) activation on the CPU, which the kernels that keep
 /// activations compact read as it is.
 pub fn is_compact_cpu(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::BF16
+    on_kernel_cpu(t) && t.dtype() == DType::BF16
 }
 
 /// Whether `w` is a weight the custom kernels read on the CPU (f32, or resident bf16) and
 /// every other tensor is f32 on the CPU.
 pub fn cpu_kernel_operands(w: &Tensor, others: &[&Tensor]) -> bool {
-    w.device().is_cpu() && matches!(w.dtype(), DType::F32 | DType::BF16) && all_cpu_f32(others)
+    on_kernel_cpu(w) && matches!(w.dtype(), DType::F32 | DType::BF16) && all_cpu_f32(others)
 }
 
 /// Whether every tensor is an f32 tensor on the CPU (the case the custom kernels handle).
 pub fn all_cpu_f32(ts: &[&Tensor]) -> bool {
     ts.iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+        .all(|t| on_kernel_cpu(t) && t.dtype() == DType::F32)
 }
 
 /// A new vector of `len` values that `fill` writes, never zeroed first: an activation's

@@ -5,7 +5,9 @@
 //! gives a compact group norm: each group widens, goes through the f32 arithmetic and is
 //! rounded back.
 
-use super::cpu_kernel::{f32_slice, f32_slice_mut, new_filled, with_f32_data, zip_map_into};
+use super::cpu_kernel::{
+    f32_slice, f32_slice_mut, new_filled, on_kernel_cpu, with_f32_data, zip_map_into,
+};
 use super::fast_math;
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp3, DType, InplaceOp1, Layout, Result, Shape, Tensor, D,
@@ -221,7 +223,7 @@ pub fn group_norm_owned(
     silu: bool,
 ) -> Result<Tensor> {
     let kernel_dtype = matches!(x.dtype(), DType::F32 | DType::BF16);
-    if !(x.device().is_cpu() && kernel_dtype && x.is_contiguous()) {
+    if !(on_kernel_cpu(&x) && kernel_dtype && x.is_contiguous()) {
         return group_norm(&x, groups, gamma, beta, eps, silu);
     }
     check_group_norm(&x, groups, gamma, beta)?;
@@ -267,7 +269,7 @@ pub fn group_norm(
     let dims = x.dims();
     let channels = dims[1];
     // A compact (bf16) activation stays compact.
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::BF16) {
+    if on_kernel_cpu(x) && matches!(x.dtype(), DType::F32 | DType::BF16) {
         return x
             .contiguous()?
             .apply_op1_no_bwd(&GroupNormCpu::new(groups, eps, silu, gamma, beta)?);
@@ -344,7 +346,7 @@ impl CustomOp3 for LayerNormCpu {
 pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
     let width = x.dim(D::Minus1)?;
     check_affine("layer_norm", width, gamma, beta)?;
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
+    if on_kernel_cpu(x) && x.dtype() == DType::F32 {
         return x.contiguous()?.apply_op3_no_bwd(
             &gamma.contiguous()?,
             &beta.contiguous()?,

@@ -3,7 +3,7 @@
 //! query position get probability 0. On the CPU it overwrites the score buffer in place
 //! (one parallel task per block of rows); elsewhere it is a composition of candle ops.
 
-use super::cpu_kernel::f32_slice_mut;
+use super::cpu_kernel::{f32_slice_mut, on_kernel_cpu};
 use super::fast_math;
 use candle_core::{bail, CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, D};
 use rayon::prelude::*;
@@ -131,7 +131,7 @@ pub fn scaled_softmax(scores: Tensor, scale: f32, causal: Option<CausalRows>) ->
             );
         }
     }
-    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+    if on_kernel_cpu(&scores) && scores.dtype() == DType::F32 {
         let scores = if scores.is_contiguous() {
             scores
         } else {
