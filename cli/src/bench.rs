@@ -184,10 +184,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     check_sizes(&a.sizes)?;
     match compute {
-        Compute::Cpu => {
-            let b = a.compute.cpu()?;
+        Compute::Candle => {
+            let b = a.compute.candle()?;
             println!("backend: {}", b.name());
-            println!("{}", cpu_dispatch_line(b.precision()));
+            if b.device().is_cpu() {
+                println!("{}", cpu_dispatch_line(b.precision()));
+            }
             run_on(&b, &a)
         }
         Compute::Wgpu => {

@@ -10,7 +10,8 @@ use easel_wgpu::{AdapterChoice, WgpuBackend, WgpuOptions};
 
 #[derive(Args, Clone, Debug)]
 pub struct ComputeArgs {
-    /// Compute backend: cpu (candle) or wgpu (Vulkan/Metal/DX12 GPU through wgpu).
+    /// Compute backend: cpu (candle), cuda or cuda:N (candle on an NVIDIA GPU; needs an
+    /// easel built with `--features cuda`), or wgpu (Vulkan/Metal/DX12 GPU through wgpu).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
     /// wgpu adapter: a name substring, or high-performance, low-power, software.
@@ -31,36 +32,85 @@ pub struct ComputeArgs {
 /// The backend the flags chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compute {
-    Cpu,
+    /// candle: on the CPU, or on a CUDA GPU (`--backend cuda`).
+    Candle,
     Wgpu,
+}
+
+/// Where the candle backend runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CandleDevice {
+    Cpu,
+    /// CUDA device ordinal.
+    Cuda(usize),
 }
 
 impl ComputeArgs {
     /// Applies `--threads` and checks the flags fit together (a known backend, no CPU
-    /// precision for wgpu), before anything is loaded.
+    /// precision for a GPU, CUDA only where it was built in), before anything is loaded.
     pub fn choose(&self) -> Result<Compute> {
         set_threads(self.threads);
-        match self.backend.to_ascii_lowercase().as_str() {
-            "cpu" | "candle" => Ok(Compute::Cpu),
-            "wgpu" | "gpu" => {
-                no_precision_for_wgpu(self.precision.as_deref())?;
-                Ok(Compute::Wgpu)
+        if let Some(device) = self.candle_device()? {
+            if let CandleDevice::Cuda(_) = device {
+                fp32_only("cuda", self.precision.as_deref())?;
+                if !cfg!(feature = "cuda") {
+                    return Err(Error::Invalid(
+                        "this easel was built without CUDA: rebuild it with `cargo build --release -p easel-cli --features cuda` (needs the CUDA toolkit's nvcc), or use --backend wgpu"
+                            .into(),
+                    ));
+                }
             }
-            other => Err(Error::Invalid(format!(
-                "unknown backend `{other}` (valid: cpu, wgpu)"
-            ))),
+            return Ok(Compute::Candle);
         }
+        fp32_only("wgpu", self.precision.as_deref())?;
+        Ok(Compute::Wgpu)
     }
 
-    /// The CPU backend in `--precision`.
-    pub fn cpu(&self) -> Result<CandleBackend> {
-        cpu_backend(self.precision.as_deref())
+    /// The candle device `--backend` names, or `None` for wgpu.
+    fn candle_device(&self) -> Result<Option<CandleDevice>> {
+        let backend = self.backend.trim().to_ascii_lowercase();
+        let unknown = || {
+            Error::Invalid(format!(
+                "unknown backend `{}` (valid: cpu, cuda, cuda:N, wgpu)",
+                self.backend
+            ))
+        };
+        Ok(match backend.as_str() {
+            "cpu" | "candle" => Some(CandleDevice::Cpu),
+            "cuda" => Some(CandleDevice::Cuda(0)),
+            "wgpu" | "gpu" => None,
+            other => match other.strip_prefix("cuda:") {
+                Some(n) => Some(CandleDevice::Cuda(n.parse().map_err(|_| unknown())?)),
+                None => return Err(unknown()),
+            },
+        })
+    }
+
+    /// The candle backend: on the CPU in `--precision`, or on the CUDA device named.
+    pub fn candle(&self) -> Result<CandleBackend> {
+        match self.candle_device()? {
+            Some(CandleDevice::Cuda(ordinal)) => cuda_backend(ordinal),
+            _ => cpu_backend(self.precision.as_deref()),
+        }
     }
 
     /// The wgpu backend on `--adapter`.
     pub fn wgpu(&self) -> Result<WgpuBackend> {
         wgpu_backend(self.adapter.as_deref())
     }
+}
+
+/// candle on CUDA device `ordinal` (f32; the CPU kernels' precisions do not apply).
+#[cfg(feature = "cuda")]
+fn cuda_backend(ordinal: usize) -> Result<CandleBackend> {
+    CandleBackend::cuda(ordinal).map_err(|e| Error::Invalid(format!("CUDA device {ordinal}: {e}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_backend(ordinal: usize) -> Result<CandleBackend> {
+    Err(Error::Invalid(format!(
+        "CUDA device {ordinal}: this easel was built without CUDA (`--features cuda`)"
+    )))
 }
 
 /// Limit CPU threads. Must run before any parallel work starts: candle's kernels and the
@@ -86,11 +136,11 @@ pub fn cpu_backend(precision: Option<&str>) -> Result<CandleBackend> {
     Ok(CandleBackend::cpu().with_precision(precision))
 }
 
-/// `--precision` chooses the CPU backend's arithmetic; the wgpu backend has its own.
-pub fn no_precision_for_wgpu(precision: Option<&str>) -> Result<()> {
+/// `--precision` chooses the CPU backend's arithmetic; the GPU backends have their own.
+fn fp32_only(backend: &str, precision: Option<&str>) -> Result<()> {
     match precision {
         Some(p) if !p.trim().eq_ignore_ascii_case("fp32") => Err(Error::Invalid(format!(
-            "--precision {p} applies to the CPU backend, not wgpu"
+            "--precision {p} applies to the CPU backend, not {backend}"
         ))),
         _ => Ok(()),
     }

@@ -684,8 +684,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         return Err(Error::Invalid("--batch-count must be at least 1".into()));
     }
     match compute {
-        Compute::Cpu => {
-            let b = a.compute.cpu()?;
+        Compute::Candle => {
+            let b = a.compute.candle()?;
             if a.verbose {
                 eprintln!("backend: {}", b.name());
             }

@@ -314,7 +314,7 @@ fn cell_file_name(plan: &GridPlan, c: CellIndex) -> String {
 
 pub fn run(a: GridArgs) -> Result<()> {
     match a.base.compute.choose()? {
-        Compute::Cpu => run_on(&a, Session::new(a.base.compute.cpu()?)),
+        Compute::Candle => run_on(&a, Session::new(a.base.compute.candle()?)),
         Compute::Wgpu => run_on(&a, Session::new(a.base.compute.wgpu()?)),
     }
 }

@@ -180,8 +180,8 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
             ))
         }
         _ => match compute {
-            Compute::Cpu => {
-                let up = model_upscaler(&a, a.compute.cpu()?)?;
+            Compute::Candle => {
+                let up = model_upscaler(&a, a.compute.candle()?)?;
                 (run_with(&img, target, &up)?, up.name().to_string())
             }
             Compute::Wgpu => {

@@ -113,6 +113,16 @@ fn bad_settings_fail_with_a_message() {
             vec!["--backend", "wgpu", "--precision", "bf16"],
             "--precision bf16 applies to the CPU backend",
         ),
+        (
+            vec!["--backend", "cuda", "--precision", "bf16"],
+            "--precision bf16 applies to the CPU backend, not cuda",
+        ),
+        (vec!["--backend", "cuda:one"], "unknown backend `cuda:one`"),
+        #[cfg(not(feature = "cuda"))]
+        (
+            vec!["--backend", "cuda:1"],
+            "this easel was built without CUDA",
+        ),
     ] {
         let out = easel()
             .args(["generate", "-o", "/nonexistent-dir/x.png"])

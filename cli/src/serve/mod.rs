@@ -159,7 +159,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let folders = (models.clone(), Some(embeddings.clone()));
     let job_time = a.limits.job_time();
     let worker = match compute {
-        Compute::Cpu => worker::start(move || args.cpu(), folders, job_time)?,
+        Compute::Candle => worker::start(move || args.candle(), folders, job_time)?,
         Compute::Wgpu => worker::start(move || args.wgpu(), folders, job_time)?,
     };
     let page = static_files::page_dir(a.dir.clone());

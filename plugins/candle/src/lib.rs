@@ -145,7 +145,13 @@ impl Backend for CandleBackend {
                 },
                 gemm::kernel_name(self.precision)
             ),
-            Device::Cuda(_) => "candle cuda".to_string(),
+            Device::Cuda(_) => format!(
+                "candle cuda:{} (fp32)",
+                match self.device.location() {
+                    candle_core::DeviceLocation::Cuda { gpu_id } => gpu_id,
+                    _ => 0,
+                }
+            ),
             Device::Metal(_) => "candle metal".to_string(),
         }
     }
