@@ -19,12 +19,7 @@
 //! decode 12.3 → 9.2 s in fp32 and 10.2 → 9.0–9.2 s in bf16, steps unchanged, the decode's
 //! peak RSS lower (2765 → 2736 MiB in bf16). The price is that a long-lived process keeps
 //! the blocks it freed: [`release_free_memory`] hands them back, called by the server when
-//! it goes idle and after unloading a model, and by the pipeline between sampling and the
-//! VAE decode (registered with `easel_core::phase_release`), so that the decode's large
-//! activations do not come on top of the UNet's freed ones. Before that hook, the large-block
-//! allocator trimmed glibc's heap whenever it mapped a new block, which happened three
-//! times in every 512² step: on the 2-core Zen 3, 103 000 page faults per step, 53 000
-//! once the trim moved to the phase boundary.
+//! it goes idle and after unloading a model.
 //!
 //! Hand-written rather than a general-purpose allocator crate: jemalloc with its defaults
 //! made the same bench slower (step 7.3 → 8.6 s, more kernel time: it purges freed large
@@ -44,7 +39,6 @@ pub fn keep_freed_memory() {
             libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
         }
     }
-    easel_core::phase_release::set_phase_release(release_free_memory);
 }
 
 /// Return the memory freed blocks still hold to the system: the recycled large blocks and

@@ -86,11 +86,16 @@ impl RecyclingAllocator {
                 Some((block.addr as *mut u8, true))
             }
             None => {
-                // Growing: none of the kept blocks can serve this, so they go (the process's
-                // peak is then not them plus this block). What the small-block heap holds
-                // free stays: it is given back between phases (`crate::allocator`), not
-                // here, where the next layers would fault it in again at once.
+                // Growing: none of the kept blocks can serve this, so they go, and so does
+                // what the small-block heap holds free (e.g. the UNet's activations before
+                // a VAE decode): the process's peak is then not that memory plus this block.
                 self.release();
+                #[cfg(target_env = "gnu")]
+                // SAFETY: malloc_trim only walks glibc's own free lists; no lock of this
+                // allocator is held.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
                 map(len).map(|p| (p, false))
             }
         }

@@ -21,7 +21,6 @@ pub mod io;
 pub mod model;
 pub mod nn;
 pub mod noise;
-pub mod phase_release;
 pub mod pipeline;
 pub mod registry;
 pub mod sampler;

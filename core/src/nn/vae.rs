@@ -219,16 +219,12 @@ impl<B: Backend> AutoencoderKl<B> {
                 self.cfg.embed_dim
             )));
         }
-        // What the sampling freed goes back before the decode's activations grow.
-        crate::phase_release::release_between_phases();
         let h = self.post_quant_conv.forward(b, z)?;
         let mut h = self.dec_conv_in.forward(b, &h)?;
         h = self.dec_mid.forward(b, &h)?;
         for level in &self.dec_levels {
-            // Each level is four times the size of the last: the memory the last one freed
-            // goes back, and from where the activations are large, the backend may keep
-            // them in a compact form.
-            crate::phase_release::release_between_phases();
+            // Each level is four times the size of the last: from where the activations
+            // are large, the backend may keep them in a compact form.
             h = b.compact(h)?;
             for block in &level.blocks {
                 h = block.forward_owned(b, h, None)?;
