@@ -4,7 +4,8 @@
 
 use crate::{golden_path, max_rel_diff, models_dir};
 use easel_core::formats::{open_tensor_store, TensorStore};
-use easel_core::nn::{UNetConfig, VaeConfig};
+use easel_core::nn::{AttentionHook, UNet, UNetConfig, VaeConfig};
+use easel_core::Backend;
 
 /// Text encoder hidden states (4 layers): observed 5e-7 with the CPU kernels.
 pub const TEXT_TOL: f32 = 5e-6;
@@ -82,4 +83,22 @@ pub fn tiny_vae_config() -> VaeConfig {
         ch_mult: vec![1, 2, 2, 2],
         ..VaeConfig::sd15()
     }
+}
+
+/// The UNet's output on the golden case (`unet.safetensors`: latent `x`, timesteps `t`,
+/// `context`), with `hooks`; its shape is checked against the latent's.
+pub fn run_unet_case<B: Backend>(
+    b: &B,
+    unet: &UNet<B>,
+    hooks: &[&dyn AttentionHook<B>],
+) -> Vec<f32> {
+    let g = golden("unet.safetensors");
+    let (x, xs) = tensor(&g, "x");
+    let (t, _) = tensor(&g, "t");
+    let (ctx, cs) = tensor(&g, "context");
+    let x = b.upload(&x, &xs).unwrap();
+    let ctx = b.upload(&ctx, &cs).unwrap();
+    let eps = unet.forward(b, &x, &t, &ctx, hooks).unwrap();
+    assert_eq!(b.shape(&eps), xs);
+    b.download(&eps).unwrap()
 }

@@ -8,8 +8,8 @@ use easel_candle::CandleBackend;
 use easel_core::nn::{infer_clip_config, AutoencoderKl, ClipTextEncoder, UNet, Weights};
 use easel_core::Backend;
 use easel_tests::tiny_networks::{
-    assert_close, chunk_tokens, golden, model, tensor, tiny_unet_config, tiny_vae_config, TEXT_TOL,
-    UNET_TOL, VAE_TOL,
+    assert_close, chunk_tokens, golden, model, run_unet_case, tensor, tiny_unet_config,
+    tiny_vae_config, TEXT_TOL, UNET_TOL, VAE_TOL,
 };
 
 /// The CPU backend with its kernels off (every test of this binary turns them off).
@@ -28,23 +28,8 @@ fn unet_matches_golden_eps() {
         &tiny_unet_config(),
     )
     .unwrap();
-    let g = golden("unet.safetensors");
-    let (x, xs) = tensor(&g, "x");
-    let (t, _) = tensor(&g, "t");
-    let (ctx, cs) = tensor(&g, "context");
-    let run = |b: &CandleBackend| {
-        let eps = unet
-            .forward(
-                b,
-                &b.upload(&x, &xs).unwrap(),
-                &t,
-                &b.upload(&ctx, &cs).unwrap(),
-                &[],
-            )
-            .unwrap();
-        b.download(&eps).unwrap()
-    };
-    let want = tensor(&g, "eps").0;
+    let run = |b: &CandleBackend| run_unet_case(b, &unet, &[]);
+    let want = tensor(&golden("unet.safetensors"), "eps").0;
     assert_close("eps (composed)", &run(&b), &want, UNET_TOL);
     // Chunked attention: the query blocks of the composed attention.
     let chunked = b.clone().with_attention_block_bytes(4096);

@@ -13,8 +13,8 @@ use easel_core::nn::{
 use easel_core::Backend;
 use easel_tests::max_rel_diff;
 use easel_tests::tiny_networks::{
-    assert_close, chunk_tokens, golden, model, tensor, tiny_unet_config, tiny_vae_config, TEXT_TOL,
-    UNET_TOL, VAE_TOL,
+    assert_close, chunk_tokens, golden, model, run_unet_case, tensor, tiny_unet_config,
+    tiny_vae_config, TEXT_TOL, UNET_TOL, VAE_TOL,
 };
 use std::sync::Arc;
 
@@ -88,22 +88,7 @@ fn unet_config_is_inferred_from_shapes() {
 
 fn run_unet(store: &TensorStore, w: &Weights, b: &CandleBackend) -> Vec<f32> {
     let _ = store;
-    let unet = UNet::load(b, w, &tiny_unet_config()).unwrap();
-    let g = golden("unet.safetensors");
-    let (x, xs) = tensor(&g, "x");
-    let (t, _) = tensor(&g, "t");
-    let (ctx, cs) = tensor(&g, "context");
-    let eps = unet
-        .forward(
-            b,
-            &b.upload(&x, &xs).unwrap(),
-            &t,
-            &b.upload(&ctx, &cs).unwrap(),
-            &[],
-        )
-        .unwrap();
-    assert_eq!(b.shape(&eps), xs);
-    b.download(&eps).unwrap()
+    run_unet_case(b, &UNet::load(b, w, &tiny_unet_config()).unwrap(), &[])
 }
 
 #[test]
@@ -402,14 +387,8 @@ fn unet_hooks_chain_key_and_value_paths_separately() {
         &tiny_unet_config(),
     )
     .unwrap();
-    let g = golden("unet.safetensors");
-    let (x, xs) = tensor(&g, "x");
-    let (t, _) = tensor(&g, "t");
-    let (ctx, cs) = tensor(&g, "context");
-    let (x, ctx) = (b.upload(&x, &xs).unwrap(), b.upload(&ctx, &cs).unwrap());
     let run = |hooks: &[&dyn easel_core::nn::AttentionHook<CandleBackend>]| {
-        b.download(&unet.forward(&b, &x, &t, &ctx, hooks).unwrap())
-            .unwrap()
+        run_unet_case(&b, &unet, hooks)
     };
     let plain = run(&[]);
     let identity = AffineHook {

@@ -17,7 +17,6 @@
 //! f16-exact would differ by ~1e-3 relative, as any f16 inference does.
 
 use easel_candle::CandleBackend;
-use easel_core::formats::{open_tensor_store, TensorStore};
 use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
 use easel_core::nn::{
     infer_clip_config, infer_unet_config, infer_vae_config, AutoencoderKl, ClipTextEncoder, UNet,
@@ -29,6 +28,7 @@ use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
 use easel_core::sampler::block_on;
 use easel_core::Backend;
 use easel_tests::random;
+use easel_tests::tiny_networks::{chunk_tokens, golden, model, run_unet_case, tensor};
 use easel_tests::{golden_path, max_rel_diff, models_dir};
 use easel_wgpu::{half, wgpu, AdapterChoice, F16Storage, KernelShapes, WgpuBackend, WgpuOptions};
 use std::sync::OnceLock;
@@ -977,39 +977,6 @@ fn missing_adapter_and_short_limits_are_clear_errors() {
 
 // ---- the networks against the golden outputs ------------------------------------------
 
-fn model(name: &str) -> TensorStore {
-    open_tensor_store(&models_dir().join("Stable-diffusion").join(name)).unwrap()
-}
-
-fn golden(name: &str) -> TensorStore {
-    open_tensor_store(&golden_path(name)).unwrap()
-}
-
-fn tensor(store: &TensorStore, key: &str) -> (Vec<f32>, Vec<usize>) {
-    (
-        store.read_f32(key).unwrap(),
-        store.info(key).unwrap().shape.clone(),
-    )
-}
-
-/// Token ids of a one-chunk prompt as A1111 builds them.
-fn chunk_tokens(prompt: &str) -> Vec<u32> {
-    let text = std::fs::read_to_string(golden_path("prompt_chunks.json")).unwrap();
-    let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let case = cases
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["prompt"] == prompt)
-        .unwrap();
-    case["chunks"][0]["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
-
 #[test]
 fn text_encoder_matches_golden() {
     if skip() {
@@ -1043,22 +1010,7 @@ fn unet_matches_golden_and_allocates_nothing_on_repeat() {
     let w = Weights::new(&store, "model.diffusion_model");
     let unet = UNet::load(b, &w, &infer_unet_config(&w).unwrap()).unwrap();
     let g = golden("unet.safetensors");
-    let (x, xs) = tensor(&g, "x");
-    let (t, _) = tensor(&g, "t");
-    let (ctx, cs) = tensor(&g, "context");
-    let run = || {
-        let eps = unet
-            .forward(
-                b,
-                &b.upload(&x, &xs).unwrap(),
-                &t,
-                &b.upload(&ctx, &cs).unwrap(),
-                &[],
-            )
-            .unwrap();
-        assert_eq!(b.shape(&eps), xs);
-        b.download(&eps).unwrap()
-    };
+    let run = || run_unet_case(b, &unet, &[]);
     assert_close("unet eps", &run(), &tensor(&g, "eps").0, UNET_TOL);
     let before = b.buffers_created();
     let again = run();
