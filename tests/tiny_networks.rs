@@ -4,7 +4,10 @@
 
 use crate::{golden_path, max_rel_diff, models_dir};
 use easel_core::formats::{open_tensor_store, TensorStore};
-use easel_core::nn::{AttentionHook, UNet, UNetConfig, VaeConfig};
+use easel_core::nn::{
+    infer_clip_config, AttentionHook, AutoencoderKl, ClipTextEncoder, UNet, UNetConfig, VaeConfig,
+    Weights,
+};
 use easel_core::Backend;
 
 /// Text encoder hidden states (4 layers): observed 5e-7 with the CPU kernels.
@@ -33,6 +36,7 @@ pub fn tensor(store: &TensorStore, key: &str) -> (Vec<f32>, Vec<usize>) {
 /// Asserts the largest difference relative to the reference's largest magnitude is below
 /// `tol`, printing it.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
     let rel = max_rel_diff(got, want);
     println!("{what}: max relative difference {rel:e}");
     assert!(rel < tol, "{what}: max relative difference {rel} > {tol}");
@@ -101,4 +105,50 @@ pub fn run_unet_case<B: Backend>(
     let eps = unet.forward(b, &x, &t, &ctx, hooks).unwrap();
     assert_eq!(b.shape(&eps), xs);
     b.download(&eps).unwrap()
+}
+
+/// The tiny model's text encoder, from `tiny.ckpt`.
+pub fn tiny_text_encoder<B: Backend>(b: &B) -> ClipTextEncoder<B> {
+    let store = model("tiny.ckpt");
+    let w = Weights::new(&store, "cond_stage_model.transformer.text_model");
+    ClipTextEncoder::load(b, &w, &infer_clip_config(&w).unwrap()).unwrap()
+}
+
+/// The encoder's hidden states for each `(golden key, prompt, clip skip)` of
+/// `text.safetensors` (prompts without emphasis, one chunk: the raw encoder's output).
+pub fn assert_text_cases<B: Backend>(
+    b: &B,
+    clip: &ClipTextEncoder<B>,
+    cases: &[(&str, &str, usize)],
+    tol: f32,
+) {
+    let text = golden("text.safetensors");
+    for &(case, prompt, skip) in cases {
+        let z = clip.forward(b, &chunk_tokens(prompt), skip).unwrap();
+        let (want, shape) = tensor(&text, case);
+        assert_eq!(b.shape(&z), shape, "{case}");
+        assert_close(case, &b.download(&z).unwrap(), &want, tol);
+    }
+}
+
+/// The tiny model's UNet, from `tiny.ckpt`.
+pub fn tiny_unet<B: Backend>(b: &B) -> UNet<B> {
+    let store = model("tiny.ckpt");
+    UNet::load(
+        b,
+        &Weights::new(&store, "model.diffusion_model"),
+        &tiny_unet_config(),
+    )
+    .unwrap()
+}
+
+/// The tiny model's VAE, from `tiny.ckpt`.
+pub fn tiny_vae<B: Backend>(b: &B) -> AutoencoderKl<B> {
+    let store = model("tiny.ckpt");
+    AutoencoderKl::load(
+        b,
+        &Weights::new(&store, "first_stage_model"),
+        &tiny_vae_config(),
+    )
+    .unwrap()
 }

@@ -5,11 +5,10 @@
 
 use easel_candle::ops::cpu_kernel::set_cpu_kernels;
 use easel_candle::CandleBackend;
-use easel_core::nn::{infer_clip_config, AutoencoderKl, ClipTextEncoder, UNet, Weights};
 use easel_core::Backend;
 use easel_tests::tiny_networks::{
-    assert_close, chunk_tokens, golden, model, run_unet_case, tensor, tiny_unet_config,
-    tiny_vae_config, TEXT_TOL, UNET_TOL, VAE_TOL,
+    assert_close, assert_text_cases, golden, run_unet_case, tensor, tiny_text_encoder, tiny_unet,
+    tiny_vae, TEXT_TOL, UNET_TOL, VAE_TOL,
 };
 
 /// The CPU backend with its kernels off (every test of this binary turns them off).
@@ -21,13 +20,7 @@ fn composed() -> CandleBackend {
 #[test]
 fn unet_matches_golden_eps() {
     let b = composed();
-    let store = model("tiny.ckpt");
-    let unet = UNet::load(
-        &b,
-        &Weights::new(&store, "model.diffusion_model"),
-        &tiny_unet_config(),
-    )
-    .unwrap();
+    let unet = tiny_unet(&b);
     let run = |b: &CandleBackend| run_unet_case(b, &unet, &[]);
     let want = tensor(&golden("unet.safetensors"), "eps").0;
     assert_close("eps (composed)", &run(&b), &want, UNET_TOL);
@@ -40,13 +33,7 @@ fn unet_matches_golden_eps() {
 fn vae_matches_golden_decode_and_encode() {
     let b = composed();
     let g = golden("vae.safetensors");
-    let store = model("tiny.ckpt");
-    let vae = AutoencoderKl::load(
-        &b,
-        &Weights::new(&store, "first_stage_model"),
-        &tiny_vae_config(),
-    )
-    .unwrap();
+    let vae = tiny_vae(&b);
     let (z, zs) = tensor(&g, "z");
     let decoded = vae.decode(&b, &b.upload(&z, &zs).unwrap()).unwrap();
     let (want, ws) = tensor(&g, "decoded");
@@ -71,18 +58,11 @@ fn vae_matches_golden_decode_and_encode() {
 #[test]
 fn clip_text_encoder_matches_golden() {
     let b = composed();
-    let store = model("tiny.ckpt");
-    let w = Weights::new(&store, "cond_stage_model.transformer.text_model");
-    let clip = ClipTextEncoder::load(&b, &w, &infer_clip_config(&w).unwrap()).unwrap();
-    let text = golden("text.safetensors");
-    for (case, prompt, skip) in [
+    let clip = tiny_text_encoder(&b);
+    let cases = [
         ("plain_skip1", "a photo of a cat", 1),
         ("plain_skip2", "a photo of a cat", 2),
         ("empty_skip1", "", 1),
-    ] {
-        let z = clip.forward(&b, &chunk_tokens(prompt), skip).unwrap();
-        let (want, shape) = tensor(&text, case);
-        assert_eq!(b.shape(&z), shape, "{case}");
-        assert_close(case, &b.download(&z).unwrap(), &want, TEXT_TOL);
-    }
+    ];
+    assert_text_cases(&b, &clip, &cases, TEXT_TOL);
 }

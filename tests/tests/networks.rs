@@ -7,14 +7,14 @@
 use easel_candle::CandleBackend;
 use easel_core::formats::TensorStore;
 use easel_core::nn::{
-    infer_clip_config, infer_unet_config, infer_vae_config, AutoencoderKl, ClipConfig,
-    ClipTextEncoder, UNet, UNetConfig, Weights,
+    infer_clip_config, infer_unet_config, infer_vae_config, AutoencoderKl, ClipConfig, UNet,
+    UNetConfig, Weights,
 };
 use easel_core::Backend;
 use easel_tests::max_rel_diff;
 use easel_tests::tiny_networks::{
-    assert_close, chunk_tokens, golden, model, run_unet_case, tensor, tiny_unet_config,
-    tiny_vae_config, TEXT_TOL, UNET_TOL, VAE_TOL,
+    assert_close, assert_text_cases, golden, model, run_unet_case, tensor, tiny_text_encoder,
+    tiny_unet, tiny_unet_config, tiny_vae, tiny_vae_config, TEXT_TOL, UNET_TOL, VAE_TOL,
 };
 use std::sync::Arc;
 
@@ -39,24 +39,15 @@ fn clip_config_is_inferred_from_shapes() {
 #[test]
 fn clip_text_encoder_matches_golden() {
     let b = CandleBackend::cpu();
-    let store = model("tiny.ckpt");
-    let w = Weights::new(&store, "cond_stage_model.transformer.text_model");
-    let clip = ClipTextEncoder::load(&b, &w, &infer_clip_config(&w).unwrap()).unwrap();
-    let text = golden("text.safetensors");
-    // Cases without emphasis and with one chunk: the raw encoder's output.
-    for (case, prompt, skip) in [
+    let clip = tiny_text_encoder(&b);
+    let cases = [
         ("plain_skip1", "a photo of a cat", 1),
         ("plain_skip2", "a photo of a cat", 2),
         ("plain_skip3", "a photo of a cat", 3),
         ("empty_skip1", "", 1),
         ("empty_skip2", "", 2),
-    ] {
-        let tokens = chunk_tokens(prompt);
-        let z = clip.forward(&b, &tokens, skip).unwrap();
-        let (want, shape) = tensor(&text, case);
-        assert_eq!(b.shape(&z), shape, "{case}");
-        assert_close(case, &b.download(&z).unwrap(), &want, TEXT_TOL);
-    }
+    ];
+    assert_text_cases(&b, &clip, &cases, TEXT_TOL);
     // Bad input is an error.
     assert!(clip.forward(&b, &[], 1).is_err());
     assert!(clip.forward(&b, &[49408], 1).is_err());
@@ -172,13 +163,7 @@ fn unet_loads_training_and_ema_weights() {
 #[test]
 fn unet_rejects_bad_inputs() {
     let b = CandleBackend::cpu();
-    let store = model("tiny.ckpt");
-    let unet = UNet::load(
-        &b,
-        &Weights::new(&store, "model.diffusion_model"),
-        &tiny_unet_config(),
-    )
-    .unwrap();
+    let unet = tiny_unet(&b);
     let x = b.upload(&vec![0.0; 4 * 8 * 8], &[1, 4, 8, 8]).unwrap();
     let ctx = b.upload(&vec![0.0; 77 * 128], &[1, 77, 128]).unwrap();
     assert!(unet.forward(&b, &x, &[1.0, 2.0], &ctx, &[]).is_err());
@@ -189,6 +174,7 @@ fn unet_rejects_bad_inputs() {
         model_channels: 64,
         ..tiny_unet_config()
     };
+    let store = model("tiny.ckpt");
     let err = UNet::load(&b, &Weights::new(&store, "model.diffusion_model"), &wrong)
         .err()
         .unwrap()
@@ -263,13 +249,7 @@ fn vae_matches_golden_decode_and_encode() {
     let (z, zs) = tensor(&g, "z");
     let z = b.upload(&z, &zs).unwrap();
 
-    let store = model("tiny.ckpt");
-    let vae = AutoencoderKl::load(
-        &b,
-        &Weights::new(&store, "first_stage_model"),
-        &tiny_vae_config(),
-    )
-    .unwrap();
+    let vae = tiny_vae(&b);
     let decoded = vae.decode(&b, &z).unwrap();
     let (want, ws) = tensor(&g, "decoded");
     assert_eq!(b.shape(&decoded), ws);
@@ -380,13 +360,7 @@ impl easel_core::nn::AttentionHook<CandleBackend> for AffineHook {
 #[test]
 fn unet_hooks_chain_key_and_value_paths_separately() {
     let b = CandleBackend::cpu();
-    let store = model("tiny.ckpt");
-    let unet = UNet::load(
-        &b,
-        &Weights::new(&store, "model.diffusion_model"),
-        &tiny_unet_config(),
-    )
-    .unwrap();
+    let unet = tiny_unet(&b);
     let run = |hooks: &[&dyn easel_core::nn::AttentionHook<CandleBackend>]| {
         run_unet_case(&b, &unet, hooks)
     };

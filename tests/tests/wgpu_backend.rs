@@ -18,18 +18,17 @@
 
 use easel_candle::CandleBackend;
 use easel_core::model::{checkpoint_files, StableDiffusion, VaeChoice};
-use easel_core::nn::{
-    infer_clip_config, infer_unet_config, infer_vae_config, AutoencoderKl, ClipTextEncoder, UNet,
-    Weights,
-};
+use easel_core::nn::{infer_unet_config, infer_vae_config, AutoencoderKl, UNet, Weights};
 use easel_core::noise::RngKind;
 use easel_core::pipeline::{txt2img, Txt2ImgParams};
 use easel_core::registry::{SamplerRegistry, SchedulerRegistry};
 use easel_core::sampler::block_on;
 use easel_core::Backend;
 use easel_tests::random;
-use easel_tests::tiny_networks::{chunk_tokens, golden, model, run_unet_case, tensor};
-use easel_tests::{golden_path, max_rel_diff, models_dir};
+use easel_tests::tiny_networks::{
+    assert_close, assert_text_cases, golden, model, run_unet_case, tensor, tiny_text_encoder,
+};
+use easel_tests::{golden_path, models_dir};
 use easel_wgpu::{half, wgpu, AdapterChoice, F16Storage, KernelShapes, WgpuBackend, WgpuOptions};
 use std::sync::OnceLock;
 
@@ -85,13 +84,6 @@ fn packed_gpu() -> &'static WgpuBackend {
 /// `v` rounded to f16, as `upload_weight` stores it.
 fn f16_round(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let rel = max_rel_diff(got, want);
-    println!("{what}: max relative difference {rel:e}");
-    assert!(rel < tol, "{what}: max relative difference {rel} > {tol}");
 }
 
 /// Both backends, the candle one as reference.
@@ -983,20 +975,13 @@ fn text_encoder_matches_golden() {
         return;
     }
     let b = gpu();
-    let store = model("tiny.ckpt");
-    let w = Weights::new(&store, "cond_stage_model.transformer.text_model");
-    let clip = ClipTextEncoder::load(b, &w, &infer_clip_config(&w).unwrap()).unwrap();
-    let text = golden("text.safetensors");
-    for (case, prompt, skip) in [
+    let clip = tiny_text_encoder(b);
+    let cases = [
         ("plain_skip1", "a photo of a cat", 1),
         ("plain_skip2", "a photo of a cat", 2),
         ("empty_skip1", "", 1),
-    ] {
-        let z = clip.forward(b, &chunk_tokens(prompt), skip).unwrap();
-        let (want, shape) = tensor(&text, case);
-        assert_eq!(b.shape(&z), shape);
-        assert_close(case, &b.download(&z).unwrap(), &want, TEXT_TOL);
-    }
+    ];
+    assert_text_cases(b, &clip, &cases, TEXT_TOL);
 }
 
 #[test]
