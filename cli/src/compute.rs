@@ -50,20 +50,21 @@ impl ComputeArgs {
     /// precision for a GPU, CUDA only where it was built in), before anything is loaded.
     pub fn choose(&self) -> Result<Compute> {
         set_threads(self.threads);
-        if let Some(device) = self.candle_device()? {
-            if let CandleDevice::Cuda(_) = device {
+        match self.candle_device()? {
+            Some(CandleDevice::Cpu) => Ok(Compute::Candle),
+            Some(CandleDevice::Cuda(_)) => {
                 fp32_only("cuda", self.precision.as_deref())?;
-                if !cfg!(feature = "cuda") {
-                    return Err(Error::Invalid(
-                        "this easel was built without CUDA: rebuild it with `cargo build --release -p easel-cli --features cuda` (needs the CUDA toolkit's nvcc), or use --backend wgpu"
-                            .into(),
-                    ));
+                if cfg!(feature = "cuda") {
+                    Ok(Compute::Candle)
+                } else {
+                    Err(built_without_cuda())
                 }
             }
-            return Ok(Compute::Candle);
+            None => {
+                fp32_only("wgpu", self.precision.as_deref())?;
+                Ok(Compute::Wgpu)
+            }
         }
-        fp32_only("wgpu", self.precision.as_deref())?;
-        Ok(Compute::Wgpu)
     }
 
     /// The candle device `--backend` names, or `None` for wgpu.
@@ -107,10 +108,16 @@ fn cuda_backend(ordinal: usize) -> Result<CandleBackend> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda_backend(ordinal: usize) -> Result<CandleBackend> {
-    Err(Error::Invalid(format!(
-        "CUDA device {ordinal}: this easel was built without CUDA (`--features cuda`)"
-    )))
+fn cuda_backend(_ordinal: usize) -> Result<CandleBackend> {
+    Err(built_without_cuda())
+}
+
+/// `--backend cuda` in a build without the `cuda` feature.
+fn built_without_cuda() -> Error {
+    Error::Invalid(
+        "this easel was built without CUDA: rebuild it with `cargo build --release -p easel-cli --features cuda` (needs the CUDA toolkit's nvcc), or use --backend wgpu"
+            .into(),
+    )
 }
 
 /// Limit CPU threads. Must run before any parallel work starts: candle's kernels and the

@@ -106,7 +106,7 @@ run() {
     lscpu | grep -m1 'Model name' || true
     # The CUDA libraries PyTorch's packages hold (cuBLAS, cuRAND, NVRTC), for easel.
     local libs
-    libs=$(python3 -c 'import nvidia, os; r = list(nvidia.__path__)[0]; print(":".join(sorted({os.path.join(d) for d, _, fs in os.walk(r) for f in fs if ".so" in f})))' 2>/dev/null || true)
+    libs=$(python3 -c 'import nvidia, os; r = list(nvidia.__path__)[0]; print(":".join(sorted({d for d, _, fs in os.walk(r) if any(".so" in f for f in fs)})))' 2>/dev/null || true)
     export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     local easel=/tmp/gpu-easel
     xz -dc "$GPU/easel.xz" >"$easel"

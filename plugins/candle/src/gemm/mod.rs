@@ -167,13 +167,10 @@ pub struct Output<'a> {
 impl<'a> Output<'a> {
     /// Products written over `data`.
     pub fn new(data: &'a mut [f32], ld: usize, batch_stride: usize) -> Self {
-        Self {
-            data: data.as_mut_ptr(),
-            len: data.len(),
-            ld,
-            batch_stride,
-            _memory: std::marker::PhantomData,
-        }
+        // SAFETY: `MaybeUninit<f32>` has f32's layout, and the products write only f32
+        // values, so `data` stays initialised.
+        let data = unsafe { &mut *(data as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        Self::uninit(data, ld, batch_stride)
     }
 
     /// Products written into memory that need not be initialised: afterwards every element

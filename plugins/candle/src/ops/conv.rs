@@ -112,19 +112,24 @@ fn conv2d_cpu(
             })
         })
     };
+    let winograd = winograd::applies(k, stride, padding, n, h, wd, precision);
     // The output is kept as compact as the input.
     if is_compact_cpu(x) {
         let mut y = vec![bf16::ZERO; len];
-        products(ConvOutput::Activation(ActivationDataMut::Bf16(&mut y)))??;
+        products(if winograd {
+            ConvOutput::Winograd(ActivationDataMut::Bf16(&mut y))
+        } else {
+            ConvOutput::Images(ImageOutput::Compact(&mut y))
+        })??;
         Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
-    } else if winograd::applies(k, stride, padding, n, h, wd, precision) {
+    } else if winograd {
         let mut y = vec![0f32; len];
-        products(ConvOutput::Activation(ActivationDataMut::F32(&mut y)))??;
+        products(ConvOutput::Winograd(ActivationDataMut::F32(&mut y)))??;
         Tensor::from_vec(y, (n, cout, ho, wo), &Device::Cpu)
     } else {
         let mut y = Vec::with_capacity(len);
         let fresh = Output::uninit(&mut y.spare_capacity_mut()[..len], ho * wo, cout * ho * wo);
-        products(ConvOutput::Fresh(fresh))??;
+        products(ConvOutput::Images(ImageOutput::F32(fresh)))??;
         // SAFETY: the products wrote every element of `y[..len]`: `n` items `cout · ho · wo`
         // apart, each `cout × ho·wo` with rows `ho · wo` apart (`Output::uninit`).
         unsafe { y.set_len(len) };
@@ -132,11 +137,13 @@ fn conv2d_cpu(
     }
 }
 
-/// Where a CPU convolution writes: an activation (f32 or compact), or new f32 memory that
-/// the matrix products fill (never zeroed first; not for Winograd's convolutions).
+/// How a CPU convolution computes and where it writes, as [`conv2d_cpu`] chose: through
+/// Winograd's transform into an activation (zeroed f32, or compact), or one product per
+/// image (into new f32 memory the products fill, never zeroed first, or a compact
+/// activation).
 enum ConvOutput<'a> {
-    Activation(ActivationDataMut<'a>),
-    Fresh(Output<'a>),
+    Winograd(ActivationDataMut<'a>),
+    Images(ImageOutput<'a>),
 }
 
 /// The sizes of one CPU convolution (input, weight, output).
@@ -154,8 +161,8 @@ struct ConvShape {
 }
 
 /// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16 and the image
-/// and output f32 or compact: through Winograd's transform where it applies (to an
-/// activation), else one product per image.
+/// and output f32 or compact: through Winograd's transform or one product per image, as
+/// `y` says.
 fn conv_products<T: Element>(
     s: &ConvShape,
     xs: ActivationData<'_>,
@@ -164,9 +171,8 @@ fn conv_products<T: Element>(
     bias: Option<&[f32]>,
     precision: Precision,
 ) {
-    let winograd = winograd::applies(s.k, s.stride, s.padding, s.n, s.h, s.wd, precision);
     let y = match y {
-        ConvOutput::Activation(y) if winograd => {
+        ConvOutput::Winograd(y) => {
             let shape = Conv3x3 {
                 images: s.n,
                 channels: s.c,
@@ -176,11 +182,7 @@ fn conv_products<T: Element>(
             };
             return winograd::conv3x3(shape, xs, ws, y, bias, precision);
         }
-        ConvOutput::Activation(ActivationDataMut::F32(y)) => {
-            ImageOutput::F32(Output::new(y, s.ho * s.wo, s.cout * s.ho * s.wo))
-        }
-        ConvOutput::Activation(ActivationDataMut::Bf16(y)) => ImageOutput::Compact(y),
-        ConvOutput::Fresh(out) => ImageOutput::F32(out),
+        ConvOutput::Images(y) => y,
     };
     match xs {
         ActivationData::F32(xs) => image_products(s, xs, ws, y, bias, precision),

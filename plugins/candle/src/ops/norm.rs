@@ -109,30 +109,36 @@ impl GroupNormCpu {
         }
     }
 
-    /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
     /// [`Self::apply`] from `src` into `dst` (every element of which it writes).
-    fn apply_into(&self, (a, b): (f32, f32), src: &[f32], dst: &mut [MaybeUninit<f32>]) {
+    fn apply_into(&self, map: (f32, f32), src: &[f32], dst: &mut [MaybeUninit<f32>]) {
         if self.silu {
-            zip_map_into(dst, src, src, |v, _| {
-                let y = v * a + b;
-                y * fast_math::sigmoid(y)
-            });
+            zip_map_into(dst, src, src, |v, _| mapped::<true>(map, v));
         } else {
-            zip_map_into(dst, src, src, |v, _| v * a + b);
+            zip_map_into(dst, src, src, |v, _| mapped::<false>(map, v));
         }
     }
 
-    fn apply(&self, (a, b): (f32, f32), values: &mut [f32]) {
+    /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
+    fn apply(&self, map: (f32, f32), values: &mut [f32]) {
         if self.silu {
-            for v in values.iter_mut() {
-                let y = *v * a + b;
-                *v = y * fast_math::sigmoid(y);
-            }
+            values.iter_mut().for_each(|v| *v = mapped::<true>(map, *v));
         } else {
-            for v in values.iter_mut() {
-                *v = *v * a + b;
-            }
+            values
+                .iter_mut()
+                .for_each(|v| *v = mapped::<false>(map, *v));
         }
+    }
+}
+
+/// `v · a + b`, then SiLU with `SILU` (a constant, so each loop over a channel has no
+/// branch in it).
+#[inline(always)]
+fn mapped<const SILU: bool>((a, b): (f32, f32), v: f32) -> f32 {
+    let y = v * a + b;
+    if SILU {
+        y * fast_math::sigmoid(y)
+    } else {
+        y
     }
 }
 
