@@ -3,10 +3,21 @@
 # for Easel's two GPU backends (candle on CUDA, wgpu on Vulkan) and for PyTorch's diffusers
 # UNet (fp32 and fp16) on the same GPU, so the three can be compared side by side.
 #
+# The same call checks the GPU machine's host CPU, which is often an Intel Xeon with AMX
+# that the build machine lacks: the CPU backend's kernel tests (each kernel the CPU can run
+# against exact sums; AMX and AVX512-BF16 are skipped with a notice on CPUs without them),
+# then one 512² CFG step on the CPU backend in bf16 and fp32 beside PyTorch's bf16 autocast
+# and fp32, at 1 and 2 threads (CPU_BENCH=0 leaves the timings out; CPU_THREADS lists the
+# thread counts).
+#
 # In two halves, because GPU machines often have no Rust toolchain and no network:
 #
 #   bash tests/bench/gpu_bench.sh prepare   # a build machine: writes .gpu/ (ignored by git)
 #   bash tests/bench/gpu_bench.sh run       # the GPU machine, in a copy of the repo with .gpu/
+#   bash tests/bench/gpu_bench.sh cpu       # only the host-CPU half, with target/release/easel
+#
+# What `run` needs of .gpu/ is easel.xz, candle-tests.xz, deb/ and whl/ (about 20 MB); the
+# rest (the nvcc venv, the stubs) stays on the build machine.
 #
 # prepare needs cargo, gcc, python3 and the package registries (PyPI, Debian). It takes
 # nvcc from PyPI at CUDA_VERSION (default 13.0: match the GPU machine's toolkit; cudarc
@@ -25,6 +36,9 @@ GPU=.gpu
 CUDA_VERSION=${CUDA_VERSION:-13.0}
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 STEPS=${STEPS:-10}
+CPU_STEPS=${CPU_STEPS:-2}
+CPU_THREADS=${CPU_THREADS:-1 2}
+CPU_SIZE=${CPU_SIZE:-512}
 # Cargo profile of the build (`dev` reuses a debug target's compiled kernels when checking
 # the recipe; figures come from `release`).
 PROFILE=${PROFILE:-release}
@@ -96,9 +110,43 @@ prepare() {
     # Compressed: about 70 MB stripped, 13 MB as xz (what a copy to the GPU machine carries).
     strip -o "$GPU/easel" "$out/easel"
     xz -T0 -f "$GPU/easel"
+    # The CPU backend's unit tests (kernels against exact sums), built without CUDA.
+    local tests
+    tests=$(cargo test --profile "$([ "$PROFILE" = dev ] && echo test || echo "$PROFILE")" \
+        -p easel-candle --lib --no-run 2>&1 | grep -o -E '\((.*/deps/easel_candle-[0-9a-f]+)\)' |
+        tr -d '()' | tail -1)
+    strip -o "$GPU/candle-tests" "$tests"
+    xz -T0 -f "$GPU/candle-tests"
     (cd "$GPU/deb" && apt-get download libvulkan1 >/dev/null)
     python3 -m pip download -q --no-deps --only-binary=:all: -d "$GPU/whl" diffusers
-    ls -la "$GPU/easel.xz" "$GPU/deb" "$GPU/whl"
+    ls -la "$GPU/easel.xz" "$GPU/candle-tests.xz" "$GPU/deb" "$GPU/whl"
+}
+
+# The host CPU: kernel tests, then the CPU backend's step beside PyTorch's.
+host_cpu() {
+    local easel=$1
+    { grep -o -w -E 'amx_bf16|amx_tile|avx512_bf16|avx512f' /proc/cpuinfo || echo 'no AVX-512 or AMX'; } | sort -u | tr '\n' ' '
+    echo
+    echo "== host CPU: easel-candle's kernel tests"
+    local tests=/tmp/gpu-candle-tests
+    xz -dc "$GPU/candle-tests.xz" >"$tests"
+    chmod +x "$tests"
+    "$tests" --test-threads 2 --nocapture 2>&1 | grep -E 'skipped|warning|panicked|test result' ||
+        echo "kernel tests failed"
+    [ "${CPU_BENCH:-1}" = 0 ] && return
+    local threads
+    for threads in $CPU_THREADS; do
+        echo "== host CPU, $threads thread(s): easel bf16, easel fp32"
+        for precision in bf16 fp32; do
+            "$easel" bench --sizes "$CPU_SIZE" --steps "$CPU_STEPS" --threads "$threads" \
+                --precision "$precision" 2>&1 | grep -E 'kernel|CFG step|RSS' || echo "easel $precision failed"
+        done
+        echo "== host CPU, $threads thread(s): PyTorch bf16 autocast, fp32"
+        for bf16 in --bf16 ""; do
+            python3 tests/bench/bench_torch.py --threads "$threads" --sizes "$CPU_SIZE" \
+                --steps "$CPU_STEPS" $bf16 || echo "torch $bf16 failed"
+        done
+    done
 }
 
 run() {
@@ -108,6 +156,8 @@ run() {
     local libs
     libs=$(python3 -c 'import nvidia, os; r = list(nvidia.__path__)[0]; print(":".join(sorted({d for d, _, fs in os.walk(r) if any(".so" in f for f in fs)})))' 2>/dev/null || true)
     export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    python3 -m pip install -q --no-index --no-deps --target /tmp/gpu-site "$GPU"/whl/*.whl
+    export PYTHONPATH=/tmp/gpu-site${PYTHONPATH:+:$PYTHONPATH}
     local easel=/tmp/gpu-easel
     xz -dc "$GPU/easel.xz" >"$easel"
     chmod +x "$easel"
@@ -123,15 +173,17 @@ run() {
     "$easel" bench --backend wgpu --adapter high-performance --sizes 512 --steps "$STEPS" ||
         echo "wgpu backend failed"
     echo "== PyTorch (diffusers UNet)"
-    python3 -m pip install -q --no-index --no-deps --target /tmp/gpu-site "$GPU"/whl/*.whl
     for half in "" --fp16; do
-        PYTHONPATH=/tmp/gpu-site python3 tests/bench/bench_torch.py --device cuda --sizes 512 \
-            --steps "$STEPS" $half || echo "torch $half failed"
+        python3 tests/bench/bench_torch.py --device cuda --sizes 512 --steps "$STEPS" $half ||
+            echo "torch $half failed"
     done
+    host_cpu "$easel"
 }
 
 case "${1:-}" in
 prepare) prepare ;;
 run) run ;;
-*) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+# The host-CPU half alone, with the easel already built here (target/release/easel).
+cpu) host_cpu "${EASEL:-target/release/easel}" ;;
+*) echo "usage: $0 prepare|run|cpu" >&2; exit 2 ;;
 esac
