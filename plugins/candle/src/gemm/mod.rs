@@ -24,6 +24,7 @@
 
 pub mod amx;
 pub mod bf16;
+mod interleave;
 pub mod kernels;
 pub mod operand;
 mod packed;

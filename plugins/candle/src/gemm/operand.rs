@@ -245,7 +245,7 @@ fn pack_depth_contiguous<const W: usize, T: Element>(
         let live = W.min(lines.end - l0);
         let src = |i: usize| &data[(l0 + i) * ld + ks.start..][..kc];
         if live == W {
-            transpose_rows::<W, T>(std::array::from_fn(src), panel);
+            super::interleave::interleave_rows::<W, T>(std::array::from_fn(src), panel);
         } else {
             for i in 0..W {
                 if i < live {
@@ -286,32 +286,6 @@ fn pack_lines_contiguous<const W: usize, T: Element>(
                 *d = v.widen();
             }
             depth[live..].fill(0.0);
-        }
-    }
-}
-
-/// Interleaves `MR` equally long rows into `dst[k·MR + i] = rows[i][k]`, eight depths at
-/// a time so each row is read with whole-vector loads and the writes stay within a few
-/// cache lines.
-#[inline]
-fn transpose_rows<const MR: usize, T: Element>(rows: [&[T]; MR], dst: &mut [f32]) {
-    const STEP: usize = 8;
-    let kc = rows[0].len();
-    let whole = kc - kc % STEP;
-    for (k0, out) in (0..whole)
-        .step_by(STEP)
-        .zip(dst.chunks_exact_mut(STEP * MR))
-    {
-        for (i, row) in rows.iter().enumerate() {
-            let src: &[T; STEP] = row[k0..k0 + STEP].try_into().expect("eight depths");
-            for (t, &v) in src.iter().enumerate() {
-                out[t * MR + i] = v.widen();
-            }
-        }
-    }
-    for k in whole..kc {
-        for (i, row) in rows.iter().enumerate() {
-            dst[k * MR + i] = row[k].widen();
         }
     }
 }
