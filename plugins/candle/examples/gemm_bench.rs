@@ -190,6 +190,27 @@ fn main() {
         "pack A blocks into a warm buffer: {:.3} ns/element",
         t * 1e9 / (m * k) as f64
     );
+    // The same weight kept in bf16 and paired for the bf16 kernels (512-deep blocks).
+    let w16: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
+    let mut words = vec![0u32; 192 * 256];
+    let s = Instant::now();
+    for r in (0..m).step_by(192) {
+        for p in (0..k).step_by(512) {
+            easel_candle::gemm::bf16::pair_panels_from_lines::<16, half::bf16>(
+                &w16,
+                k,
+                r..(r + 192).min(m),
+                p..(p + 512).min(k),
+                256 * 16,
+                &mut words,
+            );
+        }
+    }
+    let t = s.elapsed().as_secs_f64();
+    println!(
+        "pair a bf16 weight's blocks for the bf16 kernels: {:.3} ns/element",
+        t * 1e9 / (m * k) as f64
+    );
     // The same from a source already in cache (a linear layer's activations).
     let small: Vec<f32> = (0..192 * 256).map(|i| (i % 7) as f32).collect();
     let a = RowMajor {

@@ -124,11 +124,10 @@ pub fn pair_panels_from_lines<const W: usize, T: super::Element>(
                 }
             }
             let groups = &mut panel[p0 * W..(p0 + pairs) * W];
-            for (p, group) in groups.chunks_exact_mut(W).enumerate() {
-                for (w, run) in group.iter_mut().zip(&runs) {
-                    *w = run[p];
-                }
-            }
+            super::interleave::interleave_words::<W>(
+                std::array::from_fn(|j| &runs[j][..pairs]),
+                groups,
+            );
         }
     }
 }
@@ -371,6 +370,71 @@ mod tests {
         pair_panels(src, 12, 5, &mut a);
         pair_panels_scalar(src, 12, 5, &mut b);
         assert_eq!(a, b);
+    }
+
+    /// Panels paired straight from the lines of a matrix (a weight's rows), against the
+    /// definition: word `p` of line `j` holds depths `2p` and `2p + 1` rounded to bf16,
+    /// zero past the depths and the lines.
+    fn check_pairs_from_lines<const W: usize>() {
+        let (lines_total, ld) = (W + 5, 530);
+        let data: Vec<f32> = (0..lines_total * ld)
+            .map(|i| ((i as f32) * 0.613).sin() * 10f32.powi(i as i32 % 7 - 3))
+            .collect();
+        let halves: Vec<half::bf16> = data.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        let bf = |x: f32| u32::from(to_bf16_bits(x));
+        for (lines, ks) in [(0..lines_total, 3..520), (2..W + 1, 0..17), (1..4, 10..11)] {
+            let kp = ks.len().div_ceil(2);
+            let panel_words = kp * W + 3;
+            let panels = lines.len().div_ceil(W);
+            let mut want = vec![0u32; panels * panel_words];
+            for q in 0..panels {
+                for p in 0..kp {
+                    for j in 0..W {
+                        let line = lines.start + q * W + j;
+                        if line >= lines.end {
+                            continue;
+                        }
+                        let at = |d: usize| {
+                            let d = ks.start + d;
+                            if d < ks.end {
+                                bf(data[line * ld + d])
+                            } else {
+                                0
+                            }
+                        };
+                        want[q * panel_words + p * W + j] = at(2 * p) | at(2 * p + 1) << 16;
+                    }
+                }
+            }
+            let mut got = vec![0u32; want.len()];
+            pair_panels_from_lines::<W, f32>(
+                &data,
+                ld,
+                lines.clone(),
+                ks.clone(),
+                panel_words,
+                &mut got,
+            );
+            assert_eq!(got, want, "f32 lines, W {W}, {lines:?} x {ks:?}");
+            // bf16 lines hold the rounded values already.
+            let mut got = vec![0u32; want.len()];
+            pair_panels_from_lines::<W, half::bf16>(
+                &halves,
+                ld,
+                lines.clone(),
+                ks.clone(),
+                panel_words,
+                &mut got,
+            );
+            assert_eq!(got, want, "bf16 lines, W {W}, {lines:?} x {ks:?}");
+        }
+    }
+
+    #[test]
+    fn pairs_from_lines_follow_the_definition() {
+        check_pairs_from_lines::<12>();
+        check_pairs_from_lines::<16>();
+        check_pairs_from_lines::<32>();
     }
 
     #[test]
