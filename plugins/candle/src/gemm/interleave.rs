@@ -220,21 +220,31 @@ mod tests {
     use super::*;
     use half::bf16;
 
+    /// `got` holds `rows` (each `kc` long, laid end to end in `data`) interleaved `W`
+    /// wide, as 32-bit patterns.
+    fn assert_interleaved<const W: usize>(got: &[u32], data: &[u32], kc: usize, what: &str) {
+        for k in 0..kc {
+            for i in 0..W {
+                assert_eq!(
+                    got[k * W + i],
+                    data[i * kc + k],
+                    "{what}: W {W} kc {kc} k {k} i {i}"
+                );
+            }
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     fn check<const W: usize>() {
         for kc in [1, 7, 8, 9, 16, 23, 384, 389] {
             let data: Vec<f32> = (0..W * kc).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
             let rows: [&[f32]; W] = std::array::from_fn(|i| &data[i * kc..(i + 1) * kc]);
             let mut got = vec![f32::NAN; W * kc + 3];
             interleave_rows(rows, &mut got);
-            for k in 0..kc {
-                for i in 0..W {
-                    assert_eq!(
-                        got[k * W + i],
-                        data[i * kc + k],
-                        "f32 W {W} kc {kc} k {k} i {i}"
-                    );
-                }
-            }
+            assert_interleaved::<W>(&bits(&got), &bits(&data), kc, "f32");
             assert!(
                 got[W * kc..].iter().all(|v| v.is_nan()),
                 "wrote past the panel"
@@ -242,15 +252,8 @@ mod tests {
             let halves: Vec<bf16> = data.iter().map(|&v| bf16::from_f32(v)).collect();
             let rows: [&[bf16]; W] = std::array::from_fn(|i| &halves[i * kc..(i + 1) * kc]);
             interleave_rows(rows, &mut got);
-            for k in 0..kc {
-                for i in 0..W {
-                    assert_eq!(
-                        got[k * W + i].to_bits(),
-                        halves[i * kc + k].to_f32().to_bits(),
-                        "bf16 W {W} kc {kc} k {k} i {i}"
-                    );
-                }
-            }
+            let widened: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+            assert_interleaved::<W>(&bits(&got), &bits(&widened), kc, "bf16");
         }
     }
 
@@ -259,29 +262,19 @@ mod tests {
             // Every bit pattern kind, NaN payloads included, must come through unchanged.
             let data: Vec<u32> = (0..W * kc)
                 .map(|i| {
-                    {
-                        let bits = (i as u32).wrapping_mul(0x9E37_79B9);
-                        // Every third word a NaN with a payload.
-                        if i.is_multiple_of(3) {
-                            bits | 0x7F80_0001
-                        } else {
-                            bits
-                        }
+                    let bits = (i as u32).wrapping_mul(0x9E37_79B9);
+                    // Every third word a NaN with a payload.
+                    if i.is_multiple_of(3) {
+                        bits | 0x7F80_0001
+                    } else {
+                        bits
                     }
                 })
                 .collect();
             let rows: [&[u32]; W] = std::array::from_fn(|i| &data[i * kc..(i + 1) * kc]);
             let mut got = vec![0xDEAD_BEEF; W * kc + 2];
             interleave_words(rows, &mut got);
-            for k in 0..kc {
-                for i in 0..W {
-                    assert_eq!(
-                        got[k * W + i],
-                        data[i * kc + k],
-                        "words W {W} kc {kc} k {k} i {i}"
-                    );
-                }
-            }
+            assert_interleaved::<W>(&got, &data, kc, "words");
             assert_eq!(got[W * kc..], [0xDEAD_BEEF; 2], "wrote past the panel");
         }
     }
