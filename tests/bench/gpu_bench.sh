@@ -14,7 +14,8 @@
 #
 #   bash tests/bench/gpu_bench.sh prepare   # a build machine: writes .gpu/ (ignored by git)
 #   bash tests/bench/gpu_bench.sh run       # the GPU machine, in a copy of the repo with .gpu/
-#   bash tests/bench/gpu_bench.sh cpu       # only the host-CPU half, with target/release/easel
+#   bash tests/bench/gpu_bench.sh cpu       # only the host-CPU half: target/release/easel and
+#                                           # .gpu/candle-tests.xz from prepare
 #
 # What `run` needs of .gpu/ is easel.xz, candle-tests.xz, deb/ and whl/ (about 20 MB); the
 # rest (the nvcc venv, the stubs) stays on the build machine.
@@ -183,7 +184,8 @@ run() {
 case "${1:-}" in
 prepare) prepare ;;
 run) run ;;
-# The host-CPU half alone, with the easel already built here (target/release/easel).
+# The host-CPU half alone, with the easel built here (target/release/easel) and the kernel
+# tests prepare wrote.
 cpu) host_cpu "${EASEL:-target/release/easel}" ;;
 *) echo "usage: $0 prepare|run|cpu" >&2; exit 2 ;;
 esac

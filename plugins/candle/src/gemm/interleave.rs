@@ -22,26 +22,18 @@ use super::operand::Element;
 /// `dst[k·W + i] = rows[i][k].widen()` for every depth `k` of the (equally long) rows.
 #[inline]
 pub(super) fn interleave_rows<const W: usize, T: Element>(rows: [&[T]; W], dst: &mut [f32]) {
-    let kc = rows[0].len();
-    assert!(
-        rows.iter().all(|r| r.len() == kc) && dst.len() >= kc * W,
-        "interleave: rows of unequal length or too small a panel"
-    );
+    check_panel(&rows, dst.len());
     let done = by_eights(&rows, dst);
-    one_by_one(&rows, done, dst);
+    one_by_one(&rows, done, dst, T::widen);
 }
 
 /// `dst[k·W + i] = rows[i][k]` for 32-bit words (bf16 pairs, for the bf16 kernels'
 /// panels): the same transposition, bit for bit.
 #[inline]
 pub(super) fn interleave_words<const W: usize>(rows: [&[u32]; W], dst: &mut [u32]) {
-    let kc = rows[0].len();
-    assert!(
-        rows.iter().all(|r| r.len() == kc) && dst.len() >= kc * W,
-        "interleave: rows of unequal length or too small a panel"
-    );
+    check_panel(&rows, dst.len());
     #[cfg(target_arch = "x86_64")]
-    let done = if kc >= 8 && is_x86_feature_detected!("avx2") {
+    let done = if is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present, and the lengths were checked above; the lanes are
         // moved as bits, never computed on.
         unsafe { x86::interleave::<W, u32>(&rows, dst.as_mut_ptr().cast()) }
@@ -50,11 +42,16 @@ pub(super) fn interleave_words<const W: usize>(rows: [&[u32]; W], dst: &mut [u32
     };
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
-    for k in done..kc {
-        for (i, row) in rows.iter().enumerate() {
-            dst[k * W + i] = row[k];
-        }
-    }
+    one_by_one(&rows, done, dst, |w| w);
+}
+
+/// Panics unless the rows are equally long and a panel of `panel_len` holds them.
+fn check_panel<const W: usize, T>(rows: &[&[T]; W], panel_len: usize) {
+    let kc = rows[0].len();
+    assert!(
+        rows.iter().all(|r| r.len() == kc) && panel_len >= kc * W,
+        "interleave: rows of unequal length or too small a panel"
+    );
 }
 
 /// The whole eights of depths through AVX2 where the CPU has it (f32 or bf16 rows); how
@@ -62,7 +59,7 @@ pub(super) fn interleave_words<const W: usize>(rows: [&[u32]; W], dst: &mut [u32
 #[inline]
 fn by_eights<const W: usize, T: Element>(rows: &[&[T]; W], dst: &mut [f32]) -> usize {
     #[cfg(target_arch = "x86_64")]
-    if rows[0].len() >= 8 && is_x86_feature_detected!("avx2") {
+    if is_x86_feature_detected!("avx2") {
         let out = dst.as_mut_ptr();
         // SAFETY (both calls): AVX2 is present, and the caller checked the lengths.
         if T::as_f32(rows[0]).is_some() {
@@ -74,15 +71,21 @@ fn by_eights<const W: usize, T: Element>(rows: &[&[T]; W], dst: &mut [f32]) -> u
             return unsafe { x86::interleave::<W, half::bf16>(&rows, out) };
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
     let _ = (rows, dst);
     0
 }
 
-/// The depths from `from` on, one value at a time.
-fn one_by_one<const W: usize, T: Element>(rows: &[&[T]; W], from: usize, dst: &mut [f32]) {
+/// The depths from `from` on, one value at a time, each converted by `value`.
+fn one_by_one<const W: usize, S: Copy, D>(
+    rows: &[&[S]; W],
+    from: usize,
+    dst: &mut [D],
+    value: impl Fn(S) -> D,
+) {
     for k in from..rows[0].len() {
         for (i, row) in rows.iter().enumerate() {
-            dst[k * W + i] = row[k].widen();
+            dst[k * W + i] = value(row[k]);
         }
     }
 }
