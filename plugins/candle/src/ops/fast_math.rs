@@ -7,8 +7,8 @@
 //! cubic whose coefficients were fitted here for the least worst relative error (1.05e-7
 //! before f32 rounding). A degree more (Cephes' expf) halves that error and costs a quarter
 //! more time in the softmax, which spends most of its time here; PyTorch's vector library
-//! offers a 20-ulp `exp_u20` for such kernels. `erf` has absolute error below 2e-7 (Abramowitz & Stegun 7.1.26).
-//! Both are far inside the tolerances of f32 inference.
+//! offers a 20-ulp `exp_u20` for such kernels. `erf` has absolute error below 2e-7
+//! (Abramowitz & Stegun 7.1.26). Both are far inside the tolerances of f32 inference.
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split into a part exact in f32 and a remainder (Cody–Waite).
