@@ -280,6 +280,20 @@ fn pack_lines_contiguous<const W: usize, T: Element>(
             break;
         }
         let live = W.min(lines.end - l0);
+        if live == W {
+            // Whole panels (nearly all of them) copy a fixed width, which compiles to a few
+            // vector moves; a copy of run-time length became a `memmove` call per depth,
+            // dearer than the 64 bytes it moved.
+            for (k, depth) in panel.chunks_exact_mut(W).enumerate() {
+                let src: &[T; W] = data[(ks.start + k) * ld + l0..][..W]
+                    .try_into()
+                    .expect("a whole panel's line");
+                for (d, &v) in depth.iter_mut().zip(src) {
+                    *d = v.widen();
+                }
+            }
+            continue;
+        }
         for (k, depth) in panel.chunks_exact_mut(W).enumerate() {
             let src = &data[(ks.start + k) * ld + l0..][..live];
             for (d, &v) in depth.iter_mut().zip(src) {
