@@ -8,7 +8,7 @@
 
 use candle_core::{Device, Tensor};
 use easel_candle::gemm::{
-    kernel_name, matmul_batched_in, matmul_in, Bias, Dims, Im2col, Output, PackA, PackedA,
+    kernel_name, matmul_batched_in, matmul_in, Bias, Dims, Im2col, Output, PackA, PackedA, PackedB,
     Precision, RowMajor, Transposed,
 };
 use easel_candle::ops::attention::attention;
@@ -177,6 +177,26 @@ fn main() {
         best * 1e3,
         best * 1e9 / (m * k) as f64
     );
+    // The 1280-wide feed-forward's first weight (`[10240, 1280]`, the right operand
+    // transposed), packed once per call and read by every block of rows.
+    let (n, depth) = (10240, 1280);
+    let ff: Vec<f32> = (0..n * depth).map(|i| (i % 5) as f32).collect();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let s = Instant::now();
+        let b = Transposed {
+            data: &ff,
+            ld: depth,
+        };
+        std::hint::black_box(PackedB::new(&b, depth, n));
+        best = best.min(s.elapsed().as_secs_f64());
+    }
+    println!(
+        "prepack the feed-forward's {n}x{depth} weight: {:.2} ms, {:.3} ns/element",
+        best * 1e3,
+        best * 1e9 / (n * depth) as f64
+    );
+    drop(ff);
     let mut buf = vec![0f32; 192 * 256];
     let s = Instant::now();
     let a = RowMajor { data: &w, ld: k };

@@ -119,6 +119,13 @@ impl Geometry {
     }
 }
 
+/// `dst` filled with zeros, as initialised floats.
+fn zeroed(dst: &mut [std::mem::MaybeUninit<f32>]) -> &mut [f32] {
+    dst.fill(std::mem::MaybeUninit::new(0.0));
+    // SAFETY: every element was just written.
+    unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// A whole matrix in panel layout, owning its elements.
 #[derive(Clone, Debug)]
 struct Panels {
@@ -126,24 +133,70 @@ struct Panels {
     geometry: Geometry,
 }
 
+/// Floats of panels packed by one task of [`Panels::build`] (256 KiB: a chunk is zeroed
+/// and then written while it is still in the level-2 cache).
+const BUILD_CHUNK_FLOATS: usize = 1 << 16;
+/// Smallest matrix [`Panels::build`] packs on more than one thread.
+const PARALLEL_BUILD_FLOATS: usize = 1 << 18;
+
 impl Panels {
-    /// Builds the panels block by block with `pack(depth range, dst)`, in `storage`
-    /// (whose contents are overwritten).
+    /// Builds the panels with `pack(depth range, line range, dst)`, in `storage` (whose
+    /// contents are overwritten), a chunk of whole panels of one depth block at a time, on
+    /// rayon's pool when the matrix is large. The feed-forward packs its weights for every
+    /// call (up to 52 MiB at the UNet's 1280-wide level): on one thread, with the whole
+    /// buffer zeroed first, that left the other threads idle.
     fn build(
         depth: usize,
         len: usize,
         panel: usize,
         mut data: Vec<f32>,
-        pack: impl Fn(Range<usize>, &mut [f32]),
+        pack: impl Fn(Range<usize>, Range<usize>, &mut [f32]) + Sync,
     ) -> Self {
+        use rayon::prelude::*;
         let geometry = Geometry::new(depth, len, panel);
-        let width = geometry.width();
+        let size = geometry.size();
         data.clear();
-        data.resize(geometry.size(), 0.0);
+        data.reserve(size);
+        // (block start, first panel, panels) of every chunk, in storage order.
+        let mut chunks = Vec::new();
         for pc in (0..depth).step_by(geometry.block) {
             let kc = geometry.block.min(depth - pc);
-            pack(pc..pc + kc, &mut data[pc * width..(pc + kc) * width]);
+            let per_chunk = (BUILD_CHUNK_FLOATS / (kc * panel)).max(1);
+            let panels = len.div_ceil(panel);
+            for first in (0..panels).step_by(per_chunk) {
+                chunks.push((pc, first, per_chunk.min(panels - first)));
+            }
         }
+        let pack_chunk = |&(pc, first, panels): &(usize, usize, usize),
+                          dst: &mut [std::mem::MaybeUninit<f32>]| {
+            let kc = geometry.block.min(depth - pc);
+            // Zeroed here, while the chunk is about to be written anyway: no pass over the
+            // whole buffer, and every element initialised whatever the packer writes.
+            let dst = zeroed(dst);
+            let lines = first * panel..((first + panels) * panel).min(len);
+            pack(pc..pc + kc, lines, dst);
+        };
+        let mut spare = &mut data.spare_capacity_mut()[..size];
+        let mut pieces = Vec::with_capacity(chunks.len());
+        for &(pc, _, panels) in &chunks {
+            let kc = geometry.block.min(depth - pc);
+            let (piece, rest) = spare.split_at_mut(kc * panels * panel);
+            pieces.push(piece);
+            spare = rest;
+        }
+        if size >= PARALLEL_BUILD_FLOATS && rayon::current_num_threads() > 1 {
+            chunks
+                .par_iter()
+                .zip(pieces.into_par_iter())
+                .for_each(|(c, dst)| pack_chunk(c, dst));
+        } else {
+            for (c, dst) in chunks.iter().zip(pieces) {
+                pack_chunk(c, dst);
+            }
+        }
+        // SAFETY: the chunks tile the first `size` elements (each depth block's panels in
+        // order, blocks in order: the layout of `Geometry`), and each was zeroed.
+        unsafe { data.set_len(size) };
         Self { data, geometry }
     }
 
@@ -288,12 +341,12 @@ impl PackedA {
             m,
             mr,
             storage,
-            |ks, dst| match Isa::detect() {
+            |ks, rows, dst| match Isa::detect() {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => a.pack_a::<{ x86::MR_512 }>(0..m, ks, dst),
+                Isa::Avx512 => a.pack_a::<{ x86::MR_512 }>(rows, ks, dst),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => a.pack_a::<{ x86::MR_256 }>(0..m, ks, dst),
-                _ => a.pack_a::<{ super::PORTABLE_MR }>(0..m, ks, dst),
+                Isa::Avx2 => a.pack_a::<{ x86::MR_256 }>(rows, ks, dst),
+                _ => a.pack_a::<{ super::PORTABLE_MR }>(rows, ks, dst),
             },
         )))
     }
@@ -345,38 +398,29 @@ impl PackedB {
             n,
             nr,
             Vec::new(),
-            |ks, dst| match Isa::detect() {
+            |ks, cols, dst| match Isa::detect() {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => b.pack_b::<{ x86::NR_512 }>(ks, 0..n, dst),
+                Isa::Avx512 => b.pack_b::<{ x86::NR_512 }>(ks, cols, dst),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => b.pack_b::<{ x86::NR_256 }>(ks, 0..n, dst),
-                _ => b.pack_b::<{ super::PORTABLE_NR }>(ks, 0..n, dst),
+                Isa::Avx2 => b.pack_b::<{ x86::NR_256 }>(ks, cols, dst),
+                _ => b.pack_b::<{ super::PORTABLE_NR }>(ks, cols, dst),
             },
         ))
     }
 }
 
 impl PackedB {
-    /// `b` (`k × n`) packed in panels of `NR` columns (the driver's kernel), its depth
-    /// blocks packed in parallel on rayon's pool; `b_of` gives the operand (called once per
-    /// block, on the thread packing it).
+    /// `b` (`k × n`) packed in panels of `NR` columns (the driver's kernel), in parallel on
+    /// rayon's pool when large (see [`Panels::build`]); `b_of` gives the operand (called
+    /// once per chunk of panels, on the thread packing it).
     pub(crate) fn for_kernel<const NR: usize, B: PackB>(
         b_of: impl Fn() -> B + Sync,
         k: usize,
         n: usize,
     ) -> Self {
-        use rayon::prelude::*;
-        let geometry = Geometry::new(k, n, NR);
-        let width = geometry.width();
-        let mut data = vec![0.0; geometry.size()];
-        data.par_chunks_mut(geometry.block * width)
-            .enumerate()
-            .for_each(|(i, dst)| {
-                let pc = i * geometry.block;
-                let kc = dst.len() / width;
-                b_of().pack_b::<NR>(pc..pc + kc, 0..n, dst);
-            });
-        Self(Panels { data, geometry })
+        Self(Panels::build(k, n, NR, Vec::new(), |ks, cols, dst| {
+            b_of().pack_b::<NR>(ks, cols, dst)
+        }))
     }
 }
 

@@ -689,3 +689,54 @@ fn products_into_uninitialised_memory_write_every_element() {
         });
     }
 }
+
+/// Operands prepacked once (an attention head's keys, the feed-forward's weights) are
+/// large enough here to be packed in chunks of panels on several threads: two depth
+/// blocks, several chunks per block and a ragged last panel on each side.
+#[test]
+fn large_prepacked_operands_packed_in_parallel_chunks_match_the_triple_loop() {
+    let dims = Dims {
+        m: 401,
+        n: 523,
+        k: 700,
+    };
+    let a = random(dims.m * dims.k, 41);
+    // B given as its transpose, `[n, k]`, as a linear layer's weight is.
+    let b = random(dims.n * dims.k, 42);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("thread pool");
+    let (a_op, b_op) = pool.install(|| {
+        (
+            PackedA::new(
+                &RowMajor {
+                    data: &a,
+                    ld: dims.k,
+                },
+                dims.m,
+                dims.k,
+            ),
+            PackedB::new(
+                &Transposed {
+                    data: &b,
+                    ld: dims.k,
+                },
+                dims.k,
+                dims.n,
+            ),
+        )
+    });
+    let (want, mag) = reference(
+        dims,
+        |i, p| a[i * dims.k + p],
+        |p, j| b[j * dims.k + p],
+        Bias::None,
+    );
+    for isa in Isa::available() {
+        let mut c = vec![f32::NAN; dims.m * dims.n];
+        let out = Output::new(&mut c, dims.n, 0);
+        matmul_batched_on(isa, dims, 1, &a_op, |_| &b_op, out, Bias::None, true);
+        assert_close(&c, &want, &mag, &format!("{isa:?} prepacked in chunks"));
+    }
+}
