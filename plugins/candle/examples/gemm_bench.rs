@@ -181,16 +181,13 @@ fn main() {
     // transposed), packed once per call and read by every block of rows.
     let (n, depth) = (10240, 1280);
     let ff: Vec<f32> = (0..n * depth).map(|i| (i % 5) as f32).collect();
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let s = Instant::now();
-        let b = Transposed {
-            data: &ff,
-            ld: depth,
-        };
+    let b = Transposed {
+        data: &ff,
+        ld: depth,
+    };
+    let best = best_of(3, || {
         std::hint::black_box(PackedB::new(&b, depth, n));
-        best = best.min(s.elapsed().as_secs_f64());
-    }
+    });
     println!(
         "prepack the feed-forward's {n}x{depth} weight: {:.2} ms, {:.3} ns/element",
         best * 1e3,

@@ -157,42 +157,29 @@ impl Panels {
         let size = geometry.size();
         data.clear();
         data.reserve(size);
-        // (block start, first panel, panels) of every chunk, in storage order.
+        // Every chunk (depth range, line range, its place in storage order), cut from the
+        // front of the spare capacity.
+        let mut spare = &mut data.spare_capacity_mut()[..size];
         let mut chunks = Vec::new();
         for pc in (0..depth).step_by(geometry.block) {
-            let kc = geometry.block.min(depth - pc);
-            let per_chunk = (BUILD_CHUNK_FLOATS / (kc * panel)).max(1);
-            let panels = len.div_ceil(panel);
-            for first in (0..panels).step_by(per_chunk) {
-                chunks.push((pc, first, per_chunk.min(panels - first)));
+            let ks = pc..(pc + geometry.block).min(depth);
+            let chunk_lines = (BUILD_CHUNK_FLOATS / (ks.len() * panel)).max(1) * panel;
+            for first in (0..len).step_by(chunk_lines) {
+                let lines = first..(first + chunk_lines).min(len);
+                let floats = ks.len() * lines.len().next_multiple_of(panel);
+                let (dst, rest) = std::mem::take(&mut spare).split_at_mut(floats);
+                spare = rest;
+                chunks.push((ks.clone(), lines, dst));
             }
         }
-        let pack_chunk = |&(pc, first, panels): &(usize, usize, usize),
-                          dst: &mut [std::mem::MaybeUninit<f32>]| {
-            let kc = geometry.block.min(depth - pc);
-            // Zeroed here, while the chunk is about to be written anyway: no pass over the
-            // whole buffer, and every element initialised whatever the packer writes.
-            let dst = zeroed(dst);
-            let lines = first * panel..((first + panels) * panel).min(len);
-            pack(pc..pc + kc, lines, dst);
-        };
-        let mut spare = &mut data.spare_capacity_mut()[..size];
-        let mut pieces = Vec::with_capacity(chunks.len());
-        for &(pc, _, panels) in &chunks {
-            let kc = geometry.block.min(depth - pc);
-            let (piece, rest) = spare.split_at_mut(kc * panels * panel);
-            pieces.push(piece);
-            spare = rest;
-        }
+        // Each chunk is zeroed just before it is packed, in cache: no pass over the whole
+        // buffer, and every element initialised whatever the packer writes.
+        let pack_chunk =
+            |(ks, lines, dst): (Range<usize>, Range<usize>, &mut [_])| pack(ks, lines, zeroed(dst));
         if size >= PARALLEL_BUILD_FLOATS && rayon::current_num_threads() > 1 {
-            chunks
-                .par_iter()
-                .zip(pieces.into_par_iter())
-                .for_each(|(c, dst)| pack_chunk(c, dst));
+            chunks.into_par_iter().for_each(pack_chunk);
         } else {
-            for (c, dst) in chunks.iter().zip(pieces) {
-                pack_chunk(c, dst);
-            }
+            chunks.into_iter().for_each(pack_chunk);
         }
         // SAFETY: the chunks tile the first `size` elements (each depth block's panels in
         // order, blocks in order: the layout of `Geometry`), and each was zeroed.
