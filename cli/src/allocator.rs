@@ -14,6 +14,10 @@
 //!   is kept and handed to the next request of its size or smaller. glibc cannot be told to
 //!   do this: even with its mapping disabled, a thread other than the main one maps each
 //!   block above its arena's 64 MiB on its own, and the server generates on such a thread.
+//!   A request larger than every kept block grows the largest with `mremap` (its pages
+//!   move into the new block; only the difference is fresh) rather than mapping all-new
+//!   pages: on a 2-core Zen 3, 1 thread, the 512² decode's page faults fell from 212 000 to
+//!   133 000–167 000 and its time from 13.3 to 12.8–13.1 s.
 //!
 //! Measured with `easel bench --pipeline --steps 2` on that machine, 1 thread: the 512² VAE
 //! decode 12.3 → 9.2 s in fp32 and 10.2 → 9.0–9.2 s in bf16, steps unchanged, the decode's

@@ -29,9 +29,9 @@ struct FreeBlocks {
 /// The global allocator of the `easel` binary on Linux: [`System`] for small blocks, and for
 /// large ones a store of freed mappings reused by later requests (see the module doc).
 /// Policy: a request takes a kept block of exactly its mapped length, else the smallest
-/// larger one (unmapping the excess); when none is large enough, the kept blocks are all
-/// unmapped (none of them can serve it, so growing while holding them would only raise the
-/// peak) and a fresh mapping is made.
+/// larger one (unmapping the excess); when none is large enough, the largest kept block is
+/// grown to the request's length and the others are unmapped (none of them can serve it,
+/// so holding them while growing would only raise the peak).
 pub struct RecyclingAllocator {
     free: Mutex<FreeBlocks>,
 }
@@ -59,46 +59,63 @@ impl RecyclingAllocator {
         self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A block for `len` mapped bytes and whether it was recycled (then its contents are
-    /// whatever the last user left).
-    fn take(&self, len: usize) -> Option<(*mut u8, bool)> {
-        let found = {
+    /// A block for `len` mapped bytes, and how many of its first bytes are recycled (their
+    /// contents are whatever the last user left; the rest are fresh zeroed pages).
+    fn take(&self, len: usize) -> Option<(*mut u8, usize)> {
+        let (found, largest) = {
             let mut free = self.lock();
             let count = free.count;
-            let best = free.blocks[..count]
+            let fits = free.blocks[..count]
                 .iter()
                 .enumerate()
                 .filter(|(_, b)| b.len >= len)
                 .min_by_key(|(_, b)| b.len)
                 .map(|(i, _)| i);
-            best.map(|i| {
+            // When none fits, the largest is grown instead of mapping afresh.
+            let pick = fits.or_else(|| {
+                free.blocks[..count]
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, b)| b.len)
+                    .map(|(i, _)| i)
+            });
+            let block = pick.map(|i| {
                 let block = free.blocks[i];
                 free.blocks[i] = free.blocks[count - 1];
                 free.count -= 1;
                 block
-            })
-        };
-        match found {
-            Some(block) => {
-                if block.len > len {
-                    unmap(block.addr + len, block.len - len);
-                }
-                Some((block.addr as *mut u8, true))
+            });
+            match fits {
+                Some(_) => (block, None),
+                None => (None, block),
             }
-            None => {
-                // Growing: none of the kept blocks can serve this, so they go, and so does
-                // what the small-block heap holds free (e.g. the UNet's activations before
-                // a VAE decode): the process's peak is then not that memory plus this block.
-                self.release();
-                #[cfg(target_env = "gnu")]
-                // SAFETY: malloc_trim only walks glibc's own free lists; no lock of this
-                // allocator is held.
-                unsafe {
-                    libc::malloc_trim(0);
-                }
-                map(len).map(|p| (p, false))
+        };
+        if let Some(block) = found {
+            if block.len > len {
+                unmap(block.addr + len, block.len - len);
+            }
+            return Some((block.addr as *mut u8, len));
+        }
+        // Growing: none of the kept blocks can serve this, so the others go, and so does
+        // what the small-block heap holds free (e.g. the UNet's activations before a VAE
+        // decode): the process's peak is then not that memory plus this block. The largest
+        // is grown to the new length (the kernel moves its pages, nothing is copied), so
+        // only the difference is faulted in fresh: a fresh page costs a fault and the
+        // kernel's zeroing, and on a virtual machine often the host's too.
+        self.release();
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only walks glibc's own free lists; no lock of this
+        // allocator is held.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        if let Some(block) = largest {
+            match grow(block, len) {
+                Some(p) => return Some((p, block.len)),
+                None => unmap(block.addr, block.len),
             }
         }
+        map(len).map(|p| (p, 0))
     }
 
     /// Keeps a freed block for reuse (unmapped if the store is full).
@@ -157,6 +174,21 @@ fn map(len: usize) -> Option<*mut u8> {
     (p != libc::MAP_FAILED).then_some(p as *mut u8)
 }
 
+/// `block` grown to `len` bytes (possibly moved), its contents kept.
+fn grow(block: Block, len: usize) -> Option<*mut u8> {
+    // SAFETY: `block` is a whole mapping made by `map` (or grown by this function) that no
+    // live allocation uses; on failure it is left as it was.
+    let p = unsafe {
+        libc::mremap(
+            block.addr as *mut libc::c_void,
+            block.len,
+            len,
+            libc::MREMAP_MAYMOVE,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as *mut u8)
+}
+
 fn unmap(addr: usize, len: usize) {
     // SAFETY: [addr, addr + len) is a whole-page range of a mapping made by `map` that no
     // live allocation uses.
@@ -183,10 +215,8 @@ unsafe impl GlobalAlloc for RecyclingAllocator {
         }
         match self.take(mapped_len(layout.size())) {
             Some((p, recycled)) => {
-                if recycled {
-                    // Cheaper than faulting in fresh zeroed pages, which is what this avoids.
-                    std::ptr::write_bytes(p, 0, layout.size());
-                }
+                // Cheaper than faulting in fresh zeroed pages, which is what this avoids.
+                std::ptr::write_bytes(p, 0, recycled.min(layout.size()));
                 p
             }
             None => std::ptr::null_mut(),
@@ -277,21 +307,32 @@ mod tests {
     }
 
     #[test]
-    fn a_request_no_kept_block_fits_drops_them_all() {
+    fn a_request_no_kept_block_fits_grows_the_largest_and_drops_the_others() {
         let a = RecyclingAllocator::new();
         unsafe {
-            let small: Vec<_> = (0..3).map(|_| a.alloc(layout(32 * MIB))).collect();
-            for &p in &small {
-                a.dealloc(p, layout(32 * MIB));
+            let sizes = [32 * MIB, 48 * MIB, 34 * MIB];
+            let blocks: Vec<_> = sizes.iter().map(|&n| a.alloc(layout(n))).collect();
+            for (&p, &n) in blocks.iter().zip(&sizes) {
+                std::ptr::write_bytes(p, (n / MIB) as u8, n);
+                a.dealloc(p, layout(n));
             }
-            assert_eq!(a.kept_bytes(), 96 * MIB);
-            let big = a.alloc_zeroed(layout(100 * MIB));
+            assert_eq!(a.kept_bytes(), 114 * MIB);
+            // The 48 MiB block's pages carry on as the first 48 MiB of the new one.
+            let big = a.alloc(layout(100 * MIB));
             assert!(!big.is_null());
             assert_eq!(a.kept_bytes(), 0);
-            assert!(std::slice::from_raw_parts(big, 100 * MIB)
+            let grown = std::slice::from_raw_parts(big, 100 * MIB);
+            assert!(grown[..48 * MIB].iter().all(|&b| b == 48));
+            assert!(grown[48 * MIB..].iter().all(|&b| b == 0));
+            std::ptr::write_bytes(big, 9, 100 * MIB);
+            a.dealloc(big, layout(100 * MIB));
+            // Zeroed: the grown block's recycled part is cleared as well.
+            let zeroed = a.alloc_zeroed(layout(150 * MIB));
+            assert!(!zeroed.is_null());
+            assert!(std::slice::from_raw_parts(zeroed, 150 * MIB)
                 .iter()
                 .all(|&b| b == 0));
-            a.dealloc(big, layout(100 * MIB));
+            a.dealloc(zeroed, layout(150 * MIB));
         }
         a.release();
     }
