@@ -176,6 +176,23 @@ pub trait Backend: 'static {
         stride: usize,
         padding: usize,
     ) -> Result<Self::Tensor>;
+    /// [`conv2d`](Self::conv2d) of [`upsample_nearest2x`](Self::upsample_nearest2x) of `x`
+    /// (the UNet's and the VAE decoder's upsampling layers): a backend may read the
+    /// upsampled image from `x` as it convolves, so that the image four times `x`'s size
+    /// (256 MiB in f32 at the VAE decoder's 512² level) is never made. The default makes it,
+    /// letting `x` go first (it is taken by value for that).
+    fn conv2d_nearest2x(
+        &self,
+        x: Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self::Tensor> {
+        let up = self.upsample_nearest2x(&x)?;
+        drop(x);
+        self.conv2d(&up, w, b, stride, padding)
+    }
     /// Group norm over `[N, C, ...]` with per-channel affine; `silu` fuses a SiLU after it.
     fn group_norm(
         &self,

@@ -70,6 +70,11 @@ impl<B: Backend> Conv2d<B> {
     pub fn forward(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
         b.conv2d(x, &self.weight, Some(&self.bias), self.stride, self.padding)
     }
+    /// The convolution of `x` upsampled 2× (nearest), as the backend's
+    /// [`Backend::conv2d_nearest2x`] computes it.
+    pub fn forward_nearest2x(&self, b: &B, x: B::Tensor) -> Result<B::Tensor> {
+        b.conv2d_nearest2x(x, &self.weight, Some(&self.bias), self.stride, self.padding)
+    }
 }
 
 /// Groups of every GroupNorm in SD1.x (LDM's `Normalize`).

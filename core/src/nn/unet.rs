@@ -43,7 +43,7 @@ impl<B: Backend> Block<B> {
                 Layer::Res(r) => r.forward(b, &h, Some(emb_silu))?,
                 Layer::Attention(t) => t.forward(b, &h, context, hooks)?,
                 Layer::Conv(c) => c.forward(b, &h)?,
-                Layer::Upsample(c) => c.forward(b, &b.upsample_nearest2x(&h)?)?,
+                Layer::Upsample(c) => c.forward_nearest2x(b, h)?,
             };
         }
         Ok(h)

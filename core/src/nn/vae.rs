@@ -230,10 +230,7 @@ impl<B: Backend> AutoencoderKl<B> {
                 h = block.forward_owned(b, h, None)?;
             }
             if let Some(conv) = &level.resample {
-                // The low-resolution input is freed before the conv's output is made.
-                let up = b.upsample_nearest2x(&h)?;
-                drop(h);
-                h = conv.forward(b, &up)?;
+                h = conv.forward_nearest2x(b, h)?;
             }
         }
         // Normalised in its own storage, then back to full precision for the last conv,

@@ -109,7 +109,7 @@ fn winograd_conv(c: usize, cout: usize, side: usize, images: usize) {
             winograd::conv3x3_tiled(
                 tiling,
                 s,
-                winograd::ActivationData::F32(&x),
+                winograd::ActivationData::F32(&x).into(),
                 &w,
                 winograd::ActivationDataMut::F32(&mut y),
                 None,

@@ -312,6 +312,17 @@ impl Backend for CandleBackend {
         ops::conv::conv2d(x, w, b, stride, padding, self.precision).be()
     }
 
+    fn conv2d_nearest2x(
+        &self,
+        x: Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        ops::conv::conv2d_nearest2x(&x, w, b, stride, padding, self.precision).be()
+    }
+
     fn group_norm(
         &self,
         x: &Tensor,

@@ -33,48 +33,27 @@ pub fn conv2d(
     padding: usize,
     precision: Precision,
 ) -> Result<Tensor> {
-    let (_, c, h, wd) = x.dims4()?;
-    let (out, cin, kh, kw) = w.dims4()?;
-    if c != cin || kh != kw {
-        bail!(
-            "conv2d: input {:?} does not fit weight {:?}",
-            x.dims(),
-            w.dims()
-        );
-    }
-    if stride == 0 || h + 2 * padding < kh || wd + 2 * padding < kw {
-        bail!(
-            "conv2d: kernel {kh}×{kw} (stride {stride}, padding {padding}) does not fit input {:?}",
-            x.dims()
-        );
-    }
-    if let Some(b) = b {
-        if b.dims() != [out] {
-            bail!("conv2d: bias {:?} is not [{out}]", b.dims());
-        }
-    }
-    let mut others: Vec<&Tensor> = b.into_iter().collect();
-    if is_compact_cpu(x) && cpu_kernel_operands(w, &others) {
-        return conv2d_cpu(x, w, b, stride, padding, precision);
+    check_shapes(x.dims4()?, w, b, stride, padding)?;
+    if kernel_operands(x, w, b) {
+        return conv2d_cpu(x, w, b, stride, padding, precision, false);
     }
     if is_compact_cpu(x) {
         // No kernel of ours for this weight: candle's, in f32, stored compact again.
         let y = conv2d(&x.to_dtype(DType::F32)?, w, b, stride, padding, precision)?;
         return y.to_dtype(DType::BF16);
     }
-    others.push(x);
-    if cpu_kernel_operands(w, &others) {
-        return conv2d_cpu(x, w, b, stride, padding, precision);
-    }
     let y = x.conv2d(w, padding, stride, 1, 1)?;
     match b {
-        Some(b) => y.broadcast_add(&b.reshape((1, out, 1, 1))?),
+        Some(b) => y.broadcast_add(&b.reshape((1, w.dim(0)?, 1, 1))?),
         None => Ok(y),
     }
 }
 
-/// The CPU path (shapes already checked by [`conv2d`]).
-fn conv2d_cpu(
+/// [`conv2d`] of `x`'s nearest-neighbour upsampling to twice its height and width. Where
+/// the convolution goes through Winograd's transform, the transform reads the upsampled
+/// rows straight from `x` ([`winograd::Image`]), so the upsampled image (four times `x`)
+/// is never made; otherwise it is made and convolved.
+pub fn conv2d_nearest2x(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
@@ -83,6 +62,75 @@ fn conv2d_cpu(
     precision: Precision,
 ) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
+    let (ho, wo) = (2 * h, 2 * wd);
+    check_shapes((n, c, ho, wo), w, b, stride, padding)?;
+    let k = w.dim(2)?;
+    if kernel_operands(x, w, b) && winograd::applies(k, stride, padding, n, ho, wo, precision) {
+        return conv2d_cpu(x, w, b, stride, padding, precision, true);
+    }
+    conv2d(
+        &x.upsample_nearest2d(ho, wo)?,
+        w,
+        b,
+        stride,
+        padding,
+        precision,
+    )
+}
+
+/// That a convolution of an image of `dims` by `w` (and `b`) is well formed.
+fn check_shapes(
+    (n, c, h, wd): (usize, usize, usize, usize),
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<()> {
+    let (out, cin, kh, kw) = w.dims4()?;
+    if c != cin || kh != kw {
+        bail!(
+            "conv2d: input {:?} does not fit weight {:?}",
+            [n, c, h, wd],
+            w.dims()
+        );
+    }
+    if stride == 0 || h + 2 * padding < kh || wd + 2 * padding < kw {
+        bail!(
+            "conv2d: kernel {kh}×{kw} (stride {stride}, padding {padding}) does not fit input {:?}",
+            [n, c, h, wd]
+        );
+    }
+    if let Some(b) = b {
+        if b.dims() != [out] {
+            bail!("conv2d: bias {:?} is not [{out}]", b.dims());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the CPU kernels take these operands: a weight they read with f32 bias and
+/// image, or with a compact image.
+fn kernel_operands(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> bool {
+    let mut others: Vec<&Tensor> = b.into_iter().collect();
+    if !is_compact_cpu(x) {
+        others.push(x);
+    }
+    cpu_kernel_operands(w, &others)
+}
+
+/// The CPU path (shapes already checked by [`conv2d`]), on `x` or (`nearest2x`, through
+/// Winograd's transform only) its nearest-neighbour upsampling by 2.
+fn conv2d_cpu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    precision: Precision,
+    nearest2x: bool,
+) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    let (h, wd) = if nearest2x { (2 * h, 2 * wd) } else { (h, wd) };
     let (cout, _, k, _) = w.dims4()?;
     let ho = (h + 2 * padding - k) / stride + 1;
     let wo = (wd + 2 * padding - k) / stride + 1;
@@ -101,6 +149,7 @@ fn conv2d_cpu(
         padding,
         ho,
         wo,
+        nearest2x,
     };
     let bias = bias.as_deref();
     let len = n * cout * ho * wo;
@@ -113,6 +162,10 @@ fn conv2d_cpu(
         })
     };
     let winograd = winograd::applies(k, stride, padding, n, h, wd, precision);
+    assert!(
+        winograd || !nearest2x,
+        "conv2d: upsampling outside Winograd's transform"
+    );
     // The output is kept as compact as the input.
     if is_compact_cpu(x) {
         let mut y = vec![bf16::ZERO; len];
@@ -158,6 +211,8 @@ struct ConvShape {
     padding: usize,
     ho: usize,
     wo: usize,
+    /// The image is read upsampled 2× (nearest): `h` and `wd` are the upsampled sizes.
+    nearest2x: bool,
 }
 
 /// `y = W · cols(x) + bias` for every image, with the weight in f32 or bf16 and the image
@@ -180,7 +235,11 @@ fn conv_products<T: Element>(
                 width: s.wd,
                 out_channels: s.cout,
             };
-            return winograd::conv3x3(shape, xs, ws, y, bias, precision);
+            let image = winograd::Image {
+                data: xs,
+                nearest2x: s.nearest2x,
+            };
+            return winograd::conv3x3(shape, image, ws, y, bias, precision);
         }
         ConvOutput::Images(y) => y,
     };

@@ -4,8 +4,8 @@
 //! convolution's is in the sums of the transforms.
 
 use super::{
-    each_input_tile_row, each_output_block, panel_row_runs, store_lanes, window, ActivationData,
-    Chunk, Conv3x3, SharedOutput, LANES,
+    each_input_tile_row, each_output_block, panel_row_runs, store_lanes, window, Chunk, Conv3x3,
+    Image, SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -39,30 +39,35 @@ pub(super) fn transform_kernel(g: &[f32; 9], mut put: impl FnMut(usize, f32)) {
     }
 }
 
-/// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with
-/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` and `d` the 4×4
-/// input block starting one row and column before the tile's output (zero outside).
-#[inline(always)]
-pub(super) fn transform_input(
-    s: Conv3x3,
-    image: ActivationData<'_>,
-    chunk: &Chunk,
-    panels: &PanelsOfB,
-    v: &mut [f32],
-) {
-    let seg = chunk.cols.len();
-    let size = panels.size();
-    each_input_tile_row(s, image, chunk, SIDE, transform_row, |c, base, t| {
-        for b in 0..T {
-            let row = |dr: usize| &t[(dr * T + b) * seg..][..seg];
-            let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
-            let at = |a: usize| (a * T + b) * size..(a * T + b + 1) * size;
-            combine_into(&mut v[at(0)], panels, c, base, t0, t2, |p, q| p - q);
-            combine_into(&mut v[at(1)], panels, c, base, t1, t2, |p, q| p + q);
-            combine_into(&mut v[at(2)], panels, c, base, t2, t1, |p, q| p - q);
-            combine_into(&mut v[at(3)], panels, c, base, t1, t3, |p, q| p - q);
-        }
-    });
+per_isa! {
+    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with
+    /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` and `d` the 4×4
+    /// input block starting one row and column before the tile's output (zero outside).
+    pub(super) fn transform_input(
+        s: Conv3x3,
+        image: Image<'_>,
+        chunk: &Chunk,
+        panels: &PanelsOfB,
+        v: &mut [f32],
+    ) {
+        let seg = chunk.cols.len();
+        let size = panels.size();
+        // A closure, so that the row transform is compiled with this copy's instruction set.
+        let row = |row: &[f32], j0: usize, rt: &mut [f32], seg: usize| {
+            transform_row(row, j0, rt, seg)
+        };
+        each_input_tile_row(s, image, chunk, SIDE, row, |c, base, t| {
+            for b in 0..T {
+                let row = |dr: usize| &t[(dr * T + b) * seg..][..seg];
+                let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
+                let at = |a: usize| (a * T + b) * size..(a * T + b + 1) * size;
+                combine_into(&mut v[at(0)], panels, c, base, t0, t2, |p, q| p - q);
+                combine_into(&mut v[at(1)], panels, c, base, t1, t2, |p, q| p + q);
+                combine_into(&mut v[at(2)], panels, c, base, t2, t1, |p, q| p - q);
+                combine_into(&mut v[at(3)], panels, c, base, t1, t3, |p, q| p - q);
+            }
+        });
+    }
 }
 
 /// Input columns one step of [`transform_row`] reads.
@@ -118,34 +123,35 @@ fn combine_into(
     });
 }
 
-/// `y = Aᵀ M A + bias` for every output channel and tile of the chunk, with
-/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; tiles past the image's edge are cut.
-#[inline(always)]
-pub(super) fn transform_output(
-    s: Conv3x3,
-    m: &[f32],
-    chunk: &Chunk,
-    bias: Option<&[f32]>,
-    out: &SharedOutput,
-) {
-    each_output_block::<POSITIONS>(s, m, chunk, bias, out, SIDE, |e, j, b0, ys| {
-        // Aᵀ on the rows of M, then on its columns.
-        let mut s0 = [[0f32; LANES]; 4];
-        let mut s1 = [[0f32; LANES]; 4];
-        for b in 0..4 {
-            for l in 0..LANES {
-                s0[b][l] = e[b][l] + e[4 + b][l] + e[8 + b][l];
-                s1[b][l] = e[4 + b][l] - e[8 + b][l] - e[12 + b][l];
+per_isa! {
+    /// `y = Aᵀ M A + bias` for every output channel and tile of the chunk, with
+    /// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`; tiles past the image's edge are cut.
+    pub(super) fn transform_output(
+        s: Conv3x3,
+        m: &[f32],
+        chunk: &Chunk,
+        bias: Option<&[f32]>,
+        out: &SharedOutput,
+    ) {
+        each_output_block::<POSITIONS>(s, m, chunk, bias, out, SIDE, |e, j, b0, ys| {
+            // Aᵀ on the rows of M, then on its columns.
+            let mut s0 = [[0f32; LANES]; 4];
+            let mut s1 = [[0f32; LANES]; 4];
+            for b in 0..4 {
+                for l in 0..LANES {
+                    s0[b][l] = e[b][l] + e[4 + b][l] + e[8 + b][l];
+                    s1[b][l] = e[4 + b][l] - e[8 + b][l] - e[12 + b][l];
+                }
             }
-        }
-        let row_len = ys.len() / SIDE;
-        for (y, s) in ys.chunks_exact_mut(row_len).zip([&s0, &s1]) {
-            let pairs: &mut [f32; SIDE * LANES] =
-                (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
-            for l in 0..LANES {
-                pairs[2 * l] = s[0][l] + s[1][l] + s[2][l] + b0;
-                pairs[2 * l + 1] = s[1][l] - s[2][l] - s[3][l] + b0;
+            let row_len = ys.len() / SIDE;
+            for (y, s) in ys.chunks_exact_mut(row_len).zip([&s0, &s1]) {
+                let pairs: &mut [f32; SIDE * LANES] =
+                    (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
+                for l in 0..LANES {
+                    pairs[2 * l] = s[0][l] + s[1][l] + s[2][l] + b0;
+                    pairs[2 * l + 1] = s[1][l] - s[2][l] - s[3][l] + b0;
+                }
             }
-        }
-    });
+        });
+    }
 }

@@ -8,8 +8,8 @@
 //! tests bound the error against a direct convolution in f64.
 
 use super::{
-    each_input_tile_row, each_output_block, load_lanes, panel_row_runs, store_lanes, window,
-    ActivationData, Chunk, Conv3x3, SharedOutput, LANES,
+    each_input_tile_row, each_output_block, load_lanes, store_lanes, window, Chunk, Conv3x3, Image,
+    PanelRun, SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -84,39 +84,36 @@ fn at(m: &[[f32; LANES]; T]) -> [[f32; LANES]; SIDE] {
     y
 }
 
-/// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with `d`
-/// the 6×6 input block starting one row and column before the tile's output (zero
-/// outside).
-#[inline(always)]
-pub(super) fn transform_input(
-    s: Conv3x3,
-    image: ActivationData<'_>,
-    chunk: &Chunk,
-    panels: &PanelsOfB,
-    v: &mut [f32],
-) {
-    let seg = chunk.cols.len();
-    let size = panels.size();
-    // One column of the transform, `(Bᵀ d B)[a][b]` for every a: col[a][j].
-    let mut col = vec![0f32; T * seg];
-    each_input_tile_row(s, image, chunk, SIDE, transform_row, |c, base, t| {
-        for b in 0..T {
+per_isa! {
+    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of the chunk, with `d`
+    /// the 6×6 input block starting one row and column before the tile's output (zero
+    /// outside).
+    pub(super) fn transform_input(
+        s: Conv3x3,
+        image: Image<'_>,
+        chunk: &Chunk,
+        panels: &PanelsOfB,
+        v: &mut [f32],
+    ) {
+        let seg = chunk.cols.len();
+        let size = panels.size();
+        // A closure, so that the row transform is compiled with this copy's instruction set.
+        let row = |row: &[f32], j0: usize, rt: &mut [f32], seg: usize| {
+            transform_row(row, j0, rt, seg)
+        };
+        each_input_tile_row(s, image, chunk, SIDE, row, |c, base, t| {
             for j in (0..seg).step_by(LANES) {
                 let n = LANES.min(seg - j);
-                let d = std::array::from_fn(|dr| load_lanes(&t[(dr * T + b) * seg + j..][..n]));
-                for (a, lanes) in bt(&d).iter().enumerate() {
-                    store_lanes(&mut col[a * seg + j..][..n], lanes);
+                let at = PanelRun::new(panels, c, base + j, n);
+                for b in 0..T {
+                    let d = std::array::from_fn(|dr| load_lanes(&t[(dr * T + b) * seg + j..][..n]));
+                    for (a, lanes) in bt(&d).iter().enumerate() {
+                        at.store(&mut v[(a * T + b) * size..][..size], lanes);
+                    }
                 }
             }
-            for a in 0..T {
-                let src = &col[a * seg..][..seg];
-                let dst = &mut v[(a * T + b) * size..][..size];
-                panel_row_runs(dst, panels, c, base, seg, |dst, run| {
-                    dst.copy_from_slice(&src[run]);
-                });
-            }
-        }
-    });
+        });
+    }
 }
 
 /// Input columns one step of [`transform_row`] reads.
@@ -136,35 +133,36 @@ fn transform_row(row: &[f32], j0: usize, rt: &mut [f32], seg: usize) {
     }
 }
 
-/// `y = Aᵀ M A + bias` for every output channel and tile of the chunk; tiles past the
-/// image's edge are cut.
-#[inline(always)]
-pub(super) fn transform_output(
-    s: Conv3x3,
-    m: &[f32],
-    chunk: &Chunk,
-    bias: Option<&[f32]>,
-    out: &SharedOutput,
-) {
-    each_output_block::<POSITIONS>(s, m, chunk, bias, out, SIDE, |e, j, b0, ys| {
-        // Aᵀ on the rows of M (each column b), then on its columns (each row k).
-        let mut rows = [[[0f32; LANES]; T]; SIDE];
-        for b in 0..T {
-            let column = std::array::from_fn(|a| e[a * T + b]);
-            for (k, lanes) in at(&column).into_iter().enumerate() {
-                rows[k][b] = lanes;
-            }
-        }
-        let row_len = ys.len() / SIDE;
-        for (y, row) in ys.chunks_exact_mut(row_len).zip(&rows) {
-            let y4 = at(row);
-            let dst: &mut [f32; SIDE * LANES] =
-                (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
-            for l in 0..LANES {
-                for (q, y) in y4.iter().enumerate() {
-                    dst[SIDE * l + q] = y[l] + b0;
+per_isa! {
+    /// `y = Aᵀ M A + bias` for every output channel and tile of the chunk; tiles past the
+    /// image's edge are cut.
+    pub(super) fn transform_output(
+        s: Conv3x3,
+        m: &[f32],
+        chunk: &Chunk,
+        bias: Option<&[f32]>,
+        out: &SharedOutput,
+    ) {
+        each_output_block::<POSITIONS>(s, m, chunk, bias, out, SIDE, |e, j, b0, ys| {
+            // Aᵀ on the rows of M (each column b), then on its columns (each row k).
+            let mut rows = [[[0f32; LANES]; T]; SIDE];
+            for b in 0..T {
+                let column = std::array::from_fn(|a| e[a * T + b]);
+                for (k, lanes) in at(&column).into_iter().enumerate() {
+                    rows[k][b] = lanes;
                 }
             }
-        }
-    });
+            let row_len = ys.len() / SIDE;
+            for (y, row) in ys.chunks_exact_mut(row_len).zip(&rows) {
+                let y4 = at(row);
+                let dst: &mut [f32; SIDE * LANES] =
+                    (&mut y[SIDE * j..][..SIDE * LANES]).try_into().unwrap();
+                for l in 0..LANES {
+                    for (q, y) in y4.iter().enumerate() {
+                        dst[SIDE * l + q] = y[l] + b0;
+                    }
+                }
+            }
+        });
+    }
 }

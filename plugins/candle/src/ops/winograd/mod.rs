@@ -148,6 +148,45 @@ pub struct Conv3x3 {
     pub out_channels: usize,
 }
 
+/// The image a convolution reads: `data` itself, or (with `nearest2x`) its
+/// nearest-neighbour upsampling to twice the height and width, which is never made: each
+/// input row the transform reads is filled from `data`'s row at half its index, each value
+/// twice. So an upsampling convolution (the UNet's and the VAE decoder's) needs no
+/// upsampled copy of its input, which at the decoder's 512² level is 256 MiB in f32.
+#[derive(Clone, Copy, Debug)]
+pub struct Image<'a> {
+    pub data: ActivationData<'a>,
+    pub nearest2x: bool,
+}
+
+impl<'a> From<ActivationData<'a>> for Image<'a> {
+    fn from(data: ActivationData<'a>) -> Self {
+        Image {
+            data,
+            nearest2x: false,
+        }
+    }
+}
+
+impl<'a> Image<'a> {
+    /// Elements `data` holds for `images` images of the convolution's shape `s`.
+    fn len_for(self, s: Conv3x3) -> usize {
+        let plane = s.height * s.width;
+        let per_image = s.channels * if self.nearest2x { plane / 4 } else { plane };
+        s.images * per_image
+    }
+
+    /// Image `i` of the batch.
+    fn image(self, s: Conv3x3, i: usize) -> Image<'a> {
+        let one = Conv3x3 { images: 1, ..s };
+        let len = self.len_for(one);
+        Image {
+            data: self.data.slice(i * len..(i + 1) * len),
+            nearest2x: self.nearest2x,
+        }
+    }
+}
+
 /// A chunk of tiles: rows `rows` of tile columns `cols` of image `image`.
 #[derive(Clone, Debug)]
 struct Chunk {
@@ -231,7 +270,7 @@ thread_local! {
 /// If a slice does not have the length its shape says.
 pub fn conv3x3<T: Element>(
     s: Conv3x3,
-    x: ActivationData<'_>,
+    x: Image<'_>,
     w: &[T],
     y: ActivationDataMut<'_>,
     bias: Option<&[f32]>,
@@ -247,14 +286,18 @@ pub fn conv3x3<T: Element>(
 pub fn conv3x3_tiled<T: Element>(
     tiling: Tiling,
     s: Conv3x3,
-    x: ActivationData<'_>,
+    x: Image<'_>,
     w: &[T],
     y: ActivationDataMut<'_>,
     bias: Option<&[f32]>,
     precision: Precision,
 ) {
     let plane = s.height * s.width;
-    assert_eq!(x.len(), s.images * s.channels * plane, "winograd: input");
+    assert_eq!(x.data.len(), x.len_for(s), "winograd: input");
+    assert!(
+        !x.nearest2x || (s.height.is_multiple_of(2) && s.width.is_multiple_of(2)),
+        "winograd: an upsampled image has an even height and width"
+    );
     assert_eq!(w.len(), s.out_channels * s.channels * 9, "winograd: weight");
     assert_eq!(
         y.len(),
@@ -286,9 +329,7 @@ pub fn conv3x3_tiled<T: Element>(
             }
             let (v, m) = buffer.split_at_mut(v_len);
             let m = &mut m[..m_len];
-            let first = chunk.image * s.channels * plane;
-            let image = x.slice(first..first + s.channels * plane);
-            transform_input(tiling, s, image, chunk, &panels, v);
+            transform_input(tiling, s, x.image(s, chunk.image), chunk, &panels, v);
             for (xi, u) in u.iter().enumerate() {
                 let dims = Dims {
                     m: s.out_channels,
@@ -409,58 +450,15 @@ fn chunks(tiling: Tiling, s: Conv3x3) -> Vec<Chunk> {
     chunks
 }
 
-/// Defines `fn $name(args)` as `$body(args)` compiled for the widest vector unit this CPU
-/// has (the transforms are written as fixed-width lanes for the compiler to vectorise):
-/// `$body` is inlined into one copy per instruction set, picked at run time.
-macro_rules! per_isa {
-    ($(#[$doc:meta])* fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
-        $(#[$doc])*
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn avx512($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has AVX2 and FMA.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
 mod f2x2;
 mod f4x4;
 
-per_isa! {
-    /// `V_ξ[c, t] = (Bᵀ d B)_ξ` of `tiling` for every channel `c` and tile `t` of the chunk,
-    /// `d` the input block around the tile's output (zero outside the image).
-    fn transform_input = transform_input_body(
-        tiling: Tiling,
-        s: Conv3x3,
-        image: ActivationData<'_>,
-        chunk: &Chunk,
-        panels: &PanelsOfB,
-        v: &mut [f32],
-    )
-}
-
-#[inline(always)]
-fn transform_input_body(
+/// `V_ξ[c, t] = (Bᵀ d B)_ξ` of `tiling` for every channel `c` and tile `t` of the chunk,
+/// `d` the input block around the tile's output (zero outside the image).
+fn transform_input(
     tiling: Tiling,
     s: Conv3x3,
-    image: ActivationData<'_>,
+    image: Image<'_>,
     chunk: &Chunk,
     panels: &PanelsOfB,
     v: &mut [f32],
@@ -471,21 +469,9 @@ fn transform_input_body(
     }
 }
 
-per_isa! {
-    /// `y = Aᵀ M A + bias` of `tiling` for every output channel and tile of the chunk; tiles
-    /// past the image's edge are cut.
-    fn transform_output = transform_output_body(
-        tiling: Tiling,
-        s: Conv3x3,
-        m: &[f32],
-        chunk: &Chunk,
-        bias: Option<&[f32]>,
-        out: &SharedOutput,
-    )
-}
-
-#[inline(always)]
-fn transform_output_body(
+/// `y = Aᵀ M A + bias` of `tiling` for every output channel and tile of the chunk; tiles
+/// past the image's edge are cut.
+fn transform_output(
     tiling: Tiling,
     s: Conv3x3,
     m: &[f32],
@@ -521,6 +507,46 @@ fn panel_row_runs(
     }
 }
 
+/// Where a run of at most [`LANES`] columns `t0..t0 + n` of row `k` lies in an operand in
+/// panel layout: found once, then used for every position `ξ` (whose operands share the
+/// layout). A run within one panel is one contiguous slice, written with a fixed-width
+/// copy; one that crosses a panel's edge goes column by column.
+struct PanelRun<'p> {
+    panels: &'p PanelsOfB,
+    k: usize,
+    t0: usize,
+    n: usize,
+    /// The run's offset when it lies within one panel.
+    contiguous: Option<usize>,
+}
+
+impl<'p> PanelRun<'p> {
+    #[inline(always)]
+    fn new(panels: &'p PanelsOfB, k: usize, t0: usize, n: usize) -> Self {
+        let within = t0 % panels.panel() + n <= panels.panel();
+        PanelRun {
+            panels,
+            k,
+            t0,
+            n,
+            contiguous: within.then(|| panels.offset(k, t0)),
+        }
+    }
+
+    /// The run's first `n` lanes into `b`, one position's operand.
+    #[inline(always)]
+    fn store(&self, b: &mut [f32], lanes: &[f32; LANES]) {
+        match self.contiguous {
+            Some(at) => store_lanes(&mut b[at..][..self.n], lanes),
+            None => panel_row_runs(b, self.panels, self.k, self.t0, self.n, |dst, run| {
+                for (d, &v) in dst.iter_mut().zip(&lanes[run]) {
+                    *d = v;
+                }
+            }),
+        }
+    }
+}
+
 /// Tiles a transform handles per step: one AVX-512 vector of f32.
 const LANES: usize = 16;
 
@@ -552,7 +578,7 @@ fn window<const N: usize>(row: &[f32], first: usize) -> [f32; N] {
 #[inline(always)]
 fn each_input_tile_row(
     s: Conv3x3,
-    image: ActivationData<'_>,
+    image: Image<'_>,
     chunk: &Chunk,
     side: usize,
     transform_row: impl Fn(&[f32], usize, &mut [f32], usize),
@@ -560,35 +586,69 @@ fn each_input_tile_row(
 ) {
     let t = side + 2;
     let seg = chunk.cols.len();
-    let plane = s.height * s.width;
+    let (height, width) = if image.nearest2x {
+        (s.height / 2, s.width / 2)
+    } else {
+        (s.height, s.width)
+    };
     let mut rows = vec![0f32; t * t * seg];
-    // A compact image's rows widen into `wide`, over the columns the chunk's input
-    // windows read (one before its first tile to one past its last).
-    let mut wide = match image {
-        ActivationData::F32(_) => Vec::new(),
-        ActivationData::Bf16(_) => vec![0f32; s.width],
+    // A compact or upsampled image's rows are made in `wide`, over the columns the chunk's
+    // input windows read (one before its first tile to one past its last).
+    let mut wide = match image.data {
+        ActivationData::F32(_) if !image.nearest2x => Vec::new(),
+        _ => vec![0f32; s.width],
     };
     let reach =
         (side * chunk.cols.start).saturating_sub(1)..(side * chunk.cols.end + 1).min(s.width);
     for c in 0..s.channels {
         for (ti, i) in chunk.rows.clone().enumerate() {
+            // The stored row the last input row was read from: two input rows of an
+            // upsampled image in a row are the same row, transformed once.
+            let mut last = None;
             for dr in 0..t {
                 let r = (side * i + dr).wrapping_sub(1);
-                let rt = &mut rows[dr * t * seg..][..t * seg];
-                if r < s.height {
-                    let at = c * plane + r * s.width;
-                    let row = match image {
-                        ActivationData::F32(x) => &x[at..at + s.width],
-                        ActivationData::Bf16(x) => {
-                            let src = &x[at + reach.start..at + reach.end];
-                            bf16::widen_into(src, &mut wide[reach.clone()]);
-                            &wide[..]
-                        }
-                    };
-                    transform_row(row, chunk.cols.start, rt, seg);
-                } else {
+                let (done, rt) = rows.split_at_mut(dr * t * seg);
+                let rt = &mut rt[..t * seg];
+                if r >= s.height {
                     rt.fill(0.0);
+                    last = None;
+                    continue;
                 }
+                let stored = if image.nearest2x { r / 2 } else { r };
+                let at = (c * height + stored) * width;
+                if last == Some(at) {
+                    rt.copy_from_slice(&done[(dr - 1) * t * seg..]);
+                    continue;
+                }
+                last = Some(at);
+                let row = match (image.data, image.nearest2x) {
+                    (ActivationData::F32(x), false) => &x[at..at + s.width],
+                    (ActivationData::Bf16(x), false) => {
+                        let src = &x[at + reach.start..at + reach.end];
+                        bf16::widen_into(src, &mut wide[reach.clone()]);
+                        &wide[..]
+                    }
+                    (data, true) => {
+                        // Each stored value twice, over the stored columns the reach
+                        // covers (the width is even, so the pairs stay inside the row).
+                        let pairs = reach.start / 2..reach.end.div_ceil(2);
+                        let dst = wide[2 * pairs.start..2 * pairs.end].chunks_exact_mut(2);
+                        match data {
+                            ActivationData::F32(x) => {
+                                for (d, &v) in dst.zip(&x[at + pairs.start..at + pairs.end]) {
+                                    d.fill(v);
+                                }
+                            }
+                            ActivationData::Bf16(x) => {
+                                for (d, &v) in dst.zip(&x[at + pairs.start..at + pairs.end]) {
+                                    d.fill(v.to_f32());
+                                }
+                            }
+                        }
+                        &wide[..]
+                    }
+                };
+                transform_row(row, chunk.cols.start, rt, seg);
             }
             columns(c, ti * seg, &rows);
         }
@@ -759,7 +819,7 @@ mod tests {
                 conv3x3_tiled(
                     tiling,
                     s,
-                    ActivationData::F32(&x),
+                    ActivationData::F32(&x).into(),
                     &w,
                     ActivationDataMut::F32(&mut y),
                     Some(&bias),
@@ -846,7 +906,7 @@ mod tests {
             conv3x3_tiled(
                 tiling,
                 s,
-                ActivationData::F32(&x),
+                ActivationData::F32(&x).into(),
                 &w,
                 ActivationDataMut::F32(&mut tiled),
                 Some(&bias),
@@ -858,6 +918,62 @@ mod tests {
                 assert!(
                     (got as f64 - want).abs() <= tolerance(tiling) * mag + 1e-30,
                     "{s:?} element {k}: {got}, a direct convolution gives {want}"
+                );
+            }
+        }
+    }
+
+    /// The backend's upsampling convolution gives, to the bit, what convolving candle's
+    /// nearest-neighbour upsampling gives: through each tiling (read upsampled) and below
+    /// the transform's sizes (upsampled, then convolved), for f32 and compact images.
+    #[test]
+    fn conv2d_nearest2x_equals_the_convolution_of_the_upsampled_image() {
+        use candle_core::{DType, Device, Tensor};
+        // Upsampled: 34×32 × 2 images (F(2×2)), 70×66 (F(4×4)), 10×12 (no transform).
+        for (images, height, width, tiling) in [
+            (2, 17, 16, Some(Tiling::F2x2)),
+            (1, 35, 33, Some(Tiling::F4x4)),
+            (1, 5, 6, None),
+        ] {
+            let s = Conv3x3 {
+                images,
+                channels: 3,
+                height: 2 * height,
+                width: 2 * width,
+                out_channels: 4,
+            };
+            let transformed = applies(3, 1, 1, images, s.height, s.width, Precision::F32);
+            assert_eq!(transformed.then(|| Tiling::pick(s)), tiling, "{s:?}");
+            let t =
+                |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+            let x = t(
+                &values(images * 3 * height * width, 60),
+                &[images, 3, height, width],
+            );
+            let w = t(&values(4 * 3 * 9, 61), &[4, 3, 3, 3]);
+            let bias = t(&values(4, 62), &[4]);
+            for x in [x.clone(), x.to_dtype(DType::BF16).unwrap()] {
+                let conv = |x: &Tensor, nearest2x: bool| {
+                    let f = if nearest2x {
+                        crate::ops::conv::conv2d_nearest2x
+                    } else {
+                        crate::ops::conv::conv2d
+                    };
+                    let y = f(x, &w, Some(&bias), 1, 1, Precision::F32).unwrap();
+                    assert_eq!(y.dims(), [images, 4, s.height, s.width]);
+                    assert_eq!(
+                        y.dtype(),
+                        x.dtype(),
+                        "the output is kept as compact as the input"
+                    );
+                    let y = y.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+                    y.to_vec1::<f32>().unwrap()
+                };
+                let up = x.upsample_nearest2d(s.height, s.width).unwrap();
+                assert!(
+                    conv(&x, true) == conv(&up, false),
+                    "{s:?} ({:?}): the upsampling convolution differs from convolving the upsampled image",
+                    x.dtype()
                 );
             }
         }
@@ -885,7 +1001,7 @@ mod tests {
             conv3x3_tiled(
                 tiling,
                 s,
-                ActivationData::F32(&x),
+                ActivationData::F32(&x).into(),
                 &w,
                 ActivationDataMut::F32(&mut y),
                 None,
@@ -919,7 +1035,7 @@ mod tests {
                 conv3x3_tiled(
                     tiling,
                     s,
-                    ActivationData::Bf16(&x),
+                    ActivationData::Bf16(&x).into(),
                     &w,
                     ActivationDataMut::Bf16(&mut y),
                     Some(&bias),
@@ -933,6 +1049,67 @@ mod tests {
                         (got - want).abs() <= bound + 1e-30,
                         "{tiling:?} {s:?}: element {k} is {got}, a direct convolution gives {want}"
                     );
+                }
+            }
+        }
+    }
+
+    /// An upsampled image (`Image::nearest2x`) convolves as its nearest-neighbour
+    /// upsampling, made here element by element, does through a direct convolution: f32
+    /// and compact, both tilings, every shape of [`cases`] as the stored image.
+    #[test]
+    fn upsampled_images_convolve_as_their_upsampling_does() {
+        for tiling in [Tiling::F2x2, Tiling::F4x4] {
+            for (i, stored) in cases() {
+                let s = Conv3x3 {
+                    height: 2 * stored.height,
+                    width: 2 * stored.width,
+                    ..stored
+                };
+                let planes = s.images * s.channels;
+                let x = values(planes * stored.height * stored.width, 11 * i as u64);
+                let x16: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+                let w = values(s.out_channels * s.channels * 9, 11 * i as u64 + 1);
+                let bias = values(s.out_channels, 11 * i as u64 + 2);
+                let upsample = |x: &[f32]| -> Vec<f32> {
+                    let mut up = Vec::with_capacity(planes * s.height * s.width);
+                    for p in 0..planes {
+                        for r in 0..s.height {
+                            for c in 0..s.width {
+                                let at = (p * stored.height + r / 2) * stored.width + c / 2;
+                                up.push(x[at]);
+                            }
+                        }
+                    }
+                    up
+                };
+                let wide: Vec<f32> = x16.iter().map(|v| v.to_f32()).collect();
+                for (kind, data, reference) in [
+                    ("f32", ActivationData::F32(&x), upsample(&x)),
+                    ("bf16", ActivationData::Bf16(&x16), upsample(&wide)),
+                ] {
+                    let mut y = vec![f32::NAN; s.images * s.out_channels * s.height * s.width];
+                    let image = Image {
+                        data,
+                        nearest2x: true,
+                    };
+                    conv3x3_tiled(
+                        tiling,
+                        s,
+                        image,
+                        &w,
+                        ActivationDataMut::F32(&mut y),
+                        Some(&bias),
+                        Precision::F32,
+                    );
+                    let (want, mag) = direct(s, &reference, &w, &bias);
+                    for (k, ((&got, &want), &mag)) in y.iter().zip(&want).zip(&mag).enumerate() {
+                        assert!(
+                            (got as f64 - want).abs() <= tolerance(tiling) * mag + 1e-30,
+                            "{tiling:?} {s:?} upsampled from {kind}: element {k} is {got}, \
+                             a direct convolution of the upsampled image gives {want}"
+                        );
+                    }
                 }
             }
         }
