@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Sum of a slice in eight f32 lanes (vectorisable), totalled in f64.
+#[inline(always)]
 fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut lanes = [0f32; 8];
     let chunks = xs.chunks_exact(8);
@@ -29,18 +30,20 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     lanes.iter().map(|&v| v as f64).sum::<f64>() + tail.iter().map(|&v| f(v) as f64).sum::<f64>()
 }
 
-/// Mean and reciprocal standard deviation (biased variance, two passes).
-fn moments(xs: &[f32], eps: f32) -> (f32, f32) {
-    let n = xs.len().max(1) as f64;
-    // Partial sums per 4096 values keep the f32 lanes short.
-    let mean = xs.chunks(4096).map(|c| lane_sum(c, |v| v)).sum::<f64>() / n;
-    let m = mean as f32;
-    let var = xs
-        .chunks(4096)
-        .map(|c| lane_sum(c, |v| (v - m) * (v - m)))
-        .sum::<f64>()
-        / n;
-    (m, (1.0 / (var + eps as f64).sqrt()) as f32)
+per_isa! {
+    /// Mean and reciprocal standard deviation (biased variance, two passes).
+    fn moments(xs: &[f32], eps: f32) -> (f32, f32) {
+        let n = xs.len().max(1) as f64;
+        // Partial sums per 4096 values keep the f32 lanes short.
+        let mean = xs.chunks(4096).map(|c| lane_sum(c, |v| v)).sum::<f64>() / n;
+        let m = mean as f32;
+        let var = xs
+            .chunks(4096)
+            .map(|c| lane_sum(c, |v| (v - m) * (v - m)))
+            .sum::<f64>()
+            / n;
+        (m, (1.0 / (var + eps as f64).sqrt()) as f32)
+    }
 }
 
 /// The CPU group norm: out of place ([`CustomOp1`]) or over the tensor's own buffer
@@ -120,7 +123,14 @@ impl GroupNormCpu {
 
     /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
     fn apply(&self, map: (f32, f32), values: &mut [f32]) {
-        if self.silu {
+        map_in_place(map, self.silu, values)
+    }
+}
+
+per_isa! {
+    /// `values` mapped by `(a, b)`, then SiLU with `silu`, in place.
+    fn map_in_place(map: (f32, f32), silu: bool, values: &mut [f32]) {
+        if silu {
             values.iter_mut().for_each(|v| *v = mapped::<true>(map, *v));
         } else {
             values
