@@ -62,35 +62,26 @@ impl RecyclingAllocator {
     /// A block for `len` mapped bytes, and how many of its first bytes are recycled (their
     /// contents are whatever the last user left; the rest are fresh zeroed pages).
     fn take(&self, len: usize) -> Option<(*mut u8, usize)> {
-        let (found, largest) = {
+        let picked = {
             let mut free = self.lock();
             let count = free.count;
-            let fits = free.blocks[..count]
-                .iter()
-                .enumerate()
+            let kept = free.blocks[..count].iter().enumerate();
+            // The smallest that fits; when none does, the largest, to be grown rather than
+            // mapping afresh.
+            let pick = kept
+                .clone()
                 .filter(|(_, b)| b.len >= len)
                 .min_by_key(|(_, b)| b.len)
+                .or_else(|| kept.max_by_key(|(_, b)| b.len))
                 .map(|(i, _)| i);
-            // When none fits, the largest is grown instead of mapping afresh.
-            let pick = fits.or_else(|| {
-                free.blocks[..count]
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|(_, b)| b.len)
-                    .map(|(i, _)| i)
-            });
-            let block = pick.map(|i| {
+            pick.map(|i| {
                 let block = free.blocks[i];
                 free.blocks[i] = free.blocks[count - 1];
                 free.count -= 1;
                 block
-            });
-            match fits {
-                Some(_) => (block, None),
-                None => (None, block),
-            }
+            })
         };
-        if let Some(block) = found {
+        if let Some(block) = picked.filter(|b| b.len >= len) {
             if block.len > len {
                 unmap(block.addr + len, block.len - len);
             }
@@ -109,7 +100,7 @@ impl RecyclingAllocator {
         unsafe {
             libc::malloc_trim(0);
         }
-        if let Some(block) = largest {
+        if let Some(block) = picked {
             match grow(block, len) {
                 Some(p) => return Some((p, block.len)),
                 None => unmap(block.addr, block.len),

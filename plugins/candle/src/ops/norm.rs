@@ -108,22 +108,17 @@ impl GroupNormCpu {
     fn normalize_group(&self, i: usize, xg: &mut [f32], spatial: usize) {
         let maps: Vec<(f32, f32)> = self.channel_maps(i, xg).collect();
         for (map, xc) in maps.into_iter().zip(xg.chunks_exact_mut(spatial)) {
-            self.apply(map, xc);
+            map_in_place(map, self.silu, xc);
         }
     }
 
-    /// [`Self::apply`] from `src` into `dst` (every element of which it writes).
+    /// [`map_in_place`] from `src` into `dst` (every element of which it writes).
     fn apply_into(&self, map: (f32, f32), src: &[f32], dst: &mut [MaybeUninit<f32>]) {
         if self.silu {
             zip_map_into(dst, src, src, |v, _| mapped::<true>(map, v));
         } else {
             zip_map_into(dst, src, src, |v, _| mapped::<false>(map, v));
         }
-    }
-
-    /// `values` mapped by `(a, b)`, then SiLU if asked, in place.
-    fn apply(&self, map: (f32, f32), values: &mut [f32]) {
-        map_in_place(map, self.silu, values)
     }
 }
 

@@ -547,6 +547,15 @@ impl<'p> PanelRun<'p> {
     }
 }
 
+/// Each of `src`'s values, as f32, twice in a row into `dst` (a row of a nearest-neighbour
+/// upsampling).
+#[inline(always)]
+fn widen_doubled<T: Element>(src: &[T], dst: &mut [f32]) {
+    for (d, &v) in dst.chunks_exact_mut(2).zip(src) {
+        d.fill(v.widen());
+    }
+}
+
 /// Tiles a transform handles per step: one AVX-512 vector of f32.
 const LANES: usize = 16;
 
@@ -632,18 +641,10 @@ fn each_input_tile_row(
                         // Each stored value twice, over the stored columns the reach
                         // covers (the width is even, so the pairs stay inside the row).
                         let pairs = reach.start / 2..reach.end.div_ceil(2);
-                        let dst = wide[2 * pairs.start..2 * pairs.end].chunks_exact_mut(2);
-                        match data {
-                            ActivationData::F32(x) => {
-                                for (d, &v) in dst.zip(&x[at + pairs.start..at + pairs.end]) {
-                                    d.fill(v);
-                                }
-                            }
-                            ActivationData::Bf16(x) => {
-                                for (d, &v) in dst.zip(&x[at + pairs.start..at + pairs.end]) {
-                                    d.fill(v.to_f32());
-                                }
-                            }
+                        let dst = &mut wide[2 * pairs.start..2 * pairs.end];
+                        match data.slice(at + pairs.start..at + pairs.end) {
+                            ActivationData::F32(x) => widen_doubled(x, dst),
+                            ActivationData::Bf16(x) => widen_doubled(x, dst),
                         }
                         &wide[..]
                     }
