@@ -139,6 +139,56 @@ const BUILD_CHUNK_FLOATS: usize = 1 << 16;
 /// Smallest matrix [`Panels::build`] packs on more than one thread.
 const PARALLEL_BUILD_FLOATS: usize = 1 << 18;
 
+/// One chunk of a matrix in panel layout: whole panels of `lines` at the depths `ks`,
+/// `floats` elements that follow the previous chunk's in storage.
+struct ChunkPlan {
+    ks: Range<usize>,
+    lines: Range<usize>,
+    floats: usize,
+}
+
+impl Geometry {
+    /// The matrix cut into chunks of whole panels of one depth block, in storage order,
+    /// each about `chunk_floats` (at least one panel).
+    fn chunks(&self, chunk_floats: usize) -> Vec<ChunkPlan> {
+        let mut chunks = Vec::new();
+        for pc in (0..self.depth).step_by(self.block) {
+            let ks = pc..(pc + self.block).min(self.depth);
+            let chunk_lines = (chunk_floats / (ks.len() * self.panel)).max(1) * self.panel;
+            for first in (0..self.len).step_by(chunk_lines) {
+                let lines = first..(first + chunk_lines).min(self.len);
+                let floats = ks.len() * lines.len().next_multiple_of(self.panel);
+                chunks.push(ChunkPlan {
+                    ks: ks.clone(),
+                    lines,
+                    floats,
+                });
+            }
+        }
+        chunks
+    }
+}
+
+/// `storage` emptied and grown to hold `size` floats, cut into the chunks' pieces of its
+/// spare capacity (in order: the chunks tile `0..size`).
+fn chunk_pieces<'s>(
+    storage: &'s mut Vec<f32>,
+    size: usize,
+    chunks: &[ChunkPlan],
+) -> Vec<&'s mut [std::mem::MaybeUninit<f32>]> {
+    storage.clear();
+    storage.reserve(size);
+    let mut spare = &mut storage.spare_capacity_mut()[..size];
+    chunks
+        .iter()
+        .map(|c| {
+            let (piece, rest) = std::mem::take(&mut spare).split_at_mut(c.floats);
+            spare = rest;
+            piece
+        })
+        .collect()
+}
+
 impl Panels {
     /// Builds the panels with `pack(depth range, line range, dst)`, in `storage` (whose
     /// contents are overwritten), a chunk of whole panels of one depth block at a time, on
@@ -149,42 +199,67 @@ impl Panels {
         depth: usize,
         len: usize,
         panel: usize,
-        mut data: Vec<f32>,
+        data: Vec<f32>,
         pack: impl Fn(Range<usize>, Range<usize>, &mut [f32]) + Sync,
     ) -> Self {
+        let mut built =
+            Self::build_sharing_layout(depth, len, panel, vec![data], |ks, lines, dsts| {
+                pack(ks, lines, &mut *dsts[0])
+            });
+        built.pop().expect("one matrix")
+    }
+
+    /// Builds one matrix per storage in `storages`, all `len` lines of `depth` in panels of
+    /// `panel`, with `fill(depth range, line range, dsts)` writing a chunk of every matrix
+    /// at once (`dsts[i]` is matrix `i`'s, zeroed, in the layout [`Panels::build`]'s
+    /// `pack` gets): for matrices computed together, such as the transformed kernels of
+    /// every position of a Winograd tile, so each source value is read once. Each chunk
+    /// of all the matrices together is about [`BUILD_CHUNK_FLOATS`], zeroed just before it
+    /// is filled; chunks run on rayon's pool when the matrices are large.
+    fn build_sharing_layout(
+        depth: usize,
+        len: usize,
+        panel: usize,
+        mut storages: Vec<Vec<f32>>,
+        fill: impl Fn(Range<usize>, Range<usize>, &mut [&mut [f32]]) + Sync,
+    ) -> Vec<Self> {
         use rayon::prelude::*;
         let geometry = Geometry::new(depth, len, panel);
         let size = geometry.size();
-        data.clear();
-        data.reserve(size);
-        // Every chunk (depth range, line range, its place in storage order), cut from the
-        // front of the spare capacity.
-        let mut spare = &mut data.spare_capacity_mut()[..size];
-        let mut chunks = Vec::new();
-        for pc in (0..depth).step_by(geometry.block) {
-            let ks = pc..(pc + geometry.block).min(depth);
-            let chunk_lines = (BUILD_CHUNK_FLOATS / (ks.len() * panel)).max(1) * panel;
-            for first in (0..len).step_by(chunk_lines) {
-                let lines = first..(first + chunk_lines).min(len);
-                let floats = ks.len() * lines.len().next_multiple_of(panel);
-                let (dst, rest) = std::mem::take(&mut spare).split_at_mut(floats);
-                spare = rest;
-                chunks.push((ks.clone(), lines, dst));
+        let count = storages.len().max(1);
+        let chunks = geometry.chunks(BUILD_CHUNK_FLOATS / count);
+        // Piece `c` of every storage, gathered per chunk.
+        let mut per_chunk: Vec<Vec<&mut [std::mem::MaybeUninit<f32>]>> =
+            chunks.iter().map(|_| Vec::with_capacity(count)).collect();
+        for storage in &mut storages {
+            for (pieces, piece) in per_chunk
+                .iter_mut()
+                .zip(chunk_pieces(storage, size, &chunks))
+            {
+                pieces.push(piece);
             }
         }
-        // Each chunk is zeroed just before it is packed, in cache: no pass over the whole
-        // buffer, and every element initialised whatever the packer writes.
-        let pack_chunk =
-            |(ks, lines, dst): (Range<usize>, Range<usize>, &mut [_])| pack(ks, lines, zeroed(dst));
-        if size >= PARALLEL_BUILD_FLOATS && rayon::current_num_threads() > 1 {
-            chunks.into_par_iter().for_each(pack_chunk);
+        // Each chunk is zeroed just before it is filled, in cache: no pass over the whole
+        // buffers, and every element initialised whatever the filler writes.
+        let fill_chunk = |(plan, pieces): (&ChunkPlan, Vec<&mut [std::mem::MaybeUninit<f32>]>)| {
+            let mut dsts: Vec<&mut [f32]> = pieces.into_iter().map(zeroed).collect();
+            fill(plan.ks.clone(), plan.lines.clone(), &mut dsts);
+        };
+        if count * size >= PARALLEL_BUILD_FLOATS && rayon::current_num_threads() > 1 {
+            chunks.par_iter().zip(per_chunk).for_each(fill_chunk);
         } else {
-            chunks.into_iter().for_each(pack_chunk);
+            chunks.iter().zip(per_chunk).for_each(fill_chunk);
         }
-        // SAFETY: the chunks tile the first `size` elements (each depth block's panels in
-        // order, blocks in order: the layout of `Geometry`), and each was zeroed.
-        unsafe { data.set_len(size) };
-        Self { data, geometry }
+        storages
+            .into_iter()
+            .map(|mut data| {
+                // SAFETY: the chunks tile the first `size` elements (each depth block's
+                // panels in order, blocks in order: the layout of `Geometry`), and each was
+                // zeroed.
+                unsafe { data.set_len(size) };
+                Self { data, geometry }
+            })
+            .collect()
     }
 
     fn block(&self, panel: usize, lines: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
@@ -336,6 +411,31 @@ impl PackedA {
                 _ => a.pack_a::<{ super::PORTABLE_MR }>(rows, ks, dst),
             },
         )))
+    }
+}
+
+impl PackedA {
+    /// One `m × k` matrix per storage (from [`PackedA::into_storage`]; its contents are
+    /// overwritten), all in f32 panels for the kernel [`Isa::detect`] picks, filled
+    /// together by `fill(rows, ks, panel, dsts)`: `dsts[i]` is matrix `i`'s chunk of
+    /// whole panels of `panel` rows from `rows.start` at the depths `ks`, zeroed, laid
+    /// out panel after panel, each depth after depth, each depth's `panel` values row
+    /// after row (rows past `m` stay zero). For matrices computed from one source, such as
+    /// the transformed kernels of every position of a Winograd tile: each source value is
+    /// read once and each result written once, straight into its panel.
+    pub fn many_sharing_layout(
+        m: usize,
+        k: usize,
+        storages: Vec<Vec<f32>>,
+        fill: impl Fn(Range<usize>, Range<usize>, usize, &mut [&mut [f32]]) + Sync,
+    ) -> Vec<Self> {
+        let (mr, _) = tile();
+        Panels::build_sharing_layout(k, m, mr, storages, |ks, rows, dsts| {
+            fill(rows, ks, mr, dsts)
+        })
+        .into_iter()
+        .map(|p| Self(PackedForm::Panels(p)))
+        .collect()
     }
 }
 

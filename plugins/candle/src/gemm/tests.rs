@@ -740,3 +740,55 @@ fn large_prepacked_operands_packed_in_parallel_chunks_match_the_triple_loop() {
         assert_close(&c, &want, &mag, &format!("{isa:?} prepacked in chunks"));
     }
 }
+
+/// Matrices packed together into one shared layout (Winograd's transformed kernels: one
+/// per position of a tile) multiply as each matrix does: two depth blocks, several chunks
+/// per block, a ragged last panel, three threads, and storages that held other values.
+#[test]
+fn matrices_filled_together_multiply_as_each_one() {
+    let dims = Dims {
+        m: 401,
+        n: 37,
+        k: 700,
+    };
+    let matrices: Vec<Vec<f32>> = (0..3).map(|i| random(dims.m * dims.k, 50 + i)).collect();
+    let b = random(dims.k * dims.n, 60);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("thread pool");
+    let storages = vec![vec![f32::NAN; 10], Vec::new(), vec![7.0; 1 << 20]];
+    let packed = pool.install(|| {
+        PackedA::many_sharing_layout(dims.m, dims.k, storages, |rows, ks, panel, dsts| {
+            let depth = ks.len();
+            for (q, first) in rows.clone().step_by(panel).enumerate() {
+                for row in first..(first + panel).min(rows.end) {
+                    for (d, k) in ks.clone().enumerate() {
+                        for (dst, a) in dsts.iter_mut().zip(&matrices) {
+                            dst[(q * depth + d) * panel + row - first] = a[row * dims.k + k];
+                        }
+                    }
+                }
+            }
+        })
+    });
+    assert_eq!(packed.len(), matrices.len());
+    let b_op = RowMajor {
+        data: &b,
+        ld: dims.n,
+    };
+    for (i, (a_op, a)) in packed.iter().zip(&matrices).enumerate() {
+        let (want, mag) = reference(
+            dims,
+            |r, p| a[r * dims.k + p],
+            |p, j| b[p * dims.n + j],
+            Bias::None,
+        );
+        for isa in Isa::available() {
+            let mut c = vec![f32::NAN; dims.m * dims.n];
+            let out = Output::new(&mut c, dims.n, 0);
+            matmul_batched_on(isa, dims, 1, a_op, |_| &b_op, out, Bias::None, true);
+            assert_close(&c, &want, &mag, &format!("{isa:?}, matrix {i}"));
+        }
+    }
+}

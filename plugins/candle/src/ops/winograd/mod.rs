@@ -14,7 +14,7 @@
 //! chunk: it transforms its input tiles into `V` (`ξ × in × tiles`), multiplies, and
 //! transforms `M` back into the output, so the transformed data of a chunk (a few MiB)
 //! stays in cache instead of going to memory several times the size of the image. The
-//! kernel transforms `U` are computed once per call and packed once for the GEMM.
+//! kernel transforms `U` are computed once per call, straight into the GEMM's panels.
 //!
 //! The larger tile multiplies less but rounds more (see [`f4x4`]), and its `U` is 4× the
 //! weight instead of 16/9, so it pays only over enough tiles: [`Tiling::pick`] takes it
@@ -31,7 +31,7 @@
 //! 512 lose as much.
 
 pub use super::cpu_kernel::{ActivationData, ActivationDataMut};
-use crate::gemm::{matmul_in, Bias, Dims, Element, PackedA, PanelsOfB, Precision, RowMajor};
+use crate::gemm::{matmul_in, Bias, Dims, Element, PackedA, PanelsOfB, Precision};
 use half::bf16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
@@ -344,18 +344,23 @@ pub fn conv3x3_tiled<T: Element>(
         })
     });
     kernels.packed = u.into_iter().map(PackedA::into_storage).collect();
-    if kernels.bytes() <= KEEP_KERNEL_BYTES {
+    // Kept for the next convolution unless large, or much larger than this one needed: a
+    // 512-channel convolution's buffers would otherwise stay through the VAE decoder's
+    // 128-channel level, where the whole image's memory peaks.
+    let needed = positions * PackedA::storage_len(s.out_channels, s.channels) * 4;
+    if kernels.bytes() <= KEEP_KERNEL_BYTES.min(2 * needed) {
         KERNEL_BUFFERS.with(|b| *b.borrow_mut() = kernels);
     }
 }
 
 /// The most memory [`KernelBuffers`] keep between calls: enough for the UNet's 320- and
-/// 640-channel convolutions. Larger ones (1280 channels at 32²: 210 MiB) are given back
-/// after the call; their packed kernels come from the calling thread's heap, whose freed
-/// pages the allocator keeps (see the CLI's allocator settings) and hands to the next
-/// large allocations, so giving them back costs no fresh pages. On the 2-core Zen 5 this
-/// took a 512² fp32 step from 7.34 to 7.05 s at 1 thread (no change at 2) and the peak RSS
-/// of a tiled 1024² decode from 5896 to 5745 MiB, against keeping everything.
+/// 640-channel convolutions (up to 59 MiB, 640 channels through F(4×4, 3×3)). Larger ones
+/// (1280 channels at 32²: 105 MiB) are given back after the call, at the price of fresh
+/// pages each time (about 0.15 s of a 512² step on the 2-core Zen 3): kept, they would
+/// stay through the VAE decode, which sets the whole image's peak memory. On the 2-core
+/// Zen 5, when each convolution also kept a second copy of `U` in rows, this took a 512²
+/// fp32 step from 7.34 to 7.05 s at 1 thread (no change at 2) and the peak RSS of a tiled
+/// 1024² decode from 5896 to 5745 MiB, against keeping everything.
 const KEEP_KERNEL_BYTES: usize = 64 << 20;
 
 /// Memory for the transformed kernels, kept between calls: a convolution's `U` is as
@@ -363,21 +368,21 @@ const KEEP_KERNEL_BYTES: usize = 64 << 20;
 /// transforming it.
 #[derive(Default)]
 struct KernelBuffers {
-    /// `U` as `[out][ξ][in]`.
-    rows: Vec<f32>,
     /// The storage of each packed `U_ξ`.
     packed: Vec<Vec<f32>>,
 }
 
 impl KernelBuffers {
     fn bytes(&self) -> usize {
-        let floats = self.rows.capacity() + self.packed.iter().map(Vec::capacity).sum::<usize>();
-        floats * std::mem::size_of::<f32>()
+        self.packed.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<f32>()
     }
 }
 
 /// `U_ξ = (G g Gᵀ)_ξ` of the tiling for every output and input channel, each packed for
-/// the GEMM.
+/// the GEMM. Each kernel is read once and its transform written straight into the panels
+/// of every `U_ξ` (they share one layout): transforming into rows and then packing them
+/// took a second pass over memory 16/9 to 4× the weight's, 0.5 s of a 512² step on the
+/// 2-core Zen 3.
 fn transformed_kernels<T: Element>(
     tiling: Tiling,
     s: Conv3x3,
@@ -385,42 +390,31 @@ fn transformed_kernels<T: Element>(
     buffers: &mut KernelBuffers,
 ) -> Vec<PackedA> {
     let (out, cin) = (s.out_channels, s.channels);
-    let positions = tiling.positions();
-    // Laid out [out][ξ][in], so that each output channel is one task's.
-    let u = &mut buffers.rows;
-    u.resize(positions * out * cin, 0.0);
-    u.par_chunks_exact_mut(positions * cin)
-        .zip(w.par_chunks_exact(9 * cin))
-        .for_each(|(u, w)| {
-            for (i, g) in w.chunks_exact(9).enumerate() {
-                let g: [f32; 9] = std::array::from_fn(|k| g[k].widen());
-                tiling.transform_kernel(&g, |xi, v| u[xi * cin + i] = v);
-            }
-        });
-    buffers.packed.resize_with(positions, Vec::new);
+    let mut storages = std::mem::take(&mut buffers.packed);
+    storages.resize_with(tiling.positions(), Vec::new);
     // Grown here, on the calling thread, not by the workers that pack: memory a worker
     // allocates comes from its own arena, and returns there (not to the system or to the
     // arena the activations use) when the storage is later dropped or grown again.
     let len = PackedA::storage_len(out, cin);
-    for storage in &mut buffers.packed {
+    for storage in &mut storages {
         if storage.capacity() < len {
             *storage = Vec::with_capacity(len);
         }
     }
-    let u = &*u;
-    buffers
-        .packed
-        .par_iter_mut()
-        .enumerate()
-        .map(|(xi, storage)| {
-            let storage = std::mem::take(storage);
-            let rows = RowMajor {
-                data: &u[xi * cin..],
-                ld: positions * cin,
-            };
-            PackedA::new_in(&rows, out, cin, storage)
-        })
-        .collect()
+    PackedA::many_sharing_layout(out, cin, storages, |rows, ks, panel, dsts| {
+        let depth = ks.len();
+        for (q, first) in rows.clone().step_by(panel).enumerate() {
+            for o in first..(first + panel).min(rows.end) {
+                let kernels = &w[(o * cin + ks.start) * 9..][..depth * 9];
+                for (d, g) in kernels.chunks_exact(9).enumerate() {
+                    let g: [f32; 9] = std::array::from_fn(|k| g[k].widen());
+                    // Row `o` at depth `d` of panel `q`, in every position's chunk.
+                    let at = (q * depth + d) * panel + o - first;
+                    tiling.transform_kernel(&g, |xi, v| dsts[xi][at] = v);
+                }
+            }
+        }
+    })
 }
 
 /// The chunks of a convolution's tiles: segments of at most [`Tiling::chunk_tiles`] tile
