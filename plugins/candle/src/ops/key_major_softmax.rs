@@ -112,6 +112,9 @@ fn exp_columns<M: MulAdd>(
 ) {
     let queries = sums.len();
     let keys = scores.len() / queries;
+    // exp(scale·(s − max)) = 2^(slope·s − slope·max): the exponentials are taken in base 2,
+    // whose range reduction is cheaper (see `fast_math::exp2_nonpositive_with`).
+    let slope = scale * std::f32::consts::LOG2_E;
     // The column maxima, kept in `sums` until the exponentials need it.
     let shifts = sums;
     shifts.fill(f32::NEG_INFINITY);
@@ -131,7 +134,7 @@ fn exp_columns<M: MulAdd>(
         let len = (queries - start).min(maxima.len());
         let cols = start..start + len;
         for (m, s) in maxima.iter_mut().zip(&shifts[cols.clone()]) {
-            *m = *s * scale;
+            *m = *s * slope;
         }
         let maxima = &maxima[..len];
         let sums = &mut shifts[cols.clone()];
@@ -148,15 +151,15 @@ fn exp_columns<M: MulAdd>(
             a[..ja].fill(0.0);
             b[..jb].fill(0.0);
             // Keys later in the order see no more queries than earlier ones: ja ≤ jb.
-            exp_row::<M>(&mut a[ja..jb], &maxima[ja..jb], &mut sums[ja..jb], scale);
+            exp_row::<M>(&mut a[ja..jb], &maxima[ja..jb], &mut sums[ja..jb], slope);
             for (((va, vb), &m), s) in a[jb..]
                 .iter_mut()
                 .zip(b[jb..].iter_mut())
                 .zip(&maxima[jb..])
                 .zip(sums[jb..].iter_mut())
             {
-                let ea = fast_math::exp_with::<M>(*va * scale - m);
-                let eb = fast_math::exp_with::<M>(*vb * scale - m);
+                let ea = fast_math::exp2_nonpositive_with::<M>(M::mul_add(*va, slope, -m));
+                let eb = fast_math::exp2_nonpositive_with::<M>(M::mul_add(*vb, slope, -m));
                 *va = ea;
                 *vb = eb;
                 *s += ea + eb;
@@ -171,7 +174,7 @@ fn exp_columns<M: MulAdd>(
             let j0 = visible(keys - 1);
             let row = &mut last[cols.clone()];
             row[..j0].fill(0.0);
-            exp_row::<M>(&mut row[j0..], &maxima[j0..], &mut sums[j0..], scale);
+            exp_row::<M>(&mut row[j0..], &maxima[j0..], &mut sums[j0..], slope);
             if let Some(out) = paired.as_deref_mut() {
                 let words = &mut out[(keys / 2) * queries + start..][..len];
                 crate::gemm::bf16::pair_two_rows(row, None, words);
@@ -181,11 +184,11 @@ fn exp_columns<M: MulAdd>(
     }
 }
 
-/// `row[j] = exp(scale · row[j] − maxima[j])`, added to `sums[j]`.
+/// `row[j] = 2^(slope · row[j] − maxima[j])`, added to `sums[j]`.
 #[inline(always)]
-fn exp_row<M: MulAdd>(row: &mut [f32], maxima: &[f32], sums: &mut [f32], scale: f32) {
+fn exp_row<M: MulAdd>(row: &mut [f32], maxima: &[f32], sums: &mut [f32], slope: f32) {
     for ((v, &m), s) in row.iter_mut().zip(maxima).zip(sums.iter_mut()) {
-        let e = fast_math::exp_with::<M>(*v * scale - m);
+        let e = fast_math::exp2_nonpositive_with::<M>(M::mul_add(*v, slope, -m));
         *v = e;
         *s += e;
     }
