@@ -368,7 +368,20 @@ pub struct PackedA(PackedForm);
 impl PackedA {
     /// Packs all of `a` (`m × k`) in f32 panels.
     pub fn new(a: &impl PackA, m: usize, k: usize) -> Self {
-        Self::new_in(a, m, k, Vec::new())
+        let (mr, _) = tile();
+        Self(PackedForm::Panels(Panels::build(
+            k,
+            m,
+            mr,
+            Vec::new(),
+            |ks, rows, dst| match Isa::detect() {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => a.pack_a::<{ x86::MR_512 }>(rows, ks, dst),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => a.pack_a::<{ x86::MR_256 }>(rows, ks, dst),
+                _ => a.pack_a::<{ super::PORTABLE_MR }>(rows, ks, dst),
+            },
+        )))
     }
 
     /// Packs all of `a` (`m × k`) for products in `precision`: where those run on the AMX
@@ -389,33 +402,14 @@ impl PackedA {
         Self(PackedForm::Tiles(Tiles::build(a, m, k)))
     }
 
-    /// Floats the storage of an `m × k` operand takes (see [`PackedA::new_in`]).
+    /// Floats the storage of an `m × k` operand takes (see
+    /// [`PackedA::many_sharing_layout`]).
     pub fn storage_len(m: usize, k: usize) -> usize {
         Geometry::new(k, m, tile().0).size()
     }
 
-    /// [`PackedA::new`] in the memory of `storage` (from [`PackedA::into_storage`]), so
-    /// that operands packed again and again do not fault in fresh pages every time.
-    pub fn new_in(a: &impl PackA, m: usize, k: usize, storage: Vec<f32>) -> Self {
-        let (mr, _) = tile();
-        Self(PackedForm::Panels(Panels::build(
-            k,
-            m,
-            mr,
-            storage,
-            |ks, rows, dst| match Isa::detect() {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => a.pack_a::<{ x86::MR_512 }>(rows, ks, dst),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => a.pack_a::<{ x86::MR_256 }>(rows, ks, dst),
-                _ => a.pack_a::<{ super::PORTABLE_MR }>(rows, ks, dst),
-            },
-        )))
-    }
-}
-
-impl PackedA {
-    /// One `m × k` matrix per storage (from [`PackedA::into_storage`]; its contents are
+    /// One `m × k` matrix per storage (from [`PackedA::into_storage`], so that operands
+    /// packed again and again do not fault in fresh pages every time; its contents are
     /// overwritten), all in f32 panels for the kernel [`Isa::detect`] picks, filled
     /// together by `fill(rows, ks, panel, dsts)`: `dsts[i]` is matrix `i`'s chunk of
     /// whole panels of `panel` rows from `rows.start` at the depths `ks`, zeroed, laid
@@ -437,10 +431,9 @@ impl PackedA {
         .map(|p| Self(PackedForm::Panels(p)))
         .collect()
     }
-}
 
-impl PackedA {
-    /// The memory of the packed f32 panels, for [`PackedA::new_in`] (none for tiles).
+    /// The memory of the packed f32 panels, for [`PackedA::many_sharing_layout`] (none for
+    /// tiles).
     pub fn into_storage(self) -> Vec<f32> {
         match self.0 {
             PackedForm::Panels(p) => p.data,

@@ -690,6 +690,23 @@ fn products_into_uninitialised_memory_write_every_element() {
     }
 }
 
+/// `a · b` (one product, on the calling thread's pool) on every kernel this CPU has, within
+/// [`assert_close`] of `want` (the reference and its magnitudes).
+fn assert_every_kernel_multiplies(
+    dims: Dims,
+    a: &impl PackA,
+    b: &impl PackB,
+    (want, mag): (&[f64], &[f64]),
+    what: &str,
+) {
+    for isa in Isa::available() {
+        let mut c = vec![f32::NAN; dims.m * dims.n];
+        let out = Output::new(&mut c, dims.n, 0);
+        matmul_batched_on(isa, dims, 1, a, |_| b, out, Bias::None, true);
+        assert_close(&c, want, mag, &format!("{isa:?}, {what}"));
+    }
+}
+
 /// Operands prepacked once (an attention head's keys, the feed-forward's weights) are
 /// large enough here to be packed in chunks of panels on several threads: two depth
 /// blocks, several chunks per block and a ragged last panel on each side.
@@ -733,12 +750,7 @@ fn large_prepacked_operands_packed_in_parallel_chunks_match_the_triple_loop() {
         |p, j| b[j * dims.k + p],
         Bias::None,
     );
-    for isa in Isa::available() {
-        let mut c = vec![f32::NAN; dims.m * dims.n];
-        let out = Output::new(&mut c, dims.n, 0);
-        matmul_batched_on(isa, dims, 1, &a_op, |_| &b_op, out, Bias::None, true);
-        assert_close(&c, &want, &mag, &format!("{isa:?} prepacked in chunks"));
-    }
+    assert_every_kernel_multiplies(dims, &a_op, &b_op, (&want, &mag), "prepacked in chunks");
 }
 
 /// Matrices packed together into one shared layout (Winograd's transformed kernels: one
@@ -784,11 +796,6 @@ fn matrices_filled_together_multiply_as_each_one() {
             |p, j| b[p * dims.n + j],
             Bias::None,
         );
-        for isa in Isa::available() {
-            let mut c = vec![f32::NAN; dims.m * dims.n];
-            let out = Output::new(&mut c, dims.n, 0);
-            matmul_batched_on(isa, dims, 1, a_op, |_| &b_op, out, Bias::None, true);
-            assert_close(&c, &want, &mag, &format!("{isa:?}, matrix {i}"));
-        }
+        assert_every_kernel_multiplies(dims, a_op, &b_op, (&want, &mag), &format!("matrix {i}"));
     }
 }

@@ -347,7 +347,7 @@ pub fn conv3x3_tiled<T: Element>(
     // Kept for the next convolution unless large, or much larger than this one needed: a
     // 512-channel convolution's buffers would otherwise stay through the VAE decoder's
     // 128-channel level, where the whole image's memory peaks.
-    let needed = positions * PackedA::storage_len(s.out_channels, s.channels) * 4;
+    let needed = KernelBuffers::bytes_for(tiling, s);
     if kernels.bytes() <= KEEP_KERNEL_BYTES.min(2 * needed) {
         KERNEL_BUFFERS.with(|b| *b.borrow_mut() = kernels);
     }
@@ -375,6 +375,13 @@ struct KernelBuffers {
 impl KernelBuffers {
     fn bytes(&self) -> usize {
         self.packed.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<f32>()
+    }
+
+    /// What the transformed kernels of one convolution take.
+    fn bytes_for(tiling: Tiling, s: Conv3x3) -> usize {
+        tiling.positions()
+            * PackedA::storage_len(s.out_channels, s.channels)
+            * std::mem::size_of::<f32>()
     }
 }
 
