@@ -4,8 +4,8 @@
 //! convolution's is in the sums of the transforms.
 
 use super::{
-    each_input_tile_row, each_output_block, panel_row_runs, store_lanes, window, Chunk, Conv3x3,
-    Image, SharedOutput, LANES,
+    each_input_tile_row, each_output_block, panel_row_runs, position_stride, store_lanes, window,
+    Chunk, Conv3x3, Image, SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -51,7 +51,7 @@ per_isa! {
         v: &mut [f32],
     ) {
         let seg = chunk.cols.len();
-        let size = panels.size();
+        let (size, stride) = (panels.size(), position_stride(panels.size()));
         // A closure, so that the row transform is compiled with this copy's instruction set.
         let row = |row: &[f32], j0: usize, rt: &mut [f32], seg: usize| {
             transform_row(row, j0, rt, seg)
@@ -60,7 +60,7 @@ per_isa! {
             for b in 0..T {
                 let row = |dr: usize| &t[(dr * T + b) * seg..][..seg];
                 let (t0, t1, t2, t3) = (row(0), row(1), row(2), row(3));
-                let at = |a: usize| (a * T + b) * size..(a * T + b + 1) * size;
+                let at = |a: usize| (a * T + b) * stride..(a * T + b) * stride + size;
                 combine_into(&mut v[at(0)], panels, c, base, t0, t2, |p, q| p - q);
                 combine_into(&mut v[at(1)], panels, c, base, t1, t2, |p, q| p + q);
                 combine_into(&mut v[at(2)], panels, c, base, t2, t1, |p, q| p - q);

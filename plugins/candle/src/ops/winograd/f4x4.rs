@@ -8,8 +8,8 @@
 //! tests bound the error against a direct convolution in f64.
 
 use super::{
-    each_input_tile_row, each_output_block, load_lanes, store_lanes, window, Chunk, Conv3x3, Image,
-    PanelRun, SharedOutput, LANES,
+    each_input_tile_row, each_output_block, load_lanes, position_stride, store_lanes, window,
+    Chunk, Conv3x3, Image, PanelRun, SharedOutput, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -96,7 +96,7 @@ per_isa! {
         v: &mut [f32],
     ) {
         let seg = chunk.cols.len();
-        let size = panels.size();
+        let (size, stride) = (panels.size(), position_stride(panels.size()));
         // A closure, so that the row transform is compiled with this copy's instruction set.
         let row = |row: &[f32], j0: usize, rt: &mut [f32], seg: usize| {
             transform_row(row, j0, rt, seg)
@@ -108,7 +108,7 @@ per_isa! {
                 for b in 0..T {
                     let d = std::array::from_fn(|dr| load_lanes(&t[(dr * T + b) * seg + j..][..n]));
                     for (a, lanes) in bt(&d).iter().enumerate() {
-                        at.store(&mut v[(a * T + b) * size..][..size], lanes);
+                        at.store(&mut v[(a * T + b) * stride..][..size], lanes);
                     }
                 }
             }

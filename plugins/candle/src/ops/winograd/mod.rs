@@ -321,8 +321,8 @@ pub fn conv3x3_tiled<T: Element>(
             let tiles = chunk.tiles();
             let panels = PanelsOfB::new(s.channels, tiles);
             let (v_len, m_len) = (
-                positions * panels.size(),
-                positions * s.out_channels * tiles,
+                positions * position_stride(panels.size()),
+                positions * position_stride(s.out_channels * tiles),
             );
             if buffer.len() < v_len + m_len {
                 buffer.resize(v_len + m_len, 0.0);
@@ -336,8 +336,10 @@ pub fn conv3x3_tiled<T: Element>(
                     n: tiles,
                     k: s.channels,
                 };
-                let v = panels.view(&v[xi * panels.size()..][..panels.size()]);
-                let m = &mut m[xi * s.out_channels * tiles..][..s.out_channels * tiles];
+                let v = &v[xi * position_stride(panels.size())..][..panels.size()];
+                let v = panels.view(v);
+                let m_size = s.out_channels * tiles;
+                let m = &mut m[xi * position_stride(m_size)..][..m_size];
                 matmul_in(precision, dims, u, &v, m, tiles, Bias::None, false);
             }
             transform_output(tiling, s, m, chunk, bias, &out);
@@ -548,6 +550,19 @@ impl<'p> PanelRun<'p> {
     }
 }
 
+/// Floats from one position's operand (`V_ξ` or `M_ξ`) of a chunk to the next: its size,
+/// made an odd number of 64-byte lines. The transforms write (and read) the same element
+/// of every position in turn; with sizes that are multiples of 64 KiB (128 channels × 128
+/// tiles) those 16 or 36 lines all fell in one set of the L1 and L2 caches (8 ways each)
+/// and evicted one another. An odd number of lines apart, they fall in different sets: on
+/// the 2-core Zen 3, 1 thread, the F(4×4) convolutions 128 → 128 at 512² took 326–336 ms
+/// instead of 337–354, 256 → 256 at 256² 282–322 instead of 307–330.
+#[inline(always)]
+fn position_stride(size: usize) -> usize {
+    const LINE: usize = 64 / std::mem::size_of::<f32>();
+    size.next_multiple_of(2 * LINE) + LINE
+}
+
 /// Each of `src`'s values, as f32, twice in a row into `dst` (a row of a nearest-neighbour
 /// upsampling).
 #[inline(always)]
@@ -676,10 +691,11 @@ fn each_output_block<const P: usize>(
     let seg = chunk.cols.len();
     let row_len = side * seg.next_multiple_of(LANES);
     let mut ys = vec![0f32; side * row_len];
+    let stride = position_stride(s.out_channels * tiles);
     for o in 0..s.out_channels {
         let b0 = bias.map_or(0.0, |b| b[o]);
         for (ti, i) in chunk.rows.clone().enumerate() {
-            let at = |xi: usize| &m[(xi * s.out_channels + o) * tiles + ti * seg..][..seg];
+            let at = |xi: usize| &m[xi * stride + o * tiles + ti * seg..][..seg];
             let ms: [&[f32]; P] = std::array::from_fn(at);
             for j in (0..seg).step_by(LANES) {
                 let n = LANES.min(seg - j);
