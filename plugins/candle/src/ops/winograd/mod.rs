@@ -320,26 +320,23 @@ pub fn conv3x3_tiled<T: Element>(
             let mut buffer = buffer.borrow_mut();
             let tiles = chunk.tiles();
             let panels = PanelsOfB::new(s.channels, tiles);
-            let (v_len, m_len) = (
-                positions * position_stride(panels.size()),
-                positions * position_stride(s.out_channels * tiles),
-            );
+            let (v_size, m_size) = (panels.size(), s.out_channels * tiles);
+            let (v_stride, m_stride) = (position_stride(v_size), position_stride(m_size));
+            let (v_len, m_len) = (positions * v_stride, positions * m_stride);
             if buffer.len() < v_len + m_len {
                 buffer.resize(v_len + m_len, 0.0);
             }
             let (v, m) = buffer.split_at_mut(v_len);
             let m = &mut m[..m_len];
             transform_input(tiling, s, x.image(s, chunk.image), chunk, &panels, v);
+            let dims = Dims {
+                m: s.out_channels,
+                n: tiles,
+                k: s.channels,
+            };
             for (xi, u) in u.iter().enumerate() {
-                let dims = Dims {
-                    m: s.out_channels,
-                    n: tiles,
-                    k: s.channels,
-                };
-                let v = &v[xi * position_stride(panels.size())..][..panels.size()];
-                let v = panels.view(v);
-                let m_size = s.out_channels * tiles;
-                let m = &mut m[xi * position_stride(m_size)..][..m_size];
+                let v = panels.view(&v[xi * v_stride..][..v_size]);
+                let m = &mut m[xi * m_stride..][..m_size];
                 matmul_in(precision, dims, u, &v, m, tiles, Bias::None, false);
             }
             transform_output(tiling, s, m, chunk, bias, &out);
