@@ -5,7 +5,7 @@
 
 use super::{
     each_input_tile_row, each_output_block, panel_row_runs, position_stride, store_lanes, window,
-    Chunk, Conv3x3, Image, SharedOutput, LANES,
+    Chunk, Conv3x3, Image, SharedOutput, KERNEL_LANES, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -16,24 +16,36 @@ const T: usize = SIDE + 2;
 /// Positions of a transformed tile.
 pub(super) const POSITIONS: usize = T * T;
 
-/// `U = G g Gᵀ` of one 3×3 kernel `g` (row-major), as `put(ξ, value)` for each position
-/// `ξ = row · 4 + column`, with `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+/// `U = G g Gᵀ` of [`KERNEL_LANES`] 3×3 kernels at once (`g[tap][lane]`, taps row-major),
+/// as `put(ξ, values)` for each position `ξ = row · 4 + column`, with
+/// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
 #[inline(always)]
-pub(super) fn transform_kernel(g: &[f32; 9], mut put: impl FnMut(usize, f32)) {
+pub(super) fn transform_kernels(
+    g: &[[f32; KERNEL_LANES]; 9],
+    mut put: impl FnMut(usize, &[f32; KERNEL_LANES]),
+) {
     // G g: 4 × 3, rows transformed.
-    let mut gg = [0f32; 12];
+    let mut gg = [[0f32; KERNEL_LANES]; 12];
     for col in 0..3 {
-        let (g0, g1, g2) = (g[col], g[3 + col], g[6 + col]);
-        gg[col] = g0;
-        gg[3 + col] = 0.5 * (g0 + g1 + g2);
-        gg[6 + col] = 0.5 * (g0 - g1 + g2);
-        gg[9 + col] = g2;
+        for l in 0..KERNEL_LANES {
+            let (g0, g1, g2) = (g[col][l], g[3 + col][l], g[6 + col][l]);
+            gg[col][l] = g0;
+            gg[3 + col][l] = 0.5 * (g0 + g1 + g2);
+            gg[6 + col][l] = 0.5 * (g0 - g1 + g2);
+            gg[9 + col][l] = g2;
+        }
     }
     // (G g) Gᵀ: 4 × 4, columns transformed.
     for row in 0..4 {
-        let (g0, g1, g2) = (gg[row * 3], gg[row * 3 + 1], gg[row * 3 + 2]);
-        let vals = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
-        for (col, v) in vals.into_iter().enumerate() {
+        let mut vals = [[0f32; KERNEL_LANES]; 4];
+        for l in 0..KERNEL_LANES {
+            let (g0, g1, g2) = (gg[row * 3][l], gg[row * 3 + 1][l], gg[row * 3 + 2][l]);
+            vals[0][l] = g0;
+            vals[1][l] = 0.5 * (g0 + g1 + g2);
+            vals[2][l] = 0.5 * (g0 - g1 + g2);
+            vals[3][l] = g2;
+        }
+        for (col, v) in vals.iter().enumerate() {
             put(row * 4 + col, v);
         }
     }

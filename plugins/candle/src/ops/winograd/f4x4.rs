@@ -9,7 +9,7 @@
 
 use super::{
     each_input_tile_row, each_output_block, load_lanes, position_stride, store_lanes, window,
-    Chunk, Conv3x3, Image, PanelRun, SharedOutput, LANES,
+    Chunk, Conv3x3, Image, PanelRun, SharedOutput, KERNEL_LANES, LANES,
 };
 use crate::gemm::PanelsOfB;
 
@@ -30,20 +30,29 @@ const G: [[f64; 3]; T] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// `U = G g Gᵀ` of one 3×3 kernel `g` (row-major), as `put(ξ, value)` for each position
-/// `ξ = row · 6 + column`, computed in f64 and rounded once.
+/// `U = G g Gᵀ` of [`KERNEL_LANES`] 3×3 kernels at once (`g[tap][lane]`, taps row-major),
+/// as `put(ξ, values)` for each position `ξ = row · 6 + column`, computed in f64 and
+/// rounded once.
 #[inline(always)]
-pub(super) fn transform_kernel(g: &[f32; 9], mut put: impl FnMut(usize, f32)) {
-    let mut gg = [[0f64; 3]; T];
+pub(super) fn transform_kernels(
+    g: &[[f32; KERNEL_LANES]; 9],
+    mut put: impl FnMut(usize, &[f32; KERNEL_LANES]),
+) {
+    let mut gg = [[[0f64; KERNEL_LANES]; 3]; T];
     for (gg, gr) in gg.iter_mut().zip(&G) {
         for (col, v) in gg.iter_mut().enumerate() {
-            *v = (0..3).map(|k| gr[k] * f64::from(g[k * 3 + col])).sum();
+            for (l, v) in v.iter_mut().enumerate() {
+                *v = (0..3).map(|k| gr[k] * f64::from(g[k * 3 + col][l])).sum();
+            }
         }
     }
     for (row, gg) in gg.iter().enumerate() {
         for (col, gc) in G.iter().enumerate() {
-            let v: f64 = (0..3).map(|k| gg[k] * gc[k]).sum();
-            put(row * T + col, v as f32);
+            let mut v = [0f32; KERNEL_LANES];
+            for (l, v) in v.iter_mut().enumerate() {
+                *v = (0..3).map(|k| gg[k][l] * gc[k]).sum::<f64>() as f32;
+            }
+            put(row * T + col, &v);
         }
     }
 }

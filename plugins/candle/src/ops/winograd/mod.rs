@@ -30,21 +30,25 @@
 //! the VAE decoder's 128- and 256-channel convolutions gain a fifth, the UNet's 320 and
 //! 512 lose as much.
 
+use super::cpu_kernel::CpuElements;
 pub use super::cpu_kernel::{ActivationData, ActivationDataMut};
 use crate::gemm::{matmul_in, Bias, Dims, Element, PackedA, PanelsOfB, Precision};
 use half::bf16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// Tiles (of F(2×2, 3×3)) a convolution needs for the transform to pay: each chunk
 /// multiplies by all of `U` (16/9 of the weight), so with few tiles the products are
 /// bound by reading `U`, and transforming it each call costs about what it saves. On the
-/// 2-core Zen 5 (`examples/gemm_bench.rs`, 1 thread / 2 threads, batch of 2): 320
-/// channels at 64² (2048 tiles) take 38 / 21 ms against 64 / 35 through the column
-/// matrix, 640 at 32² (512 tiles) 40 / 23 against 62 / 35, and 1280 at 16² (128 tiles)
-/// 68 / 36 against 61 / 36.
-const MIN_TILES: usize = 512;
+/// 2-core Zen 3 (`examples/gemm_bench.rs`, 1 thread / 2 threads), once the kernel
+/// transform ran at a tenth of a nanosecond per value: 1280 channels at 16² (64 tiles
+/// per image) take 104 / 52 ms for a batch of 2 against 165 / 87 through the column
+/// matrix, and 62 / 37 against 86 / 54 for one image; at 8² (16 tiles per image) a batch
+/// of 2 is a draw (46 / 23–26 against 47 / 26) and one image loses (32 / 20 against 25 /
+/// 14). (Before, with a transform five times slower, the threshold was 512.)
+const MIN_TILES: usize = 64;
 
 /// Whether [`conv3x3`] computes a convolution of this shape: a 3×3 kernel at stride 1 with
 /// padding 1, with f32 products (f32, or bf16 weights on a CPU without bf16 arithmetic; bf16
@@ -120,22 +124,26 @@ impl Tiling {
     }
 
     #[inline(always)]
-    fn transform_kernel(self, g: &[f32; 9], put: impl FnMut(usize, f32)) {
+    fn transform_kernels(
+        self,
+        g: &[[f32; KERNEL_LANES]; 9],
+        put: impl FnMut(usize, &[f32; KERNEL_LANES]),
+    ) {
         match self {
-            Tiling::F2x2 => f2x2::transform_kernel(g, put),
-            Tiling::F4x4 => f4x4::transform_kernel(g, put),
+            Tiling::F2x2 => f2x2::transform_kernels(g, put),
+            Tiling::F4x4 => f4x4::transform_kernels(g, put),
         }
     }
 }
 
 /// F(4×4, 3×3) tiles a convolution needs before [`Tiling::pick`] takes it over
 /// F(2×2, 3×3): its `U` is 36/16 of F(2×2)'s, so over few tiles reading and transforming
-/// it costs more than the products save. On the 2-core first-generation Zen (AVX2,
-/// `examples/gemm_bench.rs`, 1 thread / 2 threads): 320 channels at 64² (256 tiles) take
-/// 66 / 37 ms against F(2×2)'s 93 / 50, 512 at 64² 200 / 118 against 239 / 123, 256 at
-/// 256² 596 / 343 against 927 / 530; but 640 at 32² × 2 (128 tiles) 201 / 140 against
-/// 178 / 105.
-const MIN_TILES_4X4: usize = 256;
+/// it costs more than the products save. On the 2-core Zen 3 (`examples/gemm_bench.rs`,
+/// 1 thread / 2 threads, batch of 2): the UNet's 32² convolutions (128 tiles) gain a
+/// fifth (640 channels 70 / 37 ms against F(2×2)'s 86 / 45, 1280 253 / 132 against
+/// 325 / 165); at 64 tiles (640 at 32², one image) the two are even, and at 16² (32
+/// tiles) F(4×4) loses (1280 channels 121 / 62 against 104 / 52).
+const MIN_TILES_4X4: usize = 128;
 
 /// The sizes of one convolution: `images` of `[channels, height, width]` into
 /// `[out_channels, height, width]`.
@@ -315,6 +323,9 @@ pub fn conv3x3_tiled<T: Element>(
         ActivationDataMut::F32(y) => SharedOutput(OutputPtr::F32(y.as_mut_ptr()), y.len()),
         ActivationDataMut::Bf16(y) => SharedOutput(OutputPtr::Bf16(y.as_mut_ptr()), y.len()),
     };
+    // With fewer chunks than threads (a small image), each chunk's products are split
+    // over the threads by rows instead.
+    let parallel_products = chunks.len() < rayon::current_num_threads();
     chunks.par_iter().for_each(|chunk| {
         CHUNK_BUFFER.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
@@ -337,7 +348,16 @@ pub fn conv3x3_tiled<T: Element>(
             for (xi, u) in u.iter().enumerate() {
                 let v = panels.view(&v[xi * v_stride..][..v_size]);
                 let m = &mut m[xi * m_stride..][..m_size];
-                matmul_in(precision, dims, u, &v, m, tiles, Bias::None, false);
+                matmul_in(
+                    precision,
+                    dims,
+                    u,
+                    &v,
+                    m,
+                    tiles,
+                    Bias::None,
+                    parallel_products,
+                );
             }
             transform_output(tiling, s, m, chunk, bias, &out);
         })
@@ -407,20 +427,85 @@ fn transformed_kernels<T: Element>(
             *storage = Vec::with_capacity(len);
         }
     }
+    let w = match (T::as_f32(w), T::as_bf16(w)) {
+        (Some(w), _) => CpuElements::F32(w),
+        (_, Some(w)) => CpuElements::Bf16(w),
+        _ => unreachable!("weights are f32 or bf16"),
+    };
     PackedA::many_sharing_layout(out, cin, storages, |rows, ks, panel, dsts| {
-        let depth = ks.len();
-        for (q, first) in rows.clone().step_by(panel).enumerate() {
-            for o in first..(first + panel).min(rows.end) {
-                let kernels = &w[(o * cin + ks.start) * 9..][..depth * 9];
-                for (d, g) in kernels.chunks_exact(9).enumerate() {
-                    let g: [f32; 9] = std::array::from_fn(|k| g[k].widen());
-                    // Row `o` at depth `d` of panel `q`, in every position's chunk.
-                    let at = (q * depth + d) * panel + o - first;
-                    tiling.transform_kernel(&g, |xi, v| dsts[xi][at] = v);
+        fill_kernel_panels(tiling, w, cin, rows, ks, panel, dsts)
+    })
+}
+
+/// Output channels whose kernels are transformed together, one per lane: a panel's rows at
+/// one depth are contiguous in every `U_ξ`, so their transforms are computed side by side
+/// and each position's values stored as one run.
+const KERNEL_LANES: usize = 8;
+
+per_isa! {
+    /// The panels of every `U_ξ` for output channels `rows` (whole panels of `panel` rows
+    /// from `rows.start`) and input channels `ks`, into `dsts[ξ]` (see
+    /// [`PackedA::many_sharing_layout`]).
+    fn fill_kernel_panels(
+        tiling: Tiling,
+        w: CpuElements<'_>,
+        cin: usize,
+        rows: Range<usize>,
+        ks: Range<usize>,
+        panel: usize,
+        dsts: &mut [&mut [f32]],
+    ) {
+        match w {
+            CpuElements::F32(w) => fill_kernel_panels_from(tiling, w, cin, rows, ks, panel, dsts),
+            CpuElements::Bf16(w) => fill_kernel_panels_from(tiling, w, cin, rows, ks, panel, dsts),
+        }
+    }
+}
+
+/// [`fill_kernel_panels`] for weights of element type `T`, inlined into each instruction
+/// set's copy. Depth by depth within a panel, so each position's stores run along its
+/// panel (the order of memory) instead of revisiting every line once per row. Each group
+/// of lanes is stored whole where it fits: the lanes past the panel's rows hold the
+/// transforms of zero kernels, 0, and land on rows of the next depth (or panel), which
+/// are written after them, or on the zero rows past the last output channel.
+#[inline(always)]
+fn fill_kernel_panels_from<T: Element>(
+    tiling: Tiling,
+    w: &[T],
+    cin: usize,
+    rows: Range<usize>,
+    ks: Range<usize>,
+    panel: usize,
+    dsts: &mut [&mut [f32]],
+) {
+    let depth = ks.len();
+    for (q, first) in rows.clone().step_by(panel).enumerate() {
+        let last = (first + panel).min(rows.end);
+        for d in 0..depth {
+            for r0 in (first..last).step_by(KERNEL_LANES) {
+                let lanes = (last - r0).min(KERNEL_LANES);
+                let mut g = [[0f32; KERNEL_LANES]; 9];
+                for l in 0..lanes {
+                    let kernel = &w[((r0 + l) * cin + ks.start + d) * 9..][..9];
+                    for (tap, &v) in kernel.iter().enumerate() {
+                        g[tap][l] = v.widen();
+                    }
+                }
+                // Rows `r0..r0 + lanes` at depth `d` of panel `q`, in every position's chunk.
+                let at = (q * depth + d) * panel + r0 - first;
+                // (Every position's chunk has the same length.)
+                if at + KERNEL_LANES <= dsts[0].len() {
+                    tiling.transform_kernels(&g, |xi, v| {
+                        dsts[xi][at..at + KERNEL_LANES].copy_from_slice(v);
+                    });
+                } else {
+                    tiling.transform_kernels(&g, |xi, v| {
+                        dsts[xi][at..at + lanes].copy_from_slice(&v[..lanes]);
+                    });
                 }
             }
         }
-    })
+    }
 }
 
 /// The chunks of a convolution's tiles: segments of at most [`Tiling::chunk_tiles`] tile
@@ -808,6 +893,9 @@ mod tests {
             (1, 40, 33, 35, 19),
             (1, 6, 10, 530, 7),
             (1, 64, 21, 18, 20),
+            // Deeper than one block of the products, and panels of `U` filled in several
+            // chunks.
+            (1, 400, 6, 7, 50),
         ]
         .into_iter()
         .map(|(images, channels, height, width, out_channels)| Conv3x3 {
@@ -862,8 +950,8 @@ mod tests {
         let s = Conv3x3 {
             images: 2,
             channels: 3,
-            height: 33,
-            width: 31,
+            height: 17,
+            width: 15,
             out_channels: 4,
         };
         assert!(applies(
@@ -885,8 +973,8 @@ mod tests {
             Precision::F32
         ));
         assert!(!applies(3, 1, 1, 1, 8, 8, Precision::F32));
-        // The smaller image has 144 tiles of 4×4, the larger 324: F(2×2) for the one,
-        // F(4×4) for the other.
+        // The smaller images have 40 tiles of 4×4 (144 of 2×2), the larger 306: F(2×2) for
+        // the one, F(4×4) for the other.
         for (s, tiling) in [
             (s, Tiling::F2x2),
             (
@@ -944,9 +1032,9 @@ mod tests {
     #[test]
     fn conv2d_nearest2x_equals_the_convolution_of_the_upsampled_image() {
         use candle_core::{DType, Device, Tensor};
-        // Upsampled: 34×32 × 2 images (F(2×2)), 70×66 (F(4×4)), 10×12 (no transform).
+        // Upsampled: 18×16 × 2 images (F(2×2)), 70×66 (F(4×4)), 10×12 (no transform).
         for (images, height, width, tiling) in [
-            (2, 17, 16, Some(Tiling::F2x2)),
+            (2, 9, 8, Some(Tiling::F2x2)),
             (1, 35, 33, Some(Tiling::F4x4)),
             (1, 5, 6, None),
         ] {
