@@ -169,24 +169,42 @@ impl Geometry {
     }
 }
 
-/// `storage` emptied and grown to hold `size` floats, cut into the chunks' pieces of its
-/// spare capacity (in order: the chunks tile `0..size`).
-fn chunk_pieces<'s>(
-    storage: &'s mut Vec<f32>,
-    size: usize,
-    chunks: &[ChunkPlan],
-) -> Vec<&'s mut [std::mem::MaybeUninit<f32>]> {
-    storage.clear();
-    storage.reserve(size);
-    let mut spare = &mut storage.spare_capacity_mut()[..size];
-    chunks
-        .iter()
-        .map(|c| {
-            let (piece, rest) = std::mem::take(&mut spare).split_at_mut(c.floats);
-            spare = rest;
-            piece
-        })
-        .collect()
+/// Fills one matrix of `geometry` per region (each of `geometry.size()` elements, in order),
+/// with `fill(depth range, line range, dsts)` writing a chunk of every matrix at once
+/// (`dsts[i]` is matrix `i`'s, zeroed). Each chunk of all the matrices together is about
+/// [`BUILD_CHUNK_FLOATS`], zeroed just before it is filled, in cache: no pass over the
+/// whole buffers, and every element initialised whatever the filler writes. Chunks run on
+/// rayon's pool when the matrices are large.
+fn fill_sharing_layout(
+    geometry: Geometry,
+    regions: Vec<&mut [std::mem::MaybeUninit<f32>]>,
+    fill: impl Fn(Range<usize>, Range<usize>, &mut [&mut [f32]]) + Sync,
+) {
+    use rayon::prelude::*;
+    let size = geometry.size();
+    let count = regions.len().max(1);
+    let chunks = geometry.chunks(BUILD_CHUNK_FLOATS / count);
+    // Piece `c` of every region, gathered per chunk.
+    let mut per_chunk: Vec<Vec<&mut [std::mem::MaybeUninit<f32>]>> =
+        chunks.iter().map(|_| Vec::with_capacity(count)).collect();
+    for mut region in regions {
+        assert_eq!(region.len(), size, "gemm: packed region size");
+        for (pieces, plan) in per_chunk.iter_mut().zip(&chunks) {
+            let (piece, rest) = std::mem::take(&mut region).split_at_mut(plan.floats);
+            region = rest;
+            pieces.push(piece);
+        }
+        debug_assert!(region.is_empty(), "the chunks tile the matrix");
+    }
+    let fill_chunk = |(plan, pieces): (&ChunkPlan, Vec<&mut [std::mem::MaybeUninit<f32>]>)| {
+        let mut dsts: Vec<&mut [f32]> = pieces.into_iter().map(zeroed).collect();
+        fill(plan.ks.clone(), plan.lines.clone(), &mut dsts);
+    };
+    if count * size >= PARALLEL_BUILD_FLOATS && rayon::current_num_threads() > 1 {
+        chunks.par_iter().zip(per_chunk).for_each(fill_chunk);
+    } else {
+        chunks.iter().zip(per_chunk).for_each(fill_chunk);
+    }
 }
 
 impl Panels {
@@ -199,67 +217,20 @@ impl Panels {
         depth: usize,
         len: usize,
         panel: usize,
-        data: Vec<f32>,
+        mut data: Vec<f32>,
         pack: impl Fn(Range<usize>, Range<usize>, &mut [f32]) + Sync,
     ) -> Self {
-        let mut built =
-            Self::build_sharing_layout(depth, len, panel, vec![data], |ks, lines, dsts| {
-                pack(ks, lines, &mut *dsts[0])
-            });
-        built.pop().expect("one matrix")
-    }
-
-    /// Builds one matrix per storage in `storages`, all `len` lines of `depth` in panels of
-    /// `panel`, with `fill(depth range, line range, dsts)` writing a chunk of every matrix
-    /// at once (`dsts[i]` is matrix `i`'s, zeroed, in the layout [`Panels::build`]'s
-    /// `pack` gets): for matrices computed together, such as the transformed kernels of
-    /// every position of a Winograd tile, so each source value is read once. Each chunk
-    /// of all the matrices together is about [`BUILD_CHUNK_FLOATS`], zeroed just before it
-    /// is filled; chunks run on rayon's pool when the matrices are large.
-    fn build_sharing_layout(
-        depth: usize,
-        len: usize,
-        panel: usize,
-        mut storages: Vec<Vec<f32>>,
-        fill: impl Fn(Range<usize>, Range<usize>, &mut [&mut [f32]]) + Sync,
-    ) -> Vec<Self> {
-        use rayon::prelude::*;
         let geometry = Geometry::new(depth, len, panel);
         let size = geometry.size();
-        let count = storages.len().max(1);
-        let chunks = geometry.chunks(BUILD_CHUNK_FLOATS / count);
-        // Piece `c` of every storage, gathered per chunk.
-        let mut per_chunk: Vec<Vec<&mut [std::mem::MaybeUninit<f32>]>> =
-            chunks.iter().map(|_| Vec::with_capacity(count)).collect();
-        for storage in &mut storages {
-            for (pieces, piece) in per_chunk
-                .iter_mut()
-                .zip(chunk_pieces(storage, size, &chunks))
-            {
-                pieces.push(piece);
-            }
-        }
-        // Each chunk is zeroed just before it is filled, in cache: no pass over the whole
-        // buffers, and every element initialised whatever the filler writes.
-        let fill_chunk = |(plan, pieces): (&ChunkPlan, Vec<&mut [std::mem::MaybeUninit<f32>]>)| {
-            let mut dsts: Vec<&mut [f32]> = pieces.into_iter().map(zeroed).collect();
-            fill(plan.ks.clone(), plan.lines.clone(), &mut dsts);
-        };
-        if count * size >= PARALLEL_BUILD_FLOATS && rayon::current_num_threads() > 1 {
-            chunks.par_iter().zip(per_chunk).for_each(fill_chunk);
-        } else {
-            chunks.iter().zip(per_chunk).for_each(fill_chunk);
-        }
-        storages
-            .into_iter()
-            .map(|mut data| {
-                // SAFETY: the chunks tile the first `size` elements (each depth block's
-                // panels in order, blocks in order: the layout of `Geometry`), and each was
-                // zeroed.
-                unsafe { data.set_len(size) };
-                Self { data, geometry }
-            })
-            .collect()
+        data.clear();
+        data.reserve(size);
+        let region = &mut data.spare_capacity_mut()[..size];
+        fill_sharing_layout(geometry, vec![region], |ks, lines, dsts| {
+            pack(ks, lines, &mut *dsts[0])
+        });
+        // SAFETY: `fill_sharing_layout` initialised the first `size` elements.
+        unsafe { data.set_len(size) };
+        Self { data, geometry }
     }
 
     fn block(&self, panel: usize, lines: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
@@ -401,45 +372,6 @@ impl PackedA {
     pub(crate) fn amx_tiles(a: &impl PackA, m: usize, k: usize) -> Self {
         Self(PackedForm::Tiles(Tiles::build(a, m, k)))
     }
-
-    /// Floats the storage of an `m × k` operand takes (see
-    /// [`PackedA::many_sharing_layout`]).
-    pub fn storage_len(m: usize, k: usize) -> usize {
-        Geometry::new(k, m, tile().0).size()
-    }
-
-    /// One `m × k` matrix per storage (from [`PackedA::into_storage`], so that operands
-    /// packed again and again do not fault in fresh pages every time; its contents are
-    /// overwritten), all in f32 panels for the kernel [`Isa::detect`] picks, filled
-    /// together by `fill(rows, ks, panel, dsts)`: `dsts[i]` is matrix `i`'s chunk of
-    /// whole panels of `panel` rows from `rows.start` at the depths `ks`, zeroed, laid
-    /// out panel after panel, each depth after depth, each depth's `panel` values row
-    /// after row (rows past `m` stay zero). For matrices computed from one source, such as
-    /// the transformed kernels of every position of a Winograd tile: each source value is
-    /// read once and each result written once, straight into its panel.
-    pub fn many_sharing_layout(
-        m: usize,
-        k: usize,
-        storages: Vec<Vec<f32>>,
-        fill: impl Fn(Range<usize>, Range<usize>, usize, &mut [&mut [f32]]) + Sync,
-    ) -> Vec<Self> {
-        let (mr, _) = tile();
-        Panels::build_sharing_layout(k, m, mr, storages, |ks, rows, dsts| {
-            fill(rows, ks, mr, dsts)
-        })
-        .into_iter()
-        .map(|p| Self(PackedForm::Panels(p)))
-        .collect()
-    }
-
-    /// The memory of the packed f32 panels, for [`PackedA::many_sharing_layout`] (none for
-    /// tiles).
-    pub fn into_storage(self) -> Vec<f32> {
-        match self.0 {
-            PackedForm::Panels(p) => p.data,
-            PackedForm::Tiles(_) => Vec::new(),
-        }
-    }
 }
 
 impl PackA for PackedA {
@@ -462,6 +394,112 @@ impl PackA for PackedA {
             PackedForm::Panels(_) => None,
             PackedForm::Tiles(t) => t.block(rows, ks),
         }
+    }
+}
+
+/// Several `m × k` left operands in f32 panels for the kernel [`Isa::detect`] picks, in one
+/// allocation (`stride` floats apart): the transformed kernels of every position of a
+/// Winograd tile, up to 236 MiB for a 1280-channel convolution through F(4×4, 3×3). As one
+/// block that large, the `easel` binary's allocator hands it on to the next large request
+/// when it is freed (the VAE decoder's activations, say); as one allocation per position
+/// (6.5 MiB each) it came from the C heap, which keeps such pages, and raised the peak
+/// memory of a whole image by as much.
+pub struct PackedASet {
+    data: Vec<f32>,
+    geometry: Geometry,
+    stride: usize,
+    count: usize,
+}
+
+impl PackedASet {
+    /// `count` matrices of `m × k`, in `storage` (from [`PackedASet::into_storage`], so a
+    /// set packed again and again does not fault in fresh pages every time; its contents
+    /// are overwritten), filled together by `fill(rows, ks, panel, dsts)`: `dsts[i]` is
+    /// matrix `i`'s chunk of whole panels of `panel` rows from `rows.start` at the depths
+    /// `ks`, zeroed, laid out panel after panel, each depth after depth, each depth's
+    /// `panel` values row after row (rows past `m` stay zero). For matrices computed from
+    /// one source, such as the transformed kernels of every position of a Winograd tile:
+    /// each source value is read once and each result written once, straight into its
+    /// panel.
+    pub fn build(
+        m: usize,
+        k: usize,
+        count: usize,
+        mut storage: Vec<f32>,
+        fill: impl Fn(Range<usize>, Range<usize>, usize, &mut [&mut [f32]]) + Sync,
+    ) -> Self {
+        let (mr, _) = tile();
+        let geometry = Geometry::new(k, m, mr);
+        let size = geometry.size();
+        let stride = set_stride(size);
+        storage.clear();
+        storage.reserve(count * stride);
+        let mut regions = Vec::with_capacity(count);
+        for slot in storage.spare_capacity_mut()[..count * stride].chunks_exact_mut(stride) {
+            let (region, gap) = slot.split_at_mut(size);
+            gap.fill(std::mem::MaybeUninit::new(0.0));
+            regions.push(region);
+        }
+        fill_sharing_layout(geometry, regions, |ks, rows, dsts| fill(rows, ks, mr, dsts));
+        // SAFETY: every region was filled and every gap zeroed.
+        unsafe { storage.set_len(count * stride) };
+        Self {
+            data: storage,
+            geometry,
+            stride,
+            count,
+        }
+    }
+
+    /// Floats the storage of `count` operands of `m × k` takes.
+    pub fn storage_len(m: usize, k: usize, count: usize) -> usize {
+        count * set_stride(Geometry::new(k, m, tile().0).size())
+    }
+
+    /// Operand `i`.
+    ///
+    /// # Panics
+    /// If `i` is not below the set's count.
+    pub fn get(&self, i: usize) -> PackedAView<'_> {
+        assert!(
+            i < self.count,
+            "gemm: operand {i} of a set of {}",
+            self.count
+        );
+        PackedAView {
+            data: &self.data[i * self.stride..][..self.geometry.size()],
+            geometry: self.geometry,
+        }
+    }
+
+    /// The memory of the set, for the next [`PackedASet::build`].
+    pub fn into_storage(self) -> Vec<f32> {
+        self.data
+    }
+}
+
+/// Floats from one operand of a [`PackedASet`] to the next: its size and an odd number of
+/// 64-byte lines more, so that the filler's writes to the same element of every operand do
+/// not all fall in one cache set.
+fn set_stride(size: usize) -> usize {
+    const LINE: usize = 64 / std::mem::size_of::<f32>();
+    size.next_multiple_of(2 * LINE) + LINE
+}
+
+/// One operand of a [`PackedASet`].
+#[derive(Clone, Copy, Debug)]
+pub struct PackedAView<'a> {
+    data: &'a [f32],
+    geometry: Geometry,
+}
+
+impl PackA for PackedAView<'_> {
+    fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
+        self.geometry.repack(self.data, MR, rows, ks, dst)
+    }
+
+    fn prepacked<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
+        self.geometry.block(self.data, MR, rows, ks)
     }
 }
 

@@ -3,6 +3,7 @@
 //! block, wider than one `NC` block) and with every operand form and bias.
 
 use super::*;
+use std::ops::Range;
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -769,33 +770,36 @@ fn matrices_filled_together_multiply_as_each_one() {
         .num_threads(3)
         .build()
         .expect("thread pool");
-    let storages = vec![vec![f32::NAN; 10], Vec::new(), vec![7.0; 1 << 20]];
-    let packed = pool.install(|| {
-        PackedA::many_sharing_layout(dims.m, dims.k, storages, |rows, ks, panel, dsts| {
-            let depth = ks.len();
-            for (q, first) in rows.clone().step_by(panel).enumerate() {
-                for row in first..(first + panel).min(rows.end) {
-                    for (d, k) in ks.clone().enumerate() {
-                        for (dst, a) in dsts.iter_mut().zip(&matrices) {
-                            dst[(q * depth + d) * panel + row - first] = a[row * dims.k + k];
-                        }
+    let fill = |rows: Range<usize>, ks: Range<usize>, panel: usize, dsts: &mut [&mut [f32]]| {
+        let depth = ks.len();
+        for (q, first) in rows.clone().step_by(panel).enumerate() {
+            for row in first..(first + panel).min(rows.end) {
+                for (d, k) in ks.clone().enumerate() {
+                    for (dst, a) in dsts.iter_mut().zip(&matrices) {
+                        dst[(q * depth + d) * panel + row - first] = a[row * dims.k + k];
                     }
                 }
             }
-        })
-    });
-    assert_eq!(packed.len(), matrices.len());
+        }
+    };
+    // In new memory, and again in the storage of the first set (its old contents are
+    // overwritten, and rows past `m` come out zero whatever was there).
+    let first = pool.install(|| PackedASet::build(dims.m, dims.k, 3, Vec::new(), fill));
+    let mut storage = first.into_storage();
+    storage.fill(f32::NAN);
+    let packed = pool.install(|| PackedASet::build(dims.m, dims.k, 3, storage, fill));
     let b_op = RowMajor {
         data: &b,
         ld: dims.n,
     };
-    for (i, (a_op, a)) in packed.iter().zip(&matrices).enumerate() {
+    for (i, a) in matrices.iter().enumerate() {
+        let a_op = packed.get(i);
         let (want, mag) = reference(
             dims,
             |r, p| a[r * dims.k + p],
             |p, j| b[p * dims.n + j],
             Bias::None,
         );
-        assert_every_kernel_multiplies(dims, a_op, &b_op, (&want, &mag), &format!("matrix {i}"));
+        assert_every_kernel_multiplies(dims, &a_op, &b_op, (&want, &mag), &format!("matrix {i}"));
     }
 }

@@ -32,7 +32,7 @@
 
 use super::cpu_kernel::CpuElements;
 pub use super::cpu_kernel::{ActivationData, ActivationDataMut};
-use crate::gemm::{matmul_in, Bias, Dims, Element, PackedA, PanelsOfB, Precision};
+use crate::gemm::{matmul_in, Bias, Dims, Element, PackedASet, PanelsOfB, Precision};
 use half::bf16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
@@ -345,13 +345,14 @@ pub fn conv3x3_tiled<T: Element>(
                 n: tiles,
                 k: s.channels,
             };
-            for (xi, u) in u.iter().enumerate() {
+            for xi in 0..positions {
+                let u = u.get(xi);
                 let v = panels.view(&v[xi * v_stride..][..v_size]);
                 let m = &mut m[xi * m_stride..][..m_size];
                 matmul_in(
                     precision,
                     dims,
-                    u,
+                    &u,
                     &v,
                     m,
                     tiles,
@@ -362,7 +363,7 @@ pub fn conv3x3_tiled<T: Element>(
             transform_output(tiling, s, m, chunk, bias, &out);
         })
     });
-    kernels.packed = u.into_iter().map(PackedA::into_storage).collect();
+    kernels.packed = u.into_storage();
     // Kept for the next convolution unless large, or much larger than this one needed: a
     // 512-channel convolution's buffers would otherwise stay through the VAE decoder's
     // 128-channel level, where the whole image's memory peaks.
@@ -387,54 +388,54 @@ const KEEP_KERNEL_BYTES: usize = 64 << 20;
 /// transforming it.
 #[derive(Default)]
 struct KernelBuffers {
-    /// The storage of each packed `U_ξ`.
-    packed: Vec<Vec<f32>>,
+    /// The storage of every packed `U_ξ` (one [`PackedASet`]).
+    packed: Vec<f32>,
 }
 
 impl KernelBuffers {
     fn bytes(&self) -> usize {
-        self.packed.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<f32>()
+        self.packed.capacity() * std::mem::size_of::<f32>()
     }
 
     /// What the transformed kernels of one convolution take.
     fn bytes_for(tiling: Tiling, s: Conv3x3) -> usize {
-        tiling.positions()
-            * PackedA::storage_len(s.out_channels, s.channels)
+        PackedASet::storage_len(s.out_channels, s.channels, tiling.positions())
             * std::mem::size_of::<f32>()
     }
 }
 
 /// `U_ξ = (G g Gᵀ)_ξ` of the tiling for every output and input channel, each packed for
-/// the GEMM. Each kernel is read once and its transform written straight into the panels
-/// of every `U_ξ` (they share one layout): transforming into rows and then packing them
-/// took a second pass over memory 16/9 to 4× the weight's, 0.5 s of a 512² step on the
-/// 2-core Zen 3.
+/// the GEMM, all in one allocation. Each kernel is read once and its transform written
+/// straight into the panels of every `U_ξ` (they share one layout): transforming into
+/// rows and then packing them took a second pass over memory 16/9 to 4× the weight's,
+/// 0.5 s of a 512² step on the 2-core Zen 3.
 fn transformed_kernels<T: Element>(
     tiling: Tiling,
     s: Conv3x3,
     w: &[T],
     buffers: &mut KernelBuffers,
-) -> Vec<PackedA> {
+) -> PackedASet {
     let (out, cin) = (s.out_channels, s.channels);
-    let mut storages = std::mem::take(&mut buffers.packed);
-    storages.resize_with(tiling.positions(), Vec::new);
+    let mut storage = std::mem::take(&mut buffers.packed);
     // Grown here, on the calling thread, not by the workers that pack: memory a worker
     // allocates comes from its own arena, and returns there (not to the system or to the
     // arena the activations use) when the storage is later dropped or grown again.
-    let len = PackedA::storage_len(out, cin);
-    for storage in &mut storages {
-        if storage.capacity() < len {
-            *storage = Vec::with_capacity(len);
-        }
+    let len = PackedASet::storage_len(out, cin, tiling.positions());
+    if storage.capacity() < len {
+        storage = Vec::with_capacity(len);
     }
     let w = match (T::as_f32(w), T::as_bf16(w)) {
         (Some(w), _) => CpuElements::F32(w),
         (_, Some(w)) => CpuElements::Bf16(w),
         _ => unreachable!("weights are f32 or bf16"),
     };
-    PackedA::many_sharing_layout(out, cin, storages, |rows, ks, panel, dsts| {
-        fill_kernel_panels(tiling, w, cin, rows, ks, panel, dsts)
-    })
+    PackedASet::build(
+        out,
+        cin,
+        tiling.positions(),
+        storage,
+        |rows, ks, panel, dsts| fill_kernel_panels(tiling, w, cin, rows, ks, panel, dsts),
+    )
 }
 
 /// Output channels whose kernels are transformed together, one per lane: a panel's rows at
@@ -445,7 +446,7 @@ const KERNEL_LANES: usize = 8;
 per_isa! {
     /// The panels of every `U_ξ` for output channels `rows` (whole panels of `panel` rows
     /// from `rows.start`) and input channels `ks`, into `dsts[ξ]` (see
-    /// [`PackedA::many_sharing_layout`]).
+    /// [`PackedASet::build`]).
     fn fill_kernel_panels(
         tiling: Tiling,
         w: CpuElements<'_>,
