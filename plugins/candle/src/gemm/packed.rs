@@ -460,13 +460,13 @@ impl PackedASet {
     ///
     /// # Panics
     /// If `i` is not below the set's count.
-    pub fn get(&self, i: usize) -> PackedAView<'_> {
+    pub fn get(&self, i: usize) -> PanelView<'_> {
         assert!(
             i < self.count,
             "gemm: operand {i} of a set of {}",
             self.count
         );
-        PackedAView {
+        PanelView {
             data: &self.data[i * self.stride..][..self.geometry.size()],
             geometry: self.geometry,
         }
@@ -484,23 +484,6 @@ impl PackedASet {
 fn set_stride(size: usize) -> usize {
     const LINE: usize = 64 / std::mem::size_of::<f32>();
     size.next_multiple_of(2 * LINE) + LINE
-}
-
-/// One operand of a [`PackedASet`].
-#[derive(Clone, Copy, Debug)]
-pub struct PackedAView<'a> {
-    data: &'a [f32],
-    geometry: Geometry,
-}
-
-impl PackA for PackedAView<'_> {
-    fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
-        self.geometry.repack(self.data, MR, rows, ks, dst)
-    }
-
-    fn prepacked<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
-        self.geometry.block(self.data, MR, rows, ks)
-    }
 }
 
 /// `B[k, n]` packed for the kernel [`Isa::detect`] picks.
@@ -584,23 +567,34 @@ impl PanelsOfB {
     ///
     /// # Panics
     /// If `data` is shorter than the layout.
-    pub fn view<'a>(&self, data: &'a [f32]) -> PackedBView<'a> {
+    pub fn view<'a>(&self, data: &'a [f32]) -> PanelView<'a> {
         assert!(data.len() >= self.size(), "gemm: packed operand too short");
-        PackedBView {
+        PanelView {
             data,
             geometry: self.0,
         }
     }
 }
 
-/// A right operand already in panel layout, in borrowed memory (see [`PanelsOfB`]).
+/// An operand already in panel layout, in borrowed memory: a right operand written by its
+/// producer (see [`PanelsOfB`]), or one left operand of a [`PackedASet`].
 #[derive(Clone, Copy, Debug)]
-pub struct PackedBView<'a> {
+pub struct PanelView<'a> {
     data: &'a [f32],
     geometry: Geometry,
 }
 
-impl PackB for PackedBView<'_> {
+impl PackA for PanelView<'_> {
+    fn pack_a<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>, dst: &mut [f32]) {
+        self.geometry.repack(self.data, MR, rows, ks, dst)
+    }
+
+    fn prepacked<const MR: usize>(&self, rows: Range<usize>, ks: Range<usize>) -> Option<&[f32]> {
+        self.geometry.block(self.data, MR, rows, ks)
+    }
+}
+
+impl PackB for PanelView<'_> {
     fn pack_b<const NR: usize>(&self, ks: Range<usize>, cols: Range<usize>, dst: &mut [f32]) {
         self.geometry.repack(self.data, NR, cols, ks, dst)
     }

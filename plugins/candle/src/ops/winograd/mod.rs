@@ -374,13 +374,14 @@ pub fn conv3x3_tiled<T: Element>(
 }
 
 /// The most memory [`KernelBuffers`] keep between calls: enough for the UNet's 320- and
-/// 640-channel convolutions (up to 59 MiB, 640 channels through F(4×4, 3×3)). Larger ones
-/// (1280 channels at 32²: 105 MiB) are given back after the call, at the price of fresh
-/// pages each time (about 0.15 s of a 512² step on the 2-core Zen 3): kept, they would
-/// stay through the VAE decode, which sets the whole image's peak memory. On the 2-core
-/// Zen 5, when each convolution also kept a second copy of `U` in rows, this took a 512²
-/// fp32 step from 7.34 to 7.05 s at 1 thread (no change at 2) and the peak RSS of a tiled
-/// 1024² decode from 5896 to 5745 MiB, against keeping everything.
+/// 640-channel convolutions at 64² (up to 59 MiB, 640 channels through F(4×4, 3×3)).
+/// Larger sets (1280 channels: 105 MiB through F(2×2), 236 through F(4×4)) are freed after
+/// the call: in the `easel` binary a block that large goes back to its recycling allocator
+/// and serves the next large request, the next such convolution's or an activation's;
+/// kept here, it would stay through the VAE decode, which sets the whole image's peak
+/// memory. On the 2-core Zen 5, when each convolution also kept a second copy of `U` in
+/// rows, this took a 512² fp32 step from 7.34 to 7.05 s at 1 thread (no change at 2) and
+/// the peak RSS of a tiled 1024² decode from 5896 to 5745 MiB, against keeping everything.
 const KEEP_KERNEL_BYTES: usize = 64 << 20;
 
 /// Memory for the transformed kernels, kept between calls: a convolution's `U` is as
