@@ -31,7 +31,7 @@ mod packed;
 
 pub use bf16::Precision;
 pub use operand::{ColumnsFrom, Element, Im2col, PackA, PackB, PairedRows, RowMajor, Transposed};
-pub use packed::{PackedA, PackedASet, PackedB, PanelView, PanelsOfB};
+pub use packed::{spread_stride, PackedA, PackedASet, PackedB, PanelView, PanelsOfB};
 
 use kernels::{Epilogue, KernelFn};
 use rayon::prelude::*;

@@ -408,7 +408,6 @@ pub struct PackedASet {
     data: Vec<f32>,
     geometry: Geometry,
     stride: usize,
-    count: usize,
 }
 
 impl PackedASet {
@@ -431,7 +430,7 @@ impl PackedASet {
         let (mr, _) = tile();
         let geometry = Geometry::new(k, m, mr);
         let size = geometry.size();
-        let stride = set_stride(size);
+        let stride = spread_stride(size);
         storage.clear();
         storage.reserve(count * stride);
         let mut regions = Vec::with_capacity(count);
@@ -447,13 +446,12 @@ impl PackedASet {
             data: storage,
             geometry,
             stride,
-            count,
         }
     }
 
     /// Floats the storage of `count` operands of `m × k` takes.
     pub fn storage_len(m: usize, k: usize, count: usize) -> usize {
-        count * set_stride(Geometry::new(k, m, tile().0).size())
+        count * spread_stride(Geometry::new(k, m, tile().0).size())
     }
 
     /// Operand `i`.
@@ -461,11 +459,8 @@ impl PackedASet {
     /// # Panics
     /// If `i` is not below the set's count.
     pub fn get(&self, i: usize) -> PanelView<'_> {
-        assert!(
-            i < self.count,
-            "gemm: operand {i} of a set of {}",
-            self.count
-        );
+        let count = self.data.len() / self.stride;
+        assert!(i < count, "gemm: operand {i} of a set of {count}");
         PanelView {
             data: &self.data[i * self.stride..][..self.geometry.size()],
             geometry: self.geometry,
@@ -478,10 +473,13 @@ impl PackedASet {
     }
 }
 
-/// Floats from one operand of a [`PackedASet`] to the next: its size and an odd number of
-/// 64-byte lines more, so that the filler's writes to the same element of every operand do
-/// not all fall in one cache set.
-fn set_stride(size: usize) -> usize {
+/// `size` floats rounded to an odd number of 64-byte lines: the distance to put between
+/// matrices of one size that are written or read element by element across all of them
+/// (the operands of a [`PackedASet`], Winograd's per-position operands), so that the same
+/// element of each does not fall in one cache set (8 ways in L1 and L2), as it does when
+/// the size is a multiple of the set stride.
+#[inline(always)]
+pub fn spread_stride(size: usize) -> usize {
     const LINE: usize = 64 / std::mem::size_of::<f32>();
     size.next_multiple_of(2 * LINE) + LINE
 }

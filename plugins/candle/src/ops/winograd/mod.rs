@@ -32,7 +32,9 @@
 
 use super::cpu_kernel::CpuElements;
 pub use super::cpu_kernel::{ActivationData, ActivationDataMut};
-use crate::gemm::{matmul_in, Bias, Dims, Element, PackedASet, PanelsOfB, Precision};
+use crate::gemm::{
+    matmul_in, spread_stride, Bias, Dims, Element, PackedASet, PanelsOfB, Precision,
+};
 use half::bf16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
@@ -634,17 +636,15 @@ impl<'p> PanelRun<'p> {
     }
 }
 
-/// Floats from one position's operand (`V_ξ` or `M_ξ`) of a chunk to the next: its size,
-/// made an odd number of 64-byte lines. The transforms write (and read) the same element
-/// of every position in turn; with sizes that are multiples of 64 KiB (128 channels × 128
-/// tiles) those 16 or 36 lines all fell in one set of the L1 and L2 caches (8 ways each)
-/// and evicted one another. An odd number of lines apart, they fall in different sets: on
-/// the 2-core Zen 3, 1 thread, the F(4×4) convolutions 128 → 128 at 512² took 326–336 ms
-/// instead of 337–354, 256 → 256 at 256² 282–322 instead of 307–330.
+/// Floats from one position's operand (`V_ξ` or `M_ξ`) of a chunk to the next (see
+/// [`spread_stride`]): the transforms write (and read) the same element of every position
+/// in turn, and at 128 channels × 128 tiles (64 KiB a position) back to back those 16 or
+/// 36 lines all fell in one cache set. Spread, on the 2-core Zen 3, 1 thread, the F(4×4)
+/// convolutions 128 → 128 at 512² took 326–336 ms instead of 337–354, 256 → 256 at 256²
+/// 282–322 instead of 307–330.
 #[inline(always)]
 fn position_stride(size: usize) -> usize {
-    const LINE: usize = 64 / std::mem::size_of::<f32>();
-    size.next_multiple_of(2 * LINE) + LINE
+    spread_stride(size)
 }
 
 /// Each of `src`'s values, as f32, twice in a row into `dst` (a row of a nearest-neighbour
