@@ -266,11 +266,27 @@ pub(super) unsafe fn pair_group_avx512(
             Some(high) => _mm512_maskz_loadu_ps(load, high.wrapping_add(j)),
             None => _mm512_setzero_ps(),
         };
-        // Lanes 0–15 hold the low depth's bf16 values, 16–31 the high one's: interleave.
-        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-        let pairs = _mm512_permutexvar_epi16(PAIR_ORDER, both);
+        let pairs = pair_words_avx512(lo, hi);
         _mm512_mask_storeu_epi32(words.add(j).cast(), lanes(width - j), pairs);
     }
+}
+
+/// Sixteen words, word `j` holding `lo[j]` (low half) and `hi[j]` (high half) rounded to
+/// bf16, ties to even.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX512-BF16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+pub(crate) unsafe fn pair_words_avx512(
+    lo: std::arch::x86_64::__m512,
+    hi: std::arch::x86_64::__m512,
+) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    // Lanes 0–15 hold the low values' bf16, 16–31 the high ones': interleave.
+    let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+    _mm512_permutexvar_epi16(PAIR_ORDER, both)
 }
 
 /// Word `j` of a pair group takes bf16 lane `j` (low half) and lane `16 + j` (high half).

@@ -77,6 +77,7 @@ pub fn attention_with(
                 lq,
                 lk,
                 rayon::current_num_threads(),
+                precision,
             )),
             heads,
             precision,

@@ -109,6 +109,34 @@ pub fn exp2_nonpositive_with<M: MulAdd>(x: f32) -> f32 {
     two_f * two_n
 }
 
+/// [`exp2_nonpositive_with`] on sixteen lanes with fused multiply-adds: the same
+/// operations in the same order as its [`Fused`] form, so the same results to the bit.
+/// For kernels written with intrinsics (the paired softmax), where the compiler's
+/// vectorisation of the scalar form cannot be steered into their stores.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub unsafe fn exp2_nonpositive_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let floor = _mm512_set1_ps(-126.0);
+    // Below -126 only where the comparison holds, so NaN lanes keep their NaN.
+    let x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, floor), floor);
+    let magic = _mm512_set1_ps(ROUND_MAGIC);
+    let shifted = _mm512_add_ps(x, magic);
+    let n = _mm512_sub_ps(shifted, magic);
+    let f = _mm512_sub_ps(x, n);
+    let mut p = _mm512_set1_ps(EXP2_P[0]);
+    for c in &EXP2_P[1..] {
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(*c));
+    }
+    let two_f = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0));
+    let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(shifted)));
+    _mm512_mul_ps(two_f, two_n)
+}
+
 /// The logistic function 1 / (1 + e^-x).
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
