@@ -33,7 +33,7 @@
 use super::cpu_kernel::CpuElements;
 pub use super::cpu_kernel::{ActivationData, ActivationDataMut};
 use crate::gemm::{
-    matmul_in, spread_stride, Bias, Dims, Element, PackedASet, PanelsOfB, Precision,
+    matmul_in, spread_stride, Bias, Dims, Element, Isa, PackedASet, PanelsOfB, Precision,
 };
 use half::bf16;
 use half::slice::HalfFloatSliceExt;
@@ -41,21 +41,77 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// Tiles (of F(2×2, 3×3)) a convolution needs for the transform to pay: each chunk
-/// multiplies by all of `U` (16/9 of the weight), so with few tiles the products are
-/// bound by reading `U`, and transforming it each call costs about what it saves. On the
-/// 2-core Zen 3 (`examples/gemm_bench.rs`, 1 thread / 2 threads), once the kernel
-/// transform ran at a tenth of a nanosecond per value: 1280 channels at 16² (64 tiles
-/// per image) take 104 / 52 ms for a batch of 2 against 165 / 87 through the column
-/// matrix, and 62 / 37 against 86 / 54 for one image; at 8² (16 tiles per image) a batch
-/// of 2 is a draw (46 / 23–26 against 47 / 26) and one image loses (32 / 20 against 25 /
-/// 14). (Before, with a transform five times slower, the threshold was 512.)
-const MIN_TILES: usize = 64;
+/// The tile counts from which the transform pays, which depend on how fast the column
+/// matrix's products are next to the transforms, and so on the fp32 kernel in use
+/// ([`Thresholds::for_cpu`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Tiles of F(2×2, 3×3) a convolution needs for the transform to pay at all: each
+    /// chunk multiplies by all of `U` (16/9 of the weight), so with few tiles the products
+    /// are bound by reading `U`, and transforming it each call costs about what it saves.
+    pub f2x2: usize,
+    /// Tiles of F(4×4, 3×3) it needs before [`Tiling::pick`] takes that over F(2×2): its
+    /// `U` is 36/16 of F(2×2)'s, so over few tiles reading and transforming it costs more
+    /// than the products save.
+    pub f4x4: usize,
+}
+
+/// With the AVX2 kernel (and the portable one). On the 2-core Zen 3
+/// (`examples/gemm_bench.rs`, 1 thread / 2 threads), once the kernel transform ran at a
+/// tenth of a nanosecond per value: 1280 channels at 16² (64 tiles per image) take 104 /
+/// 52 ms for a batch of 2 against 165 / 87 through the column matrix, and 62 / 37 against
+/// 86 / 54 for one image; at 8² (16 tiles per image) a batch of 2 is a draw (46 / 23–26
+/// against 47 / 26) and one image loses (32 / 20 against 25 / 14). The UNet's 32²
+/// convolutions (128 tiles of 4×4 in a batch of 2) gain a fifth from F(4×4) (640 channels
+/// 70 / 37 ms against F(2×2)'s 86 / 45, 1280 253 / 132 against 325 / 165); at 64 tiles
+/// (640 at 32², one image) the two are even, and at 16² (32 tiles) F(4×4) loses (1280
+/// channels 121 / 62 against 104 / 52).
+pub const AVX2_THRESHOLDS: Thresholds = Thresholds {
+    f2x2: 64,
+    f4x4: 128,
+};
+
+/// With the AVX-512 kernel, whose products through the column matrix are twice as wide
+/// per instruction while the transforms gain less. On a 2-core Xeon with AMX (AVX-512, 2
+/// MiB L2; `gemm_bench winograd`, 1 thread, batch of 2): at 16² the column matrix wins
+/// (1280 channels 91 ms against F(2×2)'s 130, 2560 → 1280 182 against 250); at 32² F(2×2)
+/// wins (640 channels 66 ms against F(4×4)'s 77 and the column matrix's 99, 1280 277
+/// against 344 and 415, 1920 → 640 228 against 273 and 282); at 64² F(4×4) does (320
+/// channels 45 ms against 56 and 103), as it does on the VAE decoder's 128–512 channels.
+pub const AVX512_THRESHOLDS: Thresholds = Thresholds {
+    f2x2: 512,
+    f4x4: 256,
+};
+
+impl Thresholds {
+    /// The thresholds for the fp32 kernel this CPU runs ([`Isa::detect`]).
+    pub fn for_cpu() -> Thresholds {
+        match Isa::detect() {
+            Isa::Avx512 => AVX512_THRESHOLDS,
+            Isa::Avx2 | Isa::Portable => AVX2_THRESHOLDS,
+        }
+    }
+
+    /// Whether a convolution over `tiles_2x2` tiles of F(2×2) goes through the transform.
+    pub fn transform_pays(self, tiles_2x2: usize) -> bool {
+        tiles_2x2 >= self.f2x2
+    }
+
+    /// The tiling for a convolution over `tiles_4x4` tiles of F(4×4) that goes through
+    /// the transform.
+    pub fn tiling(self, tiles_4x4: usize) -> Tiling {
+        if tiles_4x4 >= self.f4x4 {
+            Tiling::F4x4
+        } else {
+            Tiling::F2x2
+        }
+    }
+}
 
 /// Whether [`conv3x3`] computes a convolution of this shape: a 3×3 kernel at stride 1 with
 /// padding 1, with f32 products (f32, or bf16 weights on a CPU without bf16 arithmetic; bf16
 /// products would round the transformed inputs, which adds more error than rounding the
-/// image itself), with at least [`MIN_TILES`] tiles.
+/// image itself), over enough tiles ([`Thresholds::for_cpu`]).
 pub fn applies(
     kernel: usize,
     stride: usize,
@@ -69,7 +125,7 @@ pub fn applies(
         && !precision.rounds_products()
         && stride == 1
         && padding == 1
-        && Tiling::F2x2.tiles(images, height, width) >= MIN_TILES
+        && Thresholds::for_cpu().transform_pays(Tiling::F2x2.tiles(images, height, width))
 }
 
 /// One of the minimal filterings this module computes.
@@ -115,14 +171,10 @@ impl Tiling {
         }
     }
 
-    /// The tiling [`conv3x3`] uses for a shape [`applies`] to: F(4×4, 3×3) once the image
-    /// has [`MIN_TILES_4X4`] of its tiles, else F(2×2, 3×3).
+    /// The tiling [`conv3x3`] uses for a shape [`applies`] to: F(4×4, 3×3) over enough
+    /// of its tiles ([`Thresholds::for_cpu`]), else F(2×2, 3×3).
     pub fn pick(s: Conv3x3) -> Tiling {
-        if Tiling::F4x4.tiles(s.images, s.height, s.width) >= MIN_TILES_4X4 {
-            Tiling::F4x4
-        } else {
-            Tiling::F2x2
-        }
+        Thresholds::for_cpu().tiling(Tiling::F4x4.tiles(s.images, s.height, s.width))
     }
 
     #[inline(always)]
@@ -137,15 +189,6 @@ impl Tiling {
         }
     }
 }
-
-/// F(4×4, 3×3) tiles a convolution needs before [`Tiling::pick`] takes it over
-/// F(2×2, 3×3): its `U` is 36/16 of F(2×2)'s, so over few tiles reading and transforming
-/// it costs more than the products save. On the 2-core Zen 3 (`examples/gemm_bench.rs`,
-/// 1 thread / 2 threads, batch of 2): the UNet's 32² convolutions (128 tiles) gain a
-/// fifth (640 channels 70 / 37 ms against F(2×2)'s 86 / 45, 1280 253 / 132 against
-/// 325 / 165); at 64 tiles (640 at 32², one image) the two are even, and at 16² (32
-/// tiles) F(4×4) loses (1280 channels 121 / 62 against 104 / 52).
-const MIN_TILES_4X4: usize = 128;
 
 /// The sizes of one convolution: `images` of `[channels, height, width]` into
 /// `[out_channels, height, width]`.
@@ -949,11 +992,18 @@ mod tests {
     #[test]
     fn conv2d_goes_through_the_transform_and_matches_a_direct_convolution() {
         use candle_core::{Device, Tensor};
+        // An image F(2×2) takes under this CPU's thresholds: 144 tiles of 2×2 (40 of 4×4)
+        // with the AVX2 ones, 540 (144) with the AVX-512 ones.
+        let (height, width) = if Thresholds::for_cpu() == AVX512_THRESHOLDS {
+            (36, 30)
+        } else {
+            (17, 15)
+        };
         let s = Conv3x3 {
             images: 2,
             channels: 3,
-            height: 17,
-            width: 15,
+            height,
+            width,
             out_channels: 4,
         };
         assert!(applies(
@@ -975,8 +1025,7 @@ mod tests {
             Precision::F32
         ));
         assert!(!applies(3, 1, 1, 1, 8, 8, Precision::F32));
-        // The smaller images have 40 tiles of 4×4 (144 of 2×2), the larger 306: F(2×2) for
-        // the one, F(4×4) for the other.
+        // The larger image has 306 tiles of 4×4 (1155 of 2×2): F(4×4) under either.
         for (s, tiling) in [
             (s, Tiling::F2x2),
             (
@@ -1028,15 +1077,50 @@ mod tests {
         }
     }
 
+    /// The two sets of thresholds put the UNet's levels (a batch of 2 at 512²) where
+    /// their measurements did: with AVX2, the transform from 16² on and F(4×4) from 32²;
+    /// with AVX-512, the column matrix at 16², F(2×2) at 32² and F(4×4) at 64².
+    #[test]
+    fn thresholds_place_the_unet_levels() {
+        let tiles = |side: usize| {
+            (
+                Tiling::F2x2.tiles(2, side, side),
+                Tiling::F4x4.tiles(2, side, side),
+            )
+        };
+        let choice = |rules: Thresholds, side: usize| {
+            let (t2, t4) = tiles(side);
+            rules.transform_pays(t2).then(|| rules.tiling(t4))
+        };
+        let avx2: Vec<_> = [8, 16, 32, 64].map(|s| choice(AVX2_THRESHOLDS, s)).into();
+        assert_eq!(
+            avx2,
+            [
+                None,
+                Some(Tiling::F2x2),
+                Some(Tiling::F4x4),
+                Some(Tiling::F4x4)
+            ]
+        );
+        let avx512: Vec<_> = [8, 16, 32, 64].map(|s| choice(AVX512_THRESHOLDS, s)).into();
+        assert_eq!(avx512, [None, None, Some(Tiling::F2x2), Some(Tiling::F4x4)]);
+    }
+
     /// The backend's upsampling convolution gives, to the bit, what convolving candle's
     /// nearest-neighbour upsampling gives: through each tiling (read upsampled) and below
     /// the transform's sizes (upsampled, then convolved), for f32 and compact images.
     #[test]
     fn conv2d_nearest2x_equals_the_convolution_of_the_upsampled_image() {
         use candle_core::{DType, Device, Tensor};
-        // Upsampled: 18×16 × 2 images (F(2×2)), 70×66 (F(4×4)), 10×12 (no transform).
+        // Upsampled: 18×16 × 2 images (F(2×2) under the AVX2 thresholds; 36×30 under the
+        // AVX-512 ones), 70×66 (F(4×4)), 10×12 (no transform).
+        let f2x2_half = if Thresholds::for_cpu() == AVX512_THRESHOLDS {
+            (18, 15)
+        } else {
+            (9, 8)
+        };
         for (images, height, width, tiling) in [
-            (2, 9, 8, Some(Tiling::F2x2)),
+            (2, f2x2_half.0, f2x2_half.1, Some(Tiling::F2x2)),
             (1, 35, 33, Some(Tiling::F4x4)),
             (1, 5, 6, None),
         ] {
