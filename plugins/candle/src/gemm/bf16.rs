@@ -258,17 +258,23 @@ pub(super) unsafe fn pair_group_avx512(
     words: *mut u32,
 ) {
     use std::arch::x86_64::*;
-    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
     for j in (0..width).step_by(16) {
-        let load = lanes(live.saturating_sub(j));
+        let load = first_lanes(live.saturating_sub(j));
         let lo = _mm512_maskz_loadu_ps(load, low.wrapping_add(j));
         let hi = match high {
             Some(high) => _mm512_maskz_loadu_ps(load, high.wrapping_add(j)),
             None => _mm512_setzero_ps(),
         };
         let pairs = pair_words_avx512(lo, hi);
-        _mm512_mask_storeu_epi32(words.add(j).cast(), lanes(width - j), pairs);
+        _mm512_mask_storeu_epi32(words.add(j).cast(), first_lanes(width - j), pairs);
     }
+}
+
+/// The mask of the first `n` of sixteen lanes (all of them from 16 on).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn first_lanes(n: usize) -> std::arch::x86_64::__mmask16 {
+    ((1u32 << n.min(16)) - 1) as std::arch::x86_64::__mmask16
 }
 
 /// Sixteen words, word `j` holding `lo[j]` (low half) and `hi[j]` (high half) rounded to

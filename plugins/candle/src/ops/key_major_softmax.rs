@@ -45,15 +45,6 @@ pub fn exp_columns_paired(
         (scores.len() / queries).div_ceil(2) * queries,
         "softmax: paired output size"
     );
-    #[cfg(target_arch = "x86_64")]
-    if causal_first.is_none()
-        && !sums.is_empty()
-        && scores.len().is_multiple_of(sums.len())
-        && crate::gemm::bf16::bf16_kernel_available()
-    {
-        // SAFETY: the CPU has the instructions; the sizes were checked.
-        return unsafe { exp_pairs_avx512(scores, scale, sums, paired) };
-    }
     exp_columns_into(scores, scale, causal_first, sums, Some(paired))
 }
 
@@ -94,20 +85,14 @@ unsafe fn exp_pairs_avx512(scores: &[f32], scale: f32, sums: &mut [f32], paired:
     let queries = sums.len();
     let keys = scores.len() / queries;
     let slope = scale * std::f32::consts::LOG2_E;
-    // Column maxima, as in `exp_columns`, then scaled in place (sums start at zero below).
+    // The maxima go where the sums will: each group's are read before its sums are stored.
     let maxima = sums;
-    maxima.fill(f32::NEG_INFINITY);
-    for row in scores.chunks_exact(queries) {
-        for (m, &v) in maxima.iter_mut().zip(row) {
-            *m = m.max(v);
-        }
-    }
+    column_maxima(scores, None, maxima);
     let slope_v = _mm512_set1_ps(slope);
-    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
     // Sixteen columns at a time over every key, so each column's sum stays in a register
     // and takes its terms in key order.
     for j in (0..queries).step_by(16) {
-        let live = lanes(queries - j);
+        let live = crate::gemm::bf16::first_lanes(queries - j);
         let shift = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, maxima.as_ptr().add(j)), slope_v);
         let row = scores.as_ptr().add(j);
         let exp_of = |key: usize| exp_lanes(row.add(key * queries), live, slope_v, shift);
@@ -141,6 +126,16 @@ fn exp_columns_into(
         queries > 0 && scores.len().is_multiple_of(queries),
         "softmax: ragged score block"
     );
+    // The unmasked paired softmax has its own body where the CPU can pair in registers.
+    #[cfg(target_arch = "x86_64")]
+    let paired = match paired {
+        Some(words) if causal_first.is_none() && crate::gemm::bf16::bf16_kernel_available() => {
+            // SAFETY: the CPU has the instructions; the sizes were checked (here and by
+            // `exp_columns_paired`).
+            return unsafe { exp_pairs_avx512(scores, scale, sums, words) };
+        }
+        other => other,
+    };
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
@@ -184,6 +179,22 @@ fn first_visible(key: usize, causal_first: Option<usize>) -> usize {
     causal_first.map_or(0, |q0| key.saturating_sub(q0))
 }
 
+/// Each column's maximum over the keys its query may see, into `maxima` (one per query).
+/// Inlined into each caller so it is vectorised for the caller's instruction set.
+#[inline(always)]
+fn column_maxima(scores: &[f32], causal_first: Option<usize>, maxima: &mut [f32]) {
+    let queries = maxima.len();
+    maxima.fill(f32::NEG_INFINITY);
+    for (key, row) in scores.chunks_exact(queries).enumerate() {
+        let j0 = first_visible(key, causal_first).min(queries);
+        // A maximum of values, not a store on a condition: the compiler turns the latter
+        // into masked stores, which take a dozen cycles each on AMD's AVX2 cores.
+        for (m, &v) in maxima[j0..].iter_mut().zip(&row[j0..]) {
+            *m = m.max(v);
+        }
+    }
+}
+
 /// The body, inlined into each instruction-set wrapper so it is vectorised for it.
 #[inline(always)]
 fn exp_columns<M: MulAdd>(
@@ -200,15 +211,7 @@ fn exp_columns<M: MulAdd>(
     let slope = scale * std::f32::consts::LOG2_E;
     // The column maxima, kept in `sums` until the exponentials need it.
     let shifts = sums;
-    shifts.fill(f32::NEG_INFINITY);
-    for (key, row) in scores.chunks_exact(queries).enumerate() {
-        let j0 = first_visible(key, causal_first).min(queries);
-        // A maximum of values, not a store on a condition: the compiler turns the latter
-        // into masked stores, which take a dozen cycles each on AMD's AVX2 cores.
-        for (m, &v) in shifts[j0..].iter_mut().zip(&row[j0..]) {
-            *m = m.max(v);
-        }
-    }
+    column_maxima(scores, causal_first, shifts);
     // Every query sees key 0, so each maximum is finite.
     let mut maxima = [0f32; 256];
     let mut start = 0;
